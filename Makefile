@@ -1,0 +1,100 @@
+# diffscope build.
+#
+#   make            build libdiffscope.a, the diffscope CLI and diffscope-view
+#   make demo       install what is missing, build, and run the main job on the demo model
+#   make test       build and run every test (skips the ../shared cross-checks when absent)
+#   make test-asan  the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      benchmarks that print figures (speed, memory, dump overhead)
+#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each
+#
+# Missing Debian packages are installed by the `deps` step (apt-get), once per build dir.
+
+BUILD    ?= build
+CC       ?= cc
+SAN      ?=
+OPT      ?= -O2 -march=native
+PKGS      = hdf5 libcjson libpcre2-8
+VIZ_PKGS  = sdl2 SDL2_ttf SDL2_image hdf5
+
+# Debian packages the build, the tests and the viewer need.
+DEB_PKGS = build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libcjson-dev \
+           libpcre2-dev libutf8proc-dev libsdl2-dev libsdl2-ttf-dev libsdl2-image-dev \
+           fonts-dejavu-core python3 python3-h5py python3-numpy xvfb xdotool
+
+DEPS_STAMP = $(BUILD)/.deps-ok
+
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Iinclude -Isrc \
+              -fopenmp $(OPT) -g $(SAN)
+# OpenBLAS: the OpenMP build, linked statically, so that a GEMM called inside one of our
+# OpenMP loops runs single-threaded instead of fighting our threads, and so that the
+# binary runs on a machine that has only the pthreads build (or none).
+BLAS_DIR    = /usr/lib/x86_64-linux-gnu/openblas-openmp
+BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-openmp
+BLAS_LIBS   = $(BLAS_DIR)/libopenblas.a
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(BLAS_CFLAGS)
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(BLAS_LIBS) -lutf8proc -lm -fopenmp
+VIZ_CFLAGS  = $(shell pkg-config --cflags $(VIZ_PKGS) 2>/dev/null)
+VIZ_LIBS    = $(shell pkg-config --libs $(VIZ_PKGS) 2>/dev/null) -lm
+
+CFLAGS  = $(CFLAGS_BASE) $(PKG_CFLAGS)
+LDFLAGS = $(SAN)
+
+LIB_SRC  = $(wildcard src/*.c)
+CLI_SRC  = $(wildcard src/cli/*.c)
+VIZ_SRC  = $(wildcard viz/*.c)
+TEST_SRC = $(wildcard tests/test_*.c)
+
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
+VIZ_OBJ  = $(VIZ_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+LIB  = $(BUILD)/libdiffscope.a
+CLI  = $(BUILD)/diffscope
+VIEW = $(BUILD)/diffscope-view
+
+.PHONY: all deps demo test test-asan bench fuzz clean
+all: $(LIB) $(CLI) $(VIEW)
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP):
+	@sh tools/install_deps.sh $(DEB_PKGS)
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/src/%.o: src/%.c $(DEPS_STAMP) $(wildcard include/diffscope/*.h src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/viz/%.o: viz/%.c $(DEPS_STAMP) $(wildcard include/diffscope/*.h viz/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(VIZ_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(CLI): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -fopenmp -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS)
+
+$(VIEW): $(VIZ_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -fopenmp -o $@ $(VIZ_OBJ) $(LIB) $(VIZ_LIBS) $(PKG_LIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDFLAGS)
+
+# The README's test command. Runs every C test binary and every tests/*.sh script.
+test: all $(TEST_BIN)
+	@BUILD=$(BUILD) sh tests/run_tests.sh
+
+test-asan:
+	$(MAKE) BUILD=build/asan OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+bench: all
+	@BUILD=$(BUILD) sh tools/bench.sh
+
+demo: all
+	@BUILD=$(BUILD) sh tools/demo.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,47 @@
+/* config.json of a Hugging Face Llama or DiffLlama checkpoint, validated. */
+#ifndef DIFFSCOPE_CONFIG_H
+#define DIFFSCOPE_CONFIG_H
+
+typedef enum { DS_ARCH_LLAMA, DS_ARCH_DIFFLLAMA } ds_arch;
+typedef enum { DS_ROPE_DEFAULT, DS_ROPE_LLAMA3 } ds_rope_type;
+
+#define DS_MAX_EOS 8
+
+typedef struct {
+    ds_arch arch;
+    int vocab_size;
+    int hidden_size;        /* D */
+    int intermediate_size;
+    int num_layers;         /* L */
+    int num_heads;          /* H: for DiffLlama, H/2 differential heads */
+    int num_kv_heads;       /* KV */
+    int head_dim;           /* hd: config.head_dim, else D / H */
+    float rms_norm_eps;
+    int tie_word_embeddings;
+    int attention_bias;
+    int mlp_bias;
+    int max_position_embeddings;
+    /* RoPE: rope_parameters (transformers 5) or rope_theta + rope_scaling (older files). */
+    ds_rope_type rope_type;
+    double rope_theta;
+    double rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_pos;
+    int bos_token_id;       /* -1 when absent */
+    int eos_token_ids[DS_MAX_EOS];
+    int n_eos;
+    char *json_text;        /* the file's text, kept for dumps */
+} ds_config;
+
+/* Parses and validates; errors name PATH and the key. */
+int ds_config_parse(ds_config *c, const char *json_text, const char *path);
+int ds_config_load(ds_config *c, const char *path);
+void ds_config_free(ds_config *c);
+const char *ds_arch_name(ds_arch a);
+
+/* λ_init of layer l (0-based): 0.8 − 0.6·exp(−0.3·l). */
+double ds_lambda_init(int layer);
+
+/* Parameter count implied by the config (tied embeddings counted once). */
+long long ds_config_param_count(const ds_config *c);
+
+#endif

@@ -1,0 +1,45 @@
+/* A loaded Llama or DiffLlama checkpoint, and sessions that run it.
+ *
+ * The model is read-only after ds_model_load; several sessions may share it. A session owns
+ * a KV cache for one sequence and the scratch buffers of the forward pass. ds_forward runs
+ * n new tokens at positions pos .. pos+n-1 in one prefill (GEMMs over all n tokens) and
+ * appends their keys and values to the cache; decoding is ds_forward with n = 1. */
+#ifndef DIFFSCOPE_MODEL_H
+#define DIFFSCOPE_MODEL_H
+#include <stdint.h>
+#include "diffscope/config.h"
+#include "diffscope/probe.h"
+
+typedef struct ds_model ds_model;
+typedef struct ds_session ds_session;
+
+/* Loads DIR (config.json + safetensors). NULL on failure, with ds_errmsg() set. */
+ds_model *ds_model_load(const char *dir);
+void ds_model_free(ds_model *m);
+const ds_config *ds_model_config(const ds_model *m);
+const char *ds_model_dir(const ds_model *m);
+/* Storage dtype name of the weights ("F32", "BF16", "F16", or "mixed"). */
+const char *ds_model_storage_dtype(const ds_model *m);
+
+/* λ of DiffLlama layer L: out = {lambda_1, lambda_2, lambda_init, lambda_full}. */
+void ds_model_lambda(const ds_model *m, int layer, double out[4]);
+
+/* A session for up to MAX_TOKENS positions. More than max_position_embeddings is an error
+ * unless ALLOW_LONG (then the caller should warn). */
+ds_session *ds_session_new(const ds_model *m, int max_tokens, int allow_long);
+void ds_session_free(ds_session *s);
+int ds_session_pos(const ds_session *s);
+void ds_session_reset(ds_session *s);
+/* Cut the cache back to N positions (N <= pos). */
+void ds_session_truncate(ds_session *s, int n);
+
+/* Runs IDS[0..n) (all in the vocabulary) through the model. When LOGITS is not NULL it
+ * receives [n, V] logits, or [1, V] for the last token when LAST_ONLY. PROBES may be NULL. */
+int ds_forward(ds_session *s, const int *ids, int n, float *logits, int last_only,
+               ds_probes *probes);
+
+/* Thread count for OpenBLAS and our own loops (0: leave the default). */
+void ds_set_threads(int n);
+int ds_get_threads(void);
+
+#endif

@@ -1,0 +1,98 @@
+/* Named probe points, TransformerLens style.
+ *
+ * A caller registers callbacks on names or glob patterns ("blocks.*.attn.hook_diff",
+ * "blocks.3.hook_resid_post"); ds_forward calls each matching callback with a view of the
+ * tensor at that point. A callback may read the view; at the writable points (marked W) it
+ * may also change the data, and the forward pass continues from the changed values.
+ *
+ *   point                         full shape                 notes
+ *   hook_embed                    [T, D]
+ *   blocks.{l}.hook_resid_pre     [T, D]
+ *   blocks.{l}.attn.hook_q/k/v    [T, H|KV, hd]              after the projections, before RoPE
+ *   blocks.{l}.attn.hook_scores   [H, T, Tk]                 scaled q·k, masked = -inf
+ *   blocks.{l}.attn.hook_pattern  [H, T, Tk]                 all H softmax maps
+ *   blocks.{l}.attn.hook_pattern1 [H/2, T, Tk]  DiffLlama    first map of each diff head
+ *   blocks.{l}.attn.hook_pattern2 [H/2, T, Tk]  DiffLlama    second map
+ *   blocks.{l}.attn.hook_diff     [H/2, T, Tk]  DiffLlama    pattern1 - λ·pattern2
+ *   blocks.{l}.attn.hook_lambda   [4]           DiffLlama, W lambda_1, lambda_2, lambda_init,
+ *                                                            lambda_full; writing [3] overrides λ
+ *   blocks.{l}.attn.hook_groupnorm_in  [H/2, T, 2hd]  DiffLlama
+ *   blocks.{l}.attn.hook_groupnorm_out [H/2, T, 2hd]  DiffLlama  after (1-λ_init)·RMSNorm
+ *   blocks.{l}.attn.hook_z        [T, H, hd] (Llama) or [T, H/2, 2hd] (DiffLlama), W
+ *                                 the input of o_proj; zeroing a head ablates it
+ *   blocks.{l}.hook_attn_out      [T, D]
+ *   blocks.{l}.hook_resid_mid     [T, D]
+ *   blocks.{l}.mlp.hook_post      [T, I]                     silu(gate)·up
+ *   blocks.{l}.hook_mlp_out       [T, D]
+ *   blocks.{l}.hook_resid_post    [T, D]
+ *   ln_final.hook_normalized      [T, D]
+ *   hook_logits                   [T, V]                     only rows the caller asked for
+ *
+ * T is the number of tokens of this forward call, Tk = pos0 + T the keys visible to it
+ * (pos0 is the KV-cache length before the call). Attention maps (scores, pattern*, diff)
+ * arrive in blocks of query rows: ev->offset[1] is the first row of the block and
+ * ev->shape[1] its height; all other points arrive whole. Within one forward call events come
+ * in layer order, from the calling thread, never concurrently.
+ *
+ * Invariant: with no probe registered (or probes == NULL) the forward pass does no probe
+ * work beyond one table lookup per point. */
+#ifndef DIFFSCOPE_PROBE_H
+#define DIFFSCOPE_PROBE_H
+#include <stdint.h>
+
+typedef enum {
+    DS_HOOK_EMBED,
+    DS_HOOK_RESID_PRE,
+    DS_HOOK_Q, DS_HOOK_K, DS_HOOK_V,
+    DS_HOOK_SCORES,
+    DS_HOOK_PATTERN,
+    DS_HOOK_PATTERN1,
+    DS_HOOK_PATTERN2,
+    DS_HOOK_DIFF,
+    DS_HOOK_LAMBDA,
+    DS_HOOK_GROUPNORM_IN,
+    DS_HOOK_GROUPNORM_OUT,
+    DS_HOOK_Z,
+    DS_HOOK_ATTN_OUT,
+    DS_HOOK_RESID_MID,
+    DS_HOOK_MLP_POST,
+    DS_HOOK_MLP_OUT,
+    DS_HOOK_RESID_POST,
+    DS_HOOK_FINAL_NORM,
+    DS_HOOK_LOGITS,
+    DS_HOOK_COUNT
+} ds_hook_point;
+
+typedef struct {
+    const char *name;      /* full probe name, e.g. "blocks.2.attn.hook_diff" */
+    ds_hook_point point;
+    int layer;             /* -1 for model-level points */
+    int pos0;              /* KV-cache length before this forward call */
+    int ndim;
+    int64_t shape[4];      /* this block */
+    int64_t strides[4];    /* in floats */
+    int64_t offset[4];     /* where the block starts inside the full tensor */
+    int64_t full[4];       /* the full tensor's shape */
+    float *data;
+} ds_probe_event;
+
+/* Return 0 to go on; non-zero aborts the forward pass (ds_forward then fails with the
+ * message the callback recorded through ds_fail). */
+typedef int (*ds_hook_fn)(const ds_probe_event *ev, void *user);
+
+typedef struct ds_probes ds_probes;
+
+ds_probes *ds_probes_new(void);
+void ds_probes_free(ds_probes *p);
+/* PATTERN is a glob (fnmatch) over probe names. */
+int ds_probes_add(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user);
+
+/* Probe name of POINT at LAYER (layer ignored for model-level points). */
+const char *ds_hook_name(ds_hook_point point, int layer, char *buf, int bufsize);
+
+/* Internal to the forward pass. ds_probes_active is the no-cost check; ds_probes_fire
+ * fills name/point/layer of EV and calls every matching callback. */
+int ds_probes_active(ds_probes *p, ds_hook_point point, int layer);
+int ds_probes_fire(ds_probes *p, ds_hook_point point, int layer, ds_probe_event *ev);
+
+#endif

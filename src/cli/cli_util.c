@@ -1,0 +1,109 @@
+/* Shared helpers of the CLI: messages, option values, id lists, progress bar. */
+#include "cli/cli.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("diffscope: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return DS_EXIT_INPUT;
+}
+
+int cli_lib_error(void) { return cli_error("%s", ds_errmsg()); }
+
+void cli_warn(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("diffscope: warning: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_parse_ids(const char *s, int **ids, int *n) {
+    int cap = 16, cnt = 0;
+    int *v = malloc(cap * sizeof *v);
+    if (!v) return ds_fail("out of memory");
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > 0x7fffffff) {
+            free(v);
+            return ds_fail("--ids: '%s' is not a comma-separated list of non-negative integers", s);
+        }
+        if (cnt == cap) {
+            cap *= 2;
+            int *nv = realloc(v, cap * sizeof *v);
+            if (!nv) { free(v); return ds_fail("out of memory"); }
+            v = nv;
+        }
+        v[cnt++] = (int)x;
+        p = end;
+        while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+        if (*p == ',') p++;
+        else if (*p) { free(v); return ds_fail("--ids: unexpected '%c' in '%s'", *p, s); }
+    }
+    if (cnt == 0) { free(v); return ds_fail("--ids: no token ids given"); }
+    *ids = v;
+    *n = cnt;
+    return 0;
+}
+
+int cli_parse_int(const char *s, const char *opt, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (end == s || *end || errno || x < lo || x > hi)
+        return ds_fail("%s: '%s' is not an integer in %ld..%ld", opt, s, lo, hi);
+    *out = x;
+    return 0;
+}
+
+int cli_parse_double(const char *s, const char *opt, double *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (end == s || *end || errno) return ds_fail("%s: '%s' is not a number", opt, s);
+    *out = x;
+    return 0;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_progress_start(cli_progress *p, const char *label, long total) {
+    p->label = label;
+    p->total = total > 0 ? total : 1;
+    p->done = 0;
+    p->active = isatty(STDERR_FILENO);
+    p->t0 = cli_now();
+}
+
+void cli_progress_step(cli_progress *p, long done) {
+    p->done = done;
+    if (!p->active) return;
+    int width = 30, fill = (int)(width * done / p->total);
+    fprintf(stderr, "\r%s [", p->label);
+    for (int i = 0; i < width; i++) fputc(i < fill ? '#' : '.', stderr);
+    fprintf(stderr, "] %ld/%ld %.1fs", done, p->total, cli_now() - p->t0);
+    fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p) {
+    if (p->active) fputs("\r\033[K", stderr);
+}

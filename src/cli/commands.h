@@ -1,0 +1,7 @@
+/* Entry points of the diffscope commands, one per src/cli/cmd_*.c. */
+#ifndef DIFFSCOPE_COMMANDS_H
+#define DIFFSCOPE_COMMANDS_H
+int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+#endif

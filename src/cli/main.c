@@ -1,0 +1,43 @@
+/* diffscope: command dispatch, global --help and --version. */
+#include <stdio.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "cli/commands.h"
+
+static const struct {
+    const char *name;
+    cli_command_fn fn;
+    const char *summary;
+} commands[] = {
+    {"info", cmd_info, "architecture, shapes, parameters, dtype and λ of every layer"},
+    {"generate", cmd_generate, "generate tokens (greedy or sampled) with the KV cache"},
+    {"logits", cmd_logits, "write logits and hidden states of a prompt to HDF5"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: diffscope COMMAND [OPTIONS] ...\n\n"
+               "Look inside Differential-Transformer (DiffLlama) and Llama checkpoints.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'diffscope COMMAND --help' describes a command.\n"
+               "exit status: 0 ok, 1 a check failed (verify), 2 bad input, 3 internal error\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return DS_EXIT_INPUT;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return DS_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("diffscope %s\n", DS_VERSION);
+        return DS_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    return cli_error("unknown command '%s' (see diffscope --help)", argv[1]);
+}
