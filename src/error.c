@@ -21,6 +21,6 @@ const char *ds_errmsg(void) { return errbuf; }
 
 void ds_err_prefix(const char *prefix) {
     char tmp[sizeof errbuf];
-    snprintf(tmp, sizeof tmp, "%s: %s", prefix, errbuf);
+    snprintf(tmp, sizeof tmp, "%.200s: %.800s", prefix, errbuf);
     memcpy(errbuf, tmp, sizeof errbuf);
 }

@@ -29,6 +29,7 @@ void ds_model_lambda(const ds_model *m, int layer, double out[4]);
 ds_session *ds_session_new(const ds_model *m, int max_tokens, int allow_long);
 void ds_session_free(ds_session *s);
 int ds_session_pos(const ds_session *s);
+const ds_model *ds_session_model(const ds_session *s);
 void ds_session_reset(ds_session *s);
 /* Cut the cache back to N positions (N <= pos). */
 void ds_session_truncate(ds_session *s, int n);

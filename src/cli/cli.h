@@ -31,4 +31,9 @@ void cli_progress_end(cli_progress *p);
 
 double cli_now(void);
 
+/* Tokenizes TEXT with MODEL_DIR's tokenizer.json. *LABELS (when LABELS is not NULL) gets the
+ * printable piece of each token. */
+int cli_tokenize_prompt(const char *model_dir, const char *text, int add_special, int **ids, int *n,
+                        char ***labels);
+
 #endif

@@ -1,0 +1,28 @@
+/* Writing HDF5 output files safely: created under a temporary name in the target folder,
+ * renamed over the target only when complete (ds_h5out_commit), removed on failure
+ * (ds_h5out_abort). An existing target is refused unless FORCE. */
+#ifndef DIFFSCOPE_H5OUT_H
+#define DIFFSCOPE_H5OUT_H
+#include <hdf5.h>
+
+typedef struct {
+    hid_t file;
+    char *path;
+    char *tmp;
+} ds_h5out;
+
+int ds_h5out_open(ds_h5out *o, const char *path, int force);
+int ds_h5out_commit(ds_h5out *o);
+void ds_h5out_abort(ds_h5out *o);
+
+/* Small writers; each returns 0 or -1 with a message naming the output file. */
+int ds_h5_write_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const float *data);
+int ds_h5_write_i32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const int *data);
+int ds_h5_attr_str(hid_t loc, const char *name, const char *value);
+int ds_h5_attr_int(hid_t loc, const char *name, long long value);
+int ds_h5_attr_double(hid_t loc, const char *name, double value);
+int ds_h5_attr_int_array(hid_t loc, const char *name, const int *v, int n);
+/* Creates (or opens) a group path such as "layers/3/attn", intermediate groups included. */
+hid_t ds_h5_group(hid_t file, const char *path);
+
+#endif

@@ -1,0 +1,42 @@
+/* Options every model-running command shares: the model folder, the prompt (--prompt TEXT
+ * or --ids 1,2,3), --threads, --allow-long, --no-special. */
+#ifndef DIFFSCOPE_CLI_INPUT_H
+#define DIFFSCOPE_CLI_INPUT_H
+#include <getopt.h>
+#include "diffscope/model.h"
+
+enum { OPT_PROMPT = 1000, OPT_IDS, OPT_THREADS, OPT_ALLOW_LONG, OPT_NO_SPECIAL, OPT_INPUT_LAST };
+
+#define CLI_INPUT_LONGOPTS                                         \
+    {"prompt", required_argument, 0, OPT_PROMPT},                  \
+    {"ids", required_argument, 0, OPT_IDS},                        \
+    {"threads", required_argument, 0, OPT_THREADS},                \
+    {"allow-long", no_argument, 0, OPT_ALLOW_LONG},                \
+    {"no-special", no_argument, 0, OPT_NO_SPECIAL}
+
+#define CLI_INPUT_HELP                                                                     \
+    "  --prompt TEXT      the prompt, tokenized with the model's tokenizer.json\n"         \
+    "  --ids 1,2,3        the prompt as token ids (no tokenizer needed)\n"                 \
+    "  --no-special       do not add the tokenizer's special tokens (BOS) to --prompt\n"   \
+    "  --threads N        threads for OpenBLAS and our loops (default: all cores)\n"       \
+    "  --allow-long       run prompts longer than max_position_embeddings (warns)\n"
+
+typedef struct {
+    const char *prompt;
+    const char *ids;
+    int threads;
+    int allow_long;
+    int no_special;
+} cli_input;
+
+/* Handles one of the shared options; returns 1 if OPT was one, 0 if not, -1 on a bad value. */
+int cli_input_option(cli_input *in, int opt, const char *arg);
+
+/* Loads MODEL_DIR and turns the prompt into ids. *IDS is malloc'd; *LABELS (optional, may be
+ * NULL) receives a malloc'd array of printable token pieces (NULL entries without a
+ * tokenizer). Returns NULL with the message printed and *rc set on failure. */
+ds_model *cli_load(const char *model_dir, const cli_input *in, int **ids, int *n, int extra_tokens,
+                   char ***labels, int *rc);
+void cli_free_labels(char **labels, int n);
+
+#endif

@@ -1,0 +1,81 @@
+/* diffscope info MODEL: architecture, shapes, parameters, storage dtype, λ per layer. */
+#include <getopt.h>
+#include <stdio.h>
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "diffscope/model.h"
+
+static const char *help =
+    "usage: diffscope info MODEL [--json]\n\n"
+    "Prints the architecture, shapes, parameter count and storage dtype of the checkpoint in\n"
+    "the folder MODEL, and for DiffLlama lambda_init and lambda of every layer.\n\n"
+    "  --json     one JSON object on stdout\n"
+    "  -h, --help this text\n";
+
+static void print_json(const ds_model *m) {
+    const ds_config *c = ds_model_config(m);
+    printf("{\"arch\": \"%s\", \"vocab_size\": %d, \"hidden_size\": %d, \"intermediate_size\": %d, "
+           "\"num_layers\": %d, \"num_heads\": %d, \"num_kv_heads\": %d, \"head_dim\": %d, "
+           "\"max_position_embeddings\": %d, \"rope_type\": \"%s\", \"rope_theta\": %.17g, "
+           "\"tie_word_embeddings\": %s, \"attention_bias\": %s, \"mlp_bias\": %s, \"rms_norm_eps\": %.9g, "
+           "\"parameters\": %lld, \"storage_dtype\": \"%s\"",
+           ds_arch_name(c->arch), c->vocab_size, c->hidden_size, c->intermediate_size, c->num_layers, c->num_heads,
+           c->num_kv_heads, c->head_dim, c->max_position_embeddings,
+           c->rope_type == DS_ROPE_LLAMA3 ? "llama3" : "default", c->rope_theta,
+           c->tie_word_embeddings ? "true" : "false", c->attention_bias ? "true" : "false",
+           c->mlp_bias ? "true" : "false", c->rms_norm_eps, ds_config_param_count(c), ds_model_storage_dtype(m));
+    if (c->arch == DS_ARCH_DIFFLLAMA) {
+        printf(", \"lambda\": [");
+        for (int l = 0; l < c->num_layers; l++) {
+            double lam[4];
+            ds_model_lambda(m, l, lam);
+            printf("%s{\"layer\": %d, \"lambda_1\": %.17g, \"lambda_2\": %.17g, \"lambda_init\": %.17g, "
+                   "\"lambda_full\": %.17g}",
+                   l ? ", " : "", l, lam[0], lam[1], lam[2], lam[3]);
+        }
+        printf("]");
+    }
+    printf("}\n");
+}
+
+static void print_text(const ds_model *m) {
+    const ds_config *c = ds_model_config(m);
+    printf("model          %s\n", ds_model_dir(m));
+    printf("architecture   %s\n", c->arch == DS_ARCH_DIFFLLAMA ? "DiffLlama (differential attention)" : "Llama");
+    printf("parameters     %lld (%.1f M)\n", ds_config_param_count(c), ds_config_param_count(c) / 1e6);
+    printf("storage dtype  %s\n", ds_model_storage_dtype(m));
+    printf("layers         %d\n", c->num_layers);
+    printf("hidden         %d (intermediate %d)\n", c->hidden_size, c->intermediate_size);
+    printf("heads          %d query, %d key/value, head_dim %d", c->num_heads, c->num_kv_heads, c->head_dim);
+    if (c->arch == DS_ARCH_DIFFLLAMA) printf(" (%d differential heads)", c->num_heads / 2);
+    printf("\nvocabulary     %d\n", c->vocab_size);
+    printf("positions      %d (RoPE %s, theta %g)\n", c->max_position_embeddings,
+           c->rope_type == DS_ROPE_LLAMA3 ? "llama3" : "default", c->rope_theta);
+    printf("tied embedding %s, attention bias %s, mlp bias %s, rms_norm_eps %g\n", c->tie_word_embeddings ? "yes" : "no",
+           c->attention_bias ? "yes" : "no", c->mlp_bias ? "yes" : "no", c->rms_norm_eps);
+    if (c->arch != DS_ARCH_DIFFLLAMA) return;
+    printf("\nlayer  lambda_1   lambda_2   lambda_init  lambda\n");
+    for (int l = 0; l < c->num_layers; l++) {
+        double lam[4];
+        ds_model_lambda(m, l, lam);
+        printf("%5d  %9.6f  %9.6f  %11.6f  %9.6f\n", l, lam[0], lam[1], lam[2], lam[3]);
+    }
+}
+
+int cmd_info(int argc, char **argv) {
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0}};
+    int json = 0, o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'j') json = 1;
+        else if (o == 'h') return fputs(help, stdout), DS_EXIT_OK;
+        else return fputs(help, stderr), DS_EXIT_INPUT;
+    }
+    if (optind != argc - 1) return cli_error("info needs one MODEL folder (see diffscope info --help)");
+    ds_model *m = ds_model_load(argv[optind]);
+    if (!m) return cli_lib_error();
+    if (json) print_json(m);
+    else print_text(m);
+    ds_model_free(m);
+    return DS_EXIT_OK;
+}

@@ -1,0 +1,104 @@
+/* diffscope logits MODEL (--ids ... | --prompt ...) -o out.h5: /logits [T, V] and
+ * /hidden_states [L+1, T, D] in transformers' convention. The minimal numeric dump that the
+ * golden tests compare with transformers. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "cli/cli_input.h"
+#include "cli/commands.h"
+#include "diffscope/h5out.h"
+
+static const char *help =
+    "usage: diffscope logits MODEL (--ids 1,2,3 | --prompt TEXT) -o OUT.h5 [options]\n\n"
+    "Runs the prompt and writes /logits [T, V] and /hidden_states [L+1, T, D] (float32):\n"
+    "entry 0 = embeddings, entry i = output of layer i-1, the last entry after the final norm,\n"
+    "as transformers' output_hidden_states.\n\n" CLI_INPUT_HELP
+    "  -o, --output FILE  the HDF5 file to write\n"
+    "  --force            overwrite FILE if it exists\n"
+    "  -h, --help         this text\n";
+
+enum { OPT_FORCE = OPT_INPUT_LAST };
+
+typedef struct {
+    float *hidden; /* [L+1, T, D] */
+    int T, D, L;
+} hidden_sink;
+
+/* Copies hook_embed, blocks.{l}.hook_resid_post (l < L-1) and ln_final.hook_normalized. */
+static int collect_hidden(const ds_probe_event *ev, void *user) {
+    hidden_sink *h = user;
+    int slot;
+    if (ev->point == DS_HOOK_EMBED) slot = 0;
+    else if (ev->point == DS_HOOK_FINAL_NORM) slot = h->L;
+    else if (ev->layer < h->L - 1) slot = ev->layer + 1;
+    else return 0;
+    memcpy(h->hidden + (size_t)slot * h->T * h->D, ev->data, (size_t)h->T * h->D * sizeof(float));
+    return 0;
+}
+
+int cmd_logits(int argc, char **argv) {
+    static const struct option opts[] = {CLI_INPUT_LONGOPTS,
+                                         {"output", required_argument, 0, 'o'},
+                                         {"force", no_argument, 0, OPT_FORCE},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0}};
+    cli_input in = {0};
+    const char *out_path = NULL;
+    int force = 0, o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        int r = cli_input_option(&in, o, optarg);
+        if (r < 0) return cli_lib_error();
+        if (r) continue;
+        if (o == 'o') out_path = optarg;
+        else if (o == OPT_FORCE) force = 1;
+        else if (o == 'h') return fputs(help, stdout), DS_EXIT_OK;
+        else return fputs(help, stderr), DS_EXIT_INPUT;
+    }
+    if (optind != argc - 1) return cli_error("logits needs one MODEL folder (see diffscope logits --help)");
+    if (!out_path) return cli_error("logits needs -o OUT.h5");
+    int *ids = NULL, n = 0, rc;
+    ds_model *m = cli_load(argv[optind], &in, &ids, &n, 0, NULL, &rc);
+    if (!m) return rc;
+    const ds_config *c = ds_model_config(m);
+    hidden_sink hs = {NULL, n, c->hidden_size, c->num_layers};
+    float *logits = malloc((size_t)n * c->vocab_size * sizeof(float));
+    hs.hidden = malloc((size_t)(c->num_layers + 1) * n * c->hidden_size * sizeof(float));
+    ds_session *s = ds_session_new(m, n, in.allow_long);
+    ds_probes *p = ds_probes_new();
+    ds_h5out out;
+    rc = DS_EXIT_INPUT;
+    if (!logits || !hs.hidden || !s || !p) {
+        if (s) ds_fail("out of memory");
+        cli_lib_error();
+    } else if (ds_probes_add(p, "hook_embed", collect_hidden, &hs) ||
+               ds_probes_add(p, "blocks.*.hook_resid_post", collect_hidden, &hs) ||
+               ds_probes_add(p, "ln_final.hook_normalized", collect_hidden, &hs) ||
+               ds_forward(s, ids, n, logits, 0, p) || ds_h5out_open(&out, out_path, force)) {
+        cli_lib_error();
+    } else {
+        hsize_t d2[2] = {(hsize_t)n, (hsize_t)c->vocab_size};
+        hsize_t d3[3] = {(hsize_t)c->num_layers + 1, (hsize_t)n, (hsize_t)c->hidden_size};
+        hsize_t d1[1] = {(hsize_t)n};
+        if (ds_h5_write_f32(out.file, "logits", 2, d2, logits) ||
+            ds_h5_write_f32(out.file, "hidden_states", 3, d3, hs.hidden) ||
+            ds_h5_write_i32(out.file, "input_ids", 1, d1, ids) ||
+            ds_h5_attr_str(out.file, "model_path", argv[optind])) {
+            ds_h5out_abort(&out);
+            cli_lib_error();
+        } else if (ds_h5out_commit(&out)) {
+            cli_lib_error();
+        } else {
+            rc = DS_EXIT_OK;
+        }
+    }
+    ds_probes_free(p);
+    ds_session_free(s);
+    free(hs.hidden);
+    free(logits);
+    free(ids);
+    ds_model_free(m);
+    return rc;
+}
