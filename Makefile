@@ -51,7 +51,7 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 LIB  = $(BUILD)/libdiffscope.a
 CLI  = $(BUILD)/diffscope
-VIEW = $(BUILD)/diffscope-view
+VIEW = $(if $(VIZ_SRC),$(BUILD)/diffscope-view)
 
 .PHONY: all deps demo test test-asan bench fuzz clean
 all: $(LIB) $(CLI) $(VIEW)
@@ -76,10 +76,10 @@ $(LIB): $(LIB_OBJ)
 $(CLI): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -fopenmp -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS)
 
-$(VIEW): $(VIZ_OBJ) $(LIB)
+$(BUILD)/diffscope-view: $(VIZ_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -fopenmp -o $@ $(VIZ_OBJ) $(LIB) $(VIZ_LIBS) $(PKG_LIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/test.h $(LIB)
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDFLAGS)
 
