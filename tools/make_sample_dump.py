@@ -93,7 +93,8 @@ def main():
     hs = H // 2 if diff else H
     dtype = np.float16 if a.dtype == "f16" else np.float32
     texts = token_texts(T)
-    ids = np.array([1] + [100 + (hash(w) % 400) for w in texts[1:]], dtype=np.int32)
+    vocab = sorted(set(texts))
+    ids = np.array([1] + [100 + vocab.index(w) for w in texts[1:]], dtype=np.int32)
     config = {"architectures": ["DiffLlamaForCausalLM" if diff else "LlamaForCausalLM"],
               "model_type": a.arch, "hidden_size": H * hd, "num_hidden_layers": L,
               "num_attention_heads": H, "num_key_value_heads": kv, "head_dim": hd,

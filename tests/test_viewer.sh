@@ -1,0 +1,196 @@
+#!/bin/sh
+# diffscope-view: headless screenshots checked pixel by pixel against the dump's data
+# (tests/viewer_check.py), bad input (one line on stderr, exit 2, never a crash), the
+# `diffscope view` entry point, and the real window under Xvfb driven by xdotool.
+#
+# The dumps are made by tools/make_sample_dump.py (synthetic maps that follow
+# docs/dump-format.md); the expected values are read back from them with h5py.
+BUILD=${BUILD:-build}
+VIEW=$BUILD/diffscope-view
+DIFFSCOPE=${DIFFSCOPE:-$BUILD/diffscope}
+PY=/usr/bin/python3
+if [ ! -x "$VIEW" ]; then
+    echo "skip viewer: $VIEW is not built"
+    exit 0
+fi
+if ! $PY -c 'import h5py, numpy' 2>/dev/null; then
+    echo "skip viewer: $PY with h5py and numpy is needed to write test dumps"
+    exit 0
+fi
+tmp=$(mktemp -d)
+xpid=""
+cleanup() {
+    [ -n "$xpid" ] && kill "$xpid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+failed=0
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; failed=1; }
+
+mk() { $PY tools/make_sample_dump.py "$@" || { echo "FAIL viewer_setup: make_sample_dump.py $*"; exit 1; }; }
+mk "$tmp/d.h5"
+mk "$tmp/l.h5" --arch llama
+mk "$tmp/f16.h5" --dtype f16 --compress 4 --seed 3
+
+# ---- pixels against the data ----
+$PY tests/viewer_check.py "$VIEW" "$tmp/d.h5" "$tmp/l.h5" "$tmp/f16.h5" "$tmp" || failed=1
+
+# ---- bad input: exit 2 and exactly one line naming the problem ----
+expect_bad() { # NAME EXPECTED-TEXT ARGS...
+    name=$1 want=$2
+    shift 2
+    "$VIEW" "$@" --screenshot "$tmp/bad.png" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    lines=$(wc -l <"$tmp/err")
+    if [ $rc -ne 2 ]; then fail "$name" "exit status $rc, expected 2 ($(head -c 300 "$tmp/err"))"
+    elif [ "$lines" -ne 1 ]; then fail "$name" "$lines lines on stderr: $(head -c 300 "$tmp/err")"
+    elif ! grep -qF -- "$want" "$tmp/err"; then fail "$name" "message lacks '$want': $(cat "$tmp/err")"
+    elif [ -e "$tmp/bad.png" ]; then fail "$name" "wrote a screenshot anyway"
+    else ok "$name"; fi
+}
+echo "hello" >"$tmp/text.h5"
+expect_bad viewer_bad_not_hdf5 "text.h5: not a diffscope dump (not an HDF5 file)" "$tmp/text.h5"
+$PY -c "import h5py,sys; h5py.File(sys.argv[1],'w')['x']=[1,2,3]" "$tmp/other.h5"
+expect_bad viewer_bad_foreign_hdf5 "other.h5: not a diffscope dump (no 'format' attribute)" "$tmp/other.h5"
+expect_bad viewer_bad_missing_file "nothere.h5: No such file or directory" "$tmp/nothere.h5"
+mk "$tmp/nos2.h5" --omit layers/1/attn/softmax2
+expect_bad viewer_bad_missing_dataset "nos2.h5: missing dataset /layers/1/attn/softmax2" "$tmp/nos2.h5" --layer 1
+mk "$tmp/notext.h5" --omit tokens/text
+expect_bad viewer_bad_missing_tokens "missing dataset /tokens/text" "$tmp/notext.h5"
+mk "$tmp/nogroup.h5" --omit layers/1
+expect_bad viewer_bad_missing_layer_group "missing group /layers/1/attn" "$tmp/nogroup.h5" --layer 1
+expect_bad viewer_bad_layer_range "layer 7 is not in the dump (layers: 0,1)" "$tmp/d.h5" --layer 7
+expect_bad viewer_bad_head_range "head 9 is not in layer 0 of the dump" "$tmp/d.h5" --head 9
+expect_bad viewer_bad_row_range "--row: 20 is outside 0..19" "$tmp/d.h5" --row 20
+expect_bad viewer_bad_option "unknown option '--frobnicate'" "$tmp/d.h5" --frobnicate
+mk "$tmp/l12.h5" --arch llama --tokens 12
+expect_bad viewer_bad_vs_tokens "--vs dump has 12 tokens" "$tmp/d.h5" --vs "$tmp/l12.h5"
+expect_bad viewer_bad_vs_arch "--vs needs a Llama dump" "$tmp/d.h5" --vs "$tmp/d.h5"
+$PY - "$tmp/d.h5" "$tmp/shape.h5" "$tmp/version.h5" "$tmp/lambda.h5" <<'EOF'
+import shutil, sys, h5py, numpy as np
+src, shape, version, lam = sys.argv[1:]
+for p in (shape, version, lam):
+    shutil.copy(src, p)
+with h5py.File(shape, "a") as f:
+    del f["layers/0/attn/softmax1"]
+    f["layers/0/attn/softmax1"] = np.zeros((4, 20, 19), np.float32)
+with h5py.File(version, "a") as f:
+    f.attrs["format_version"] = np.int32(2)
+with h5py.File(lam, "a") as f:
+    f["layers/0/attn"].attrs["lambda_full"] = "0.5"
+EOF
+expect_bad viewer_bad_shape "dataset /layers/0/attn/softmax1 has shape [4, 20, 19], expected [4, 20, 20]" "$tmp/shape.h5"
+expect_bad viewer_bad_version "format_version 2 is not supported" "$tmp/version.h5"
+expect_bad viewer_bad_attribute_type "attribute 'lambda_full' on /layers/0/attn has the wrong type" "$tmp/lambda.h5"
+head -c 4000 "$tmp/d.h5" >"$tmp/cut.h5"
+expect_bad viewer_bad_truncated "cut.h5: not a diffscope dump" "$tmp/cut.h5"
+
+# ---- diffscope view runs the viewer built beside it ----
+if [ -x "$DIFFSCOPE" ]; then
+    if "$DIFFSCOPE" view "$tmp/d.h5" --screenshot "$tmp/via.png" 2>"$tmp/err" && [ -s "$tmp/via.png" ]; then
+        ok viewer_via_diffscope_view
+    else fail viewer_via_diffscope_view "$(cat "$tmp/err")"; fi
+    "$DIFFSCOPE" view "$tmp/text.h5" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -eq 2 ] && grep -q "not a diffscope dump" "$tmp/err"; then ok viewer_via_diffscope_view_bad_input
+    else fail viewer_via_diffscope_view_bad_input "exit $rc: $(cat "$tmp/err")"; fi
+else
+    echo "skip viewer_via_diffscope_view: $DIFFSCOPE is not built"
+fi
+
+# ---- the real window under Xvfb, driven with xdotool ----
+if ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null; then
+    echo "skip viewer_window: Xvfb and xdotool are needed (Debian packages xvfb, xdotool)"
+    exit $failed
+fi
+Xvfb -displayfd 3 -screen 0 1700x1000x24 -nolisten tcp 3>"$tmp/display" 2>"$tmp/xvfb.log" &
+xpid=$!
+i=0
+while [ ! -s "$tmp/display" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+if [ ! -s "$tmp/display" ]; then
+    echo "skip viewer_window: Xvfb did not start ($(head -c 200 "$tmp/xvfb.log"))"
+    exit $failed
+fi
+DISPLAY=:$(head -n 1 "$tmp/display")
+export DISPLAY
+# The software renderer: Xvfb has no GPU, and the result must not depend on Mesa.
+SDL_RENDER_DRIVER=software
+export SDL_RENDER_DRIVER
+
+# Where a cell is in a 1600x900 window: the layout depends only on the size.
+"$VIEW" "$tmp/d.h5" --size 1600x900 --screenshot "$tmp/geom.bmp" --print-layout >"$tmp/geom"
+cell_xy() { # Q K -> "X Y" window coordinates of the cell's centre in the softmax1 panel
+    awk -v q="$1" -v k="$2" '/^view/ { split($4, a, "="); span = a[2] }
+        /^panel softmax1/ { split($3, x, "="); split($4, y, "="); split($5, s, "=");
+                            c = s[2] / span; printf "%d %d\n", x[2] + (k + 0.5) * c, y[2] + (q + 0.5) * c }' "$tmp/geom"
+}
+
+wait_state() { # PATTERN: waits until the viewer's last state line matches
+    i=0
+    while [ $i -lt 100 ]; do
+        grep '^state' "$tmp/state" | tail -n 1 | grep -q -- "$1" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+start_window() {
+    "$VIEW" "$tmp/d.h5" --size 1600x900 --print-state >"$tmp/state" 2>"$tmp/werr" &
+    vpid=$!
+    wid=$(timeout 15 xdotool search --sync --onlyvisible --name 'diffscope-view' 2>/dev/null | head -n 1)
+    [ -n "$wid" ] || return 1
+    # No window manager: put the pointer inside and give the window the keyboard focus.
+    xdotool mousemove --window "$wid" 800 20 windowfocus --sync "$wid" 2>/dev/null
+    wait_state 'layer=0 head=0'
+}
+
+wait_exit() { # waits for the viewer to exit, sets $rc (124 when it did not)
+    i=0
+    rc=124
+    while kill -0 "$vpid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$vpid" 2>/dev/null; then kill "$vpid"; wait "$vpid" 2>/dev/null; else wait "$vpid"; rc=$?; fi
+}
+
+step() { # NAME PATTERN xdotool-args...
+    name=$1 pat=$2
+    shift 2
+    xdotool "$@"
+    if wait_state "$pat"; then ok "$name"; else fail "$name" "after xdotool $*: $(grep '^state' "$tmp/state" | tail -n 1)"; fi
+}
+
+if start_window; then
+    ok viewer_window_opens
+    step viewer_window_next_head 'layer=0 head=1 ' key Right
+    step viewer_window_next_layer 'layer=1 head=1 ' key Next
+    step viewer_window_prev_head 'layer=1 head=0 ' key Left
+    step viewer_window_prev_layer 'layer=0 head=0 ' key bracketleft
+    set -- $(cell_xy 7 3)
+    step viewer_window_click_selects_row 'row=7 ' mousemove --window "$wid" "$1" "$2" click 1
+    step viewer_window_row_keys 'row=8 ' key Down
+    step viewer_window_wheel_zoom 'span=17.00' click 4
+    step viewer_window_zoom_reset 'span=20.00' key 0
+    step viewer_window_lambda_key 'lambda=0.4100' key period
+    step viewer_window_lambda_reset 'lambda=0.4000' key r
+    step viewer_window_log_toggle 'log=1' key l
+    step viewer_window_help 'help=1' key h
+    step viewer_window_escape_closes_help 'help=0' key Escape
+    xdotool key q
+    wait_exit
+    if [ $rc -eq 0 ] && tail -n 1 "$tmp/state" | grep -q '^quit$'; then ok viewer_window_quit_q
+    else fail viewer_window_quit_q "exit $rc: $(tail -n 3 "$tmp/werr")"; fi
+else
+    fail viewer_window_opens "no window or no first state line: $(head -c 300 "$tmp/werr")"
+    kill "$vpid" 2>/dev/null
+fi
+
+if start_window; then
+    xdotool key Escape
+    wait_exit
+    if [ $rc -eq 0 ]; then ok viewer_window_quit_escape; else fail viewer_window_quit_escape "exit $rc: $(tail -n 3 "$tmp/werr")"; fi
+else
+    fail viewer_window_quit_escape "the window did not open a second time: $(head -c 300 "$tmp/werr")"
+    kill "$vpid" 2>/dev/null
+fi
+exit $failed

@@ -1,0 +1,211 @@
+/* The data behind the view: the maps of one head of one layer (read whole, one head at a
+ * time), the counterfactual λ, and the per-head summary strip at the selected row. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "diffscope/error.h"
+#include "viewer.h"
+
+void viewer_free_maps(viewer *v) {
+    float **bufs[] = {&v->s1, &v->s2, &v->diff_dump, &v->softmax, &v->vs_map, &v->strip_s1,
+                      &v->strip_s2, &v->gn_scale, &v->strip_a, &v->strip_b};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
+        free(*bufs[i]);
+        *bufs[i] = NULL;
+    }
+}
+
+static float *alloc_floats(size_t n) {
+    float *p = malloc(n * sizeof *p);
+    if (!p) ds_fail("out of memory (%zu MB for one map)", n * sizeof *p >> 20);
+    return p;
+}
+
+static float map_max(const float *m, size_t n) {
+    float mx = 0;
+    for (size_t i = 0; i < n; i++)
+        if (m[i] > mx) mx = m[i]; /* NaN compares false and is skipped */
+    return mx;
+}
+
+double viewer_lambda_dump(const viewer *v) { return v->li ? v->li->lambda_full : 0; }
+
+/* The dumped diff is used as is while λ is the dump's own; another λ is computed. */
+static int use_dumped_diff(const viewer *v) {
+    return v->diff_dump && v->lambda == viewer_lambda_dump(v);
+}
+
+float viewer_value(const viewer *v, panel_kind kind, int q, int k) {
+    if (k > q || q < 0 || k < 0 || q >= v->T || k >= v->T) return NAN;
+    size_t i = (size_t)q * v->T + k;
+    switch (kind) {
+    case PANEL_SOFTMAX1: return v->s1 ? v->s1[i] : NAN;
+    case PANEL_SOFTMAX2: return v->s2 ? v->s2[i] : NAN;
+    case PANEL_LSOFTMAX2: return v->s2 ? (float)(v->lambda * v->s2[i]) : NAN;
+    case PANEL_DIFF:
+        if (use_dumped_diff(v)) return v->diff_dump[i];
+        return v->s1 && v->s2 ? (float)(v->s1[i] - v->lambda * v->s2[i]) : NAN;
+    case PANEL_SOFTMAX: return v->softmax ? v->softmax[i] : NAN;
+    case PANEL_VS: return v->vs_map ? v->vs_map[i] : NAN;
+    default: return NAN;
+    }
+}
+
+static void update_vmax_diff(viewer *v) {
+    float mx = 0;
+    if (v->diffllama)
+        for (int q = 0; q < v->T; q++)
+            for (int k = 0; k <= q; k++) {
+                float d = fabsf(viewer_value(v, PANEL_DIFF, q, k));
+                if (d > mx) mx = d;
+            }
+    v->vmax_diff = mx > 0 ? mx : 1;
+}
+
+/* The strip: per head, DiffLlama: the share of softmax1's mass at the selected row that
+ * λ·softmax2 cancels, Σ_k min(s1, λ·s2) / Σ_k s1 (the "noise mass"), and the GroupNorm
+ * scale at that row. Llama: the row's attention entropy over log(q+1) and its largest weight. */
+static void compute_strip(viewer *v) {
+    int T = v->T, q = v->row;
+    const dv_layer_info *li = v->li;
+    for (int h = 0; h < li->n_heads; h++) {
+        const float *a = v->strip_s1 + (size_t)h * T, *b = v->strip_s2 ? v->strip_s2 + (size_t)h * T : NULL;
+        double x = 0, y = 0;
+        if (v->diffllama) {
+            double common = 0, total = 0;
+            for (int k = 0; k <= q; k++) {
+                double lb = v->lambda * b[k];
+                total += a[k];
+                common += a[k] < lb ? a[k] : lb;
+            }
+            x = total > 0 ? fmax(common, 0) / total : 0;
+            y = v->gn_scale ? v->gn_scale[(size_t)h * T + q] : NAN;
+        } else {
+            double ent = 0, mx = 0;
+            for (int k = 0; k <= q; k++) {
+                if (a[k] > 0) ent -= a[k] * log(a[k]);
+                if (a[k] > mx) mx = a[k];
+            }
+            x = q > 0 ? ent / log(q + 1.0) : 0;
+            y = mx;
+        }
+        v->strip_a[h] = (float)x;
+        v->strip_b[h] = (float)y;
+    }
+}
+
+int viewer_load_strip(viewer *v) {
+    if (v->strip_row == v->row) return 0;
+    const dv_layer_info *li = v->li;
+    for (int h = 0; h < li->n_heads; h++) {
+        float *a = v->strip_s1 + (size_t)h * v->T;
+        if (v->diffllama) {
+            if (dv_dump_read_rows(v->dump, v->layer, DV_MAP_SOFTMAX1, h, v->row, 1, a) < 0 ||
+                dv_dump_read_rows(v->dump, v->layer, DV_MAP_SOFTMAX2, h, v->row, 1,
+                                  v->strip_s2 + (size_t)h * v->T) < 0)
+                return -1;
+        } else if (dv_dump_read_rows(v->dump, v->layer, DV_MAP_SOFTMAX, h, v->row, 1, a) < 0)
+            return -1;
+    }
+    v->strip_row = v->row;
+    compute_strip(v);
+    return 0;
+}
+
+void viewer_set_lambda(viewer *v, double lambda) {
+    if (!v->diffllama || !isfinite(lambda)) return;
+    v->lambda = lambda;
+    update_vmax_diff(v);
+    if (v->strip_row >= 0) compute_strip(v);
+}
+
+/* Reads the --vs map of the same layer, if the --vs dump has it. */
+int viewer_load_vs(viewer *v) {
+    v->vs_li = NULL;
+    if (!v->vs) return 0;
+    const dv_dump_info *vi = dv_dump_get_info(v->vs);
+    int found = 0;
+    for (int i = 0; i < vi->n_layers; i++) found |= vi->layers[i] == v->layer;
+    if (!found) return 0; /* the panel says so */
+    const dv_layer_info *li = dv_dump_layer(v->vs, v->layer);
+    if (!li) return -1;
+    if (v->vs_head >= li->n_heads) v->vs_head = li->n_heads - 1;
+    if (v->vs_head < 0) v->vs_head = 0;
+    if (dv_dump_read_head(v->vs, v->layer, DV_MAP_SOFTMAX, v->vs_head, v->vs_map) < 0) return -1;
+    v->vmax_vs = map_max(v->vs_map, (size_t)v->T * v->T);
+    v->vs_li = li;
+    return 0;
+}
+
+int viewer_load(viewer *v) {
+    size_t n = (size_t)v->T * v->T;
+    const dv_layer_info *li = dv_dump_layer(v->dump, v->layer);
+    if (!li) return -1;
+    if (v->head < 0 || v->head >= li->n_heads)
+        return ds_fail("%s: head index %d outside 0..%d in layer %d", dv_dump_path(v->dump),
+                       v->head, li->n_heads - 1, v->layer);
+    int layer_changed = v->li != li;
+    v->li = li;
+    v->diffllama = v->info->arch == DV_ARCH_DIFFLLAMA;
+    /* Buffers are sized by T and the layer's head count, so they are kept across heads. */
+    if (!v->strip_a || layer_changed) {
+        int hs = li->n_heads;
+        free(v->strip_s1); free(v->strip_s2); free(v->gn_scale); free(v->strip_a); free(v->strip_b);
+        v->strip_s2 = v->gn_scale = NULL;
+        if (!(v->strip_s1 = alloc_floats((size_t)hs * v->T)) ||
+            !(v->strip_a = alloc_floats(hs)) || !(v->strip_b = alloc_floats(hs)))
+            return -1;
+        if (v->diffllama && !(v->strip_s2 = alloc_floats((size_t)hs * v->T))) return -1;
+        if (li->has_groupnorm) {
+            if (!(v->gn_scale = alloc_floats((size_t)hs * v->T))) return -1;
+            if (dv_dump_read_groupnorm_scale(v->dump, v->layer, v->gn_scale) < 0) return -1;
+        }
+        if (v->diffllama) v->lambda = li->lambda_full;
+        v->strip_row = -1;
+    }
+    if (v->diffllama) {
+        if ((!v->s1 && !(v->s1 = alloc_floats(n))) || (!v->s2 && !(v->s2 = alloc_floats(n))))
+            return -1;
+        if (dv_dump_read_head(v->dump, v->layer, DV_MAP_SOFTMAX1, v->head, v->s1) < 0 ||
+            dv_dump_read_head(v->dump, v->layer, DV_MAP_SOFTMAX2, v->head, v->s2) < 0)
+            return -1;
+        if (li->has_map[DV_MAP_DIFF]) {
+            if (!v->diff_dump && !(v->diff_dump = alloc_floats(n))) return -1;
+            if (dv_dump_read_head(v->dump, v->layer, DV_MAP_DIFF, v->head, v->diff_dump) < 0) return -1;
+        } else {
+            free(v->diff_dump);
+            v->diff_dump = NULL;
+        }
+        float m1 = map_max(v->s1, n), m2 = map_max(v->s2, n);
+        v->vmax_soft = m1 > m2 ? m1 : m2;
+        update_vmax_diff(v);
+    } else {
+        if (!v->softmax && !(v->softmax = alloc_floats(n))) return -1;
+        if (dv_dump_read_head(v->dump, v->layer, DV_MAP_SOFTMAX, v->head, v->softmax) < 0) return -1;
+        v->vmax_soft = map_max(v->softmax, n);
+    }
+    if (v->vs && !v->vs_map && !(v->vs_map = alloc_floats(n))) return -1;
+    if (viewer_load_vs(v) < 0) return -1;
+    if (v->vmax_soft <= 0) v->vmax_soft = 1;
+    if (v->vmax_vs <= 0) v->vmax_vs = 1;
+    return viewer_load_strip(v);
+}
+
+const char *panel_title(const viewer *v, panel_kind kind, char *buf, int n) {
+    switch (kind) {
+    case PANEL_SOFTMAX1: snprintf(buf, n, "softmax\u2081"); break;
+    case PANEL_SOFTMAX2: snprintf(buf, n, "softmax\u2082"); break;
+    case PANEL_LSOFTMAX2: snprintf(buf, n, "\u03bb\u00b7softmax\u2082  (\u03bb = %.3f)", v->lambda); break;
+    case PANEL_DIFF: snprintf(buf, n, "difference  softmax\u2081 \u2212 \u03bb\u00b7softmax\u2082"); break;
+    case PANEL_SOFTMAX:
+        snprintf(buf, n, "softmax  (head %d)", v->li ? v->li->heads[v->head] : 0);
+        break;
+    case PANEL_VS:
+        if (v->vs_li) snprintf(buf, n, "Llama (--vs)  head %d", v->vs_li->heads[v->vs_head]);
+        else snprintf(buf, n, "Llama (--vs)");
+        break;
+    default: snprintf(buf, n, "?");
+    }
+    return buf;
+}

@@ -1,0 +1,277 @@
+/* diffscope-view: options, opening the dumps, then either one headless frame to PNG
+ * (--screenshot) or the interactive window and its event loop. */
+#include <SDL.h>
+#include <SDL_image.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "diffscope/error.h"
+#include "text.h"
+#include "viewer.h"
+
+#define VIEW_VERSION "0.1.0"
+
+static const char usage_text[] =
+    "usage: diffscope-view DUMP.h5 [options]\n"
+    "\n"
+    "Shows the attention maps of a diffscope dump: for DiffLlama softmax1, softmax2,\n"
+    "lambda*softmax2 and their difference side by side; for Llama each head's softmax map.\n"
+    "\n"
+    "options:\n"
+    "  --vs OTHER.h5        a Llama dump of the same tokens, shown beside the DiffLlama maps\n"
+    "  --layer L            start at model layer L (default: the first layer in the dump)\n"
+    "  --head H             start at model head H (default: the first head dumped)\n"
+    "  --vs-head H          head of the --vs dump to show (default 0)\n"
+    "  --row Q              selected query row for the row profile (default: the last token)\n"
+    "  --lambda X           counterfactual lambda for the difference (default: the dump's)\n"
+    "  --log                logarithmic colour scale\n"
+    "  --range A:B          show tokens A..B-1 on both axes (default: all)\n"
+    "  --size WxH           window or screenshot size in pixels (default 1600x960)\n"
+    "  --screenshot OUT.png render one frame to OUT.png without a display, then exit\n"
+    "  --print-layout       with --screenshot: print the panel geometry on stdout\n"
+    "  --print-state        print a line on stdout after every change (for scripted tests)\n"
+    "  --font PATH          TrueType font (default $DIFFSCOPE_FONT, else " DEFAULT_FONT ")\n"
+    "  --help, --version\n"
+    "\n"
+    "Press h in the window for the keys. Exit status: 0 ok, 2 bad input, 3 no display/font.\n";
+
+typedef struct {
+    const char *dump, *vs, *screenshot, *font;
+    int layer, head, vs_head, row, log, print_layout, print_state;
+    int have_layer, have_head, have_row, have_lambda, have_range;
+    double lambda;
+    int range_a, range_b, w, h;
+} options;
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("diffscope-view: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+static int parse_int(const char *s, const char *opt, int *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (end == s || *end || errno || x < -1000000000L || x > 1000000000L)
+        return fail(DS_EXIT_INPUT, "%s: '%s' is not an integer", opt, s);
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, options *o) {
+    memset(o, 0, sizeof *o);
+    o->w = 1600;
+    o->h = 960;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i], *val = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return -1;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("diffscope-view %s\n", VIEW_VERSION);
+            return -1;
+        }
+        if (a[0] != '-' || !a[1]) {
+            if (o->dump) return fail(DS_EXIT_INPUT, "more than one dump given ('%s' and '%s')", o->dump, a);
+            o->dump = a;
+            continue;
+        }
+        char name[64];
+        char *eq = strchr(a, '=');
+        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+        int flag = !strcmp(name, "--log") || !strcmp(name, "--print-layout") || !strcmp(name, "--print-state");
+        if (!flag) {
+            if (eq) val = eq + 1;
+            else if (i + 1 < argc) val = argv[++i];
+            else return fail(DS_EXIT_INPUT, "%s needs a value (see --help)", name);
+        }
+        int rc = 0;
+        if (!strcmp(name, "--vs")) o->vs = val;
+        else if (!strcmp(name, "--screenshot")) o->screenshot = val;
+        else if (!strcmp(name, "--font")) o->font = val;
+        else if (!strcmp(name, "--layer")) rc = parse_int(val, name, &o->layer), o->have_layer = 1;
+        else if (!strcmp(name, "--head")) rc = parse_int(val, name, &o->head), o->have_head = 1;
+        else if (!strcmp(name, "--vs-head")) rc = parse_int(val, name, &o->vs_head);
+        else if (!strcmp(name, "--row")) rc = parse_int(val, name, &o->row), o->have_row = 1;
+        else if (!strcmp(name, "--log")) o->log = 1;
+        else if (!strcmp(name, "--print-layout")) o->print_layout = 1;
+        else if (!strcmp(name, "--print-state")) o->print_state = 1;
+        else if (!strcmp(name, "--lambda")) {
+            char *end;
+            o->lambda = strtod(val, &end);
+            if (end == val || *end || !isfinite(o->lambda))
+                return fail(DS_EXIT_INPUT, "--lambda: '%s' is not a number", val);
+            o->have_lambda = 1;
+        } else if (!strcmp(name, "--range")) {
+            char tail;
+            if (sscanf(val, "%d:%d%c", &o->range_a, &o->range_b, &tail) != 2)
+                return fail(DS_EXIT_INPUT, "--range: '%s' is not A:B", val);
+            o->have_range = 1;
+        } else if (!strcmp(name, "--size")) {
+            char tail;
+            if (sscanf(val, "%dx%d%c", &o->w, &o->h, &tail) != 2 || o->w < 640 || o->h < 480 ||
+                o->w > 8192 || o->h > 8192)
+                return fail(DS_EXIT_INPUT, "--size: '%s' is not WxH within 640x480..8192x8192", val);
+        } else return fail(DS_EXIT_INPUT, "unknown option '%s' (see --help)", a);
+        if (rc) return rc;
+    }
+    if (!o->dump) {
+        fputs(usage_text, stderr);
+        return DS_EXIT_INPUT;
+    }
+    if (o->print_layout && !o->screenshot)
+        return fail(DS_EXIT_INPUT, "--print-layout needs --screenshot");
+    return 0;
+}
+
+/* The --vs dump must be a Llama dump of the same tokens. */
+static int check_vs(const viewer *v) {
+    const dv_dump_info *a = v->info, *b = dv_dump_get_info(v->vs);
+    const char *p = dv_dump_path(v->vs);
+    if (a->arch != DV_ARCH_DIFFLLAMA)
+        return ds_fail("--vs: %s is not a DiffLlama dump; --vs compares one with a Llama dump",
+                       dv_dump_path(v->dump));
+    if (b->arch != DV_ARCH_LLAMA) return ds_fail("%s: --vs needs a Llama dump, this one is DiffLlama", p);
+    if (b->num_tokens != a->num_tokens)
+        return ds_fail("%s: --vs dump has %d tokens, %s has %d", p, b->num_tokens,
+                       dv_dump_path(v->dump), a->num_tokens);
+    for (int i = 0; i < a->num_tokens; i++)
+        if (a->ids[i] != b->ids[i])
+            return ds_fail("%s: --vs dump has other tokens (id %d at position %d, not %d)", p,
+                           b->ids[i], i, a->ids[i]);
+    return 0;
+}
+
+/* Applies the options to a freshly opened viewer; errors are bad input. */
+static int setup(viewer *v, const options *o) {
+    const dv_dump_info *in = v->info;
+    v->T = in->num_tokens;
+    v->diffllama = in->arch == DV_ARCH_DIFFLLAMA;
+    v->strip_row = -1;
+    v->hover_q = v->hover_k = -1;
+    v->print_state = o->print_state;
+    if (v->vs && check_vs(v) < 0) return -1;
+    v->layer = o->have_layer ? o->layer : in->layers[0];
+    if (dv_dump_layer_index(v->dump, v->layer) < 0) return -1;
+    if (!dv_dump_layer(v->dump, v->layer)) return -1;
+    v->head = 0;
+    if (o->have_head && (v->head = dv_dump_head_index(v->dump, v->layer, o->head)) < 0) return -1;
+    v->vs_head = o->vs_head;
+    if (v->vs && o->vs_head < 0) return ds_fail("--vs-head: %d is negative", o->vs_head);
+    if (o->have_row && (o->row < 0 || o->row >= v->T))
+        return ds_fail("--row: %d is outside 0..%d (the dump has %d tokens)", o->row, v->T - 1, v->T);
+    v->row = o->have_row ? o->row : v->T - 1;
+    if (o->have_lambda && !v->diffllama) return ds_fail("--lambda: %s is a Llama dump, it has no λ", o->dump);
+    if (viewer_load(v) < 0) return -1;
+    if (v->vs && v->vs_li && o->vs_head >= v->vs_li->n_heads)
+        return ds_fail("--vs-head: %d is outside 0..%d", o->vs_head, v->vs_li->n_heads - 1);
+    if (o->have_lambda) viewer_set_lambda(v, o->lambda);
+    v->log_scale = o->log;
+    view_fit(v);
+    if (o->have_range) {
+        if (o->range_a < 0 || o->range_b > v->T || o->range_b - o->range_a < 1)
+            return ds_fail("--range: %d:%d is not within 0:%d", o->range_a, o->range_b, v->T);
+        v->view_k0 = v->view_q0 = o->range_a;
+        v->span = o->range_b - o->range_a;
+        view_clamp(v);
+    }
+    return 0;
+}
+
+static int run_window(viewer *v, const options *o) {
+    if (SDL_InitSubSystem(SDL_INIT_VIDEO) < 0)
+        return fail(DS_EXIT_INTERNAL, "cannot open a window (%s); --screenshot OUT.png works without a display",
+                    SDL_GetError());
+    char title[512];
+    snprintf(title, sizeof title, "diffscope-view \u2014 %s", v->dump_name);
+    SDL_Window *win = SDL_CreateWindow(title, SDL_WINDOWPOS_CENTERED, SDL_WINDOWPOS_CENTERED, o->w, o->h,
+                                       SDL_WINDOW_RESIZABLE);
+    if (!win) return fail(DS_EXIT_INTERNAL, "cannot open a window: %s", SDL_GetError());
+    SDL_Renderer *ren = SDL_CreateRenderer(win, -1, SDL_RENDERER_ACCELERATED | SDL_RENDERER_PRESENTVSYNC);
+    if (!ren) ren = SDL_CreateRenderer(win, -1, SDL_RENDERER_SOFTWARE);
+    if (!ren) {
+        SDL_DestroyWindow(win);
+        return fail(DS_EXIT_INTERNAL, "cannot create a renderer: %s", SDL_GetError());
+    }
+    v->ren = ren;
+    int w = 0, h = 0, quit = 0;
+    SDL_GetRendererOutputSize(ren, &w, &h);
+    layout_compute(v, w, h);
+    SDL_Event e;
+    while (!quit) {
+        int cw, chh;
+        SDL_GetRendererOutputSize(ren, &cw, &chh);
+        if (cw != v->win_w || chh != v->win_h) layout_compute(v, cw, chh);
+        render_frame(v);
+        SDL_RenderPresent(ren);
+        if (v->print_state) ui_print_state(v);
+        /* Sleep until something happens, then take every queued event before redrawing. */
+        if (!SDL_WaitEvent(&e)) break;
+        do quit |= ui_handle_event(v, &e);
+        while (!quit && SDL_PollEvent(&e));
+    }
+    if (v->print_state) printf("quit\n");
+    for (int i = 0; i < MAX_PANELS; i++) {
+        if (v->panels[i].tex) SDL_DestroyTexture(v->panels[i].tex);
+        free(v->panels[i].pixels);
+        v->panels[i].tex = NULL;
+        v->panels[i].pixels = NULL;
+    }
+    text_clear_cache();
+    SDL_DestroyRenderer(ren);
+    SDL_DestroyWindow(win);
+    return DS_EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc) return rc < 0 ? DS_EXIT_OK : rc;
+
+    viewer v;
+    memset(&v, 0, sizeof v);
+    const char *slash = strrchr(o.dump, '/');
+    v.dump_name = slash ? slash + 1 : o.dump;
+    if (!(v.dump = dv_dump_open(o.dump))) return fail(DS_EXIT_INPUT, "%s", ds_errmsg());
+    v.info = dv_dump_get_info(v.dump);
+    if (o.vs && !(v.vs = dv_dump_open(o.vs))) {
+        rc = fail(DS_EXIT_INPUT, "%s", ds_errmsg());
+        goto out;
+    }
+    if (setup(&v, &o) < 0) {
+        rc = fail(DS_EXIT_INPUT, "%s", ds_errmsg());
+        goto out;
+    }
+    SDL_SetMainReady();
+    if (SDL_Init(0) < 0) {
+        rc = fail(DS_EXIT_INTERNAL, "SDL: %s", SDL_GetError());
+        goto out;
+    }
+    if (text_init(o.font) < 0) {
+        rc = fail(DS_EXIT_INTERNAL, "%s", ds_errmsg());
+        SDL_Quit();
+        goto out;
+    }
+    if (o.screenshot) {
+        if (screenshot_headless(&v, o.w, o.h, o.screenshot, o.print_layout) < 0)
+            rc = fail(DS_EXIT_INPUT, "%s", ds_errmsg());
+    } else rc = run_window(&v, &o);
+    text_quit();
+    IMG_Quit();
+    SDL_Quit();
+out:
+    viewer_free_maps(&v);
+    dv_dump_close(v.vs);
+    dv_dump_close(v.dump);
+    return rc;
+}

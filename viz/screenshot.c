@@ -1,0 +1,91 @@
+/* PNG output: from a window's renderer (the 's' key) or headless, drawing one frame with a
+ * software renderer on a memory surface, so no display or video driver is needed. */
+#include <SDL_image.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include "diffscope/error.h"
+#include "text.h"
+#include "viewer.h"
+
+/* Writes SURF (any format) as an RGB image at PATH, through a temporary name: BMP when PATH
+ * ends in .bmp (the tests read those without an image library), else PNG. */
+static int save_surface(SDL_Surface *surf, const char *path) {
+    size_t n = strlen(path);
+    int bmp = n > 4 && !strcasecmp(path + n - 4, ".bmp");
+    SDL_Surface *rgb = SDL_ConvertSurfaceFormat(surf, SDL_PIXELFORMAT_RGB24, 0);
+    if (!rgb) return ds_fail("%s: cannot convert the frame: %s", path, SDL_GetError());
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    int rc = bmp ? SDL_SaveBMP(rgb, tmp) : IMG_SavePNG(rgb, tmp);
+    SDL_FreeSurface(rgb);
+    if (rc < 0) {
+        unlink(tmp);
+        return ds_fail("%s: cannot write the image: %s", path, bmp ? SDL_GetError() : IMG_GetError());
+    }
+    if (rename(tmp, path) < 0) {
+        unlink(tmp);
+        return ds_fail("%s: cannot rename the written PNG into place", path);
+    }
+    return 0;
+}
+
+int screenshot_save(SDL_Renderer *ren, int w, int h, const char *path) {
+    SDL_Surface *s = SDL_CreateRGBSurfaceWithFormat(0, w, h, 32, SDL_PIXELFORMAT_ARGB8888);
+    if (!s) return ds_fail("out of memory for a %dx%d screenshot", w, h);
+    int rc = SDL_RenderReadPixels(ren, NULL, SDL_PIXELFORMAT_ARGB8888, s->pixels, s->pitch);
+    rc = rc < 0 ? ds_fail("%s: cannot read the frame back: %s", path, SDL_GetError()) : save_surface(s, path);
+    SDL_FreeSurface(s);
+    return rc;
+}
+
+static const char *panel_key(panel_kind k) {
+    static const char *names[PANEL_KIND_COUNT] = {"softmax1", "softmax2", "lambda_softmax2", "diff",
+                                                  "softmax", "vs"};
+    return names[k];
+}
+
+/* The geometry a test needs to find a cell in the picture, one line per item. */
+static void print_layout(const viewer *v) {
+    printf("view k0=%.4f q0=%.4f span=%.4f tokens=%d\n", v->view_k0, v->view_q0, v->span, v->T);
+    for (int i = 0; i < v->n_panels; i++) {
+        const panel *p = &v->panels[i];
+        printf("panel %s x=%d y=%d size=%d bar_x=%d bar_y=%d bar_w=%d bar_h=%d vmax=%.6g log=%d\n",
+               panel_key(p->kind), p->map.x, p->map.y, p->map.w, p->bar.x, p->bar.y, p->bar.w,
+               p->bar.h, p->scale.vmax, p->scale.log);
+    }
+    for (int i = 0; i < v->lay.n_charts; i++)
+        printf("chart %d x=%d y=%d w=%d h=%d\n", i, v->lay.chart[i].x, v->lay.chart[i].y,
+               v->lay.chart[i].w, v->lay.chart[i].h);
+    printf("strip x=%d y=%d w=%d h=%d\n", v->lay.strip.x, v->lay.strip.y, v->lay.strip.w, v->lay.strip.h);
+    fflush(stdout);
+}
+
+int screenshot_headless(viewer *v, int w, int h, const char *path, int want_layout) {
+    SDL_Surface *s = SDL_CreateRGBSurfaceWithFormat(0, w, h, 32, SDL_PIXELFORMAT_ARGB8888);
+    if (!s) return ds_fail("out of memory for a %dx%d screenshot", w, h);
+    SDL_Renderer *ren = SDL_CreateSoftwareRenderer(s);
+    if (!ren) {
+        SDL_FreeSurface(s);
+        return ds_fail("cannot create a software renderer: %s", SDL_GetError());
+    }
+    v->ren = ren;
+    layout_compute(v, w, h);
+    render_frame(v);
+    SDL_RenderPresent(ren);
+    if (want_layout) print_layout(v);
+    int rc = save_surface(s, path);
+    for (int i = 0; i < MAX_PANELS; i++) {
+        if (v->panels[i].tex) SDL_DestroyTexture(v->panels[i].tex);
+        free(v->panels[i].pixels);
+        v->panels[i].tex = NULL;
+        v->panels[i].pixels = NULL;
+    }
+    text_clear_cache();
+    SDL_DestroyRenderer(ren);
+    SDL_FreeSurface(s);
+    v->ren = NULL;
+    return rc;
+}
