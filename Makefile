@@ -98,3 +98,10 @@ demo: all
 
 clean:
 	rm -rf build
+
+# Tokenizer encode speed: 1 MB of English text per tokenizer, in MB/s.
+.PHONY: bench-tokenizer
+$(BUILD)/bench_tokenizer: tools/bench_tokenizer.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDFLAGS)
+bench-tokenizer: $(BUILD)/bench_tokenizer
+	@$(BUILD)/bench_tokenizer

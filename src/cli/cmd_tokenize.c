@@ -1,0 +1,161 @@
+/* diffscope tokenize / detokenize: text <-> token ids with a model's tokenizer.json. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "diffscope/tokenizer.h"
+
+static const char *tokenize_help =
+    "usage: diffscope tokenize PATH [--no-special] [--json] [TEXT]\n\n"
+    "Encodes TEXT (or, when TEXT is absent, all of standard input, read as raw bytes so that\n"
+    "newlines and tabs survive) with the tokenizer.json of PATH, a model folder or a\n"
+    "tokenizer.json file, exactly as Hugging Face tokenizers does.\n"
+    "Prints the ids on one line, comma-separated (the form --ids takes).\n\n"
+    "  --no-special  do not add the post-processor's special tokens (the BOS of Llama)\n"
+    "  --json        print {\"ids\": [...], \"tokens\": [...]} (tokens: vocabulary strings)\n"
+    "  -h, --help    this text\n";
+
+static const char *detokenize_help =
+    "usage: diffscope detokenize PATH --ids 1,2,3 [--skip-special]\n\n"
+    "Decodes token ids with the tokenizer.json of PATH (a model folder or a tokenizer.json\n"
+    "file), as Hugging Face tokenizers' decode does, and prints the text and a newline.\n\n"
+    "  --ids LIST       the ids, comma-separated\n"
+    "  --skip-special   leave out special tokens (BOS, EOS, ...)\n"
+    "  -h, --help       this text\n";
+
+/* All of stdin as bytes; NULL with a message on failure. */
+static char *read_stdin(size_t *len) {
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    size_t k;
+    while ((k = fread(buf + n, 1, cap - n, stdin)) > 0) {
+        n += k;
+        if (n == cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) { free(buf); return NULL; }
+            buf = nb;
+        }
+    }
+    if (ferror(stdin)) { free(buf); return NULL; }
+    *len = n;
+    return buf;
+}
+
+static void print_json_string(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') printf("\\%c", *p);
+        else if (*p == '\n') fputs("\\n", stdout);
+        else if (*p == '\t') fputs("\\t", stdout);
+        else if (*p == '\r') fputs("\\r", stdout);
+        else if (*p < 0x20) printf("\\u%04x", *p);
+        else putchar(*p);
+    }
+    putchar('"');
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"no-special", no_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int add_special = 1, json = 0, c;
+    optind = 1;
+    opterr = 0; /* one message line, ours */
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': add_special = 0; break;
+        case 'j': json = 1; break;
+        case 'h': fputs(tokenize_help, stdout); return DS_EXIT_OK;
+        default: return cli_error("tokenize: bad option '%s' (see diffscope tokenize --help)", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) return cli_error("tokenize: missing PATH (see diffscope tokenize --help)");
+    if (argc - optind > 2) return cli_error("tokenize: give TEXT as one quoted argument, or on standard input");
+    const char *path = argv[optind];
+    ds_tokenizer *t = ds_tokenizer_load(path);
+    if (!t) return cli_lib_error();
+    char *text;
+    size_t len;
+    if (argc - optind == 2) {
+        text = strdup(argv[optind + 1]);
+        len = text ? strlen(text) : 0;
+    } else {
+        text = read_stdin(&len);
+    }
+    if (!text) {
+        ds_tokenizer_free(t);
+        return cli_error("tokenize: cannot read the text from standard input");
+    }
+    int *ids, n;
+    if (ds_tokenizer_encode(t, text, len, add_special, &ids, &n)) {
+        free(text);
+        ds_tokenizer_free(t);
+        return cli_lib_error();
+    }
+    if (json) {
+        printf("{\"ids\": [");
+        for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
+        printf("], \"tokens\": [");
+        for (int i = 0; i < n; i++) {
+            if (i) printf(", ");
+            print_json_string(ds_tokenizer_token_str(t, ids[i]));
+        }
+        printf("]}\n");
+    } else {
+        for (int i = 0; i < n; i++) printf("%s%d", i ? "," : "", ids[i]);
+        printf("\n");
+    }
+    free(ids);
+    free(text);
+    ds_tokenizer_free(t);
+    return DS_EXIT_OK;
+}
+
+int cmd_detokenize(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"ids", required_argument, NULL, 'i'}, {"skip-special", no_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *ids_arg = NULL;
+    int skip = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i': ids_arg = optarg; break;
+        case 's': skip = 1; break;
+        case 'h': fputs(detokenize_help, stdout); return DS_EXIT_OK;
+        default: return cli_error("detokenize: bad option '%s' (see diffscope detokenize --help)", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) return cli_error("detokenize: missing PATH (see diffscope detokenize --help)");
+    if (argc - optind > 1) return cli_error("detokenize: unexpected argument '%s'", argv[optind + 1]);
+    if (!ids_arg) return cli_error("detokenize: --ids is required");
+    int *ids, n;
+    if (cli_parse_ids(ids_arg, &ids, &n)) return cli_lib_error();
+    ds_tokenizer *t = ds_tokenizer_load(argv[optind]);
+    if (!t) {
+        free(ids);
+        return cli_lib_error();
+    }
+    int rc = DS_EXIT_OK;
+    for (int i = 0; i < n && rc == DS_EXIT_OK; i++)
+        if (!ds_tokenizer_token_str(t, ids[i]))
+            rc = cli_error("--ids: id %d is not in the vocabulary of %s (%d ids)", ids[i], argv[optind],
+                           ds_tokenizer_vocab_size(t));
+    if (rc == DS_EXIT_OK) {
+        char *text = ds_tokenizer_decode(t, ids, n, skip);
+        if (!text) {
+            rc = cli_lib_error();
+        } else {
+            fputs(text, stdout);
+            putchar('\n');
+            free(text);
+        }
+    }
+    free(ids);
+    ds_tokenizer_free(t);
+    return rc;
+}
