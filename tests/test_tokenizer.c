@@ -271,6 +271,103 @@ TEST(bad_invalid_utf8_without_fallback) {
     remove(p);
 }
 
+
+static unsigned long long rng_state = 0x9E3779B97F4A7C15ULL;
+static unsigned rnd(void) {
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    return (unsigned)(rng_state >> 11);
+}
+
+/* Random valid UTF-8 from ASCII, whitespace, Latin, CJK, emoji and combining marks. '<', '['
+ * and U+2581 are left out so that no added token or metaspace character appears. */
+static size_t random_text(char *buf, size_t max) {
+    static const char *atoms[] = {"a", "b", "e", "z", "Q", " ", "  ", "\t", "\n", "\r\n", "0", "7", "42",
+                                  ".", ",", "'s", "!", "(", "}", "#", "é", "ß", "ñ", "\xCC\x81", "中",
+                                  "語", "한", "ع", "\xF0\x9F\xA6\x99", "\xE2\x80\x8D", "\xF0\x9F\x91\xA8",
+                                  "\xD0\xB6", "\xE2\x82\xAC", "the", " the", "ing", "\xC2\xA0"};
+    size_t n = 0, k = rnd() % 40;
+    for (size_t i = 0; i < k; i++) {
+        const char *a = atoms[rnd() % (sizeof atoms / sizeof atoms[0])];
+        size_t l = strlen(a);
+        if (n + l >= max) break;
+        memcpy(buf + n, a, l);
+        n += l;
+    }
+    buf[n] = 0;
+    return n;
+}
+
+/* decode(encode(x)) == x for valid UTF-8 x, on tokenizers that lose nothing. */
+TEST(roundtrip_random_text) {
+    const char *names[] = {FIXTURES "/llama2-bpe", FIXTURES "/llama3-bytebpe"};
+    for (int k = 0; k < 2; k++) {
+        ds_tokenizer *t = ds_tokenizer_load(names[k]);
+        REQUIRE(t, "%s", ds_errmsg());
+        int bad = 0;
+        for (int i = 0; i < 500; i++) {
+            char buf[512];
+            size_t n = random_text(buf, sizeof buf);
+            int *ids, m;
+            if (ds_tokenizer_encode(t, buf, n, 0, &ids, &m)) { bad++; continue; }
+            char *d = ds_tokenizer_decode(t, ids, m, 1);
+            if (!d || strcmp(d, buf)) {
+                if (bad++ < 3) printf("  %s: '%s' came back as '%s'\n", names[k], buf, d ? d : "(null)");
+            }
+            free(d);
+            free(ids);
+        }
+        CHECK(bad == 0, "%s: %d of 500 random texts did not round-trip", names[k], bad);
+        ds_tokenizer_free(t);
+    }
+}
+
+/* Random bytes (mostly invalid UTF-8) never fail or leave the vocabulary where bytes can be
+ * encoded. */
+TEST(random_bytes_encode) {
+    const char *names[] = {FIXTURES "/llama2-bpe", FIXTURES "/llama2-metaspace", FIXTURES "/llama3-bytebpe",
+                           FIXTURES "/gpt2-bytelevel"};
+    for (int k = 0; k < 4; k++) {
+        ds_tokenizer *t = ds_tokenizer_load(names[k]);
+        REQUIRE(t, "%s", ds_errmsg());
+        for (int i = 0; i < 300; i++) {
+            char buf[256];
+            size_t n = rnd() % sizeof buf;
+            for (size_t j = 0; j < n; j++) buf[j] = (char)rnd();
+            int *ids, m;
+            int rc = ds_tokenizer_encode(t, buf, n, 1, &ids, &m);
+            CHECK(rc == 0, "%s: random bytes rejected: %s", names[k], ds_errmsg());
+            if (rc) break;
+            for (int j = 0; j < m; j++)
+                CHECK(ids[j] >= 0 && ids[j] < ds_tokenizer_vocab_size(t), "%s: id %d out of range", names[k], ids[j]);
+            char *d = ds_tokenizer_decode(t, ids, m, 0);
+            CHECK(d != NULL, "%s: decode failed", names[k]);
+            free(d);
+            free(ids);
+        }
+        ds_tokenizer_free(t);
+    }
+}
+
+/* A tokenizer.json cut short anywhere is an error, never a crash. */
+TEST(truncated_json) {
+    size_t len;
+    char *text = slurp(FIXTURES "/llama3-bytebpe/tokenizer.json", &len);
+    REQUIRE(text, "cannot read the fixture");
+    for (int i = 0; i < 40; i++) {
+        size_t cut = rnd() % len;
+        text[cut] = 0;
+        const char *p = temp_json(text);
+        REQUIRE(p, "mkstemp");
+        ds_tokenizer *t = ds_tokenizer_load(p);
+        CHECK(!t && strstr(ds_errmsg(), "not valid JSON"), "cut at %zu: %s", cut, t ? "loaded" : ds_errmsg());
+        ds_tokenizer_free(t);
+        remove(p);
+        free(text);
+        text = slurp(FIXTURES "/llama3-bytebpe/tokenizer.json", &len);
+    }
+    free(text);
+}
+
 int main(void) {
     RUN(fixture_llama2_bpe);
     RUN(fixture_llama2_metaspace);
@@ -290,5 +387,8 @@ int main(void) {
     RUN(bad_merge_unknown_token);
     RUN(bad_missing_file);
     RUN(bad_invalid_utf8_without_fallback);
+    RUN(roundtrip_random_text);
+    RUN(random_bytes_encode);
+    RUN(truncated_json);
     return test_summary();
 }
