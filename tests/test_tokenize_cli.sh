@@ -18,6 +18,10 @@ c = [c for c in v["cases"] if c["text"] == sys.argv[3]][0]
 print(",".join(map(str, c[sys.argv[2]])) if isinstance(c[sys.argv[2]], list) else c[sys.argv[2]])' "$1" "$2" "$3"
 }
 
+if [ ! -x "$DS" ]; then
+    echo "FAIL tokenize_cli: $DS is not built"
+    exit 0
+fi
 if ! command -v python3 >/dev/null; then
     echo "skip tokenize_cli: python3 is needed to read the reference vectors"
     exit 0
