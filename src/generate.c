@@ -71,18 +71,18 @@ static int is_eos(const ds_config *c, int id) {
 }
 
 int ds_generate(ds_session *s, const int *prompt, int n, const ds_gen_opts *o, int *out, int *n_out,
-                ds_token_fn fn, void *user) {
+                ds_probes *probes, ds_token_fn fn, void *user) {
     const ds_config *c = ds_model_config(ds_session_model(s));
     float *logits = malloc((size_t)c->vocab_size * sizeof *logits);
     if (!logits) return ds_fail("out of memory");
     uint64_t rng = o->seed * 0x9E3779B97F4A7C15ull + 1;
     *n_out = 0;
-    int rc = ds_forward(s, prompt, n, logits, 1, NULL);
+    int rc = ds_forward(s, prompt, n, logits, 1, probes);
     while (!rc && *n_out < o->max_new) {
         int id = ds_sample(logits, c->vocab_size, o->temperature, o->top_p, &rng);
         out[(*n_out)++] = id;
         if ((fn && fn(id, user)) || (!o->ignore_eos && is_eos(c, id)) || *n_out == o->max_new) break;
-        rc = ds_forward(s, &id, 1, logits, 1, NULL);
+        rc = ds_forward(s, &id, 1, logits, 1, probes);
     }
     free(logits);
     return rc;

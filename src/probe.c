@@ -10,6 +10,7 @@ typedef struct {
     char *pattern;
     ds_hook_fn fn;
     void *user;
+    int owns_user;
 } hook;
 
 struct ds_probes {
@@ -46,7 +47,10 @@ ds_probes *ds_probes_new(void) { return calloc(1, sizeof(ds_probes)); }
 
 void ds_probes_free(ds_probes *p) {
     if (!p) return;
-    for (int i = 0; i < p->n; i++) free(p->hooks[i].pattern);
+    for (int i = 0; i < p->n; i++) {
+        free(p->hooks[i].pattern);
+        if (p->hooks[i].owns_user) free(p->hooks[i].user);
+    }
     free(p->hooks);
     free(p);
 }
@@ -58,8 +62,18 @@ int ds_probes_add(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user) 
     nh[p->n].pattern = strdup(pattern);
     nh[p->n].fn = fn;
     nh[p->n].user = user;
+    nh[p->n].owns_user = 0;
     if (!nh[p->n].pattern) return ds_fail("out of memory");
     p->n++;
+    return 0;
+}
+
+int ds_probes_add_owned(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user) {
+    if (!user || ds_probes_add(p, pattern, fn, user)) {
+        free(user);
+        return user ? -1 : ds_fail("out of memory");
+    }
+    p->hooks[p->n - 1].owns_user = 1;
     return 0;
 }
 

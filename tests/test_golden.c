@@ -142,7 +142,7 @@ TEST(greedy_with_kv_cache) {
     int *out = malloc((size_t)(n_new + 1) * sizeof(int));
     ds_session *sess = ds_session_new(cur.m, cur.T + n_new, 1);
     ds_gen_opts o = {.max_new = n_new, .ignore_eos = 1, .top_p = 1};
-    REQUIRE(sess && ds_generate(sess, cur.ids, cur.T, &o, out, &n_out, NULL, NULL) == 0, "%s", ds_errmsg());
+    REQUIRE(sess && ds_generate(sess, cur.ids, cur.T, &o, out, &n_out, NULL, NULL, NULL) == 0, "%s", ds_errmsg());
     CHECK(n_out == n_new, "generated %d of %d tokens", n_out, n_new);
     for (int i = 0; i < n_out && i < n_new; i++)
         CHECK(out[i] == want[cur.T + i], "new token %d: %d, transformers %d", i, out[i], want[cur.T + i]);
@@ -314,7 +314,7 @@ TEST(stories260k_greedy_256) {
     ds_session *s = ds_session_new(m, 257, 0);
     int bos = 1, out[256], n_out;
     ds_gen_opts o = {.max_new = 256, .ignore_eos = 1, .top_p = 1};
-    REQUIRE(ds_generate(s, &bos, 1, &o, out, &n_out, NULL, NULL) == 0, "%s", ds_errmsg());
+    REQUIRE(ds_generate(s, &bos, 1, &o, out, &n_out, NULL, NULL, NULL) == 0, "%s", ds_errmsg());
     int same = 0;
     while (same < 256 && out[same] == want[same]) same++;
     CHECK(same == 256, "greedy ids agree for %d of 256 tokens", same);

@@ -17,9 +17,10 @@ typedef int (*ds_token_fn)(int id, void *user);
 
 /* Prefills PROMPT (N ids) then decodes one token at a time through the KV cache. OUT gets
  * the new ids (room for max_new), *N_OUT their count. The session must have room for
- * n + max_new positions. */
+ * n + max_new positions. PROBES (may be NULL) apply to every forward call, so
+ * interventions hold for the whole generation. */
 int ds_generate(ds_session *s, const int *prompt, int n, const ds_gen_opts *o, int *out, int *n_out,
-                ds_token_fn fn, void *user);
+                ds_probes *probes, ds_token_fn fn, void *user);
 
 /* Index of the largest logit (the first one on ties, like torch.argmax). */
 int ds_argmax(const float *x, int n);

@@ -86,6 +86,8 @@ ds_probes *ds_probes_new(void);
 void ds_probes_free(ds_probes *p);
 /* PATTERN is a glob (fnmatch) over probe names. */
 int ds_probes_add(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user);
+/* The same, and USER (malloc'd) is freed with P. On failure USER is freed at once. */
+int ds_probes_add_owned(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user);
 
 /* Probe name of POINT at LAYER (layer ignored for model-level points). */
 const char *ds_hook_name(ds_hook_point point, int layer, char *buf, int bufsize);

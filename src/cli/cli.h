@@ -35,5 +35,8 @@ double cli_now(void);
  * printable piece of each token. */
 int cli_tokenize_prompt(const char *model_dir, const char *text, int add_special, int **ids, int *n,
                         char ***labels);
+/* Printable pieces of IDS from MODEL_DIR's tokenizer.json, or an array of NULLs when the
+ * folder has none (callers then label tokens by id). */
+int cli_token_labels(const char *model_dir, const int *ids, int n, char ***labels);
 
 #endif

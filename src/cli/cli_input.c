@@ -1,6 +1,8 @@
 /* Shared model + prompt loading for the model-running commands. */
 #include "cli/cli_input.h"
 #include "cli/cli.h"
+#include "diffscope/intervene.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,12 +14,73 @@ int cli_input_option(cli_input *in, int opt, const char *arg) {
     case OPT_IDS: in->ids = arg; return 1;
     case OPT_ALLOW_LONG: in->allow_long = 1; return 1;
     case OPT_NO_SPECIAL: in->no_special = 1; return 1;
+    case OPT_LAMBDA: {
+        int l;
+        float v;
+        char extra;
+        if (in->n_lambda == CLI_MAX_INTERVENTIONS) return ds_fail("--lambda-override: too many");
+        if (sscanf(arg, "%d=%f%c", &l, &v, &extra) != 2)
+            return ds_fail("--lambda-override: '%s' is not LAYER=VALUE", arg);
+        in->lambda_layer[in->n_lambda] = l, in->lambda_value[in->n_lambda++] = v;
+        return 1;
+    }
+    case OPT_ABLATE: {
+        int l, h;
+        char extra;
+        if (in->n_ablate == CLI_MAX_INTERVENTIONS) return ds_fail("--ablate-head: too many");
+        if (sscanf(arg, "%d.%d%c", &l, &h, &extra) != 2) return ds_fail("--ablate-head: '%s' is not LAYER.HEAD", arg);
+        in->ablate_layer[in->n_ablate] = l, in->ablate_head[in->n_ablate++] = h;
+        return 1;
+    }
     case OPT_THREADS:
         if (cli_parse_int(arg, "--threads", 1, 1024, &v)) return -1;
         in->threads = (int)v;
         return 1;
     default: return 0;
     }
+}
+
+int cli_add_interventions(const cli_input *in, const ds_model *m, ds_probes *p) {
+    for (int i = 0; i < in->n_lambda; i++)
+        if (ds_intervene_lambda(p, m, in->lambda_layer[i], in->lambda_value[i])) return -1;
+    for (int i = 0; i < in->n_ablate; i++)
+        if (ds_intervene_ablate(p, m, in->ablate_layer[i], in->ablate_head[i])) return -1;
+    return 0;
+}
+
+int cli_parse_list(const char *s, const char *opt, int **out, int *n) {
+    int cap = 16, cnt = 0;
+    int *v = malloc(cap * sizeof *v);
+    const char *p = s;
+    while (v && *p) {
+        char *end;
+        long a = strtol(p, &end, 10), b = a;
+        if (end == p || a < 0) break;
+        if (*end == '-') {
+            const char *q = end + 1;
+            b = strtol(q, &end, 10);
+            if (end == q || b < a || b - a > 1000000) break;
+        }
+        for (long x = a; x <= b; x++) {
+            if (cnt == cap) {
+                int *nv = realloc(v, (cap *= 2) * sizeof *v);
+                if (!nv) { free(v); return ds_fail("out of memory"); }
+                v = nv;
+            }
+            v[cnt++] = (int)x;
+        }
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) break;
+    }
+    if (!v) return ds_fail("out of memory");
+    if (*p || cnt == 0) {
+        free(v);
+        return ds_fail("%s: '%s' is not a list like 0,3-5", opt, s);
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
 }
 
 void cli_free_labels(char **labels, int n) {
@@ -66,9 +129,7 @@ ds_model *cli_load(const char *model_dir, const cli_input *in, int **ids, int *n
         cli_warn("%d tokens exceed max_position_embeddings (%d) of %s: beyond the trained length", *n + extra_tokens,
                  c->max_position_embeddings, model_dir);
     }
-    if (labels && !*labels) {
-        *labels = calloc((size_t)*n, sizeof **labels);
-    }
+    if (labels && !*labels && cli_token_labels(model_dir, *ids, *n, labels)) goto fail_ids;
     *rc = DS_EXIT_OK;
     return m;
 fail_ids:

@@ -79,11 +79,12 @@ int cmd_generate(int argc, char **argv) {
     ds_model *m = cli_load(argv[optind], &in, &ids, &n, g.max_new, NULL, &rc);
     if (!m) return rc;
     ds_session *s = ds_session_new(m, n + g.max_new > 0 ? n + g.max_new : 1, in.allow_long);
+    ds_probes *p = ds_probes_new();
     int *out = malloc(((size_t)g.max_new + 1) * sizeof *out), n_out = 0;
     double t0 = cli_now();
     rc = DS_EXIT_OK;
-    if (!s || !out) rc = cli_lib_error();
-    else if (g.max_new > 0 && ds_generate(s, ids, n, &g, out, &n_out, NULL, NULL)) rc = cli_lib_error();
+    if (!s || !out || !p || cli_add_interventions(&in, m, p)) rc = cli_lib_error();
+    else if (g.max_new > 0 && ds_generate(s, ids, n, &g, out, &n_out, p, NULL, NULL)) rc = cli_lib_error();
     double secs = cli_now() - t0;
     if (rc == DS_EXIT_OK) {
         if (json) {
@@ -100,6 +101,7 @@ int cmd_generate(int argc, char **argv) {
     }
     free(out);
     free(ids);
+    ds_probes_free(p);
     ds_session_free(s);
     ds_model_free(m);
     return rc;

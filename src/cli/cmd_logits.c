@@ -73,7 +73,7 @@ int cmd_logits(int argc, char **argv) {
     if (!logits || !hs.hidden || !s || !p) {
         if (s) ds_fail("out of memory");
         cli_lib_error();
-    } else if (ds_probes_add(p, "hook_embed", collect_hidden, &hs) ||
+    } else if (cli_add_interventions(&in, m, p) || ds_probes_add(p, "hook_embed", collect_hidden, &hs) ||
                ds_probes_add(p, "blocks.*.hook_resid_post", collect_hidden, &hs) ||
                ds_probes_add(p, "ln_final.hook_normalized", collect_hidden, &hs) ||
                ds_forward(s, ids, n, logits, 0, p) || ds_h5out_open(&out, out_path, force)) {

@@ -12,6 +12,8 @@ static const struct {
     {"info", cmd_info, "architecture, shapes, parameters, dtype and λ of every layer"},
     {"generate", cmd_generate, "generate tokens (greedy or sampled) with the KV cache"},
     {"logits", cmd_logits, "write logits and hidden states of a prompt to HDF5"},
+    {"dump", cmd_dump, "write every attention map, lambda, GroupNorm and outlier statistic to HDF5"},
+    {"verify", cmd_verify, "compare two HDF5 files dataset by dataset (regression check)"},
     {"view", cmd_view, "interactive viewer of a dump's attention maps (diffscope-view)"},
     {"tokenize", cmd_tokenize, "text -> token ids with a tokenizer.json (HF tokenizers exactly)"},
     {"detokenize", cmd_detokenize, "token ids -> text with a tokenizer.json"},

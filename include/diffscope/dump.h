@@ -1,0 +1,55 @@
+/* The HDF5 dump writer: a probe consumer that streams every attention map, λ, GroupNorm
+ * statistic and outlier statistic of a forward pass into the layout of docs/dump-format.md.
+ *
+ *   ds_dump *d = ds_dump_begin(path, &opts, model, ids, T, probes);   registers its hooks
+ *   ds_forward(session, ids, T, logits, 0, probes);                   streams layer by layer
+ *   ds_dump_finish(d, logits)  or  ds_dump_abort(d)                   rename or delete
+ *
+ * Memory: one row block of maps (in the forward pass) plus, when outliers are on, every
+ * |score| of the current layer (4 bytes each) for the exact median. Layers and heads not
+ * selected cost nothing in the forward pass. */
+#ifndef DIFFSCOPE_DUMP_H
+#define DIFFSCOPE_DUMP_H
+#include "diffscope/model.h"
+
+enum {
+    DS_DUMP_SOFTMAX = 1 << 0,   /* softmax1/softmax2 (DiffLlama) or softmax (Llama) */
+    DS_DUMP_DIFF = 1 << 1,      /* diff (DiffLlama) */
+    DS_DUMP_SCORES = 1 << 2,    /* pre-softmax scores */
+    DS_DUMP_GROUPNORM = 1 << 3, /* groupnorm rms and scale (DiffLlama) */
+    DS_DUMP_OUTLIERS = 1 << 4,  /* outlier statistics of scores, resid, mlp */
+    DS_DUMP_DEFAULT = DS_DUMP_SOFTMAX | DS_DUMP_DIFF | DS_DUMP_GROUPNORM | DS_DUMP_OUTLIERS,
+};
+
+#define DS_DUMP_FORMAT_VERSION 1
+
+typedef struct {
+    unsigned what;          /* DS_DUMP_* bits */
+    const int *layers;      /* NULL: every layer */
+    int nlayers;
+    const int *heads;       /* NULL: every head (differential heads for DiffLlama) */
+    int nheads;
+    int f16;                /* store maps as IEEE float16 */
+    int compress;           /* gzip level 0-9 (0: none), with shuffle */
+    int topk;               /* outliers kept per statistic */
+    int logits;             /* write /logits */
+    int hidden;             /* write /hidden_states */
+    int force;              /* overwrite an existing file */
+    const char *prompt;     /* root attribute (may be NULL) */
+    const char *model_path;
+    const char *tool_version;
+    char *const *token_text; /* [T] labels (NULL entries: the id is used) */
+} ds_dump_opts;
+
+typedef struct ds_dump ds_dump;
+
+/* Parses "softmax,diff,scores,groupnorm,outliers" into DS_DUMP_* bits. */
+int ds_dump_parse_what(const char *s, unsigned *what);
+
+ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *m, const int *ids, int T,
+                       ds_probes *p);
+/* LOGITS ([T, V]) is written when opts.logits; may be NULL otherwise. */
+int ds_dump_finish(ds_dump *d, const float *logits);
+void ds_dump_abort(ds_dump *d);
+
+#endif

@@ -1,0 +1,38 @@
+/* Activation-outlier statistics (the paper's Table 5): the top-k absolute values with their
+ * coordinates, and the median, mean, standard deviation and kurtosis of all absolute values.
+ *
+ * Values are pushed one at a time (streamed from probe blocks); every absolute value is kept
+ * so that the median is exact (4 bytes per value). */
+#ifndef DIFFSCOPE_OUTLIERS_H
+#define DIFFSCOPE_OUTLIERS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define DS_OUTLIER_MAX_COORDS 3
+
+typedef struct {
+    int k, ncoords;
+    float *top;          /* min-heap of the k largest |values| while streaming */
+    int64_t *top_coords; /* [k][ncoords] */
+    int ntop;
+    float *all;
+    size_t n, cap;
+    int oom;
+} ds_outliers;
+
+typedef struct {
+    int64_t count;
+    double median, mean, std, kurtosis; /* kurtosis: E[(x-mean)^4] / std^4, not excess */
+    int k;                              /* values found, <= the k asked for */
+    float *values;                      /* [k], descending */
+    int64_t *coords;                    /* [k][ncoords] */
+} ds_outlier_result;
+
+int ds_outliers_init(ds_outliers *o, int k, int ncoords);
+/* Pushes |v| with its coordinates (ncoords of c0, c1, c2 are used). */
+void ds_outliers_push(ds_outliers *o, float v, int64_t c0, int64_t c1, int64_t c2);
+/* Computes the result and releases the accumulator; -1 when memory ran out while pushing. */
+int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r);
+void ds_outlier_result_free(ds_outlier_result *r);
+
+#endif

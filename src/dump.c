@@ -1,0 +1,463 @@
+/* The HDF5 dump writer (see include/diffscope/dump.h and docs/dump-format.md).
+ *
+ * Everything is written from probe callbacks as the forward pass produces it: map blocks go
+ * straight into chunked datasets ([1, R, T] chunks, R = the forward pass's row-block height,
+ * so each block write covers whole chunks), and a layer's datasets are closed and its outlier
+ * statistics written at its hook_resid_post. */
+#include "diffscope/dump.h"
+#include "diffscope/error.h"
+#include "diffscope/h5out.h"
+#include "diffscope/outliers.h"
+#include "diffscope/safetensors.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { MAP_SOFTMAX1, MAP_SOFTMAX2, MAP_DIFF, MAP_SOFTMAX, MAP_SCORES, N_MAPS };
+static const char *const map_names[N_MAPS] = {"softmax1", "softmax2", "diff", "softmax", "scores"};
+
+struct ds_dump {
+    ds_h5out out;
+    ds_dump_opts o;
+    const ds_model *m;
+    int T, L, H, Hd, is_diff;
+    char *layer_on;        /* [L] */
+    int *heads;            /* selected heads (differential heads for DiffLlama) */
+    int nheads;
+    hid_t f16;             /* IEEE half type */
+    uint16_t *half_buf;    /* conversion scratch, one head-row block */
+    size_t half_cap;
+    /* State of the layer being written. */
+    int layer;
+    hid_t maps[N_MAPS];
+    ds_outliers scores, resid, mlp;
+    int scores_on, mlp_on;
+    float *hidden;         /* [L+1, T, D] when --hidden */
+};
+
+/* ---- options ---- */
+
+int ds_dump_parse_what(const char *s, unsigned *what) {
+    static const struct { const char *name; unsigned bit; } words[] = {
+        {"softmax", DS_DUMP_SOFTMAX}, {"diff", DS_DUMP_DIFF}, {"scores", DS_DUMP_SCORES},
+        {"groupnorm", DS_DUMP_GROUPNORM}, {"outliers", DS_DUMP_OUTLIERS}};
+    *what = 0;
+    const char *p = s;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        unsigned bit = 0;
+        for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+            if (strlen(words[i].name) == n && !strncmp(p, words[i].name, n)) bit = words[i].bit;
+        if (!bit)
+            return ds_fail("--what: unknown item '%.*s' (softmax, diff, scores, groupnorm, outliers)", (int)n, p);
+        *what |= bit;
+        p += n + (p[n] == ',');
+    }
+    return *what ? 0 : ds_fail("--what: nothing selected");
+}
+
+static char *what_string(unsigned what) {
+    static char buf[64];
+    buf[0] = 0;
+    const char *names[] = {"softmax", "diff", "scores", "groupnorm", "outliers"};
+    for (int i = 0; i < 5; i++)
+        if (what & (1u << i)) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? "," : "", names[i]);
+    return buf;
+}
+
+/* ---- small HDF5 helpers ---- */
+
+static hid_t make_f16_type(void) {
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    H5Tset_fields(t, 15, 10, 5, 0, 10);
+    H5Tset_size(t, 2);
+    H5Tset_ebias(t, 15);
+    return t;
+}
+
+static hid_t create_map_dataset(ds_dump *d, hid_t group, const char *name, int heads, int chunk_rows) {
+    hsize_t dims[3] = {(hsize_t)heads, (hsize_t)d->T, (hsize_t)d->T};
+    hsize_t chunk[3] = {1, (hsize_t)chunk_rows, (hsize_t)d->T};
+    hid_t sp = H5Screate_simple(3, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 3, chunk);
+    if (d->o.compress > 0) {
+        H5Pset_shuffle(dcpl);
+        H5Pset_deflate(dcpl, (unsigned)d->o.compress);
+    }
+    hid_t ds = H5Dcreate2(group, name, d->o.f16 ? d->f16 : H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    if (ds < 0) ds_fail("%s: cannot create dataset '%s' in layer %d", d->out.path, name, d->layer);
+    return ds;
+}
+
+/* Writes rows [r0, r0+nr) x T of output head OUT_HEAD from a contiguous [nr, T] block. */
+static int write_rows(ds_dump *d, hid_t ds, int out_head, int r0, int nr, const float *src) {
+    hsize_t start[3] = {(hsize_t)out_head, (hsize_t)r0, 0}, count[3] = {1, (hsize_t)nr, (hsize_t)d->T};
+    hsize_t mdims[2] = {(hsize_t)nr, (hsize_t)d->T};
+    hid_t fs = H5Dget_space(ds), ms = H5Screate_simple(2, mdims, NULL);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    herr_t rc;
+    size_t n = (size_t)nr * d->T;
+    if (d->o.f16) {
+        if (n > d->half_cap) {
+            free(d->half_buf);
+            d->half_buf = malloc(n * sizeof *d->half_buf);
+            d->half_cap = d->half_buf ? n : 0;
+        }
+        if (!d->half_buf) rc = -1;
+        else {
+            for (size_t i = 0; i < n; i++) d->half_buf[i] = ds_f32_to_f16(src[i]);
+            rc = H5Dwrite(ds, d->f16, ms, fs, H5P_DEFAULT, d->half_buf);
+        }
+    } else {
+        rc = H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, src);
+    }
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return rc < 0 ? ds_fail("%s: writing layer %d failed (disk full?)", d->out.path, d->layer) : 0;
+}
+
+static hid_t layer_group(ds_dump *d, int l, const char *sub) {
+    char path[64];
+    snprintf(path, sizeof path, "/layers/%d/%s", l, sub);
+    return ds_h5_group(d->out.file, path);
+}
+
+/* ---- per-event writers ---- */
+
+/* A block of maps [heads, nr, T] from the forward pass -> the selected heads of dataset KIND.
+ * HEAD_BASE shifts the selection (second maps of a diff head live at i + H/2 in scores). */
+static int write_map_block(ds_dump *d, int kind, const ds_probe_event *ev, int out_base, int head_base) {
+    if (d->maps[kind] < 0) {
+        int heads = kind == MAP_SCORES && d->is_diff ? 2 * d->nheads : d->nheads;
+        hid_t g = layer_group(d, ev->layer, "attn");
+        if (g < 0) return -1;
+        d->maps[kind] = create_map_dataset(d, g, map_names[kind], heads, (int)ev->shape[1]);
+        int *sel = malloc((size_t)heads * sizeof *sel), n = 0;
+        for (int j = 0; sel && j < d->nheads; j++) sel[n++] = d->heads[j];
+        for (int j = 0; sel && heads > d->nheads && j < d->nheads; j++) sel[n++] = d->heads[j] + d->Hd;
+        int rc = d->maps[kind] < 0 || !sel ? -1 : ds_h5_attr_int_array(d->maps[kind], "heads", sel, n);
+        free(sel);
+        H5Gclose(g);
+        if (rc) return -1;
+    }
+    for (int j = 0; j < d->nheads; j++) {
+        const float *src = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0];
+        if (write_rows(d, d->maps[kind], out_base + j, (int)ev->offset[1], (int)ev->shape[1], src)) return -1;
+    }
+    return 0;
+}
+
+static void push_scores(ds_dump *d, const ds_probe_event *ev) {
+    int r0 = (int)ev->offset[1];
+    for (int h = 0; h < ev->shape[0]; h++)
+        for (int r = 0; r < ev->shape[1]; r++) {
+            const float *row = ev->data + h * ev->strides[0] + r * ev->strides[1];
+            int q = r0 + r;
+            for (int k = 0; k <= q; k++) ds_outliers_push(&d->scores, row[k], h, q, k);
+        }
+}
+
+static int write_groupnorm(ds_dump *d, const ds_probe_event *ev) {
+    const ds_config *c = ds_model_config(d->m);
+    double lam_init = ds_lambda_init(ev->layer);
+    float *rms = malloc((size_t)d->nheads * d->T * sizeof(float));
+    float *scale = malloc((size_t)d->nheads * d->T * sizeof(float));
+    int rc = -1;
+    if (rms && scale) {
+        for (int j = 0; j < d->nheads; j++)
+            for (int t = 0; t < d->T; t++) {
+                const float *o = ev->data + d->heads[j] * ev->strides[0] + t * ev->strides[1];
+                double ss = 0;
+                for (int i = 0; i < ev->shape[2]; i++) ss += (double)o[i] * o[i];
+                double ms = ss / ev->shape[2];
+                rms[(size_t)j * d->T + t] = (float)sqrt(ms);
+                scale[(size_t)j * d->T + t] = (float)((1.0 - lam_init) / sqrt(ms + c->rms_norm_eps));
+            }
+        hid_t g = layer_group(d, ev->layer, "groupnorm");
+        hsize_t dims[2] = {(hsize_t)d->nheads, (hsize_t)d->T};
+        rc = g < 0 ? -1 : ds_h5_write_f32(g, "rms", 2, dims, rms) || ds_h5_write_f32(g, "scale", 2, dims, scale);
+        if (g >= 0) H5Gclose(g);
+    } else {
+        ds_fail("out of memory");
+    }
+    free(rms), free(scale);
+    return rc;
+}
+
+static int write_lambda(ds_dump *d, const ds_probe_event *ev) {
+    double lam[4];
+    ds_model_lambda(d->m, ev->layer, lam);
+    /* The value the forward pass uses: an intervention registered before us may have set it. */
+    double used = ev->data[3] == (float)lam[3] ? lam[3] : ev->data[3];
+    hid_t g = layer_group(d, ev->layer, "attn");
+    if (g < 0) return -1;
+    int rc = ds_h5_attr_double(g, "lambda_1", lam[0]) || ds_h5_attr_double(g, "lambda_2", lam[1]) ||
+             ds_h5_attr_double(g, "lambda_init", lam[2]) || ds_h5_attr_double(g, "lambda_full", used) ||
+             ds_h5_attr_int(g, "lambda_overridden", used != lam[3]) ||
+             (used != lam[3] && ds_h5_attr_double(g, "lambda_model", lam[3]));
+    H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+static void push_matrix(ds_outliers *o, const ds_probe_event *ev) {
+    for (int64_t t = 0; t < ev->shape[0]; t++)
+        for (int64_t j = 0; j < ev->shape[1]; j++) ds_outliers_push(o, ev->data[t * ev->strides[0] + j], t, j, 0);
+}
+
+static int write_outliers(ds_dump *d, int l, const char *name, ds_outliers *acc, const char *index_names) {
+    ds_outlier_result r;
+    int nc = acc->ncoords;
+    if (ds_outliers_finish(acc, &r)) return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/layers/%d/outliers/%s", l, name);
+    hid_t g = ds_h5_group(d->out.file, path);
+    int rc = -1;
+    if (g >= 0) {
+        hsize_t dv[1] = {(hsize_t)r.k}, di[2] = {(hsize_t)r.k, (hsize_t)nc};
+        hid_t sp = H5Screate_simple(2, di, NULL);
+        hid_t ds = H5Dcreate2(g, "index", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        herr_t w = ds < 0 ? -1 : H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, r.coords);
+        if (ds >= 0) H5Dclose(ds);
+        H5Sclose(sp);
+        rc = w < 0 || ds_h5_write_f32(g, "values", 1, dv, r.values) || ds_h5_attr_double(g, "median", r.median) ||
+             ds_h5_attr_double(g, "mean", r.mean) || ds_h5_attr_double(g, "std", r.std) ||
+             ds_h5_attr_double(g, "kurtosis", r.kurtosis) || ds_h5_attr_int(g, "count", r.count) ||
+             ds_h5_attr_str(g, "index_names", index_names);
+        if (w < 0) ds_fail("%s: cannot write outliers of layer %d", d->out.path, l);
+        H5Gclose(g);
+    }
+    ds_outlier_result_free(&r);
+    return rc ? -1 : 0;
+}
+
+/* The layer is complete at its hook_resid_post: close its maps, write its statistics. */
+static int finish_layer(ds_dump *d, const ds_probe_event *ev) {
+    int l = ev->layer, rc = 0;
+    for (int k = 0; k < N_MAPS; k++)
+        if (d->maps[k] >= 0) {
+            if (H5Dclose(d->maps[k]) < 0) rc = ds_fail("%s: writing layer %d failed (disk full?)", d->out.path, l);
+            d->maps[k] = H5I_INVALID_HID;
+        }
+    if (!rc && (d->o.what & DS_DUMP_OUTLIERS)) {
+        push_matrix(&d->resid, ev);
+        rc = write_outliers(d, l, "scores", &d->scores, "head,query,key") ||
+             write_outliers(d, l, "resid", &d->resid, "token,channel") ||
+             write_outliers(d, l, "mlp", &d->mlp, "token,channel");
+    }
+    return rc ? -1 : 0;
+}
+
+static int start_layer(ds_dump *d, int l) {
+    d->layer = l;
+    if (!(d->o.what & DS_DUMP_OUTLIERS)) return 0;
+    return ds_outliers_init(&d->scores, d->o.topk, 3) || ds_outliers_init(&d->resid, d->o.topk, 2) ||
+           ds_outliers_init(&d->mlp, d->o.topk, 2);
+}
+
+static int copy_hidden(ds_dump *d, const ds_probe_event *ev) {
+    int D = ds_model_config(d->m)->hidden_size;
+    int slot = ev->point == DS_HOOK_EMBED ? 0 : ev->point == DS_HOOK_FINAL_NORM ? d->L : ev->layer + 1;
+    if (ev->point == DS_HOOK_RESID_POST && ev->layer == d->L - 1) return 0; /* HF stores norm(x) last */
+    memcpy(d->hidden + (size_t)slot * d->T * D, ev->data, (size_t)d->T * D * sizeof(float));
+    return 0;
+}
+
+static int on_event(const ds_probe_event *ev, void *user) {
+    ds_dump *d = user;
+    if (d->hidden && (ev->point == DS_HOOK_EMBED || ev->point == DS_HOOK_FINAL_NORM ||
+                      ev->point == DS_HOOK_RESID_POST))
+        copy_hidden(d, ev);
+    if (ev->layer < 0 || !d->layer_on[ev->layer]) return 0;
+    if (ev->layer != d->layer && start_layer(d, ev->layer)) return -1;
+    switch (ev->point) {
+    case DS_HOOK_LAMBDA: return write_lambda(d, ev);
+    case DS_HOOK_SCORES:
+        if (d->o.what & DS_DUMP_OUTLIERS) push_scores(d, ev);
+        if (!(d->o.what & DS_DUMP_SCORES)) return 0;
+        return write_map_block(d, MAP_SCORES, ev, 0, 0) ||
+               (d->is_diff && write_map_block(d, MAP_SCORES, ev, d->nheads, d->Hd));
+    case DS_HOOK_PATTERN1: return write_map_block(d, MAP_SOFTMAX1, ev, 0, 0);
+    case DS_HOOK_PATTERN2: return write_map_block(d, MAP_SOFTMAX2, ev, 0, 0);
+    case DS_HOOK_PATTERN: return write_map_block(d, MAP_SOFTMAX, ev, 0, 0);
+    case DS_HOOK_DIFF: return write_map_block(d, MAP_DIFF, ev, 0, 0);
+    case DS_HOOK_GROUPNORM_IN: return write_groupnorm(d, ev);
+    case DS_HOOK_MLP_POST: push_matrix(&d->mlp, ev); return 0;
+    case DS_HOOK_RESID_POST: return finish_layer(d, ev);
+    default: return 0;
+    }
+}
+
+/* ---- begin / finish ---- */
+
+static int add_hook(ds_dump *d, ds_probes *p, ds_hook_point point, int layer) {
+    char name[96];
+    return ds_probes_add(p, ds_hook_name(point, layer, name, sizeof name), on_event, d);
+}
+
+static int register_hooks(ds_dump *d, ds_probes *p) {
+    unsigned w = d->o.what;
+    for (int l = 0; l < d->L; l++) {
+        if (!d->layer_on[l]) continue;
+        int rc = 0;
+        if (w & DS_DUMP_SOFTMAX)
+            rc |= d->is_diff ? add_hook(d, p, DS_HOOK_PATTERN1, l) || add_hook(d, p, DS_HOOK_PATTERN2, l)
+                             : add_hook(d, p, DS_HOOK_PATTERN, l);
+        if ((w & DS_DUMP_DIFF) && d->is_diff) rc |= add_hook(d, p, DS_HOOK_DIFF, l);
+        if (w & (DS_DUMP_SCORES | DS_DUMP_OUTLIERS)) rc |= add_hook(d, p, DS_HOOK_SCORES, l);
+        if (d->is_diff) rc |= add_hook(d, p, DS_HOOK_LAMBDA, l);
+        if ((w & DS_DUMP_GROUPNORM) && d->is_diff) rc |= add_hook(d, p, DS_HOOK_GROUPNORM_IN, l);
+        if (w & DS_DUMP_OUTLIERS) rc |= add_hook(d, p, DS_HOOK_MLP_POST, l);
+        if (!d->hidden) rc |= add_hook(d, p, DS_HOOK_RESID_POST, l);
+        if (rc) return -1;
+    }
+    if (d->hidden)
+        return ds_probes_add(p, "hook_embed", on_event, d) || ds_probes_add(p, "blocks.*.hook_resid_post", on_event, d) ||
+               ds_probes_add(p, "ln_final.hook_normalized", on_event, d);
+    return 0;
+}
+
+static int write_tokens(ds_dump *d, const int *ids) {
+    hid_t g = ds_h5_group(d->out.file, "/tokens");
+    if (g < 0) return -1;
+    hsize_t n = (hsize_t)d->T;
+    int rc = ds_h5_write_i32(g, "ids", 1, &n, ids);
+    char **text = malloc(n * sizeof *text);
+    char (*idbuf)[16] = malloc(n * sizeof *idbuf);
+    if (!rc && text && idbuf) {
+        for (int t = 0; t < d->T; t++) {
+            text[t] = d->o.token_text && d->o.token_text[t] ? d->o.token_text[t] : idbuf[t];
+            snprintf(idbuf[t], sizeof idbuf[t], "[%d]", ids[t]);
+        }
+        hid_t st = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st, H5T_VARIABLE);
+        H5Tset_cset(st, H5T_CSET_UTF8);
+        hid_t sp = H5Screate_simple(1, &n, NULL);
+        hid_t ds = H5Dcreate2(g, "text", st, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        rc = ds < 0 || H5Dwrite(ds, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) < 0;
+        if (ds >= 0) H5Dclose(ds);
+        H5Sclose(sp);
+        H5Tclose(st);
+        if (rc) ds_fail("%s: cannot write /tokens/text", d->out.path);
+    } else if (!rc) {
+        rc = ds_fail("out of memory");
+    }
+    free(text), free(idbuf);
+    H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+static int write_root(ds_dump *d) {
+    const ds_config *c = ds_model_config(d->m);
+    hid_t f = d->out.file;
+    char created[32];
+    time_t now = time(NULL);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    int *layers = malloc((size_t)d->L * sizeof *layers), nl = 0;
+    if (!layers) return ds_fail("out of memory");
+    for (int l = 0; l < d->L; l++)
+        if (d->layer_on[l]) layers[nl++] = l;
+    int rc = ds_h5_attr_str(f, "format", "diffscope-dump") ||
+             ds_h5_attr_int(f, "format_version", DS_DUMP_FORMAT_VERSION) ||
+             ds_h5_attr_str(f, "arch", ds_arch_name(c->arch)) || ds_h5_attr_int(f, "num_layers", c->num_layers) ||
+             ds_h5_attr_int(f, "num_heads", c->num_heads) || ds_h5_attr_int(f, "num_kv_heads", c->num_kv_heads) ||
+             ds_h5_attr_int(f, "head_dim", c->head_dim) || ds_h5_attr_int(f, "num_tokens", d->T) ||
+             ds_h5_attr_str(f, "config", c->json_text) || ds_h5_attr_str(f, "prompt", d->o.prompt ? d->o.prompt : "") ||
+             ds_h5_attr_str(f, "model_path", d->o.model_path ? d->o.model_path : ds_model_dir(d->m)) ||
+             ds_h5_attr_str(f, "tool_version", d->o.tool_version ? d->o.tool_version : "") ||
+             ds_h5_attr_str(f, "created", created) || ds_h5_attr_int_array(f, "layers", layers, nl) ||
+             ds_h5_attr_str(f, "what", what_string(d->o.what));
+    free(layers);
+    return rc ? -1 : 0;
+}
+
+static int select_layers_heads(ds_dump *d) {
+    d->layer_on = calloc((size_t)d->L, 1);
+    int all_heads = d->is_diff ? d->Hd : d->H;
+    d->nheads = d->o.heads ? d->o.nheads : all_heads;
+    d->heads = malloc((size_t)(d->nheads > 0 ? d->nheads : 1) * sizeof *d->heads);
+    if (!d->layer_on || !d->heads) return ds_fail("out of memory");
+    for (int i = 0; i < (d->o.layers ? d->o.nlayers : d->L); i++) {
+        int l = d->o.layers ? d->o.layers[i] : i;
+        if (l < 0 || l >= d->L) return ds_fail("--layers: layer %d out of range (0..%d)", l, d->L - 1);
+        d->layer_on[l] = 1;
+    }
+    for (int j = 0; j < d->nheads; j++) {
+        int h = d->o.heads ? d->o.heads[j] : j;
+        if (h < 0 || h >= all_heads)
+            return ds_fail("--heads: head %d out of range (0..%d%s)", h, all_heads - 1,
+                           d->is_diff ? ", differential heads" : "");
+        d->heads[j] = h;
+    }
+    return 0;
+}
+
+ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *m, const int *ids, int T,
+                       ds_probes *p) {
+    const ds_config *c = ds_model_config(m);
+    ds_dump *d = calloc(1, sizeof *d);
+    if (!d) {
+        ds_fail("out of memory");
+        return NULL;
+    }
+    d->o = *o;
+    if (d->o.topk <= 0) d->o.topk = 100;
+    d->m = m, d->T = T, d->L = c->num_layers, d->H = c->num_heads, d->Hd = c->num_heads / 2;
+    d->is_diff = c->arch == DS_ARCH_DIFFLLAMA;
+    d->layer = -1;
+    d->f16 = make_f16_type();
+    d->out.file = H5I_INVALID_HID;
+    for (int k = 0; k < N_MAPS; k++) d->maps[k] = H5I_INVALID_HID;
+    if (select_layers_heads(d)) goto fail;
+    if (o->hidden && !(d->hidden = malloc((size_t)(d->L + 1) * T * c->hidden_size * sizeof(float)))) {
+        ds_fail("out of memory for hidden states");
+        goto fail;
+    }
+    if (ds_h5out_open(&d->out, path, o->force)) goto fail;
+    if (write_root(d) || write_tokens(d, ids) || register_hooks(d, p)) goto fail;
+    return d;
+fail:
+    ds_dump_abort(d);
+    return NULL;
+}
+
+static void release(ds_dump *d) {
+    for (int k = 0; k < N_MAPS; k++)
+        if (d->maps[k] >= 0) H5Dclose(d->maps[k]);
+    free(d->scores.all), free(d->scores.top), free(d->scores.top_coords);
+    free(d->resid.all), free(d->resid.top), free(d->resid.top_coords);
+    free(d->mlp.all), free(d->mlp.top), free(d->mlp.top_coords);
+    if (d->f16 >= 0) H5Tclose(d->f16);
+    free(d->layer_on), free(d->heads), free(d->half_buf), free(d->hidden);
+    free(d);
+}
+
+int ds_dump_finish(ds_dump *d, const float *logits) {
+    const ds_config *c = ds_model_config(d->m);
+    int rc = 0;
+    if (d->o.logits && logits) {
+        hsize_t dims[2] = {(hsize_t)d->T, (hsize_t)c->vocab_size};
+        rc = ds_h5_write_f32(d->out.file, "logits", 2, dims, logits);
+    }
+    if (!rc && d->hidden) {
+        hsize_t dims[3] = {(hsize_t)d->L + 1, (hsize_t)d->T, (hsize_t)c->hidden_size};
+        rc = ds_h5_write_f32(d->out.file, "hidden_states", 3, dims, d->hidden);
+    }
+    for (int k = 0; k < N_MAPS; k++)
+        if (d->maps[k] >= 0) H5Dclose(d->maps[k]), d->maps[k] = H5I_INVALID_HID;
+    if (rc) ds_h5out_abort(&d->out);
+    else rc = ds_h5out_commit(&d->out);
+    release(d);
+    return rc;
+}
+
+void ds_dump_abort(ds_dump *d) {
+    if (!d) return;
+    for (int k = 0; k < N_MAPS; k++)
+        if (d->maps[k] >= 0) H5Dclose(d->maps[k]), d->maps[k] = H5I_INVALID_HID;
+    if (d->out.file >= 0 || d->out.tmp) ds_h5out_abort(&d->out);
+    release(d);
+}

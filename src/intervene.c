@@ -1,0 +1,53 @@
+/* λ override and head ablation as writing probe hooks. */
+#include "diffscope/intervene.h"
+#include "diffscope/error.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    float value;
+    int head;
+} intervention;
+
+static intervention *new_intervention(float value, int head) {
+    intervention *iv = malloc(sizeof *iv);
+    if (iv) iv->value = value, iv->head = head;
+    return iv;
+}
+
+static int set_lambda(const ds_probe_event *ev, void *user) {
+    ev->data[3] = ((intervention *)user)->value;
+    return 0;
+}
+
+static int zero_head(const ds_probe_event *ev, void *user) {
+    int h = ((intervention *)user)->head;
+    for (int64_t t = 0; t < ev->shape[0]; t++)
+        for (int64_t j = 0; j < ev->shape[2]; j++) ev->data[t * ev->strides[0] + h * ev->strides[1] + j] = 0.0f;
+    return 0;
+}
+
+int ds_intervene_lambda(ds_probes *p, const ds_model *m, int layer, float value) {
+    const ds_config *c = ds_model_config(m);
+    if (c->arch != DS_ARCH_DIFFLLAMA) return ds_fail("--lambda-override: %s is a Llama model, it has no lambda", ds_model_dir(m));
+    if (layer < 0 || layer >= c->num_layers)
+        return ds_fail("--lambda-override: layer %d out of range (0..%d)", layer, c->num_layers - 1);
+    intervention *iv = new_intervention(value, 0);
+    char name[64];
+    snprintf(name, sizeof name, "blocks.%d.attn.hook_lambda", layer);
+    return ds_probes_add_owned(p, name, set_lambda, iv);
+}
+
+int ds_intervene_ablate(ds_probes *p, const ds_model *m, int layer, int head) {
+    const ds_config *c = ds_model_config(m);
+    int heads = c->arch == DS_ARCH_DIFFLLAMA ? c->num_heads / 2 : c->num_heads;
+    if (layer < 0 || layer >= c->num_layers)
+        return ds_fail("--ablate-head: layer %d out of range (0..%d)", layer, c->num_layers - 1);
+    if (head < 0 || head >= heads)
+        return ds_fail("--ablate-head: head %d out of range (0..%d%s)", head, heads - 1,
+                       c->arch == DS_ARCH_DIFFLLAMA ? ", differential heads" : "");
+    intervention *iv = new_intervention(0, head);
+    char name[64];
+    snprintf(name, sizeof name, "blocks.%d.attn.hook_z", layer);
+    return ds_probes_add_owned(p, name, zero_head, iv);
+}

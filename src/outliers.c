@@ -1,0 +1,130 @@
+/* Outlier statistics: a k-element min-heap for the top values, and every |value| kept for an
+ * exact median (quickselect) and two-pass moments. */
+#include "diffscope/outliers.h"
+#include "diffscope/error.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ds_outliers_init(ds_outliers *o, int k, int ncoords) {
+    memset(o, 0, sizeof *o);
+    o->k = k > 0 ? k : 1;
+    o->ncoords = ncoords;
+    o->top = malloc((size_t)o->k * sizeof *o->top);
+    o->top_coords = malloc((size_t)o->k * ncoords * sizeof *o->top_coords);
+    return o->top && o->top_coords ? 0 : ds_fail("out of memory for outlier statistics");
+}
+
+static void heap_swap(ds_outliers *o, int a, int b) {
+    float t = o->top[a];
+    o->top[a] = o->top[b], o->top[b] = t;
+    for (int i = 0; i < o->ncoords; i++) {
+        int64_t c = o->top_coords[a * o->ncoords + i];
+        o->top_coords[a * o->ncoords + i] = o->top_coords[b * o->ncoords + i];
+        o->top_coords[b * o->ncoords + i] = c;
+    }
+}
+
+static void sift_down(ds_outliers *o, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < o->ntop && o->top[l] < o->top[m]) m = l;
+        if (r < o->ntop && o->top[r] < o->top[m]) m = r;
+        if (m == i) return;
+        heap_swap(o, i, m);
+        i = m;
+    }
+}
+
+void ds_outliers_push(ds_outliers *o, float v, int64_t c0, int64_t c1, int64_t c2) {
+    v = fabsf(v);
+    if (o->n == o->cap && !o->oom) {
+        size_t cap = o->cap ? o->cap * 2 : 4096;
+        float *na = realloc(o->all, cap * sizeof *na);
+        if (!na) o->oom = 1;
+        else o->all = na, o->cap = cap;
+    }
+    if (o->oom) return;
+    o->all[o->n++] = v;
+    int64_t c[3] = {c0, c1, c2};
+    if (o->ntop < o->k) { /* sift the new leaf up */
+        int i = o->ntop++;
+        o->top[i] = v;
+        memcpy(&o->top_coords[i * o->ncoords], c, (size_t)o->ncoords * sizeof *c);
+        while (i > 0 && o->top[(i - 1) / 2] > o->top[i]) {
+            heap_swap(o, i, (i - 1) / 2);
+            i = (i - 1) / 2;
+        }
+    } else if (v > o->top[0]) {
+        o->top[0] = v;
+        memcpy(&o->top_coords[0], c, (size_t)o->ncoords * sizeof *c);
+        sift_down(o, 0);
+    }
+}
+
+/* The k-th smallest of a[0..n) (0-based), reordering a. */
+static float select_kth(float *a, size_t n, size_t k) {
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = a[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot) i++;
+            while (a[j] > pivot) j--;
+            if (i <= j) {
+                float t = a[i];
+                a[i] = a[j], a[j] = t;
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return a[k];
+    }
+    return a[k];
+}
+
+int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) {
+    memset(r, 0, sizeof *r);
+    if (o->oom) {
+        free(o->all), free(o->top), free(o->top_coords);
+        return ds_fail("out of memory collecting outlier statistics");
+    }
+    r->count = (int64_t)o->n;
+    if (o->n) {
+        double s = 0;
+        for (size_t i = 0; i < o->n; i++) s += o->all[i];
+        r->mean = s / o->n;
+        double m2 = 0, m4 = 0;
+        for (size_t i = 0; i < o->n; i++) {
+            double d = o->all[i] - r->mean, d2 = d * d;
+            m2 += d2, m4 += d2 * d2;
+        }
+        m2 /= o->n, m4 /= o->n;
+        r->std = sqrt(m2);
+        r->kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0;
+        /* numpy's median: the mean of the two middle values when n is even. */
+        size_t mid = o->n / 2;
+        double hi = select_kth(o->all, o->n, mid);
+        r->median = o->n % 2 ? hi : 0.5 * (hi + select_kth(o->all, mid, mid - 1));
+    }
+    /* Heap -> descending order by repeatedly taking the minimum to the end. */
+    r->k = o->ntop;
+    while (o->ntop > 1) {
+        heap_swap(o, 0, o->ntop - 1);
+        o->ntop--;
+        sift_down(o, 0);
+    }
+    r->values = o->top;
+    r->coords = o->top_coords;
+    free(o->all);
+    memset(o, 0, sizeof *o);
+    return 0;
+}
+
+void ds_outlier_result_free(ds_outlier_result *r) {
+    free(r->values), free(r->coords);
+    memset(r, 0, sizeof *r);
+}
