@@ -143,12 +143,7 @@ static int char_id(const tk_bpe *m, const char *s, size_t k, int first, int last
     return tk_strmap_get(&m->vocab, tmp->s, tmp->len);
 }
 
-int tk_bpe_encode(const tk_bpe *m, const char *s, size_t n, tk_ids *out) {
-    if (n == 0) return 0;
-    if (m->ignore_merges) {
-        int id = tk_strmap_get(&m->vocab, s, n);
-        if (id >= 0) return tk_ids_push(out, id);
-    }
+static int merge_word(const tk_bpe *m, const char *s, size_t n, tk_ids *out) {
     symbol *sym = NULL;
     int ns = 0, cap = 0, rc = -1;
     heap h = {0};
@@ -225,6 +220,26 @@ done:
     free(h.v);
     tk_buf_free(&tmp);
     return rc;
+}
+
+int tk_bpe_encode(const tk_bpe *m, const char *s, size_t n, tk_ids *out) {
+    if (n == 0) return 0;
+    if (m->ignore_merges) {
+        int id = tk_strmap_get(&m->vocab, s, n);
+        if (id >= 0) return tk_ids_push(out, id);
+    }
+    if (!m->split_at_meta) return merge_word(m, s, n, out);
+    /* No merge joins a token ending in another character to one starting with '▁' (checked at
+     * load), so no token can span a '▁' that follows another character: merging the words
+     * between those points one at a time gives the same ids, without a heap as long as the
+     * whole text (Llama 2 has no pre-tokenizer). */
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= n; i++) {
+        if (memcmp(s + i, "\xE2\x96\x81", 3) || (i >= 3 && !memcmp(s + i - 3, "\xE2\x96\x81", 3))) continue;
+        if (merge_word(m, s + start, i - start, out)) return -1;
+        start = i;
+    }
+    return merge_word(m, s + start, n - start, out);
 }
 
 void tk_bpe_free(tk_bpe *m) {

@@ -123,6 +123,7 @@ typedef struct {
     int fuse_unk, byte_fallback, ignore_merges;
     char *cont_prefix, *end_suffix;  /* continuing_subword_prefix, end_of_word_suffix */
     int byte_ids[256];  /* <0xNN> ids for byte fallback, -1 when absent */
+    int split_at_meta;  /* words may be merged separately at each '▁' (see tk_bpe_encode) */
 } tk_bpe;
 int tk_merges_put(tk_merges *m, int a, int b, int rank, int merged);
 int tk_merges_get(const tk_merges *m, int a, int b, int *rank, int *merged);

@@ -305,8 +305,13 @@ static int load_model(const ctx *c, ds_tokenizer *t, const cJSON *model, int *ma
     tk_buf a = {0}, b = {0}, ab = {0};
     int i = 0, rc = 0;
     size_t plen = m->cont_prefix ? strlen(m->cont_prefix) : 0;
+    /* Safe to cut words before each '▁' unless a merge joins "x" + "▁..." (x not ending in '▁'). */
+    const char *meta = "\xE2\x96\x81";
+    m->split_at_meta = !m->cont_prefix && !m->end_suffix && tk_strmap_get(&m->vocab, meta, 3) >= 0;
     cJSON_ArrayForEach(it, merges) {
         if ((rc = merge_parts(c, it, i, &a, &b))) break;
+        if (b.len >= 3 && !memcmp(b.s, meta, 3) && (a.len < 3 || memcmp(a.s + a.len - 3, meta, 3)))
+            m->split_at_meta = 0;
         ab.len = 0;
         /* The merged token drops the second part's continuing-subword prefix, as HF does. */
         size_t skip = plen && b.len >= plen && !memcmp(b.s, m->cont_prefix, plen) ? plen : 0;
