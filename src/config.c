@@ -3,6 +3,7 @@
 #include "diffscope/config.h"
 #include "diffscope/error.h"
 #include <cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,7 +174,7 @@ out:
 
 int ds_config_load(ds_config *c, const char *path) {
     FILE *f = fopen(path, "rb");
-    if (!f) return ds_fail("%s: cannot open", path);
+    if (!f) return ds_fail("%s: cannot open: %s", path, strerror(errno));
     char *buf = NULL;
     size_t len = 0, cap = 0, n;
     char chunk[65536];

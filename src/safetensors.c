@@ -159,7 +159,10 @@ static int add_tensors(ds_weights *w, const char *path, const cJSON *header, con
             return ds_fail("%s: tensor '%s': data_offsets [%llu, %llu] past the end of the data (%llu bytes)",
                            path, name, (unsigned long long)begin, (unsigned long long)end,
                            (unsigned long long)datasize);
-        if (__builtin_mul_overflow(numel, (uint64_t)ds_dtype_size(t.dtype), &nbytes) || nbytes != end - begin)
+        if (__builtin_mul_overflow(numel, (uint64_t)ds_dtype_size(t.dtype), &nbytes))
+            return ds_fail("%s: tensor '%s': byte size overflows (shape of %llu %s elements)", path, name,
+                           (unsigned long long)numel, jd->valuestring);
+        if (nbytes != end - begin)
             return ds_fail("%s: tensor '%s': shape and dtype %s need %llu bytes but data_offsets give %llu",
                            path, name, jd->valuestring, (unsigned long long)nbytes,
                            (unsigned long long)(end - begin));
