@@ -13,6 +13,8 @@ static const struct {
     {"generate", cmd_generate, "generate tokens (greedy or sampled) with the KV cache"},
     {"logits", cmd_logits, "write logits and hidden states of a prompt to HDF5"},
     {"dump", cmd_dump, "write every attention map, lambda, GroupNorm and outlier statistic to HDF5"},
+    {"init", cmd_init, "write a random-weight checkpoint of a real shape (kajuma, small, tiny)"},
+    {"bench", cmd_bench, "prefill/decode speed, GFLOP/s against sgemm, peak memory, dump cost"},
     {"verify", cmd_verify, "compare two HDF5 files dataset by dataset (regression check)"},
     {"view", cmd_view, "interactive viewer of a dump's attention maps (diffscope-view)"},
     {"tokenize", cmd_tokenize, "text -> token ids with a tokenizer.json (HF tokenizers exactly)"},

@@ -1,0 +1,248 @@
+/* diffscope init OUT_DIR --like kajuma|small|tiny|CONFIG.json: a random-weight checkpoint of
+ * a real shape (config.json + safetensors, sharded above 2 GB), loadable by transformers.
+ * Weights follow transformers' initialisation: N(0, 0.02) matrices, unit norms, zero biases,
+ * λ vectors N(0, 0.1). The values depend only on --seed and the tensor name. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cJSON.h>
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "diffscope/config.h"
+#include "diffscope/st_writer.h"
+
+static const char *help =
+    "usage: diffscope init OUT_DIR --like kajuma|small|tiny|CONFIG.json [options]\n\n"
+    "Writes a random-weight checkpoint (config.json + model.safetensors, or shards and an\n"
+    "index above 2 GB) of a real shape, for benchmarks and tests.\n"
+    "  kajuma  the shape of kajuma/DiffLlama-0.3B-handcut: D 2048, 16 layers, 32 heads, 8 kv\n"
+    "          heads, head_dim 64, MLP 8192, vocab 128256, llama3 RoPE, tied (1.24 B params)\n"
+    "  small   D 768, 12 layers, 12 heads, 4 kv heads, MLP 2048, vocab 32000 (125 M params)\n"
+    "  tiny    D 64, 2 layers, 4 heads, 2 kv heads, MLP 128, vocab 256\n\n"
+    "  --arch diffllama|llama  architecture (default diffllama)\n"
+    "  --dtype f32|bf16        storage dtype (default f32)\n"
+    "  --seed S                random seed (default 0)\n"
+    "  --shard-mb N            shard size in MB (default 2000)\n"
+    "  --force                 write into OUT_DIR even if it holds a config.json\n"
+    "  -h, --help              this text\n";
+
+static const char *preset(const char *name) {
+    if (!strcmp(name, "kajuma"))
+        return "{\"hidden_size\": 2048, \"intermediate_size\": 8192, \"num_hidden_layers\": 16,"
+               "\"num_attention_heads\": 32, \"num_key_value_heads\": 8, \"head_dim\": 64, \"vocab_size\": 128256,"
+               "\"max_position_embeddings\": 8192, \"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": true,"
+               "\"bos_token_id\": 128000, \"eos_token_id\": 128001,"
+               "\"rope_parameters\": {\"rope_type\": \"llama3\", \"rope_theta\": 500000.0, \"factor\": 32.0,"
+               "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 8192}}";
+    if (!strcmp(name, "small"))
+        return "{\"hidden_size\": 768, \"intermediate_size\": 2048, \"num_hidden_layers\": 12,"
+               "\"num_attention_heads\": 12, \"num_key_value_heads\": 4, \"vocab_size\": 32000,"
+               "\"max_position_embeddings\": 4096, \"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": false,"
+               "\"bos_token_id\": 1, \"eos_token_id\": 2,"
+               "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0}}";
+    if (!strcmp(name, "tiny"))
+        return "{\"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 2,"
+               "\"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"vocab_size\": 256,"
+               "\"max_position_embeddings\": 512, \"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": false,"
+               "\"bos_token_id\": 1, \"eos_token_id\": 2,"
+               "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0}}";
+    return NULL;
+}
+
+typedef struct {
+    uint64_t seed;
+} fill_ctx;
+
+static uint64_t hash_name(const char *s, uint64_t seed) {
+    uint64_t h = 1469598103934665603ull ^ seed;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Normal(0, std) in fixed chunks, each seeded from (tensor, chunk), so the values do not
+ * depend on the thread count. */
+static void fill_normal(float *out, int64_t n, uint64_t seed, float std) {
+    const int64_t chunk = 1 << 16;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < (n + chunk - 1) / chunk; c++) {
+        uint64_t st = seed ^ (uint64_t)c * 0xD1B54A32D192ED03ull;
+        int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+        for (int64_t i = c * chunk; i < end; i += 2) {
+            double u1 = ((splitmix(&st) >> 11) + 1.0) / 9007199254740993.0;
+            double u2 = (splitmix(&st) >> 11) / 9007199254740992.0;
+            double r = sqrt(-2.0 * log(u1)) * std;
+            out[i] = (float)(r * cos(2 * M_PI * u2));
+            if (i + 1 < end) out[i + 1] = (float)(r * sin(2 * M_PI * u2));
+        }
+    }
+}
+
+static void fill(const char *name, float *out, int64_t n, void *user) {
+    const fill_ctx *c = user;
+    size_t len = strlen(name);
+    if (len > 5 && !strcmp(name + len - 5, ".bias")) {
+        memset(out, 0, (size_t)n * sizeof *out);
+    } else if (strstr(name, "norm.weight")) {
+        for (int64_t i = 0; i < n; i++) out[i] = 1.0f;
+    } else {
+        fill_normal(out, n, hash_name(name, c->seed), strstr(name, ".lambda_") ? 0.1f : 0.02f);
+    }
+}
+
+static int declare(ds_st_writer *w, const ds_config *c) {
+    int64_t D = c->hidden_size, FF = c->intermediate_size, V = c->vocab_size, hd = c->head_dim;
+    int64_t q = (int64_t)c->num_heads * hd, kv = (int64_t)c->num_kv_heads * hd;
+    char n[160];
+    int64_t s[2];
+#define ADD2(name, a, b) (s[0] = (a), s[1] = (b), ds_st_writer_add(w, name, 2, s))
+#define ADD1(name, a) (s[0] = (a), ds_st_writer_add(w, name, 1, s))
+    if (ADD2("model.embed_tokens.weight", V, D)) return -1;
+    for (int l = 0; l < c->num_layers; l++) {
+        const struct { const char *suffix; int64_t a, b; } mats[] = {
+            {"self_attn.q_proj", q, D}, {"self_attn.k_proj", kv, D}, {"self_attn.v_proj", kv, D},
+            {"self_attn.o_proj", D, q}, {"mlp.gate_proj", FF, D},    {"mlp.up_proj", FF, D},
+            {"mlp.down_proj", D, FF}};
+        for (int i = 0; i < 7; i++) {
+            snprintf(n, sizeof n, "model.layers.%d.%s.weight", l, mats[i].suffix);
+            if (ADD2(n, mats[i].a, mats[i].b)) return -1;
+            int attn = i < 4;
+            if ((attn && c->attention_bias) || (!attn && c->mlp_bias)) {
+                snprintf(n, sizeof n, "model.layers.%d.%s.bias", l, mats[i].suffix);
+                if (ADD1(n, mats[i].a)) return -1;
+            }
+        }
+        snprintf(n, sizeof n, "model.layers.%d.input_layernorm.weight", l);
+        if (ADD1(n, D)) return -1;
+        snprintf(n, sizeof n, "model.layers.%d.post_attention_layernorm.weight", l);
+        if (ADD1(n, D)) return -1;
+        if (c->arch == DS_ARCH_DIFFLLAMA)
+            for (int i = 0; i < 4; i++) {
+                static const char *lam[] = {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"};
+                snprintf(n, sizeof n, "model.layers.%d.self_attn.%s", l, lam[i]);
+                if (ADD1(n, hd)) return -1;
+            }
+    }
+    if (ADD1("model.norm.weight", D)) return -1;
+    if (!c->tie_word_embeddings && ADD2("lm_head.weight", V, D)) return -1;
+#undef ADD1
+#undef ADD2
+    return 0;
+}
+
+/* Builds the config.json text: the preset or file, with model_type and architectures set. */
+static char *config_text(const char *like, const char *arch, const char *dtype) {
+    const char *p = preset(like);
+    char *file_text = NULL;
+    if (!p) {
+        FILE *f = fopen(like, "rb");
+        if (!f) {
+            ds_fail("--like: '%s' is not kajuma, small, tiny or a readable config.json", like);
+            return NULL;
+        }
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        file_text = n >= 0 ? calloc((size_t)n + 1, 1) : NULL;
+        if (file_text && fread(file_text, 1, (size_t)n, f) != (size_t)n) free(file_text), file_text = NULL;
+        fclose(f);
+        p = file_text;
+    }
+    cJSON *j = p ? cJSON_Parse(p) : NULL;
+    free(file_text);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        ds_fail("%s: not a JSON object", like);
+        return NULL;
+    }
+    int diff = !strcmp(arch, "diffllama");
+    cJSON_DeleteItemFromObject(j, "model_type");
+    cJSON_DeleteItemFromObject(j, "architectures");
+    cJSON_DeleteItemFromObject(j, "dtype");
+    cJSON_AddStringToObject(j, "model_type", arch);
+    cJSON *a = cJSON_AddArrayToObject(j, "architectures");
+    cJSON_AddItemToArray(a, cJSON_CreateString(diff ? "DiffLlamaForCausalLM" : "LlamaForCausalLM"));
+    cJSON_AddStringToObject(j, "dtype", strcmp(dtype, "bf16") ? "float32" : "bfloat16");
+    if (!cJSON_GetObjectItem(j, "hidden_act")) cJSON_AddStringToObject(j, "hidden_act", "silu");
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+int cmd_init(int argc, char **argv) {
+    static const struct option opts[] = {{"like", required_argument, 0, 'l'},  {"arch", required_argument, 0, 'a'},
+                                         {"dtype", required_argument, 0, 'd'}, {"seed", required_argument, 0, 's'},
+                                         {"force", no_argument, 0, 'f'},       {"shard-mb", required_argument, 0, 'm'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0}};
+    const char *like = NULL, *arch = "diffllama", *dtype = "f32";
+    long seed = 0, shard_mb = 2000;
+    int force = 0, o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'l': like = optarg; break;
+        case 'a': arch = optarg; break;
+        case 'd': dtype = optarg; break;
+        case 's':
+            if (cli_parse_int(optarg, "--seed", 0, 0x7fffffffL, &seed)) return cli_lib_error();
+            break;
+        case 'f': force = 1; break;
+        case 'm':
+            if (cli_parse_int(optarg, "--shard-mb", 1, 1 << 20, &shard_mb)) return cli_lib_error();
+            break;
+        case 'h': fputs(help, stdout); return DS_EXIT_OK;
+        default: fputs(help, stderr); return DS_EXIT_INPUT;
+        }
+    }
+    if (optind != argc - 1 || !like) return cli_error("init needs OUT_DIR and --like (see diffscope init --help)");
+    if (strcmp(arch, "diffllama") && strcmp(arch, "llama")) return cli_error("--arch: '%s' is not diffllama or llama", arch);
+    if (strcmp(dtype, "f32") && strcmp(dtype, "bf16")) return cli_error("--dtype: '%s' is not f32 or bf16", dtype);
+    const char *dir = argv[optind];
+    char path[4200], tmp[4300];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (!force && stat(path, &st) == 0) return cli_error("%s: already holds a checkpoint (use --force)", dir);
+    if (mkdir(dir, 0755) && stat(dir, &st)) return cli_error("%s: cannot create the folder", dir);
+    char *text = config_text(like, arch, dtype);
+    if (!text) return cli_lib_error();
+    ds_config c;
+    if (ds_config_parse(&c, text, like)) {
+        free(text);
+        return cli_lib_error();
+    }
+    ds_st_writer *w = ds_st_writer_new(dir, strcmp(dtype, "bf16") ? DS_DT_F32 : DS_DT_BF16, (uint64_t)shard_mb * 1000000ull);
+    fill_ctx fc = {(uint64_t)seed};
+    int rc;
+    if (!w) {
+        rc = -1;
+    } else if (declare(w, &c)) {
+        ds_st_writer_free(w);
+        rc = -1;
+    } else {
+        rc = ds_st_writer_write(w, fill, &fc); /* frees w */
+    }
+    if (!rc) {
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *f = fopen(tmp, "w");
+        if (!f || fputs(text, f) < 0 || fclose(f) || rename(tmp, path)) rc = ds_fail("%s: cannot write", path);
+    }
+    free(text);
+    if (rc) {
+        ds_config_free(&c);
+        return cli_lib_error();
+    }
+    fprintf(stderr, "diffscope: wrote %s: %s, %.1f M parameters, %s\n", dir, ds_arch_name(c.arch),
+            ds_config_param_count(&c) / 1e6, dtype);
+    ds_config_free(&c);
+    return DS_EXIT_OK;
+}
