@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """Pixel checks of diffscope-view screenshots against the dump's data (run by test_viewer.sh).
 
-    viewer_check.py VIEWER DUMP.h5 LLAMA.h5 F16.h5 TMPDIR
+    viewer_check.py VIEWER DUMP.h5 LLAMA.h5 F16.h5 TMPDIR TAG
+
+DUMP is a DiffLlama dump, LLAMA a Llama dump of the same tokens, F16 a DiffLlama dump with
+float16 maps; TAG names the set in the case names (viewer_TAG_...). Which layer and head are
+looked at is chosen from the data (the head whose difference has the most negative cell).
 
 The expected values come from the dump read with h5py, never from the viewer. The viewer
 says where it drew each panel (--print-layout); each cell's colour is compared with the
@@ -18,13 +22,14 @@ import zlib
 import h5py
 import numpy as np
 
-VIEWER, DUMP, LLAMA, F16, TMP = sys.argv[1:6]
+VIEWER, DUMP, LLAMA, F16, TMP, TAG = sys.argv[1:7]
 failures = 0
 MASKED = (0x24, 0x26, 0x2E)
 
 
 def report(name, ok, why=""):
     global failures
+    name = name.replace("viewer_", f"viewer_{TAG}_", 1)
     if ok:
         print(f"ok {name}")
     else:
@@ -92,7 +97,7 @@ def read_png(path):
 
 def shoot(name, *args, size="1280x800"):
     """Runs the viewer headless; returns (image, layout dict) or raises with its stderr."""
-    path = f"{TMP}/{name}.bmp"
+    path = f"{TMP}/{TAG}-{name}.bmp"
     r = subprocess.run([VIEWER, *args, "--size", size, "--screenshot", path, "--print-layout"],
                        capture_output=True, text=True)
     if r.returncode != 0:
@@ -153,13 +158,16 @@ def div(vmax):
 
 def main():
     f = h5py.File(DUMP, "r")
-    layer, head = 1, 2
+    T = int(f.attrs["num_tokens"])
+    masked = np.triu(np.ones((T, T), bool), 1)
+    # The head with the most negative difference cell.
+    layer, hi = min(((int(l), h) for l in f.attrs["layers"] for h in range(f[f"layers/{l}/attn/diff"].shape[0])),
+                    key=lambda lh: f[f"layers/{lh[0]}/attn/diff"][lh[1]].min())
     g = f[f"layers/{layer}/attn"]
-    hi = list(g.attrs["heads"]).index(head)
+    heads = list(g.attrs["heads"]) if "heads" in g.attrs else list(g["softmax1"].attrs["heads"])
+    head = int(heads[hi])
     s1, s2, dd = (g[n][hi].astype(np.float64) for n in ("softmax1", "softmax2", "diff"))
     lam = float(g.attrs["lambda_full"])
-    T = s1.shape[0]
-    masked = np.triu(np.ones((T, T), bool), 1)
     common = ["--layer", str(layer), "--head", str(head)]
     img, lay = shoot("base", DUMP, *common)
     vmax_soft = max(s1.max(), s2.max())
@@ -202,7 +210,7 @@ def main():
 
     # A counterfactual λ changes the difference panel (and λ·softmax2) and leaves softmax1
     # and softmax2 untouched.
-    lam2 = 0.15
+    lam2 = 0.15 if abs(lam - 0.15) > 0.1 else 0.6
     img2, lay2 = shoot("lambda", DUMP, *common, "--lambda", str(lam2))
     def region(im, l, name):
         p = l["panels"][name]
@@ -222,8 +230,10 @@ def main():
     report("viewer_lambda_top_bar", len(diff_rows) > 0 and diff_rows.min() >= 28,
            f"rows changed above the maps: {diff_rows[:5]}")
 
-    # Another head gives another picture.
-    img3, lay3 = shoot("head", DUMP, "--layer", str(layer), "--head", str((head + 1) % 4))
+    # Another head (or, with one head, another layer) gives another picture.
+    other = (["--layer", str(layer), "--head", str(int(heads[(hi + 1) % len(heads)]))] if len(heads) > 1 else
+             ["--layer", str(int([l for l in f.attrs["layers"] if l != layer][0]))])
+    img3, lay3 = shoot("head", DUMP, *other)
     report("viewer_head_changes_image",
            not np.array_equal(region(img, lay, "softmax1"), region(img3, lay3, "softmax1")), "same pixels")
 
@@ -234,30 +244,39 @@ def main():
     report("viewer_log_scale", not why, why)
 
     # Zoomed view (--range): cells are bigger and still match the data.
-    img5, lay5 = shoot("range", DUMP, *common, "--range", "6:14")
+    a, b = T // 4, T // 4 + max(4, T // 2)
+    img5, lay5 = shoot("range", DUMP, *common, "--range", f"{a}:{b}")
     why = check_panel(img5, lay5, "softmax1", np.where(masked, np.nan, s1), lin(vmax_soft))
-    report("viewer_range_zoom", not why and lay5["view"]["span"] == 8, why)
+    report("viewer_range_zoom", not why and lay5["view"]["span"] == b - a, why)
 
     # float16 dump: same checks on the converted values.
-    h = h5py.File(F16, "r")["layers/0/attn"]
+    h16 = h5py.File(F16, "r")
+    l16 = int(h16.attrs["layers"][0])
+    h = h16[f"layers/{l16}/attn"]
+    report("viewer_float16_is_float16", h["softmax1"].dtype == np.float16, str(h["softmax1"].dtype))
     f1 = h["softmax1"][0].astype(np.float64)
     f2 = h["softmax2"][0].astype(np.float64)
-    img6, lay6 = shoot("f16", F16, "--layer", "0", "--head", "0")
+    img6, lay6 = shoot("f16", F16, "--layer", str(l16))
     why = check_panel(img6, lay6, "softmax1", np.where(masked, np.nan, f1), lin(max(f1.max(), f2.max())))
     report("viewer_float16_dump", not why, why)
 
     # Llama dump: one panel per head; and --vs shows the Llama head beside the DiffLlama maps.
-    lg = h5py.File(LLAMA, "r")["layers/1/attn"]
-    ls = lg["softmax"][3].astype(np.float64)
-    img7, lay7 = shoot("llama", LLAMA, "--layer", "1", "--head", "3")
+    lf = h5py.File(LLAMA, "r")
+    ll = int(lf.attrs["layers"][-1])
+    lg = lf[f"layers/{ll}/attn"]
+    lh = lg["softmax"].shape[0] - 1
+    lheads = list(lg.attrs["heads"]) if "heads" in lg.attrs else list(lg["softmax"].attrs["heads"])
+    ls = lg["softmax"][lh].astype(np.float64)
+    img7, lay7 = shoot("llama", LLAMA, "--layer", str(ll), "--head", str(int(lheads[lh])))
     why = check_panel(img7, lay7, "softmax", np.where(masked, np.nan, ls), lin(ls.max()))
     report("viewer_llama_dump", not why and list(lay7["panels"]) == ["softmax"], why or str(list(lay7["panels"])))
-    img8, lay8 = shoot("vs", DUMP, *common, "--vs", LLAMA, "--vs-head", "3")
-    why = check_panel(img8, lay8, "vs", np.where(masked, np.nan, ls), lin(ls.max()))
+    lv = lf[f"layers/{layer}/attn/softmax"][lh].astype(np.float64)
+    img8, lay8 = shoot("vs", DUMP, *common, "--vs", LLAMA, "--vs-head", str(int(lheads[lh])))
+    why = check_panel(img8, lay8, "vs", np.where(masked, np.nan, lv), lin(lv.max()))
     report("viewer_vs_panel", not why and len(lay8["panels"]) == 5, why)
 
     # The PNG path: a PNG screenshot decodes to the same pixels as the BMP one.
-    png = f"{TMP}/small.png"
+    png = f"{TMP}/{TAG}-small.png"
     r = subprocess.run([VIEWER, DUMP, *common, "--size", "640x480", "--screenshot", png], capture_output=True, text=True)
     img9, _ = shoot("small", DUMP, *common, size="640x480")
     ok = r.returncode == 0

@@ -58,11 +58,12 @@ def head_maps(rng, texts, layer, head):
     clutter = rng.normal(0.0, 0.8, (t, t))
     noise = sink + recency + clutter
     signal = np.zeros((t, t))
+    last = {}
     for i in range(t):
-        # Signal: an earlier occurrence of the same token (induction-like), else a key that
-        # depends on the head, so that heads differ.
-        prev = [j for j in range(i) if texts[j] == texts[i]]
-        j = prev[-1] + 1 if prev and prev[-1] + 1 <= i else (i * (head + 1)) // (head + 3)
+        # Signal: the token after an earlier occurrence of this token (induction-like), else
+        # a key that depends on the head, so that heads differ.
+        j = last[texts[i]] + 1 if texts[i] in last else (i * (head + 1)) // (head + 3)
+        last[texts[i]] = i
         signal[i, j] = 2.2 + 0.4 * layer + 0.3 * head
     s1 = softmax_rows(noise + signal + rng.normal(0.0, 0.15, (t, t)))
     s2 = softmax_rows(noise + rng.normal(0.0, 0.15, (t, t)))

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "diffscope/error.h"
+#include "diffscope/safetensors.h"
 
 struct dv_dump {
     char *path;
@@ -415,7 +416,17 @@ static int load_layer(dv_dump *d, int layer, dv_layer_info *li) {
     if (g < 0) return ds_fail("%s: %s is not a group", d->path, where);
     int rc = -1;
     int max_heads = in->arch == DV_ARCH_DIFFLLAMA ? in->num_heads / 2 : in->num_heads;
-    if (attr_int_array(d, g, where, "heads", max_heads, &li->heads, &li->n_heads) < 0) goto out;
+    /* `heads` belongs on the group; a writer that put it on the map datasets is read too. */
+    const char *first_map = in->arch == DV_ARCH_DIFFLLAMA ? "softmax1" : "softmax";
+    if (!attr_exists(g, "heads") && H5Lexists(g, first_map, H5P_DEFAULT) > 0) {
+        hid_t m = H5Oopen(g, first_map, H5P_DEFAULT);
+        int found = m >= 0 && attr_exists(m, "heads");
+        snprintf(path, sizeof path, "%s/%s", where, first_map);
+        int rc2 = found ? attr_int_array(d, m, path, "heads", max_heads, &li->heads, &li->n_heads) : 0;
+        if (m >= 0) H5Oclose(m);
+        if (rc2 < 0) goto out;
+    }
+    if (!li->heads && attr_int_array(d, g, where, "heads", max_heads, &li->heads, &li->n_heads) < 0) goto out;
     if (li->n_heads == 0) {
         ds_fail("%s: attribute 'heads' on %s is empty", d->path, where);
         goto out;
@@ -494,23 +505,54 @@ int dv_dump_head_index(dv_dump *d, int layer, int head) {
                    layer, li->n_heads, li->heads[0], li->heads[li->n_heads - 1]);
 }
 
+/* 1 when file type T is IEEE binary16, little-endian: such maps are read as raw 16-bit
+ * words and converted here, because HDF5's generic soft conversion of a 16-bit float type
+ * costs a second per 4096² map. */
+static int is_half_le(hid_t t) {
+    size_t spos, epos, esize, mpos, msize;
+    return H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 2 && H5Tget_order(t) == H5T_ORDER_LE &&
+           H5Tget_fields(t, &spos, &epos, &esize, &mpos, &msize) >= 0 && spos == 15 && epos == 10 &&
+           esize == 5 && mpos == 0 && msize == 10 && H5Tget_ebias(t) == 15;
+}
+
+static float half_table[65536];
+static int half_table_ready;
+
+static void half_to_float(float *out, size_t n) {
+    if (!half_table_ready) {
+        for (uint32_t i = 0; i < 65536; i++) half_table[i] = ds_f16_to_f32((uint16_t)i);
+        half_table_ready = 1;
+    }
+    /* The words sit in the upper half of OUT: word i is read before float i overwrites it. */
+    const uint16_t *h = (const uint16_t *)(out + n / 2) + (n & 1);
+    for (size_t i = 0; i < n; i++) {
+        uint16_t w = h[i];
+        out[i] = half_table[w];
+    }
+}
+
 /* Reads as float a block of dataset PATH: [1, nrows, ncols] at (hi, row0, 0) when RANK is 3,
  * [nrows, ncols] at (row0, 0) when RANK is 2. */
 static int read_block(dv_dump *d, const char *path, int rank, int hi, int row0, int nrows,
                       int ncols, float *out) {
     hid_t ds = H5Dopen2(d->file, path, H5P_DEFAULT);
     if (ds < 0) return ds_fail("%s: cannot open dataset %s", d->path, path);
-    hid_t fs = H5Dget_space(ds);
+    hid_t fs = H5Dget_space(ds), ft = H5Dget_type(ds);
     hsize_t start3[3] = {(hsize_t)hi, (hsize_t)row0, 0}, count3[3] = {1, (hsize_t)nrows, (hsize_t)ncols};
     hsize_t start2[2] = {(hsize_t)row0, 0}, count2[2] = {(hsize_t)nrows, (hsize_t)ncols};
-    hsize_t nmem = (hsize_t)nrows * (hsize_t)ncols;
-    hid_t ms = H5Screate_simple(1, &nmem, NULL);
-    int ok = fs >= 0 && ms >= 0 &&
+    size_t n = (size_t)nrows * (size_t)ncols;
+    /* The memory space has the selection's shape, which lets HDF5 copy whole chunk rows. */
+    hid_t ms = H5Screate_simple(rank, rank == 3 ? count3 : count2, NULL);
+    int half = ft >= 0 && is_half_le(ft);
+    void *dst = half ? (void *)((uint16_t *)(out + n / 2) + (n & 1)) : (void *)out;
+    int ok = fs >= 0 && ms >= 0 && ft >= 0 &&
              H5Sselect_hyperslab(fs, H5S_SELECT_SET, rank == 3 ? start3 : start2, NULL,
                                  rank == 3 ? count3 : count2, NULL) >= 0 &&
-             H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out) >= 0;
+             H5Dread(ds, half ? ft : H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, dst) >= 0;
+    if (ok && half) half_to_float(out, n);
     if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
+    if (ft >= 0) H5Tclose(ft);
     H5Dclose(ds);
     return ok ? 0 : ds_fail("%s: cannot read dataset %s (damaged file?)", d->path, path);
 }

@@ -20,7 +20,7 @@ enum {
     XLABEL_H = 62,     /* rotated key labels under heatmaps and under the last chart */
     CHART_GAP = 10,
     STRIP_H = 74,
-    TOP_H = 62,
+    TOP_H = 72,
 };
 
 void layout_compute(viewer *v, int w, int h) {
@@ -78,7 +78,7 @@ void layout_compute(viewer *v, int w, int h) {
     L->strip = (SDL_Rect){LABEL_W, strip_top, right - LABEL_W, STRIP_H};
     if (v->diffllama) {
         int sw = w / 3 < 460 ? w / 3 : 460;
-        L->slider = (SDL_Rect){w - MARGIN - 90 - sw, 42, sw, 6};
+        L->slider = (SDL_Rect){w - MARGIN - 90 - sw, 38, sw, 6};
     } else L->slider = (SDL_Rect){0, 0, 0, 0};
 }
 

@@ -24,7 +24,7 @@ static const char usage_text[] =
     "  --vs OTHER.h5        a Llama dump of the same tokens, shown beside the DiffLlama maps\n"
     "  --layer L            start at model layer L (default: the first layer in the dump)\n"
     "  --head H             start at model head H (default: the first head dumped)\n"
-    "  --vs-head H          head of the --vs dump to show (default 0)\n"
+    "  --vs-head H          model head of the --vs dump to show (default: its first)\n"
     "  --row Q              selected query row for the row profile (default: the last token)\n"
     "  --lambda X           counterfactual lambda for the difference (default: the dump's)\n"
     "  --log                logarithmic colour scale\n"
@@ -41,7 +41,7 @@ static const char usage_text[] =
 typedef struct {
     const char *dump, *vs, *screenshot, *font;
     int layer, head, vs_head, row, log, print_layout, print_state;
-    int have_layer, have_head, have_row, have_lambda, have_range;
+    int have_layer, have_head, have_vs_head, have_row, have_lambda, have_range;
     double lambda;
     int range_a, range_b, w, h;
 } options;
@@ -101,7 +101,7 @@ static int parse_options(int argc, char **argv, options *o) {
         else if (!strcmp(name, "--font")) o->font = val;
         else if (!strcmp(name, "--layer")) rc = parse_int(val, name, &o->layer), o->have_layer = 1;
         else if (!strcmp(name, "--head")) rc = parse_int(val, name, &o->head), o->have_head = 1;
-        else if (!strcmp(name, "--vs-head")) rc = parse_int(val, name, &o->vs_head);
+        else if (!strcmp(name, "--vs-head")) rc = parse_int(val, name, &o->vs_head), o->have_vs_head = 1;
         else if (!strcmp(name, "--row")) rc = parse_int(val, name, &o->row), o->have_row = 1;
         else if (!strcmp(name, "--log")) o->log = 1;
         else if (!strcmp(name, "--print-layout")) o->print_layout = 1;
@@ -166,15 +166,17 @@ static int setup(viewer *v, const options *o) {
     if (!dv_dump_layer(v->dump, v->layer)) return -1;
     v->head = 0;
     if (o->have_head && (v->head = dv_dump_head_index(v->dump, v->layer, o->head)) < 0) return -1;
-    v->vs_head = o->vs_head;
-    if (v->vs && o->vs_head < 0) return ds_fail("--vs-head: %d is negative", o->vs_head);
+    if (o->have_vs_head && !v->vs) return ds_fail("--vs-head needs --vs");
+    if (v->vs && o->have_vs_head) {
+        /* --vs-head is a model head number, like --head; the layer must be in the --vs dump. */
+        if (dv_dump_layer_index(v->vs, v->layer) < 0) return -1;
+        if ((v->vs_head = dv_dump_head_index(v->vs, v->layer, o->vs_head)) < 0) return -1;
+    }
     if (o->have_row && (o->row < 0 || o->row >= v->T))
         return ds_fail("--row: %d is outside 0..%d (the dump has %d tokens)", o->row, v->T - 1, v->T);
     v->row = o->have_row ? o->row : v->T - 1;
     if (o->have_lambda && !v->diffllama) return ds_fail("--lambda: %s is a Llama dump, it has no λ", o->dump);
     if (viewer_load(v) < 0) return -1;
-    if (v->vs && v->vs_li && o->vs_head >= v->vs_li->n_heads)
-        return ds_fail("--vs-head: %d is outside 0..%d", o->vs_head, v->vs_li->n_heads - 1);
     if (o->have_lambda) viewer_set_lambda(v, o->lambda);
     v->log_scale = o->log;
     view_fit(v);

@@ -67,9 +67,16 @@ static int nice_step(double need) {
     }
 }
 
-/* Label of token I shortened to fit MAXW pixels in font F. With the index when STEP > 1. */
-static void token_label(const viewer *v, int i, int step, font_id f, int maxw, char *out, int n) {
+/* Label of token I shortened to fit MAXW pixels in font F. When only every STEP-th token is
+ * labelled (STEP > 1) the label starts with the token's index; a rotated key label then holds
+ * the index alone (its length is short). */
+static void token_label(const viewer *v, int i, int step, font_id f, int maxw, int rotated, char *out,
+                        int n) {
     char full[160], cut[160];
+    if (step > 1 && rotated) {
+        snprintf(out, n, "%d", i);
+        return;
+    }
     if (step > 1) snprintf(full, sizeof full, "%d %s", i, v->info->tokens[i]);
     else snprintf(full, sizeof full, "%s", v->info->tokens[i]);
     for (int maxch = 24; maxch >= 1; maxch -= 2) {
@@ -201,7 +208,7 @@ static void draw_axis_labels(viewer *v, const panel *p, int with_queries) {
             double yc = cell_to_px(v, q + 0.5, v->view_q0, m->y, m->h);
             if (yc < m->y || yc > m->y + m->h) continue;
             uint32_t c = q == v->row ? C_SEL : q == v->hover_q ? C_HOVER : C_DIM;
-            token_label(v, q, step, FONT_LABEL, m->x - 14, lab, sizeof lab);
+            token_label(v, q, step, FONT_LABEL, m->x - 14, 0, lab, sizeof lab);
             text_draw(r, FONT_LABEL, lab, m->x - 6, (int)yc - fh / 2, c, ALIGN_RIGHT);
         }
     }
@@ -212,7 +219,7 @@ static void draw_axis_labels(viewer *v, const panel *p, int with_queries) {
         double xc = cell_to_px(v, k + 0.5, v->view_k0, m->x, m->w);
         if (xc < m->x || xc > m->x + m->w) continue;
         uint32_t c = k == v->hover_k ? C_HOVER : C_DIM;
-        token_label(v, k, step, FONT_LABEL, 56, lab, sizeof lab);
+        token_label(v, k, step, FONT_LABEL, 56, 1, lab, sizeof lab);
         text_draw_up(r, FONT_LABEL, lab, (int)xc, m->y + m->h + 5, c);
     }
 }
@@ -270,7 +277,7 @@ static void draw_profile(viewer *v) {
     const layout_info *L = &v->lay;
     int q = v->row, nc = L->n_charts;
     char buf[256], lab[160];
-    token_label(v, q, 1, FONT_UI, 300, lab, sizeof lab);
+    token_label(v, q, 1, FONT_UI, 300, 0, lab, sizeof lab);
     snprintf(buf, sizeof buf, "row profile \u00b7 query %d  %s", q, lab);
     text_draw(r, FONT_UI, buf, L->area.x, L->area.y, C_TEXT, ALIGN_LEFT);
     if (v->diffllama)
@@ -359,7 +366,7 @@ static void draw_profile(viewer *v) {
         if (k < 0) continue;
         double xc = cell_to_px(v, k + 0.5, v->view_k0, last->x, last->w);
         if (xc < last->x || xc > last->x + last->w) continue;
-        token_label(v, k, step, FONT_LABEL, 56, lab, sizeof lab);
+        token_label(v, k, step, FONT_LABEL, 56, 1, lab, sizeof lab);
         text_draw_up(r, FONT_LABEL, lab, (int)xc, last->y + last->h + 4, k == v->hover_k ? C_HOVER : C_DIM);
     }
 }
@@ -433,7 +440,7 @@ static void draw_top(viewer *v) {
         char cut[200];
         text_truncate(in->prompt, 120, cut, sizeof cut);
         snprintf(buf, sizeof buf, "prompt: %s", cut);
-        text_draw(r, FONT_LABEL, buf, 14, 36, C_DIM, ALIGN_LEFT);
+        text_draw(r, FONT_LABEL, buf, 14, 38, C_DIM, ALIGN_LEFT);
         return;
     }
     const dv_layer_info *li = v->li;
@@ -447,7 +454,7 @@ static void draw_top(viewer *v) {
     else
         snprintf(buf, sizeof buf, "\u03bb now %s   \u00b7   model \u03bb %s   \u00b7   \u03bb_init %s%s", ln, lm, li0,
                  v->lambda != li->lambda_full ? "   \u00b7   counterfactual (r resets)" : "");
-    text_draw(r, FONT_UI, buf, 14, 36, v->lambda != li->lambda_full ? C_ACCENT : C_TEXT, ALIGN_LEFT);
+    text_draw(r, FONT_UI, buf, 14, 38, v->lambda != li->lambda_full ? C_ACCENT : C_TEXT, ALIGN_LEFT);
 
     const SDL_Rect *s = &v->lay.slider;
     double lo, hi;
@@ -465,7 +472,9 @@ static void draw_top(viewer *v) {
         int mx = s->x + (int)lrint((marks[i].val - lo) / (hi - lo) * s->w);
         if (mx < s->x || mx > s->x + s->w) continue;
         fill(r, mx, s->y - 6, 2, s->h + 12, marks[i].col);
-        text_draw(r, FONT_SMALL, marks[i].name, mx, s->y - 8 - fh, marks[i].col, ALIGN_CENTER);
+        /* The model's λ is named above the track, λ_init below, so close values stay legible. */
+        text_draw(r, FONT_SMALL, marks[i].name, mx, i == 0 ? s->y - 8 - fh : s->y + s->h + 7,
+                  marks[i].col, ALIGN_CENTER);
     }
     double lc = v->lambda < lo ? lo : v->lambda > hi ? hi : v->lambda;
     int kx = s->x + (int)lrint((lc - lo) / (hi - lo) * s->w);
@@ -488,8 +497,8 @@ static void draw_tooltip(viewer *v) {
     int q = v->hover_q, k = v->hover_k;
     char lines[8][200], a[160], b[160];
     int n = 0;
-    token_label(v, q, 1, FONT_UI, 260, a, sizeof a);
-    token_label(v, k, 1, FONT_UI, 260, b, sizeof b);
+    token_label(v, q, 1, FONT_UI, 260, 0, a, sizeof a);
+    token_label(v, k, 1, FONT_UI, 260, 0, b, sizeof b);
     snprintf(lines[n++], 200, "query %d  %s", q, a);
     snprintf(lines[n++], 200, "key %d  %s", k, b);
     panel_kind kinds[5];
