@@ -105,3 +105,23 @@ $(BUILD)/bench_tokenizer: tools/bench_tokenizer.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDFLAGS)
 bench-tokenizer: $(BUILD)/bench_tokenizer
 	@$(BUILD)/bench_tokenizer
+
+# libFuzzer harnesses tests/fuzz/fuzz_*.c, each built with clang together with the parser
+# sources it exercises (compiled with clang too), run FUZZ_SECONDS each by tools/fuzz.sh.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Iviz $(PKG_CFLAGS) \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB_SRC  = src/error.c src/safetensors.c src/config.c $(wildcard src/tokenizer*.c) \
+                $(wildcard viz/dump_reader.c)
+FUZZ_BIN      = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_file.h $(FUZZ_LIB_SRC) $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(shell pkg-config --libs $(PKGS)) -lutf8proc -lm
+fuzz: $(FUZZ_BIN)
+	@sh tools/fuzz.sh $(BUILD) $(FUZZ_SECONDS)
+
+# A short `diffscope logits` and `diffscope dump` under valgrind (memcheck); fails on any error.
+.PHONY: valgrind
+valgrind: all
+	@BUILD=$(BUILD) sh tools/valgrind.sh

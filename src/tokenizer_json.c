@@ -55,8 +55,11 @@ static int parse_norm(const ctx *c, const cJSON *o, tk_norm *nm) {
         int n = cJSON_GetArraySize(arr);
         nm->items = calloc(n ? n : 1, sizeof *nm->items);
         if (!nm->items) return ds_fail("out of memory");
-        for (int i = 0; i < n; i++, nm->nitems++)
+        /* Each item is counted before it is parsed, so that freeing frees a half-parsed one. */
+        for (int i = 0; i < n; i++) {
+            nm->nitems++;
             if (parse_norm(c, cJSON_GetArrayItem(arr, i), &nm->items[i])) return -1;
+        }
         return 0;
     }
     if (!strcmp(type, "NFC")) { nm->kind = TK_NORM_NFC; return 0; }
@@ -98,8 +101,11 @@ static int parse_pre(const ctx *c, const cJSON *o, tk_pre *pre) {
         int n = cJSON_GetArraySize(arr);
         pre->items = calloc(n ? n : 1, sizeof *pre->items);
         if (!pre->items) return ds_fail("out of memory");
-        for (int i = 0; i < n; i++, pre->nitems++)
+        /* Each item is counted before it is parsed, so that freeing frees a half-parsed one. */
+        for (int i = 0; i < n; i++) {
+            pre->nitems++;
             if (parse_pre(c, cJSON_GetArrayItem(arr, i), &pre->items[i])) return -1;
+        }
         return 0;
     }
     if (!strcmp(type, "Split")) {
@@ -162,8 +168,11 @@ static int parse_dec(const ctx *c, const cJSON *o, tk_dec *d) {
         int n = cJSON_GetArraySize(arr);
         d->items = calloc(n ? n : 1, sizeof *d->items);
         if (!d->items) return ds_fail("out of memory");
-        for (int i = 0; i < n; i++, d->nitems++)
+        /* Each item is counted before it is parsed, so that freeing frees a half-parsed one. */
+        for (int i = 0; i < n; i++) {
+            d->nitems++;
             if (parse_dec(c, cJSON_GetArrayItem(arr, i), &d->items[i])) return -1;
+        }
         return 0;
     }
     if (!strcmp(type, "ByteLevel")) { d->kind = TK_DEC_BYTELEVEL; return 0; }

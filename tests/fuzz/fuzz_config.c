@@ -1,0 +1,38 @@
+/* libFuzzer harness: config.json parsing and validation (ds_config_parse in src/config.c).
+ *
+ * The input is the text of a config.json. When it is accepted, the harness checks the
+ * guarantees later code relies on: positive dimensions, H a multiple of KV, H even for
+ * DiffLlama, an even head_dim; and it computes the parameter count, which UBSan checks for
+ * signed overflow. A rejected input must leave a one-line message. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "diffscope/config.h"
+#include "diffscope/error.h"
+
+static void cfg_check(int cond) {
+    if (!cond) abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char *text = malloc(size + 1);
+    if (!text) return 0;
+    memcpy(text, data, size);
+    text[size] = 0;
+    ds_config c;
+    if (ds_config_parse(&c, text, "fuzz/config.json") == 0) {
+        cfg_check(c.vocab_size > 0 && c.hidden_size > 0 && c.intermediate_size > 0 && c.num_layers > 0);
+        cfg_check(c.num_heads > 0 && c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0);
+        cfg_check(c.head_dim > 0 && c.head_dim % 2 == 0 && c.max_position_embeddings > 0);
+        cfg_check(c.arch != DS_ARCH_DIFFLLAMA || c.num_heads % 2 == 0);
+        cfg_check(c.n_eos >= 0 && c.n_eos <= DS_MAX_EOS && c.json_text != NULL);
+        cfg_check(ds_config_param_count(&c) > 0);
+        volatile double l = ds_lambda_init(c.num_layers - 1);
+        (void)l;
+        ds_config_free(&c);
+    } else {
+        cfg_check(ds_errmsg()[0] != 0 && strchr(ds_errmsg(), '\n') == NULL);
+    }
+    free(text);
+    return 0;
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Regenerates the seed corpora of the libFuzzer harnesses under tests/fuzz/corpus/<harness>/.
+
+Seeds are small valid (or nearly valid) inputs from which libFuzzer mutates:
+  fuzz_safetensors  the small safetensors files of tests/bad/ (run tools/make_bad_inputs.py first)
+  fuzz_config       the golden config.json files and the config cases of tests/bad/
+  fuzz_tokenizer    trimmed copies of the tokenizer.json fixtures (mode byte 0x00), and a few
+                    texts to encode with each fixture (mode bytes 0x01, 0x03, ...; see the harness)
+  fuzz_dump_reader  the dumps in tests/fuzz/corpus/fuzz_dump_reader are made by hand with
+                    `diffscope dump` (HDF5 files; not regenerated here)
+Standard library only.
+"""
+import glob
+import json
+import os
+import shutil
+
+OUT = "tests/fuzz/corpus"
+KEEP_IDS = 300  # vocabulary ids kept in a trimmed tokenizer seed
+
+
+def reset(name):
+    d = os.path.join(OUT, name)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    return d
+
+
+def copy_small(paths, d, limit):
+    n = 0
+    for p in sorted(paths):
+        if os.path.isfile(p) and os.path.getsize(p) <= limit:
+            case = p.split(os.sep)[2]
+            shutil.copyfile(p, os.path.join(d, case))
+            n += 1
+    return n
+
+
+def trim_tokenizer(j):
+    """The tokenizer with vocabulary ids < KEEP_IDS and the merges among them."""
+    m = j["model"]
+    vocab = {t: i for t, i in m["vocab"].items() if i < KEEP_IDS}
+    merges = []
+    for mg in m["merges"]:
+        a, b = mg if isinstance(mg, list) else mg.split(" ", 1)
+        if a in vocab and b in vocab and a + b in vocab:
+            merges.append(mg)
+    j = dict(j, model=dict(m, vocab=vocab, merges=merges))
+    return j
+
+
+def main():
+    d = reset("fuzz_safetensors")
+    n = copy_small(glob.glob("tests/bad/*/model/model.safetensors"), d, 2048)
+    print(f"fuzz_safetensors: {n} seeds")
+
+    d = reset("fuzz_config")
+    n = copy_small(glob.glob("tests/bad/config-*/model/config.json"), d, 4096)
+    for p in sorted(glob.glob("tests/data/golden/models/*/config.json")):
+        shutil.copyfile(p, os.path.join(d, "golden-" + p.split(os.sep)[-2]))
+        n += 1
+    print(f"fuzz_config: {n} seeds")
+
+    d = reset("fuzz_tokenizer")
+    fixtures = sorted(glob.glob("tests/data/tokenizers/*/tokenizer.json"))
+    for p in fixtures:
+        with open(p) as f:
+            j = trim_tokenizer(json.load(f))
+        with open(os.path.join(d, "json-" + p.split(os.sep)[-2]), "wb") as f:
+            f.write(b"\x00" + json.dumps(j, ensure_ascii=False, separators=(",", ":")).encode())
+    texts = [b"Hello world", b" leading and  double  spaces\n\ttabs", "caf\u00e9 \u65e5\u672c \U0001F600".encode(),
+             b"<s> special </s> <|eot_id|>", b"\xff\xfe invalid \xc3 utf8", b"1234567 numbers 3.14"]
+    n = len(fixtures)
+    for k in range(4):  # the harness picks fixture (mode >> 2) % 4
+        for i, t in enumerate(texts):
+            with open(os.path.join(d, f"text-{k}-{i}"), "wb") as f:
+                f.write(bytes([(k << 2) | 1 | ((i & 1) << 1)]) + t)
+            n += 1
+    print(f"fuzz_tokenizer: {n} seeds")
+
+
+if __name__ == "__main__":
+    main()
