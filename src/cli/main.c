@@ -17,6 +17,8 @@ static const struct {
     {"bench", cmd_bench, "prefill/decode speed, GFLOP/s against sgemm, peak memory, dump cost"},
     {"verify", cmd_verify, "compare two HDF5 files dataset by dataset (regression check)"},
     {"view", cmd_view, "interactive viewer of a dump's attention maps (diffscope-view)"},
+    {"compare", cmd_compare, "attention on a span vs noise per layer (diff vs softmax), Table-5 outliers"},
+    {"needle", cmd_needle, "key-information retrieval by depth: top-1 answer and answer/noise mass"},
     {"tokenize", cmd_tokenize, "text -> token ids with a tokenizer.json (HF tokenizers exactly)"},
     {"detokenize", cmd_detokenize, "token ids -> text with a tokenizer.json"},
 };

@@ -1,0 +1,65 @@
+/* Attention-noise statistics at one query row, and the paper's Table-5 activation outliers,
+ * computed from probe events during one forward pass (no dump file, no stored maps).
+ *
+ *   ds_attn_stats *s = ds_attn_stats_begin(model, T, &opts, probes);   registers its hooks
+ *   ds_forward(session, ids, T, logits, 1, probes);                    one prefill, pos0 = 0
+ *   ds_attn_stats_finish(s);   ... read s->layer / s->head / s->scores ...   ds_attn_stats_free(s)
+ *
+ * For query position q and span S = [span_begin, span_end) (0 < span_begin, span_end <= q + 1),
+ * at row q of each map M and each head:
+ *   answer_mass = sum_{k in S} M[q,k]          (NaN when there is no span)
+ *   noise_mass  = sum_{k not in S, 0 < k <= q} M[q,k]
+ *   sink_mass   = M[q,0]
+ *   entropy     = -sum_{k <= q} M[q,k] ln M[q,k], in nats (softmax maps; NaN for diff)
+ *   sparsity    = share of the q+1 causal entries k <= q with |M[q,k]| < 1e-3 max_k |M[q,k]|
+ * Maps: DiffLlama "diff" (softmax1 - λ·softmax2) and "softmax1"; Llama "softmax".
+ *
+ * Outliers (with opts.outliers): the k-th largest absolute value for k = 1, 2, 3, 10, 100 and
+ * the median, of every causal pre-softmax score (all layers, all sub-heads) and of every
+ * residual-stream value after every layer (all tokens, channels and layers).
+ *
+ * Memory: a few doubles per layer and head, plus two ds_table5_acc (diffscope/table5.h: 8 MB
+ * each, exact top-k, median within 1.3e-4 relative), whatever the prompt length. */
+#ifndef DIFFSCOPE_ATTN_STATS_H
+#define DIFFSCOPE_ATTN_STATS_H
+#include <stdint.h>
+#include "diffscope/model.h"
+#include "diffscope/table5.h"
+
+enum { DS_ATTN_MAP_DIFF, DS_ATTN_MAP_SOFTMAX1, DS_ATTN_MAP_SOFTMAX, DS_ATTN_NMAPS };
+/* "diff", "softmax1", "softmax" */
+const char *ds_attn_map_name(int map);
+
+typedef struct {
+    double answer_mass, noise_mass, sink_mass, entropy, sparsity;
+} ds_attn_row_stats;
+
+typedef struct {
+    int query;                  /* q, 0 <= q < T */
+    int span_begin, span_end;   /* S = [span_begin, span_end); span_end == 0: no span */
+    int outliers;               /* also collect the Table-5 statistics */
+} ds_attn_stats_opts;
+
+typedef struct {
+    ds_attn_stats_opts o;
+    int T, L;
+    int heads;                               /* per map: H/2 (DiffLlama) or H (Llama) */
+    int is_diff;
+    int has_map[DS_ATTN_NMAPS];
+    ds_attn_row_stats *head[DS_ATTN_NMAPS];  /* [L * heads], for maps the model has */
+    ds_attn_row_stats *layer[DS_ATTN_NMAPS]; /* [L], means over heads (after finish) */
+    double *lambda_full;                     /* [L], the λ the forward pass used; NaN for Llama */
+    ds_table5 scores, resid;                 /* after finish, with opts.outliers */
+    ds_table5_acc *scores_acc, *resid_acc;   /* while running */
+} ds_attn_stats;
+
+/* Checks OPTS against T and registers the hooks on P. NULL with a message on failure. */
+ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats_opts *opts, ds_probes *p);
+/* Computes the means over heads and the outlier statistics; releases the accumulators. */
+int ds_attn_stats_finish(ds_attn_stats *s);
+void ds_attn_stats_free(ds_attn_stats *s);
+
+/* The first layer of "the last half of the layers" (L/2 rounded down), used by needle. */
+static inline int ds_attn_last_half_begin(int L) { return L / 2; }
+
+#endif

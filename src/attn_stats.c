@@ -1,0 +1,156 @@
+/* Attention-noise statistics at one query row and Table-5 outliers, from probe events
+ * (see include/diffscope/attn_stats.h). Only the row block that holds the query row is read
+ * from each map event; scores and residual values are streamed into bounded accumulators. */
+#include "diffscope/attn_stats.h"
+#include "diffscope/error.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Entries below this share of the row's largest |entry| count as "sparse". */
+#define SPARSE_REL 1e-3
+
+const char *ds_attn_map_name(int map) {
+    static const char *const names[DS_ATTN_NMAPS] = {"diff", "softmax1", "softmax"};
+    return map >= 0 && map < DS_ATTN_NMAPS ? names[map] : "?";
+}
+
+/* Row q of one head's map: the five statistics. */
+static void row_stats(const float *row, int q, int b, int e, int is_softmax, ds_attn_row_stats *st) {
+    double answer = 0, noise = 0, ent = 0, mx = 0;
+    for (int k = 0; k <= q; k++) {
+        double v = row[k];
+        if (k >= b && k < e) answer += v;
+        else if (k > 0) noise += v;
+        if (is_softmax && v > 0) ent -= v * log(v);
+        if (fabs(v) > mx) mx = fabs(v);
+    }
+    int small = 0;
+    for (int k = 0; k <= q; k++) small += fabs((double)row[k]) < SPARSE_REL * mx;
+    st->answer_mass = e > b ? answer : NAN;
+    st->noise_mass = noise;
+    st->sink_mass = row[0];
+    st->entropy = is_softmax ? ent : NAN;
+    st->sparsity = (double)small / (q + 1);
+}
+
+static int on_map(ds_attn_stats *s, int map, const ds_probe_event *ev) {
+    int row = s->o.query - ev->pos0 - (int)ev->offset[1]; /* the query's row inside this block */
+    if (row < 0 || row >= ev->shape[1]) return 0;
+    for (int h = 0; h < ev->shape[0]; h++)
+        row_stats(ev->data + h * ev->strides[0] + row * ev->strides[1], s->o.query, s->o.span_begin, s->o.span_end,
+                  map != DS_ATTN_MAP_DIFF, &s->head[map][(size_t)ev->layer * s->heads + h]);
+    return 0;
+}
+
+static void push_scores(ds_attn_stats *s, const ds_probe_event *ev) {
+    for (int h = 0; h < ev->shape[0]; h++)
+        for (int r = 0; r < ev->shape[1]; r++) {
+            const float *row = ev->data + h * ev->strides[0] + r * ev->strides[1];
+            int q = ev->pos0 + (int)ev->offset[1] + r; /* causal entries: keys 0..q */
+            for (int k = 0; k <= q; k++) ds_table5_push(s->scores_acc, row[k]);
+        }
+}
+
+static int on_event(const ds_probe_event *ev, void *user) {
+    ds_attn_stats *s = user;
+    switch (ev->point) {
+    case DS_HOOK_DIFF: return on_map(s, DS_ATTN_MAP_DIFF, ev);
+    case DS_HOOK_PATTERN1: return on_map(s, DS_ATTN_MAP_SOFTMAX1, ev);
+    case DS_HOOK_PATTERN: return on_map(s, DS_ATTN_MAP_SOFTMAX, ev);
+    case DS_HOOK_LAMBDA: s->lambda_full[ev->layer] = ev->data[3]; return 0;
+    case DS_HOOK_SCORES: push_scores(s, ev); return 0;
+    case DS_HOOK_RESID_POST:
+        for (int64_t t = 0; t < ev->shape[0]; t++)
+            for (int64_t j = 0; j < ev->shape[1]; j++) ds_table5_push(s->resid_acc, ev->data[t * ev->strides[0] + j]);
+        return 0;
+    default: return 0;
+    }
+}
+
+static int check_opts(const ds_attn_stats_opts *o, int T) {
+    if (o->query < 0 || o->query >= T)
+        return ds_fail("query position %d is out of range (the prompt has %d tokens: 0..%d)", o->query, T, T - 1);
+    if (o->span_end == 0) return 0;
+    if (o->span_begin < 0 || o->span_begin >= o->span_end || o->span_end > T)
+        return ds_fail("span %d:%d is not a non-empty range of the %d prompt tokens", o->span_begin, o->span_end, T);
+    if (o->span_begin == 0)
+        return ds_fail("span %d:%d includes token 0, the attention sink (reported apart as sink_mass)", o->span_begin,
+                       o->span_end);
+    if (o->span_end > o->query + 1)
+        return ds_fail("span %d:%d ends after the query position %d (the query cannot attend to it)", o->span_begin,
+                       o->span_end, o->query);
+    return 0;
+}
+
+static int add_hook(ds_attn_stats *s, ds_probes *p, ds_hook_point point, int layer) {
+    char name[96];
+    return ds_probes_add(p, ds_hook_name(point, layer, name, sizeof name), on_event, s);
+}
+
+ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats_opts *opts, ds_probes *p) {
+    const ds_config *c = ds_model_config(m);
+    if (check_opts(opts, T)) return NULL;
+    ds_attn_stats *s = calloc(1, sizeof *s);
+    if (!s) {
+        ds_fail("out of memory");
+        return NULL;
+    }
+    s->o = *opts, s->T = T, s->L = c->num_layers;
+    s->is_diff = c->arch == DS_ARCH_DIFFLLAMA;
+    s->heads = s->is_diff ? c->num_heads / 2 : c->num_heads;
+    s->has_map[DS_ATTN_MAP_DIFF] = s->has_map[DS_ATTN_MAP_SOFTMAX1] = s->is_diff;
+    s->has_map[DS_ATTN_MAP_SOFTMAX] = !s->is_diff;
+    int ok = (s->lambda_full = malloc((size_t)s->L * sizeof *s->lambda_full)) != NULL;
+    for (int k = 0; ok && k < DS_ATTN_NMAPS; k++)
+        if (s->has_map[k])
+            ok = (s->head[k] = calloc((size_t)s->L * s->heads, sizeof **s->head)) &&
+                 (s->layer[k] = calloc((size_t)s->L, sizeof **s->layer));
+    if (!ok) ds_fail("out of memory");
+    if (ok && opts->outliers) ok = (s->scores_acc = ds_table5_new()) && (s->resid_acc = ds_table5_new());
+    for (int l = 0; ok && l < s->L; l++) {
+        s->lambda_full[l] = NAN;
+        if (s->is_diff)
+            ok = !add_hook(s, p, DS_HOOK_DIFF, l) && !add_hook(s, p, DS_HOOK_PATTERN1, l) &&
+                 !add_hook(s, p, DS_HOOK_LAMBDA, l);
+        else
+            ok = !add_hook(s, p, DS_HOOK_PATTERN, l);
+        if (ok && opts->outliers) ok = !add_hook(s, p, DS_HOOK_SCORES, l) && !add_hook(s, p, DS_HOOK_RESID_POST, l);
+    }
+    if (!ok) {
+        ds_attn_stats_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int ds_attn_stats_finish(ds_attn_stats *s) {
+    for (int k = 0; k < DS_ATTN_NMAPS; k++) {
+        if (!s->has_map[k]) continue;
+        for (int l = 0; l < s->L; l++) {
+            ds_attn_row_stats m = {0};
+            for (int h = 0; h < s->heads; h++) {
+                const ds_attn_row_stats *x = &s->head[k][(size_t)l * s->heads + h];
+                m.answer_mass += x->answer_mass, m.noise_mass += x->noise_mass, m.sink_mass += x->sink_mass;
+                m.entropy += x->entropy, m.sparsity += x->sparsity;
+            }
+            m.answer_mass /= s->heads, m.noise_mass /= s->heads, m.sink_mass /= s->heads;
+            m.entropy /= s->heads, m.sparsity /= s->heads;
+            s->layer[k][l] = m;
+        }
+    }
+    if (s->scores_acc) ds_table5_result(s->scores_acc, &s->scores);
+    if (s->resid_acc) ds_table5_result(s->resid_acc, &s->resid);
+    ds_table5_free(s->scores_acc), ds_table5_free(s->resid_acc);
+    s->scores_acc = s->resid_acc = NULL;
+    return 0;
+}
+
+void ds_attn_stats_free(ds_attn_stats *s) {
+    if (!s) return;
+    for (int k = 0; k < DS_ATTN_NMAPS; k++) free(s->head[k]), free(s->layer[k]);
+    ds_table5_free(s->scores_acc), ds_table5_free(s->resid_acc);
+    free(s->lambda_full);
+    free(s);
+}
