@@ -140,6 +140,7 @@ export SDL_RENDER_DRIVER
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 export ASAN_OPTIONS
 
+VIEW_ABS=$(cd "$(dirname "$VIEW")" && pwd)/diffscope-view
 # The window test runs on the real dump when there is one. Expected values from the file:
 WIN=$tmp/d.h5
 [ -n "$real" ] && WIN=$tmp/rd.h5
@@ -157,7 +158,10 @@ cell_xy() { # Q K -> "X Y" window coordinates of the cell's centre in the softma
         /^panel softmax1/ { split($3, x, "="); split($4, y, "="); split($5, s, "=");
                             c = s[2] / span; printf "%d %d\n", x[2] + (k + 0.5) * c, y[2] + (q + 0.5) * c }' "$tmp/geom"
 }
-
+field() { # KIND KEY -> value of KEY= on the layout line of KIND ("slider", "panel:softmax1", ...)
+    awk -v kind="$1" -v key="$2" '$1 == kind || $1 ":" $2 == kind { for (i = 2; i <= NF; i++) { split($i, a, "=");
+        if (a[1] == key) print a[2] } }' "$tmp/geom"
+}
 wait_state() { # PATTERN: waits until the viewer's last state line matches
     i=0
     while [ $i -lt 100 ]; do
@@ -169,7 +173,8 @@ wait_state() { # PATTERN: waits until the viewer's last state line matches
 }
 
 start_window() {
-    "$VIEW" "$WIN" --size 1600x900 --print-state >"$tmp/state" 2>"$tmp/werr" &
+    # From $tmp, where the s key writes its screenshot.
+    (cd "$tmp" && exec "$VIEW_ABS" "$WIN" --size 1600x900 --print-state >"$tmp/state" 2>"$tmp/werr") &
     vpid=$!
     wid=$(timeout 15 xdotool search --sync --onlyvisible --name 'diffscope-view' 2>/dev/null | head -n 1)
     [ -n "$wid" ] || return 1
@@ -208,6 +213,29 @@ if start_window; then
     step viewer_window_log_toggle 'log=1' key l
     step viewer_window_help 'help=1' key h
     step viewer_window_escape_closes_help 'help=0' key Escape
+    set -- $(cell_xy 5 2)
+    step viewer_window_hover 'hover=5,2 ' mousemove --window "$wid" "$1" "$2"
+    # Zoomed in, a drag far up-left (from a low cell of the softmax2 panel) pans to the
+    # bottom-right end of the prompt.
+    step viewer_window_zoom_for_pan "span=$SPAN_IN" click 4
+    END=$(awk -v t="$SPAN_ALL" -v s="$SPAN_IN" 'BEGIN { printf "%.2f", t - s }')
+    set -- $(cell_xy $(($(printf %.0f "$SPAN_ALL") - 2)) 2)
+    x0=$(($1 + $(field panel:softmax2 x) - $(field panel:softmax1 x)))
+    step viewer_window_drag_pan "k0=$END q0=$END " mousemove --window "$wid" "$x0" "$2" mousedown 1 \
+        mousemove --window "$wid" $((x0 - 300)) $(($2 - 300)) mouseup 1
+    # The λ slider: a press at the middle of the track sets the middle of its range.
+    sx=$(field slider x) sy=$(field slider y) sw=$(field slider w) lo=$(field slider lo) hi=$(field slider hi)
+    MID=$(awk -v lo="$lo" -v hi="$hi" 'BEGIN { printf "%.4f", (lo + hi) / 2 }')
+    step viewer_window_lambda_slider "lambda=$MID " mousemove --window "$wid" $((sx + sw / 2)) $((sy + 3)) click 1
+    # A click on the second head of the strip selects it.
+    tx=$(field strip x) ty=$(field strip y) tw=$(field strip w) th=$(field strip heads)
+    step viewer_window_strip_click 'head=1 ' mousemove --window "$wid" $((tx + tw * 3 / (2 * th))) $((ty + 28)) click 1
+    step viewer_window_resize 'size=1200x800' windowsize "$wid" 1200 800
+    xdotool key s
+    i=0
+    while [ ! -s "$tmp/diffscope-view-L0-H1.png" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    if head -c 8 "$tmp/diffscope-view-L0-H1.png" 2>/dev/null | grep -q PNG; then ok viewer_window_s_saves_png
+    else fail viewer_window_s_saves_png "no PNG at $tmp/diffscope-view-L0-H1.png: $(tail -n 2 "$tmp/werr")"; fi
     xdotool key q
     wait_exit
     if [ $rc -eq 0 ] && tail -n 1 "$tmp/state" | grep -q '^quit$'; then ok viewer_window_quit_q

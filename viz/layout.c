@@ -156,9 +156,9 @@ int layout_strip_hit(const viewer *v, int x, int y) {
 }
 
 void slider_range(const viewer *v, double *lo, double *hi) {
-    double ld = viewer_lambda_dump(v);
-    *lo = floor((fmin(0, ld) - 0.25) * 4) / 4;
-    *hi = ceil((fmax(1, ld) + 0.25) * 4) / 4;
+    double ld = viewer_lambda_dump(v), lm = v->li ? v->li->lambda_model : ld;
+    *lo = floor((fmin(0, fmin(ld, lm)) - 0.25) * 4) / 4;
+    *hi = ceil((fmax(1, fmax(ld, lm)) + 0.25) * 4) / 4;
 }
 
 double slider_lambda_at(const viewer *v, int x) {

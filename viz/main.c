@@ -30,7 +30,8 @@ static const char usage_text[] =
     "  --log                logarithmic colour scale\n"
     "  --range A:B          show tokens A..B-1 on both axes (default: all)\n"
     "  --size WxH           window or screenshot size in pixels (default 1600x960)\n"
-    "  --screenshot OUT.png render one frame to OUT.png without a display, then exit\n"
+    "  --screenshot OUT.png render one frame to OUT.png (OUT.bmp: BMP) without a display, exit\n"
+    "  --hover Q:K          with --screenshot: show the tooltip of cell (query Q, key K)\n"
     "  --print-layout       with --screenshot: print the panel geometry on stdout\n"
     "  --print-state        print a line on stdout after every change (for scripted tests)\n"
     "  --font PATH          TrueType font (default $DIFFSCOPE_FONT, else " DEFAULT_FONT ")\n"
@@ -41,7 +42,8 @@ static const char usage_text[] =
 typedef struct {
     const char *dump, *vs, *screenshot, *font;
     int layer, head, vs_head, row, log, print_layout, print_state;
-    int have_layer, have_head, have_vs_head, have_row, have_lambda, have_range;
+    int have_layer, have_head, have_vs_head, have_row, have_lambda, have_range, have_hover;
+    int hover_q, hover_k;
     double lambda;
     int range_a, range_b, w, h;
 } options;
@@ -117,6 +119,11 @@ static int parse_options(int argc, char **argv, options *o) {
             if (sscanf(val, "%d:%d%c", &o->range_a, &o->range_b, &tail) != 2)
                 return fail(DS_EXIT_INPUT, "--range: '%s' is not A:B", val);
             o->have_range = 1;
+        } else if (!strcmp(name, "--hover")) {
+            char tail;
+            if (sscanf(val, "%d:%d%c", &o->hover_q, &o->hover_k, &tail) != 2)
+                return fail(DS_EXIT_INPUT, "--hover: '%s' is not Q:K", val);
+            o->have_hover = 1;
         } else if (!strcmp(name, "--size")) {
             char tail;
             if (sscanf(val, "%dx%d%c", &o->w, &o->h, &tail) != 2 || o->w < 640 || o->h < 480 ||
@@ -131,6 +138,7 @@ static int parse_options(int argc, char **argv, options *o) {
     }
     if (o->print_layout && !o->screenshot)
         return fail(DS_EXIT_INPUT, "--print-layout needs --screenshot");
+    if (o->have_hover && !o->screenshot) return fail(DS_EXIT_INPUT, "--hover needs --screenshot");
     return 0;
 }
 
@@ -186,6 +194,12 @@ static int setup(viewer *v, const options *o) {
         v->view_k0 = v->view_q0 = o->range_a;
         v->span = o->range_b - o->range_a;
         view_clamp(v);
+    }
+    if (o->have_hover) {
+        if (o->hover_q < 0 || o->hover_q >= v->T || o->hover_k < 0 || o->hover_k >= v->T)
+            return ds_fail("--hover: %d:%d is outside the %d tokens", o->hover_q, o->hover_k, v->T);
+        v->hover_q = o->hover_q;
+        v->hover_k = o->hover_k;
     }
     return 0;
 }

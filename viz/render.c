@@ -229,6 +229,11 @@ static void draw_panel(viewer *v, panel *p, int first) {
     const SDL_Rect *m = &p->map;
     char title[128];
     panel_title(v, p->kind, title, sizeof title);
+    if (text_width(FONT_UI, title) > p->bar.x + p->bar.w + 40 - m->x) {
+        /* Narrow panels: the name alone. */
+        char *cut = strstr(title, "  ");
+        if (cut) *cut = 0;
+    }
     text_draw(r, FONT_UI, title, m->x, m->y - 21, C_TEXT, ALIGN_LEFT);
     panel_update(v, p);
     if (p->tex) SDL_RenderCopy(r, p->tex, NULL, m);
@@ -466,14 +471,16 @@ static void draw_top(viewer *v) {
     snprintf(buf, sizeof buf, "%.2f", hi);
     text_draw(r, FONT_SMALL, buf, s->x + s->w + 6, s->y - fh / 2 + 3, C_DIM, ALIGN_LEFT);
     text_draw(r, FONT_SMALL, "\u03bb", s->x + s->w + 40, s->y - fh / 2 + 3, C_DIM, ALIGN_LEFT);
-    struct { double val; uint32_t col; const char *name; } marks[2] = {
-        {li->lambda_full, C_TEXT, "model"}, {li->lambda_init, C_DIM, "\u03bb_init"}};
-    for (int i = 0; i < 2; i++) {
+    /* Marks: the model's λ and, when the dump overrode it, the dump's λ above the track;
+     * λ_init below, so that close values stay legible. */
+    struct { double val; uint32_t col; const char *name; int below; } marks[3] = {
+        {li->lambda_model, C_TEXT, "model", 0}, {li->lambda_init, C_DIM, "\u03bb_init", 1},
+        {li->lambda_full, C_ACCENT, "dump", 0}};
+    for (int i = 0; i < (li->lambda_overridden ? 3 : 2); i++) {
         int mx = s->x + (int)lrint((marks[i].val - lo) / (hi - lo) * s->w);
         if (mx < s->x || mx > s->x + s->w) continue;
         fill(r, mx, s->y - 6, 2, s->h + 12, marks[i].col);
-        /* The model's λ is named above the track, λ_init below, so close values stay legible. */
-        text_draw(r, FONT_SMALL, marks[i].name, mx, i == 0 ? s->y - 8 - fh : s->y + s->h + 7,
+        text_draw(r, FONT_SMALL, marks[i].name, mx, marks[i].below ? s->y + s->h + 7 : s->y - 8 - fh,
                   marks[i].col, ALIGN_CENTER);
     }
     double lc = v->lambda < lo ? lo : v->lambda > hi ? hi : v->lambda;
@@ -486,7 +493,7 @@ static void draw_top(viewer *v) {
 
 static void draw_box(SDL_Renderer *r, int x, int y, int w, int h) {
     SDL_SetRenderDrawBlendMode(r, SDL_BLENDMODE_BLEND);
-    fill(r, x, y, w, h, 0xEE101116u);
+    fill(r, x, y, w, h, 0xF2101116u);
     SDL_SetRenderDrawBlendMode(r, SDL_BLENDMODE_NONE);
     outline(r, x, y, w, h, 0xFF4A4F5Cu);
 }
@@ -546,6 +553,7 @@ static const char *help_lines[][2] = {
     {"Right / Left", "next / previous head"},
     {"PageDown / PageUp  or  ] / [", "next / previous layer"},
     {"Down / Up", "select the next / previous query row"},
+    {"point at a cell", "query, key and the value of every map there"},
     {"click a heatmap cell", "select its query row (row profile)"},
     {"click a head in the strip", "select that head"},
     {"mouse wheel,  + / -", "zoom in / out (about the pointer)"},
@@ -553,7 +561,8 @@ static const char *help_lines[][2] = {
     {"0", "fit the whole prompt"},
     {"drag the \u03bb slider,  . / ,", "counterfactual \u03bb (+/- 0.01; with Shift 0.1)"},
     {"r", "reset \u03bb to the dump's \u03bb"},
-    {"l", "toggle log colour scale"},
+    {"m", "set \u03bb to the model's own \u03bb (differs when the dump overrode it)"},
+    {"l  (lower-case L)", "toggle the log colour scale"},
     {"v / V", "next / previous head of the --vs dump"},
     {"s", "save a screenshot (diffscope-view-L<l>-H<h>.png)"},
     {"h  ?  F1", "show / hide this help"},
@@ -580,6 +589,6 @@ void render_frame(viewer *v) {
     for (int i = 0; i < v->n_panels; i++) draw_panel(v, &v->panels[i], i == 0);
     draw_profile(v);
     draw_strip(v);
-    draw_tooltip(v);
     if (v->show_help) draw_help(v);
+    else draw_tooltip(v);
 }

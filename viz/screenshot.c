@@ -59,7 +59,14 @@ static void print_layout(const viewer *v) {
     for (int i = 0; i < v->lay.n_charts; i++)
         printf("chart %d x=%d y=%d w=%d h=%d\n", i, v->lay.chart[i].x, v->lay.chart[i].y,
                v->lay.chart[i].w, v->lay.chart[i].h);
-    printf("strip x=%d y=%d w=%d h=%d\n", v->lay.strip.x, v->lay.strip.y, v->lay.strip.w, v->lay.strip.h);
+    printf("strip x=%d y=%d w=%d h=%d heads=%d\n", v->lay.strip.x, v->lay.strip.y, v->lay.strip.w,
+           v->lay.strip.h, v->li->n_heads);
+    if (v->lay.slider.w > 0) {
+        double lo, hi;
+        slider_range(v, &lo, &hi);
+        printf("slider x=%d y=%d w=%d h=%d lo=%.4f hi=%.4f\n", v->lay.slider.x, v->lay.slider.y,
+               v->lay.slider.w, v->lay.slider.h, lo, hi);
+    }
     fflush(stdout);
 }
 
@@ -73,6 +80,12 @@ int screenshot_headless(viewer *v, int w, int h, const char *path, int want_layo
     }
     v->ren = ren;
     layout_compute(v, w, h);
+    if (v->hover_q >= 0) {
+        /* --hover: the pointer at the centre of the cell in the difference (or only) panel. */
+        const SDL_Rect *m = &v->panels[v->diffllama ? 3 : 0].map;
+        v->mouse_x = (int)cell_to_px(v, v->hover_k + 0.5, v->view_k0, m->x, m->w);
+        v->mouse_y = (int)cell_to_px(v, v->hover_q + 0.5, v->view_q0, m->y, m->h);
+    }
     render_frame(v);
     SDL_RenderPresent(ren);
     if (want_layout) print_layout(v);

@@ -9,8 +9,10 @@
 void ui_print_state(const viewer *v) {
     static char last[256];
     char buf[256];
-    snprintf(buf, sizeof buf, "state layer=%d head=%d row=%d lambda=%.4f log=%d span=%.2f help=%d",
-             v->layer, v->li->heads[v->head], v->row, v->lambda, v->log_scale, v->span, v->show_help);
+    snprintf(buf, sizeof buf,
+             "state layer=%d head=%d row=%d lambda=%.4f log=%d span=%.2f k0=%.2f q0=%.2f help=%d hover=%d,%d size=%dx%d",
+             v->layer, v->li->heads[v->head], v->row, v->lambda, v->log_scale, v->span, v->view_k0,
+             v->view_q0, v->show_help, v->hover_q, v->hover_k, v->win_w, v->win_h);
     if (!strcmp(buf, last)) return;
     snprintf(last, sizeof last, "%s", buf);
     printf("%s\n", buf);
@@ -118,6 +120,9 @@ static int on_key(viewer *v, const SDL_KeyboardEvent *e) {
     case SDLK_PERIOD: set_lambda(v, v->lambda + (shift ? 0.1 : 0.01)); break;
     case SDLK_COMMA: set_lambda(v, v->lambda - (shift ? 0.1 : 0.01)); break;
     case SDLK_r: set_lambda(v, viewer_lambda_dump(v)); break;
+    case SDLK_m:
+        if (v->diffllama) set_lambda(v, v->li->lambda_model);
+        break;
     case SDLK_l:
         v->log_scale = !v->log_scale;
         render_mark_dirty(v);
