@@ -19,7 +19,7 @@ VIZ_PKGS  = sdl2 SDL2_ttf SDL2_image hdf5
 # Debian packages the build, the tests and the viewer need.
 DEB_PKGS = build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libcjson-dev \
            libpcre2-dev libutf8proc-dev libsdl2-dev libsdl2-ttf-dev libsdl2-image-dev \
-           fonts-dejavu-core python3 python3-h5py python3-numpy xvfb xdotool
+           fonts-dejavu-core python3 python3-h5py python3-numpy xvfb xdotool time
 
 DEPS_STAMP = $(BUILD)/.deps-ok
 
@@ -90,7 +90,7 @@ test: all $(TEST_BIN)
 test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
-bench: all
+bench: all $(BUILD)/bench_tokenizer
 	@BUILD=$(BUILD) sh tools/bench.sh
 
 demo: all

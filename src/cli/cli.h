@@ -38,5 +38,7 @@ int cli_tokenize_prompt(const char *model_dir, const char *text, int add_special
 /* Printable pieces of IDS from MODEL_DIR's tokenizer.json, or an array of NULLs when the
  * folder has none (callers then label tokens by id). */
 int cli_token_labels(const char *model_dir, const int *ids, int n, char ***labels);
+/* Text of IDS with MODEL_DIR's tokenizer.json (malloc'd), NULL when it has none. */
+char *cli_detokenize(const char *model_dir, const int *ids, int n);
 
 #endif

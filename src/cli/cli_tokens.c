@@ -39,3 +39,14 @@ int cli_token_labels(const char *model_dir, const int *ids, int n, char ***label
     ds_tokenizer_free(t);
     return rc;
 }
+
+char *cli_detokenize(const char *model_dir, const int *ids, int n) {
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
+    if (stat(path, &st)) return NULL;
+    ds_tokenizer *t = ds_tokenizer_load(model_dir);
+    char *text = t ? ds_tokenizer_decode(t, ids, n, 1) : NULL;
+    ds_tokenizer_free(t);
+    return text;
+}

@@ -86,6 +86,7 @@ int cmd_generate(int argc, char **argv) {
     if (!s || !out || !p || cli_add_interventions(&in, m, p)) rc = cli_lib_error();
     else if (g.max_new > 0 && ds_generate(s, ids, n, &g, out, &n_out, p, NULL, NULL)) rc = cli_lib_error();
     double secs = cli_now() - t0;
+    char *text = rc == DS_EXIT_OK && in.prompt ? cli_detokenize(argv[optind], out, n_out) : NULL;
     if (rc == DS_EXIT_OK) {
         if (json) {
             printf("{\"input_ids\": [");
@@ -94,11 +95,14 @@ int cmd_generate(int argc, char **argv) {
             print_ids(out, n_out);
             printf("], \"timing\": {\"seconds\": %.6f, \"tokens_per_second\": %.3f}}\n", secs,
                    secs > 0 ? n_out / secs : 0.0);
+        } else if (text) {
+            printf("%s\n", text); /* text prompt in, text out */
         } else {
             print_ids(out, n_out);
             printf("\n");
         }
     }
+    free(text);
     free(out);
     free(ids);
     ds_probes_free(p);

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""diffscope and Hugging Face transformers side by side, on one machine, with the same threads.
+
+For a random checkpoint of a given shape (written by `diffscope init`, default the shape of
+kajuma/DiffLlama-0.3B-handcut) and each architecture, measures:
+
+  * prefill: transformers 5 eager float32 forward of T random tokens (no cache), with and
+    without output_attentions, against `diffscope bench --tokens T` (same threads);
+  * the whole "dump all maps to HDF5" job: transformers forward with output_attentions plus
+    h5py writing every map (and, for DiffLlama, the lambda-weighted difference maps) against
+    `diffscope dump` of every map of every layer;
+  * agreement of the last-token logits of both on the same prompt (max abs difference).
+
+Usage: python3 tools/bench_vs_transformers.py DIFFSCOPE_CMD OUT.json [--like kajuma]
+       [--tokens 512] [--threads 2] [--archs diffllama,llama]
+DIFFSCOPE_CMD is how to run diffscope (it may be "ld.so --library-path L path/diffscope").
+Needs torch, transformers, h5py, numpy.
+"""
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+
+import h5py
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM
+
+ap = argparse.ArgumentParser()
+ap.add_argument("diffscope")
+ap.add_argument("out")
+ap.add_argument("--like", default="kajuma")
+ap.add_argument("--tokens", type=int, default=512)
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--archs", default="diffllama,llama")
+ap.add_argument("--workdir", default=tempfile.gettempdir())
+args = ap.parse_args()
+DS = shlex.split(args.diffscope)
+torch.set_num_threads(args.threads)
+results = {"threads": args.threads, "tokens": args.tokens, "like": args.like, "torch": torch.__version__,
+           "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": ")}
+
+
+def run(cmd):
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"{cmd}: {r.stderr}")
+    return r.stdout, time.time() - t0
+
+
+def timed(fn, reps=2):
+    best = 1e30
+    out = None
+    for _ in range(reps):
+        t0 = time.time()
+        out = fn()
+        best = min(best, time.time() - t0)
+    return best, out
+
+
+for arch in args.archs.split(","):
+    mdir = os.path.join(args.workdir, f"bench-{args.like}-{arch}")
+    if not os.path.exists(os.path.join(mdir, "config.json")):
+        run(DS + ["init", mdir, "--like", args.like, "--arch", arch])
+    r = {}
+    g = torch.Generator().manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(mdir, dtype=torch.float32, attn_implementation="eager").eval()
+    V = model.config.vocab_size
+    ids = torch.randint(0, V, (1, args.tokens), generator=g)
+    ids_arg = ",".join(map(str, ids[0].tolist()))
+    with torch.no_grad():
+        model(ids[:, :8], use_cache=False)  # warm-up
+        r["hf_prefill_s"], out = timed(lambda: model(ids, use_cache=False, logits_to_keep=1))
+        hf_last = out.logits[0, -1].numpy()
+        r["hf_prefill_attn_s"], _ = timed(lambda: model(ids, use_cache=False, output_attentions=True, logits_to_keep=1), 1)
+
+        def hf_dump():
+            o = model(ids, use_cache=False, output_attentions=True, logits_to_keep=1)
+            path = os.path.join(args.workdir, f"hf-{arch}.h5")
+            with h5py.File(path, "w") as f:
+                for l, a in enumerate(o.attentions):
+                    a = a[0].numpy()
+                    if arch == "diffllama":
+                        at = model.model.layers[l].self_attn
+                        lam = (torch.exp((at.lambda_q1 * at.lambda_k1).sum()) - torch.exp((at.lambda_q2 * at.lambda_k2).sum())
+                               + at.lambda_init).item()
+                        h = a.shape[0] // 2
+                        f[f"layers/{l}/attn/softmax1"] = a[:h]
+                        f[f"layers/{l}/attn/softmax2"] = a[h:]
+                        f[f"layers/{l}/attn/diff"] = a[:h] - lam * a[h:]
+                    else:
+                        f[f"layers/{l}/attn/softmax"] = a
+            size = os.path.getsize(path)
+            os.remove(path)
+            return size
+        r["hf_dump_s"], r["hf_dump_bytes"] = timed(hf_dump, 1)
+    del model
+    js, _ = run(DS + ["bench", mdir, "--tokens", str(args.tokens), "--threads", str(args.threads), "--dump",
+                      "--decode", "8", "--json"])
+    r["diffscope"] = json.loads(js)
+    lp = os.path.join(args.workdir, f"ds-logits-{arch}.h5")
+    run(DS + ["logits", mdir, "--ids", ids_arg, "-o", lp, "--force", "--threads", str(args.threads)])
+    with h5py.File(lp) as f:
+        r["last_logits_max_abs_diff"] = float(np.abs(f["logits"][-1] - hf_last).max())
+    os.remove(lp)
+    r["prefill_speedup"] = r["hf_prefill_s"] / r["diffscope"]["prefill_s"]
+    r["dump_speedup"] = r["hf_dump_s"] / r["diffscope"]["dump_s"]
+    results[arch] = r
+    print(arch, json.dumps(r, indent=1), flush=True)
+
+json.dump(results, open(args.out, "w"), indent=1)
