@@ -2,8 +2,9 @@
  * prompt. Token boundaries depend on what precedes a word: SentencePiece-style tokenizers
  * (Llama 2) put the word-start mark on "▁word" whether or not the text starts with a space,
  * byte-level ones (Llama 3, GPT-2) give "Ġword" only for " word". So a text has up to two
- * token forms inside a prompt: encode(TEXT) and encode(" " + TEXT) with any leading tokens that
- * are only whitespace dropped. Neither adds special tokens. */
+ * token forms inside a prompt: encode(TEXT) and encode(" " + TEXT), the second only when the
+ * first does not already start with a space (i.e. when the tokenizer does not mark word starts
+ * itself). Leading spaces of TEXT are dropped first. Neither form adds special tokens. */
 #ifndef DIFFSCOPE_SPAN_H
 #define DIFFSCOPE_SPAN_H
 #include "diffscope/tokenizer.h"
@@ -12,8 +13,8 @@
  * range. Fails when TEXT gives no tokens, does not occur, or occurs more than once. */
 int ds_span_find(const ds_tokenizer *t, const int *ids, int n, const char *text, int *begin, int *end);
 
-/* TEXT as a continuation of earlier text (after a space): the " "+TEXT form, unless the
- * tokenizer turns that leading space into a token of its own, then the TEXT form. *IDS is
+/* TEXT as a continuation of earlier text (after a space): the " " + TEXT form, or the TEXT
+ * form for tokenizers that mark word starts themselves. *IDS is
  * malloc'd. Fails when TEXT gives no tokens. */
 int ds_encode_continuation(const ds_tokenizer *t, const char *text, int **ids, int *n);
 
