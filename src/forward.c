@@ -39,7 +39,11 @@ ds_session *ds_session_new(const ds_model *m, int max_tokens, int allow_long) {
     if (!s) goto oom;
     s->m = m;
     s->max_tokens = max_tokens;
-    size_t kv = (size_t)c->num_layers * max_tokens * c->num_kv_heads * c->head_dim;
+    /* L · T · KV · hd floats: the config bounds L and KV · hd, but T is the caller's. */
+    size_t kv;
+    if (__builtin_mul_overflow((size_t)c->num_layers * c->num_kv_heads * c->head_dim, (size_t)max_tokens, &kv) ||
+        kv > SIZE_MAX / sizeof(float))
+        goto oom;
     size_t rope = (size_t)max_tokens * (c->head_dim / 2);
     s->k_cache = malloc(kv * sizeof(float));
     s->v_cache = malloc(kv * sizeof(float));

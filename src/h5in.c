@@ -39,9 +39,11 @@ int ds_h5_shape_of(hid_t file, const char *path, ds_h5_shape *shape) {
         H5Sget_simple_extent_dims(sp, dims, NULL);
         shape->ndim = nd;
         shape->numel = 1;
-        for (int i = 0; i < nd; i++) {
+        for (int i = 0; i < nd && !rc; i++) {
             shape->dims[i] = (int64_t)dims[i];
-            shape->numel *= (int64_t)dims[i];
+            /* Dimensions come from an untrusted file: their product must not wrap. */
+            if (dims[i] > INT64_MAX || __builtin_mul_overflow(shape->numel, (int64_t)dims[i], &shape->numel))
+                rc = ds_fail("dataset '%s' has an impossibly large shape", path);
         }
     }
     H5Sclose(sp);
@@ -52,7 +54,7 @@ int ds_h5_shape_of(hid_t file, const char *path, ds_h5_shape *shape) {
 static void *read_as(hid_t file, const char *path, ds_h5_shape *shape, hid_t type, size_t size) {
     ds_h5_shape s;
     if (ds_h5_shape_of(file, path, &s)) return NULL;
-    void *buf = malloc((size_t)(s.numel ? s.numel : 1) * size);
+    void *buf = (uint64_t)s.numel <= SIZE_MAX / size ? malloc((size_t)(s.numel ? s.numel : 1) * size) : NULL;
     if (!buf) {
         ds_fail("out of memory reading '%s'", path);
         return NULL;

@@ -1,9 +1,22 @@
-/* The one matrix-product shape of the model: y = x · Wᵀ (+ b), through OpenBLAS sgemm. */
+/* The one matrix-product shape of the model: y = x · Wᵀ (+ b), through OpenBLAS sgemm.
+ *
+ * The output features are cut into blocks of a fixed width, each one single-threaded sgemm,
+ * shared among our OpenMP threads. OpenBLAS's own threading (and even the kernel it picks)
+ * depends on the thread count and the matrix size, which changes float rounding; a fixed
+ * partition makes the result bit-identical whatever --threads is. */
 #include "model_internal.h"
 #include <cblas.h>
 
+#define LINEAR_BLOCK 64 /* output features per sgemm call */
+
 void ds_linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    int nblocks = (out + LINEAR_BLOCK - 1) / LINEAR_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < nblocks; k++) {
+        int j0 = k * LINEAR_BLOCK, nj = out - j0 < LINEAR_BLOCK ? out - j0 : LINEAR_BLOCK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nj, in, 1.0f, x, in, w + (size_t)j0 * in, in, 0.0f,
+                    y + j0, out);
+    }
     if (!b) return;
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < n; t++)
