@@ -157,7 +157,7 @@ static void push_scores(ds_dump *d, const ds_probe_event *ev) {
         for (int r = 0; r < ev->shape[1]; r++) {
             const float *row = ev->data + h * ev->strides[0] + r * ev->strides[1];
             int q = r0 + r;
-            for (int k = 0; k <= q; k++) ds_outliers_push(&d->scores, row[k], h, q, k);
+            ds_outliers_push_row(&d->scores, row, q + 1, h, q); /* causal entries only */
         }
 }
 
@@ -205,7 +205,7 @@ static int write_lambda(ds_dump *d, const ds_probe_event *ev) {
 
 static void push_matrix(ds_outliers *o, const ds_probe_event *ev) {
     for (int64_t t = 0; t < ev->shape[0]; t++)
-        for (int64_t j = 0; j < ev->shape[1]; j++) ds_outliers_push(o, ev->data[t * ev->strides[0] + j], t, j, 0);
+        ds_outliers_push_row(o, ev->data + t * ev->strides[0], ev->shape[1], t, 0);
 }
 
 static int write_outliers(ds_dump *d, int l, const char *name, ds_outliers *acc, const char *index_names) {

@@ -36,17 +36,7 @@ static void sift_down(ds_outliers *o, int i) {
     }
 }
 
-void ds_outliers_push(ds_outliers *o, float v, int64_t c0, int64_t c1, int64_t c2) {
-    v = fabsf(v);
-    if (o->n == o->cap && !o->oom) {
-        size_t cap = o->cap ? o->cap * 2 : 4096;
-        float *na = realloc(o->all, cap * sizeof *na);
-        if (!na) o->oom = 1;
-        else o->all = na, o->cap = cap;
-    }
-    if (o->oom) return;
-    o->all[o->n++] = v;
-    int64_t c[3] = {c0, c1, c2};
+static void heap_insert(ds_outliers *o, float v, const int64_t *c) {
     if (o->ntop < o->k) { /* sift the new leaf up */
         int i = o->ntop++;
         o->top[i] = v;
@@ -55,10 +45,35 @@ void ds_outliers_push(ds_outliers *o, float v, int64_t c0, int64_t c1, int64_t c
             heap_swap(o, i, (i - 1) / 2);
             i = (i - 1) / 2;
         }
-    } else if (v > o->top[0]) {
+    } else {
         o->top[0] = v;
         memcpy(&o->top_coords[0], c, (size_t)o->ncoords * sizeof *c);
         sift_down(o, 0);
+    }
+}
+
+void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c0, int64_t c1) {
+    if (o->oom || n <= 0) return;
+    if (o->n + (size_t)n > o->cap) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap < o->n + (size_t)n) cap *= 2;
+        float *na = realloc(o->all, cap * sizeof *na);
+        if (!na) {
+            o->oom = 1;
+            return;
+        }
+        o->all = na, o->cap = cap;
+    }
+    float *dst = o->all + o->n;
+    for (int64_t k = 0; k < n; k++) dst[k] = fabsf(row[k]);
+    o->n += (size_t)n;
+    /* Only values above the heap's minimum can enter: most rows skip the heap entirely. */
+    float threshold = o->ntop < o->k ? -1.0f : o->top[0];
+    for (int64_t k = 0; k < n; k++) {
+        if (dst[k] <= threshold) continue;
+        int64_t c[3] = {c0, o->ncoords == 3 ? c1 : k, k};
+        heap_insert(o, dst[k], c);
+        threshold = o->ntop < o->k ? -1.0f : o->top[0];
     }
 }
 
@@ -86,6 +101,35 @@ static float select_kth(float *a, size_t n, size_t k) {
     return a[k];
 }
 
+/* The k-th smallest (0-based) of N non-negative floats. Their bit patterns order like the
+ * values, so one histogram pass over the top 16 bits finds the bucket holding the answer,
+ * and a quickselect runs only on that bucket's values. */
+static float kth_smallest(const float *a, size_t n, size_t k) {
+    enum { BITS = 16, SHIFT = 32 - BITS };
+    size_t *hist = calloc((size_t)1 << BITS, sizeof *hist);
+    if (!hist) return NAN;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &a[i], 4);
+        hist[u >> SHIFT]++;
+    }
+    size_t below = 0, bucket = 0;
+    while (below + hist[bucket] <= k) below += hist[bucket++];
+    size_t m = hist[bucket];
+    free(hist);
+    float *cand = malloc(m * sizeof *cand);
+    if (!cand) return NAN;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &a[i], 4);
+        if ((u >> SHIFT) == bucket) cand[j++] = a[i];
+    }
+    float r = select_kth(cand, m, k - below);
+    free(cand);
+    return r;
+}
+
 int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) {
     memset(r, 0, sizeof *r);
     if (o->oom) {
@@ -107,8 +151,8 @@ int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) {
         r->kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0;
         /* numpy's median: the mean of the two middle values when n is even. */
         size_t mid = o->n / 2;
-        double hi = select_kth(o->all, o->n, mid);
-        r->median = o->n % 2 ? hi : 0.5 * (hi + select_kth(o->all, mid, mid - 1));
+        double hi = kth_smallest(o->all, o->n, mid);
+        r->median = o->n % 2 ? hi : 0.5 * (hi + kth_smallest(o->all, o->n, mid - 1));
     }
     /* Heap -> descending order by repeatedly taking the minimum to the end. */
     r->k = o->ntop;

@@ -1,8 +1,8 @@
 /* Activation-outlier statistics (the paper's Table 5): the top-k absolute values with their
  * coordinates, and the median, mean, standard deviation and kurtosis of all absolute values.
  *
- * Values are pushed one at a time (streamed from probe blocks); every absolute value is kept
- * so that the median is exact (4 bytes per value). */
+ * Values are pushed a row at a time (streamed from probe blocks); every absolute value is
+ * kept so that the median is exact (4 bytes per value), found by a radix select. */
 #ifndef DIFFSCOPE_OUTLIERS_H
 #define DIFFSCOPE_OUTLIERS_H
 #include <stddef.h>
@@ -29,8 +29,9 @@ typedef struct {
 } ds_outlier_result;
 
 int ds_outliers_init(ds_outliers *o, int k, int ncoords);
-/* Pushes |v| with its coordinates (ncoords of c0, c1, c2 are used). */
-void ds_outliers_push(ds_outliers *o, float v, int64_t c0, int64_t c1, int64_t c2);
+/* Pushes |ROW[k]| for k < N. The coordinates of element k are (C0, C1, k) when ncoords is 3
+ * and (C0, k) when it is 2. */
+void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c0, int64_t c1);
 /* Computes the result and releases the accumulator; -1 when memory ran out while pushing. */
 int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r);
 void ds_outlier_result_free(ds_outlier_result *r);
