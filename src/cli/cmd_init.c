@@ -29,6 +29,20 @@ static const char *help =
     "  --force                 write into OUT_DIR even if it holds a config.json\n"
     "  -h, --help              this text\n";
 
+/* mkdir -p: creates DIR and any missing parents. */
+static int make_dirs(const char *dir) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    struct stat st;
+    return mkdir(buf, 0755) == 0 || (stat(buf, &st) == 0 && S_ISDIR(st.st_mode)) ? 0 : -1;
+}
+
 static const char *preset(const char *name) {
     if (!strcmp(name, "kajuma"))
         return "{\"hidden_size\": 2048, \"intermediate_size\": 8192, \"num_hidden_layers\": 16,"
@@ -212,7 +226,7 @@ int cmd_init(int argc, char **argv) {
     struct stat st;
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (!force && stat(path, &st) == 0) return cli_error("%s: already holds a checkpoint (use --force)", dir);
-    if (mkdir(dir, 0755) && stat(dir, &st)) return cli_error("%s: cannot create the folder", dir);
+    if (make_dirs(dir)) return cli_error("%s: cannot create the folder", dir);
     char *text = config_text(like, arch, dtype);
     if (!text) return cli_lib_error();
     ds_config c;
