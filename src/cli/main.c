@@ -1,4 +1,6 @@
 /* diffscope: command dispatch, global --help and --version. */
+#include <hdf5.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include "cli/cli.h"
@@ -34,6 +36,13 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* Past a file-size limit (ulimit -f), a write should fail with EFBIG, so that the output
+     * writer reports it and removes its temporary file, instead of SIGXFSZ killing us. */
+    signal(SIGXFSZ, SIG_IGN);
+    /* HDF5 1.10 crashes in its exit-time clean-up after a file failed to close (disk full,
+     * ulimit -f). Every file is closed explicitly, so that clean-up is not needed. It must be
+     * turned off before any other HDF5 call. */
+    H5dont_atexit();
     if (argc < 2) {
         usage(stderr);
         return DS_EXIT_INPUT;
