@@ -175,11 +175,12 @@ static cJSON *table5_json(const ds_table5 *t) {
 static cJSON *model_json(const cmp_result *r, const cmp_model *cm) {
     const ds_attn_stats *st = cm->st;
     int maps[DS_ATTN_NMAPS], nm = cmp_maps(st, maps);
-    cJSON *o = cJSON_CreateObject(), *layers = cJSON_AddArrayToObject(o, "layers");
+    cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", cm->name);
     cJSON_AddStringToObject(o, "path", cm->path);
     cJSON_AddStringToObject(o, "arch", cm->arch);
     cJSON_AddNumberToObject(o, "heads", st->heads);
+    cJSON *layers = cJSON_AddArrayToObject(o, "layers");
     for (int l = 0; layers && l < st->L; l++) {
         cJSON *lo = cJSON_CreateObject();
         cJSON_AddItemToArray(layers, lo);
