@@ -19,7 +19,7 @@ VIZ_PKGS  = sdl2 SDL2_ttf SDL2_image hdf5
 # Debian packages the build, the tests and the viewer need.
 DEB_PKGS = build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libcjson-dev \
            libpcre2-dev libutf8proc-dev libsdl2-dev libsdl2-ttf-dev libsdl2-image-dev \
-           fonts-dejavu-core python3 python3-h5py python3-numpy xvfb xdotool time
+           fonts-dejavu-core python3 python3-h5py python3-numpy python3-matplotlib xvfb xdotool time
 
 DEPS_STAMP = $(BUILD)/.deps-ok
 
