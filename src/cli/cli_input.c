@@ -48,6 +48,15 @@ int cli_add_interventions(const cli_input *in, const ds_model *m, ds_probes *p) 
     return 0;
 }
 
+static int layer_done(const ds_probe_event *ev, void *user) {
+    cli_progress_step(user, ev->layer + 1);
+    return 0;
+}
+
+int cli_add_layer_progress(ds_probes *p, cli_progress *pg) {
+    return pg->active ? ds_probes_add(p, "blocks.*.hook_resid_post", layer_done, pg) : 0;
+}
+
 int cli_parse_list(const char *s, const char *opt, int **out, int *n) {
     int cap = 16, cnt = 0;
     int *v = malloc(cap * sizeof *v);

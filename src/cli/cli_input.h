@@ -4,6 +4,7 @@
 #define DIFFSCOPE_CLI_INPUT_H
 #include <getopt.h>
 #include "diffscope/model.h"
+#include "cli/cli.h"
 
 enum { OPT_PROMPT = 1000, OPT_IDS, OPT_THREADS, OPT_ALLOW_LONG, OPT_NO_SPECIAL, OPT_LAMBDA, OPT_ABLATE, OPT_INPUT_LAST };
 
@@ -50,6 +51,10 @@ void cli_free_labels(char **labels, int n);
 
 /* Registers the --lambda-override and --ablate-head interventions on P (before any reader). */
 int cli_add_interventions(const cli_input *in, const ds_model *m, ds_probes *p);
+
+/* Draws PG (started with the layer count as total) as each layer finishes; it is drawn only
+ * when stderr is a terminal. Register it after the probes whose work it should count. */
+int cli_add_layer_progress(ds_probes *p, cli_progress *pg);
 
 /* Parses "0,3-5" into a malloc'd list of non-negative integers. */
 int cli_parse_list(const char *s, const char *opt, int **out, int *n);

@@ -113,6 +113,7 @@ int cmd_dump(int argc, char **argv) {
     ds_session *s = ds_session_new(m, n, in.allow_long);
     ds_probes *p = ds_probes_new();
     ds_dump *dump = NULL;
+    cli_progress progress;
     double t0 = cli_now();
     rc = DS_EXIT_INPUT;
     if (!s || !p || (d.logits && !logits)) {
@@ -120,10 +121,12 @@ int cmd_dump(int argc, char **argv) {
         cli_lib_error();
     } else if (cli_add_interventions(&in, m, p) || !(dump = ds_dump_begin(out_path, &d, m, ids, n, p))) {
         cli_lib_error();
-    } else if (ds_forward(s, ids, n, logits, 0, p)) {
+    } else if (cli_progress_start(&progress, "dump", c->num_layers), cli_add_layer_progress(p, &progress) ||
+               ds_forward(s, ids, n, logits, 0, p)) {
+        cli_progress_end(&progress);
         cli_lib_error();
         ds_dump_abort(dump);
-    } else if (ds_dump_finish(dump, logits)) {
+    } else if (cli_progress_end(&progress), ds_dump_finish(dump, logits)) {
         cli_lib_error();
     } else {
         struct stat st;

@@ -68,6 +68,8 @@ static const char *preset(const char *name) {
 
 typedef struct {
     uint64_t seed;
+    cli_progress progress; /* tensors written */
+    long done;
 } fill_ctx;
 
 static uint64_t hash_name(const char *s, uint64_t seed) {
@@ -102,7 +104,8 @@ static void fill_normal(float *out, int64_t n, uint64_t seed, float std) {
 }
 
 static void fill(const char *name, float *out, int64_t n, void *user) {
-    const fill_ctx *c = user;
+    fill_ctx *c = user;
+    cli_progress_step(&c->progress, ++c->done);
     size_t len = strlen(name);
     if (len > 5 && !strcmp(name + len - 5, ".bias")) {
         memset(out, 0, (size_t)n * sizeof *out);
@@ -236,6 +239,8 @@ int cmd_init(int argc, char **argv) {
     }
     ds_st_writer *w = ds_st_writer_new(dir, strcmp(dtype, "bf16") ? DS_DT_F32 : DS_DT_BF16, (uint64_t)shard_mb * 1000000ull);
     fill_ctx fc = {(uint64_t)seed};
+    /* 9-13 tensors per layer plus embeddings, norm and head: the exact count only sizes the bar. */
+    cli_progress_start(&fc.progress, "init", 9L * c.num_layers + 3);
     int rc;
     if (!w) {
         rc = -1;
@@ -250,6 +255,7 @@ int cmd_init(int argc, char **argv) {
         FILE *f = fopen(tmp, "w");
         if (!f || fputs(text, f) < 0 || fclose(f) || rename(tmp, path)) rc = ds_fail("%s: cannot write", path);
     }
+    cli_progress_end(&fc.progress);
     free(text);
     if (rc) {
         ds_config_free(&c);
