@@ -238,7 +238,7 @@ int cmd_init(int argc, char **argv) {
         return cli_lib_error();
     }
     ds_st_writer *w = ds_st_writer_new(dir, strcmp(dtype, "bf16") ? DS_DT_F32 : DS_DT_BF16, (uint64_t)shard_mb * 1000000ull);
-    fill_ctx fc = {(uint64_t)seed};
+    fill_ctx fc = {.seed = (uint64_t)seed};
     /* 9-13 tensors per layer plus embeddings, norm and head: the exact count only sizes the bar. */
     cli_progress_start(&fc.progress, "init", 9L * c.num_layers + 3);
     int rc;
