@@ -113,7 +113,7 @@ FUZZ_CC      ?= clang
 FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Iviz $(PKG_CFLAGS) \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIB_SRC  = src/error.c src/safetensors.c src/config.c $(wildcard src/tokenizer*.c) \
-                $(wildcard viz/dump_reader.c)
+                $(wildcard viz/dump_reader.c viz/h5_guard.c)
 FUZZ_BIN      = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_file.h $(FUZZ_LIB_SRC) $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -125,3 +125,10 @@ fuzz: $(FUZZ_BIN)
 .PHONY: valgrind
 valgrind: all
 	@BUILD=$(BUILD) sh tools/valgrind.sh
+
+# The replay of the dump-reader fuzz inputs links the viewer's objects (all but its main).
+VIZ_LIB_OBJ = $(filter-out $(BUILD)/viz/main.o,$(VIZ_OBJ))
+$(BUILD)/tests/test_fuzz_dump_reader: tests/test_fuzz_dump_reader.c $(wildcard tests/*.h tests/fuzz/*.[ch]) \
+                                      $(VIZ_LIB_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(VIZ_CFLAGS) -o $@ $< $(VIZ_LIB_OBJ) $(LIB) $(VIZ_LIBS) $(PKG_LIBS) $(LDFLAGS)

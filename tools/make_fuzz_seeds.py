@@ -6,11 +6,12 @@ Seeds are small valid (or nearly valid) inputs from which libFuzzer mutates:
   fuzz_config       the golden config.json files and the config cases of tests/bad/
   fuzz_tokenizer    trimmed copies of the tokenizer.json fixtures (mode byte 0x00), and a few
                     texts to encode with each fixture (mode bytes 0x01, 0x03, ...; see the harness)
-  fuzz_dump_reader  the dumps in tests/fuzz/corpus/fuzz_dump_reader are made by hand with
-                    `diffscope dump` (HDF5 files; not regenerated here)
+  fuzz_dump_reader  build instructions for the structure-aware harness: the empty input (a
+                    valid DiffLlama dump), 0x01 (a valid Llama dump), float16 maps
 Standard library only.
 """
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -28,11 +29,16 @@ def reset(name):
 
 
 def copy_small(paths, d, limit):
-    n = 0
+    """Copies the files of at most LIMIT bytes, each content once, named after its case."""
+    n, seen = 0, set()
     for p in sorted(paths):
         if os.path.isfile(p) and os.path.getsize(p) <= limit:
-            case = p.split(os.sep)[2]
-            shutil.copyfile(p, os.path.join(d, case))
+            with open(p, "rb") as f:
+                h = hashlib.sha1(f.read()).hexdigest()
+            if h in seen:
+                continue
+            seen.add(h)
+            shutil.copyfile(p, os.path.join(d, p.split(os.sep)[2]))
             n += 1
     return n
 
@@ -78,6 +84,19 @@ def main():
                 f.write(bytes([(k << 2) | 1 | ((i & 1) << 1)]) + t)
             n += 1
     print(f"fuzz_tokenizer: {n} seeds")
+
+    d = reset("fuzz_dump_reader")
+    # Byte 0 picks the arch (1: Llama); then one byte per attribute/dataset choice, in the order
+    # of dr_build in the harness: 11 root attributes, tokens/text, tokens/ids, then per layer
+    # its group, heads, 4 lambda attributes, softmax1, softmax2, diff, groupnorm scale.
+    # Variant 6 of a map is float16, 9 takes its values from the input.
+    f16 = bytes(20) + b"\x06\x06\x06\x00" + bytes(6) + b"\x06\x06\x06"
+    seeds = {"valid-diffllama": b"", "valid-llama": b"\x01", "f16-maps": f16,
+             "input-values": bytes(20) + b"\x09" + bytes(range(200, 218)) + b"\x00\x00\x09" + b"\xfe\xff" * 3}
+    for name, raw in seeds.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(raw)
+    print(f"fuzz_dump_reader: {len(seeds)} seeds")
 
 
 if __name__ == "__main__":
