@@ -7,7 +7,10 @@
 #include "model_internal.h"
 #include <cblas.h>
 
-#define LINEAR_BLOCK 64 /* output features per sgemm call */
+/* Output features per sgemm call: wide enough that re-packing x for every call stays cheap
+ * (64 cost 10 % more than 256 on one thread), narrow enough that two threads share the
+ * k/v projections of small models evenly. */
+#define LINEAR_BLOCK 128
 
 void ds_linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out) {
     int nblocks = (out + LINEAR_BLOCK - 1) / LINEAR_BLOCK;
