@@ -57,7 +57,7 @@ $PY tests/viewer_check.py "$VIEW" "$tmp/d.h5" "$tmp/l.h5" "$tmp/f16.h5" "$tmp" s
 expect_bad() { # NAME EXPECTED-TEXT ARGS...
     name=$1 want=$2
     shift 2
-    "$VIEW" "$@" --screenshot "$tmp/bad.png" >"$tmp/out" 2>"$tmp/err"
+    timeout 60 "$VIEW" "$@" --screenshot "$tmp/bad.png" >"$tmp/out" 2>"$tmp/err"
     rc=$?
     lines=$(wc -l <"$tmp/err")
     if [ $rc -ne 2 ]; then fail "$name" "exit status $rc, expected 2 ($(head -c 300 "$tmp/err"))"
@@ -84,11 +84,28 @@ expect_bad viewer_bad_option "unknown option '--frobnicate'" "$tmp/d.h5" --frobn
 mk "$tmp/l12.h5" --arch llama --tokens 12
 expect_bad viewer_bad_vs_tokens "--vs dump has 12 tokens" "$tmp/d.h5" --vs "$tmp/l12.h5"
 expect_bad viewer_bad_vs_arch "--vs needs a Llama dump" "$tmp/d.h5" --vs "$tmp/d.h5"
-$PY - "$tmp/d.h5" "$tmp/shape.h5" "$tmp/version.h5" "$tmp/lambda.h5" <<'EOF'
-import shutil, sys, h5py, numpy as np
-src, shape, version, lam = sys.argv[1:]
-for p in (shape, version, lam):
+$PY - "$tmp/d.h5" "$tmp/shape.h5" "$tmp/version.h5" "$tmp/lambda.h5" "$tmp/vlen.h5" "$tmp/heap.h5" <<'EOF'
+import shutil, struct, sys, h5py, numpy as np
+src, shape, version, lam, vlen, heap = sys.argv[1:]
+for p in (shape, version, lam, vlen, heap):
     shutil.copy(src, p)
+# The string heap's free-space object with size 0: HDF5 1.10 would walk it forever.
+b = bytearray(open(heap, "rb").read())
+pos = b.index(b"GCOL\x01\x00\x00\x00")
+end, p = pos + struct.unpack_from("<Q", b, pos + 8)[0], pos + 16
+while p + 16 <= end:
+    idx, size = struct.unpack_from("<H", b, p)[0], struct.unpack_from("<Q", b, p + 8)[0]
+    if idx == 0:
+        struct.pack_into("<Q", b, p + 8, 0)
+        break
+    p += 16 + ((size + 7) & ~7)
+open(heap, "wb").write(b)
+# A token whose stored string length claims 3 GB (HDF5 would allocate and clear that much).
+with h5py.File(vlen, "r") as f:
+    off = f["tokens/text"].id.get_offset()
+with open(vlen, "r+b") as f:
+    f.seek(off + 16)
+    f.write(struct.pack("<I", 3000000000))
 with h5py.File(shape, "a") as f:
     del f["layers/0/attn/softmax1"]
     f["layers/0/attn/softmax1"] = np.zeros((4, 20, 19), np.float32)
@@ -100,6 +117,8 @@ EOF
 expect_bad viewer_bad_shape "dataset /layers/0/attn/softmax1 has shape [4, 20, 19], expected [4, 20, 20]" "$tmp/shape.h5"
 expect_bad viewer_bad_version "format_version 2 is not supported" "$tmp/version.h5"
 expect_bad viewer_bad_attribute_type "attribute 'lambda_full' on /layers/0/attn has the wrong type" "$tmp/lambda.h5"
+expect_bad viewer_bad_string_length "/tokens/text is damaged (string 1 claims 3000000000 bytes)" "$tmp/vlen.h5"
+expect_bad viewer_bad_string_heap "is inconsistent" "$tmp/heap.h5"
 head -c 4000 "$tmp/d.h5" >"$tmp/cut.h5"
 expect_bad viewer_bad_truncated "cut.h5: not a diffscope dump" "$tmp/cut.h5"
 

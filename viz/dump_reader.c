@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "diffscope/error.h"
 #include "diffscope/safetensors.h"
+#include "h5_guard.h"
 
 struct dv_dump {
     char *path;
@@ -227,6 +228,19 @@ static hid_t dataset_open(const dv_dump *d, const char *path, H5T_class_t cls, i
     return ds;
 }
 
+/* Largest token text accepted, in bytes. */
+#define MAX_TOKEN_BYTES 4096
+
+/* Allocator of variable-length token strings, refusing what no token can be. */
+static void *capped_alloc(size_t size, void *info) {
+    (void)info;
+    return size <= MAX_TOKEN_BYTES + 1 ? malloc(size) : NULL;
+}
+static void capped_free(void *p, void *info) {
+    (void)info;
+    free(p);
+}
+
 static int read_tokens(dv_dump *d) {
     int T = d->info.num_tokens;
     hsize_t want[1] = {(hsize_t)T};
@@ -239,9 +253,12 @@ static int read_tokens(dv_dump *d) {
     if (ok && H5Tis_variable_str(ft) > 0) {
         H5Tset_size(mt, H5T_VARIABLE);
         H5Tset_cset(mt, H5Tget_cset(ft));
-        ok = H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) >= 0;
+        hid_t dx = H5Pcreate(H5P_DATASET_XFER);
+        if (dx >= 0) H5Pset_vlen_mem_manager(dx, capped_alloc, NULL, capped_free, NULL);
+        ok = dx >= 0 && H5Dread(ds, mt, H5S_ALL, H5S_ALL, dx, raw) >= 0;
         for (int i = 0; ok && i < T; i++) ok = (d->info.tokens[i] = printable_token(raw[i] ? raw[i] : "")) != NULL;
-        for (int i = 0; i < T; i++) H5free_memory(raw[i]);
+        for (int i = 0; i < T; i++) free(raw[i]);
+        if (dx >= 0) H5Pclose(dx);
     } else if (ok) {
         size_t sz = H5Tget_size(ft);
         char *buf = sz > 0 && sz < 4096 ? calloc((size_t)T, sz + 1) : NULL;
@@ -277,9 +294,29 @@ static int check_range(const dv_dump *d, const char *name, int v, int lo, int hi
     return 0;
 }
 
+/* Runs the raw check of h5_guard.h on /tokens/text before HDF5 reads any string: the
+ * root attributes are variable-length strings too, usually in the same heap collection. */
+static int guard_strings(dv_dump *d) {
+    if (!path_exists(d->file, "/tokens/text")) return 0; /* read_tokens will say so */
+    hid_t ds = H5Dopen2(d->file, "/tokens/text", H5P_DEFAULT);
+    if (ds < 0) return 0;
+    hid_t t = H5Dget_type(ds), s = H5Dget_space(ds);
+    hsize_t n = 0;
+    int vstr = t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0 && s >= 0 &&
+               H5Sget_simple_extent_ndims(s) == 1 && H5Sget_simple_extent_dims(s, &n, NULL) == 1;
+    int rc = vstr && n >= 1 && n <= DV_MAX_TOKENS
+                 ? h5guard_check_vlen_strings(d->file, d->path, "/tokens/text", ds, (int)n, MAX_TOKEN_BYTES)
+                 : 0;
+    if (t >= 0) H5Tclose(t);
+    if (s >= 0) H5Sclose(s);
+    H5Dclose(ds);
+    return rc;
+}
+
 static int read_root(dv_dump *d) {
     char *fmt = NULL, *arch = NULL;
     int version, rc = -1;
+    if (h5guard_check_heaps(d->file, d->path, 4u << 20) < 0 || guard_strings(d) < 0) return -1;
     if (!attr_exists(d->file, "format"))
         return ds_fail("%s: not a diffscope dump (no 'format' attribute)", d->path);
     if (attr_string(d, d->file, "/", "format", &fmt) < 0) return -1;
@@ -501,8 +538,13 @@ int dv_dump_head_index(dv_dump *d, int layer, int head) {
     if (!li) return -1;
     for (int i = 0; i < li->n_heads; i++)
         if (li->heads[i] == head) return i;
-    return ds_fail("%s: head %d is not in layer %d of the dump (%d heads: %d..%d)", d->path, head,
-                   layer, li->n_heads, li->heads[0], li->heads[li->n_heads - 1]);
+    char list[128] = "";
+    for (int i = 0; i < li->n_heads && strlen(list) < 100; i++) {
+        size_t n = strlen(list);
+        snprintf(list + n, sizeof list - n, "%s%d", i ? "," : "", li->heads[i]);
+    }
+    return ds_fail("%s: head %d is not in layer %d of the dump (heads: %s%s)", d->path, head, layer,
+                   list, strlen(list) >= 100 ? ",..." : "");
 }
 
 /* 1 when file type T is IEEE binary16, little-endian: such maps are read as raw 16-bit

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "diffscope/error.h"
 #include "text.h"
 #include "viewer.h"
@@ -169,6 +170,13 @@ static int setup(viewer *v, const options *o) {
     v->hover_q = v->hover_k = -1;
     v->print_state = o->print_state;
     if (v->vs && check_vs(v) < 0) return -1;
+    /* One head's maps live in memory whole: refuse a prompt they cannot fit, rather than
+     * be killed by the kernel halfway. */
+    double need = (double)v->T * v->T * sizeof(float) * (v->diffllama ? 3 : 1) + (v->vs ? (double)v->T * v->T * 4 : 0);
+    double ram = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
+    if (ram > 0 && need > 0.8 * ram)
+        return ds_fail("%s: %d tokens need %.1f GB for one head's maps, more than this machine's %.1f GB allows",
+                       o->dump, v->T, need / 1e9, ram / 1e9);
     v->layer = o->have_layer ? o->layer : in->layers[0];
     if (dv_dump_layer_index(v->dump, v->layer) < 0) return -1;
     if (!dv_dump_layer(v->dump, v->layer)) return -1;
