@@ -267,9 +267,16 @@ def main():
     lh = lg["softmax"].shape[0] - 1
     lheads = list(lg.attrs["heads"]) if "heads" in lg.attrs else list(lg["softmax"].attrs["heads"])
     ls = lg["softmax"][lh].astype(np.float64)
+    # The last head is selected: the window shows the last min(4, Hs) heads, on one scale.
     img7, lay7 = shoot("llama", LLAMA, "--layer", str(ll), "--head", str(int(lheads[lh])))
-    why = check_panel(img7, lay7, "softmax", np.where(masked, np.nan, ls), lin(ls.max()))
-    report("viewer_llama_dump", not why and list(lay7["panels"]) == ["softmax"], why or str(list(lay7["panels"])))
+    shown = list(range(max(0, lh + 1 - 4), lh + 1))
+    vmax_l = max(lg["softmax"][i].max() for i in shown)
+    names = [f"softmax_h{int(lheads[i])}" for i in shown]
+    why = "" if list(lay7["panels"]) == names else f"panels {list(lay7['panels'])}, expected {names}"
+    for i, name in zip(shown, names):
+        why = why or check_panel(img7, lay7, name, np.where(masked, np.nan, lg["softmax"][i].astype(np.float64)),
+                                 lin(vmax_l))
+    report("viewer_llama_dump", not why, why)
     lv = lf[f"layers/{layer}/attn/softmax"][lh].astype(np.float64)
     img8, lay8 = shoot("vs", DUMP, *common, "--vs", LLAMA, "--vs-head", str(int(lheads[lh])))
     why = check_panel(img8, lay8, "vs", np.where(masked, np.nan, lv), lin(lv.max()))

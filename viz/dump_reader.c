@@ -313,6 +313,15 @@ static int guard_strings(dv_dump *d) {
     return rc;
 }
 
+/* S for a message: at most 40 characters, anything but printable ASCII as '?', so that a
+ * damaged attribute cannot break the one-line message or the terminal. */
+static const char *shown(const char *s, char *buf, size_t n) {
+    size_t i = 0;
+    for (; s[i] && i < 40 && i + 1 < n; i++) buf[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+    buf[i] = 0;
+    return buf;
+}
+
 static int read_root(dv_dump *d) {
     char *fmt = NULL, *arch = NULL;
     int version, rc = -1;
@@ -321,7 +330,8 @@ static int read_root(dv_dump *d) {
         return ds_fail("%s: not a diffscope dump (no 'format' attribute)", d->path);
     if (attr_string(d, d->file, "/", "format", &fmt) < 0) return -1;
     if (strcmp(fmt, "diffscope-dump")) {
-        ds_fail("%s: not a diffscope dump (format is '%.40s')", d->path, fmt);
+        char b[48];
+        ds_fail("%s: not a diffscope dump (format is '%s')", d->path, shown(fmt, b, sizeof b));
         goto out;
     }
     if (attr_int(d, d->file, "/", "format_version", &version) < 0) goto out;
@@ -333,7 +343,8 @@ static int read_root(dv_dump *d) {
     if (!strcmp(arch, "diffllama")) d->info.arch = DV_ARCH_DIFFLLAMA;
     else if (!strcmp(arch, "llama")) d->info.arch = DV_ARCH_LLAMA;
     else {
-        ds_fail("%s: unknown arch '%.40s' (expected diffllama or llama)", d->path, arch);
+        char b[48];
+        ds_fail("%s: unknown arch '%s' (expected diffllama or llama)", d->path, shown(arch, b, sizeof b));
         goto out;
     }
     dv_dump_info *in = &d->info;

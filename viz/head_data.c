@@ -8,8 +8,9 @@
 #include "viewer.h"
 
 void viewer_free_maps(viewer *v) {
-    float **bufs[] = {&v->s1, &v->s2, &v->diff_dump, &v->softmax, &v->vs_map, &v->strip_s1,
-                      &v->strip_s2, &v->gn_scale, &v->strip_a, &v->strip_b};
+    float **bufs[] = {&v->s1, &v->s2, &v->diff_dump, &v->lmaps[0], &v->lmaps[1], &v->lmaps[2],
+                      &v->lmaps[3], &v->vs_map, &v->strip_s1, &v->strip_s2, &v->gn_scale,
+                      &v->strip_a, &v->strip_b};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
         free(*bufs[i]);
         *bufs[i] = NULL;
@@ -36,7 +37,7 @@ static int use_dumped_diff(const viewer *v) {
     return v->diff_dump && v->lambda == viewer_lambda_dump(v);
 }
 
-float viewer_value(const viewer *v, panel_kind kind, int q, int k) {
+float viewer_value(const viewer *v, panel_kind kind, int slot, int q, int k) {
     if (k > q || q < 0 || k < 0 || q >= v->T || k >= v->T) return NAN;
     size_t i = (size_t)q * v->T + k;
     switch (kind) {
@@ -46,7 +47,8 @@ float viewer_value(const viewer *v, panel_kind kind, int q, int k) {
     case PANEL_DIFF:
         if (use_dumped_diff(v)) return v->diff_dump[i];
         return v->s1 && v->s2 ? (float)(v->s1[i] - v->lambda * v->s2[i]) : NAN;
-    case PANEL_SOFTMAX: return v->softmax ? v->softmax[i] : NAN;
+    case PANEL_SOFTMAX:
+        return slot >= 0 && slot < v->n_lheads && v->lmaps[slot] ? v->lmaps[slot][i] : NAN;
     case PANEL_VS: return v->vs_map ? v->vs_map[i] : NAN;
     default: return NAN;
     }
@@ -57,7 +59,7 @@ static void update_vmax_diff(viewer *v) {
     if (v->diffllama)
         for (int q = 0; q < v->T; q++)
             for (int k = 0; k <= q; k++) {
-                float d = fabsf(viewer_value(v, PANEL_DIFF, q, k));
+                float d = fabsf(viewer_value(v, PANEL_DIFF, 0, q, k));
                 if (d > mx) mx = d;
             }
     v->vmax_diff = mx > 0 ? mx : 1;
@@ -138,6 +140,40 @@ int viewer_load_vs(viewer *v) {
     return 0;
 }
 
+/* Llama: the window of heads shown moves only when the selected head leaves it; maps already
+ * in memory are reused when it moves by a few heads. */
+static int load_llama_heads(viewer *v, int layer_changed) {
+    size_t n = (size_t)v->T * v->T;
+    int hs = v->li->n_heads;
+    v->n_lheads = hs < LLAMA_PANELS ? hs : LLAMA_PANELS;
+    if (layer_changed)
+        for (int s = 0; s < LLAMA_PANELS; s++) v->lmap_head[s] = -1;
+    if (layer_changed || v->head < v->lwin || v->head >= v->lwin + v->n_lheads)
+        v->lwin = v->head < hs - v->n_lheads ? v->head : hs - v->n_lheads;
+    for (int s = 0; s < v->n_lheads; s++) {
+        int want = v->lwin + s;
+        for (int j = s + 1; j < LLAMA_PANELS && v->lmap_head[s] != want; j++)
+            if (v->lmap_head[j] == want) { /* swap the buffers */
+                float *m = v->lmaps[s];
+                int h = v->lmap_head[s];
+                v->lmaps[s] = v->lmaps[j], v->lmap_head[s] = v->lmap_head[j];
+                v->lmaps[j] = m, v->lmap_head[j] = h;
+            }
+    }
+    v->vmax_soft = 0;
+    for (int s = 0; s < v->n_lheads; s++) {
+        if (v->lmap_head[s] != v->lwin + s) {
+            if (!v->lmaps[s] && !(v->lmaps[s] = alloc_floats(n))) return -1;
+            v->lmap_head[s] = -1;
+            if (dv_dump_read_head(v->dump, v->layer, DV_MAP_SOFTMAX, v->lwin + s, v->lmaps[s]) < 0) return -1;
+            v->lmap_head[s] = v->lwin + s;
+        }
+        float m = map_max(v->lmaps[s], n);
+        if (m > v->vmax_soft) v->vmax_soft = m;
+    }
+    return 0;
+}
+
 int viewer_load(viewer *v) {
     size_t n = (size_t)v->T * v->T;
     const dv_layer_info *li = dv_dump_layer(v->dump, v->layer);
@@ -180,11 +216,8 @@ int viewer_load(viewer *v) {
         float m1 = map_max(v->s1, n), m2 = map_max(v->s2, n);
         v->vmax_soft = m1 > m2 ? m1 : m2;
         update_vmax_diff(v);
-    } else {
-        if (!v->softmax && !(v->softmax = alloc_floats(n))) return -1;
-        if (dv_dump_read_head(v->dump, v->layer, DV_MAP_SOFTMAX, v->head, v->softmax) < 0) return -1;
-        v->vmax_soft = map_max(v->softmax, n);
-    }
+    } else if (load_llama_heads(v, layer_changed) < 0)
+        return -1;
     if (v->vs && !v->vs_map && !(v->vs_map = alloc_floats(n))) return -1;
     if (viewer_load_vs(v) < 0) return -1;
     if (v->vmax_soft <= 0) v->vmax_soft = 1;
@@ -192,14 +225,14 @@ int viewer_load(viewer *v) {
     return viewer_load_strip(v);
 }
 
-const char *panel_title(const viewer *v, panel_kind kind, char *buf, int n) {
-    switch (kind) {
+const char *panel_title(const viewer *v, const panel *p, char *buf, int n) {
+    switch (p->kind) {
     case PANEL_SOFTMAX1: snprintf(buf, n, "softmax\u2081"); break;
     case PANEL_SOFTMAX2: snprintf(buf, n, "softmax\u2082"); break;
     case PANEL_LSOFTMAX2: snprintf(buf, n, "\u03bb\u00b7softmax\u2082  (\u03bb = %.3f)", v->lambda); break;
     case PANEL_DIFF: snprintf(buf, n, "difference  softmax\u2081 \u2212 \u03bb\u00b7softmax\u2082"); break;
     case PANEL_SOFTMAX:
-        snprintf(buf, n, "softmax  (head %d)", v->li ? v->li->heads[v->head] : 0);
+        snprintf(buf, n, "head %d", v->li && p->slot < v->n_lheads ? v->li->heads[v->lwin + p->slot] : 0);
         break;
     case PANEL_VS:
         if (v->vs_li) snprintf(buf, n, "Llama (--vs)  head %d", v->vs_li->heads[v->vs_head]);

@@ -37,9 +37,10 @@ void layout_compute(viewer *v, int w, int h) {
         kinds[n++] = PANEL_SOFTMAX2;
         kinds[n++] = PANEL_LSOFTMAX2;
         kinds[n++] = PANEL_DIFF;
-    } else kinds[n++] = PANEL_SOFTMAX;
+    } else
+        while (n < v->n_lheads) kinds[n++] = PANEL_SOFTMAX;
     if (v->vs) kinds[n++] = PANEL_VS;
-    L->n_charts = v->diffllama ? 3 : 1;
+    L->n_charts = v->diffllama ? 3 : v->n_lheads;
 
     /* Heatmap side: as wide as the window allows, leaving the profile at least 56 px a chart. */
     int per_panel_extra = BAR_GAP + BAR_W + BAR_LABELS + PANEL_GAP;
@@ -47,6 +48,7 @@ void layout_compute(viewer *v, int w, int h) {
     int fixed = TOP_H + TITLE_H + XLABEL_H + MARGIN + 20 + (L->n_charts - 1) * CHART_GAP + XLABEL_H +
                 MARGIN + STRIP_H + MARGIN;
     int s_h = h - fixed - (L->n_charts == 1 ? 110 : L->n_charts * 56);
+    if (!v->diffllama) s_h = h - fixed - (L->n_charts == 1 ? 110 : L->n_charts * 44);
     int s = s_w < s_h ? s_w : s_h;
     if (s < 40) s = 40;
 
@@ -57,8 +59,9 @@ void layout_compute(viewer *v, int w, int h) {
     int x = LABEL_W;
     for (int i = 0; i < n; i++) {
         panel *p = &v->panels[i];
-        if (p->kind != kinds[i] || p->map.w != s) p->dirty = 1;
+        if (p->kind != kinds[i] || p->map.w != s || p->slot != i) p->dirty = 1;
         p->kind = kinds[i];
+        p->slot = i;
         p->map = (SDL_Rect){x, TOP_H + TITLE_H, s, s};
         p->bar = (SDL_Rect){x + s + BAR_GAP, TOP_H + TITLE_H, BAR_W, s};
         x += s + per_panel_extra;

@@ -100,7 +100,7 @@ static void panel_pixels(viewer *v, panel *p) {
     case PANEL_SOFTMAX1: base = v->s1; break;
     case PANEL_SOFTMAX2: base = v->s2; break;
     case PANEL_LSOFTMAX2: base = v->s2; mul = v->lambda; break;
-    case PANEL_SOFTMAX: base = v->softmax; break;
+    case PANEL_SOFTMAX: base = p->slot < v->n_lheads ? v->lmaps[p->slot] : NULL; break;
     case PANEL_VS: base = v->vs_li ? v->vs_map : NULL; break;
     case PANEL_DIFF:
         signed_pool = 1;
@@ -228,13 +228,14 @@ static void draw_panel(viewer *v, panel *p, int first) {
     SDL_Renderer *r = v->ren;
     const SDL_Rect *m = &p->map;
     char title[128];
-    panel_title(v, p->kind, title, sizeof title);
+    panel_title(v, p, title, sizeof title);
     if (text_width(FONT_UI, title) > p->bar.x + p->bar.w + 40 - m->x) {
         /* Narrow panels: the name alone. */
         char *cut = strstr(title, "  ");
         if (cut) *cut = 0;
     }
-    text_draw(r, FONT_UI, title, m->x, m->y - 21, C_TEXT, ALIGN_LEFT);
+    int selected = p->kind == PANEL_SOFTMAX && v->lwin + p->slot == v->head;
+    text_draw(r, FONT_UI, title, m->x, m->y - 21, selected ? C_ACCENT : C_TEXT, ALIGN_LEFT);
     panel_update(v, p);
     if (p->tex) SDL_RenderCopy(r, p->tex, NULL, m);
     if (p->kind == PANEL_VS && !v->vs_li)
@@ -273,8 +274,8 @@ static void draw_panel(viewer *v, panel *p, int first) {
 /* ---- row profile ---- */
 
 static float profile_value(const viewer *v, int chart, int k) {
-    if (!v->diffllama) return viewer_value(v, PANEL_SOFTMAX, v->row, k);
-    return viewer_value(v, chart == 0 ? PANEL_SOFTMAX1 : chart == 1 ? PANEL_LSOFTMAX2 : PANEL_DIFF, v->row, k);
+    if (!v->diffllama) return viewer_value(v, PANEL_SOFTMAX, chart, v->row, k);
+    return viewer_value(v, chart == 0 ? PANEL_SOFTMAX1 : chart == 1 ? PANEL_LSOFTMAX2 : PANEL_DIFF, 0, v->row, k);
 }
 
 static void draw_profile(viewer *v) {
@@ -293,11 +294,11 @@ static void draw_profile(viewer *v) {
      * around its own zero line, with room for its positive and negative parts. */
     float ymax = 0, pos = 0, neg = 0;
     for (int k = 0; k <= q; k++) {
-        for (int c = 0; c < (nc == 3 ? 2 : 1); c++) {
+        for (int c = 0; c < (v->diffllama ? 2 : nc); c++) {
             float x = fabsf(profile_value(v, c, k));
             if (x > ymax) ymax = x;
         }
-        if (nc == 3) {
+        if (v->diffllama) {
             float d = profile_value(v, 2, k);
             if (d > pos) pos = d;
             if (-d > neg) neg = -d;
@@ -306,15 +307,23 @@ static void draw_profile(viewer *v) {
     if (pos + neg > ymax) ymax = pos + neg;
     if (!(ymax > 0)) ymax = 1;
 
-    const char *names[3] = {v->diffllama ? "softmax\u2081" : "softmax", "\u03bb\u00b7softmax\u2082", "difference"};
-    uint32_t colors[3] = {C_POS, C_S2, C_POS};
+    const char *names[3] = {"softmax\u2081", "\u03bb\u00b7softmax\u2082", "difference"};
+    uint32_t colors[LLAMA_PANELS] = {C_POS, v->diffllama ? C_S2 : C_POS, C_POS, C_POS};
+    int is_diff[LLAMA_PANELS] = {0, 0, v->diffllama, 0};
     for (int c = 0; c < nc; c++) {
         const SDL_Rect *ch = &L->chart[c];
         fill(r, ch->x, ch->y, ch->w, ch->h, C_PANEL);
         double u = (ch->h - 4) / ymax; /* pixels per unit */
         int base = ch->y + ch->h - 2;
-        if (c == 2) base = ch->y + 2 + (int)lrint((ch->h - 4 - (pos + neg) * u) / 2 + pos * u);
-        text_draw(r, FONT_UI, names[c], ch->x - 8, ch->y + 2, c == 2 ? C_TEXT : colors[c], ALIGN_RIGHT);
+        if (is_diff[c]) base = ch->y + 2 + (int)lrint((ch->h - 4 - (pos + neg) * u) / 2 + pos * u);
+        char name[48];
+        uint32_t ncol = is_diff[c] ? C_TEXT : colors[c];
+        if (v->diffllama) snprintf(name, sizeof name, "%s", names[c]);
+        else {
+            snprintf(name, sizeof name, "head %d", v->li->heads[v->lwin + c]);
+            ncol = v->lwin + c == v->head ? C_ACCENT : C_TEXT;
+        }
+        text_draw(r, FONT_UI, name, ch->x - 8, ch->y + 2, ncol, ALIGN_RIGHT);
         char tick[32];
         fmt_value(ymax, tick, sizeof tick);
         char line[48];
@@ -340,7 +349,7 @@ static void draw_profile(viewer *v) {
                 double xa = cell_to_px(v, k, v->view_k0, ch->x, ch->w);
                 int bw = (int)lrint(colw) - (colw >= 5 ? 2 : 1);
                 int bh = (int)lrint(fabs(x) * u);
-                uint32_t col = c == 2 && x < 0 ? C_NEG : colors[c];
+                uint32_t col = is_diff[c] && x < 0 ? C_NEG : colors[c];
                 if (k == v->hover_k) col = C_HOVER;
                 fill(r, (int)lrint(xa) + (colw >= 5 ? 1 : 0), x >= 0 ? base - bh : base + 1, bw < 1 ? 1 : bw, bh, col);
             }
@@ -355,7 +364,7 @@ static void draw_profile(viewer *v) {
                 }
                 if (isnan(best)) continue;
                 int bh = (int)lrint(fabs(best) * u);
-                set_color(r, c == 2 && best < 0 ? C_NEG : colors[c]);
+                set_color(r, is_diff[c] && best < 0 ? C_NEG : colors[c]);
                 SDL_RenderDrawLine(r, ch->x + px, best >= 0 ? base : base + 1, ch->x + px,
                                    best >= 0 ? base - bh : base + bh);
             }
@@ -406,6 +415,8 @@ static void draw_strip(viewer *v) {
         int x0 = s->x + (int)((long)s->w * h / hs), x1 = s->x + (int)((long)s->w * (h + 1) / hs);
         int cw = x1 - x0 - 2;
         if (h == v->head) fill(r, x0, top - 2, x1 - x0 - 1, 2 * rh + 6 + fh, 0xFF343846u);
+        else if (!v->diffllama && h >= v->lwin && h < v->lwin + v->n_lheads) /* shown, not selected */
+            fill(r, x0, top - 2, x1 - x0 - 1, 2 * rh + 6 + fh, 0xFF262932u);
         for (int row = 0; row < 2; row++) {
             float val = row == 0 ? v->strip_a[h] : v->strip_b[h];
             float frac = row == 0 ? val : val / bmax;
@@ -443,8 +454,9 @@ static void draw_top(viewer *v) {
     text_draw(r, FONT_UI, "h: help", v->win_w - 14, 11, C_DIM, ALIGN_RIGHT);
     if (!v->diffllama) {
         char cut[200];
-        text_truncate(in->prompt, 120, cut, sizeof cut);
-        snprintf(buf, sizeof buf, "prompt: %s", cut);
+        text_truncate(in->prompt, 100, cut, sizeof cut);
+        snprintf(buf, sizeof buf, "heads %d\u2013%d shown \u00b7 prompt: %s", v->li->heads[v->lwin],
+                 v->li->heads[v->lwin + v->n_lheads - 1], cut);
         text_draw(r, FONT_LABEL, buf, 14, 38, C_DIM, ALIGN_LEFT);
         return;
     }
@@ -508,23 +520,18 @@ static void draw_tooltip(viewer *v) {
     token_label(v, k, 1, FONT_UI, 260, 0, b, sizeof b);
     snprintf(lines[n++], 200, "query %d  %s", q, a);
     snprintf(lines[n++], 200, "key %d  %s", k, b);
-    panel_kind kinds[5];
-    int nk = 0;
-    if (v->diffllama) {
-        kinds[nk++] = PANEL_SOFTMAX1;
-        kinds[nk++] = PANEL_SOFTMAX2;
-        kinds[nk++] = PANEL_LSOFTMAX2;
-        kinds[nk++] = PANEL_DIFF;
-    } else kinds[nk++] = PANEL_SOFTMAX;
-    if (v->vs_li) kinds[nk++] = PANEL_VS;
     const char *names[PANEL_KIND_COUNT] = {"softmax\u2081", "softmax\u2082", "\u03bb\u00b7softmax\u2082",
                                            "difference", "softmax", "Llama (--vs)"};
     if (k > q) snprintf(lines[n++], 200, "masked: the key comes after the query");
     else
-        for (int i = 0; i < nk; i++) {
+        for (int i = 0; i < v->n_panels; i++) { /* one line per panel */
+            const panel *p = &v->panels[i];
             char val[32];
-            fmt_value(viewer_value(v, kinds[i], q, k), val, sizeof val);
-            snprintf(lines[n++], 200, "%s\t%s", names[kinds[i]], val);
+            if (p->kind == PANEL_VS && !v->vs_li) continue;
+            fmt_value(viewer_value(v, p->kind, p->slot, q, k), val, sizeof val);
+            if (p->kind == PANEL_SOFTMAX)
+                snprintf(lines[n++], 200, "head %d\t%s", v->li->heads[v->lwin + p->slot], val);
+            else snprintf(lines[n++], 200, "%s\t%s", names[p->kind], val);
         }
     int fh = text_height(FONT_UI) + 2, w = 0;
     for (int i = 0; i < n; i++) {

@@ -41,10 +41,13 @@ int screenshot_save(SDL_Renderer *ren, int w, int h, const char *path) {
     return rc;
 }
 
-static const char *panel_key(panel_kind k) {
+/* Name of panel P in the layout lines; a Llama head's panel is softmax_h<head>. */
+static const char *panel_key(const viewer *v, const panel *p, char *buf, int n) {
     static const char *names[PANEL_KIND_COUNT] = {"softmax1", "softmax2", "lambda_softmax2", "diff",
                                                   "softmax", "vs"};
-    return names[k];
+    if (p->kind == PANEL_SOFTMAX) snprintf(buf, n, "softmax_h%d", v->li->heads[v->lwin + p->slot]);
+    else snprintf(buf, n, "%s", names[p->kind]);
+    return buf;
 }
 
 /* The geometry a test needs to find a cell in the picture, one line per item. */
@@ -52,8 +55,9 @@ static void print_layout(const viewer *v) {
     printf("view k0=%.4f q0=%.4f span=%.4f tokens=%d\n", v->view_k0, v->view_q0, v->span, v->T);
     for (int i = 0; i < v->n_panels; i++) {
         const panel *p = &v->panels[i];
+        char name[32];
         printf("panel %s x=%d y=%d size=%d bar_x=%d bar_y=%d bar_w=%d bar_h=%d vmax=%.6g log=%d\n",
-               panel_key(p->kind), p->map.x, p->map.y, p->map.w, p->bar.x, p->bar.y, p->bar.w,
+               panel_key(v, p, name, sizeof name), p->map.x, p->map.y, p->map.w, p->bar.x, p->bar.y, p->bar.w,
                p->bar.h, p->scale.vmax, p->scale.log);
     }
     for (int i = 0; i < v->lay.n_charts; i++)

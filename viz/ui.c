@@ -198,9 +198,12 @@ int ui_handle_event(viewer *v, const SDL_Event *e) {
     }
     case SDL_MOUSEBUTTONUP: {
         if (e->button.button != SDL_BUTTON_LEFT) return 0;
-        int q;
-        if (v->dragging && !v->drag_moved && layout_hit(v, e->button.x, e->button.y, &q, NULL) >= 0)
+        int q, p;
+        if (v->dragging && !v->drag_moved && (p = layout_hit(v, e->button.x, e->button.y, &q, NULL)) >= 0) {
             set_row(v, q);
+            /* Llama: a click in a head's panel also selects that head. */
+            if (v->panels[p].kind == PANEL_SOFTMAX) ui_goto(v, layer_index(v), v->lwin + v->panels[p].slot);
+        }
         v->dragging = v->dragging_slider = 0;
         return 0;
     }

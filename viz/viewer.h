@@ -24,15 +24,18 @@ typedef enum {
     PANEL_SOFTMAX2,   /* DiffLlama softmax2 */
     PANEL_LSOFTMAX2,  /* λ·softmax2 at the current λ */
     PANEL_DIFF,       /* softmax1 − λ·softmax2 at the current λ */
-    PANEL_SOFTMAX,    /* Llama dump: the head's softmax map */
+    PANEL_SOFTMAX,    /* Llama dump: the softmax map of one of the heads shown */
     PANEL_VS,         /* --vs Llama dump: a head of the same layer */
     PANEL_KIND_COUNT
 } panel_kind;
 
 #define MAX_PANELS 5
+/* A Llama dump shows this many consecutive heads side by side. */
+#define LLAMA_PANELS 4
 
 typedef struct {
     panel_kind kind;
+    int slot;            /* PANEL_SOFTMAX: which of the heads shown (0 .. LLAMA_PANELS-1) */
     SDL_Rect map;        /* the square heatmap */
     SDL_Rect bar;        /* its colour bar */
     cmap_scale scale;
@@ -44,7 +47,7 @@ typedef struct {
 
 typedef struct {
     SDL_Rect area;       /* the whole profile block */
-    SDL_Rect chart[3];   /* softmax1, λ·softmax2, difference (Llama: chart[0] only) */
+    SDL_Rect chart[LLAMA_PANELS]; /* softmax1, λ·softmax2, difference; Llama: one per head shown */
     int n_charts;
     SDL_Rect strip;      /* per-head summary strip */
     SDL_Rect slider;     /* λ slider track (w = 0 for Llama) */
@@ -64,7 +67,9 @@ typedef struct viewer {
     int vs_head;                 /* index among the --vs dump's heads of the same layer */
     const dv_layer_info *vs_li;  /* NULL when --vs is absent or lacks this layer */
     float *s1, *s2, *diff_dump;  /* [T*T] DiffLlama maps of the head (diff_dump may be NULL) */
-    float *softmax;              /* [T*T] Llama map of the head */
+    float *lmaps[LLAMA_PANELS];  /* [T*T] Llama maps of heads lwin .. lwin+n_lheads-1 */
+    int lmap_head[LLAMA_PANELS]; /* head index each lmaps buffer holds (-1: none) */
+    int lwin, n_lheads;          /* Llama: first head shown and how many */
     float *vs_map;               /* [T*T] --vs head map */
     float vmax_soft, vmax_diff, vmax_vs;
     double lambda;               /* current λ (the slider) */
@@ -102,10 +107,11 @@ int viewer_load_strip(viewer *v);
 int viewer_load_vs(viewer *v);              /* (re)read the --vs map of layer/vs_head */           /* re-read row `row` of every head when stale */
 void viewer_set_lambda(viewer *v, double lambda);
 double viewer_lambda_dump(const viewer *v); /* λ of the dumped diff (lambda_full) */
-/* Value of panel KIND at cell (q, k); NaN for masked cells (k > q) and absent maps. */
-float viewer_value(const viewer *v, panel_kind kind, int q, int k);
+/* Value of panel KIND (SLOT: which Llama head shown) at cell (q, k); NaN for masked cells
+ * (k > q) and absent maps. */
+float viewer_value(const viewer *v, panel_kind kind, int slot, int q, int k);
 void viewer_free_maps(viewer *v);
-const char *panel_title(const viewer *v, panel_kind kind, char *buf, int n);
+const char *panel_title(const viewer *v, const panel *p, char *buf, int n);
 
 /* layout.c */
 void layout_compute(viewer *v, int w, int h);
