@@ -1,0 +1,74 @@
+#!/bin/sh
+# The command-line contract: --help everywhere, exit codes, generate's sampling options and
+# JSON, logits' file, verify's exit status.
+DS=${DIFFSCOPE:-build/diffscope}
+M=tests/data/golden/models/diff-mha-f32
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+check() { if [ "$2" = 0 ]; then echo "ok $1"; else echo "FAIL $1: $3"; fi; }
+
+$DS --help >"$T/out" 2>"$T/err"
+check cli_help $? "diffscope --help failed"
+for cmd in $(awk '/^commands:/{f=1;next} f&&/^  [a-z]/{print $1}' "$T/out"); do
+    $DS "$cmd" --help >"$T/h" 2>&1 && grep -q "^usage: diffscope" "$T/h"
+    check "cli_help_$cmd" $? "'$cmd --help' does not print a usage line"
+done
+
+$DS frobnicate 2>"$T/err"; rc=$?
+[ $rc = 2 ] && [ "$(wc -l <"$T/err")" = 1 ]
+check cli_unknown_command $? "exit $rc"
+
+$DS generate $M --ids 5,17,3 -n 8 --temperature 0.9 --seed 7 --ignore-eos >"$T/a"
+$DS generate $M --ids 5,17,3 -n 8 --temperature 0.9 --seed 7 --ignore-eos >"$T/b"
+cmp -s "$T/a" "$T/b" && [ -s "$T/a" ]
+check generate_seeded_sampling_repeats $? "same seed, different tokens"
+
+# A nucleus this small keeps only the most likely token: sampling becomes greedy.
+$DS generate $M --ids 5,17,3 -n 8 --ignore-eos >"$T/greedy"
+$DS generate $M --ids 5,17,3 -n 8 --temperature 1.5 --top-p 0.000001 --seed 3 --ignore-eos >"$T/nucleus"
+cmp -s "$T/greedy" "$T/nucleus"
+check generate_tiny_top_p_is_greedy $? "$(cat "$T/greedy") vs $(cat "$T/nucleus")"
+
+$DS generate $M --ids 5,17,3 -n 4 --ignore-eos --json >"$T/j"
+/usr/bin/python3 -c "
+import json, sys
+j = json.load(open('$T/j'))
+assert j['input_ids'] == [5, 17, 3], j
+assert len(j['output_ids']) == 4 and all(isinstance(i, int) for i in j['output_ids']), j
+assert j['timing']['seconds'] >= 0
+"
+check generate_json_fields $? "$(cat "$T/j")"
+
+$DS generate $M --ids 5,17,3 -n 0 >/dev/null
+check generate_zero_new_tokens $? "-n 0 failed"
+
+$DS generate $M --ids 5,17 --temperature -1 2>"$T/err"; rc=$?
+[ $rc = 2 ] && grep -q "temperature" "$T/err"
+check generate_bad_temperature $? "exit $rc"
+
+$DS logits $M --ids 5,17,3,9 -o "$T/l.h5" && /usr/bin/python3 -c "
+import h5py
+f = h5py.File('$T/l.h5')
+assert f['logits'].shape == (4, 96) and f['hidden_states'].shape == (3, 4, 32), (f['logits'].shape, f['hidden_states'].shape)
+assert list(f['input_ids'][:]) == [5, 17, 3, 9]
+"
+check logits_file_layout $? "wrong /logits or /hidden_states"
+
+$DS logits $M --ids 5,17,3,9 -o "$T/l2.h5" --ablate-head 1.0
+$DS verify "$T/l.h5" "$T/l.h5" >/dev/null 2>&1
+a=$?
+$DS verify "$T/l2.h5" "$T/l.h5" >/dev/null 2>&1
+b=$?
+[ $a = 0 ] && [ $b = 1 ]
+check verify_exit_status $? "identical: $a (want 0), ablated head: $b (want 1)"
+
+$DS verify "$T/l.h5" "$T/nope.h5" 2>"$T/err"; rc=$?
+[ $rc = 2 ] && grep -q "nope.h5" "$T/err"
+check verify_missing_reference $? "exit $rc"
+
+$DS info $M --json | /usr/bin/python3 -c "
+import json, sys
+j = json.load(sys.stdin)
+assert j['arch'] == 'diffllama' and len(j['lambda']) == j['num_layers'] == 2, j
+"
+check info_json $? "info --json is not the expected JSON"
