@@ -72,3 +72,12 @@ j = json.load(sys.stdin)
 assert j['arch'] == 'diffllama' and len(j['lambda']) == j['num_layers'] == 2, j
 "
 check info_json $? "info --json is not the expected JSON"
+
+# Stopping at EOS: a copy of the model whose eos_token_id is the first greedy token.
+first=$($DS generate $M --ids 5,17,3 -n 1 --ignore-eos)
+mkdir -p "$T/eos" && cp $M/model.safetensors "$T/eos/"
+sed "s/\"eos_token_id\": [0-9]*/\"eos_token_id\": $first/" $M/config.json >"$T/eos/config.json"
+n_stop=$($DS generate "$T/eos" --ids 5,17,3 -n 8 --json | /usr/bin/python3 -c "import json,sys; print(len(json.load(sys.stdin)['output_ids']))")
+n_all=$($DS generate "$T/eos" --ids 5,17,3 -n 8 --ignore-eos --json | /usr/bin/python3 -c "import json,sys; print(len(json.load(sys.stdin)['output_ids']))")
+[ "$n_stop" = 1 ] && [ "$n_all" = 8 ]
+check generate_stops_at_eos $? "stopped after $n_stop (want 1), with --ignore-eos $n_all (want 8)"
