@@ -68,7 +68,7 @@ static void groupnorm(ds_session *s, int n, int layer) {
     const ds_config *c = &s->m->cfg;
     int hd2 = 2 * c->head_dim, Hd = c->num_heads / 2, width = c->num_heads * c->head_dim;
     float scale = (float)(1.0 - ds_lambda_init(layer)), eps = c->rms_norm_eps;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * width >= DS_PAR_MIN)
     for (int t = 0; t < n; t++)
         for (int i = 0; i < Hd; i++) {
             float *o = s->z + (size_t)t * width + (size_t)i * hd2;
@@ -120,9 +120,10 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
         const int kmax = pos0 + r0 + nr; /* keys visible to the last row of the block */
         /* Probes see whole rows of Tk keys; otherwise only the kmax columns in use are filled. */
         const int width = want_maps ? tk : kmax;
+        const int par = (size_t)H * nr * kmax * hd >= DS_PAR_MIN;
         float *att = s->att;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
         for (int h = 0; h < H; h++) {
             float *S = att + (size_t)h * nr * tk;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kmax, hd, scale,
@@ -135,7 +136,7 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
             block_view(&ev, att, H, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_SCORES, layer, &ev)) return -1;
         }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
         for (int h = 0; h < H; h++) softmax_rows(att + (size_t)h * nr * tk, nr, tk, pos0 + r0, width);
 
         if (want_pattern) {
@@ -143,7 +144,7 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
             if (ds_probes_fire(probes, DS_HOOK_PATTERN, layer, &ev)) return -1;
         }
         if (!is_diff) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
             for (int h = 0; h < H; h++)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kmax, 1.0f,
                             att + (size_t)h * nr * tk, tk, V + (size_t)(h / nrep) * hd, kvw, 0.0f,
@@ -158,7 +159,7 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
             block_view(&ev, att + (size_t)Hd * nr * tk, Hd, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_PATTERN2, layer, &ev)) return -1;
         }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
         for (int i = 0; i < Hd; i++) {
             const float *A1 = att + (size_t)i * nr * tk, *A2 = att + (size_t)(i + Hd) * nr * tk;
             float *Dm = s->diff + (size_t)i * nr * tk;

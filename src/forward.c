@@ -101,7 +101,7 @@ static int ensure_scratch(ds_session *s, int n) {
 
 /* out = w * x / sqrt(mean(x²) + eps), row by row (transformers' LlamaRMSNorm). */
 static void rmsnorm(float *out, const float *x, const float *w, int n, int D, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * D >= DS_PAR_MIN)
     for (int t = 0; t < n; t++) {
         const float *r = x + (size_t)t * D;
         double ss = 0;
@@ -112,7 +112,7 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, int D, fl
 }
 
 static void add_inplace(float *x, const float *y, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= DS_PAR_MIN)
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
@@ -191,7 +191,7 @@ static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
     ds_linear(s->gate, s->xb, ly->w_gate, ly->b_gate, n, D, FF);
     ds_linear(s->up, s->xb, ly->w_up, ly->b_up, n, D, FF);
     const size_t nI = (size_t)n * FF;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nI >= DS_PAR_MIN)
     for (size_t i = 0; i < nI; i++) {
         float g = s->gate[i];
         s->gate[i] = (g / (1.0f + expf(-g))) * s->up[i];

@@ -14,14 +14,14 @@
 
 void ds_linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out) {
     int nblocks = (out + LINEAR_BLOCK - 1) / LINEAR_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * in * out >= DS_PAR_MIN)
     for (int k = 0; k < nblocks; k++) {
         int j0 = k * LINEAR_BLOCK, nj = out - j0 < LINEAR_BLOCK ? out - j0 : LINEAR_BLOCK;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nj, in, 1.0f, x, in, w + (size_t)j0 * in, in, 0.0f,
                     y + j0, out);
     }
     if (!b) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * out >= DS_PAR_MIN)
     for (int t = 0; t < n; t++)
         for (int j = 0; j < out; j++) y[(size_t)t * out + j] += b[j];
 }

@@ -49,6 +49,11 @@ struct ds_session {
     float *diff;   /* [H/2][R][Tk] */
 };
 
+/* Loops over fewer elements (or multiply-adds) than this run on one thread: starting a
+ * parallel region costs more than such work, and far more when other processes hold the
+ * cores (a descheduled thread stalls every barrier). Decoding small models is all such loops. */
+#define DS_PAR_MIN 65536
+
 /* attention.c: self-attention of layer L over the session's cache for the N new tokens in
  * s->q (RoPE applied) whose keys/values are already in the cache. Writes s->z (before
  * o_proj, GroupNorm applied for DiffLlama). LAMBDA is λ_full for DiffLlama. */

@@ -39,7 +39,7 @@ void ds_rope_table(const ds_config *c, int max_tokens, float *cos_out, float *si
 
 void ds_rope_apply(float *x, int n, int nheads, int hd, int pos0, const float *cos_t, const float *sin_t) {
     int half = hd / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * nheads * hd >= DS_PAR_MIN)
     for (int t = 0; t < n; t++) {
         const float *cs = cos_t + (size_t)(pos0 + t) * half, *sn = sin_t + (size_t)(pos0 + t) * half;
         for (int h = 0; h < nheads; h++) {

@@ -169,14 +169,14 @@ int cmd_bench(int argc, char **argv) {
                "\"prefill_s\": %.4f, \"prefill_tok_s\": %.2f, \"prefill_gflops\": %.2f, \"sgemm_gflops\": %.2f, "
                "\"efficiency\": %.3f, \"peak_rss_gb\": %.3f, \"decode_tokens\": %ld, \"decode_tok_s\": %.3f, "
                "\"decode_weight_gbs\": %.2f, \"read_bandwidth_gbs\": %.2f, \"dump_s\": %.4f, \"dump_mb\": %.2f, "
-               "\"dump_ratio\": %.3f}\n",
+               "\"dump_ratio\": %.3f, \"blas_core\": \"%s\"}\n",
                argv[optind], ds_config_param_count(c), ds_get_threads(), T, load_s, prefill_s, T / prefill_s, gflops,
                ref, gflops / ref, rss_forward, n_dec, dec_tps, dec_tps * weight_bytes / 1e9, bw, dump_s, dump_mb,
-               do_dump ? dump_s / prefill_s : 0.0);
+               do_dump ? dump_s / prefill_s : 0.0, openblas_get_corename());
     } else {
         printf("model            %s (%s, %.1f M params, %d threads)\n", argv[optind], ds_arch_name(c->arch),
                ds_config_param_count(c) / 1e6, ds_get_threads());
-        printf("load             %.2f s\n", load_s);
+        printf("load             %.2f s (OpenBLAS kernel %s)\n", load_s, openblas_get_corename());
         printf("prefill %5ld tok %.3f s  %.1f tok/s  %.1f GFLOP/s\n", T, prefill_s, T / prefill_s, gflops);
         printf("sgemm %dx%dx%d %.1f GFLOP/s  -> efficiency %.0f %%\n", (int)T, c->hidden_size, c->intermediate_size, ref,
                100 * gflops / ref);
