@@ -145,12 +145,6 @@ static int attr_string(const dv_dump *d, hid_t obj, const char *where, const cha
     return 0;
 }
 
-static int optional_string(const dv_dump *d, const char *name, char **out) {
-    if (attr_exists(d->file, name)) return attr_string(d, d->file, "/", name, out);
-    *out = strdup("");
-    return *out ? 0 : ds_fail("out of memory");
-}
-
 /* Appends code point CP as UTF-8. */
 static char *put_utf8(char *o, unsigned cp) {
     if (cp < 0x80) *o++ = (char)cp;
@@ -189,6 +183,21 @@ static char *printable_token(const char *s) {
     return out;
 }
 
+/* Compact and contiguous datasets store exactly elements × element size bytes (or nothing
+ * yet, read as fill values); HDF5 1.10 copies what the shape says from whatever is stored, past
+ * its buffer when a damaged file stores less. Chunked storage may hold less (compression,
+ * unwritten chunks) and is not checked. */
+static int storage_fits(hid_t ds, const hsize_t *dims, int rank, size_t elem_size) {
+    hid_t dcpl = H5Dget_create_plist(ds);
+    H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (layout == H5D_CHUNKED) return 1;
+    if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS) return 0;
+    hsize_t n = elem_size, stored = H5Dget_storage_size(ds);
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    return stored == 0 || stored == n;
+}
+
 /* Opens dataset PATH, checks its element class and its shape against WANT (rank RANK). */
 static hid_t dataset_open(const dv_dump *d, const char *path, H5T_class_t cls, int rank,
                           const hsize_t *want) {
@@ -207,6 +216,7 @@ static hid_t dataset_open(const dv_dump *d, const char *path, H5T_class_t cls, i
     int ok = t >= 0 && s >= 0 && H5Tget_class(t) == cls && H5Sget_simple_extent_ndims(s) == rank;
     hsize_t dims[8] = {0};
     if (ok) H5Sget_simple_extent_dims(s, dims, NULL);
+    size_t elem_size = ok && cls != H5T_STRING ? H5Tget_size(t) : 0;
     if (t >= 0) H5Tclose(t);
     if (s >= 0) H5Sclose(s);
     if (!ok) {
@@ -225,6 +235,10 @@ static hid_t dataset_open(const dv_dump *d, const char *path, H5T_class_t cls, i
             H5Dclose(ds);
             return ds_fail("%s: dataset %s has shape [%s], expected [%s]", d->path, path, got, exp);
         }
+    if (elem_size && !storage_fits(ds, want, rank, elem_size)) {
+        H5Dclose(ds);
+        return ds_fail("%s: dataset %s is damaged (its stored size does not match its shape)", d->path, path);
+    }
     return ds;
 }
 
@@ -373,9 +387,6 @@ static int read_root(dv_dump *d) {
         ds_fail("%s: the dump holds no layers (attribute 'layers' is empty)", d->path);
         goto out;
     }
-    if (optional_string(d, "prompt", &in->prompt) < 0 ||
-        optional_string(d, "model_path", &in->model_path) < 0)
-        goto out;
     rc = read_tokens(d);
 out:
     free(fmt);
@@ -431,8 +442,6 @@ void dv_dump_close(dv_dump *d) {
     free(d->info.tokens);
     free(d->info.ids);
     free(d->info.layers);
-    free(d->info.prompt);
-    free(d->info.model_path);
     if (d->file > 0) H5Fclose(d->file);
     free(d->path);
     free(d);
@@ -584,6 +593,34 @@ static void half_to_float(float *out, size_t n) {
     }
 }
 
+/* Unfiltered chunked storage: every chunk that a read of rows [row0, row0+nrows) of head HI
+ * touches must store exactly a chunk's bytes; HDF5 1.10 copies a whole chunk's worth out of
+ * whatever a damaged file stores. (Filtered chunks are sized by the filter and not checked.) */
+static int chunks_fit(hid_t ds, hid_t ft, int rank, int hi, int row0, int nrows) {
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0) return 0;
+    int fits = 1;
+    hsize_t c[3] = {0, 0, 0};
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_nfilters(dcpl) == 0) {
+        fits = H5Pget_chunk(dcpl, rank, c) == rank;
+        hsize_t bytes = H5Tget_size(ft);
+        for (int i = 0; fits && i < rank; i++) fits = c[i] >= 1, bytes *= c[i];
+        hsize_t rows = rank == 3 ? c[1] : c[0];
+        for (hsize_t r = fits ? (hsize_t)row0 / rows * rows : 0; fits && r < (hsize_t)(row0 + nrows); r += rows) {
+            hsize_t at[3] = {0, 0, 0};
+            if (rank == 3) at[0] = (hsize_t)hi / c[0] * c[0], at[1] = r;
+            else at[0] = r;
+            unsigned mask;
+            haddr_t addr;
+            hsize_t size;
+            if (H5Dget_chunk_info_by_coord(ds, at, &mask, &addr, &size) < 0) fits = 0;
+            else if (addr != HADDR_UNDEF && size != bytes) fits = 0;
+        }
+    }
+    H5Pclose(dcpl);
+    return fits;
+}
+
 /* Reads as float a block of dataset PATH: [1, nrows, ncols] at (hi, row0, 0) when RANK is 3,
  * [nrows, ncols] at (row0, 0) when RANK is 2. */
 static int read_block(dv_dump *d, const char *path, int rank, int hi, int row0, int nrows,
@@ -598,6 +635,13 @@ static int read_block(dv_dump *d, const char *path, int rank, int hi, int row0, 
     hid_t ms = H5Screate_simple(rank, rank == 3 ? count3 : count2, NULL);
     int half = ft >= 0 && is_half_le(ft);
     void *dst = half ? (void *)((uint16_t *)(out + n / 2) + (n & 1)) : (void *)out;
+    if (ft >= 0 && !chunks_fit(ds, ft, rank, hi, row0, nrows)) {
+        if (ms >= 0) H5Sclose(ms);
+        if (fs >= 0) H5Sclose(fs);
+        H5Tclose(ft);
+        H5Dclose(ds);
+        return ds_fail("%s: dataset %s is damaged (a chunk's stored size does not match)", d->path, path);
+    }
     int ok = fs >= 0 && ms >= 0 && ft >= 0 &&
              H5Sselect_hyperslab(fs, H5S_SELECT_SET, rank == 3 ? start3 : start2, NULL,
                                  rank == 3 ? count3 : count2, NULL) >= 0 &&

@@ -5,7 +5,9 @@
  * message naming the file and the problem (ds_errmsg()). Nothing in a dump is trusted:
  * attribute types and sizes, dataset ranks, shapes and element types are checked before any
  * read, so a damaged or foreign file gives a message, never a crash (a libFuzzer harness
- * targets this module). Maps stored as float16 or float64 are converted to float by HDF5. */
+ * targets this module). Maps stored as float16 or float64 are converted to float by HDF5.
+ * String attributes are read only where needed (format, arch): each one is a place where a
+ * damaged file can make HDF5 1.10 allocate what a corrupted length claims (see h5_guard.h). */
 #ifndef DIFFSCOPE_VIZ_DUMP_READER_H
 #define DIFFSCOPE_VIZ_DUMP_READER_H
 #include <stdint.h>
@@ -27,8 +29,6 @@ typedef struct {
     int *layers;
     int32_t *ids;       /* [num_tokens] */
     char **tokens;      /* [num_tokens] UTF-8 text of each token */
-    char *prompt;       /* "" when absent */
-    char *model_path;   /* "" when absent */
 } dv_dump_info;
 
 typedef struct {

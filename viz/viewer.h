@@ -5,8 +5,10 @@
  *   layout.c      where every panel, chart and control lies for a window size, and the
  *                 mapping between screen pixels and token cells
  *   text.c        fonts and cached text textures
- *   render.c      drawing one frame: heatmaps, labels, colour bars, row profile, strip,
- *                 λ slider, tooltip, help overlay
+ *   draw.c        drawing primitives, colours, value and token label formatting (draw.h)
+ *   render_maps.c a heatmap panel: pooled pixels, overlays, colour bar, token labels
+ *   render_profile.c  the row profile charts and the per-head strip
+ *   render.c      one frame: top bar and λ slider, panels, profile, strip, tooltip, help
  *   ui.c          keys and mouse
  *   screenshot.c  PNG output, headless (software renderer on a surface) or from a window
  *
