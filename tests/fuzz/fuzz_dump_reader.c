@@ -199,7 +199,7 @@ static void dr_check(int cond) {
 static void dr_read_all(dr_input *in, dv_dump *d) {
     const dv_dump_info *info = dv_dump_get_info(d);
     int T = info->num_tokens;
-    dr_check(T >= 1 && T <= DV_MAX_TOKENS && info->n_layers >= 1 && info->layers && info->prompt);
+    dr_check(T >= 1 && T <= DV_MAX_TOKENS && info->n_layers >= 1 && info->layers);
     for (int i = 0; i < T; i++) dr_check(info->tokens[i] != NULL && strlen(info->tokens[i]) < 1 << 16);
     for (int i = 0; i < info->n_layers; i++) {
         int layer = info->layers[i];
