@@ -123,7 +123,7 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
         const int par = (size_t)H * nr * kmax * hd >= DS_PAR_MIN;
         float *att = s->att;
 
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic) if (par)
         for (int h = 0; h < H; h++) {
             float *S = att + (size_t)h * nr * tk;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kmax, hd, scale,
@@ -136,7 +136,7 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
             block_view(&ev, att, H, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_SCORES, layer, &ev)) return -1;
         }
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic) if (par)
         for (int h = 0; h < H; h++) softmax_rows(att + (size_t)h * nr * tk, nr, tk, pos0 + r0, width);
 
         if (want_pattern) {
@@ -144,7 +144,7 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
             if (ds_probes_fire(probes, DS_HOOK_PATTERN, layer, &ev)) return -1;
         }
         if (!is_diff) {
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic) if (par)
             for (int h = 0; h < H; h++)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kmax, 1.0f,
                             att + (size_t)h * nr * tk, tk, V + (size_t)(h / nrep) * hd, kvw, 0.0f,
@@ -159,7 +159,7 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
             block_view(&ev, att + (size_t)Hd * nr * tk, Hd, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_PATTERN2, layer, &ev)) return -1;
         }
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic) if (par)
         for (int i = 0; i < Hd; i++) {
             const float *A1 = att + (size_t)i * nr * tk, *A2 = att + (size_t)(i + Hd) * nr * tk;
             float *Dm = s->diff + (size_t)i * nr * tk;
