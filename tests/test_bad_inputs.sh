@@ -10,7 +10,7 @@
 DIFFSCOPE=${DIFFSCOPE:-build/diffscope}
 BAD=tests/bad
 if [ ! -x "$DIFFSCOPE" ]; then
-    echo "skip bad_inputs: $DIFFSCOPE not built"
+    echo "FAIL bad_inputs: $DIFFSCOPE not built"
     exit 0
 fi
 work=$(mktemp -d)
