@@ -114,7 +114,7 @@ ds_model *cli_load(const char *model_dir, const cli_input *in, int **ids, int *n
     }
     ds_model *m = ds_model_load(model_dir);
     if (!m) {
-        cli_lib_error();
+        *rc = cli_lib_error();
         return NULL;
     }
     if (in->ids) {
@@ -149,7 +149,7 @@ fail_ids:
         *labels = NULL;
     }
 fail:
-    cli_lib_error();
+    *rc = cli_lib_error();
     ds_model_free(m);
     return NULL;
 }

@@ -17,7 +17,11 @@ int cli_error(const char *fmt, ...) {
     return DS_EXIT_INPUT;
 }
 
-int cli_lib_error(void) { return cli_error("%s", ds_errmsg()); }
+int cli_lib_error(void) {
+    cli_error("%s", ds_errmsg());
+    /* Running out of memory is not the input's fault: the documented status for it is 3. */
+    return strstr(ds_errmsg(), "out of memory") ? DS_EXIT_INTERNAL : DS_EXIT_INPUT;
+}
 
 void cli_warn(const char *fmt, ...) {
     va_list ap;

@@ -118,16 +118,16 @@ int cmd_dump(int argc, char **argv) {
     rc = DS_EXIT_INPUT;
     if (!s || !p || (d.logits && !logits)) {
         if (s) ds_fail("out of memory");
-        cli_lib_error();
+        rc = cli_lib_error();
     } else if (cli_add_interventions(&in, m, p) || !(dump = ds_dump_begin(out_path, &d, m, ids, n, p))) {
-        cli_lib_error();
+        rc = cli_lib_error();
     } else if (cli_progress_start(&progress, "dump", c->num_layers), cli_add_layer_progress(p, &progress) ||
                ds_forward(s, ids, n, logits, 0, p)) {
         cli_progress_end(&progress);
-        cli_lib_error();
+        rc = cli_lib_error();
         ds_dump_abort(dump);
     } else if (cli_progress_end(&progress), ds_dump_finish(dump, logits)) {
-        cli_lib_error();
+        rc = cli_lib_error();
     } else {
         struct stat st;
         double secs = cli_now() - t0;
@@ -146,7 +146,7 @@ int cmd_dump(int argc, char **argv) {
     ds_model_free(m);
     goto out;
 bad:
-    cli_lib_error();
+    rc = cli_lib_error();
 out:
     free(layers);
     free(heads);

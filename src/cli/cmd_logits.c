@@ -72,12 +72,12 @@ int cmd_logits(int argc, char **argv) {
     rc = DS_EXIT_INPUT;
     if (!logits || !hs.hidden || !s || !p) {
         if (s) ds_fail("out of memory");
-        cli_lib_error();
+        rc = cli_lib_error();
     } else if (cli_add_interventions(&in, m, p) || ds_probes_add(p, "hook_embed", collect_hidden, &hs) ||
                ds_probes_add(p, "blocks.*.hook_resid_post", collect_hidden, &hs) ||
                ds_probes_add(p, "ln_final.hook_normalized", collect_hidden, &hs) ||
                ds_forward(s, ids, n, logits, 0, p) || ds_h5out_open(&out, out_path, force)) {
-        cli_lib_error();
+        rc = cli_lib_error();
     } else {
         hsize_t d2[2] = {(hsize_t)n, (hsize_t)c->vocab_size};
         hsize_t d3[3] = {(hsize_t)c->num_layers + 1, (hsize_t)n, (hsize_t)c->hidden_size};
@@ -87,9 +87,9 @@ int cmd_logits(int argc, char **argv) {
             ds_h5_write_i32(out.file, "input_ids", 1, d1, ids) ||
             ds_h5_attr_str(out.file, "model_path", argv[optind])) {
             ds_h5out_abort(&out);
-            cli_lib_error();
+            rc = cli_lib_error();
         } else if (ds_h5out_commit(&out)) {
-            cli_lib_error();
+            rc = cli_lib_error();
         } else {
             rc = DS_EXIT_OK;
         }
