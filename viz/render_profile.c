@@ -140,6 +140,7 @@ void render_strip(viewer *v) {
     for (int row = 0; row < 2; row++)
         text_draw(r, FONT_LABEL, rowname[row], s->x - 8, top + row * (rh + 2) + 3, rowcol[row], ALIGN_RIGHT);
     int fh = text_height(FONT_SMALL);
+    int no_gn = v->diffllama && !v->gn_scale;
     for (int h = 0; h < hs; h++) {
         int x0 = s->x + (int)((long)s->w * h / hs), x1 = s->x + (int)((long)s->w * (h + 1) / hs);
         int cw = x1 - x0 - 2;
@@ -161,6 +162,9 @@ void render_strip(viewer *v) {
                 }
             }
         }
+        if (no_gn && h == 0)
+            text_draw(r, FONT_SMALL, "no /groupnorm in this dump", x0 + 4, top + rh + 2 + (rh - fh) / 2, C_DIM,
+                      ALIGN_LEFT);
         if (cw >= 14 || h % nice_step(14.0 / (cw + 2)) == 0) {
             snprintf(buf, sizeof buf, "%d", li->heads[h]);
             text_draw(r, FONT_SMALL, buf, (x0 + x1) / 2, top + 2 * rh + 4, h == v->head ? C_SEL : C_DIM, ALIGN_CENTER);
