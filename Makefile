@@ -2,8 +2,10 @@
 #
 #   make            build libdiffscope.a, the diffscope CLI and diffscope-view
 #   make demo       install what is missing, build, and run the main job on the demo model
-#   make test       build and run every test (skips the ../shared cross-checks when absent)
-#   make test-asan  the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test       build and run every test, then the same suite under ASan + UBSan
+#                   (skips the ../shared cross-checks when absent); CI runs this
+#   make test-plain the suite once, without sanitizers (the quick loop while developing)
+#   make test-asan  the suite under AddressSanitizer + UndefinedBehaviorSanitizer only
 #   make bench      benchmarks that print figures (speed, memory, dump overhead)
 #   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each
 #
@@ -53,7 +55,7 @@ LIB  = $(BUILD)/libdiffscope.a
 CLI  = $(BUILD)/diffscope
 VIEW = $(if $(VIZ_SRC),$(BUILD)/diffscope-view)
 
-.PHONY: all deps demo test test-asan bench fuzz clean
+.PHONY: all deps demo test test-plain test-asan bench fuzz clean
 all: $(LIB) $(CLI) $(VIEW)
 
 deps: $(DEPS_STAMP)
@@ -83,12 +85,16 @@ $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDFLAGS)
 
-# The README's test command. Runs every C test binary and every tests/*.sh script.
-test: all $(TEST_BIN)
+# Every C test binary and every tests/test_*.sh script, once.
+test-plain: all $(TEST_BIN)
 	@BUILD=$(BUILD) sh tests/run_tests.sh
 
+# The README's test command: the suite, then the same suite under the sanitizers.
+test: test-plain
+	@$(MAKE) --no-print-directory test-asan
+
 test-asan:
-	$(MAKE) BUILD=build/asan OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+	$(MAKE) BUILD=build/asan OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test-plain
 
 bench: all $(BUILD)/bench_tokenizer
 	@BUILD=$(BUILD) sh tools/bench.sh
