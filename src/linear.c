@@ -22,8 +22,11 @@ void ds_linear(float *y, const float *x, const float *w, const float *b, int n, 
 #pragma omp parallel for schedule(dynamic) if ((size_t)n * in * out >= DS_PAR_MIN)
     for (int k = 0; k < nblocks; k++) {
         int j0 = k * bw, nj = out - j0 < bw ? out - j0 : bw;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nj, in, 1.0f, x, in, w + (size_t)j0 * in, in, 0.0f,
-                    y + j0, out);
+        if (n == 1) /* decoding: a matrix-vector product streams the weights at memory speed */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, nj, in, 1.0f, w + (size_t)j0 * in, in, x, 1, 0.0f, y + j0, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nj, in, 1.0f, x, in, w + (size_t)j0 * in, in, 0.0f,
+                        y + j0, out);
     }
     if (!b) return;
 #pragma omp parallel for schedule(static) if ((size_t)n * out >= DS_PAR_MIN)
