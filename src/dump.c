@@ -208,30 +208,45 @@ static void push_matrix(ds_outliers *o, const ds_probe_event *ev) {
         ds_outliers_push_row(o, ev->data + t * ev->strides[0], ev->shape[1], t, 0);
 }
 
-static int write_outliers(ds_dump *d, int l, const char *name, ds_outliers *acc, const char *index_names) {
-    ds_outlier_result r;
-    int nc = acc->ncoords;
-    if (ds_outliers_finish(acc, &r)) return -1;
+static int write_outliers(ds_dump *d, int l, const char *name, const ds_outlier_result *r, int nc,
+                          const char *index_names) {
     char path[64];
     snprintf(path, sizeof path, "/layers/%d/outliers/%s", l, name);
     hid_t g = ds_h5_group(d->out.file, path);
-    int rc = -1;
-    if (g >= 0) {
-        hsize_t dv[1] = {(hsize_t)r.k}, di[2] = {(hsize_t)r.k, (hsize_t)nc};
-        hid_t sp = H5Screate_simple(2, di, NULL);
-        hid_t ds = H5Dcreate2(g, "index", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        herr_t w = ds < 0 ? -1 : H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, r.coords);
-        if (ds >= 0) H5Dclose(ds);
-        H5Sclose(sp);
-        rc = w < 0 || ds_h5_write_f32(g, "values", 1, dv, r.values) || ds_h5_attr_double(g, "median", r.median) ||
-             ds_h5_attr_double(g, "mean", r.mean) || ds_h5_attr_double(g, "std", r.std) ||
-             ds_h5_attr_double(g, "kurtosis", r.kurtosis) || ds_h5_attr_int(g, "count", r.count) ||
+    if (g < 0) return -1;
+    hsize_t dv[1] = {(hsize_t)r->k}, di[2] = {(hsize_t)r->k, (hsize_t)nc};
+    hid_t sp = H5Screate_simple(2, di, NULL);
+    hid_t ds = H5Dcreate2(g, "index", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t w = ds < 0 ? -1 : H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->coords);
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+    int rc = w < 0 || ds_h5_write_f32(g, "values", 1, dv, r->values) || ds_h5_attr_double(g, "median", r->median) ||
+             ds_h5_attr_double(g, "mean", r->mean) || ds_h5_attr_double(g, "std", r->std) ||
+             ds_h5_attr_double(g, "kurtosis", r->kurtosis) || ds_h5_attr_int(g, "count", r->count) ||
              ds_h5_attr_str(g, "index_names", index_names);
-        if (w < 0) ds_fail("%s: cannot write outliers of layer %d", d->out.path, l);
-        H5Gclose(g);
-    }
-    ds_outlier_result_free(&r);
+    if (w < 0) ds_fail("%s: cannot write outliers of layer %d", d->out.path, l);
+    H5Gclose(g);
     return rc ? -1 : 0;
+}
+
+/* The three statistics of a layer are independent: they are finished in parallel (the
+ * medians and moments pass over every value), then written in order. */
+static int write_layer_outliers(ds_dump *d, int l) {
+    ds_outliers *acc[3] = {&d->scores, &d->resid, &d->mlp};
+    static const char *const names[3] = {"scores", "resid", "mlp"};
+    static const char *const index_names[3] = {"head,query,key", "token,channel", "token,channel"};
+    int nc[3], failed[3];
+    ds_outlier_result res[3];
+    for (int i = 0; i < 3; i++) nc[i] = acc[i]->ncoords;
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < 3; i++) failed[i] = ds_outliers_finish(acc[i], &res[i]);
+    int rc = 0;
+    for (int i = 0; i < 3; i++) {
+        if (failed[i]) rc = ds_fail("out of memory collecting the outlier statistics of layer %d", l);
+        else if (!rc) rc = write_outliers(d, l, names[i], &res[i], nc[i], index_names[i]);
+        if (!failed[i]) ds_outlier_result_free(&res[i]);
+    }
+    return rc;
 }
 
 /* The layer is complete at its hook_resid_post: close its maps, write its statistics. */
@@ -244,9 +259,7 @@ static int finish_layer(ds_dump *d, const ds_probe_event *ev) {
         }
     if (!rc && (d->o.what & DS_DUMP_OUTLIERS)) {
         push_matrix(&d->resid, ev);
-        rc = write_outliers(d, l, "scores", &d->scores, "head,query,key") ||
-             write_outliers(d, l, "resid", &d->resid, "token,channel") ||
-             write_outliers(d, l, "mlp", &d->mlp, "token,channel");
+        rc = write_layer_outliers(d, l);
     }
     return rc ? -1 : 0;
 }

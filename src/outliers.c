@@ -65,7 +65,11 @@ void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c
         o->all = na, o->cap = cap;
     }
     float *dst = o->all + o->n;
-    for (int64_t k = 0; k < n; k++) dst[k] = fabsf(row[k]);
+    double sum = 0;
+    /* simd: the sum may be reassociated into vector lanes (the same order on every run). */
+#pragma omp simd reduction(+ : sum)
+    for (int64_t k = 0; k < n; k++) sum += dst[k] = fabsf(row[k]);
+    o->sum += sum;
     o->n += (size_t)n;
     /* Only values above the heap's minimum can enter: most rows skip the heap entirely. */
     float threshold = o->ntop < o->k ? -1.0f : o->top[0];
@@ -101,59 +105,68 @@ static float select_kth(float *a, size_t n, size_t k) {
     return a[k];
 }
 
-/* The k-th smallest (0-based) of N non-negative floats. Their bit patterns order like the
- * values, so one histogram pass over the top 16 bits finds the bucket holding the answer,
- * and a quickselect runs only on that bucket's values. */
-static float kth_smallest(const float *a, size_t n, size_t k) {
-    enum { BITS = 16, SHIFT = 32 - BITS };
-    size_t *hist = calloc((size_t)1 << BITS, sizeof *hist);
-    if (!hist) return NAN;
-    for (size_t i = 0; i < n; i++) {
+/* One pass over every |value|: the central moments (the mean is known from pushing) and a
+ * histogram of the top 16 bits of each value's bit pattern, which orders like the values. */
+static void moments_and_histogram(ds_outliers *o, double mean, double *m2, double *m4, size_t *hist) {
+    double s2 = 0, s4 = 0;
+    const float *a = o->all;
+#pragma omp simd reduction(+ : s2, s4)
+    for (size_t i = 0; i < o->n; i++) {
+        double d = a[i] - mean, d2 = d * d;
+        s2 += d2, s4 += d2 * d2;
+    }
+    for (size_t i = 0; i < o->n; i++) {
         uint32_t u;
         memcpy(&u, &a[i], 4);
-        hist[u >> SHIFT]++;
+        hist[u >> 16]++;
     }
-    size_t below = 0, bucket = 0;
-    while (below + hist[bucket] <= k) below += hist[bucket++];
-    size_t m = hist[bucket];
-    free(hist);
+    *m2 = s2 / o->n, *m4 = s4 / o->n;
+}
+
+/* The k_lo-th and k_hi-th smallest values (0-based, k_lo <= k_hi): the histogram names the
+ * buckets that hold them, and a quickselect runs only on those buckets' values. */
+static int order_stats(const float *a, size_t n, const size_t *hist, size_t k_lo, size_t k_hi, double *lo,
+                       double *hi) {
+    size_t below = 0, b_lo = 0;
+    while (below + hist[b_lo] <= k_lo) below += hist[b_lo++];
+    size_t b_hi = b_lo, below_hi = below;
+    while (below_hi + hist[b_hi] <= k_hi) below_hi += hist[b_hi++];
+    size_t m = below_hi + hist[b_hi] - below;
     float *cand = malloc(m * sizeof *cand);
-    if (!cand) return NAN;
+    if (!cand) return ds_fail("out of memory for the median");
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &a[i], 4);
-        if ((u >> SHIFT) == bucket) cand[j++] = a[i];
+        if ((u >> 16) >= b_lo && (u >> 16) <= b_hi) cand[j++] = a[i];
     }
-    float r = select_kth(cand, m, k - below);
+    *lo = select_kth(cand, m, k_lo - below);
+    *hi = select_kth(cand, m, k_hi - below);
     free(cand);
-    return r;
+    return 0;
 }
 
 int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) {
     memset(r, 0, sizeof *r);
-    if (o->oom) {
+    size_t *hist = o->oom ? NULL : calloc((size_t)1 << 16, sizeof *hist);
+    if (!hist) {
         free(o->all), free(o->top), free(o->top_coords);
         return ds_fail("out of memory collecting outlier statistics");
     }
     r->count = (int64_t)o->n;
+    int rc = 0;
     if (o->n) {
-        double s = 0;
-        for (size_t i = 0; i < o->n; i++) s += o->all[i];
-        r->mean = s / o->n;
-        double m2 = 0, m4 = 0;
-        for (size_t i = 0; i < o->n; i++) {
-            double d = o->all[i] - r->mean, d2 = d * d;
-            m2 += d2, m4 += d2 * d2;
-        }
-        m2 /= o->n, m4 /= o->n;
+        double m2, m4, lo = 0, hi = 0;
+        r->mean = o->sum / o->n;
+        moments_and_histogram(o, r->mean, &m2, &m4, hist);
         r->std = sqrt(m2);
         r->kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0;
         /* numpy's median: the mean of the two middle values when n is even. */
         size_t mid = o->n / 2;
-        double hi = kth_smallest(o->all, o->n, mid);
-        r->median = o->n % 2 ? hi : 0.5 * (hi + kth_smallest(o->all, o->n, mid - 1));
+        rc = order_stats(o->all, o->n, hist, o->n % 2 ? mid : mid - 1, mid, &lo, &hi);
+        r->median = o->n % 2 ? hi : 0.5 * (lo + hi);
     }
+    free(hist);
     /* Heap -> descending order by repeatedly taking the minimum to the end. */
     r->k = o->ntop;
     while (o->ntop > 1) {
@@ -165,7 +178,8 @@ int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) {
     r->coords = o->top_coords;
     free(o->all);
     memset(o, 0, sizeof *o);
-    return 0;
+    if (rc) ds_outlier_result_free(r);
+    return rc;
 }
 
 void ds_outlier_result_free(ds_outlier_result *r) {

@@ -17,6 +17,7 @@ typedef struct {
     int ntop;
     float *all;
     size_t n, cap;
+    double sum;          /* of all |values|, kept while pushing: the mean needs no extra pass */
     int oom;
 } ds_outliers;
 
@@ -32,7 +33,8 @@ int ds_outliers_init(ds_outliers *o, int k, int ncoords);
 /* Pushes |ROW[k]| for k < N. The coordinates of element k are (C0, C1, k) when ncoords is 3
  * and (C0, k) when it is 2. */
 void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c0, int64_t c1);
-/* Computes the result and releases the accumulator; -1 when memory ran out while pushing. */
+/* Computes the result and releases the accumulator; -1 when memory ran out while pushing.
+ * Accumulators are independent: several may be finished at once on different threads. */
 int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r);
 void ds_outlier_result_free(ds_outlier_result *r);
 
