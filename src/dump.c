@@ -264,13 +264,6 @@ static int finish_layer(ds_dump *d, const ds_probe_event *ev) {
     return rc ? -1 : 0;
 }
 
-static int start_layer(ds_dump *d, int l) {
-    d->layer = l;
-    if (!(d->o.what & DS_DUMP_OUTLIERS)) return 0;
-    return ds_outliers_init(&d->scores, d->o.topk, 3) || ds_outliers_init(&d->resid, d->o.topk, 2) ||
-           ds_outliers_init(&d->mlp, d->o.topk, 2);
-}
-
 static int copy_hidden(ds_dump *d, const ds_probe_event *ev) {
     int D = ds_model_config(d->m)->hidden_size;
     int slot = ev->point == DS_HOOK_EMBED ? 0 : ev->point == DS_HOOK_FINAL_NORM ? d->L : ev->layer + 1;
@@ -285,7 +278,7 @@ static int on_event(const ds_probe_event *ev, void *user) {
                       ev->point == DS_HOOK_RESID_POST))
         copy_hidden(d, ev);
     if (ev->layer < 0 || !d->layer_on[ev->layer]) return 0;
-    if (ev->layer != d->layer && start_layer(d, ev->layer)) return -1;
+    d->layer = ev->layer;
     switch (ev->point) {
     case DS_HOOK_LAMBDA: return write_lambda(d, ev);
     case DS_HOOK_SCORES:
@@ -425,6 +418,11 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
     d->out.file = H5I_INVALID_HID;
     for (int k = 0; k < N_MAPS; k++) d->maps[k] = H5I_INVALID_HID;
     if (select_layers_heads(d)) goto fail;
+    /* One set of accumulators, emptied after each layer, so their buffers are reused. */
+    if ((o->what & DS_DUMP_OUTLIERS) &&
+        (ds_outliers_init(&d->scores, d->o.topk, 3) || ds_outliers_init(&d->resid, d->o.topk, 2) ||
+         ds_outliers_init(&d->mlp, d->o.topk, 2)))
+        goto fail;
     if (o->hidden && !(d->hidden = malloc((size_t)(d->L + 1) * T * c->hidden_size * sizeof(float)))) {
         ds_fail("out of memory for hidden states");
         goto fail;
@@ -440,9 +438,9 @@ fail:
 static void release(ds_dump *d) {
     for (int k = 0; k < N_MAPS; k++)
         if (d->maps[k] >= 0) H5Dclose(d->maps[k]);
-    free(d->scores.all), free(d->scores.top), free(d->scores.top_coords);
-    free(d->resid.all), free(d->resid.top), free(d->resid.top_coords);
-    free(d->mlp.all), free(d->mlp.top), free(d->mlp.top_coords);
+    ds_outliers_free(&d->scores);
+    ds_outliers_free(&d->resid);
+    ds_outliers_free(&d->mlp);
     if (d->f16 >= 0) H5Tclose(d->f16);
     free(d->layer_on), free(d->heads), free(d->half_buf), free(d->hidden);
     free(d);

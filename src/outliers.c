@@ -150,7 +150,7 @@ int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) {
     memset(r, 0, sizeof *r);
     size_t *hist = o->oom ? NULL : calloc((size_t)1 << 16, sizeof *hist);
     if (!hist) {
-        free(o->all), free(o->top), free(o->top_coords);
+        o->n = 0, o->sum = 0, o->ntop = 0, o->oom = 0;
         return ds_fail("out of memory collecting outlier statistics");
     }
     r->count = (int64_t)o->n;
@@ -168,18 +168,29 @@ int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) {
     }
     free(hist);
     /* Heap -> descending order by repeatedly taking the minimum to the end. */
-    r->k = o->ntop;
+    int k = o->ntop;
     while (o->ntop > 1) {
         heap_swap(o, 0, o->ntop - 1);
         o->ntop--;
         sift_down(o, 0);
     }
-    r->values = o->top;
-    r->coords = o->top_coords;
-    free(o->all);
-    memset(o, 0, sizeof *o);
+    r->k = k;
+    r->values = malloc((size_t)(k ? k : 1) * sizeof *r->values);
+    r->coords = malloc((size_t)(k ? k : 1) * o->ncoords * sizeof *r->coords);
+    if (!rc && (!r->values || !r->coords)) rc = ds_fail("out of memory for outlier statistics");
+    if (!rc) {
+        memcpy(r->values, o->top, (size_t)k * sizeof *r->values);
+        memcpy(r->coords, o->top_coords, (size_t)k * o->ncoords * sizeof *r->coords);
+    }
+    /* Ready for the next layer; the value buffer keeps its pages. */
+    o->n = 0, o->sum = 0, o->ntop = 0, o->oom = 0;
     if (rc) ds_outlier_result_free(r);
     return rc;
+}
+
+void ds_outliers_free(ds_outliers *o) {
+    free(o->all), free(o->top), free(o->top_coords);
+    memset(o, 0, sizeof *o);
 }
 
 void ds_outlier_result_free(ds_outlier_result *r) {

@@ -33,9 +33,11 @@ int ds_outliers_init(ds_outliers *o, int k, int ncoords);
 /* Pushes |ROW[k]| for k < N. The coordinates of element k are (C0, C1, k) when ncoords is 3
  * and (C0, k) when it is 2. */
 void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c0, int64_t c1);
-/* Computes the result and releases the accumulator; -1 when memory ran out while pushing.
- * Accumulators are independent: several may be finished at once on different threads. */
+/* Computes the result (its own allocations) and empties the accumulator for reuse, keeping
+ * its buffers; -1 when memory ran out while pushing. Accumulators are independent: several
+ * may be finished at once on different threads. */
 int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r);
+void ds_outliers_free(ds_outliers *o);
 void ds_outlier_result_free(ds_outlier_result *r);
 
 #endif
