@@ -75,9 +75,6 @@ void ds_session_free(ds_session *s) {
 int ds_session_pos(const ds_session *s) { return s->pos; }
 const ds_model *ds_session_model(const ds_session *s) { return s->m; }
 void ds_session_reset(ds_session *s) { s->pos = 0; }
-void ds_session_truncate(ds_session *s, int n) {
-    if (n >= 0 && n < s->pos) s->pos = n;
-}
 
 static int ensure_scratch(ds_session *s, int n) {
     if (n <= s->cap) return 0;

@@ -82,33 +82,3 @@ int ds_h5_read_attr_f64(hid_t file, const char *path, const char *name, double *
     H5Aclose(a);
     return rc < 0 ? ds_fail("attribute '%s' on '%s' is not a number", name, path) : 0;
 }
-
-char *ds_h5_read_attr_str(hid_t file, const char *path, const char *name) {
-    if (H5Aexists_by_name(file, path, name, H5P_DEFAULT) <= 0) return NULL;
-    hid_t a = H5Aopen_by_name(file, path, name, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t t = H5Aget_type(a);
-    char *res = NULL;
-    if (H5Tget_class(t) == H5T_STRING) {
-        if (H5Tis_variable_str(t) > 0) {
-            char *s = NULL;
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(t));
-            if (H5Aread(a, mt, &s) >= 0 && s) {
-                res = strdup(s);
-                H5free_memory(s);
-            }
-            H5Tclose(mt);
-        } else {
-            size_t n = H5Tget_size(t);
-            res = calloc(n + 1, 1);
-            if (res && H5Aread(a, t, res) < 0) {
-                free(res);
-                res = NULL;
-            }
-        }
-    }
-    H5Tclose(t);
-    H5Aclose(a);
-    return res;
-}

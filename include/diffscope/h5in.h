@@ -23,7 +23,5 @@ double *ds_h5_read_f64(hid_t file, const char *path, ds_h5_shape *shape);
 int *ds_h5_read_i32(hid_t file, const char *path, ds_h5_shape *shape);
 /* Scalar attribute of the object at PATH ("/" for the root); 0 or -1. */
 int ds_h5_read_attr_f64(hid_t file, const char *path, const char *name, double *out);
-/* Malloc'd string attribute; NULL when absent. */
-char *ds_h5_read_attr_str(hid_t file, const char *path, const char *name);
 
 #endif

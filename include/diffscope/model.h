@@ -31,8 +31,6 @@ void ds_session_free(ds_session *s);
 int ds_session_pos(const ds_session *s);
 const ds_model *ds_session_model(const ds_session *s);
 void ds_session_reset(ds_session *s);
-/* Cut the cache back to N positions (N <= pos). */
-void ds_session_truncate(ds_session *s, int n);
 
 /* Runs IDS[0..n) (all in the vocabulary) through the model. When LOGITS is not NULL it
  * receives [n, V] logits, or [1, V] for the last token when LAST_ONLY. PROBES may be NULL. */
