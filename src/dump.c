@@ -33,7 +33,6 @@ struct ds_dump {
     int layer;
     hid_t maps[N_MAPS];
     ds_outliers scores, resid, mlp;
-    int scores_on, mlp_on;
     float *hidden;         /* [L+1, T, D] when --hidden */
 };
 
