@@ -2,8 +2,8 @@
  * DiffLlamaConfig) for keys a file leaves out. */
 #include "diffscope/config.h"
 #include "diffscope/error.h"
+#include "diffscope/fileio.h"
 #include <cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,29 +173,10 @@ out:
 }
 
 int ds_config_load(ds_config *c, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ds_fail("%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    char chunk[65536];
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return ds_fail("%s: out of memory", path);
-            }
-            buf = nb;
-        }
-        memcpy(buf + len, chunk, n);
-        len += n;
-    }
-    fclose(f);
-    if (!buf) return ds_fail("%s: empty file", path);
-    buf[len] = 0;
-    int rc = ds_config_parse(c, buf, path);
+    size_t len;
+    char *buf = ds_read_file(path, &len);
+    if (!buf) return -1;
+    int rc = len ? ds_config_parse(c, buf, path) : ds_fail("%s: empty file", path);
     free(buf);
     return rc;
 }

@@ -2,6 +2,7 @@
  * tensor's dtype, shape and byte range (see include/diffscope/safetensors.h). */
 #include "diffscope/safetensors.h"
 #include "diffscope/error.h"
+#include "diffscope/fileio.h"
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -239,30 +240,11 @@ int ds_weights_add_file(ds_weights *w, const char *path) {
     return rc;
 }
 
-static char *read_text_file(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, fp) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    fclose(fp);
-    if (s) {
-        s[n] = 0;
-        if (len) *len = (size_t)n;
-    }
-    return s;
-}
-
 /* Sharded checkpoints: model.safetensors.index.json maps each tensor to a shard file. */
 static int open_index(ds_weights *w, const char *dir, const char *index_path) {
     size_t len;
-    char *text = read_text_file(index_path, &len);
-    if (!text) return ds_fail("%s: cannot read", index_path);
+    char *text = ds_read_file(index_path, &len);
+    if (!text) return -1;
     cJSON *j = cJSON_ParseWithLength(text, len);
     free(text);
     if (!j) return ds_fail("%s: not valid JSON", index_path);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "diffscope/error.h"
+#include "diffscope/fileio.h"
 
 #define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 
@@ -404,29 +405,6 @@ static int index_added(ds_tokenizer *t) {
     return 0;
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        ds_fail("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    tk_buf b = {0};
-    char chunk[65536];
-    size_t k;
-    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (tk_buf_put(&b, chunk, k)) break;
-    int err = ferror(f);
-    fclose(f);
-    if (err || !b.s) {
-        if (err) ds_fail("%s: read error", path);
-        else if (!b.s) ds_fail("%s: empty file, not a tokenizer.json", path);
-        tk_buf_free(&b);
-        return NULL;
-    }
-    *len = b.len;
-    return b.s;
-}
-
 static int build(ds_tokenizer *t, const cJSON *root) {
     ctx c = {t->path};
     if (!cJSON_IsObject(root)) return ds_fail("%s: not a tokenizer.json (the top level is not an object)", t->path);
@@ -500,7 +478,12 @@ ds_tokenizer *ds_tokenizer_load(const char *path) {
         snprintf(t->path, plen, "%s", path);
     }
     size_t len = 0;
-    char *text = read_file(t->path, &len);
+    char *text = ds_read_file(t->path, &len);
+    if (text && !len) {
+        free(text);
+        text = NULL;
+        ds_fail("%s: empty file, not a tokenizer.json", t->path);
+    }
     if (!text) {
         ds_tokenizer_free(t);
         return NULL;

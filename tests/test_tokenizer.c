@@ -3,24 +3,11 @@
  * llama-spm vectors, printable pieces, and the bad-input errors. */
 #include <cjson/cJSON.h>
 #include "diffscope/error.h"
+#include "diffscope/fileio.h"
 #include "diffscope/tokenizer.h"
 #include "test.h"
 
 #define FIXTURES "tests/data/tokenizers"
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc(n + 1);
-    if (s && fread(s, 1, n, f) != (size_t)n) { free(s); s = NULL; }
-    fclose(f);
-    if (s) s[n] = 0;
-    if (len) *len = (size_t)n;
-    return s;
-}
 
 static int ids_equal(const int *a, int na, const cJSON *want) {
     if (cJSON_GetArraySize(want) != na) return 0;
@@ -39,7 +26,7 @@ static void print_ids(const char *label, const int *a, int n) {
 static void check_vectors(const char *tokenizer, const char *vectors, int keep) {
     ds_tokenizer *t = ds_tokenizer_load(tokenizer);
     REQUIRE(t, "load %s: %s", tokenizer, ds_errmsg());
-    char *text = slurp(vectors, NULL);
+    char *text = ds_read_file(vectors, NULL);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!root) {
@@ -130,7 +117,7 @@ TEST(llamacpp_llama_spm) {
     snprintf(outp, sizeof outp, "%s/reference/tokenizers/llamacpp-vectors/ggml-vocab-llama-spm.gguf.out", sh);
     ds_tokenizer *t = ds_tokenizer_load(tok);
     REQUIRE(t, "%s", ds_errmsg());
-    char *in = slurp(inp, NULL), *out = slurp(outp, NULL);
+    char *in = ds_read_file(inp, NULL), *out = ds_read_file(outp, NULL);
     REQUIRE(in && out, "cannot read the llama.cpp vectors");
     const char *sep = "\n__ggml_vocab_test__\n";
     char *p = in, *line = out;
@@ -351,7 +338,7 @@ TEST(random_bytes_encode) {
 /* A tokenizer.json cut short anywhere is an error, never a crash. */
 TEST(truncated_json) {
     size_t len;
-    char *text = slurp(FIXTURES "/llama3-bytebpe/tokenizer.json", &len);
+    char *text = ds_read_file(FIXTURES "/llama3-bytebpe/tokenizer.json", &len);
     REQUIRE(text, "cannot read the fixture");
     for (int i = 0; i < 40; i++) {
         size_t cut = rnd() % len;
@@ -363,7 +350,7 @@ TEST(truncated_json) {
         ds_tokenizer_free(t);
         remove(p);
         free(text);
-        text = slurp(FIXTURES "/llama3-bytebpe/tokenizer.json", &len);
+        text = ds_read_file(FIXTURES "/llama3-bytebpe/tokenizer.json", &len);
     }
     free(text);
 }

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "diffscope/config.h"
+#include "diffscope/fileio.h"
 #include "diffscope/st_writer.h"
 
 static const char *help =
@@ -161,17 +162,10 @@ static char *config_text(const char *like, const char *arch, const char *dtype) 
     const char *p = preset(like);
     char *file_text = NULL;
     if (!p) {
-        FILE *f = fopen(like, "rb");
-        if (!f) {
+        if (!(file_text = ds_read_file(like, NULL))) {
             ds_fail("--like: '%s' is not kajuma, small, tiny or a readable config.json", like);
             return NULL;
         }
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        file_text = n >= 0 ? calloc((size_t)n + 1, 1) : NULL;
-        if (file_text && fread(file_text, 1, (size_t)n, f) != (size_t)n) free(file_text), file_text = NULL;
-        fclose(f);
         p = file_text;
     }
     cJSON *j = p ? cJSON_Parse(p) : NULL;

@@ -1,11 +1,11 @@
 /* Prompts of `diffscope needle` (see cli/needle.h). */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli/needle.h"
 #include "diffscope/error.h"
+#include "diffscope/fileio.h"
 #include "diffscope/span.h"
 
 /* The special tokens the tokenizer adds in front of a text (BOS), found by encoding a word
@@ -27,33 +27,10 @@ static int special_prefix(const ds_tokenizer *t, int add_special, int **ids, int
     return 0;
 }
 
-static char *read_text_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        ds_fail("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(buf, 2 * cap + 1);
-        if (!nb) free(buf);
-        buf = nb, cap *= 2;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) ds_fail("%s: out of memory", path);
-    else if (err) ds_fail("%s: read error", path), free(buf), buf = NULL;
-    if (buf) buf[n] = 0;
-    return buf;
-}
-
 int needle_text_load(needle_text *nt, const ds_tokenizer *t, const char *haystack_path, const char *needle,
                      const char *question, int add_special) {
     memset(nt, 0, sizeof *nt);
-    char *hay = read_text_file(haystack_path);
+    char *hay = ds_read_file(haystack_path, NULL);
     if (!hay) return -1;
     int rc = ds_tokenizer_encode(t, hay, strlen(hay), 0, &nt->hay, &nt->nhay);
     free(hay);
