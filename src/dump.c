@@ -7,6 +7,7 @@
 #include "diffscope/dump.h"
 #include "diffscope/error.h"
 #include "diffscope/h5out.h"
+#include "diffscope/hidden_states.h"
 #include "diffscope/outliers.h"
 #include "diffscope/safetensors.h"
 #include <math.h>
@@ -33,7 +34,7 @@ struct ds_dump {
     int layer;
     hid_t maps[N_MAPS];
     ds_outliers scores, resid, mlp;
-    float *hidden;         /* [L+1, T, D] when --hidden */
+    ds_hidden_states hidden; /* .out [L+1, T, D] when --hidden, else NULL */
 };
 
 /* ---- options ---- */
@@ -263,19 +264,8 @@ static int finish_layer(ds_dump *d, const ds_probe_event *ev) {
     return rc ? -1 : 0;
 }
 
-static int copy_hidden(ds_dump *d, const ds_probe_event *ev) {
-    int D = ds_model_config(d->m)->hidden_size;
-    int slot = ev->point == DS_HOOK_EMBED ? 0 : ev->point == DS_HOOK_FINAL_NORM ? d->L : ev->layer + 1;
-    if (ev->point == DS_HOOK_RESID_POST && ev->layer == d->L - 1) return 0; /* HF stores norm(x) last */
-    memcpy(d->hidden + (size_t)slot * d->T * D, ev->data, (size_t)d->T * D * sizeof(float));
-    return 0;
-}
-
 static int on_event(const ds_probe_event *ev, void *user) {
     ds_dump *d = user;
-    if (d->hidden && (ev->point == DS_HOOK_EMBED || ev->point == DS_HOOK_FINAL_NORM ||
-                      ev->point == DS_HOOK_RESID_POST))
-        copy_hidden(d, ev);
     if (ev->layer < 0 || !d->layer_on[ev->layer]) return 0;
     d->layer = ev->layer;
     switch (ev->point) {
@@ -316,13 +306,10 @@ static int register_hooks(ds_dump *d, ds_probes *p) {
         if (d->is_diff) rc |= add_hook(d, p, DS_HOOK_LAMBDA, l);
         if ((w & DS_DUMP_GROUPNORM) && d->is_diff) rc |= add_hook(d, p, DS_HOOK_GROUPNORM_IN, l);
         if (w & DS_DUMP_OUTLIERS) rc |= add_hook(d, p, DS_HOOK_MLP_POST, l);
-        if (!d->hidden) rc |= add_hook(d, p, DS_HOOK_RESID_POST, l);
+        rc |= add_hook(d, p, DS_HOOK_RESID_POST, l);
         if (rc) return -1;
     }
-    if (d->hidden)
-        return ds_probes_add(p, "hook_embed", on_event, d) || ds_probes_add(p, "blocks.*.hook_resid_post", on_event, d) ||
-               ds_probes_add(p, "ln_final.hook_normalized", on_event, d);
-    return 0;
+    return d->hidden.out ? ds_hidden_states_attach(p, &d->hidden) : 0;
 }
 
 static int write_tokens(ds_dump *d, const int *ids) {
@@ -422,7 +409,8 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
         (ds_outliers_init(&d->scores, d->o.topk, 3) || ds_outliers_init(&d->resid, d->o.topk, 2) ||
          ds_outliers_init(&d->mlp, d->o.topk, 2)))
         goto fail;
-    if (o->hidden && !(d->hidden = malloc((size_t)(d->L + 1) * T * c->hidden_size * sizeof(float)))) {
+    d->hidden = (ds_hidden_states){NULL, T, c->hidden_size, d->L};
+    if (o->hidden && !(d->hidden.out = malloc((size_t)(d->L + 1) * T * c->hidden_size * sizeof(float)))) {
         ds_fail("out of memory for hidden states");
         goto fail;
     }
@@ -441,7 +429,7 @@ static void release(ds_dump *d) {
     ds_outliers_free(&d->resid);
     ds_outliers_free(&d->mlp);
     if (d->f16 >= 0) H5Tclose(d->f16);
-    free(d->layer_on), free(d->heads), free(d->half_buf), free(d->hidden);
+    free(d->layer_on), free(d->heads), free(d->half_buf), free(d->hidden.out);
     free(d);
 }
 
@@ -452,9 +440,9 @@ int ds_dump_finish(ds_dump *d, const float *logits) {
         hsize_t dims[2] = {(hsize_t)d->T, (hsize_t)c->vocab_size};
         rc = ds_h5_write_f32(d->out.file, "logits", 2, dims, logits);
     }
-    if (!rc && d->hidden) {
+    if (!rc && d->hidden.out) {
         hsize_t dims[3] = {(hsize_t)d->L + 1, (hsize_t)d->T, (hsize_t)c->hidden_size};
-        rc = ds_h5_write_f32(d->out.file, "hidden_states", 3, dims, d->hidden);
+        rc = ds_h5_write_f32(d->out.file, "hidden_states", 3, dims, d->hidden.out);
     }
     for (int k = 0; k < N_MAPS; k++)
         if (d->maps[k] >= 0) H5Dclose(d->maps[k]), d->maps[k] = H5I_INVALID_HID;

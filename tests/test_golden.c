@@ -9,6 +9,7 @@
 #include "diffscope/error.h"
 #include "diffscope/generate.h"
 #include "diffscope/h5in.h"
+#include "diffscope/hidden_states.h"
 #include <dirent.h>
 
 #define GOLDEN "tests/data/golden"
@@ -28,17 +29,6 @@ static struct {
 } cur;
 
 static const ds_config *cfg(void) { return ds_model_config(cur.m); }
-
-/* Collects hidden states in transformers' output_hidden_states layout. */
-typedef struct { float *dst; size_t per; int L; } hidden_sink;
-
-static int hidden_hook(const ds_probe_event *ev, void *u) {
-    hidden_sink *sink = u;
-    if (ev->point == DS_HOOK_RESID_POST && ev->layer == sink->L - 1) return 0;
-    int slot = ev->point == DS_HOOK_EMBED ? 0 : ev->point == DS_HOOK_FINAL_NORM ? sink->L : ev->layer + 1;
-    memcpy(sink->dst + slot * sink->per, ev->data, sink->per * sizeof(float));
-    return 0;
-}
 
 static float *ref(const char *name, ds_h5_shape *s) {
     char path[160];
@@ -72,14 +62,12 @@ TEST(hidden_states_vs_fp64) {
     float *want = ref("hidden_states", &s);
     REQUIRE(want, "%s", ds_errmsg());
     REQUIRE(s.dims[0] == c->num_layers + 1, "reference has %lld hidden states", (long long)s.dims[0]);
-    /* Rebuild ours through the library's probe points, as `diffscope logits` does. */
+    /* Ours, collected as `diffscope logits` and `dump --hidden` collect them. */
     size_t per = (size_t)cur.T * c->hidden_size;
     float *got = calloc(per * (c->num_layers + 1), sizeof(float));
     ds_probes *p = ds_probes_new();
-    hidden_sink sink = {got, per, c->num_layers};
-    ds_probes_add(p, "hook_embed", hidden_hook, &sink);
-    ds_probes_add(p, "blocks.*.hook_resid_post", hidden_hook, &sink);
-    ds_probes_add(p, "ln_final.hook_normalized", hidden_hook, &sink);
+    ds_hidden_states hs = {got, cur.T, c->hidden_size, c->num_layers};
+    ds_hidden_states_attach(p, &hs);
     ds_session *sess = ds_session_new(cur.m, cur.T, 0);
     REQUIRE(sess && ds_forward(sess, cur.ids, cur.T, NULL, 0, p) == 0, "%s", ds_errmsg());
     double e = max_abs_diff(got, want, (size_t)s.numel);

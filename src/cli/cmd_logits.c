@@ -9,6 +9,7 @@
 #include "cli/cli_input.h"
 #include "cli/commands.h"
 #include "diffscope/h5out.h"
+#include "diffscope/hidden_states.h"
 
 static const char *help =
     "usage: diffscope logits MODEL (--ids 1,2,3 | --prompt TEXT) -o OUT.h5 [options]\n\n"
@@ -20,23 +21,6 @@ static const char *help =
     "  -h, --help         this text\n";
 
 enum { OPT_FORCE = OPT_INPUT_LAST };
-
-typedef struct {
-    float *hidden; /* [L+1, T, D] */
-    int T, D, L;
-} hidden_sink;
-
-/* Copies hook_embed, blocks.{l}.hook_resid_post (l < L-1) and ln_final.hook_normalized. */
-static int collect_hidden(const ds_probe_event *ev, void *user) {
-    hidden_sink *h = user;
-    int slot;
-    if (ev->point == DS_HOOK_EMBED) slot = 0;
-    else if (ev->point == DS_HOOK_FINAL_NORM) slot = h->L;
-    else if (ev->layer < h->L - 1) slot = ev->layer + 1;
-    else return 0;
-    memcpy(h->hidden + (size_t)slot * h->T * h->D, ev->data, (size_t)h->T * h->D * sizeof(float));
-    return 0;
-}
 
 int cmd_logits(int argc, char **argv) {
     static const struct option opts[] = {CLI_INPUT_LONGOPTS,
@@ -63,19 +47,17 @@ int cmd_logits(int argc, char **argv) {
     ds_model *m = cli_load(argv[optind], &in, &ids, &n, 0, NULL, &rc);
     if (!m) return rc;
     const ds_config *c = ds_model_config(m);
-    hidden_sink hs = {NULL, n, c->hidden_size, c->num_layers};
+    ds_hidden_states hs = {NULL, n, c->hidden_size, c->num_layers};
     float *logits = malloc((size_t)n * c->vocab_size * sizeof(float));
-    hs.hidden = malloc((size_t)(c->num_layers + 1) * n * c->hidden_size * sizeof(float));
+    hs.out = malloc((size_t)(c->num_layers + 1) * n * c->hidden_size * sizeof(float));
     ds_session *s = ds_session_new(m, n, in.allow_long);
     ds_probes *p = ds_probes_new();
     ds_h5out out;
     rc = DS_EXIT_INPUT;
-    if (!logits || !hs.hidden || !s || !p) {
+    if (!logits || !hs.out || !s || !p) {
         if (s) ds_fail("out of memory");
         rc = cli_lib_error();
-    } else if (cli_add_interventions(&in, m, p) || ds_probes_add(p, "hook_embed", collect_hidden, &hs) ||
-               ds_probes_add(p, "blocks.*.hook_resid_post", collect_hidden, &hs) ||
-               ds_probes_add(p, "ln_final.hook_normalized", collect_hidden, &hs) ||
+    } else if (cli_add_interventions(&in, m, p) || ds_hidden_states_attach(p, &hs) ||
                ds_forward(s, ids, n, logits, 0, p) || ds_h5out_open(&out, out_path, force)) {
         rc = cli_lib_error();
     } else {
@@ -83,7 +65,7 @@ int cmd_logits(int argc, char **argv) {
         hsize_t d3[3] = {(hsize_t)c->num_layers + 1, (hsize_t)n, (hsize_t)c->hidden_size};
         hsize_t d1[1] = {(hsize_t)n};
         if (ds_h5_write_f32(out.file, "logits", 2, d2, logits) ||
-            ds_h5_write_f32(out.file, "hidden_states", 3, d3, hs.hidden) ||
+            ds_h5_write_f32(out.file, "hidden_states", 3, d3, hs.out) ||
             ds_h5_write_i32(out.file, "input_ids", 1, d1, ids) ||
             ds_h5_attr_str(out.file, "model_path", argv[optind])) {
             ds_h5out_abort(&out);
@@ -96,7 +78,7 @@ int cmd_logits(int argc, char **argv) {
     }
     ds_probes_free(p);
     ds_session_free(s);
-    free(hs.hidden);
+    free(hs.out);
     free(logits);
     free(ids);
     ds_model_free(m);
