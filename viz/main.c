@@ -246,13 +246,7 @@ static int run_window(viewer *v, const options *o) {
         while (!quit && SDL_PollEvent(&e));
     }
     if (v->print_state) printf("quit\n");
-    for (int i = 0; i < MAX_PANELS; i++) {
-        if (v->panels[i].tex) SDL_DestroyTexture(v->panels[i].tex);
-        free(v->panels[i].pixels);
-        v->panels[i].tex = NULL;
-        v->panels[i].pixels = NULL;
-    }
-    text_clear_cache();
+    render_release(v);
     SDL_DestroyRenderer(ren);
     SDL_DestroyWindow(win);
     return DS_EXIT_OK;

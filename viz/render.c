@@ -2,6 +2,7 @@
  * tooltip or the help overlay. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "draw.h"
 
@@ -161,4 +162,14 @@ void render_frame(viewer *v) {
     render_strip(v);
     if (v->show_help) draw_help(v);
     else draw_tooltip(v);
+}
+
+void render_release(viewer *v) {
+    for (int i = 0; i < MAX_PANELS; i++) {
+        if (v->panels[i].tex) SDL_DestroyTexture(v->panels[i].tex);
+        free(v->panels[i].pixels);
+        v->panels[i].tex = NULL;
+        v->panels[i].pixels = NULL;
+    }
+    text_clear_cache();
 }

@@ -7,7 +7,6 @@
 #include <strings.h>
 #include <unistd.h>
 #include "diffscope/error.h"
-#include "text.h"
 #include "viewer.h"
 
 /* Writes SURF (any format) as an RGB image at PATH, through a temporary name: BMP when PATH
@@ -94,13 +93,7 @@ int screenshot_headless(viewer *v, int w, int h, const char *path, int want_layo
     SDL_RenderPresent(ren);
     if (want_layout) print_layout(v);
     int rc = save_surface(s, path);
-    for (int i = 0; i < MAX_PANELS; i++) {
-        if (v->panels[i].tex) SDL_DestroyTexture(v->panels[i].tex);
-        free(v->panels[i].pixels);
-        v->panels[i].tex = NULL;
-        v->panels[i].pixels = NULL;
-    }
-    text_clear_cache();
+    render_release(v);
     SDL_DestroyRenderer(ren);
     SDL_FreeSurface(s);
     v->ren = NULL;

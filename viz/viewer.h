@@ -136,6 +136,9 @@ void slider_range(const viewer *v, double *lo, double *hi);
 /* render.c */
 void render_frame(viewer *v);
 void render_mark_dirty(viewer *v);
+/* Frees the panels' textures and pixels and the text cache; call before destroying the
+ * renderer they belong to. */
+void render_release(viewer *v);
 
 /* ui.c: handles one event; returns 1 when the viewer should quit. */
 int ui_handle_event(viewer *v, const SDL_Event *e);
