@@ -104,3 +104,16 @@ for a in diffllama llama; do
         fail "demo_c_retrieval_$a" "answered $got, want 71 (v_3)"
     fi
 done
+
+# The make-demo prompt (tools/demo.sh; "way" is not a task word and falls back to characters):
+# transformers answers v_58 (id 126) with both models (train_pair.py --eval-only).
+P="the k_apple v_42 of so it was that k_river v_7 which a they had k_cloud v_13 and then some of k_tiger v_58 for all you here k_piano v_21 but not when k_candle v_33 is on its way to the most so many ? k_tiger"
+for a in diffllama llama; do
+    got=$("$DS" generate "$M/$a" --prompt "$P" -n 1 --threads 1 --json 2>&1 |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["output_ids"][-1])' 2>&1)
+    if [ "$got" = "126" ]; then
+        ok "demo_c_demo_prompt_$a"
+    else
+        fail "demo_c_demo_prompt_$a" "answered $got, want 126 (v_58)"
+    fi
+done
