@@ -6,7 +6,9 @@ The task is key-information retrieval with distractors. A sequence is
     <s> the k_apple v_42 of so k_river v_7 which ... ? k_river v_7 ? k_apple v_42 ...
 
 BOS, then a context of filler words with P key-value pairs ("k_apple v_42") scattered in it,
-then P queries "? KEY VALUE" that ask every key once, in random order. The loss and the accuracy
+then P queries "? KEY VALUE" whose keys are drawn with replacement from the row's P keys
+(--queries replace; --queries once asks every key once, which lets later queries be answered
+by elimination: the first committed pair was trained that way). The loss and the accuracy
 are measured only where the answer is determined: the logits at a query's KEY position must
 predict the VALUE token that follows it. Every word is one token of the tokenizer written
 next to the models (SentencePiece-style BPE: a word is "▁word", prompts are words joined by
@@ -18,7 +20,8 @@ Usage:
     python3 tools/train_pair.py --write-tokenizer D  # only the tokenizer (no torch needed)
 
 Needs PyTorch and transformers 5.x (tokenizers for the tokenizer check); uses the GPU when there
-is one. The defaults are the recipe of the committed models (see below).
+is one. The defaults are the recipe of the committed models, except Llama's learning rate
+(--lr-llama 1e-3; see below).
 
 Why the issue's earlier attempts failed (transformers 5.17 source, and measured on an H200):
   * Label shift. HF causal-LM labels are shifted inside the model (logits[t] are scored against
@@ -35,15 +38,18 @@ Why the issue's earlier attempts failed (transformers 5.17 source, and measured 
   * Initialisation matters for DiffLlama. Its per-head GroupNorm rescales each head's nearly
     uniform attention output at initialisation to unit RMS, so each layer adds a context average
     of RMS 0.10-0.18 to the residual stream (Llama adds 0.012). With transformers' default token
-    embeddings (RMS 0.02) that drowns the token identity. Measured here: DiffLlama with embeddings
-    N(0, 0.02) was still on the 41 % plateau below after 1754 steps; with N(0, 1) it left the
-    plateau at step ~900 and solved the task by step 2000.
-  * The plateau. Every key is asked once, so a model that only knows which values are in the
-    context and eliminates those already asked gets mean(1/(6-i)) = 40.8 % at loss
-    mean(ln(6-i)) = 1.097. Both models sit exactly there before the induction circuit forms:
-    DiffLlama for ~500 steps, Llama for ~3500 steps (run 1); in a second run with the same
-    recipe Llama had not left it after 6594 steps (neither had Llama with N(0, 0.02) embeddings).
-    When the phase transition comes is the main source of run-to-run variance.
+    embeddings (RMS 0.02) that drowns the token identity. Measured on the first task (--queries
+    once): DiffLlama with embeddings N(0, 0.02) was still on the 41 % plateau below after 1754
+    steps; with N(0, 1) it left the plateau at step ~900 and solved the task by step 2000.
+  * The plateau. A model that knows which values are in the context, but not which one the key
+    asks for, scores 1/6 = 16.7 % at loss ln 6 = 1.79 (queries with replacement). With every key
+    asked once it can also eliminate the values already asked: mean(1/(6-i)) = 40.8 % at loss
+    mean(ln(6-i)) = 1.097, and the all-queries accuracy then overstates retrieval (the first
+    Llama: 95.2 % on all queries, 90.8 % on single queries in diffscope needle). Both models sit
+    on the plateau until the induction circuit forms; when that happens is the main source of
+    run-to-run variance (committed Llama: steps ~700-1400; seed 77: until ~3600; lr 2e-3: not
+    left after 7284 steps; first task: DiffLlama ~500 steps, Llama ~3500, a second Llama run
+    not left after 6594).
   * Not measured here: bf16 autocast rounds DiffLlama's lambda = exp(.) - exp(.) + lambda_init
     to bf16 (steps of ~0.008 near 1). These models are tiny, so this script trains in float32
     (TF32 matmuls) and sidesteps the question.
@@ -52,34 +58,39 @@ Recipe of the committed models (transformers 5.17, torch 2.11, one H200):
   model: hidden 128, 4 layers, 8 heads, 4 KV heads, head_dim 16, MLP 384, untied embeddings,
     RoPE theta 10000, vocabulary 563 (193 task words + specials, characters and BPE prefixes),
     931,968 (DiffLlama) / 931,712 (Llama) parameters, float32, 3.7 MB each.
-  task: 64 keys, 64 values, 64 filler words, 6 pairs, 6 queries (each key once, random order),
+  task: 64 keys, 64 values, 64 filler words, 6 pairs, 6 queries (keys drawn with replacement),
     training length 128 tokens; loss only at the 6 answer positions.
-  optimisation (the defaults): token embeddings N(0, 1), other weights transformers' N(0, 0.02);
-    AdamW betas (0.9, 0.98), weight decay 0.1 on matrices (not embeddings, norms, lambdas),
-    lr 2e-3, 100 warm-up steps, cosine to 10 %, gradient clip 1.0, batch 512; length curriculum
-    from 40 tokens to 128 over the first 30 % of training, then lengths drawn from [64, 128];
-    stop at --max-steps (6000), at the wall-clock budget, or once the accuracy at 128 tokens is
-    >= 99.5 % at two evaluations in a row (the lr schedule follows whichever of steps and time
-    is further along). About 30 (DiffLlama) and 44 (Llama) steps/s on an H200.
-  DiffLlama: `python3 tools/train_pair.py --budget-s 150`: stopped at 2000 steps (67 s);
-    accuracy 23 % at step 250, the 41 % plateau at steps 500-750, 94 % at 1000, 99.9 % at 2000.
-  Llama: the same run went to 6000 steps (137 s): 41 % plateau from step ~1500 to ~4900, then
-    58 % at 5000, 82 % at 6000 as the lr annealed. Continued with
-    `--arch llama --init-from notebooks-data/models --lr 6e-4 --warmup 50 --curriculum 0
-    --budget-s 50 --max-steps 4000`: 2333 more steps (50 s), 82 % -> 93 %, still rising slowly.
-    Continued again (the committed file) with `--arch llama --init-from notebooks-data/models
-    --lr 3e-4 --warmup 50 --curriculum 0 --max-steps 3000 --budget-s 100`: 3000 steps (66 s),
-    92.9 % -> 95.2 % (validation 90.9 % at step 250, 94.4 % at 2000, 95.2 % at 2750 and 3000).
+  optimisation (the defaults, but lr 1e-3 for Llama): token embeddings N(0, 1), other weights
+    transformers' N(0, 0.02); AdamW betas (0.9, 0.98), weight decay 0.1 on matrices (not
+    embeddings, norms, lambdas), lr 2e-3 (DiffLlama) / 1e-3 (Llama), 100 warm-up steps, cosine to
+    10 %, gradient clip 1.0, batch 512, seed 1234; length curriculum from 40 tokens to 128 over
+    the first 30 % of training, then lengths drawn from [64, 128]; stop at --max-steps, at the
+    wall-clock budget, or once the accuracy at 128 tokens over all queries and over first
+    queries are both >= 99.5 % at two evaluations in a row after the curriculum (1024 validation
+    rows, every 250 steps). The lr schedule and the curriculum follow whichever of steps and
+    time is further along.
+  DiffLlama: `python3 tools/train_pair.py --arch diffllama --max-steps 30000 --budget-s 480`;
+  Llama: `python3 tools/train_pair.py --arch llama --lr-llama 1e-3 --max-steps 30000 --budget-s 480`.
+    Three trainings shared the GPU (about 19 DiffLlama and 28 Llama steps/s), so time led the
+    schedule: the curriculum ended at 144 s (DiffLlama step ~2900, Llama ~4250).
+  DiffLlama stopped at step 3250 (167 s): accuracy 17 % at step 250 (the 1/6 plateau, left at
+    once), 50 % at 500, 81 % at 1250, 95 % at 1750, 99.7 % at 2500, 99.92 % (first queries
+    99.90 %) at 3250.
+  Llama stopped at step 4500 (159 s): on the 1/6 plateau (16-18 %, loss 1.87-1.97) from step ~700
+    to ~1400, then 47 % at 1500, 83 % at 1750, 96 % at 2500, 99.8 % at 3500, 100 % at 4500.
+    A second seed (77, not committed) left the plateau at ~3600 and stopped at 7250 (224 s).
+  Continuing the first pair on this task reached 99.9 % for DiffLlama (500 steps) but only
+  94.5 % for Llama (6500 steps, lr 3e-4 decaying), so both were trained from scratch.
 
-Measured on the committed files (reloaded with from_pretrained(dtype=float32), eager attention;
-2048 rows x 6 queries at 128 and 256 tokens, 1024 rows at 512; same 6 pairs, more filler):
-                 128 (1x)   256 (2x)   512 (4x)
-    DiffLlama     99.7 %     76.4 %      4.5 %
-    Llama         95.2 %     63.5 %     30.7 %
-  DiffLlama's lambda per layer: 0.169 1.030 0.964 0.597. Llama passes the issue's 95 % only just,
-  and less on first queries alone (docs/demo-models.md, diffscope needle). A retrain should draw
-  the query keys with replacement (or ask fewer keys than there are pairs) so the elimination
-  plateau disappears.
+Measured on the committed files (--eval-only: reloaded with from_pretrained(dtype=float32),
+eager attention; 2048 rows x 6 queries at 128 and 256 tokens, 1024 rows at 512; same 6 pairs,
+more filler), all queries (first queries):
+                 128 (1x)           256 (2x)          512 (4x)
+    DiffLlama    99.94 % (99.95 %)  84.9 % (82.3 %)   51.5 % (45.3 %)
+    Llama       100.0 % (100.0 %)   85.5 % (85.6 %)   55.5 % (54.9 %)
+  DiffLlama's lambda per layer: 0.244 1.111 0.977 0.899. transformers answers v_3 (id 71) with
+  both models on the 128-token prompt of tests/test_demo_models.sh and v_58 (id 126) on the
+  make-demo prompt (tools/demo.sh). diffscope's figures: docs/demo-models.md.
 """
 
 import argparse
