@@ -1,14 +1,20 @@
 /* The HDF5 dump writer (see include/diffscope/dump.h and docs/dump-format.md).
  *
- * Everything is written from probe callbacks as the forward pass produces it: map blocks go
- * straight into chunked datasets ([1, R, T] chunks, R = the forward pass's row-block height,
- * so each block write covers whole chunks), and a layer's datasets are closed and its outlier
- * statistics written at its hook_resid_post. */
+ * Everything is written from probe callbacks as the forward pass produces it, and a layer's
+ * datasets are closed and its outlier statistics written at its hook_resid_post.
+ *
+ * Maps take one of two paths. Uncompressed (the default), a map is a contiguous dataset that
+ * HDF5 allocates at creation; the callback copies a block into a buffer of the raw writer
+ * (include/diffscope/raw_writer.h), whose thread writes it at the dataset's file offset while
+ * the forward pass goes on. HDF5 itself is only called from the callback's thread. Compressed,
+ * a map is chunked ([1, R, T], R = the forward pass's row-block height, so each block covers
+ * whole chunks) and each block goes through H5Dwrite and its filters on the callback's thread. */
 #include "diffscope/dump.h"
 #include "diffscope/error.h"
 #include "diffscope/h5out.h"
 #include "diffscope/hidden_states.h"
 #include "diffscope/outliers.h"
+#include "diffscope/raw_writer.h"
 #include "diffscope/safetensors.h"
 #include <math.h>
 #include <stdio.h>
@@ -28,11 +34,13 @@ struct ds_dump {
     int *heads;            /* selected heads (differential heads for DiffLlama) */
     int nheads;
     hid_t f16;             /* IEEE half type */
-    uint16_t *half_buf;    /* conversion scratch, one head-row block */
+    uint16_t *half_buf;    /* conversion scratch, one head-row block (compressed maps) */
     size_t half_cap;
+    ds_raw_writer *raw;    /* background writer of uncompressed maps, made at the first block */
     /* State of the layer being written. */
     int layer;
     hid_t maps[N_MAPS];
+    haddr_t map_addr[N_MAPS]; /* file offset of each contiguous map dataset */
     ds_outliers scores, resid, mlp;
     ds_hidden_states hidden; /* .out [L+1, T, D] when --hidden, else NULL */
 };
@@ -81,10 +89,15 @@ static hid_t create_map_dataset(ds_dump *d, hid_t group, const char *name, int h
     hsize_t dims[3] = {(hsize_t)heads, (hsize_t)d->T, (hsize_t)d->T};
     hsize_t chunk[3] = {1, (hsize_t)chunk_rows, (hsize_t)d->T};
     hid_t sp = H5Screate_simple(3, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_chunk(dcpl, 3, chunk);
     if (d->o.compress > 0) {
+        H5Pset_chunk(dcpl, 3, chunk);
         H5Pset_shuffle(dcpl);
         H5Pset_deflate(dcpl, (unsigned)d->o.compress);
+    } else {
+        /* Allocated now, never filled: every row of every head is written by the raw writer. */
+        H5Pset_layout(dcpl, H5D_CONTIGUOUS);
+        H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
+        H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
     }
     hid_t ds = H5Dcreate2(group, name, d->o.f16 ? d->f16 : H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
@@ -120,6 +133,41 @@ static int write_rows(ds_dump *d, hid_t ds, int out_head, int r0, int nr, const 
     return rc < 0 ? ds_fail("%s: writing layer %d failed (disk full?)", d->out.path, d->layer) : 0;
 }
 
+/* Queues the selected heads of a [heads, nr, T] block for the raw writer: one buffer, one file
+ * range per head (a head's rows r0..r0+nr are contiguous in a contiguous [heads, T, T] map). */
+static int queue_map_block(ds_dump *d, int kind, const ds_probe_event *ev, int out_base, int head_base) {
+    size_t esize = d->o.f16 ? 2 : 4, row_elems = (size_t)ev->shape[1] * d->T;
+    size_t bytes = (size_t)d->nheads * row_elems * esize;
+    if (!d->raw) {
+        /* The first block is the tallest (the forward pass's row-block height). Up to 64 MB of
+         * buffers: enough for the writer to lag a layer behind at 512 tokens. */
+        int nbufs = (int)(((size_t)64 << 20) / bytes);
+        d->raw = ds_raw_writer_open(d->out.tmp, d->out.path, bytes, nbufs < 2 ? 2 : nbufs > 16 ? 16 : nbufs);
+        if (!d->raw) return -1;
+    }
+    if (bytes > ds_raw_writer_buffer_bytes(d->raw))
+        return ds_fail("%s: internal error: a row block of layer %d is taller than the first", d->out.path, d->layer);
+    char *buf = ds_raw_writer_take(d->raw);
+    if (!buf) return -1;
+    ds_raw_range *ranges = malloc((size_t)d->nheads * sizeof *ranges);
+    if (!ranges) return ds_raw_writer_submit(d->raw, buf, NULL, 0), ds_fail("out of memory");
+#pragma omp parallel for if (bytes > ((size_t)1 << 20))
+    for (int j = 0; j < d->nheads; j++) {
+        const float *src = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0];
+        char *dst = buf + (size_t)j * row_elems * esize;
+        if (d->o.f16)
+            for (size_t i = 0; i < row_elems; i++) ((uint16_t *)dst)[i] = ds_f32_to_f16(src[i]);
+        else
+            memcpy(dst, src, row_elems * esize);
+        size_t first_elem = ((size_t)(out_base + j) * d->T + (size_t)ev->offset[1]) * d->T;
+        ranges[j] = (ds_raw_range){(off_t)(d->map_addr[kind] + first_elem * esize), (size_t)j * row_elems * esize,
+                                   row_elems * esize};
+    }
+    int rc = ds_raw_writer_submit(d->raw, buf, ranges, d->nheads);
+    free(ranges);
+    return rc;
+}
+
 static hid_t layer_group(ds_dump *d, int l, const char *sub) {
     char path[64];
     snprintf(path, sizeof path, "/layers/%d/%s", l, sub);
@@ -143,7 +191,11 @@ static int write_map_block(ds_dump *d, int kind, const ds_probe_event *ev, int o
         free(sel);
         H5Gclose(g);
         if (rc) return -1;
+        d->map_addr[kind] = d->o.compress > 0 ? HADDR_UNDEF : H5Dget_offset(d->maps[kind]);
+        if (d->o.compress <= 0 && d->map_addr[kind] == HADDR_UNDEF)
+            return ds_fail("%s: no file offset for dataset '%s' of layer %d", d->out.path, map_names[kind], d->layer);
     }
+    if (d->o.compress <= 0) return queue_map_block(d, kind, ev, out_base, head_base);
     for (int j = 0; j < d->nheads; j++) {
         const float *src = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0];
         if (write_rows(d, d->maps[kind], out_base + j, (int)ev->offset[1], (int)ev->shape[1], src)) return -1;
@@ -446,6 +498,9 @@ int ds_dump_finish(ds_dump *d, const float *logits) {
     }
     for (int k = 0; k < N_MAPS; k++)
         if (d->maps[k] >= 0) H5Dclose(d->maps[k]), d->maps[k] = H5I_INVALID_HID;
+    /* Every queued map block is in the file before it is committed under its name. */
+    if (ds_raw_writer_close(d->raw) && !rc) rc = -1;
+    d->raw = NULL;
     if (rc) ds_h5out_abort(&d->out);
     else rc = ds_h5out_commit(&d->out);
     release(d);
@@ -456,6 +511,13 @@ void ds_dump_abort(ds_dump *d) {
     if (!d) return;
     for (int k = 0; k < N_MAPS; k++)
         if (d->maps[k] >= 0) H5Dclose(d->maps[k]), d->maps[k] = H5I_INVALID_HID;
+    if (d->raw) { /* keep the message of the failure that got us here, not a write error after it */
+        char *msg = strdup(ds_errmsg());
+        ds_raw_writer_close(d->raw);
+        d->raw = NULL;
+        if (msg) ds_fail("%s", msg);
+        free(msg);
+    }
     if (d->out.file >= 0 || d->out.tmp) ds_h5out_abort(&d->out);
     release(d);
 }

@@ -1,0 +1,39 @@
+/* A background writer of raw byte ranges into a file, so that a dump's disk writes overlap
+ * the forward pass instead of stopping it.
+ *
+ * The writer owns a fixed pool of equal buffers. The caller takes a free buffer (waiting while
+ * all are queued), fills it, and submits it with the file ranges its bytes go to; one thread
+ * pwrite()s the queue in order and returns each buffer to the pool. It never calls HDF5: the
+ * dump allocates contiguous datasets through HDF5 and hands their file offsets here, so HDF5
+ * (not thread-safe) is only ever used by the caller's thread.
+ *
+ * Invariants: every submitted range is written exactly once before ds_raw_writer_drain()
+ * returns; the first write error (disk full, file size limit) is kept and returned by every
+ * later call, naming the file; buffers are never written to by the writer thread. */
+#ifndef DIFFSCOPE_RAW_WRITER_H
+#define DIFFSCOPE_RAW_WRITER_H
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct {
+    off_t file_offset;
+    size_t buf_offset, len;
+} ds_raw_range;
+
+typedef struct ds_raw_writer ds_raw_writer;
+
+/* Opens PATH for writing (it must exist) with NBUFS buffers of BUF_BYTES each; error messages
+ * name SHOWN_PATH (the file the user asked for, when PATH is its temporary name). */
+ds_raw_writer *ds_raw_writer_open(const char *path, const char *shown_path, size_t buf_bytes, int nbufs);
+size_t ds_raw_writer_buffer_bytes(const ds_raw_writer *w);
+/* A free buffer of ds_raw_writer_buffer_bytes() bytes, or NULL after a write error. */
+void *ds_raw_writer_take(ds_raw_writer *w);
+/* Queues BUF (from take) to be written to the NRANGES ranges; 0, or -1 after a write error
+ * (the buffer is returned to the pool either way). */
+int ds_raw_writer_submit(ds_raw_writer *w, void *buf, const ds_raw_range *ranges, int nranges);
+/* Waits until everything submitted is on its way to the file (written, not fsync'ed). */
+int ds_raw_writer_drain(ds_raw_writer *w);
+/* Drains, stops the thread, closes the file; returns the drain's result. NULL is allowed. */
+int ds_raw_writer_close(ds_raw_writer *w);
+
+#endif
