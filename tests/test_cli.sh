@@ -81,3 +81,23 @@ n_stop=$($DS generate "$T/eos" --ids 5,17,3 -n 8 --json | /usr/bin/python3 -c "i
 n_all=$($DS generate "$T/eos" --ids 5,17,3 -n 8 --ignore-eos --json | /usr/bin/python3 -c "import json,sys; print(len(json.load(sys.stdin)['output_ids']))")
 [ "$n_stop" = 1 ] && [ "$n_all" = 8 ]
 check generate_stops_at_eos $? "stopped after $n_stop (want 1), with --ignore-eos $n_all (want 8)"
+
+# OpenBLAS's kernel (src/cli/blas_kernel.c): a kernel set in OPENBLAS_CORETYPE is kept; left
+# unset, the kernel in use is one of those for the best instruction set the CPU has (this
+# reads the CPU's flags from /proc/cpuinfo, independently of diffscope's __builtin_cpu_supports).
+core() { "$@" bench $M --tokens 4 --json 2>/dev/null | sed -n 's/.*"blas_core": "\([^"]*\)".*/\1/p'; }
+got=$(core env OPENBLAS_CORETYPE=Haswell $DS)
+[ "$got" = Haswell ]
+check blas_kernel_user_choice_kept $? "OPENBLAS_CORETYPE=Haswell gave kernel '$got'"
+flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+has() { for f in "$@"; do echo " $flags " | grep -q " $f " || return 1; done; }
+got=$(core env -u OPENBLAS_CORETYPE $DS)
+if has avx512f avx512bw avx512vl avx512dq; then want="SkylakeX Cooperlake SapphireRapids"
+elif has avx2 fma; then want="Haswell Zen SkylakeX Cooperlake SapphireRapids"
+else want=""; fi
+if [ -z "$want" ]; then
+    echo "skip blas_kernel_best_for_cpu: neither AVX2 nor AVX-512 on this CPU"
+else
+    echo " $want " | grep -q " $got "
+    check blas_kernel_best_for_cpu $? "kernel '$got' with OPENBLAS_CORETYPE unset, expected one of: $want"
+fi

@@ -97,7 +97,7 @@ for arch in args.archs.split(","):
             size = os.path.getsize(path)
             os.remove(path)
             return size
-        r["hf_dump_s"], r["hf_dump_bytes"] = timed(hf_dump, 1)
+        r["hf_dump_s"], r["hf_dump_bytes"] = timed(hf_dump, 2)
     del model
     js, _ = run(DS + ["bench", mdir, "--tokens", str(args.tokens), "--threads", str(args.threads), "--dump",
                       "--decode", "8", "--json"])

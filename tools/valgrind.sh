@@ -10,6 +10,9 @@ if ! command -v valgrind >/dev/null; then
     echo "valgrind is not installed (apt-get install valgrind)" >&2
     exit 1
 fi
+# memcheck does not decode AVX-512: keep OpenBLAS on its AVX2 kernels (and diffscope from
+# re-executing itself to switch to the AVX-512 ones, src/cli/blas_kernel.c).
+export OPENBLAS_CORETYPE=Haswell
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # One thread: OpenMP worker threads are fine under memcheck but slow and noisy.

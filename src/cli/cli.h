@@ -16,6 +16,9 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_lib_error(void);
 /* Prints "diffscope: warning: MSG" on stderr. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Re-executes diffscope with OPENBLAS_CORETYPE set when OpenBLAS picked a slower kernel than
+ * the CPU supports and the user set none (src/cli/blas_kernel.c); returns when nothing to do. */
+void cli_choose_blas_kernel(char **argv);
 
 /* Parses "1,2,3" (spaces allowed) into a new array; -1 with a message on bad input. */
 int cli_parse_ids(const char *s, int **ids, int *n);

@@ -43,6 +43,7 @@ int main(int argc, char **argv) {
      * ulimit -f). Every file is closed explicitly, so that clean-up is not needed. It must be
      * turned off before any other HDF5 call. */
     H5dont_atexit();
+    cli_choose_blas_kernel(argv);
     if (argc < 2) {
         usage(stderr);
         return DS_EXIT_INPUT;
