@@ -23,6 +23,12 @@
 #include <time.h>
 
 enum { MAP_SOFTMAX1, MAP_SOFTMAX2, MAP_DIFF, MAP_SOFTMAX, MAP_SCORES, N_MAPS };
+/* Each outlier statistic is collected in this many parts, filled in parallel (heads, or
+ * ranges of tokens, split evenly) and combined in order when the layer ends. The split is
+ * fixed, so the statistics do not depend on the thread count. */
+enum { OUTLIER_PARTS = 4 };
+/* Fewer values than this in a block are pushed on one thread. */
+#define OUTLIER_PAR_MIN ((int64_t)1 << 16)
 static const char *const map_names[N_MAPS] = {"softmax1", "softmax2", "diff", "softmax", "scores"};
 
 struct ds_dump {
@@ -41,7 +47,7 @@ struct ds_dump {
     int layer;
     hid_t maps[N_MAPS];
     haddr_t map_addr[N_MAPS]; /* file offset of each contiguous map dataset */
-    ds_outliers scores, resid, mlp;
+    ds_outliers scores[OUTLIER_PARTS], resid[OUTLIER_PARTS], mlp[OUTLIER_PARTS];
     ds_hidden_states hidden; /* .out [L+1, T, D] when --hidden, else NULL */
 };
 
@@ -204,13 +210,15 @@ static int write_map_block(ds_dump *d, int kind, const ds_probe_event *ev, int o
 }
 
 static void push_scores(ds_dump *d, const ds_probe_event *ev) {
-    int r0 = (int)ev->offset[1];
-    for (int h = 0; h < ev->shape[0]; h++)
-        for (int r = 0; r < ev->shape[1]; r++) {
-            const float *row = ev->data + h * ev->strides[0] + r * ev->strides[1];
-            int q = r0 + r;
-            ds_outliers_push_row(&d->scores, row, q + 1, h, q); /* causal entries only */
-        }
+    int r0 = (int)ev->offset[1], H = (int)ev->shape[0];
+#pragma omp parallel for schedule(static) if (ev->shape[0] * ev->shape[1] * ev->shape[2] >= OUTLIER_PAR_MIN)
+    for (int p = 0; p < OUTLIER_PARTS; p++)
+        for (int h = p * H / OUTLIER_PARTS; h < (p + 1) * H / OUTLIER_PARTS; h++)
+            for (int r = 0; r < ev->shape[1]; r++) {
+                const float *row = ev->data + h * ev->strides[0] + r * ev->strides[1];
+                int q = r0 + r;
+                ds_outliers_push_row(&d->scores[p], row, q + 1, h, q); /* causal entries only */
+            }
 }
 
 static int write_groupnorm(ds_dump *d, const ds_probe_event *ev) {
@@ -255,9 +263,12 @@ static int write_lambda(ds_dump *d, const ds_probe_event *ev) {
     return rc ? -1 : 0;
 }
 
-static void push_matrix(ds_outliers *o, const ds_probe_event *ev) {
-    for (int64_t t = 0; t < ev->shape[0]; t++)
-        ds_outliers_push_row(o, ev->data + t * ev->strides[0], ev->shape[1], t, 0);
+static void push_matrix(ds_outliers *parts, const ds_probe_event *ev) {
+    int64_t T = ev->shape[0];
+#pragma omp parallel for schedule(static) if (ev->shape[0] * ev->shape[1] >= OUTLIER_PAR_MIN)
+    for (int p = 0; p < OUTLIER_PARTS; p++)
+        for (int64_t t = p * T / OUTLIER_PARTS; t < (p + 1) * T / OUTLIER_PARTS; t++)
+            ds_outliers_push_row(&parts[p], ev->data + t * ev->strides[0], ev->shape[1], t, 0);
 }
 
 static int write_outliers(ds_dump *d, int l, const char *name, const ds_outlier_result *r, int nc,
@@ -284,14 +295,14 @@ static int write_outliers(ds_dump *d, int l, const char *name, const ds_outlier_
 /* The three statistics of a layer are independent: they are finished in parallel (the
  * medians and moments pass over every value), then written in order. */
 static int write_layer_outliers(ds_dump *d, int l) {
-    ds_outliers *acc[3] = {&d->scores, &d->resid, &d->mlp};
+    ds_outliers *acc[3] = {d->scores, d->resid, d->mlp};
     static const char *const names[3] = {"scores", "resid", "mlp"};
     static const char *const index_names[3] = {"head,query,key", "token,channel", "token,channel"};
     int nc[3], failed[3];
     ds_outlier_result res[3];
     for (int i = 0; i < 3; i++) nc[i] = acc[i]->ncoords;
 #pragma omp parallel for schedule(dynamic)
-    for (int i = 0; i < 3; i++) failed[i] = ds_outliers_finish(acc[i], &res[i]);
+    for (int i = 0; i < 3; i++) failed[i] = ds_outliers_finish_parts(acc[i], OUTLIER_PARTS, &res[i]);
     int rc = 0;
     for (int i = 0; i < 3; i++) {
         if (failed[i]) rc = ds_fail("out of memory collecting the outlier statistics of layer %d", l);
@@ -310,7 +321,7 @@ static int finish_layer(ds_dump *d, const ds_probe_event *ev) {
             d->maps[k] = H5I_INVALID_HID;
         }
     if (!rc && (d->o.what & DS_DUMP_OUTLIERS)) {
-        push_matrix(&d->resid, ev);
+        push_matrix(d->resid, ev);
         rc = write_layer_outliers(d, l);
     }
     return rc ? -1 : 0;
@@ -332,7 +343,7 @@ static int on_event(const ds_probe_event *ev, void *user) {
     case DS_HOOK_PATTERN: return write_map_block(d, MAP_SOFTMAX, ev, 0, 0);
     case DS_HOOK_DIFF: return write_map_block(d, MAP_DIFF, ev, 0, 0);
     case DS_HOOK_GROUPNORM_IN: return write_groupnorm(d, ev);
-    case DS_HOOK_MLP_POST: push_matrix(&d->mlp, ev); return 0;
+    case DS_HOOK_MLP_POST: push_matrix(d->mlp, ev); return 0;
     case DS_HOOK_RESID_POST: return finish_layer(d, ev);
     default: return 0;
     }
@@ -457,10 +468,10 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
     for (int k = 0; k < N_MAPS; k++) d->maps[k] = H5I_INVALID_HID;
     if (select_layers_heads(d)) goto fail;
     /* One set of accumulators, emptied after each layer, so their buffers are reused. */
-    if ((o->what & DS_DUMP_OUTLIERS) &&
-        (ds_outliers_init(&d->scores, d->o.topk, 3) || ds_outliers_init(&d->resid, d->o.topk, 2) ||
-         ds_outliers_init(&d->mlp, d->o.topk, 2)))
-        goto fail;
+    for (int p = 0; p < OUTLIER_PARTS && (o->what & DS_DUMP_OUTLIERS); p++)
+        if (ds_outliers_init(&d->scores[p], d->o.topk, 3) || ds_outliers_init(&d->resid[p], d->o.topk, 2) ||
+            ds_outliers_init(&d->mlp[p], d->o.topk, 2))
+            goto fail;
     d->hidden = (ds_hidden_states){NULL, T, c->hidden_size, d->L};
     if (o->hidden && !(d->hidden.out = malloc((size_t)(d->L + 1) * T * c->hidden_size * sizeof(float)))) {
         ds_fail("out of memory for hidden states");
@@ -477,9 +488,11 @@ fail:
 static void release(ds_dump *d) {
     for (int k = 0; k < N_MAPS; k++)
         if (d->maps[k] >= 0) H5Dclose(d->maps[k]);
-    ds_outliers_free(&d->scores);
-    ds_outliers_free(&d->resid);
-    ds_outliers_free(&d->mlp);
+    for (int p = 0; p < OUTLIER_PARTS; p++) {
+        ds_outliers_free(&d->scores[p]);
+        ds_outliers_free(&d->resid[p]);
+        ds_outliers_free(&d->mlp[p]);
+    }
     if (d->f16 >= 0) H5Tclose(d->f16);
     free(d->layer_on), free(d->heads), free(d->half_buf), free(d->hidden.out);
     free(d);

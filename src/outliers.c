@@ -1,5 +1,5 @@
 /* Outlier statistics: a k-element min-heap for the top values, and every |value| kept for an
- * exact median (quickselect) and two-pass moments. */
+ * exact median (histogram, then quickselect) and two-pass moments. */
 #include "diffscope/outliers.h"
 #include "diffscope/error.h"
 #include <math.h>
@@ -105,9 +105,10 @@ static float select_kth(float *a, size_t n, size_t k) {
     return a[k];
 }
 
-/* One pass over every |value|: the central moments (the mean is known from pushing) and a
- * histogram of the top 16 bits of each value's bit pattern, which orders like the values. */
-static void moments_and_histogram(ds_outliers *o, double mean, double *m2, double *m4, size_t *hist) {
+/* One pass over every |value|: the sums of the central powers (the mean is known from
+ * pushing) and a histogram of the top 16 bits of each value's bit pattern, which orders like
+ * the values. Adds to *S2, *S4 and HIST. */
+static void moments_and_histogram(const ds_outliers *o, double mean, double *s2_out, double *s4_out, size_t *hist) {
     double s2 = 0, s4 = 0;
     const float *a = o->all;
 #pragma omp simd reduction(+ : s2, s4)
@@ -120,13 +121,14 @@ static void moments_and_histogram(ds_outliers *o, double mean, double *m2, doubl
         memcpy(&u, &a[i], 4);
         hist[u >> 16]++;
     }
-    *m2 = s2 / o->n, *m4 = s4 / o->n;
+    *s2_out += s2, *s4_out += s4;
 }
 
-/* The k_lo-th and k_hi-th smallest values (0-based, k_lo <= k_hi): the histogram names the
- * buckets that hold them, and a quickselect runs only on those buckets' values. */
-static int order_stats(const float *a, size_t n, const size_t *hist, size_t k_lo, size_t k_hi, double *lo,
-                       double *hi) {
+/* The k_lo-th and k_hi-th smallest values (0-based, k_lo <= k_hi) of all the parts' values:
+ * the histogram names the buckets that hold them, and a quickselect runs only on those
+ * buckets' values. */
+static int order_stats(const ds_outliers *parts, int nparts, const size_t *hist, size_t k_lo, size_t k_hi,
+                       double *lo, double *hi) {
     size_t below = 0, b_lo = 0;
     while (below + hist[b_lo] <= k_lo) below += hist[b_lo++];
     size_t b_hi = b_lo, below_hi = below;
@@ -138,11 +140,14 @@ static int order_stats(const float *a, size_t n, const size_t *hist, size_t k_lo
      * bucket would be mispredicted half the time (it was most of a dump's outlier cost). */
     size_t j = 0;
     uint32_t width = (uint32_t)(b_hi - b_lo);
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &a[i], 4);
-        cand[j] = a[i];
-        j += (u >> 16) - (uint32_t)b_lo <= width;
+    for (int p = 0; p < nparts; p++) {
+        const float *a = parts[p].all;
+        for (size_t i = 0; i < parts[p].n; i++) {
+            uint32_t u;
+            memcpy(&u, &a[i], 4);
+            cand[j] = a[i];
+            j += (u >> 16) - (uint32_t)b_lo <= width;
+        }
     }
     *lo = select_kth(cand, m, k_lo - below);
     *hi = select_kth(cand, m, k_hi - below);
@@ -150,27 +155,40 @@ static int order_stats(const float *a, size_t n, const size_t *hist, size_t k_lo
     return 0;
 }
 
-int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) {
+static void reset(ds_outliers *o) { o->n = 0, o->sum = 0, o->ntop = 0, o->oom = 0; }
+
+int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *r) {
     memset(r, 0, sizeof *r);
-    size_t *hist = o->oom ? NULL : calloc((size_t)1 << 16, sizeof *hist);
+    size_t n = 0;
+    double sum = 0;
+    int oom = 0;
+    for (int p = 0; p < nparts; p++) n += parts[p].n, sum += parts[p].sum, oom |= parts[p].oom;
+    size_t *hist = oom ? NULL : calloc((size_t)1 << 16, sizeof *hist);
     if (!hist) {
-        o->n = 0, o->sum = 0, o->ntop = 0, o->oom = 0;
+        for (int p = 0; p < nparts; p++) reset(&parts[p]);
         return ds_fail("out of memory collecting outlier statistics");
     }
-    r->count = (int64_t)o->n;
+    r->count = (int64_t)n;
     int rc = 0;
-    if (o->n) {
-        double m2, m4, lo = 0, hi = 0;
-        r->mean = o->sum / o->n;
-        moments_and_histogram(o, r->mean, &m2, &m4, hist);
+    if (n) {
+        double s2 = 0, s4 = 0, lo = 0, hi = 0;
+        r->mean = sum / n;
+        for (int p = 0; p < nparts; p++) moments_and_histogram(&parts[p], r->mean, &s2, &s4, hist);
+        double m2 = s2 / n, m4 = s4 / n;
         r->std = sqrt(m2);
         r->kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0;
         /* numpy's median: the mean of the two middle values when n is even. */
-        size_t mid = o->n / 2;
-        rc = order_stats(o->all, o->n, hist, o->n % 2 ? mid : mid - 1, mid, &lo, &hi);
-        r->median = o->n % 2 ? hi : 0.5 * (lo + hi);
+        size_t mid = n / 2;
+        rc = order_stats(parts, nparts, hist, n % 2 ? mid : mid - 1, mid, &lo, &hi);
+        r->median = n % 2 ? hi : 0.5 * (lo + hi);
     }
     free(hist);
+    /* The other parts' top values go through the first part's heap, in part order. */
+    ds_outliers *o = &parts[0];
+    for (int p = 1; p < nparts; p++)
+        for (int i = 0; i < parts[p].ntop; i++)
+            if (o->ntop < o->k || parts[p].top[i] > o->top[0])
+                heap_insert(o, parts[p].top[i], &parts[p].top_coords[(size_t)i * o->ncoords]);
     /* Heap -> descending order by repeatedly taking the minimum to the end. */
     int k = o->ntop;
     while (o->ntop > 1) {
@@ -186,11 +204,13 @@ int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) {
         memcpy(r->values, o->top, (size_t)k * sizeof *r->values);
         memcpy(r->coords, o->top_coords, (size_t)k * o->ncoords * sizeof *r->coords);
     }
-    /* Ready for the next layer; the value buffer keeps its pages. */
-    o->n = 0, o->sum = 0, o->ntop = 0, o->oom = 0;
+    /* Ready for the next layer; the value buffers keep their pages. */
+    for (int p = 0; p < nparts; p++) reset(&parts[p]);
     if (rc) ds_outlier_result_free(r);
     return rc;
 }
+
+int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) { return ds_outliers_finish_parts(o, 1, r); }
 
 void ds_outliers_free(ds_outliers *o) {
     free(o->all), free(o->top), free(o->top_coords);

@@ -37,6 +37,10 @@ void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c
  * its buffers; -1 when memory ran out while pushing. Accumulators are independent: several
  * may be finished at once on different threads. */
 int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r);
+/* The same for the union of NPARTS accumulators of the same k and ncoords, which were filled
+ * separately (on different threads, say). The parts are combined in their order, so the
+ * result depends on how values were split among them but not on who pushed them. */
+int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *r);
 void ds_outliers_free(ds_outliers *o);
 void ds_outlier_result_free(ds_outlier_result *r);
 
