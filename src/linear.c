@@ -7,13 +7,16 @@
 #include "model_internal.h"
 #include <cblas.h>
 
-/* Output features per sgemm call: out/16 rounded up to a multiple of 64 (at least 64). Each
- * call re-packs all of x, so wider blocks cost less (64-wide blocks took 10 % longer than
- * 256-wide ones on one thread); 16 blocks still share out evenly among up to 16 threads. The
- * width depends only on the shape, never on the thread count. Blocks are handed out
- * dynamically, so a thread slowed by another process does not hold the others back. */
+/* Output features per sgemm call: out/8 rounded up to a multiple of 64 (at least 64). Each
+ * call re-packs all of x, so wider blocks cost less: 64-wide blocks took 10 % longer than
+ * 256-wide ones on one thread, and out/16 blocks made a 512-token kajuma-llama prefill 5 %
+ * slower than out/8 on two threads (7.6-8.2 s against 7.2-7.5 s, three runs each). Eight
+ * blocks still share out among up to 8 threads. The width depends only on the shape, never on
+ * the thread count: a width that followed the thread count changed the rounding (logits of 1
+ * and 2 threads then differed by 2e-5). Blocks are handed out dynamically, so a thread slowed
+ * by another process does not hold the others back. */
 static int block_width(int out) {
-    int w = (out / 16 + 63) / 64 * 64;
+    int w = (out / 8 + 63) / 64 * 64;
     return w < 64 ? 64 : w;
 }
 
