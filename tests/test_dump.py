@@ -161,6 +161,36 @@ def check_selection_f16_compress(model, ids):
     report("dump_selection_f16_compress", p)
 
 
+def check_f16_contiguous(model, ids):
+    """Uncompressed maps are contiguous datasets written by the background writer
+    (src/raw_writer.c), in float32 or converted to float16 on the way; a head selection lands
+    in the right rows."""
+    full = os.path.join(TMP, "full.h5")
+    half = os.path.join(TMP, "half.h5")
+    r1 = dump(model, ids, full)
+    r2 = dump(model, ids, half, "--heads", "1,0", "--dtype", "f16")
+    if r1.returncode or r2.returncode:
+        report("dump_f16_contiguous", [r1.stderr + r2.stderr])
+        return
+    p = []
+    a, b = h5py.File(full, "r"), h5py.File(half, "r")
+    for l in range(a.attrs["num_layers"]):
+        for name in a[f"layers/{l}/attn"]:
+            fa, fb = a[f"layers/{l}/attn/{name}"], b[f"layers/{l}/attn/{name}"]
+            if fa.chunks is not None or fb.chunks is not None:
+                p.append(f"layer {l} {name}: chunked ({fa.chunks}, {fb.chunks}), expected contiguous")
+            if fb.dtype != np.float16:
+                p.append(f"layer {l} {name}: --dtype f16 stored {fb.dtype}")
+            want, got = fa[:], fb[:].astype(np.float32)
+            for j, h in enumerate(fb.attrs["heads"]):
+                src = list(fa.attrs["heads"]).index(h)
+                tol = 1e-3 * max(1.0, float(np.abs(want[src]).max()))
+                if np.abs(got[j] - want[src]).max() > tol:
+                    p.append(f"layer {l} {name}: output head {j} (head {h}) differs from float32 by more than f16 allows")
+    a.close(), b.close()
+    report("dump_f16_contiguous", p)
+
+
 def check_verify_and_h5dump(model, ids):
     a = os.path.join(TMP, "v1.h5")
     b = os.path.join(TMP, "v2.h5")
@@ -222,6 +252,7 @@ def main():
     check_outliers(model, ids)
     check_outliers(f"{GOLDEN}/models/llama-mha-bias-f32", ids)
     check_selection_f16_compress(model, ids)
+    check_f16_contiguous(model, ids)
     check_verify_and_h5dump(model, ids)
     check_no_partial_files(model, ids)
     return 1 if failures else 0
