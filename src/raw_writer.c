@@ -121,7 +121,7 @@ void *ds_raw_writer_take(ds_raw_writer *w) {
 
 int ds_raw_writer_submit(ds_raw_writer *w, void *buf, const ds_raw_range *ranges, int nranges) {
     ds_raw_range *copy = malloc((size_t)(nranges > 0 ? nranges : 1) * sizeof *copy);
-    if (copy) memcpy(copy, ranges, (size_t)nranges * sizeof *copy);
+    if (copy && nranges > 0) memcpy(copy, ranges, (size_t)nranges * sizeof *copy);
     pthread_mutex_lock(&w->mu);
     int err = w->err;
     if (err || !copy) {
