@@ -4,6 +4,7 @@
 #define DIFFSCOPE_CLI_H
 #include <stdio.h>
 #include "diffscope/error.h"
+#include "diffscope/tokenizer.h"
 
 #define DS_VERSION "0.1.0"
 
@@ -34,6 +35,9 @@ void cli_progress_end(cli_progress *p);
 
 double cli_now(void);
 
+/* MODEL_DIR's tokenizer.json, loaded on first use and kept until exit (NULL + message on
+ * failure). The functions below use it. */
+const ds_tokenizer *cli_tokenizer(const char *model_dir);
 /* Tokenizes TEXT with MODEL_DIR's tokenizer.json. *LABELS (when LABELS is not NULL) gets the
  * printable piece of each token. */
 int cli_tokenize_prompt(const char *model_dir, const char *text, int add_special, int **ids, int *n,

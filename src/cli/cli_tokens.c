@@ -6,6 +6,40 @@
 #include "cli/cli.h"
 #include "diffscope/tokenizer.h"
 
+/* The tokenizers of the model folders a command uses, each loaded once: a command may encode
+ * the prompt, label its tokens, find a span and decode the output with the same one (a Llama 3
+ * tokenizer.json is 9 MB). Freed at exit. */
+typedef struct {
+    char *dir;
+    ds_tokenizer *t;
+} cached_tokenizer;
+static cached_tokenizer *cache;
+static int ncached;
+
+static void cache_free(void) {
+    for (int i = 0; i < ncached; i++) free(cache[i].dir), ds_tokenizer_free(cache[i].t);
+    free(cache);
+    cache = NULL, ncached = 0;
+}
+
+const ds_tokenizer *cli_tokenizer(const char *model_dir) {
+    for (int i = 0; i < ncached; i++)
+        if (!strcmp(cache[i].dir, model_dir)) return cache[i].t;
+    ds_tokenizer *t = ds_tokenizer_load(model_dir);
+    if (!t) return NULL;
+    char *dir = strdup(model_dir);
+    cached_tokenizer *grown = dir ? realloc(cache, (size_t)(ncached + 1) * sizeof *cache) : NULL;
+    if (!grown) {
+        free(dir), ds_tokenizer_free(t);
+        ds_fail("out of memory");
+        return NULL;
+    }
+    if (!cache) atexit(cache_free);
+    cache = grown;
+    cache[ncached++] = (cached_tokenizer){dir, t};
+    return t;
+}
+
 static int labels_from(const ds_tokenizer *t, const int *ids, int n, char ***labels) {
     *labels = calloc((size_t)(n > 0 ? n : 1), sizeof **labels);
     if (!*labels) return ds_fail("out of memory");
@@ -15,7 +49,7 @@ static int labels_from(const ds_tokenizer *t, const int *ids, int n, char ***lab
 
 int cli_tokenize_prompt(const char *model_dir, const char *text, int add_special, int **ids, int *n,
                         char ***labels) {
-    ds_tokenizer *t = ds_tokenizer_load(model_dir);
+    const ds_tokenizer *t = cli_tokenizer(model_dir);
     if (!t) return -1;
     int rc = ds_tokenizer_encode(t, text, strlen(text), add_special, ids, n);
     if (!rc && *n == 0) {
@@ -24,7 +58,6 @@ int cli_tokenize_prompt(const char *model_dir, const char *text, int add_special
         rc = ds_fail("--prompt: the prompt gives no tokens");
     }
     if (!rc && labels) rc = labels_from(t, *ids, *n, labels);
-    ds_tokenizer_free(t);
     return rc;
 }
 
@@ -33,11 +66,8 @@ int cli_token_labels(const char *model_dir, const int *ids, int n, char ***label
     struct stat st;
     snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
     if (stat(path, &st)) return labels_from(NULL, ids, n, labels);
-    ds_tokenizer *t = ds_tokenizer_load(model_dir);
-    if (!t) return -1;
-    int rc = labels_from(t, ids, n, labels);
-    ds_tokenizer_free(t);
-    return rc;
+    const ds_tokenizer *t = cli_tokenizer(model_dir);
+    return t ? labels_from(t, ids, n, labels) : -1;
 }
 
 char *cli_detokenize(const char *model_dir, const int *ids, int n) {
@@ -45,8 +75,6 @@ char *cli_detokenize(const char *model_dir, const int *ids, int n) {
     struct stat st;
     snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
     if (stat(path, &st)) return NULL;
-    ds_tokenizer *t = ds_tokenizer_load(model_dir);
-    char *text = t ? ds_tokenizer_decode(t, ids, n, 1) : NULL;
-    ds_tokenizer_free(t);
-    return text;
+    const ds_tokenizer *t = cli_tokenizer(model_dir);
+    return t ? ds_tokenizer_decode(t, ids, n, 1) : NULL;
 }

@@ -76,9 +76,8 @@ static int run_model(cmp_result *r, const compare_opts *co, const cli_input *in,
                 goto out;
             }
         } else if (co->span_text) {
-            ds_tokenizer *t = ds_tokenizer_load(dir);
+            const ds_tokenizer *t = cli_tokenizer(dir);
             int bad = !t || ds_span_find(t, ids, n, co->span_text, &r->span_begin, &r->span_end);
-            ds_tokenizer_free(t);
             if (bad) {
                 cli_error("--span-text: %s", ds_errmsg());
                 goto out;
