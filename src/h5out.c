@@ -1,6 +1,7 @@
 /* Safe HDF5 output files and small dataset/attribute writers (see diffscope/h5out.h). */
 #include "diffscope/h5out.h"
 #include "diffscope/error.h"
+#include "diffscope/tmpfiles.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,11 @@ int ds_h5out_open(ds_h5out *o, const char *path, int force) {
     o->tmp = malloc(n);
     if (!o->path || !o->tmp) return ds_fail("out of memory");
     snprintf(o->tmp, n, "%s.tmp%ld", path, (long)getpid());
+    ds_tmpfile_register(o->tmp); /* before it exists: an interruption removes it from then on */
     o->file = H5Fcreate(o->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (o->file < 0) {
         int e = errno;
+        ds_tmpfile_unregister(o->tmp);
         free(o->path), free(o->tmp);
         o->path = o->tmp = NULL;
         return ds_fail("%s: cannot create output file: %s", path, e ? strerror(e) : "HDF5 error");
@@ -50,6 +53,7 @@ int ds_h5out_commit(ds_h5out *o) {
         ds_h5out_abort(o);
         return -1;
     }
+    ds_tmpfile_unregister(o->tmp);
     free(o->path), free(o->tmp);
     o->path = o->tmp = NULL;
     return 0;
@@ -58,7 +62,7 @@ int ds_h5out_commit(ds_h5out *o) {
 void ds_h5out_abort(ds_h5out *o) {
     if (o->file >= 0) H5Fclose(o->file);
     o->file = H5I_INVALID_HID;
-    if (o->tmp) unlink(o->tmp);
+    if (o->tmp) unlink(o->tmp), ds_tmpfile_unregister(o->tmp);
     free(o->path), free(o->tmp);
     o->path = o->tmp = NULL;
 }

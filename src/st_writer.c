@@ -1,6 +1,7 @@
 /* safetensors writer (see include/diffscope/st_writer.h). */
 #include "diffscope/st_writer.h"
 #include "diffscope/error.h"
+#include "diffscope/tmpfiles.h"
 #include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -125,9 +126,11 @@ static int write_shard(ds_st_writer *w, int s, ds_fill_fn fill, void *user) {
     snprintf(path, sizeof path, "%s/%s", w->dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     char *hdr = header_json(w, s);
+    ds_tmpfile_register(tmp); /* a shard takes seconds to write: remove it if interrupted */
     FILE *f = hdr ? fopen(tmp, "wb") : NULL;
     if (!f) {
         free(hdr);
+        ds_tmpfile_unregister(tmp);
         return ds_fail("%s: cannot create: %s", path, strerror(errno));
     }
     size_t hl = strlen(hdr), padded = (hl + 7) / 8 * 8; /* data section 8-byte aligned */
@@ -160,6 +163,7 @@ static int write_shard(ds_st_writer *w, int s, ds_fill_fn fill, void *user) {
     if (fclose(f) && !rc) rc = ds_fail("%s: write failed: %s", path, strerror(errno));
     if (!rc && rename(tmp, path)) rc = ds_fail("%s: rename failed: %s", path, strerror(errno));
     if (rc) unlink(tmp);
+    ds_tmpfile_unregister(tmp);
     return rc;
 }
 

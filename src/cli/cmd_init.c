@@ -3,6 +3,7 @@
  * Weights follow transformers' initialisation: N(0, 0.02) matrices, unit norms, zero biases,
  * λ vectors N(0, 0.1). The values depend only on --seed and the tensor name. */
 #include <getopt.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,7 +248,12 @@ int cmd_init(int argc, char **argv) {
     if (!rc) {
         snprintf(tmp, sizeof tmp, "%s.tmp", path);
         FILE *f = fopen(tmp, "w");
-        if (!f || fputs(text, f) < 0 || fclose(f) || rename(tmp, path)) rc = ds_fail("%s: cannot write", path);
+        int bad = !f || fputs(text, f) < 0;
+        if (f && fclose(f)) bad = 1;
+        if (bad || rename(tmp, path)) {
+            rc = ds_fail("%s: cannot write", path);
+            unlink(tmp);
+        }
     }
     cli_progress_end(&fc.progress);
     free(text);

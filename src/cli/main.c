@@ -5,6 +5,15 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "diffscope/tmpfiles.h"
+
+/* Ctrl-C, kill or a closed terminal: remove the temporary output file being written, then die
+ * of the same signal, so the exit status still says what happened (130 for SIGINT). */
+static void on_interrupt(int sig) {
+    ds_tmpfiles_remove_all();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 static const struct {
     const char *name;
@@ -44,6 +53,12 @@ int main(int argc, char **argv) {
      * turned off before any other HDF5 call. */
     H5dont_atexit();
     cli_choose_blas_kernel(argv);
+    static const int interrupts[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof interrupts / sizeof *interrupts; i++) {
+        struct sigaction old;
+        /* A signal ignored by whoever started us (nohup, a background job) stays ignored. */
+        if (!sigaction(interrupts[i], NULL, &old) && old.sa_handler != SIG_IGN) signal(interrupts[i], on_interrupt);
+    }
     if (argc < 2) {
         usage(stderr);
         return DS_EXIT_INPUT;
