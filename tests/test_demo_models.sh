@@ -92,28 +92,23 @@ else
     fail demo_c_tokenizer "ids $got, want [1, 4, 110, 132, 3, 4]"
 fi
 
+# answers NAME PROMPT ID WORD: both models' greedy next token after PROMPT is ID, as transformers'.
+answers() {
+    for a in diffllama llama; do
+        got=$("$DS" generate "$M/$a" --prompt "$2" -n 1 --threads 1 --json 2>&1 |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["output_ids"][-1])' 2>&1)
+        if [ "$got" = "$3" ]; then
+            ok "$1_$a"
+        else
+            fail "$1_$a" "answered $got, want $3 ($4)"
+        fi
+    done
+}
+
 # A 128-token retrieval prompt (train_pair.py's first evaluation row, cut after the first
 # query key): transformers answers v_3 (id 71) with both models, and so must we.
-P="some than what two it and at k_cloud v_25 he than where who on who that who here from on he her at are many his at how there but has k_ribbon v_59 where be than which k_falcon v_3 than only they k_tunnel v_44 now be you are our that to just in very has her has many then his to here that you and each just a his most be are from at of any just its a by their most their just on their when their as it so what that of on k_nectar v_18 will then our at k_kitten v_47 be each you has our with ? k_falcon"
-for a in diffllama llama; do
-    got=$("$DS" generate "$M/$a" --prompt "$P" -n 1 --threads 1 --json 2>&1 |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["output_ids"][-1])' 2>&1)
-    if [ "$got" = "71" ]; then
-        ok "demo_c_retrieval_$a"
-    else
-        fail "demo_c_retrieval_$a" "answered $got, want 71 (v_3)"
-    fi
-done
+answers demo_c_retrieval "some than what two it and at k_cloud v_25 he than where who on who that who here from on he her at are many his at how there but has k_ribbon v_59 where be than which k_falcon v_3 than only they k_tunnel v_44 now be you are our that to just in very has her has many then his to here that you and each just a his most be are from at of any just its a by their most their just on their when their as it so what that of on k_nectar v_18 will then our at k_kitten v_47 be each you has our with ? k_falcon" 71 v_3
 
 # The make-demo prompt (tools/demo.sh; "way" is not a task word and falls back to characters):
 # transformers answers v_58 (id 126) with both models (train_pair.py --eval-only).
-P="the k_apple v_42 of so it was that k_river v_7 which a they had k_cloud v_13 and then some of k_tiger v_58 for all you here k_piano v_21 but not when k_candle v_33 is on its way to the most so many ? k_tiger"
-for a in diffllama llama; do
-    got=$("$DS" generate "$M/$a" --prompt "$P" -n 1 --threads 1 --json 2>&1 |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["output_ids"][-1])' 2>&1)
-    if [ "$got" = "126" ]; then
-        ok "demo_c_demo_prompt_$a"
-    else
-        fail "demo_c_demo_prompt_$a" "answered $got, want 126 (v_58)"
-    fi
-done
+answers demo_c_demo_prompt "the k_apple v_42 of so it was that k_river v_7 which a they had k_cloud v_13 and then some of k_tiger v_58 for all you here k_piano v_21 but not when k_candle v_33 is on its way to the most so many ? k_tiger" 126 v_58
