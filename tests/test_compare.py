@@ -434,11 +434,68 @@ def demo_needle():
                     p.append(f"{mj['name']} depth {js['depths'][d]}: top1 '{hit}' scored {dj['accuracy']}")
         report("needle_text_demo_vs_numpy", p)
 
+        # The same probe as token ids (--haystack-ids and friends): the same prompts, so the same
+        # numbers, bit for bit; and against NumPy, with the accuracy now "top-1 is the answer id".
+        hay_ids = os.path.join(TMP, "hay_ids.txt")
+        with open(hay_ids, "w") as f:
+            f.write("\n".join(str(vocab["\u2581" + w]) for w in open(hay).read().split()))
+        apple, v42 = vocab["\u2581k_apple"], vocab["\u2581v_42"]
+        r2 = run("needle", f"{DEMO}/diffllama", "--vs", f"{DEMO}/llama", "--haystack-ids", hay_ids,
+                 "--needle-ids", f"{apple},{v42}", "--question-ids", f"{qmark} {apple}", "--answer-id", str(v42),
+                 "--context-tokens", "50", "--depths", "0,30,100", "--json")
+        if r2.returncode:
+            report("needle_ids_demo_same_as_text", [f"exit {r2.returncode}: {r2.stderr.strip()}"])
+        else:
+            j2 = json.loads(r2.stdout)
+            p = [f"prompt {i} differs" for i, (a, b) in enumerate(zip(js["prompts"], j2["prompts"]))
+                 if a["ids"] != b["ids"] or a["span"] != b["span"]]
+            for ma, mb in zip(js["models"], j2["models"]):
+                for da, db in zip(ma["depths"], mb["depths"]):
+                    for name in [k for k in da if isinstance(da[k], dict)]:
+                        if da[name] != db[name]:
+                            p.append(f"{ma['name']} {name}: masses differ between text and ids")
+            report("needle_ids_demo_same_as_text", p)
+            report("needle_ids_demo_vs_numpy", check_needle("ids", j2, [f"{DEMO}/diffllama", f"{DEMO}/llama"], text_prompt))
+
+
+def needle_ids_without_tokenizer():
+    """--haystack-ids on a checkpoint that has no tokenizer.json: the model's BOS (config
+    bos_token_id 1) goes first unless --no-special, and the numbers match NumPy over dumps."""
+    hay = os.path.join(TMP, "gold_hay_ids.txt")
+    with open(hay, "w") as f:
+        f.write(",".join(str(3 + (7 * i) % 90) for i in range(40)))
+    model = f"{GOLD}/diff-mha-f32"
+    args = ["needle", model, "--haystack-ids", hay, "--needle-ids", "93,94", "--question-ids", "95",
+            "--answer-id", "94", "--context-tokens", "30", "--depths", "0,50,100", "--json"]
+    hay_ids = [3 + (7 * i) % 90 for i in range(30)]
+
+    def prompt_check(bos):
+        def check(pr, depth):
+            c = round(depth / 100 * 30)
+            want = bos + hay_ids[:c] + [93, 94] + hay_ids[c:] + [95]
+            return [] if pr["ids"] == want and pr["span"] == [len(bos) + c, len(bos) + c + 2] else \
+                [f"depth {depth}: prompt {pr['ids']} span {pr['span']}"]
+        return check
+
+    # Without BOS a needle at depth 0 would sit on token 0, the attention sink: start at 25 %.
+    for label, extra, bos in (("needle_ids_without_tokenizer", [], [1]),
+                              ("needle_ids_no_special", ["--no-special", "--depths", "25,50,100"], [])):
+        r = run(*args, *extra)
+        if r.returncode:
+            report(label, [f"exit {r.returncode}: {r.stderr.strip()}"])
+        else:
+            report(label, check_needle("ids", json.loads(r.stdout), [model], prompt_check(bos)))
+
 
 # ---- bad input ----
 
 def bad_inputs():
     ids = ",".join(map(str, [1, 5, 9, 5, 7, 11, 13, 17, 19, 23]))
+    hay_ids, not_ids = os.path.join(TMP, "bad_hay_ids.txt"), os.path.join(TMP, "not_ids.txt")
+    with open(hay_ids, "w") as f:
+        f.write(" ".join(str(i) for i in range(3, 60)))
+    with open(not_ids, "w") as f:
+        f.write("the of and")
     demo = os.path.isdir(f"{DEMO}/diffllama")
     cases = [
         ("query_out_of_range", ["compare", DIFF, "--ids", ids, "--query-pos", "10"], "out of range"),
@@ -453,6 +510,13 @@ def bad_inputs():
         ("id_outside_vs_vocab", ["compare", DIFF, "--vs", LLAMA, "--ids", "1,2,95,96"], "outside the vocabulary"),
         ("needle_no_haystack", ["needle", DIFF, "--needle", "a", "--question", "b", "--answer", "c"], "--haystack"),
         ("needle_depth_over_100", ["needle", DIFF, "--task", "kv", "--depths", "0,150"], "percentage"),
+        ("needle_ids_and_text", ["needle", DIFF, "--haystack-ids", hay_ids, "--needle", "a", "--question-ids", "5",
+                                 "--answer-id", "5", "--needle-ids", "5"], "not both"),
+        ("needle_ids_incomplete", ["needle", DIFF, "--haystack-ids", hay_ids, "--needle-ids", "5,6"], "together"),
+        ("needle_answer_id_outside_vocab", ["needle", DIFF, "--haystack-ids", hay_ids, "--needle-ids", "5",
+                                            "--question-ids", "6", "--answer-id", "96"], "outside the vocabulary"),
+        ("needle_haystack_ids_not_ids", ["needle", DIFF, "--haystack-ids", not_ids, "--needle-ids", "5",
+                                         "--question-ids", "6", "--answer-id", "7"], "not a list of token ids"),
     ]
     if demo:
         prompt = "the k_apple v_42 of so k_apple v_7 ? k_river"
@@ -509,7 +573,7 @@ def main():
     if not os.access(DS, os.X_OK):
         print(f"FAIL compare_binary: {DS} missing")
         return 1
-    for fn in (golden_compare, demo_compare, demo_needle, bad_inputs):
+    for fn in (golden_compare, demo_compare, demo_needle, needle_ids_without_tokenizer, bad_inputs):
         try:
             fn()
         except Exception as e:  # a crash in one group is one failure, the others still run

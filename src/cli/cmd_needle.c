@@ -17,6 +17,8 @@
 static const char *help =
     "usage: diffscope needle MODEL [--vs B] --haystack FILE --needle TEXT --question TEXT --answer TEXT\n"
     "                        [--depths 0,25,50,75,100] [--context-tokens N] [options]\n"
+    "       diffscope needle MODEL [--vs B] --haystack-ids FILE --needle-ids LIST --question-ids LIST\n"
+    "                        --answer-id ID [--depths ...] [--context-tokens N] [options]\n"
     "       diffscope needle MODEL [--vs B] --task kv [--pairs P] [--context-tokens N] [--trials K]\n"
     "                        [--seed S] [--depths ...] [options]\n\n"
     "Builds one prompt per depth: N tokens of haystack with the needle inserted at DEPTH percent\n"
@@ -33,6 +35,10 @@ static const char *help =
     "  --needle TEXT         the key information, inserted at each depth\n"
     "  --question TEXT       appended after the context; the model should answer next\n"
     "  --answer TEXT         what the top-1 token should start\n"
+    "  --haystack-ids FILE, --needle-ids LIST, --question-ids LIST, --answer-id ID\n"
+    "                        the same probe as token ids, for a model without tokenizer.json\n"
+    "                        (FILE: ids separated by commas or spaces; the model's BOS goes\n"
+    "                        first unless --no-special); top1 is then: is it ID\n"
     "  --depths LIST         needle depths in percent (default 0,25,50,75,100)\n"
     "  --context-tokens N    haystack tokens (default: all that fit in max_position_embeddings);\n"
     "                        kv: context tokens (default 128 - 1 - 3P, the training rows' context)\n"
@@ -46,7 +52,8 @@ static const char *help =
     "  -h, --help            this text\n";
 
 enum { OPT_VS = OPT_INPUT_LAST, OPT_HAYSTACK, OPT_NEEDLE, OPT_QUESTION, OPT_ANSWER, OPT_DEPTHS, OPT_CONTEXT,
-       OPT_TASK, OPT_PAIRS, OPT_TRIALS, OPT_SEED, OPT_JSON, OPT_MODEL };
+       OPT_TASK, OPT_PAIRS, OPT_TRIALS, OPT_SEED, OPT_JSON, OPT_MODEL, OPT_HAYSTACK_IDS, OPT_NEEDLE_IDS,
+       OPT_QUESTION_IDS, OPT_ANSWER_ID };
 
 /* ---- prompts ---- */
 
@@ -66,17 +73,23 @@ static int build_prompts(const needle_opts *no, const ds_tokenizer *t, const ds_
         ps->N = no->N;
     } else {
         needle_text nt;
-        rc = needle_text_load(&nt, t, no->haystack, no->needle, no->question, add_special);
+        const char *hay = no->haystack ? no->haystack : no->haystack_ids;
+        rc = no->haystack ? needle_text_load(&nt, t, no->haystack, no->needle, no->question, add_special)
+                          : needle_ids_load(&nt, no->haystack_ids, no->needle_ids, no->question_ids,
+                                            add_special ? c->bos_token_id : -1);
         int N = no->N;
         if (!rc && !N) {
             N = c->max_position_embeddings - nt.nprefix - nt.nneedle - nt.nquestion;
             if (N > nt.nhay) N = nt.nhay;
-            if (N < 1) rc = ds_fail("%s: the needle and question leave no room for a haystack", no->haystack);
+            if (N < 1) rc = ds_fail("%s: the needle and question leave no room for a haystack", hay);
         }
         if (!rc && N > nt.nhay)
-            rc = ds_fail("%s: the haystack has %d tokens, fewer than --context-tokens %d", no->haystack, nt.nhay, N);
+            rc = ds_fail("%s: the haystack has %d tokens, fewer than --context-tokens %d", hay, nt.nhay, N);
         ps->nneedle = nt.nneedle, ps->nquestion = nt.nquestion, ps->N = N;
-        for (int i = 0; !rc && i < ps->nprompts; i++) rc = needle_text_prompt(&nt, N, no->depths[i], &ps->prompts[i]);
+        for (int i = 0; !rc && i < ps->nprompts; i++) {
+            rc = needle_text_prompt(&nt, N, no->depths[i], &ps->prompts[i]);
+            ps->prompts[i].answer_id = (int)no->answer_id;
+        }
         needle_text_free(&nt);
     }
     for (int i = 0; !rc && i < ps->nprompts; i++)
@@ -96,6 +109,7 @@ static int check_same_vocabulary(const needle_opts *no, const ds_config *ca, con
     if (ca->vocab_size != cb->vocab_size)
         return ds_fail("%s and %s have different vocabularies (%d and %d tokens)", no->model[0], no->model[1],
                        ca->vocab_size, cb->vocab_size);
+    if (no->haystack_ids) return 0; /* token ids: nothing to tokenize */
     char path[4200];
     struct stat st;
     snprintf(path, sizeof path, "%s/tokenizer.json", no->model[1]);
@@ -113,6 +127,19 @@ static int check_same_vocabulary(const needle_opts *no, const ds_config *ca, con
     free_prompts(&pb);
     ds_tokenizer_free(t);
     return rc ? -1 : 0;
+}
+
+/* Token ids given by the user must be tokens of the model. */
+static int check_ids_in_vocabulary(const needle_opts *no, const needle_prompt_set *ps, int vocab_size) {
+    if (no->answer_id >= vocab_size)
+        return ds_fail("--answer-id %ld is outside the vocabulary of %s (size %d)", no->answer_id, no->model[0],
+                       vocab_size);
+    for (int i = 0; i < ps->nprompts; i++)
+        for (int k = 0; k < ps->prompts[i].n; k++)
+            if (ps->prompts[i].ids[k] >= vocab_size)
+                return ds_fail("token id %d (in --haystack-ids, --needle-ids or --question-ids) is outside the "
+                               "vocabulary of %s (size %d)", ps->prompts[i].ids[k], no->model[0], vocab_size);
+    return 0;
 }
 
 /* ---- running ---- */
@@ -170,9 +197,13 @@ int cmd_needle(int argc, char **argv) {
         {"task", required_argument, 0, OPT_TASK},       {"pairs", required_argument, 0, OPT_PAIRS},
         {"trials", required_argument, 0, OPT_TRIALS},   {"seed", required_argument, 0, OPT_SEED},
         {"json", no_argument, 0, OPT_JSON},             {"help", no_argument, 0, 'h'},
+        {"haystack-ids", required_argument, 0, OPT_HAYSTACK_IDS},
+        {"needle-ids", required_argument, 0, OPT_NEEDLE_IDS},
+        {"question-ids", required_argument, 0, OPT_QUESTION_IDS},
+        {"answer-id", required_argument, 0, OPT_ANSWER_ID},
         {0}};
     cli_input in = {0};
-    needle_opts no = {.pairs = 6, .seed = 1};
+    needle_opts no = {.pairs = 6, .seed = 1, .answer_id = -1};
     long v, trials = 0;
     int o, rc = DS_EXIT_INPUT;
     optind = 1;
@@ -187,6 +218,12 @@ int cmd_needle(int argc, char **argv) {
         case OPT_NEEDLE: no.needle = optarg; break;
         case OPT_QUESTION: no.question = optarg; break;
         case OPT_ANSWER: no.answer = optarg; break;
+        case OPT_HAYSTACK_IDS: no.haystack_ids = optarg; break;
+        case OPT_NEEDLE_IDS: no.needle_ids = optarg; break;
+        case OPT_QUESTION_IDS: no.question_ids = optarg; break;
+        case OPT_ANSWER_ID:
+            if (cli_parse_int(optarg, "--answer-id", 0, 0x7fffffffL, &no.answer_id)) goto bad;
+            break;
         case OPT_DEPTHS:
             free(no.depths);
             if (cli_parse_list(optarg, "--depths", &no.depths, &no.ndepths)) goto bad;
@@ -229,11 +266,22 @@ int cmd_needle(int argc, char **argv) {
         cli_error("needle builds its own prompts: --prompt and --ids do not apply");
         goto out;
     }
-    if (!no.task && (!no.haystack || !no.needle || !no.question || !no.answer)) {
-        cli_error("needle needs --haystack, --needle, --question and --answer (or --task kv)");
+    int by_text = no.haystack || no.needle || no.question || no.answer;
+    int by_ids = no.haystack_ids || no.needle_ids || no.question_ids || no.answer_id >= 0;
+    if (by_text && by_ids) {
+        cli_error("give the probe as text (--haystack, --needle, --question, --answer) or as token ids "
+                  "(--haystack-ids, --needle-ids, --question-ids, --answer-id), not both");
         goto out;
     }
-    if (no.task && (no.haystack || no.needle || no.question || no.answer)) {
+    if (!no.task && by_ids && (!no.haystack_ids || !no.needle_ids || !no.question_ids || no.answer_id < 0)) {
+        cli_error("needle needs --haystack-ids, --needle-ids, --question-ids and --answer-id together");
+        goto out;
+    }
+    if (!no.task && !by_ids && (!no.haystack || !no.needle || !no.question || !no.answer)) {
+        cli_error("needle needs --haystack, --needle, --question and --answer (or their token-id forms, or --task kv)");
+        goto out;
+    }
+    if (no.task && (by_text || by_ids)) {
         cli_error("--task kv generates its prompts: --haystack, --needle, --question and --answer do not apply");
         goto out;
     }
@@ -263,13 +311,14 @@ int cmd_needle(int argc, char **argv) {
 
     needle_model nm[2] = {{0}};
     needle_prompt_set ps = {0};
-    ds_tokenizer *t = ds_tokenizer_load(no.model[0]);
-    ds_model *m = t ? ds_model_load(no.model[0]) : NULL;
+    ds_tokenizer *t = by_ids ? NULL : ds_tokenizer_load(no.model[0]);
+    ds_model *m = by_ids || t ? ds_model_load(no.model[0]) : NULL;
     ds_config ca = {0};
     int nmodels = 0;
     if (!m || build_prompts(&no, t, ds_model_config(m), !in.no_special, &ps)) goto fail;
     ca = *ds_model_config(m);
     ca.json_text = NULL; /* a shallow copy that outlives the model: keep no pointers */
+    if (by_ids && check_ids_in_vocabulary(&no, &ps, ca.vocab_size)) goto fail;
     if (ps.maxlen > ca.max_position_embeddings && !in.allow_long) {
         ds_fail("%s: the prompts have %d tokens, more than max_position_embeddings (%d); --allow-long runs them anyway",
                 no.model[0], ps.maxlen, ca.max_position_embeddings);

@@ -33,6 +33,11 @@ typedef struct {
 int needle_text_load(needle_text *nt, const ds_tokenizer *t, const char *haystack_path, const char *needle,
                      const char *question, int add_special);
 void needle_text_free(needle_text *nt);
+/* The same pieces given as token ids, for models without a tokenizer.json: HAYSTACK_PATH
+ * holds ids separated by commas or white space, NEEDLE_IDS and QUESTION_IDS are lists like
+ * --ids; PREFIX_ID (the model's BOS) goes first unless it is negative. */
+int needle_ids_load(needle_text *nt, const char *haystack_path, const char *needle_ids, const char *question_ids,
+                    int prefix_id);
 /* The prompt with N haystack tokens and the needle at DEPTH percent. */
 int needle_text_prompt(const needle_text *nt, int N, int depth, needle_prompt *p);
 
@@ -57,6 +62,8 @@ int needle_starts_answer(const ds_tokenizer *t, int id, const char *answer);
 
 typedef struct {
     const char *model[2], *haystack, *needle, *question, *answer, *task;
+    const char *haystack_ids, *needle_ids, *question_ids; /* the probe as token ids */
+    long answer_id;                                       /* with the ids: the answer token, else -1 */
     int *depths, ndepths;
     int N;          /* context tokens (text: resolved by build_prompts when not given) */
     int pairs, trials, json;

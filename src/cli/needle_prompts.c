@@ -1,4 +1,5 @@
 /* Prompts of `diffscope needle` (see cli/needle.h). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,13 +44,58 @@ int needle_text_load(needle_text *nt, const ds_tokenizer *t, const char *haystac
     return special_prefix(t, add_special, &nt->prefix, &nt->nprefix);
 }
 
+/* Token ids separated by commas and/or white space (a file may hold one per line); SOURCE
+ * names the option or file in messages. */
+static int parse_id_list(const char *source, const char *list, int **ids, int *n) {
+    int cap = 0;
+    *ids = NULL, *n = 0;
+    for (const char *p = list;;) {
+        p += strspn(p, ", \t\r\n");
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > 0x7fffffff || (*end && !strchr(", \t\r\n", *end))) {
+            free(*ids), *ids = NULL, *n = 0;
+            return ds_fail("%s: not a list of token ids separated by commas or spaces", source);
+        }
+        if (*n == cap) {
+            int *grown = realloc(*ids, (size_t)(cap = cap ? 2 * cap : 64) * sizeof **ids);
+            if (!grown) {
+                free(*ids), *ids = NULL, *n = 0;
+                return ds_fail("out of memory");
+            }
+            *ids = grown;
+        }
+        (*ids)[(*n)++] = (int)x;
+        p = end;
+    }
+    return *n > 0 ? 0 : ds_fail("%s: no token ids", source);
+}
+
+int needle_ids_load(needle_text *nt, const char *haystack_path, const char *needle_ids, const char *question_ids,
+                    int prefix_id) {
+    memset(nt, 0, sizeof *nt);
+    char *hay = ds_read_file(haystack_path, NULL);
+    if (!hay) return -1;
+    int rc = parse_id_list(haystack_path, hay, &nt->hay, &nt->nhay);
+    free(hay);
+    if (rc || parse_id_list("--needle-ids", needle_ids, &nt->needle, &nt->nneedle) ||
+        parse_id_list("--question-ids", question_ids, &nt->question, &nt->nquestion))
+        return -1;
+    if (prefix_id < 0) return 0;
+    if (!(nt->prefix = malloc(sizeof *nt->prefix))) return ds_fail("out of memory");
+    nt->prefix[0] = prefix_id, nt->nprefix = 1;
+    return 0;
+}
+
 void needle_text_free(needle_text *nt) {
     free(nt->prefix), free(nt->hay), free(nt->needle), free(nt->question);
     memset(nt, 0, sizeof *nt);
 }
 
 static int append(int *dst, int at, const int *src, int n) {
-    memcpy(dst + at, src, (size_t)n * sizeof *dst);
+    if (n > 0) memcpy(dst + at, src, (size_t)n * sizeof *dst); /* SRC is NULL for an empty prefix */
     return at + n;
 }
 

@@ -24,7 +24,7 @@ void needle_print_table(const needle_opts *no, const needle_prompt_set *ps, cons
                ps->N, no->pairs, no->trials, no->seed, ps->maxlen);
     else
         printf("needle: %d tokens of %s, needle %d tokens, question %d tokens: %d tokens per prompt\n", ps->N,
-               no->haystack, ps->nneedle, ps->nquestion, ps->maxlen);
+               no->haystack ? no->haystack : no->haystack_ids, ps->nneedle, ps->nquestion, ps->maxlen);
     for (int i = 0; i < nmodels; i++) {
         int b = ds_attn_last_half_begin(nm[i].L);
         printf("%s: %s (%s): masses are means over heads and layers %d-%d\n", nm[i].name, nm[i].path, nm[i].arch, b,
@@ -89,7 +89,7 @@ static cJSON *model_json(const needle_opts *no, const needle_prompt_set *ps, con
             int id = m->top1[d * no->trials + k];
             cJSON *tj = cJSON_CreateObject();
             cJSON_AddNumberToObject(tj, "id", id);
-            char *piece = ds_tokenizer_piece(t, id);
+            char *piece = t ? ds_tokenizer_piece(t, id) : NULL;
             if (piece) cJSON_AddStringToObject(tj, "text", piece);
             free(piece);
             cJSON_AddItemToArray(top, tj);
@@ -116,8 +116,10 @@ int needle_print_json(const needle_opts *no, const needle_prompt_set *ps, const 
     if (no->task) {
         cJSON_AddNumberToObject(o, "pairs", no->pairs);
         cJSON_AddNumberToObject(o, "seed", (double)no->seed);
-    } else {
+    } else if (no->answer) {
         cJSON_AddStringToObject(o, "answer", no->answer);
+    } else {
+        cJSON_AddNumberToObject(o, "answer_id", (double)no->answer_id);
     }
     cJSON_AddItemToObject(o, "depths", cJSON_CreateIntArray(no->depths, no->ndepths));
     /* The prompts themselves (depth-major: depth d, trial k at d * trials + k), so that a
