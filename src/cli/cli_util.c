@@ -38,14 +38,14 @@ int cli_parse_ids(const char *s, int **ids, int *n) {
     if (!v) return ds_fail("out of memory");
     const char *p = s;
     for (;;) {
-        while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+        p += strspn(p, " \t\r\n");
         if (!*p) break;
         char *end;
         errno = 0;
         long x = strtol(p, &end, 10);
         if (end == p || errno || x < 0 || x > 0x7fffffff) {
             free(v);
-            return ds_fail("--ids: '%s' is not a comma-separated list of non-negative integers", s);
+            return ds_fail("--ids: '%s' is not a list of non-negative integers separated by commas or spaces", s);
         }
         if (cnt == cap) {
             cap *= 2;
@@ -54,10 +54,8 @@ int cli_parse_ids(const char *s, int **ids, int *n) {
             v = nv;
         }
         v[cnt++] = (int)x;
-        p = end;
-        while (*p == ' ' || *p == '\t' || *p == '\n') p++;
-        if (*p == ',') p++;
-        else if (*p) { free(v); return ds_fail("--ids: unexpected '%c' in '%s'", *p, s); }
+        p = end + strspn(end, " \t\r\n");
+        if (*p == ',') p++; /* a comma, white space, or both, between ids */
     }
     if (cnt == 0) { free(v); return ds_fail("--ids: no token ids given"); }
     *ids = v;

@@ -1,9 +1,9 @@
 /* Prompts of `diffscope needle` (see cli/needle.h). */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli/cli.h"
 #include "cli/needle.h"
 #include "diffscope/error.h"
 #include "diffscope/fileio.h"
@@ -45,32 +45,10 @@ int needle_text_load(needle_text *nt, const ds_tokenizer *t, const char *haystac
 }
 
 /* Token ids separated by commas and/or white space (a file may hold one per line); SOURCE
- * names the option or file in messages. */
+ * names the option or file in the message. */
 static int parse_id_list(const char *source, const char *list, int **ids, int *n) {
-    int cap = 0;
-    *ids = NULL, *n = 0;
-    for (const char *p = list;;) {
-        p += strspn(p, ", \t\r\n");
-        if (!*p) break;
-        char *end;
-        errno = 0;
-        long x = strtol(p, &end, 10);
-        if (end == p || errno || x < 0 || x > 0x7fffffff || (*end && !strchr(", \t\r\n", *end))) {
-            free(*ids), *ids = NULL, *n = 0;
-            return ds_fail("%s: not a list of token ids separated by commas or spaces", source);
-        }
-        if (*n == cap) {
-            int *grown = realloc(*ids, (size_t)(cap = cap ? 2 * cap : 64) * sizeof **ids);
-            if (!grown) {
-                free(*ids), *ids = NULL, *n = 0;
-                return ds_fail("out of memory");
-            }
-            *ids = grown;
-        }
-        (*ids)[(*n)++] = (int)x;
-        p = end;
-    }
-    return *n > 0 ? 0 : ds_fail("%s: no token ids", source);
+    if (cli_parse_ids(list, ids, n)) return ds_fail("%s: not a list of token ids separated by commas or spaces", source);
+    return 0;
 }
 
 int needle_ids_load(needle_text *nt, const char *haystack_path, const char *needle_ids, const char *question_ids,
