@@ -22,6 +22,17 @@ static void print_ids(const char *label, const int *a, int n) {
     printf("%s\n", n > 40 ? " ..." : "");
 }
 
+/* 1 when IDS decode to WANT (SKIP_SPECIAL as in HF's decode); the first mismatches are shown. */
+static int decodes_to(const ds_tokenizer *t, const int *ids, int n, int skip_special, const char *want, int *shown) {
+    char *d = ds_tokenizer_decode(t, ids, n, skip_special);
+    int good = d && !strcmp(d, want);
+    if (!good && (*shown)++ < 3)
+        printf("  decode%s mismatch: got '%.80s' want '%.80s'\n", skip_special ? "" : " (keep special)",
+               d ? d : "(null)", want);
+    free(d);
+    return good;
+}
+
 /* Checks every case of VECTORS with TOKENIZER; KEEP also checks "decoded_keep". */
 static void check_vectors(const char *tokenizer, const char *vectors, int keep) {
     ds_tokenizer *t = ds_tokenizer_load(tokenizer);
@@ -57,22 +68,8 @@ static void check_vectors(const char *tokenizer, const char *vectors, int keep) 
         int nw = cJSON_GetArraySize(want), k = 0;
         int *wids = malloc((nw + 1) * sizeof *wids);
         cJSON_ArrayForEach(x, want) wids[k++] = x->valueint;
-        char *d = ds_tokenizer_decode(t, wids, nw, 1);
-        int good_d = d && !strcmp(d, cJSON_GetObjectItem(c, "decoded")->valuestring);
-        ok_dec += good_d;
-        if (!good_d && shown++ < 3)
-            printf("  decode mismatch: got '%.80s' want '%.80s'\n", d ? d : "(null)",
-                   cJSON_GetObjectItem(c, "decoded")->valuestring);
-        free(d);
-        if (keep) {
-            d = ds_tokenizer_decode(t, wids, nw, 0);
-            int good_k = d && !strcmp(d, cJSON_GetObjectItem(c, "decoded_keep")->valuestring);
-            ok_keep += good_k;
-            if (!good_k && shown++ < 3)
-                printf("  decode (keep special) mismatch: got '%.80s' want '%.80s'\n", d ? d : "(null)",
-                       cJSON_GetObjectItem(c, "decoded_keep")->valuestring);
-            free(d);
-        }
+        ok_dec += decodes_to(t, wids, nw, 1, cJSON_GetObjectItem(c, "decoded")->valuestring, &shown);
+        if (keep) ok_keep += decodes_to(t, wids, nw, 0, cJSON_GetObjectItem(c, "decoded_keep")->valuestring, &shown);
         free(wids);
         free(ids);
         free(ids0);
