@@ -95,6 +95,7 @@ more filler), all queries (first queries):
 
 import argparse
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -624,14 +625,20 @@ def save_model(torch, model, vocab, out_dir):
     write_file_atomic(os.path.join(out_dir, "tokenizer.json"), tokenizer_text(vocab.tokenizer))
 
 
+@functools.lru_cache(maxsize=None)
+def hf_tokenizer(model_dir):
+    """The model's tokenizer.json in HF tokenizers, loaded once per folder."""
+    from tokenizers import Tokenizer
+    return Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+
+
 def encode_prompt(model_dir, vocab, text):
     """Token ids of a prompt: HF tokenizers on the model's tokenizer.json, or the script's
     reference BPE (same ids for task text) where tokenizers is not installed."""
     try:
-        from tokenizers import Tokenizer
+        return hf_tokenizer(model_dir).encode(text).ids
     except ImportError:
         return [BOS_ID] + bpe_encode_reference(vocab.tokenizer, text)
-    return Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json")).encode(text).ids
 
 
 def measure(torch, args, vocab, device, arch_dirs, log, trained=None):
