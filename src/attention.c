@@ -9,12 +9,18 @@
  * (transformers computes A_i V_i − λ A_{i+H/2} V_i; the difference is float rounding.)
  *
  * Query rows are processed in blocks of R rows so that a long prompt never holds a full
- * T × T map for every head: the scratch holds H × R × Tk floats. The maps of a block are
- * handed to the probes (in head-major [heads, R, Tk] views) before the next block. */
+ * T × T map for every head: the scratch holds H × R × Tk floats. When a probe wants the maps,
+ * each block goes through all heads stage by stage (scores, softmax, difference, values), and
+ * the maps are handed to the probes (in head-major [heads, R, Tk] views) between stages.
+ * Otherwise each (head, block) is one task from scores to values in its thread's share of the
+ * scratch, with no barrier between stages. Both ways make the same calls on the same blocks,
+ * so a dump's forward pass gives the same bits as a plain one. */
 #include "model_internal.h"
 #include "diffscope/error.h"
+#include "vec_exp.h"
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,16 +58,39 @@ static void softmax_rows(float *S, int nr, int tk, int p_first, int width) {
         float *row = S + (size_t)i * tk;
         int p = p_first + i;
         float mx = row[0];
+#pragma omp simd reduction(max : mx)
         for (int k = 1; k <= p; k++) mx = row[k] > mx ? row[k] : mx;
+#pragma omp simd
+        for (int k = 0; k <= p; k++) row[k] = ds_expf(row[k] - mx);
         double sum = 0;
-        for (int k = 0; k <= p; k++) {
-            row[k] = expf(row[k] - mx);
-            sum += row[k];
-        }
+#pragma omp simd reduction(+ : sum)
+        for (int k = 0; k <= p; k++) sum += row[k];
         float inv = (float)(1.0 / sum);
+#pragma omp simd
         for (int k = 0; k <= p; k++) row[k] *= inv;
         for (int k = p + 1; k < width; k++) row[k] = 0.0f;
     }
+}
+
+/* The differential map of a row block: D = A1 − λ·A2 over WIDTH columns. D may be A1. */
+static void diff_rows(float *D, const float *A1, const float *A2, float lam, int nr, int tk, int width) {
+    for (int r = 0; r < nr; r++)
+#pragma omp simd
+        for (int k = 0; k < width; k++) {
+            size_t o = (size_t)r * tk + k;
+            D[o] = A1[o] - lam * A2[o];
+        }
+}
+
+/* S[nr, kmax] = scale · q_rows · K_headᵀ (row stride TK) */
+static void scores(float *S, const float *q, int qw, const float *K, int kvw, int nr, int kmax, int hd, float scale,
+                   int tk) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kmax, hd, scale, q, qw, K, kvw, 0.0f, S, tk);
+}
+
+/* O[nr, hd] = A[nr, kmax] · V_head (output row stride QW) */
+static void values(float *O, int qw, const float *A, int tk, const float *V, int kvw, int nr, int kmax, int hd) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kmax, 1.0f, A, tk, V, kvw, 0.0f, O, qw);
 }
 
 static void groupnorm(ds_session *s, int n, int layer) {
@@ -91,64 +120,94 @@ static void groupnorm_view(ds_probe_event *ev, ds_session *s, int n, int pos0) {
     ev->data = s->z;
 }
 
-int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *probes) {
-    const ds_config *c = &s->m->cfg;
-    const int H = c->num_heads, KV = c->num_kv_heads, hd = c->head_dim, nrep = H / KV;
-    const int Hd = H / 2, qw = H * hd, kvw = KV * hd, pos0 = s->pos, tk = pos0 + n;
-    const int is_diff = c->arch == DS_ARCH_DIFFLLAMA;
-    const float *K = s->k_cache + (size_t)layer * s->max_tokens * kvw;
-    const float *V = s->v_cache + (size_t)layer * s->max_tokens * kvw;
-    const float scale = (float)(1.0 / sqrt((double)hd)), lam = (float)lambda;
+/* Shapes of one layer's attention call, shared by the staged and the fused paths. */
+typedef struct {
+    int H, Hd, hd, nrep, qw, kvw, pos0, tk, is_diff;
+    const float *K, *V;
+    float scale, lam;
+} att_shape;
 
+/* Rows r0 .. r0+nr of the block see keys 0 .. kmax-1. */
+static int block_kmax(const att_shape *a, int r0, int nr) { return a->pos0 + r0 + nr; }
+
+/* No probe wants the maps: task (head or head pair, row block) runs from scores to values in
+ * its thread's slice of the scratch (one map, or two for a DiffLlama pair). The tallest row
+ * blocks, the most work, are handed out first. */
+static void attention_fused(ds_session *s, const att_shape *a, int n, int R) {
+    const int units = a->is_diff ? a->Hd : a->H, nblocks = (n + R - 1) / R, ntasks = units * nblocks;
+    const size_t slice = (size_t)R * a->tk * (a->is_diff ? 2 : 1);
+    const int par = (size_t)a->H * n * a->tk * a->hd >= DS_PAR_MIN;
+#pragma omp parallel for schedule(dynamic) if (par)
+    for (int task = 0; task < ntasks; task++) {
+        const int b = nblocks - 1 - task / units, u = task % units;
+        const int r0 = b * R, nr = n - r0 < R ? n - r0 : R, kmax = block_kmax(a, r0, nr);
+        float *S = s->att + (size_t)omp_get_thread_num() * slice;
+        const float *q = s->q + (size_t)r0 * a->qw;
+        float *z = s->z + (size_t)r0 * a->qw;
+        if (!a->is_diff) {
+            scores(S, q + (size_t)u * a->hd, a->qw, a->K + (size_t)(u / a->nrep) * a->hd, a->kvw, nr, kmax, a->hd,
+                   a->scale, a->tk);
+            softmax_rows(S, nr, a->tk, a->pos0 + r0, kmax);
+            values(z + (size_t)u * a->hd, a->qw, S, a->tk, a->V + (size_t)(u / a->nrep) * a->hd, a->kvw, nr, kmax,
+                   a->hd);
+            continue;
+        }
+        float *S2 = S + (size_t)R * a->tk;
+        const int h2 = u + a->Hd;
+        scores(S, q + (size_t)u * a->hd, a->qw, a->K + (size_t)(u / a->nrep) * a->hd, a->kvw, nr, kmax, a->hd,
+               a->scale, a->tk);
+        scores(S2, q + (size_t)h2 * a->hd, a->qw, a->K + (size_t)(h2 / a->nrep) * a->hd, a->kvw, nr, kmax, a->hd,
+               a->scale, a->tk);
+        softmax_rows(S, nr, a->tk, a->pos0 + r0, kmax);
+        softmax_rows(S2, nr, a->tk, a->pos0 + r0, kmax);
+        diff_rows(S, S, S2, a->lam, nr, a->tk, kmax);
+        float *O = z + (size_t)u * 2 * a->hd;
+        values(O, a->qw, S, a->tk, a->V + (size_t)(u / a->nrep) * a->hd, a->kvw, nr, kmax, a->hd);
+        values(O + a->hd, a->qw, S, a->tk, a->V + (size_t)(h2 / a->nrep) * a->hd, a->kvw, nr, kmax, a->hd);
+    }
+}
+
+/* Some probe wants the maps: each row block goes through every head stage by stage, and the
+ * probes see [heads, nr, Tk] views between stages. */
+static int attention_staged(ds_session *s, const att_shape *a, int layer, int n, int R, ds_probes *probes) {
     const int want_scores = ds_probes_active(probes, DS_HOOK_SCORES, layer);
     const int want_pattern = ds_probes_active(probes, DS_HOOK_PATTERN, layer);
-    const int want_p1 = is_diff && ds_probes_active(probes, DS_HOOK_PATTERN1, layer);
-    const int want_p2 = is_diff && ds_probes_active(probes, DS_HOOK_PATTERN2, layer);
-    const int want_diff = is_diff && ds_probes_active(probes, DS_HOOK_DIFF, layer);
-    const int want_maps = want_scores || want_pattern || want_p1 || want_p2 || want_diff;
-
-    size_t per_row = (size_t)H * tk;
-    int R = (int)(ATT_BLOCK_FLOATS / per_row);
-    if (R < 1) R = 1;
-    if (R > ATT_MAX_ROWS) R = ATT_MAX_ROWS;
-    if (R > n) R = n;
-    if (ensure_scratch(s, per_row * R)) return -1;
+    const int want_p1 = a->is_diff && ds_probes_active(probes, DS_HOOK_PATTERN1, layer);
+    const int want_p2 = a->is_diff && ds_probes_active(probes, DS_HOOK_PATTERN2, layer);
+    const int want_diff = a->is_diff && ds_probes_active(probes, DS_HOOK_DIFF, layer);
+    const int H = a->H, Hd = a->Hd, hd = a->hd, tk = a->tk, pos0 = a->pos0;
     ds_probe_event ev;
 
     for (int r0 = 0; r0 < n; r0 += R) {
-        const int nr = n - r0 < R ? n - r0 : R;
-        const int kmax = pos0 + r0 + nr; /* keys visible to the last row of the block */
-        /* Probes see whole rows of Tk keys; otherwise only the kmax columns in use are filled. */
-        const int width = want_maps ? tk : kmax;
+        const int nr = n - r0 < R ? n - r0 : R, kmax = block_kmax(a, r0, nr);
         const int par = (size_t)H * nr * kmax * hd >= DS_PAR_MIN;
-        float *att = s->att;
+        const float *q = s->q + (size_t)r0 * a->qw;
+        float *att = s->att, *z = s->z + (size_t)r0 * a->qw;
 
 #pragma omp parallel for schedule(dynamic) if (par)
         for (int h = 0; h < H; h++) {
             float *S = att + (size_t)h * nr * tk;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kmax, hd, scale,
-                        s->q + (size_t)r0 * qw + (size_t)h * hd, qw, K + (size_t)(h / nrep) * hd, kvw, 0.0f, S, tk);
-            if (want_scores)
-                for (int i = 0; i < nr; i++)
-                    for (int k = pos0 + r0 + i + 1; k < width; k++) S[(size_t)i * tk + k] = -INFINITY;
+            scores(S, q + (size_t)h * hd, a->qw, a->K + (size_t)(h / a->nrep) * hd, a->kvw, nr, kmax, hd, a->scale, tk);
+            /* probes see whole rows of Tk keys: the masked ones are -inf */
+            for (int i = 0; i < nr; i++)
+                for (int k = pos0 + r0 + i + 1; k < tk; k++) S[(size_t)i * tk + k] = -INFINITY;
         }
         if (want_scores) {
             block_view(&ev, att, H, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_SCORES, layer, &ev)) return -1;
         }
 #pragma omp parallel for schedule(dynamic) if (par)
-        for (int h = 0; h < H; h++) softmax_rows(att + (size_t)h * nr * tk, nr, tk, pos0 + r0, width);
+        for (int h = 0; h < H; h++) softmax_rows(att + (size_t)h * nr * tk, nr, tk, pos0 + r0, tk);
 
         if (want_pattern) {
             block_view(&ev, att, H, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_PATTERN, layer, &ev)) return -1;
         }
-        if (!is_diff) {
+        if (!a->is_diff) {
 #pragma omp parallel for schedule(dynamic) if (par)
             for (int h = 0; h < H; h++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kmax, 1.0f,
-                            att + (size_t)h * nr * tk, tk, V + (size_t)(h / nrep) * hd, kvw, 0.0f,
-                            s->z + (size_t)r0 * qw + (size_t)h * hd, qw);
+                values(z + (size_t)h * hd, a->qw, att + (size_t)h * nr * tk, tk, a->V + (size_t)(h / a->nrep) * hd,
+                       a->kvw, nr, kmax, hd);
             continue;
         }
         if (want_p1) {
@@ -161,32 +220,54 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
         }
 #pragma omp parallel for schedule(dynamic) if (par)
         for (int i = 0; i < Hd; i++) {
-            const float *A1 = att + (size_t)i * nr * tk, *A2 = att + (size_t)(i + Hd) * nr * tk;
             float *Dm = s->diff + (size_t)i * nr * tk;
-            for (int r = 0; r < nr; r++)
-                for (int k = 0; k < width; k++) {
-                    size_t o = (size_t)r * tk + k;
-                    Dm[o] = A1[o] - lam * A2[o];
-                }
-            float *O = s->z + (size_t)r0 * qw + (size_t)i * 2 * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kmax, 1.0f, Dm, tk,
-                        V + (size_t)(i / nrep) * hd, kvw, 0.0f, O, qw);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kmax, 1.0f, Dm, tk,
-                        V + (size_t)((i + Hd) / nrep) * hd, kvw, 0.0f, O + hd, qw);
+            diff_rows(Dm, att + (size_t)i * nr * tk, att + (size_t)(i + Hd) * nr * tk, a->lam, nr, tk, tk);
+            float *O = z + (size_t)i * 2 * hd;
+            values(O, a->qw, Dm, tk, a->V + (size_t)(i / a->nrep) * hd, a->kvw, nr, kmax, hd);
+            values(O + hd, a->qw, Dm, tk, a->V + (size_t)((i + Hd) / a->nrep) * hd, a->kvw, nr, kmax, hd);
         }
         if (want_diff) {
             block_view(&ev, s->diff, Hd, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_DIFF, layer, &ev)) return -1;
         }
     }
-    if (!is_diff) return 0;
+    return 0;
+}
+
+int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *probes) {
+    const ds_config *c = &s->m->cfg;
+    att_shape a = {.H = c->num_heads, .Hd = c->num_heads / 2, .hd = c->head_dim, .nrep = c->num_heads / c->num_kv_heads,
+                   .qw = c->num_heads * c->head_dim, .kvw = c->num_kv_heads * c->head_dim, .pos0 = s->pos,
+                   .tk = s->pos + n, .is_diff = c->arch == DS_ARCH_DIFFLLAMA,
+                   .scale = (float)(1.0 / sqrt((double)c->head_dim)), .lam = (float)lambda};
+    a.K = s->k_cache + (size_t)layer * s->max_tokens * a.kvw;
+    a.V = s->v_cache + (size_t)layer * s->max_tokens * a.kvw;
+    const int want_maps = ds_probes_active(probes, DS_HOOK_SCORES, layer) ||
+                          ds_probes_active(probes, DS_HOOK_PATTERN, layer) ||
+                          (a.is_diff && (ds_probes_active(probes, DS_HOOK_PATTERN1, layer) ||
+                                         ds_probes_active(probes, DS_HOOK_PATTERN2, layer) ||
+                                         ds_probes_active(probes, DS_HOOK_DIFF, layer)));
+
+    size_t per_row = (size_t)a.H * a.tk;
+    int R = (int)(ATT_BLOCK_FLOATS / per_row);
+    if (R < 1) R = 1;
+    if (R > ATT_MAX_ROWS) R = ATT_MAX_ROWS;
+    if (R > n) R = n;
+    /* The fused path gives each thread a slice of 2 maps; the staged one needs all H. */
+    size_t maps = (size_t)2 * omp_get_max_threads() > (size_t)a.H ? (size_t)2 * omp_get_max_threads() : (size_t)a.H;
+    if (ensure_scratch(s, maps * R * a.tk)) return -1;
+    if (!want_maps) attention_fused(s, &a, n, R);
+    else if (attention_staged(s, &a, layer, n, R, probes)) return -1;
+
+    if (!a.is_diff) return 0;
+    ds_probe_event ev;
     if (ds_probes_active(probes, DS_HOOK_GROUPNORM_IN, layer)) {
-        groupnorm_view(&ev, s, n, pos0);
+        groupnorm_view(&ev, s, n, a.pos0);
         if (ds_probes_fire(probes, DS_HOOK_GROUPNORM_IN, layer, &ev)) return -1;
     }
     groupnorm(s, n, layer);
     if (ds_probes_active(probes, DS_HOOK_GROUPNORM_OUT, layer)) {
-        groupnorm_view(&ev, s, n, pos0);
+        groupnorm_view(&ev, s, n, a.pos0);
         if (ds_probes_fire(probes, DS_HOOK_GROUPNORM_OUT, layer, &ev)) return -1;
     }
     return 0;

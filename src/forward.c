@@ -10,6 +10,7 @@
  * with probe points fired along the way (include/diffscope/probe.h). */
 #include "model_internal.h"
 #include "diffscope/error.h"
+#include "vec_exp.h"
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -155,9 +156,9 @@ static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
 
     if (fire(pr, DS_HOOK_RESID_PRE, l, pos0, s->x, 2, n, D, 0)) return -1;
     rmsnorm(s->xb, s->x, ly->attn_norm, n, D, c->rms_norm_eps);
-    ds_linear(s->q, s->xb, ly->wq, ly->bq, n, D, H * hd);
-    ds_linear(kc, s->xb, ly->wk, ly->bk, n, D, (int)kvw);
-    ds_linear(vc, s->xb, ly->wv, ly->bv, n, D, (int)kvw);
+    const ds_linear_out qkv[3] = {{s->q, ly->wq, ly->bq, H * hd}, {kc, ly->wk, ly->bk, (int)kvw},
+                                  {vc, ly->wv, ly->bv, (int)kvw}};
+    ds_linear_shared(s->xb, n, D, qkv, 3);
     if (fire(pr, DS_HOOK_Q, l, pos0, s->q, 3, n, H, hd) || fire(pr, DS_HOOK_K, l, pos0, kc, 3, n, KV, hd) ||
         fire(pr, DS_HOOK_V, l, pos0, vc, 3, n, KV, hd))
         return -1;
@@ -185,13 +186,13 @@ static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
     if (fire(pr, DS_HOOK_RESID_MID, l, pos0, s->x, 2, n, D, 0)) return -1;
 
     rmsnorm(s->xb, s->x, ly->mlp_norm, n, D, c->rms_norm_eps);
-    ds_linear(s->gate, s->xb, ly->w_gate, ly->b_gate, n, D, FF);
-    ds_linear(s->up, s->xb, ly->w_up, ly->b_up, n, D, FF);
+    const ds_linear_out gate_up[2] = {{s->gate, ly->w_gate, ly->b_gate, FF}, {s->up, ly->w_up, ly->b_up, FF}};
+    ds_linear_shared(s->xb, n, D, gate_up, 2);
     const size_t nI = (size_t)n * FF;
-#pragma omp parallel for schedule(static) if (nI >= DS_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (nI >= DS_PAR_MIN)
     for (size_t i = 0; i < nI; i++) {
         float g = s->gate[i];
-        s->gate[i] = (g / (1.0f + expf(-g))) * s->up[i];
+        s->gate[i] = (g / (1.0f + ds_expf(-g))) * s->up[i];
     }
     if (fire(pr, DS_HOOK_MLP_POST, l, pos0, s->gate, 2, n, FF, 0)) return -1;
     ds_linear(s->tmp, s->gate, ly->w_down, ly->b_down, n, FF, D);

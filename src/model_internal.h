@@ -63,7 +63,17 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
 void ds_rope_table(const ds_config *c, int max_tokens, float *cos_out, float *sin_out);
 void ds_rope_apply(float *x, int n, int nheads, int hd, int pos0, const float *cos_t, const float *sin_t);
 
-/* y[n, out] = x[n, in] · W[out, in]^T (+ b) */
+/* linear.c: y[n, out] = x[n, in] · W[out, in]^T (+ b) */
 void ds_linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out);
+
+/* One of up to DS_LINEAR_MAX products of the same x, computed together by ds_linear_shared. */
+#define DS_LINEAR_MAX 4
+typedef struct {
+    float *y;       /* [n, out] */
+    const float *w; /* [out, in] */
+    const float *b; /* [out] or NULL */
+    int out;
+} ds_linear_out;
+void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, int count);
 
 #endif

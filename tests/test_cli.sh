@@ -101,3 +101,26 @@ else
     echo " $want " | grep -q " $got "
     check blas_kernel_best_for_cpu $? "kernel '$got' with OPENBLAS_CORETYPE unset, expected one of: $want"
 fi
+
+# bench's figures: the FLOP count against one made here from config.json (every product of
+# the forward pass, attention over causal entries, lm_head for the last token only), the
+# rounds asked for, a dump that was written, weights that were mapped.
+$DS bench $M --tokens 7 --decode 2 --dump --rounds 2 --threads 1 --json >"$T/bench" 2>"$T/err" && /usr/bin/python3 -c "
+import json
+r = json.load(open('$T/bench'))
+c = json.load(open('$M/config.json'))
+T, D, I, V = 7, c['hidden_size'], c['intermediate_size'], c['vocab_size']
+H, KV = c['num_attention_heads'], c['num_key_value_heads']
+hd = c.get('head_dim') or D // H
+per_layer = 2*T*D*H*hd + 2*2*T*D*KV*hd + 2*T*H*hd*D + 3*2*T*D*I
+per_layer += sum(2*H*hd*t + 2*H*hd*t for t in range(1, T + 1))
+want = c['num_hidden_layers'] * per_layer + 2*D*V
+assert r['prefill_flops'] == want, (r['prefill_flops'], want)
+assert r['rounds'] == 2 and r['tokens'] == 7 and r['decode_tokens'] == 2, r
+assert r['dump_mb'] > 0 and r['dump_ratio'] > 0 and r['rss_file_gb'] > 0, r
+assert 0 < r['prefill_best_s'] <= r['prefill_s'] and r['sgemm_peak_gflops'] >= r['sgemm_gflops'] * 0.5, r
+"
+check bench_json_figures $? "$(cat "$T/bench" "$T/err")"
+$DS bench $M --rounds 0 2>"$T/err"; rc=$?
+[ $rc = 2 ] && grep -q -- "--rounds" "$T/err"
+check bench_rejects_zero_rounds $? "exit $rc: $(cat "$T/err")"

@@ -1,5 +1,8 @@
 #!/bin/sh
 # make bench: the standard benchmark set, printed as one table.
+#   eff%:  prefill GFLOP/s over sgemm's sustained GFLOP/s, measured right after each prefill
+#          for as long as it took (median of 3 rounds; see diffscope bench --help);
+#   peak%: the same prefill over sgemm's fastest single call of those rounds.
 #   - random checkpoints of the "small" (125 M) and "kajuma" (1.24 B) shapes, DiffLlama and
 #     Llama, written once by `diffscope init` under $BENCH_DIR (default /tmp/diffscope-bench);
 #   - prefill at 128 and 512 tokens, 16 decode steps, a full dump at 512 tokens;
@@ -18,7 +21,7 @@ for shape in $shapes; do
         [ -f "$DIR/$shape-$arch/config.json" ] || $DS init "$DIR/$shape-$arch" --like $shape --arch $arch || exit 1
     done
 done
-printf "%-18s %6s %9s %9s %9s %7s %8s %9s %8s %7s\n" model tokens prefill_s tok/s GFLOP/s eff% RSS_GiB decode/s dump_s dump/x
+printf "%-18s %6s %9s %9s %9s %7s %7s %8s %9s %8s %7s\n" model tokens prefill_s tok/s GFLOP/s eff% peak% RSS_GiB decode/s dump_s dump/x
 for shape in $shapes; do
     for arch in diffllama llama; do
         for T in 128 512; do
@@ -27,8 +30,9 @@ for shape in $shapes; do
             $DS bench "$DIR/$shape-$arch" --tokens $T --threads "$THREADS" $extra --json | /usr/bin/python3 -c "
 import json, sys
 r = json.load(sys.stdin)
-print('%-18s %6d %9.3f %9.1f %9.1f %7.0f %8.2f %9s %8s %7s' % ('$shape-$arch', r['tokens'], r['prefill_s'],
-      r['prefill_tok_s'], r['prefill_gflops'], 100 * r['efficiency'], r['peak_rss_gb'],
+print('%-18s %6d %9.3f %9.1f %9.1f %7.0f %7.0f %8.2f %9s %8s %7s' % ('$shape-$arch', r['tokens'], r['prefill_s'],
+      r['prefill_tok_s'], r['prefill_gflops'], 100 * r['efficiency'],
+      100 * r['prefill_gflops'] / r['sgemm_peak_gflops'], r['peak_rss_gb'],
       '%.2f' % r['decode_tok_s'] if r['decode_tokens'] else '-', '%.2f' % r['dump_s'] if r['dump_s'] else '-',
       '%.2f' % r['dump_ratio'] if r['dump_s'] else '-'))
 if r['decode_tokens']:

@@ -2,7 +2,9 @@
 """diffscope and Hugging Face transformers side by side, on one machine, with the same threads.
 
 For a random checkpoint of a given shape (written by `diffscope init`, default the shape of
-kajuma/DiffLlama-0.3B-handcut) and each architecture, measures:
+kajuma/DiffLlama-0.3B-handcut) and each architecture, measures in --rounds alternating rounds
+(transformers, then diffscope, so that a slow spell of a shared host hits both; medians and
+bests are reported):
 
   * prefill: transformers 5 eager float32 forward of T random tokens (no cache), with and
     without output_attentions, against `diffscope bench --tokens T` (same threads);
@@ -36,6 +38,7 @@ ap.add_argument("--like", default="kajuma")
 ap.add_argument("--tokens", type=int, default=512)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--archs", default="diffllama,llama")
+ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--workdir", default=tempfile.gettempdir())
 args = ap.parse_args()
 DS = shlex.split(args.diffscope)
@@ -52,14 +55,14 @@ def run(cmd):
     return r.stdout, time.time() - t0
 
 
-def timed(fn, reps=2):
-    best = 1e30
-    out = None
-    for _ in range(reps):
-        t0 = time.time()
-        out = fn()
-        best = min(best, time.time() - t0)
-    return best, out
+def timed(fn):
+    t0 = time.time()
+    out = fn()
+    return time.time() - t0, out
+
+
+def summary(values):
+    return {"median": float(np.median(values)), "best": float(min(values)), "all": [float(v) for v in values]}
 
 
 for arch in args.archs.split(","):
@@ -72,43 +75,57 @@ for arch in args.archs.split(","):
     V = model.config.vocab_size
     ids = torch.randint(0, V, (1, args.tokens), generator=g)
     ids_arg = ",".join(map(str, ids[0].tolist()))
-    with torch.no_grad():
-        model(ids[:, :8], use_cache=False)  # warm-up
-        r["hf_prefill_s"], out = timed(lambda: model(ids, use_cache=False, logits_to_keep=1))
-        hf_last = out.logits[0, -1].numpy()
-        r["hf_prefill_attn_s"], _ = timed(lambda: model(ids, use_cache=False, output_attentions=True, logits_to_keep=1), 1)
+    def hf_dump():
+        o = model(ids, use_cache=False, output_attentions=True, logits_to_keep=1)
+        path = os.path.join(args.workdir, f"hf-{arch}.h5")
+        with h5py.File(path, "w") as f:
+            for l, a in enumerate(o.attentions):
+                a = a[0].numpy()
+                if arch == "diffllama":
+                    at = model.model.layers[l].self_attn
+                    lam = (torch.exp((at.lambda_q1 * at.lambda_k1).sum()) - torch.exp((at.lambda_q2 * at.lambda_k2).sum())
+                           + at.lambda_init).item()
+                    h = a.shape[0] // 2
+                    f[f"layers/{l}/attn/softmax1"] = a[:h]
+                    f[f"layers/{l}/attn/softmax2"] = a[h:]
+                    f[f"layers/{l}/attn/diff"] = a[:h] - lam * a[h:]
+                else:
+                    f[f"layers/{l}/attn/softmax"] = a
+        size = os.path.getsize(path)
+        os.remove(path)
+        return size
 
-        def hf_dump():
-            o = model(ids, use_cache=False, output_attentions=True, logits_to_keep=1)
-            path = os.path.join(args.workdir, f"hf-{arch}.h5")
-            with h5py.File(path, "w") as f:
-                for l, a in enumerate(o.attentions):
-                    a = a[0].numpy()
-                    if arch == "diffllama":
-                        at = model.model.layers[l].self_attn
-                        lam = (torch.exp((at.lambda_q1 * at.lambda_k1).sum()) - torch.exp((at.lambda_q2 * at.lambda_k2).sum())
-                               + at.lambda_init).item()
-                        h = a.shape[0] // 2
-                        f[f"layers/{l}/attn/softmax1"] = a[:h]
-                        f[f"layers/{l}/attn/softmax2"] = a[h:]
-                        f[f"layers/{l}/attn/diff"] = a[:h] - lam * a[h:]
-                    else:
-                        f[f"layers/{l}/attn/softmax"] = a
-            size = os.path.getsize(path)
-            os.remove(path)
-            return size
-        r["hf_dump_s"], r["hf_dump_bytes"] = timed(hf_dump, 2)
+    hf_prefill, hf_attn, hf_dumps, ds_runs = [], [], [], []
+    with torch.no_grad():
+        model(ids, use_cache=False, logits_to_keep=1)  # warm-up at full length
+        for _ in range(args.rounds):
+            t, out = timed(lambda: model(ids, use_cache=False, logits_to_keep=1))
+            hf_prefill.append(t)
+            hf_last = out.logits[0, -1].numpy()
+            hf_attn.append(timed(lambda: model(ids, use_cache=False, output_attentions=True, logits_to_keep=1))[0])
+            t, r["hf_dump_bytes"] = timed(hf_dump)
+            hf_dumps.append(t)
+            # one diffscope round (after its own warm-up prefill): prefill, sustained sgemm, dump
+            js, _ = run(DS + ["bench", mdir, "--tokens", str(args.tokens), "--threads", str(args.threads), "--dump",
+                              "--rounds", "1", "--json"])
+            ds_runs.append(json.loads(js))
     del model
-    js, _ = run(DS + ["bench", mdir, "--tokens", str(args.tokens), "--threads", str(args.threads), "--dump",
-                      "--decode", "8", "--json"])
-    r["diffscope"] = json.loads(js)
+    r["hf_prefill_s"], r["hf_prefill_attn_s"], r["hf_dump_s"] = summary(hf_prefill), summary(hf_attn), summary(hf_dumps)
+    r["diffscope_runs"] = ds_runs
+    r["ds_prefill_s"] = summary([d["prefill_s"] for d in ds_runs])
+    r["ds_dump_s"] = summary([d["dump_s"] for d in ds_runs])
+    r["ds_efficiency"] = summary([d["efficiency"] for d in ds_runs])
+    js, _ = run(DS + ["bench", mdir, "--tokens", "64", "--threads", str(args.threads), "--decode", "8", "--rounds", "1",
+                      "--json"])
+    r["diffscope_decode"] = json.loads(js)
     lp = os.path.join(args.workdir, f"ds-logits-{arch}.h5")
     run(DS + ["logits", mdir, "--ids", ids_arg, "-o", lp, "--force", "--threads", str(args.threads)])
     with h5py.File(lp) as f:
         r["last_logits_max_abs_diff"] = float(np.abs(f["logits"][-1] - hf_last).max())
     os.remove(lp)
-    r["prefill_speedup"] = r["hf_prefill_s"] / r["diffscope"]["prefill_s"]
-    r["dump_speedup"] = r["hf_dump_s"] / r["diffscope"]["dump_s"]
+    for k in ("median", "best"):
+        r[f"prefill_speedup_{k}"] = r["hf_prefill_s"][k] / r["ds_prefill_s"][k]
+        r[f"dump_speedup_{k}"] = r["hf_dump_s"][k] / r["ds_dump_s"][k]
     results[arch] = r
     print(arch, json.dumps(r, indent=1), flush=True)
 

@@ -1,7 +1,13 @@
-/* diffscope bench MODEL [--tokens N] [--decode N] [--dump] [--json]: prefill and decode speed,
- * the prefill's achieved GFLOP/s next to OpenBLAS sgemm's on the model's largest prefill GEMM
- * shape (measured in the same process), peak RSS, the implied weight-read bandwidth of
- * decoding next to the machine's measured read bandwidth, and the cost of a full dump. */
+/* diffscope bench MODEL [--tokens N] [--decode N] [--dump] [--rounds N] [--json]: prefill and
+ * decode speed, the prefill's achieved GFLOP/s next to OpenBLAS sgemm's on the model's largest
+ * prefill GEMM shape (measured in the same process, round by round), peak RSS, the implied
+ * weight-read bandwidth of decoding next to the machine's measured read bandwidth, and the cost
+ * of a full dump.
+ *
+ * Each round times one prefill, then runs the reference sgemm back to back for as long as that
+ * prefill took, then (with --dump) one dump. Both rates are sustained over the same length of
+ * time, next to each other, so a slow spell of a shared host hits both; the figures reported
+ * are medians over the rounds. */
 #include <cblas.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -17,13 +23,16 @@
 #include "diffscope/model.h"
 
 static const char *help =
-    "usage: diffscope bench MODEL [--tokens N] [--decode N] [--dump] [--threads N] [--json]\n\n"
+    "usage: diffscope bench MODEL [--tokens N] [--decode N] [--dump] [--rounds N] [--threads N] [--json]\n\n"
     "Measures a prefill of N random tokens (default 512), N decode steps (default 0), and\n"
     "with --dump the time and size of a dump of every map of every layer at the same length.\n"
-    "Efficiency = prefill GFLOP/s / sgemm GFLOP/s on the model's MLP GEMM shape (T x D -> I).\n\n"
+    "Efficiency = prefill GFLOP/s / sgemm GFLOP/s on the model's MLP GEMM shape (T x D -> I),\n"
+    "the sgemm run back to back for as long as the prefill took, right after it; the median over\n"
+    "the rounds is reported (and sgemm's best single call as its peak).\n\n"
     "  --tokens N      prompt length\n"
     "  --decode N      decode steps after the prefill\n"
-    "  --dump          also time `dump` (default --what) into a temporary file\n"
+    "  --dump          also time `dump` (default --what) into a temporary file, once per round\n"
+    "  --rounds N      measured rounds after one warm-up prefill (default 3)\n"
     "  --threads N     threads (default: all cores)\n"
     "  --json          one JSON object on stdout\n"
     "  -h, --help      this text\n";
@@ -40,24 +49,48 @@ static double prefill_flops(const ds_config *c, double T) {
     return c->num_layers * (proj + mlp + attn) + 2 * D * V;
 }
 
-static double sgemm_gflops(int M, int N, int K) {
-    float *a = malloc((size_t)M * K * sizeof(float)), *b = malloc((size_t)N * K * sizeof(float));
-    float *y = malloc((size_t)M * N * sizeof(float));
-    if (!a || !b || !y) {
-        free(a), free(b), free(y);
-        return 0;
-    }
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.01f;
-    for (size_t i = 0; i < (size_t)N * K; i++) b[i] = (float)(i % 5) * 0.01f;
-    double best = 1e30;
-    for (int rep = 0; rep < 3; rep++) {
+/* The reference product y[M, N] = a[M, K] · b[N, K]ᵀ, OpenBLAS's own threading on all threads. */
+typedef struct {
+    int M, N, K;
+    float *a, *b, *y;
+} sgemm_ref;
+
+static int sgemm_ref_init(sgemm_ref *r, int M, int N, int K) {
+    *r = (sgemm_ref){M, N, K, malloc((size_t)M * K * sizeof(float)), malloc((size_t)N * K * sizeof(float)),
+                     malloc((size_t)M * N * sizeof(float))};
+    if (!r->a || !r->b || !r->y) return -1;
+    for (size_t i = 0; i < (size_t)M * K; i++) r->a[i] = (float)(i % 7) * 0.01f;
+    for (size_t i = 0; i < (size_t)N * K; i++) r->b[i] = (float)(i % 5) * 0.01f;
+    return 0;
+}
+
+static void sgemm_ref_free(sgemm_ref *r) { free(r->a), free(r->b), free(r->y); }
+
+/* Calls the reference product back to back for at least SECONDS (and at least twice); returns
+ * the sustained GFLOP/s and lowers *BEST_CALL_S to the fastest single call seen. */
+static double sgemm_sustained(sgemm_ref *r, double seconds, double *best_call_s) {
+    double t_start = cli_now(), t = t_start;
+    int calls = 0;
+    do {
         double t0 = cli_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, y, N);
-        double t = cli_now() - t0;
-        best = t < best ? t : best;
-    }
-    free(a), free(b), free(y);
-    return 2.0 * M * N * K / best / 1e9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r->M, r->N, r->K, 1.0f, r->a, r->K, r->b, r->K, 0.0f,
+                    r->y, r->N);
+        t = cli_now();
+        if (t - t0 < *best_call_s) *best_call_s = t - t0;
+        calls++;
+    } while (t - t_start < seconds || calls < 2);
+    return 2.0 * r->M * r->N * r->K * calls / (t - t_start) / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of V[0..n) (n >= 1); V is reordered. */
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Read bandwidth of this machine: summing a 1 GiB buffer (already in memory) with all threads. */
@@ -88,18 +121,56 @@ static double peak_rss_gb(void) {
     return ru.ru_maxrss / 1048576.0; /* KiB -> GiB */
 }
 
+/* The current resident set split as /proc/self/status does: RssFile holds the mapped weights,
+ * RssAnon our own allocations. Zeros where the file cannot be read. */
+static void current_rss_gb(double *file_gb, double *anon_gb) {
+    *file_gb = *anon_gb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return;
+    char line[256];
+    long kib;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "RssFile: %ld", &kib) == 1) *file_gb = kib / 1048576.0;
+        if (sscanf(line, "RssAnon: %ld", &kib) == 1) *anon_gb = kib / 1048576.0;
+    }
+    fclose(f);
+}
+
+/* One dump of every default map of T tokens into a temporary file: its time, or -1 on failure
+ * (with the error printed); *MB receives the file size. */
+static double time_dump(const ds_model *m, ds_session *s, const int *ids, int T, float *logits, double *mb) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/diffscope-bench-%d.h5", (int)getpid());
+    ds_dump_opts d = {.what = DS_DUMP_DEFAULT, .topk = 100, .force = 1};
+    ds_probes *p = ds_probes_new();
+    ds_session_reset(s);
+    double t0 = cli_now();
+    ds_dump *dd = p ? ds_dump_begin(path, &d, m, ids, T, p) : NULL;
+    int rc = !dd || ds_forward(s, ids, T, logits, 1, p);
+    if (dd) rc = rc ? (ds_dump_abort(dd), -1) : ds_dump_finish(dd, NULL);
+    double secs = cli_now() - t0;
+    struct stat st;
+    *mb = !rc && !stat(path, &st) ? st.st_size / 1e6 : 0;
+    unlink(path);
+    ds_probes_free(p);
+    if (rc) cli_lib_error();
+    return rc ? -1 : secs;
+}
+
 int cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {{"tokens", required_argument, 0, 't'}, {"decode", required_argument, 0, 'd'},
-                                         {"dump", no_argument, 0, 'D'},         {"threads", required_argument, 0, 'j'},
-                                         {"json", no_argument, 0, 'J'},         {"help", no_argument, 0, 'h'},
-                                         {0}};
-    long T = 512, n_dec = 0, threads = 0;
+                                         {"dump", no_argument, 0, 'D'},         {"rounds", required_argument, 0, 'r'},
+                                         {"threads", required_argument, 0, 'j'}, {"json", no_argument, 0, 'J'},
+                                         {"help", no_argument, 0, 'h'},          {0}};
+    enum { MAX_ROUNDS = 100 };
+    long T = 512, n_dec = 0, threads = 0, rounds = 3;
     int do_dump = 0, json = 0, o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 't': if (cli_parse_int(optarg, "--tokens", 1, 1 << 20, &T)) return cli_lib_error(); break;
         case 'd': if (cli_parse_int(optarg, "--decode", 0, 1 << 20, &n_dec)) return cli_lib_error(); break;
+        case 'r': if (cli_parse_int(optarg, "--rounds", 1, MAX_ROUNDS, &rounds)) return cli_lib_error(); break;
         case 'j': if (cli_parse_int(optarg, "--threads", 1, 1024, &threads)) return cli_lib_error(); break;
         case 'D': do_dump = 1; break;
         case 'J': json = 1; break;
@@ -118,8 +189,10 @@ int cmd_bench(int argc, char **argv) {
     int *ids = malloc((size_t)total * sizeof *ids);
     float *logits = malloc((size_t)c->vocab_size * sizeof(float));
     ds_session *s = ds_session_new(m, total, 1);
-    if (!ids || !logits || !s) {
-        free(ids), free(logits), ds_session_free(s), ds_model_free(m);
+    sgemm_ref ref;
+    int ref_ok = !sgemm_ref_init(&ref, (int)T, c->intermediate_size, c->hidden_size);
+    if (!ids || !logits || !s || !ref_ok) {
+        free(ids), free(logits), ds_session_free(s), ds_model_free(m), sgemm_ref_free(&ref);
         return cli_error("out of memory for a session of %d tokens", total);
     }
     uint64_t x = 12345;
@@ -127,71 +200,86 @@ int cmd_bench(int argc, char **argv) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         ids[i] = (int)((x >> 33) % (uint64_t)c->vocab_size);
     }
-    /* Warm-up: one full prefill, so that the measured one neither reads the mapped weights
-     * from disk nor first-touches its scratch buffers. */
+    /* Warm-up: one full prefill, so that the measured ones neither read the mapped weights
+     * from disk nor first-touch their scratch buffers. Its peak RSS is the forward pass's. */
     int rc = ds_forward(s, ids, (int)T, logits, 1, NULL);
-    ds_session_reset(s);
-    t0 = cli_now();
-    rc = rc || ds_forward(s, ids, (int)T, logits, 1, NULL);
-    double prefill_s = cli_now() - t0;
-    t0 = cli_now();
-    for (int i = 0; i < n_dec && !rc; i++) rc = ds_forward(s, &ids[T + i], 1, logits, 1, NULL);
-    double decode_s = cli_now() - t0;
-    if (rc) {
-        cli_lib_error();
-        free(ids), free(logits), ds_session_free(s), ds_model_free(m);
-        return DS_EXIT_INPUT;
-    }
-    double rss_forward = peak_rss_gb();
-    double flops = prefill_flops(c, (double)T), gflops = flops / prefill_s / 1e9;
-    double ref = sgemm_gflops((int)T, c->intermediate_size, c->hidden_size);
-    double dump_s = 0, dump_mb = 0;
-    if (do_dump) {
-        char path[64];
-        snprintf(path, sizeof path, "/tmp/diffscope-bench-%d.h5", (int)getpid());
-        ds_dump_opts d = {.what = DS_DUMP_DEFAULT, .topk = 100, .force = 1};
-        ds_probes *p = ds_probes_new();
+    if (rc) cli_lib_error();
+    double rss_forward = peak_rss_gb(), rss_file, rss_anon;
+    current_rss_gb(&rss_file, &rss_anon);
+    const double flops = prefill_flops(c, (double)T);
+    double prefill_s[MAX_ROUNDS], ref_gflops[MAX_ROUNDS], eff[MAX_ROUNDS], dump_s[MAX_ROUNDS], dump_ratio[MAX_ROUNDS];
+    double best_call_s = 1e30, dump_mb = 0;
+    for (int r = 0; r < rounds && !rc; r++) {
         ds_session_reset(s);
         t0 = cli_now();
-        ds_dump *dd = ds_dump_begin(path, &d, m, ids, (int)T, p);
-        rc = !dd || ds_forward(s, ids, (int)T, logits, 1, p);
-        if (dd) rc = rc ? (ds_dump_abort(dd), -1) : ds_dump_finish(dd, NULL);
-        dump_s = cli_now() - t0;
-        struct stat st;
-        if (!rc && !stat(path, &st)) dump_mb = st.st_size / 1e6;
-        unlink(path);
-        ds_probes_free(p);
-        if (rc) cli_lib_error();
+        if ((rc = ds_forward(s, ids, (int)T, logits, 1, NULL))) {
+            cli_lib_error();
+            break;
+        }
+        prefill_s[r] = cli_now() - t0;
+        ref_gflops[r] = sgemm_sustained(&ref, prefill_s[r], &best_call_s);
+        eff[r] = flops / prefill_s[r] / 1e9 / ref_gflops[r];
+        if (do_dump && (rc = (dump_s[r] = time_dump(m, s, ids, (int)T, logits, &dump_mb)) < 0)) break;
+        dump_ratio[r] = do_dump ? dump_s[r] / prefill_s[r] : 0;
     }
-    /* Decode reads every weight once per token (the embedding table only one row). */
+    if (rc) {
+        free(ids), free(logits), ds_session_free(s), ds_model_free(m), sgemm_ref_free(&ref);
+        return DS_EXIT_INPUT;
+    }
+    double best_prefill = prefill_s[0];
+    for (int r = 1; r < rounds; r++) best_prefill = prefill_s[r] < best_prefill ? prefill_s[r] : best_prefill;
+    const int n = (int)rounds;
+    const double prefill = median(prefill_s, n), ref_med = median(ref_gflops, n), efficiency = median(eff, n);
+    const double dump = do_dump ? median(dump_s, n) : 0, dump_x = do_dump ? median(dump_ratio, n) : 0;
+    const double ref_peak = 2.0 * ref.M * ref.N * ref.K / best_call_s / 1e9, gflops = flops / prefill / 1e9;
+
+    /* Decode: a fresh prefill (untimed), then N steps, each reading every weight once (the
+     * embedding table only one row). */
+    double decode_s = 0;
+    if (n_dec) {
+        ds_session_reset(s);
+        rc = ds_forward(s, ids, (int)T, logits, 1, NULL);
+        t0 = cli_now();
+        for (int i = 0; i < n_dec && !rc; i++) rc = ds_forward(s, &ids[T + i], 1, logits, 1, NULL);
+        decode_s = cli_now() - t0;
+        if (rc) {
+            cli_lib_error();
+            free(ids), free(logits), ds_session_free(s), ds_model_free(m), sgemm_ref_free(&ref);
+            return DS_EXIT_INPUT;
+        }
+    }
     double weight_bytes = 4.0 * (ds_config_param_count(c) - (double)c->vocab_size * c->hidden_size *
                                                                (c->tie_word_embeddings ? 0 : 1));
     double dec_tps = n_dec ? n_dec / decode_s : 0, bw = n_dec ? read_bandwidth_gbs() : 0;
     if (json) {
-        printf("{\"model\": \"%s\", \"params\": %lld, \"threads\": %d, \"tokens\": %ld, \"load_s\": %.3f, "
-               "\"prefill_s\": %.4f, \"prefill_tok_s\": %.2f, \"prefill_gflops\": %.2f, \"sgemm_gflops\": %.2f, "
-               "\"efficiency\": %.3f, \"peak_rss_gb\": %.3f, \"decode_tokens\": %ld, \"decode_tok_s\": %.3f, "
-               "\"decode_weight_gbs\": %.2f, \"read_bandwidth_gbs\": %.2f, \"dump_s\": %.4f, \"dump_mb\": %.2f, "
-               "\"dump_ratio\": %.3f, \"blas_core\": \"%s\"}\n",
-               argv[optind], ds_config_param_count(c), ds_get_threads(), T, load_s, prefill_s, T / prefill_s, gflops,
-               ref, gflops / ref, rss_forward, n_dec, dec_tps, dec_tps * weight_bytes / 1e9, bw, dump_s, dump_mb,
-               do_dump ? dump_s / prefill_s : 0.0, openblas_get_corename());
+        printf("{\"model\": \"%s\", \"params\": %lld, \"threads\": %d, \"tokens\": %ld, \"rounds\": %d, "
+               "\"load_s\": %.3f, \"prefill_flops\": %.0f, \"prefill_s\": %.4f, \"prefill_best_s\": %.4f, "
+               "\"prefill_tok_s\": %.2f, \"prefill_gflops\": %.2f, \"sgemm_gflops\": %.2f, "
+               "\"sgemm_peak_gflops\": %.2f, \"efficiency\": %.3f, \"peak_rss_gb\": %.3f, \"rss_file_gb\": %.3f, "
+               "\"rss_anon_gb\": %.3f, \"decode_tokens\": %ld, \"decode_tok_s\": %.3f, \"decode_weight_gbs\": %.2f, "
+               "\"read_bandwidth_gbs\": %.2f, \"dump_s\": %.4f, \"dump_mb\": %.2f, \"dump_ratio\": %.3f, "
+               "\"blas_core\": \"%s\"}\n",
+               argv[optind], ds_config_param_count(c), ds_get_threads(), T, n, load_s, flops, prefill, best_prefill,
+               T / prefill, gflops, ref_med, ref_peak, efficiency, rss_forward, rss_file, rss_anon, n_dec, dec_tps,
+               dec_tps * weight_bytes / 1e9, bw, dump, dump_mb, dump_x, openblas_get_corename());
     } else {
         printf("model            %s (%s, %.1f M params, %d threads)\n", argv[optind], ds_arch_name(c->arch),
                ds_config_param_count(c) / 1e6, ds_get_threads());
         printf("load             %.2f s (OpenBLAS kernel %s)\n", load_s, openblas_get_corename());
-        printf("prefill %5ld tok %.3f s  %.1f tok/s  %.1f GFLOP/s\n", T, prefill_s, T / prefill_s, gflops);
-        printf("sgemm %dx%dx%d %.1f GFLOP/s  -> efficiency %.0f %%\n", (int)T, c->hidden_size, c->intermediate_size, ref,
-               100 * gflops / ref);
-        printf("peak RSS         %.2f GiB\n", rss_forward);
+        printf("prefill %5ld tok %.3f s  %.1f tok/s  %.1f GFLOP/s  (median of %d rounds; best %.3f s)\n", T, prefill,
+               T / prefill, gflops, n, best_prefill);
+        printf("sgemm %dx%dx%d %.1f GFLOP/s sustained (best call %.1f)  -> efficiency %.0f %%\n", (int)T,
+               c->hidden_size, c->intermediate_size, ref_med, ref_peak, 100 * efficiency);
+        printf("peak RSS         %.2f GiB (mapped files %.2f, anonymous %.2f)\n", rss_forward, rss_file, rss_anon);
         if (n_dec)
             printf("decode %6ld tok %.2f tok/s  %.1f GB/s of weights (machine read bandwidth %.1f GB/s)\n", n_dec,
                    dec_tps, dec_tps * weight_bytes / 1e9, bw);
         if (do_dump)
-            printf("dump (all maps)  %.3f s  %.1f MB  %.2fx the prefill\n", dump_s, dump_mb, dump_s / prefill_s);
+            printf("dump (all maps)  %.3f s  %.1f MB  %.2fx the prefill\n", dump, dump_mb, dump_x);
     }
     free(ids), free(logits);
     ds_session_free(s);
     ds_model_free(m);
-    return rc ? DS_EXIT_INPUT : DS_EXIT_OK;
+    sgemm_ref_free(&ref);
+    return DS_EXIT_OK;
 }
