@@ -124,3 +124,16 @@ check bench_json_figures $? "$(cat "$T/bench" "$T/err")"
 $DS bench $M --rounds 0 2>"$T/err"; rc=$?
 [ $rc = 2 ] && grep -q -- "--rounds" "$T/err"
 check bench_rejects_zero_rounds $? "exit $rc: $(cat "$T/err")"
+
+# bench's peak RSS is diffscope's own: started by a process holding 1.5 GB (as a Python
+# process holding a transformers model does), a tiny model's peak stays far below that.
+# (getrusage's ru_maxrss keeps the size of the image exec replaced, and reported 1.5 GB here.)
+peak=$(/usr/bin/python3 -c "
+import json, subprocess, sys
+held = bytearray(1500 * 1000 * 1000)
+for i in range(0, len(held), 4096): held[i] = 1
+out = subprocess.run(sys.argv[1:], capture_output=True, text=True).stdout
+print(json.loads(out)['peak_rss_gb'])
+" $DS bench $M --tokens 4 --rounds 1 --json)
+/usr/bin/python3 -c "import sys; sys.exit(not (0 < float('$peak') < 1.0))"
+check bench_peak_rss_is_its_own $? "peak_rss_gb $peak with a 1.5 GB parent"

@@ -115,25 +115,29 @@ static double read_bandwidth_gbs(void) {
     return sum > 0 ? n * sizeof(float) / best / 1e9 : 0;
 }
 
-static double peak_rss_gb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1048576.0; /* KiB -> GiB */
-}
-
-/* The current resident set split as /proc/self/status does: RssFile holds the mapped weights,
- * RssAnon our own allocations. Zeros where the file cannot be read. */
-static void current_rss_gb(double *file_gb, double *anon_gb) {
-    *file_gb = *anon_gb = 0;
+/* From /proc/self/status: the peak resident set (VmHWM), and the current one split into
+ * RssFile (the mapped weights) and RssAnon (our own allocations), in GiB.
+ *
+ * Not getrusage's ru_maxrss: Linux folds the high-water mark of the image a process replaced
+ * by exec into it, so a diffscope started by a Python process that holds a model reported that
+ * process's size (6.5 GiB for 4.6 GiB of weights on the GPU host, under transformers). Where
+ * /proc is missing, ru_maxrss is the fallback and the split is zero. */
+static void rss_gb(double *peak, double *file, double *anon) {
+    *peak = *file = *anon = 0;
     FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return;
     char line[256];
     long kib;
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "RssFile: %ld", &kib) == 1) *file_gb = kib / 1048576.0;
-        if (sscanf(line, "RssAnon: %ld", &kib) == 1) *anon_gb = kib / 1048576.0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "VmHWM: %ld", &kib) == 1) *peak = kib / 1048576.0;
+        if (sscanf(line, "RssFile: %ld", &kib) == 1) *file = kib / 1048576.0;
+        if (sscanf(line, "RssAnon: %ld", &kib) == 1) *anon = kib / 1048576.0;
     }
-    fclose(f);
+    if (f) fclose(f);
+    if (*peak == 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        *peak = ru.ru_maxrss / 1048576.0; /* KiB -> GiB */
+    }
 }
 
 /* One dump of every default map of T tokens into a temporary file: its time, or -1 on failure
@@ -204,8 +208,8 @@ int cmd_bench(int argc, char **argv) {
      * from disk nor first-touch their scratch buffers. Its peak RSS is the forward pass's. */
     int rc = ds_forward(s, ids, (int)T, logits, 1, NULL);
     if (rc) cli_lib_error();
-    double rss_forward = peak_rss_gb(), rss_file, rss_anon;
-    current_rss_gb(&rss_file, &rss_anon);
+    double rss_forward, rss_file, rss_anon;
+    rss_gb(&rss_forward, &rss_file, &rss_anon);
     const double flops = prefill_flops(c, (double)T);
     double prefill_s[MAX_ROUNDS], ref_gflops[MAX_ROUNDS], eff[MAX_ROUNDS], dump_s[MAX_ROUNDS], dump_ratio[MAX_ROUNDS];
     double best_call_s = 1e30, dump_mb = 0;
