@@ -6,6 +6,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,29 @@ static int add_tensors(ds_weights *w, const char *path, const cJSON *header, con
     return 0;
 }
 
+/* Maps FD read-only at an address aligned to 2 MiB and asks for transparent huge pages. Where
+ * the page cache holds the file in 2 MiB folios (as it does after reading it through such a
+ * mapping, on kernels and filesystems with large folios: ext4 on Linux 6.18 here), the weights
+ * are then mapped with one TLB entry per 2 MiB instead of 512, and the GEMMs that stream them
+ * ran 5-8 % faster (src/linear.c). Only advice: elsewhere it is a plain mapping. */
+static void *map_weights(int fd, size_t size) {
+    const size_t huge = (size_t)2 << 20, page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t span = size + huge;
+    char *res = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (res == MAP_FAILED) return mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    char *at = (char *)(((uintptr_t)res + huge - 1) & ~(uintptr_t)(huge - 1));
+    void *map = mmap(at, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    if (map == MAP_FAILED) {
+        munmap(res, span);
+        return map;
+    }
+    char *end = at + (size + page - 1) / page * page; /* hand back the reservation around it */
+    if (at > res) munmap(res, (size_t)(at - res));
+    if (res + span > end) munmap(end, (size_t)(res + span - end));
+    madvise(map, size, MADV_HUGEPAGE);
+    return map;
+}
+
 int ds_weights_add_file(ds_weights *w, const char *path) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return ds_fail("%s: cannot open: %s", path, strerror(errno));
@@ -210,7 +234,7 @@ int ds_weights_add_file(ds_weights *w, const char *path) {
         close(fd);
         return ds_fail("%s: truncated safetensors file (%zu bytes, no header length)", path, size);
     }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = map_weights(fd, size);
     close(fd);
     if (map == MAP_FAILED) return ds_fail("%s: mmap failed: %s", path, strerror(errno));
     ds_mapped_file *nf = realloc(w->files, (size_t)(w->nfiles + 1) * sizeof *nf);

@@ -4,6 +4,7 @@
 #include "diffscope/tmpfiles.h"
 #include <cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,11 @@ static int write_shard(ds_st_writer *w, int s, ds_fill_fn fill, void *user) {
         rc = write_all(f, buf, (size_t)e->numel * es, path);
         free(buf);
     }
+    /* On disk before the rename; then out of the page cache, so that the first model load
+     * reads it back through its huge-page mapping (src/safetensors.c) into 2 MiB folios,
+     * instead of mapping the 4 KiB pages this write left behind. */
+    if (!rc && (fflush(f) || fdatasync(fileno(f)))) rc = ds_fail("%s: write failed: %s", path, strerror(errno));
+    if (!rc) posix_fadvise(fileno(f), 0, 0, POSIX_FADV_DONTNEED);
     if (fclose(f) && !rc) rc = ds_fail("%s: write failed: %s", path, strerror(errno));
     if (!rc && rename(tmp, path)) rc = ds_fail("%s: rename failed: %s", path, strerror(errno));
     if (rc) unlink(tmp);

@@ -1,9 +1,11 @@
 /* Determinism: the same model, prompt and thread count give bit-identical logits and residual
  * streams (prefill, then greedy decode steps through the KV cache) across runs, and runs with
- * 1 and 2 threads agree within 1e-5, relative to max(1, |value|): the two thread counts make
- * OpenBLAS sum in different orders, so float32 rounding differs by a few ulps (about 1e-5
- * absolute on logits near 11 for the demo model). The CLI side (dump and logits files compared
- * with h5diff, sampling with --seed) is tests/test_determinism.sh. */
+ * 1 and 2 threads agree within 1e-5, relative to max(1, |value|). They are in fact equal
+ * (src/linear.c partitions the GEMMs by shape and cores, never by threads; the measured
+ * difference is printed); the tolerance is what OpenBLAS's own threading would need, whose
+ * summation order followed the thread count (about 1e-5 absolute on logits near 11 for the
+ * demo model). The CLI side (dump and logits files compared with h5diff, sampling with --seed)
+ * is tests/test_determinism.sh. */
 #include "test.h"
 #include "diffscope/error.h"
 #include "diffscope/model.h"
