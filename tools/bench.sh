@@ -5,7 +5,7 @@
 #   peak%: the same prefill over sgemm's fastest single call of those rounds.
 #   - random checkpoints of the "small" (125 M) and "kajuma" (1.24 B) shapes, DiffLlama and
 #     Llama, written once by `diffscope init` under $BENCH_DIR (default /tmp/diffscope-bench);
-#   - prefill at 128 and 512 tokens, 16 decode steps, a full dump at 512 tokens;
+#   - prefill at 128 and 512 tokens, 32 decode steps, a full dump at 512 tokens;
 #   - a 4096-token dump of one layer of the kajuma shape (float16 maps), with its peak RSS;
 #   - tokenizer encode speed.
 # Set BENCH_QUICK=1 to skip the kajuma shape.
@@ -26,7 +26,7 @@ for shape in $shapes; do
     for arch in diffllama llama; do
         for T in 128 512; do
             extra=""
-            [ $T = 512 ] && extra="--dump --decode 16"
+            [ $T = 512 ] && extra="--dump --decode 32"
             $DS bench "$DIR/$shape-$arch" --tokens $T --threads "$THREADS" $extra --json | /usr/bin/python3 -c "
 import json, sys
 r = json.load(sys.stdin)
