@@ -82,15 +82,23 @@ static void diff_rows(float *D, const float *A1, const float *A2, float lam, int
         }
 }
 
-/* S[nr, kmax] = scale · q_rows · K_headᵀ (row stride TK) */
-static void scores(float *S, const float *q, int qw, const float *K, int kvw, int nr, int kmax, int hd, float scale,
-                   int tk) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kmax, hd, scale, q, qw, K, kvw, 0.0f, S, tk);
+/* Shapes of one layer's attention call, shared by the staged and the fused paths. */
+typedef struct {
+    int H, Hd, hd, nrep, qw, kvw, pos0, tk, is_diff;
+    const float *K, *V;
+    float scale, lam;
+} att_shape;
+
+/* S[nr, kmax] (row stride Tk) = scale · q_h · k_{h/nrep}ᵀ for the NR query rows starting at Q. */
+static void head_scores(const att_shape *a, float *S, const float *q, int h, int nr, int kmax) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kmax, a->hd, a->scale, q + (size_t)h * a->hd, a->qw,
+                a->K + (size_t)(h / a->nrep) * a->hd, a->kvw, 0.0f, S, a->tk);
 }
 
-/* O[nr, hd] = A[nr, kmax] · V_head (output row stride QW) */
-static void values(float *O, int qw, const float *A, int tk, const float *V, int kvw, int nr, int kmax, int hd) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kmax, 1.0f, A, tk, V, kvw, 0.0f, O, qw);
+/* O[nr, hd] (row stride H·hd) = A[nr, kmax] · v_{h/nrep}: the values that sub-head H reads. */
+static void head_values(const att_shape *a, float *O, const float *A, int h, int nr, int kmax) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, a->hd, kmax, 1.0f, A, a->tk,
+                a->V + (size_t)(h / a->nrep) * a->hd, a->kvw, 0.0f, O, a->qw);
 }
 
 static void groupnorm(ds_session *s, int n, int layer) {
@@ -120,13 +128,6 @@ static void groupnorm_view(ds_probe_event *ev, ds_session *s, int n, int pos0) {
     ev->data = s->z;
 }
 
-/* Shapes of one layer's attention call, shared by the staged and the fused paths. */
-typedef struct {
-    int H, Hd, hd, nrep, qw, kvw, pos0, tk, is_diff;
-    const float *K, *V;
-    float scale, lam;
-} att_shape;
-
 /* Rows r0 .. r0+nr of the block see keys 0 .. kmax-1. */
 static int block_kmax(const att_shape *a, int r0, int nr) { return a->pos0 + r0 + nr; }
 
@@ -144,26 +145,20 @@ static void attention_fused(ds_session *s, const att_shape *a, int n, int R) {
         float *S = s->att + (size_t)omp_get_thread_num() * slice;
         const float *q = s->q + (size_t)r0 * a->qw;
         float *z = s->z + (size_t)r0 * a->qw;
+        head_scores(a, S, q, u, nr, kmax);
+        softmax_rows(S, nr, a->tk, a->pos0 + r0, kmax);
         if (!a->is_diff) {
-            scores(S, q + (size_t)u * a->hd, a->qw, a->K + (size_t)(u / a->nrep) * a->hd, a->kvw, nr, kmax, a->hd,
-                   a->scale, a->tk);
-            softmax_rows(S, nr, a->tk, a->pos0 + r0, kmax);
-            values(z + (size_t)u * a->hd, a->qw, S, a->tk, a->V + (size_t)(u / a->nrep) * a->hd, a->kvw, nr, kmax,
-                   a->hd);
+            head_values(a, z + (size_t)u * a->hd, S, u, nr, kmax);
             continue;
         }
         float *S2 = S + (size_t)R * a->tk;
         const int h2 = u + a->Hd;
-        scores(S, q + (size_t)u * a->hd, a->qw, a->K + (size_t)(u / a->nrep) * a->hd, a->kvw, nr, kmax, a->hd,
-               a->scale, a->tk);
-        scores(S2, q + (size_t)h2 * a->hd, a->qw, a->K + (size_t)(h2 / a->nrep) * a->hd, a->kvw, nr, kmax, a->hd,
-               a->scale, a->tk);
-        softmax_rows(S, nr, a->tk, a->pos0 + r0, kmax);
+        head_scores(a, S2, q, h2, nr, kmax);
         softmax_rows(S2, nr, a->tk, a->pos0 + r0, kmax);
         diff_rows(S, S, S2, a->lam, nr, a->tk, kmax);
         float *O = z + (size_t)u * 2 * a->hd;
-        values(O, a->qw, S, a->tk, a->V + (size_t)(u / a->nrep) * a->hd, a->kvw, nr, kmax, a->hd);
-        values(O + a->hd, a->qw, S, a->tk, a->V + (size_t)(h2 / a->nrep) * a->hd, a->kvw, nr, kmax, a->hd);
+        head_values(a, O, S, u, nr, kmax);
+        head_values(a, O + a->hd, S, h2, nr, kmax);
     }
 }
 
@@ -187,10 +182,12 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
 #pragma omp parallel for schedule(dynamic) if (par)
         for (int h = 0; h < H; h++) {
             float *S = att + (size_t)h * nr * tk;
-            scores(S, q + (size_t)h * hd, a->qw, a->K + (size_t)(h / a->nrep) * hd, a->kvw, nr, kmax, hd, a->scale, tk);
-            /* probes see whole rows of Tk keys: the masked ones are -inf */
-            for (int i = 0; i < nr; i++)
-                for (int k = pos0 + r0 + i + 1; k < tk; k++) S[(size_t)i * tk + k] = -INFINITY;
+            head_scores(a, S, q, h, nr, kmax);
+            /* the scores probe sees whole rows of Tk keys, the masked ones -inf (softmax_rows
+             * zeroes them for the other maps) */
+            if (want_scores)
+                for (int i = 0; i < nr; i++)
+                    for (int k = pos0 + r0 + i + 1; k < tk; k++) S[(size_t)i * tk + k] = -INFINITY;
         }
         if (want_scores) {
             block_view(&ev, att, H, nr, r0, n, tk, pos0);
@@ -206,8 +203,7 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
         if (!a->is_diff) {
 #pragma omp parallel for schedule(dynamic) if (par)
             for (int h = 0; h < H; h++)
-                values(z + (size_t)h * hd, a->qw, att + (size_t)h * nr * tk, tk, a->V + (size_t)(h / a->nrep) * hd,
-                       a->kvw, nr, kmax, hd);
+                head_values(a, z + (size_t)h * hd, att + (size_t)h * nr * tk, h, nr, kmax);
             continue;
         }
         if (want_p1) {
@@ -223,8 +219,8 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
             float *Dm = s->diff + (size_t)i * nr * tk;
             diff_rows(Dm, att + (size_t)i * nr * tk, att + (size_t)(i + Hd) * nr * tk, a->lam, nr, tk, tk);
             float *O = z + (size_t)i * 2 * hd;
-            values(O, a->qw, Dm, tk, a->V + (size_t)(i / a->nrep) * hd, a->kvw, nr, kmax, hd);
-            values(O + hd, a->qw, Dm, tk, a->V + (size_t)((i + Hd) / a->nrep) * hd, a->kvw, nr, kmax, hd);
+            head_values(a, O, Dm, i, nr, kmax);
+            head_values(a, O + hd, Dm, i + Hd, nr, kmax);
         }
         if (want_diff) {
             block_view(&ev, s->diff, Hd, nr, r0, n, tk, pos0);
