@@ -209,10 +209,10 @@ int cmd_bench(int argc, char **argv) {
     float *logits = malloc((size_t)c->vocab_size * sizeof(float));
     ds_session *s = ds_session_new(m, total, 1);
     sgemm_ref ref;
-    int ref_ok = !sgemm_ref_init(&ref, (int)T, c->intermediate_size, c->hidden_size);
+    int ref_ok = !sgemm_ref_init(&ref, (int)T, c->intermediate_size, c->hidden_size), status = DS_EXIT_INPUT;
     if (!ids || !logits || !s || !ref_ok) {
-        free(ids), free(logits), ds_session_free(s), ds_model_free(m), sgemm_ref_free(&ref);
-        return cli_error("out of memory for a session of %d tokens", total);
+        status = cli_error("out of memory for a session of %d tokens", total);
+        goto out;
     }
     uint64_t x = 12345;
     for (int i = 0; i < total; i++) {
@@ -241,10 +241,7 @@ int cmd_bench(int argc, char **argv) {
         if (do_dump && (rc = (dump_s[r] = time_dump(m, s, ids, (int)T, logits, &dump_mb)) < 0)) break;
         dump_ratio[r] = do_dump ? dump_s[r] / prefill_s[r] : 0;
     }
-    if (rc) {
-        free(ids), free(logits), ds_session_free(s), ds_model_free(m), sgemm_ref_free(&ref);
-        return DS_EXIT_INPUT;
-    }
+    if (rc) goto out;
     double best_prefill = prefill_s[0];
     for (int r = 1; r < rounds; r++) best_prefill = prefill_s[r] < best_prefill ? prefill_s[r] : best_prefill;
     const int n = (int)rounds;
@@ -263,8 +260,7 @@ int cmd_bench(int argc, char **argv) {
         decode_s = cli_now() - t0;
         if (rc) {
             cli_lib_error();
-            free(ids), free(logits), ds_session_free(s), ds_model_free(m), sgemm_ref_free(&ref);
-            return DS_EXIT_INPUT;
+            goto out;
         }
     }
     double weight_bytes = 4.0 * (ds_config_param_count(c) - (double)c->vocab_size * c->hidden_size *
@@ -275,12 +271,12 @@ int cmd_bench(int argc, char **argv) {
                "\"load_s\": %.3f, \"prefill_flops\": %.0f, \"prefill_s\": %.4f, \"prefill_best_s\": %.4f, "
                "\"prefill_tok_s\": %.2f, \"prefill_gflops\": %.2f, \"sgemm_gflops\": %.2f, "
                "\"sgemm_peak_gflops\": %.2f, \"efficiency\": %.3f, \"peak_rss_gb\": %.3f, \"rss_file_gb\": %.3f, "
-               "\"rss_file_huge_gb\": %.3f, \"rss_anon_gb\": %.3f, \"decode_tokens\": %ld, \"decode_tok_s\": %.3f, \"decode_weight_gbs\": %.2f, "
-               "\"read_bandwidth_gbs\": %.2f, \"dump_s\": %.4f, \"dump_mb\": %.2f, \"dump_ratio\": %.3f, "
-               "\"blas_core\": \"%s\"}\n",
+               "\"rss_file_huge_gb\": %.3f, \"rss_anon_gb\": %.3f, \"decode_tokens\": %ld, \"decode_tok_s\": %.3f, "
+               "\"decode_weight_gbs\": %.2f, \"read_bandwidth_gbs\": %.2f, \"dump_s\": %.4f, \"dump_mb\": %.2f, "
+               "\"dump_ratio\": %.3f, \"blas_core\": \"%s\"}\n",
                argv[optind], ds_config_param_count(c), ds_get_threads(), T, n, load_s, flops, prefill, best_prefill,
-               T / prefill, gflops, ref_med, ref_peak, efficiency, rss_forward, rss_file, rss_file_huge, rss_anon, n_dec, dec_tps,
-               dec_tps * weight_bytes / 1e9, bw, dump, dump_mb, dump_x, openblas_get_corename());
+               T / prefill, gflops, ref_med, ref_peak, efficiency, rss_forward, rss_file, rss_file_huge, rss_anon,
+               n_dec, dec_tps, dec_tps * weight_bytes / 1e9, bw, dump, dump_mb, dump_x, openblas_get_corename());
     } else {
         printf("model            %s (%s, %.1f M params, %d threads)\n", argv[optind], ds_arch_name(c->arch),
                ds_config_param_count(c) / 1e6, ds_get_threads());
@@ -297,9 +293,11 @@ int cmd_bench(int argc, char **argv) {
         if (do_dump)
             printf("dump (all maps)  %.3f s  %.1f MB  %.2fx the prefill\n", dump, dump_mb, dump_x);
     }
+    status = DS_EXIT_OK;
+out:
     free(ids), free(logits);
     ds_session_free(s);
     ds_model_free(m);
     sgemm_ref_free(&ref);
-    return DS_EXIT_OK;
+    return status;
 }
