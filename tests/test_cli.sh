@@ -85,7 +85,7 @@ check generate_stops_at_eos $? "stopped after $n_stop (want 1), with --ignore-eo
 # OpenBLAS's kernel (src/cli/blas_kernel.c): a kernel set in OPENBLAS_CORETYPE is kept; left
 # unset, the kernel in use is one of those for the best instruction set the CPU has (this
 # reads the CPU's flags from /proc/cpuinfo, independently of diffscope's __builtin_cpu_supports).
-core() { "$@" bench $M --tokens 4 --json 2>/dev/null | sed -n 's/.*"blas_core": "\([^"]*\)".*/\1/p'; }
+core() { "$@" bench $M --tokens 4 --json 2>/dev/null | /usr/bin/python3 -c "import json, sys; print(json.load(sys.stdin)['blas_core'])" 2>/dev/null; }
 got=$(core env OPENBLAS_CORETYPE=Haswell $DS)
 [ "$got" = Haswell ]
 check blas_kernel_user_choice_kept $? "OPENBLAS_CORETYPE=Haswell gave kernel '$got'"
@@ -104,7 +104,9 @@ fi
 
 # bench's figures: the FLOP count against one made here from config.json (every product of
 # the forward pass, attention over causal entries, lm_head for the last token only), the
-# rounds asked for, a dump that was written, weights that were mapped.
+# rounds asked for, a dump that was written, weights that were mapped. The time relations are
+# ones that hold on a machine of any speed: the best round is no slower than the median, and
+# sgemm's best call is no slower than its calls on average.
 $DS bench $M --tokens 7 --decode 2 --dump --rounds 2 --threads 1 --json >"$T/bench" 2>"$T/err" && /usr/bin/python3 -c "
 import json
 r = json.load(open('$T/bench'))
@@ -118,7 +120,7 @@ want = c['num_hidden_layers'] * per_layer + 2*D*V
 assert r['prefill_flops'] == want, (r['prefill_flops'], want)
 assert r['rounds'] == 2 and r['tokens'] == 7 and r['decode_tokens'] == 2, r
 assert r['dump_mb'] > 0 and r['dump_ratio'] > 0 and r['rss_file_gb'] > 0, r
-assert 0 < r['prefill_best_s'] <= r['prefill_s'] and r['sgemm_peak_gflops'] >= r['sgemm_gflops'] * 0.5, r
+assert 0 < r['prefill_best_s'] <= r['prefill_s'] and r['sgemm_peak_gflops'] >= r['sgemm_gflops'], r
 "
 check bench_json_figures $? "$(cat "$T/bench" "$T/err")"
 $DS bench $M --rounds 0 2>"$T/err"; rc=$?

@@ -9,6 +9,7 @@
  * time, next to each other, so a slow spell of a shared host hits both; the figures reported
  * are medians over the rounds. */
 #include <cblas.h>
+#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,16 +268,38 @@ int cmd_bench(int argc, char **argv) {
                                                                (c->tie_word_embeddings ? 0 : 1));
     double dec_tps = n_dec ? n_dec / decode_s : 0, bw = n_dec ? read_bandwidth_gbs() : 0;
     if (json) {
-        printf("{\"model\": \"%s\", \"params\": %lld, \"threads\": %d, \"tokens\": %ld, \"rounds\": %d, "
-               "\"load_s\": %.3f, \"prefill_flops\": %.0f, \"prefill_s\": %.4f, \"prefill_best_s\": %.4f, "
-               "\"prefill_tok_s\": %.2f, \"prefill_gflops\": %.2f, \"sgemm_gflops\": %.2f, "
-               "\"sgemm_peak_gflops\": %.2f, \"efficiency\": %.3f, \"peak_rss_gb\": %.3f, \"rss_file_gb\": %.3f, "
-               "\"rss_file_huge_gb\": %.3f, \"rss_anon_gb\": %.3f, \"decode_tokens\": %ld, \"decode_tok_s\": %.3f, "
-               "\"decode_weight_gbs\": %.2f, \"read_bandwidth_gbs\": %.2f, \"dump_s\": %.4f, \"dump_mb\": %.2f, "
-               "\"dump_ratio\": %.3f, \"blas_core\": \"%s\"}\n",
-               argv[optind], ds_config_param_count(c), ds_get_threads(), T, n, load_s, flops, prefill, best_prefill,
-               T / prefill, gflops, ref_med, ref_peak, efficiency, rss_forward, rss_file, rss_file_huge, rss_anon,
-               n_dec, dec_tps, dec_tps * weight_bytes / 1e9, bw, dump, dump_mb, dump_x, openblas_get_corename());
+        /* Full precision: a tiny model's prefill takes microseconds on a fast machine. */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", argv[optind]);
+        cJSON_AddNumberToObject(o, "params", (double)ds_config_param_count(c));
+        cJSON_AddNumberToObject(o, "threads", ds_get_threads());
+        cJSON_AddNumberToObject(o, "tokens", (double)T);
+        cJSON_AddNumberToObject(o, "rounds", n);
+        cJSON_AddNumberToObject(o, "load_s", load_s);
+        cJSON_AddNumberToObject(o, "prefill_flops", flops);
+        cJSON_AddNumberToObject(o, "prefill_s", prefill);
+        cJSON_AddNumberToObject(o, "prefill_best_s", best_prefill);
+        cJSON_AddNumberToObject(o, "prefill_tok_s", T / prefill);
+        cJSON_AddNumberToObject(o, "prefill_gflops", gflops);
+        cJSON_AddNumberToObject(o, "sgemm_gflops", ref_med);
+        cJSON_AddNumberToObject(o, "sgemm_peak_gflops", ref_peak);
+        cJSON_AddNumberToObject(o, "efficiency", efficiency);
+        cJSON_AddNumberToObject(o, "peak_rss_gb", rss_forward);
+        cJSON_AddNumberToObject(o, "rss_file_gb", rss_file);
+        cJSON_AddNumberToObject(o, "rss_file_huge_gb", rss_file_huge);
+        cJSON_AddNumberToObject(o, "rss_anon_gb", rss_anon);
+        cJSON_AddNumberToObject(o, "decode_tokens", (double)n_dec);
+        cJSON_AddNumberToObject(o, "decode_tok_s", dec_tps);
+        cJSON_AddNumberToObject(o, "decode_weight_gbs", dec_tps * weight_bytes / 1e9);
+        cJSON_AddNumberToObject(o, "read_bandwidth_gbs", bw);
+        cJSON_AddNumberToObject(o, "dump_s", dump);
+        cJSON_AddNumberToObject(o, "dump_mb", dump_mb);
+        cJSON_AddNumberToObject(o, "dump_ratio", dump_x);
+        cJSON_AddStringToObject(o, "blas_core", openblas_get_corename());
+        char *text = cJSON_PrintUnformatted(o);
+        if (text) printf("%s\n", text);
+        free(text);
+        cJSON_Delete(o);
     } else {
         printf("model            %s (%s, %.1f M params, %d threads)\n", argv[optind], ds_arch_name(c->arch),
                ds_config_param_count(c) / 1e6, ds_get_threads());
