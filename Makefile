@@ -25,8 +25,9 @@ DEB_PKGS = build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-to
 
 DEPS_STAMP = $(BUILD)/.deps-ok
 
+# -MMD -MP: each object depends on the headers it includes, and no more.
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Iinclude -Isrc \
-              -fopenmp $(OPT) -g $(SAN)
+              -fopenmp $(OPT) -g $(SAN) -MMD -MP
 # OpenBLAS: the OpenMP build, linked statically, so that a GEMM called inside one of our
 # OpenMP loops runs single-threaded instead of fighting our threads, and so that the
 # binary runs on a machine that has only the pthreads build (or none).
@@ -41,15 +42,16 @@ VIZ_LIBS    = $(shell pkg-config --libs $(VIZ_PKGS) 2>/dev/null) -lm
 CFLAGS  = $(CFLAGS_BASE) $(PKG_CFLAGS)
 LDFLAGS = $(SAN)
 
-LIB_SRC  = $(wildcard src/*.c)
+# The library is every part of src/ but the command line (docs/architecture.md).
+LIB_SRC  = $(filter-out src/cli/%,$(wildcard src/*/*.c))
 CLI_SRC  = $(wildcard src/cli/*.c)
 VIZ_SRC  = $(wildcard viz/*.c)
-TEST_SRC = $(wildcard tests/test_*.c)
+TEST_SRC = $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 VIZ_OBJ  = $(VIZ_SRC:%.c=$(BUILD)/%.o)
-TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_BIN = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 LIB  = $(BUILD)/libdiffscope.a
 CLI  = $(BUILD)/diffscope
@@ -63,11 +65,11 @@ $(DEPS_STAMP):
 	@sh tools/install_deps.sh $(DEB_PKGS)
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/src/%.o: src/%.c $(DEPS_STAMP) $(wildcard include/diffscope/*.h src/*.h)
+$(BUILD)/src/%.o: src/%.c $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/viz/%.o: viz/%.c $(DEPS_STAMP) $(wildcard include/diffscope/*.h viz/*.h)
+$(BUILD)/viz/%.o: viz/%.c $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(VIZ_CFLAGS) -c $< -o $@
 
@@ -81,11 +83,13 @@ $(CLI): $(CLI_OBJ) $(LIB)
 $(BUILD)/diffscope-view: $(VIZ_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -fopenmp -o $@ $(VIZ_OBJ) $(LIB) $(VIZ_LIBS) $(PKG_LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(PKG_LIBS) $(LDFLAGS)
 
-# Every C test binary and every tests/test_*.sh script, once.
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Every C test binary and every tests/cli/test_*.sh script, once.
 test-plain: all $(TEST_BIN)
 	@BUILD=$(BUILD) sh tests/run_tests.sh
 
@@ -103,11 +107,11 @@ demo: all
 	@BUILD=$(BUILD) sh tools/demo.sh
 
 clean:
-	rm -rf build
+	rm -rf $(BUILD)
 
 # Tokenizer encode speed: 1 MB of English text per tokenizer, in MB/s.
 .PHONY: bench-tokenizer
-$(BUILD)/bench_tokenizer: tools/bench_tokenizer.c $(LIB)
+$(BUILD)/bench_tokenizer: tools/bench/bench_tokenizer.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) $(LDFLAGS)
 bench-tokenizer: $(BUILD)/bench_tokenizer
 	@$(BUILD)/bench_tokenizer
@@ -116,10 +120,10 @@ bench-tokenizer: $(BUILD)/bench_tokenizer
 # sources it exercises (compiled with clang too), run FUZZ_SECONDS each by tools/fuzz.sh.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
-FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Iviz $(PKG_CFLAGS) \
+FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Itests/unit $(PKG_CFLAGS) \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_LIB_SRC  = src/error.c src/safetensors.c src/config.c $(wildcard src/tokenizer*.c) \
-                $(wildcard viz/dump_reader.c viz/h5_guard.c)
+FUZZ_LIB_SRC  = src/base/error.c src/base/fileio.c src/base/half.c src/io/safetensors.c src/model/config.c \
+                $(wildcard src/tokenizer/*.c) src/dump/read.c src/io/h5_guard.c
 FUZZ_BIN      = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_file.h $(FUZZ_LIB_SRC) $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -133,10 +137,3 @@ fuzz: $(FUZZ_BIN)
 valgrind:
 	$(MAKE) BUILD=$(BUILD)/valgrind OPT="-O1" $(BUILD)/valgrind/diffscope
 	@BUILD=$(BUILD)/valgrind sh tools/valgrind.sh
-
-# The replay of the dump-reader fuzz inputs links the viewer's objects (all but its main).
-VIZ_LIB_OBJ = $(filter-out $(BUILD)/viz/main.o,$(VIZ_OBJ))
-$(BUILD)/tests/test_fuzz_dump_reader: tests/test_fuzz_dump_reader.c $(wildcard tests/*.h tests/fuzz/*.[ch]) \
-                                      $(VIZ_LIB_OBJ) $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(VIZ_CFLAGS) -o $@ $< $(VIZ_LIB_OBJ) $(LIB) $(VIZ_LIBS) $(PKG_LIBS) $(LDFLAGS)

@@ -5,7 +5,7 @@
 # only read); crashes to BUILD_DIR/fuzz/crashes/NAME-*. Prints one summary line per harness:
 #   fuzz NAME: SECONDS s, EXECS executions, N crashes
 # and exits 1 when any harness crashed. A crash input belongs in tests/fuzz/regressions/NAME/
-# once fixed (tests/test_fuzz_regressions.c replays it in `make test`).
+# once fixed (tests/unit/test_fuzz_regressions.c replays it in `make test`).
 set -u
 BUILD=$1
 SECONDS_EACH=$2

@@ -89,7 +89,7 @@ more filler), all queries (first queries):
     DiffLlama    99.94 % (99.95 %)  84.9 % (82.3 %)   51.5 % (45.3 %)
     Llama       100.0 % (100.0 %)   85.5 % (85.6 %)   55.5 % (54.9 %)
   DiffLlama's lambda per layer: 0.244 1.111 0.977 0.899. transformers answers v_3 (id 71) with
-  both models on the 128-token prompt of tests/test_demo_models.sh and v_58 (id 126) on the
+  both models on the 128-token prompt of tests/cli/test_demo_models.sh and v_58 (id 126) on the
   make-demo prompt (tools/demo.sh). diffscope's figures: docs/demo-models.md.
 """
 

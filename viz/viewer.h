@@ -19,7 +19,7 @@
 #include <SDL.h>
 #include <stdint.h>
 #include "colormap.h"
-#include "dump_reader.h"
+#include "diffscope/dump_reader.h"
 
 typedef enum {
     PANEL_SOFTMAX1,   /* DiffLlama softmax1 */

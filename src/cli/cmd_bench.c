@@ -58,7 +58,7 @@ typedef struct {
 } sgemm_ref;
 
 /* N floats in 2 MiB huge pages where the kernel grants them, as the model's weights are mapped
- * (src/safetensors.c): the reference gets the same help from the TLB as the forward pass. */
+ * (src/io/safetensors.c): the reference gets the same help from the TLB as the forward pass. */
 static float *huge_floats(size_t n) {
     const size_t huge = (size_t)2 << 20, bytes = (n * sizeof(float) + huge - 1) / huge * huge;
     float *p = aligned_alloc(huge, bytes);
@@ -144,7 +144,7 @@ static void rss_gb(double *peak, double *file, double *anon, double *file_huge) 
         if (sscanf(line, "RssAnon: %ld", &kib) == 1) *anon = kib / 1048576.0;
     }
     if (f) fclose(f);
-    /* the part of the mapped files in 2 MiB pages (src/safetensors.c asks for them) */
+    /* the part of the mapped files in 2 MiB pages (src/io/safetensors.c asks for them) */
     f = fopen("/proc/self/smaps_rollup", "r");
     while (f && fgets(line, sizeof line, f))
         if (sscanf(line, "FilePmdMapped: %ld", &kib) == 1) *file_huge = kib / 1048576.0;

@@ -13,8 +13,8 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "diffscope/config.h"
-#include "diffscope/fileio.h"
-#include "diffscope/st_writer.h"
+#include "base/fileio.h"
+#include "io/st_writer.h"
 
 static const char *help =
     "usage: diffscope init OUT_DIR --like kajuma|small|tiny|CONFIG.json [options]\n\n"

@@ -8,7 +8,7 @@
 #include "cli/cli.h"
 #include "cli/cli_input.h"
 #include "cli/commands.h"
-#include "diffscope/h5out.h"
+#include "io/h5out.h"
 #include "diffscope/hidden_states.h"
 
 static const char *help =

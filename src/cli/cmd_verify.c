@@ -9,7 +9,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/commands.h"
-#include "diffscope/h5in.h"
+#include "io/h5in.h"
 
 static const char *help =
     "usage: diffscope verify DUMP REFERENCE [--atol A] [--rtol R] [--json]\n\n"

@@ -6,7 +6,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/compare.h"
-#include "diffscope/h5out.h"
+#include "io/h5out.h"
 
 static const char *const metric_names[5] = {"answer_mass", "noise_mass", "sink_mass", "entropy", "sparsity"};
 static const char *const metric_help[5] = {

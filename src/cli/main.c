@@ -5,7 +5,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/commands.h"
-#include "diffscope/tmpfiles.h"
+#include "base/tmpfiles.h"
 
 /* Ctrl-C, kill or a closed terminal: remove the temporary output file being written, then die
  * of the same signal, so the exit status still says what happened (130 for SIGINT). */

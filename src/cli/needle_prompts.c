@@ -6,7 +6,7 @@
 #include "cli/cli.h"
 #include "cli/needle.h"
 #include "diffscope/error.h"
-#include "diffscope/fileio.h"
+#include "base/fileio.h"
 #include "diffscope/span.h"
 
 /* The special tokens the tokenizer adds in front of a text (BOS), found by encoding a word

@@ -1,4 +1,4 @@
-/* libFuzzer harness: config.json parsing and validation (ds_config_parse in src/config.c).
+/* libFuzzer harness: config.json parsing and validation (ds_config_parse in src/model/config.c).
  *
  * The input is the text of a config.json. When it is accepted, the harness checks the
  * guarantees later code relies on: positive dimensions, H a multiple of KV, H even for

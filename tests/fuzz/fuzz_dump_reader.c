@@ -1,4 +1,4 @@
-/* libFuzzer harness: the viewer's dump reader (viz/dump_reader.c), structure-aware.
+/* libFuzzer harness: the viewer's dump reader (src/dump/read.c), structure-aware.
  *
  * Raw random bytes would mostly exercise the HDF5 library's own parser, which is not ours to
  * fix. Instead the input drives the construction of a well-formed HDF5 file that is a more or
@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../../viz/dump_reader.h"
+#include "diffscope/dump_reader.h"
 #include "diffscope/error.h"
 #include "fuzz_file.h"
 

@@ -1,14 +1,14 @@
-/* libFuzzer harness: the safetensors header and tensor table (src/safetensors.c).
+/* libFuzzer harness: the safetensors header and tensor table (src/io/safetensors.c).
  *
  * The input is a whole .safetensors file. When ds_weights_add_file accepts it, the harness
- * checks the invariants the loader promises (include/diffscope/safetensors.h): every tensor's
+ * checks the invariants the loader promises (src/io/safetensors.h): every tensor's
  * bytes lie inside the data section of the mapping, its byte count is its element count times
  * its dtype size, and no two tensors overlap; then it converts the floating tensors to float32,
  * which reads every byte of them. A broken invariant aborts, which libFuzzer reports. */
 #include <stdint.h>
 #include <string.h>
 #include "diffscope/error.h"
-#include "diffscope/safetensors.h"
+#include "io/safetensors.h"
 #include "fuzz_file.h"
 
 static void st_check(int cond) {

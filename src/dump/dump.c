@@ -1,0 +1,536 @@
+/* The HDF5 dump writer (see include/diffscope/dump.h and docs/dump-format.md).
+ *
+ * Everything is written from probe callbacks as the forward pass produces it, and a layer's
+ * datasets are closed and its outlier statistics written at its hook_resid_post.
+ *
+ * Maps take one of two paths. Uncompressed (the default), a map is a contiguous dataset that
+ * HDF5 allocates at creation; the callback copies a block into a buffer of the raw writer
+ * (include/diffscope/raw_writer.h), whose thread writes it at the dataset's file offset while
+ * the forward pass goes on. HDF5 itself is only called from the callback's thread. Compressed,
+ * a map is chunked ([1, R, T], R = the forward pass's row-block height, so each block covers
+ * whole chunks) and each block goes through H5Dwrite and its filters on the callback's thread. */
+#include "diffscope/dump.h"
+#include "diffscope/error.h"
+#include "io/h5out.h"
+#include "diffscope/hidden_states.h"
+#include "dump/outliers.h"
+#include "io/raw_writer.h"
+#include "base/half.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { MAP_SOFTMAX1, MAP_SOFTMAX2, MAP_DIFF, MAP_SOFTMAX, MAP_SCORES, N_MAPS };
+/* Each outlier statistic is collected in this many parts, filled in parallel (heads, or
+ * ranges of tokens, split evenly) and combined in order when the layer ends. The split is
+ * fixed, so the statistics do not depend on the thread count. */
+enum { OUTLIER_PARTS = 4 };
+/* Fewer values than this in a block are pushed on one thread. */
+#define OUTLIER_PAR_MIN ((int64_t)1 << 16)
+static const char *const map_names[N_MAPS] = {"softmax1", "softmax2", "diff", "softmax", "scores"};
+
+struct ds_dump {
+    ds_h5out out;
+    ds_dump_opts o;
+    const ds_model *m;
+    int T, L, H, Hd, is_diff;
+    char *layer_on;        /* [L] */
+    int *heads;            /* selected heads (differential heads for DiffLlama) */
+    int nheads;
+    hid_t f16;             /* IEEE half type */
+    uint16_t *half_buf;    /* conversion scratch, one head-row block (compressed maps) */
+    size_t half_cap;
+    ds_raw_writer *raw;    /* background writer of uncompressed maps, made at the first block */
+    /* State of the layer being written. */
+    int layer;
+    hid_t maps[N_MAPS];
+    haddr_t map_addr[N_MAPS]; /* file offset of each contiguous map dataset */
+    ds_outliers scores[OUTLIER_PARTS], resid[OUTLIER_PARTS], mlp[OUTLIER_PARTS];
+    ds_hidden_states hidden; /* .out [L+1, T, D] when --hidden, else NULL */
+};
+
+/* ---- options ---- */
+
+int ds_dump_parse_what(const char *s, unsigned *what) {
+    static const struct { const char *name; unsigned bit; } words[] = {
+        {"softmax", DS_DUMP_SOFTMAX}, {"diff", DS_DUMP_DIFF}, {"scores", DS_DUMP_SCORES},
+        {"groupnorm", DS_DUMP_GROUPNORM}, {"outliers", DS_DUMP_OUTLIERS}};
+    *what = 0;
+    const char *p = s;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        unsigned bit = 0;
+        for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+            if (strlen(words[i].name) == n && !strncmp(p, words[i].name, n)) bit = words[i].bit;
+        if (!bit)
+            return ds_fail("--what: unknown item '%.*s' (softmax, diff, scores, groupnorm, outliers)", (int)n, p);
+        *what |= bit;
+        p += n + (p[n] == ',');
+    }
+    return *what ? 0 : ds_fail("--what: nothing selected");
+}
+
+static char *what_string(unsigned what) {
+    static char buf[64];
+    buf[0] = 0;
+    const char *names[] = {"softmax", "diff", "scores", "groupnorm", "outliers"};
+    for (int i = 0; i < 5; i++)
+        if (what & (1u << i)) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? "," : "", names[i]);
+    return buf;
+}
+
+/* ---- small HDF5 helpers ---- */
+
+static hid_t make_f16_type(void) {
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    H5Tset_fields(t, 15, 10, 5, 0, 10);
+    H5Tset_size(t, 2);
+    H5Tset_ebias(t, 15);
+    return t;
+}
+
+static hid_t create_map_dataset(ds_dump *d, hid_t group, const char *name, int heads, int chunk_rows) {
+    hsize_t dims[3] = {(hsize_t)heads, (hsize_t)d->T, (hsize_t)d->T};
+    hsize_t chunk[3] = {1, (hsize_t)chunk_rows, (hsize_t)d->T};
+    hid_t sp = H5Screate_simple(3, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (d->o.compress > 0) {
+        H5Pset_chunk(dcpl, 3, chunk);
+        H5Pset_shuffle(dcpl);
+        H5Pset_deflate(dcpl, (unsigned)d->o.compress);
+    } else {
+        /* Allocated now, never filled: every row of every head is written by the raw writer. */
+        H5Pset_layout(dcpl, H5D_CONTIGUOUS);
+        H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
+        H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
+    }
+    hid_t ds = H5Dcreate2(group, name, d->o.f16 ? d->f16 : H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    if (ds < 0) ds_fail("%s: cannot create dataset '%s' in layer %d", d->out.path, name, d->layer);
+    return ds;
+}
+
+/* Writes rows [r0, r0+nr) x T of output head OUT_HEAD from a contiguous [nr, T] block. */
+static int write_rows(ds_dump *d, hid_t ds, int out_head, int r0, int nr, const float *src) {
+    hsize_t start[3] = {(hsize_t)out_head, (hsize_t)r0, 0}, count[3] = {1, (hsize_t)nr, (hsize_t)d->T};
+    hsize_t mdims[2] = {(hsize_t)nr, (hsize_t)d->T};
+    hid_t fs = H5Dget_space(ds), ms = H5Screate_simple(2, mdims, NULL);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    herr_t rc;
+    size_t n = (size_t)nr * d->T;
+    if (d->o.f16) {
+        if (n > d->half_cap) {
+            free(d->half_buf);
+            d->half_buf = malloc(n * sizeof *d->half_buf);
+            d->half_cap = d->half_buf ? n : 0;
+        }
+        if (!d->half_buf) rc = -1;
+        else {
+            for (size_t i = 0; i < n; i++) d->half_buf[i] = ds_f32_to_f16(src[i]);
+            rc = H5Dwrite(ds, d->f16, ms, fs, H5P_DEFAULT, d->half_buf);
+        }
+    } else {
+        rc = H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, src);
+    }
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return rc < 0 ? ds_fail("%s: writing layer %d failed (disk full?)", d->out.path, d->layer) : 0;
+}
+
+/* Queues the selected heads of a [heads, nr, T] block for the raw writer: one buffer, one file
+ * range per head (a head's rows r0..r0+nr are contiguous in a contiguous [heads, T, T] map). */
+static int queue_map_block(ds_dump *d, int kind, const ds_probe_event *ev, int out_base, int head_base) {
+    size_t esize = d->o.f16 ? 2 : 4, row_elems = (size_t)ev->shape[1] * d->T;
+    size_t bytes = (size_t)d->nheads * row_elems * esize;
+    if (!d->raw) {
+        /* The first block is the tallest (the forward pass's row-block height). Up to 64 MB of
+         * buffers: enough for the writer to lag a layer behind at 512 tokens. */
+        int nbufs = (int)(((size_t)64 << 20) / bytes);
+        d->raw = ds_raw_writer_open(d->out.tmp, d->out.path, bytes, nbufs < 2 ? 2 : nbufs > 16 ? 16 : nbufs);
+        if (!d->raw) return -1;
+    }
+    if (bytes > ds_raw_writer_buffer_bytes(d->raw))
+        return ds_fail("%s: internal error: a row block of layer %d is taller than the first", d->out.path, d->layer);
+    char *buf = ds_raw_writer_take(d->raw);
+    if (!buf) return -1;
+    ds_raw_range *ranges = malloc((size_t)d->nheads * sizeof *ranges);
+    if (!ranges) return ds_raw_writer_submit(d->raw, buf, NULL, 0), ds_fail("out of memory");
+#pragma omp parallel for if (bytes > ((size_t)1 << 20))
+    for (int j = 0; j < d->nheads; j++) {
+        const float *src = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0];
+        char *dst = buf + (size_t)j * row_elems * esize;
+        if (d->o.f16)
+            for (size_t i = 0; i < row_elems; i++) ((uint16_t *)dst)[i] = ds_f32_to_f16(src[i]);
+        else
+            memcpy(dst, src, row_elems * esize);
+        size_t first_elem = ((size_t)(out_base + j) * d->T + (size_t)ev->offset[1]) * d->T;
+        ranges[j] = (ds_raw_range){(off_t)(d->map_addr[kind] + first_elem * esize), (size_t)j * row_elems * esize,
+                                   row_elems * esize};
+    }
+    int rc = ds_raw_writer_submit(d->raw, buf, ranges, d->nheads);
+    free(ranges);
+    return rc;
+}
+
+static hid_t layer_group(ds_dump *d, int l, const char *sub) {
+    char path[64];
+    snprintf(path, sizeof path, "/layers/%d/%s", l, sub);
+    return ds_h5_group(d->out.file, path);
+}
+
+/* ---- per-event writers ---- */
+
+/* A block of maps [heads, nr, T] from the forward pass -> the selected heads of dataset KIND.
+ * HEAD_BASE shifts the selection (second maps of a diff head live at i + H/2 in scores). */
+static int write_map_block(ds_dump *d, int kind, const ds_probe_event *ev, int out_base, int head_base) {
+    if (d->maps[kind] < 0) {
+        int heads = kind == MAP_SCORES && d->is_diff ? 2 * d->nheads : d->nheads;
+        hid_t g = layer_group(d, ev->layer, "attn");
+        if (g < 0) return -1;
+        d->maps[kind] = create_map_dataset(d, g, map_names[kind], heads, (int)ev->shape[1]);
+        int *sel = malloc((size_t)heads * sizeof *sel), n = 0;
+        for (int j = 0; sel && j < d->nheads; j++) sel[n++] = d->heads[j];
+        for (int j = 0; sel && heads > d->nheads && j < d->nheads; j++) sel[n++] = d->heads[j] + d->Hd;
+        int rc = d->maps[kind] < 0 || !sel ? -1 : ds_h5_attr_int_array(d->maps[kind], "heads", sel, n);
+        free(sel);
+        H5Gclose(g);
+        if (rc) return -1;
+        d->map_addr[kind] = d->o.compress > 0 ? HADDR_UNDEF : H5Dget_offset(d->maps[kind]);
+        if (d->o.compress <= 0 && d->map_addr[kind] == HADDR_UNDEF)
+            return ds_fail("%s: no file offset for dataset '%s' of layer %d", d->out.path, map_names[kind], d->layer);
+    }
+    if (d->o.compress <= 0) return queue_map_block(d, kind, ev, out_base, head_base);
+    for (int j = 0; j < d->nheads; j++) {
+        const float *src = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0];
+        if (write_rows(d, d->maps[kind], out_base + j, (int)ev->offset[1], (int)ev->shape[1], src)) return -1;
+    }
+    return 0;
+}
+
+static void push_scores(ds_dump *d, const ds_probe_event *ev) {
+    int r0 = (int)ev->offset[1], H = (int)ev->shape[0];
+#pragma omp parallel for schedule(static) if (ev->shape[0] * ev->shape[1] * ev->shape[2] >= OUTLIER_PAR_MIN)
+    for (int p = 0; p < OUTLIER_PARTS; p++)
+        for (int h = p * H / OUTLIER_PARTS; h < (p + 1) * H / OUTLIER_PARTS; h++)
+            for (int r = 0; r < ev->shape[1]; r++) {
+                const float *row = ev->data + h * ev->strides[0] + r * ev->strides[1];
+                int q = r0 + r;
+                ds_outliers_push_row(&d->scores[p], row, q + 1, h, q); /* causal entries only */
+            }
+}
+
+static int write_groupnorm(ds_dump *d, const ds_probe_event *ev) {
+    const ds_config *c = ds_model_config(d->m);
+    double lam_init = ds_lambda_init(ev->layer);
+    float *rms = malloc((size_t)d->nheads * d->T * sizeof(float));
+    float *scale = malloc((size_t)d->nheads * d->T * sizeof(float));
+    int rc = -1;
+    if (rms && scale) {
+        for (int j = 0; j < d->nheads; j++)
+            for (int t = 0; t < d->T; t++) {
+                const float *o = ev->data + d->heads[j] * ev->strides[0] + t * ev->strides[1];
+                double ss = 0;
+                for (int i = 0; i < ev->shape[2]; i++) ss += (double)o[i] * o[i];
+                double ms = ss / ev->shape[2];
+                rms[(size_t)j * d->T + t] = (float)sqrt(ms);
+                scale[(size_t)j * d->T + t] = (float)((1.0 - lam_init) / sqrt(ms + c->rms_norm_eps));
+            }
+        hid_t g = layer_group(d, ev->layer, "groupnorm");
+        hsize_t dims[2] = {(hsize_t)d->nheads, (hsize_t)d->T};
+        rc = g < 0 ? -1 : ds_h5_write_f32(g, "rms", 2, dims, rms) || ds_h5_write_f32(g, "scale", 2, dims, scale);
+        if (g >= 0) H5Gclose(g);
+    } else {
+        ds_fail("out of memory");
+    }
+    free(rms), free(scale);
+    return rc;
+}
+
+static int write_lambda(ds_dump *d, const ds_probe_event *ev) {
+    double lam[4];
+    ds_model_lambda(d->m, ev->layer, lam);
+    /* The value the forward pass uses: an intervention registered before us may have set it. */
+    double used = ev->data[3] == (float)lam[3] ? lam[3] : ev->data[3];
+    hid_t g = layer_group(d, ev->layer, "attn");
+    if (g < 0) return -1;
+    int rc = ds_h5_attr_double(g, "lambda_1", lam[0]) || ds_h5_attr_double(g, "lambda_2", lam[1]) ||
+             ds_h5_attr_double(g, "lambda_init", lam[2]) || ds_h5_attr_double(g, "lambda_full", used) ||
+             ds_h5_attr_int(g, "lambda_overridden", used != lam[3]) ||
+             (used != lam[3] && ds_h5_attr_double(g, "lambda_model", lam[3]));
+    H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+static void push_matrix(ds_outliers *parts, const ds_probe_event *ev) {
+    int64_t T = ev->shape[0];
+#pragma omp parallel for schedule(static) if (ev->shape[0] * ev->shape[1] >= OUTLIER_PAR_MIN)
+    for (int p = 0; p < OUTLIER_PARTS; p++)
+        for (int64_t t = p * T / OUTLIER_PARTS; t < (p + 1) * T / OUTLIER_PARTS; t++)
+            ds_outliers_push_row(&parts[p], ev->data + t * ev->strides[0], ev->shape[1], t, 0);
+}
+
+static int write_outliers(ds_dump *d, int l, const char *name, const ds_outlier_result *r, int nc,
+                          const char *index_names) {
+    char path[64];
+    snprintf(path, sizeof path, "/layers/%d/outliers/%s", l, name);
+    hid_t g = ds_h5_group(d->out.file, path);
+    if (g < 0) return -1;
+    hsize_t dv[1] = {(hsize_t)r->k}, di[2] = {(hsize_t)r->k, (hsize_t)nc};
+    hid_t sp = H5Screate_simple(2, di, NULL);
+    hid_t ds = H5Dcreate2(g, "index", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t w = ds < 0 ? -1 : H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->coords);
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+    int rc = w < 0 || ds_h5_write_f32(g, "values", 1, dv, r->values) || ds_h5_attr_double(g, "median", r->median) ||
+             ds_h5_attr_double(g, "mean", r->mean) || ds_h5_attr_double(g, "std", r->std) ||
+             ds_h5_attr_double(g, "kurtosis", r->kurtosis) || ds_h5_attr_int(g, "count", r->count) ||
+             ds_h5_attr_str(g, "index_names", index_names);
+    if (w < 0) ds_fail("%s: cannot write outliers of layer %d", d->out.path, l);
+    H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+/* The three statistics of a layer are independent: they are finished in parallel (the
+ * medians and moments pass over every value), then written in order. */
+static int write_layer_outliers(ds_dump *d, int l) {
+    ds_outliers *acc[3] = {d->scores, d->resid, d->mlp};
+    static const char *const names[3] = {"scores", "resid", "mlp"};
+    static const char *const index_names[3] = {"head,query,key", "token,channel", "token,channel"};
+    int nc[3], failed[3];
+    ds_outlier_result res[3];
+    for (int i = 0; i < 3; i++) nc[i] = acc[i]->ncoords;
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < 3; i++) failed[i] = ds_outliers_finish_parts(acc[i], OUTLIER_PARTS, &res[i]);
+    int rc = 0;
+    for (int i = 0; i < 3; i++) {
+        if (failed[i]) rc = ds_fail("out of memory collecting the outlier statistics of layer %d", l);
+        else if (!rc) rc = write_outliers(d, l, names[i], &res[i], nc[i], index_names[i]);
+        if (!failed[i]) ds_outlier_result_free(&res[i]);
+    }
+    return rc;
+}
+
+/* The layer is complete at its hook_resid_post: close its maps, write its statistics. */
+static int finish_layer(ds_dump *d, const ds_probe_event *ev) {
+    int l = ev->layer, rc = 0;
+    for (int k = 0; k < N_MAPS; k++)
+        if (d->maps[k] >= 0) {
+            if (H5Dclose(d->maps[k]) < 0) rc = ds_fail("%s: writing layer %d failed (disk full?)", d->out.path, l);
+            d->maps[k] = H5I_INVALID_HID;
+        }
+    if (!rc && (d->o.what & DS_DUMP_OUTLIERS)) {
+        push_matrix(d->resid, ev);
+        rc = write_layer_outliers(d, l);
+    }
+    return rc ? -1 : 0;
+}
+
+static int on_event(const ds_probe_event *ev, void *user) {
+    ds_dump *d = user;
+    if (ev->layer < 0 || !d->layer_on[ev->layer]) return 0;
+    d->layer = ev->layer;
+    switch (ev->point) {
+    case DS_HOOK_LAMBDA: return write_lambda(d, ev);
+    case DS_HOOK_SCORES:
+        if (d->o.what & DS_DUMP_OUTLIERS) push_scores(d, ev);
+        if (!(d->o.what & DS_DUMP_SCORES)) return 0;
+        return write_map_block(d, MAP_SCORES, ev, 0, 0) ||
+               (d->is_diff && write_map_block(d, MAP_SCORES, ev, d->nheads, d->Hd));
+    case DS_HOOK_PATTERN1: return write_map_block(d, MAP_SOFTMAX1, ev, 0, 0);
+    case DS_HOOK_PATTERN2: return write_map_block(d, MAP_SOFTMAX2, ev, 0, 0);
+    case DS_HOOK_PATTERN: return write_map_block(d, MAP_SOFTMAX, ev, 0, 0);
+    case DS_HOOK_DIFF: return write_map_block(d, MAP_DIFF, ev, 0, 0);
+    case DS_HOOK_GROUPNORM_IN: return write_groupnorm(d, ev);
+    case DS_HOOK_MLP_POST: push_matrix(d->mlp, ev); return 0;
+    case DS_HOOK_RESID_POST: return finish_layer(d, ev);
+    default: return 0;
+    }
+}
+
+/* ---- begin / finish ---- */
+
+static int add_hook(ds_dump *d, ds_probes *p, ds_hook_point point, int layer) {
+    char name[96];
+    return ds_probes_add(p, ds_hook_name(point, layer, name, sizeof name), on_event, d);
+}
+
+static int register_hooks(ds_dump *d, ds_probes *p) {
+    unsigned w = d->o.what;
+    for (int l = 0; l < d->L; l++) {
+        if (!d->layer_on[l]) continue;
+        int rc = 0;
+        if (w & DS_DUMP_SOFTMAX)
+            rc |= d->is_diff ? add_hook(d, p, DS_HOOK_PATTERN1, l) || add_hook(d, p, DS_HOOK_PATTERN2, l)
+                             : add_hook(d, p, DS_HOOK_PATTERN, l);
+        if ((w & DS_DUMP_DIFF) && d->is_diff) rc |= add_hook(d, p, DS_HOOK_DIFF, l);
+        if (w & (DS_DUMP_SCORES | DS_DUMP_OUTLIERS)) rc |= add_hook(d, p, DS_HOOK_SCORES, l);
+        if (d->is_diff) rc |= add_hook(d, p, DS_HOOK_LAMBDA, l);
+        if ((w & DS_DUMP_GROUPNORM) && d->is_diff) rc |= add_hook(d, p, DS_HOOK_GROUPNORM_IN, l);
+        if (w & DS_DUMP_OUTLIERS) rc |= add_hook(d, p, DS_HOOK_MLP_POST, l);
+        rc |= add_hook(d, p, DS_HOOK_RESID_POST, l);
+        if (rc) return -1;
+    }
+    return d->hidden.out ? ds_hidden_states_attach(p, &d->hidden) : 0;
+}
+
+static int write_tokens(ds_dump *d, const int *ids) {
+    hid_t g = ds_h5_group(d->out.file, "/tokens");
+    if (g < 0) return -1;
+    hsize_t n = (hsize_t)d->T;
+    int rc = ds_h5_write_i32(g, "ids", 1, &n, ids);
+    char **text = malloc(n * sizeof *text);
+    char (*idbuf)[16] = malloc(n * sizeof *idbuf);
+    if (!rc && text && idbuf) {
+        for (int t = 0; t < d->T; t++) {
+            text[t] = d->o.token_text && d->o.token_text[t] ? d->o.token_text[t] : idbuf[t];
+            snprintf(idbuf[t], sizeof idbuf[t], "[%d]", ids[t]);
+        }
+        hid_t st = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st, H5T_VARIABLE);
+        H5Tset_cset(st, H5T_CSET_UTF8);
+        hid_t sp = H5Screate_simple(1, &n, NULL);
+        hid_t ds = H5Dcreate2(g, "text", st, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        rc = ds < 0 || H5Dwrite(ds, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) < 0;
+        if (ds >= 0) H5Dclose(ds);
+        H5Sclose(sp);
+        H5Tclose(st);
+        if (rc) ds_fail("%s: cannot write /tokens/text", d->out.path);
+    } else if (!rc) {
+        rc = ds_fail("out of memory");
+    }
+    free(text), free(idbuf);
+    H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+static int write_root(ds_dump *d) {
+    const ds_config *c = ds_model_config(d->m);
+    hid_t f = d->out.file;
+    char created[32];
+    time_t now = time(NULL);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    int *layers = malloc((size_t)d->L * sizeof *layers), nl = 0;
+    if (!layers) return ds_fail("out of memory");
+    for (int l = 0; l < d->L; l++)
+        if (d->layer_on[l]) layers[nl++] = l;
+    int rc = ds_h5_attr_str(f, "format", "diffscope-dump") ||
+             ds_h5_attr_int(f, "format_version", DS_DUMP_FORMAT_VERSION) ||
+             ds_h5_attr_str(f, "arch", ds_arch_name(c->arch)) || ds_h5_attr_int(f, "num_layers", c->num_layers) ||
+             ds_h5_attr_int(f, "num_heads", c->num_heads) || ds_h5_attr_int(f, "num_kv_heads", c->num_kv_heads) ||
+             ds_h5_attr_int(f, "head_dim", c->head_dim) || ds_h5_attr_int(f, "num_tokens", d->T) ||
+             ds_h5_attr_str(f, "config", c->json_text) || ds_h5_attr_str(f, "prompt", d->o.prompt ? d->o.prompt : "") ||
+             ds_h5_attr_str(f, "model_path", d->o.model_path ? d->o.model_path : ds_model_dir(d->m)) ||
+             ds_h5_attr_str(f, "tool_version", d->o.tool_version ? d->o.tool_version : "") ||
+             ds_h5_attr_str(f, "created", created) || ds_h5_attr_int_array(f, "layers", layers, nl) ||
+             ds_h5_attr_str(f, "what", what_string(d->o.what));
+    free(layers);
+    return rc ? -1 : 0;
+}
+
+static int select_layers_heads(ds_dump *d) {
+    d->layer_on = calloc((size_t)d->L, 1);
+    int all_heads = d->is_diff ? d->Hd : d->H;
+    d->nheads = d->o.heads ? d->o.nheads : all_heads;
+    d->heads = malloc((size_t)(d->nheads > 0 ? d->nheads : 1) * sizeof *d->heads);
+    if (!d->layer_on || !d->heads) return ds_fail("out of memory");
+    for (int i = 0; i < (d->o.layers ? d->o.nlayers : d->L); i++) {
+        int l = d->o.layers ? d->o.layers[i] : i;
+        if (l < 0 || l >= d->L) return ds_fail("--layers: layer %d out of range (0..%d)", l, d->L - 1);
+        d->layer_on[l] = 1;
+    }
+    for (int j = 0; j < d->nheads; j++) {
+        int h = d->o.heads ? d->o.heads[j] : j;
+        if (h < 0 || h >= all_heads)
+            return ds_fail("--heads: head %d out of range (0..%d%s)", h, all_heads - 1,
+                           d->is_diff ? ", differential heads" : "");
+        d->heads[j] = h;
+    }
+    return 0;
+}
+
+ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *m, const int *ids, int T,
+                       ds_probes *p) {
+    const ds_config *c = ds_model_config(m);
+    ds_dump *d = calloc(1, sizeof *d);
+    if (!d) {
+        ds_fail("out of memory");
+        return NULL;
+    }
+    d->o = *o;
+    if (d->o.topk <= 0) d->o.topk = 100;
+    d->m = m, d->T = T, d->L = c->num_layers, d->H = c->num_heads, d->Hd = c->num_heads / 2;
+    d->is_diff = c->arch == DS_ARCH_DIFFLLAMA;
+    d->layer = -1;
+    d->f16 = make_f16_type();
+    d->out.file = H5I_INVALID_HID;
+    for (int k = 0; k < N_MAPS; k++) d->maps[k] = H5I_INVALID_HID;
+    if (select_layers_heads(d)) goto fail;
+    /* One set of accumulators, emptied after each layer, so their buffers are reused. */
+    for (int p = 0; p < OUTLIER_PARTS && (o->what & DS_DUMP_OUTLIERS); p++)
+        if (ds_outliers_init(&d->scores[p], d->o.topk, 3) || ds_outliers_init(&d->resid[p], d->o.topk, 2) ||
+            ds_outliers_init(&d->mlp[p], d->o.topk, 2))
+            goto fail;
+    d->hidden = (ds_hidden_states){NULL, T, c->hidden_size, d->L};
+    if (o->hidden && !(d->hidden.out = malloc((size_t)(d->L + 1) * T * c->hidden_size * sizeof(float)))) {
+        ds_fail("out of memory for hidden states");
+        goto fail;
+    }
+    if (ds_h5out_open(&d->out, path, o->force)) goto fail;
+    if (write_root(d) || write_tokens(d, ids) || register_hooks(d, p)) goto fail;
+    return d;
+fail:
+    ds_dump_abort(d);
+    return NULL;
+}
+
+static void release(ds_dump *d) {
+    for (int k = 0; k < N_MAPS; k++)
+        if (d->maps[k] >= 0) H5Dclose(d->maps[k]);
+    for (int p = 0; p < OUTLIER_PARTS; p++) {
+        ds_outliers_free(&d->scores[p]);
+        ds_outliers_free(&d->resid[p]);
+        ds_outliers_free(&d->mlp[p]);
+    }
+    if (d->f16 >= 0) H5Tclose(d->f16);
+    free(d->layer_on), free(d->heads), free(d->half_buf), free(d->hidden.out);
+    free(d);
+}
+
+int ds_dump_finish(ds_dump *d, const float *logits) {
+    const ds_config *c = ds_model_config(d->m);
+    int rc = 0;
+    if (d->o.logits && logits) {
+        hsize_t dims[2] = {(hsize_t)d->T, (hsize_t)c->vocab_size};
+        rc = ds_h5_write_f32(d->out.file, "logits", 2, dims, logits);
+    }
+    if (!rc && d->hidden.out) {
+        hsize_t dims[3] = {(hsize_t)d->L + 1, (hsize_t)d->T, (hsize_t)c->hidden_size};
+        rc = ds_h5_write_f32(d->out.file, "hidden_states", 3, dims, d->hidden.out);
+    }
+    for (int k = 0; k < N_MAPS; k++)
+        if (d->maps[k] >= 0) H5Dclose(d->maps[k]), d->maps[k] = H5I_INVALID_HID;
+    /* Every queued map block is in the file before it is committed under its name. */
+    if (ds_raw_writer_close(d->raw) && !rc) rc = -1;
+    d->raw = NULL;
+    if (rc) ds_h5out_abort(&d->out);
+    else rc = ds_h5out_commit(&d->out);
+    release(d);
+    return rc;
+}
+
+void ds_dump_abort(ds_dump *d) {
+    if (!d) return;
+    for (int k = 0; k < N_MAPS; k++)
+        if (d->maps[k] >= 0) H5Dclose(d->maps[k]), d->maps[k] = H5I_INVALID_HID;
+    if (d->raw) { /* keep the message of the failure that got us here, not a write error after it */
+        char *msg = strdup(ds_errmsg());
+        ds_raw_writer_close(d->raw);
+        d->raw = NULL;
+        if (msg) ds_fail("%s", msg);
+        free(msg);
+    }
+    if (d->out.file >= 0 || d->out.tmp) ds_h5out_abort(&d->out);
+    release(d);
+}

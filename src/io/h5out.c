@@ -1,0 +1,151 @@
+/* Safe HDF5 output files and small dataset/attribute writers (see diffscope/h5out.h). */
+#include "io/h5out.h"
+#include "diffscope/error.h"
+#include "base/tmpfiles.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *current_path = "";
+
+int ds_h5out_open(ds_h5out *o, const char *path, int force) {
+    memset(o, 0, sizeof *o);
+    o->file = H5I_INVALID_HID;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages, not HDF5's error stack dumps */
+    struct stat st;
+    if (!force && stat(path, &st) == 0)
+        return ds_fail("%s: already exists (use --force to overwrite)", path);
+    size_t n = strlen(path) + 32;
+    o->path = strdup(path);
+    o->tmp = malloc(n);
+    if (!o->path || !o->tmp) return ds_fail("out of memory");
+    snprintf(o->tmp, n, "%s.tmp%ld", path, (long)getpid());
+    ds_tmpfile_register(o->tmp); /* before it exists: an interruption removes it from then on */
+    o->file = H5Fcreate(o->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (o->file < 0) {
+        int e = errno;
+        ds_tmpfile_unregister(o->tmp);
+        free(o->path), free(o->tmp);
+        o->path = o->tmp = NULL;
+        return ds_fail("%s: cannot create output file: %s", path, e ? strerror(e) : "HDF5 error");
+    }
+    current_path = o->path;
+    return 0;
+}
+
+int ds_h5out_commit(ds_h5out *o) {
+    herr_t rc = H5Fclose(o->file);
+    o->file = H5I_INVALID_HID;
+    if (rc < 0) {
+        int e = errno;
+        unlink(o->tmp);
+        ds_fail("%s: writing failed: %s", o->path, e ? strerror(e) : "HDF5 error");
+        ds_h5out_abort(o);
+        return -1;
+    }
+    if (rename(o->tmp, o->path)) {
+        int e = errno;
+        unlink(o->tmp);
+        ds_fail("%s: cannot rename the finished file into place: %s", o->path, strerror(e));
+        ds_h5out_abort(o);
+        return -1;
+    }
+    ds_tmpfile_unregister(o->tmp);
+    free(o->path), free(o->tmp);
+    o->path = o->tmp = NULL;
+    return 0;
+}
+
+void ds_h5out_abort(ds_h5out *o) {
+    if (o->file >= 0) H5Fclose(o->file);
+    o->file = H5I_INVALID_HID;
+    if (o->tmp) unlink(o->tmp), ds_tmpfile_unregister(o->tmp);
+    free(o->path), free(o->tmp);
+    o->path = o->tmp = NULL;
+}
+
+static int write_ds(hid_t loc, const char *name, hid_t type, int ndim, const hsize_t *dims, const void *data) {
+    hid_t sp = H5Screate_simple(ndim, dims, NULL);
+    hid_t ds = sp < 0 ? -1 : H5Dcreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = ds < 0 ? -1 : H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (ds >= 0) H5Dclose(ds);
+    if (sp >= 0) H5Sclose(sp);
+    return rc < 0 ? ds_fail("%s: cannot write dataset '%s' (disk full?)", current_path, name) : 0;
+}
+
+int ds_h5_write_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const float *data) {
+    return write_ds(loc, name, H5T_NATIVE_FLOAT, ndim, dims, data);
+}
+
+int ds_h5_write_i32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const int *data) {
+    return write_ds(loc, name, H5T_NATIVE_INT, ndim, dims, data);
+}
+
+static int write_attr(hid_t loc, const char *name, hid_t type, hid_t space, const void *data) {
+    if (H5Aexists(loc, name) > 0) H5Adelete(loc, name);
+    hid_t a = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, type, data);
+    if (a >= 0) H5Aclose(a);
+    return rc < 0 ? ds_fail("%s: cannot write attribute '%s'", current_path, name) : 0;
+}
+
+int ds_h5_attr_str(hid_t loc, const char *name, const char *value) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    int rc = write_attr(loc, name, t, sp, &value);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return rc;
+}
+
+int ds_h5_attr_int(hid_t loc, const char *name, long long value) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    int v32 = (int)value;
+    int rc = value == v32 ? write_attr(loc, name, H5T_NATIVE_INT, sp, &v32)
+                          : write_attr(loc, name, H5T_NATIVE_LLONG, sp, &value);
+    H5Sclose(sp);
+    return rc;
+}
+
+int ds_h5_attr_double(hid_t loc, const char *name, double value) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    int rc = write_attr(loc, name, H5T_NATIVE_DOUBLE, sp, &value);
+    H5Sclose(sp);
+    return rc;
+}
+
+int ds_h5_attr_int_array(hid_t loc, const char *name, const int *v, int n) {
+    hsize_t d = (hsize_t)n;
+    hid_t sp = H5Screate_simple(1, &d, NULL);
+    int rc = write_attr(loc, name, H5T_NATIVE_INT, sp, v);
+    H5Sclose(sp);
+    return rc;
+}
+
+hid_t ds_h5_group(hid_t file, const char *path) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p) continue;
+        char c = *p;
+        *p = 0;
+        if (H5Lexists(file, buf, H5P_DEFAULT) <= 0) {
+            hid_t g = H5Gcreate2(file, buf, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            if (g < 0) {
+                ds_fail("%s: cannot create group '%s'", current_path, buf);
+                return -1;
+            }
+            H5Gclose(g);
+        }
+        if (!c) break;
+        *p = c;
+    }
+    hid_t g = H5Gopen2(file, buf, H5P_DEFAULT);
+    if (g < 0) ds_fail("%s: cannot open group '%s'", current_path, buf);
+    return g;
+}

@@ -1,0 +1,166 @@
+/* The background raw writer (see include/diffscope/raw_writer.h): a pool of buffers, a FIFO
+ * of filled ones, and one thread that pwrite()s them. One mutex guards the pool, the queue and
+ * the error; three condition variables wake whoever waits for a free buffer, for work, or for
+ * the queue to empty. */
+#include "io/raw_writer.h"
+#include "diffscope/error.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    void *buf;
+    ds_raw_range *ranges;
+    int n;
+} job;
+
+struct ds_raw_writer {
+    char *shown_path;
+    int fd;
+    size_t buf_bytes;
+    int nbufs;
+    void **pool;   /* every buffer, for freeing */
+    void **free_bufs;
+    int nfree;
+    job *queue;    /* ring of nbufs jobs: at most every buffer is queued */
+    int qhead, qlen;
+    int busy;      /* the thread is writing a job it has taken off the queue */
+    int stop;
+    int err;       /* errno of the first failed write, 0 if none */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_free, cv_work, cv_idle;
+    pthread_t thread;
+    int thread_started;
+};
+
+static int write_all(int fd, const char *p, size_t n, off_t off) {
+    while (n) {
+        ssize_t k = pwrite(fd, p, n, off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return k < 0 ? errno : EIO;
+        p += k, n -= (size_t)k, off += k;
+    }
+    return 0;
+}
+
+static void *writer_main(void *arg) {
+    ds_raw_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->qlen && !w->stop) pthread_cond_wait(&w->cv_work, &w->mu);
+        if (!w->qlen) break; /* stopping, and nothing left */
+        job j = w->queue[w->qhead];
+        w->qhead = (w->qhead + 1) % w->nbufs, w->qlen--;
+        w->busy = 1;
+        int failed = w->err;
+        pthread_mutex_unlock(&w->mu);
+        int e = 0;
+        for (int i = 0; i < j.n && !failed && !e; i++)
+            e = write_all(w->fd, (const char *)j.buf + j.ranges[i].buf_offset, j.ranges[i].len,
+                          j.ranges[i].file_offset);
+        free(j.ranges);
+        pthread_mutex_lock(&w->mu);
+        if (e && !w->err) w->err = e;
+        w->free_bufs[w->nfree++] = j.buf;
+        w->busy = 0;
+        pthread_cond_signal(&w->cv_free);
+        if (!w->qlen) pthread_cond_broadcast(&w->cv_idle);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static int fail_with(const ds_raw_writer *w, int err) {
+    return ds_fail("%s: write failed: %s", w->shown_path, strerror(err));
+}
+
+ds_raw_writer *ds_raw_writer_open(const char *path, const char *shown_path, size_t buf_bytes, int nbufs) {
+    ds_raw_writer *w = calloc(1, sizeof *w);
+    if (!w) return ds_fail("out of memory"), NULL;
+    w->fd = -1;
+    w->buf_bytes = buf_bytes, w->nbufs = nbufs;
+    w->shown_path = strdup(shown_path);
+    w->pool = calloc((size_t)nbufs, sizeof *w->pool);
+    w->free_bufs = calloc((size_t)nbufs, sizeof *w->free_bufs);
+    w->queue = calloc((size_t)nbufs, sizeof *w->queue);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv_free, NULL);
+    pthread_cond_init(&w->cv_work, NULL);
+    pthread_cond_init(&w->cv_idle, NULL);
+    int ok = w->shown_path && w->pool && w->free_bufs && w->queue;
+    for (int i = 0; ok && i < nbufs; i++) ok = (w->pool[i] = w->free_bufs[i] = malloc(buf_bytes)) != NULL;
+    w->nfree = nbufs;
+    if (!ok) {
+        ds_fail("out of memory for %d write buffers of %zu bytes", nbufs, buf_bytes);
+    } else if ((w->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+        ds_fail("%s: cannot open for writing: %s", shown_path, strerror(errno));
+    } else if (pthread_create(&w->thread, NULL, writer_main, w)) {
+        ds_fail("cannot start the writer thread");
+    } else {
+        w->thread_started = 1;
+        return w;
+    }
+    ds_raw_writer_close(w);
+    return NULL;
+}
+
+size_t ds_raw_writer_buffer_bytes(const ds_raw_writer *w) { return w->buf_bytes; }
+
+void *ds_raw_writer_take(ds_raw_writer *w) {
+    pthread_mutex_lock(&w->mu);
+    while (!w->nfree && !w->err) pthread_cond_wait(&w->cv_free, &w->mu);
+    int err = w->err;
+    void *buf = err ? NULL : w->free_bufs[--w->nfree];
+    pthread_mutex_unlock(&w->mu);
+    if (err) fail_with(w, err);
+    return buf;
+}
+
+int ds_raw_writer_submit(ds_raw_writer *w, void *buf, const ds_raw_range *ranges, int nranges) {
+    ds_raw_range *copy = malloc((size_t)(nranges > 0 ? nranges : 1) * sizeof *copy);
+    if (copy && nranges > 0) memcpy(copy, ranges, (size_t)nranges * sizeof *copy);
+    pthread_mutex_lock(&w->mu);
+    int err = w->err;
+    if (err || !copy) {
+        w->free_bufs[w->nfree++] = buf;
+        pthread_mutex_unlock(&w->mu);
+        free(copy);
+        return err ? fail_with(w, err) : ds_fail("out of memory");
+    }
+    w->queue[(w->qhead + w->qlen++) % w->nbufs] = (job){buf, copy, nranges};
+    pthread_cond_signal(&w->cv_work);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+int ds_raw_writer_drain(ds_raw_writer *w) {
+    pthread_mutex_lock(&w->mu);
+    while (w->qlen || w->busy) pthread_cond_wait(&w->cv_idle, &w->mu);
+    int err = w->err;
+    pthread_mutex_unlock(&w->mu);
+    return err ? fail_with(w, err) : 0;
+}
+
+int ds_raw_writer_close(ds_raw_writer *w) {
+    if (!w) return 0;
+    int rc = 0;
+    if (w->thread_started) {
+        rc = ds_raw_writer_drain(w);
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_signal(&w->cv_work);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thread, NULL);
+    }
+    if (w->fd >= 0 && close(w->fd) && !rc) rc = fail_with(w, errno);
+    for (int i = 0; w->pool && i < w->nbufs; i++) free(w->pool[i]);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv_free);
+    pthread_cond_destroy(&w->cv_work);
+    pthread_cond_destroy(&w->cv_idle);
+    free(w->pool), free(w->free_bufs), free(w->queue), free(w->shown_path), free(w);
+    return rc;
+}

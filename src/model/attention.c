@@ -1,0 +1,270 @@
+/* Causal self-attention, standard (Llama) and differential (DiffLlama), over the KV cache.
+ *
+ * Follows ../shared/DESIGN.md section 1. For DiffLlama, sub-head h in 0..H-1 gives the map
+ * A_h = softmax(q_h k_{h/n_rep}ᵀ/√hd + mask); differential head i pairs A_i with A_{i+H/2}
+ * and reads the 2·hd-channel value V_i = [v_{i/n_rep}, v_{(i+H/2)/n_rep}]:
+ *
+ *     O_i = (A_i − λ A_{i+H/2}) V_i,   then   O_i ← (1 − λ_init) · O_i / √(mean(O_i²) + eps)
+ *
+ * (transformers computes A_i V_i − λ A_{i+H/2} V_i; the difference is float rounding.)
+ *
+ * Query rows are processed in blocks of R rows so that a long prompt never holds a full
+ * T × T map for every head: the scratch holds H × R × Tk floats. When a probe wants the maps,
+ * each block goes through all heads stage by stage (scores, softmax, difference, values), and
+ * the maps are handed to the probes (in head-major [heads, R, Tk] views) between stages.
+ * Otherwise each (head, block) is one task from scores to values in its thread's share of the
+ * scratch, with no barrier between stages. Both ways make the same calls on the same blocks,
+ * so a dump's forward pass gives the same bits as a plain one. */
+#include "model/internal.h"
+#include "diffscope/error.h"
+#include "base/vec_exp.h"
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Scratch budget for one row block of maps, in floats (32 MB), and the tallest block: a
+ * block's QKᵀ covers keys up to its last row, so shorter blocks waste less of the causal
+ * triangle (1/8 of it at 512 tokens with 128 rows instead of 1/2 with one block). */
+#define ATT_BLOCK_FLOATS (8u << 20)
+#define ATT_MAX_ROWS 128
+
+static int ensure_scratch(ds_session *s, size_t need) {
+    if (need <= s->att_cap) return 0;
+    free(s->att);
+    free(s->diff);
+    s->att = malloc(need * sizeof(float));
+    s->diff = malloc(need * sizeof(float)); /* H/2 maps would do; one size keeps it simple */
+    s->att_cap = (s->att && s->diff) ? need : 0;
+    return s->att_cap ? 0 : ds_fail("out of memory for attention scratch (%zu floats)", need);
+}
+
+static void block_view(ds_probe_event *ev, float *data, int heads, int nr, int r0, int n, int tk, int pos0) {
+    memset(ev, 0, sizeof *ev);
+    ev->pos0 = pos0;
+    ev->ndim = 3;
+    ev->shape[0] = heads, ev->shape[1] = nr, ev->shape[2] = tk;
+    ev->strides[0] = (int64_t)nr * tk, ev->strides[1] = tk, ev->strides[2] = 1;
+    ev->offset[1] = r0;
+    ev->full[0] = heads, ev->full[1] = n, ev->full[2] = tk;
+    ev->data = data;
+}
+
+/* Row i of a block is query position p = pos0 + r0 + i; keys k > p are masked. Softmax in
+ * place over keys 0..p, zeros after p up to WIDTH columns. */
+static void softmax_rows(float *S, int nr, int tk, int p_first, int width) {
+    for (int i = 0; i < nr; i++) {
+        float *row = S + (size_t)i * tk;
+        int p = p_first + i;
+        float mx = row[0];
+#pragma omp simd reduction(max : mx)
+        for (int k = 1; k <= p; k++) mx = row[k] > mx ? row[k] : mx;
+#pragma omp simd
+        for (int k = 0; k <= p; k++) row[k] = ds_expf(row[k] - mx);
+        double sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int k = 0; k <= p; k++) sum += row[k];
+        float inv = (float)(1.0 / sum);
+#pragma omp simd
+        for (int k = 0; k <= p; k++) row[k] *= inv;
+        for (int k = p + 1; k < width; k++) row[k] = 0.0f;
+    }
+}
+
+/* The differential map of a row block: D = A1 − λ·A2 over WIDTH columns. D may be A1. */
+static void diff_rows(float *D, const float *A1, const float *A2, float lam, int nr, int tk, int width) {
+    for (int r = 0; r < nr; r++)
+#pragma omp simd
+        for (int k = 0; k < width; k++) {
+            size_t o = (size_t)r * tk + k;
+            D[o] = A1[o] - lam * A2[o];
+        }
+}
+
+/* Shapes of one layer's attention call, shared by the staged and the fused paths. */
+typedef struct {
+    int H, Hd, hd, nrep, qw, kvw, pos0, tk, is_diff;
+    const float *K, *V;
+    float scale, lam;
+} att_shape;
+
+/* S[nr, kmax] (row stride Tk) = scale · q_h · k_{h/nrep}ᵀ for the NR query rows starting at Q. */
+static void head_scores(const att_shape *a, float *S, const float *q, int h, int nr, int kmax) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kmax, a->hd, a->scale, q + (size_t)h * a->hd, a->qw,
+                a->K + (size_t)(h / a->nrep) * a->hd, a->kvw, 0.0f, S, a->tk);
+}
+
+/* O[nr, hd] (row stride H·hd) = A[nr, kmax] · v_{h/nrep}: the values that sub-head H reads. */
+static void head_values(const att_shape *a, float *O, const float *A, int h, int nr, int kmax) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, a->hd, kmax, 1.0f, A, a->tk,
+                a->V + (size_t)(h / a->nrep) * a->hd, a->kvw, 0.0f, O, a->qw);
+}
+
+static void groupnorm(ds_session *s, int n, int layer) {
+    const ds_config *c = &s->m->cfg;
+    int hd2 = 2 * c->head_dim, Hd = c->num_heads / 2, width = c->num_heads * c->head_dim;
+    float scale = (float)(1.0 - ds_lambda_init(layer)), eps = c->rms_norm_eps;
+#pragma omp parallel for schedule(static) if ((size_t)n * width >= DS_PAR_MIN)
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < Hd; i++) {
+            float *o = s->z + (size_t)t * width + (size_t)i * hd2;
+            double ss = 0;
+            for (int j = 0; j < hd2; j++) ss += (double)o[j] * o[j];
+            float r = 1.0f / sqrtf((float)(ss / hd2) + eps);
+            for (int j = 0; j < hd2; j++) o[j] = (o[j] * r) * scale;
+        }
+}
+
+static void groupnorm_view(ds_probe_event *ev, ds_session *s, int n, int pos0) {
+    const ds_config *c = &s->m->cfg;
+    memset(ev, 0, sizeof *ev);
+    ev->pos0 = pos0;
+    ev->ndim = 3;
+    ev->shape[0] = ev->full[0] = c->num_heads / 2;
+    ev->shape[1] = ev->full[1] = n;
+    ev->shape[2] = ev->full[2] = 2 * c->head_dim;
+    ev->strides[0] = 2 * c->head_dim, ev->strides[1] = (int64_t)c->num_heads * c->head_dim, ev->strides[2] = 1;
+    ev->data = s->z;
+}
+
+/* Rows r0 .. r0+nr of the block see keys 0 .. kmax-1. */
+static int block_kmax(const att_shape *a, int r0, int nr) { return a->pos0 + r0 + nr; }
+
+/* No probe wants the maps: task (head or head pair, row block) runs from scores to values in
+ * its thread's slice of the scratch (one map, or two for a DiffLlama pair). The tallest row
+ * blocks, the most work, are handed out first. */
+static void attention_fused(ds_session *s, const att_shape *a, int n, int R) {
+    const int units = a->is_diff ? a->Hd : a->H, nblocks = (n + R - 1) / R, ntasks = units * nblocks;
+    const size_t slice = (size_t)R * a->tk * (a->is_diff ? 2 : 1);
+    const int par = (size_t)a->H * n * a->tk * a->hd >= DS_PAR_MIN;
+#pragma omp parallel for schedule(dynamic) if (par)
+    for (int task = 0; task < ntasks; task++) {
+        const int b = nblocks - 1 - task / units, u = task % units;
+        const int r0 = b * R, nr = n - r0 < R ? n - r0 : R, kmax = block_kmax(a, r0, nr);
+        float *S = s->att + (size_t)omp_get_thread_num() * slice;
+        const float *q = s->q + (size_t)r0 * a->qw;
+        float *z = s->z + (size_t)r0 * a->qw;
+        head_scores(a, S, q, u, nr, kmax);
+        softmax_rows(S, nr, a->tk, a->pos0 + r0, kmax);
+        if (!a->is_diff) {
+            head_values(a, z + (size_t)u * a->hd, S, u, nr, kmax);
+            continue;
+        }
+        float *S2 = S + (size_t)R * a->tk;
+        const int h2 = u + a->Hd;
+        head_scores(a, S2, q, h2, nr, kmax);
+        softmax_rows(S2, nr, a->tk, a->pos0 + r0, kmax);
+        diff_rows(S, S, S2, a->lam, nr, a->tk, kmax);
+        float *O = z + (size_t)u * 2 * a->hd;
+        head_values(a, O, S, u, nr, kmax);
+        head_values(a, O + a->hd, S, h2, nr, kmax);
+    }
+}
+
+/* Some probe wants the maps: each row block goes through every head stage by stage, and the
+ * probes see [heads, nr, Tk] views between stages. */
+static int attention_staged(ds_session *s, const att_shape *a, int layer, int n, int R, ds_probes *probes) {
+    const int want_scores = ds_probes_active(probes, DS_HOOK_SCORES, layer);
+    const int want_pattern = ds_probes_active(probes, DS_HOOK_PATTERN, layer);
+    const int want_p1 = a->is_diff && ds_probes_active(probes, DS_HOOK_PATTERN1, layer);
+    const int want_p2 = a->is_diff && ds_probes_active(probes, DS_HOOK_PATTERN2, layer);
+    const int want_diff = a->is_diff && ds_probes_active(probes, DS_HOOK_DIFF, layer);
+    const int H = a->H, Hd = a->Hd, hd = a->hd, tk = a->tk, pos0 = a->pos0;
+    ds_probe_event ev;
+
+    for (int r0 = 0; r0 < n; r0 += R) {
+        const int nr = n - r0 < R ? n - r0 : R, kmax = block_kmax(a, r0, nr);
+        const int par = (size_t)H * nr * kmax * hd >= DS_PAR_MIN;
+        const float *q = s->q + (size_t)r0 * a->qw;
+        float *att = s->att, *z = s->z + (size_t)r0 * a->qw;
+
+#pragma omp parallel for schedule(dynamic) if (par)
+        for (int h = 0; h < H; h++) {
+            float *S = att + (size_t)h * nr * tk;
+            head_scores(a, S, q, h, nr, kmax);
+            /* the scores probe sees whole rows of Tk keys, the masked ones -inf (softmax_rows
+             * zeroes them for the other maps) */
+            if (want_scores)
+                for (int i = 0; i < nr; i++)
+                    for (int k = pos0 + r0 + i + 1; k < tk; k++) S[(size_t)i * tk + k] = -INFINITY;
+        }
+        if (want_scores) {
+            block_view(&ev, att, H, nr, r0, n, tk, pos0);
+            if (ds_probes_fire(probes, DS_HOOK_SCORES, layer, &ev)) return -1;
+        }
+#pragma omp parallel for schedule(dynamic) if (par)
+        for (int h = 0; h < H; h++) softmax_rows(att + (size_t)h * nr * tk, nr, tk, pos0 + r0, tk);
+
+        if (want_pattern) {
+            block_view(&ev, att, H, nr, r0, n, tk, pos0);
+            if (ds_probes_fire(probes, DS_HOOK_PATTERN, layer, &ev)) return -1;
+        }
+        if (!a->is_diff) {
+#pragma omp parallel for schedule(dynamic) if (par)
+            for (int h = 0; h < H; h++)
+                head_values(a, z + (size_t)h * hd, att + (size_t)h * nr * tk, h, nr, kmax);
+            continue;
+        }
+        if (want_p1) {
+            block_view(&ev, att, Hd, nr, r0, n, tk, pos0);
+            if (ds_probes_fire(probes, DS_HOOK_PATTERN1, layer, &ev)) return -1;
+        }
+        if (want_p2) {
+            block_view(&ev, att + (size_t)Hd * nr * tk, Hd, nr, r0, n, tk, pos0);
+            if (ds_probes_fire(probes, DS_HOOK_PATTERN2, layer, &ev)) return -1;
+        }
+#pragma omp parallel for schedule(dynamic) if (par)
+        for (int i = 0; i < Hd; i++) {
+            float *Dm = s->diff + (size_t)i * nr * tk;
+            diff_rows(Dm, att + (size_t)i * nr * tk, att + (size_t)(i + Hd) * nr * tk, a->lam, nr, tk, tk);
+            float *O = z + (size_t)i * 2 * hd;
+            head_values(a, O, Dm, i, nr, kmax);
+            head_values(a, O + hd, Dm, i + Hd, nr, kmax);
+        }
+        if (want_diff) {
+            block_view(&ev, s->diff, Hd, nr, r0, n, tk, pos0);
+            if (ds_probes_fire(probes, DS_HOOK_DIFF, layer, &ev)) return -1;
+        }
+    }
+    return 0;
+}
+
+int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *probes) {
+    const ds_config *c = &s->m->cfg;
+    att_shape a = {.H = c->num_heads, .Hd = c->num_heads / 2, .hd = c->head_dim, .nrep = c->num_heads / c->num_kv_heads,
+                   .qw = c->num_heads * c->head_dim, .kvw = c->num_kv_heads * c->head_dim, .pos0 = s->pos,
+                   .tk = s->pos + n, .is_diff = c->arch == DS_ARCH_DIFFLLAMA,
+                   .scale = (float)(1.0 / sqrt((double)c->head_dim)), .lam = (float)lambda};
+    a.K = s->k_cache + (size_t)layer * s->max_tokens * a.kvw;
+    a.V = s->v_cache + (size_t)layer * s->max_tokens * a.kvw;
+    const int want_maps = ds_probes_active(probes, DS_HOOK_SCORES, layer) ||
+                          ds_probes_active(probes, DS_HOOK_PATTERN, layer) ||
+                          (a.is_diff && (ds_probes_active(probes, DS_HOOK_PATTERN1, layer) ||
+                                         ds_probes_active(probes, DS_HOOK_PATTERN2, layer) ||
+                                         ds_probes_active(probes, DS_HOOK_DIFF, layer)));
+
+    size_t per_row = (size_t)a.H * a.tk;
+    int R = (int)(ATT_BLOCK_FLOATS / per_row);
+    if (R < 1) R = 1;
+    if (R > ATT_MAX_ROWS) R = ATT_MAX_ROWS;
+    if (R > n) R = n;
+    /* The fused path gives each thread a slice of 2 maps; the staged one needs all H. */
+    size_t maps = (size_t)2 * omp_get_max_threads() > (size_t)a.H ? (size_t)2 * omp_get_max_threads() : (size_t)a.H;
+    if (ensure_scratch(s, maps * R * a.tk)) return -1;
+    if (!want_maps) attention_fused(s, &a, n, R);
+    else if (attention_staged(s, &a, layer, n, R, probes)) return -1;
+
+    if (!a.is_diff) return 0;
+    ds_probe_event ev;
+    if (ds_probes_active(probes, DS_HOOK_GROUPNORM_IN, layer)) {
+        groupnorm_view(&ev, s, n, a.pos0);
+        if (ds_probes_fire(probes, DS_HOOK_GROUPNORM_IN, layer, &ev)) return -1;
+    }
+    groupnorm(s, n, layer);
+    if (ds_probes_active(probes, DS_HOOK_GROUPNORM_OUT, layer)) {
+        groupnorm_view(&ev, s, n, a.pos0);
+        if (ds_probes_fire(probes, DS_HOOK_GROUPNORM_OUT, layer, &ev)) return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,198 @@
+/* config.json -> validated ds_config. Defaults are transformers' own (LlamaConfig,
+ * DiffLlamaConfig) for keys a file leaves out. */
+#include "diffscope/config.h"
+#include "diffscope/error.h"
+#include "base/fileio.h"
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *ds_arch_name(ds_arch a) { return a == DS_ARCH_DIFFLLAMA ? "diffllama" : "llama"; }
+
+double ds_lambda_init(int layer) { return 0.8 - 0.6 * exp(-0.3 * layer); }
+
+/* Reads integer KEY into *out; absent (or null) keys keep *out when !required. */
+static int get_int(const cJSON *j, const char *key, int required, int *out, const char *path) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!v || cJSON_IsNull(v)) return required ? ds_fail("%s: missing key '%s'", path, key) : 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 2147483647.0)
+        return ds_fail("%s: '%s' must be an integer", path, key);
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+static int get_double(const cJSON *j, const char *key, double *out, const char *path) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v)) return ds_fail("%s: '%s' must be a number", path, key);
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int get_bool(const cJSON *j, const char *key, int *out, const char *path) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsBool(v)) return ds_fail("%s: '%s' must be true or false", path, key);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+/* RoPE: transformers 5 writes rope_parameters {rope_type, rope_theta, ...}; older files
+ * write rope_theta at the top level and rope_scaling {rope_type|type, factor, ...}. */
+static int parse_rope(ds_config *c, const cJSON *j, const char *path) {
+    c->rope_theta = 10000.0;
+    c->rope_type = DS_ROPE_DEFAULT;
+    if (get_double(j, "rope_theta", &c->rope_theta, path)) return -1;
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
+    const char *where = "rope_parameters";
+    if (!rp || cJSON_IsNull(rp)) {
+        rp = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+        where = "rope_scaling";
+    }
+    if (!rp || cJSON_IsNull(rp)) return 0;
+    if (!cJSON_IsObject(rp)) return ds_fail("%s: '%s' must be an object", path, where);
+    if (get_double(rp, "rope_theta", &c->rope_theta, path)) return -1;
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rp, "rope_type");
+    if (!type) type = cJSON_GetObjectItemCaseSensitive(rp, "type");
+    if (type && !cJSON_IsString(type)) return ds_fail("%s: %s.rope_type must be a string", path, where);
+    const char *t = type ? type->valuestring : "default";
+    if (!strcmp(t, "default")) return 0;
+    if (strcmp(t, "llama3"))
+        return ds_fail("%s: %s.rope_type '%s' is not supported (default and llama3 are)", path, where, t);
+    c->rope_type = DS_ROPE_LLAMA3;
+    const char *need[] = {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"};
+    for (int i = 0; i < 4; i++)
+        if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(rp, need[i])))
+            return ds_fail("%s: llama3 RoPE needs the number %s.%s", path, where, need[i]);
+    get_double(rp, "factor", &c->rope_factor, path);
+    get_double(rp, "low_freq_factor", &c->rope_low_freq_factor, path);
+    get_double(rp, "high_freq_factor", &c->rope_high_freq_factor, path);
+    if (get_int(rp, "original_max_position_embeddings", 1, &c->rope_original_max_pos, path)) return -1;
+    if (c->rope_factor <= 0 || c->rope_high_freq_factor <= c->rope_low_freq_factor || c->rope_original_max_pos <= 0)
+        return ds_fail("%s: llama3 RoPE parameters out of range", path);
+    return 0;
+}
+
+static int parse_eos(ds_config *c, const cJSON *j, const char *path) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "eos_token_id");
+    c->n_eos = 0;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (cJSON_IsNumber(v)) {
+        c->eos_token_ids[c->n_eos++] = v->valueint;
+        return 0;
+    }
+    if (!cJSON_IsArray(v)) return ds_fail("%s: 'eos_token_id' must be an integer or a list", path);
+    for (const cJSON *e = v->child; e && c->n_eos < DS_MAX_EOS; e = e->next) {
+        if (!cJSON_IsNumber(e)) return ds_fail("%s: 'eos_token_id' entries must be integers", path);
+        c->eos_token_ids[c->n_eos++] = e->valueint;
+    }
+    return 0;
+}
+
+static int validate(const ds_config *c, const char *path) {
+    const struct { const char *key; int v; } pos[] = {
+        {"vocab_size", c->vocab_size}, {"hidden_size", c->hidden_size},
+        {"intermediate_size", c->intermediate_size}, {"num_hidden_layers", c->num_layers},
+        {"num_attention_heads", c->num_heads}, {"num_key_value_heads", c->num_kv_heads},
+        {"head_dim", c->head_dim}, {"max_position_embeddings", c->max_position_embeddings},
+    };
+    for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
+        if (pos[i].v <= 0) return ds_fail("%s: '%s' must be positive (got %d)", path, pos[i].key, pos[i].v);
+    if (c->num_heads % c->num_kv_heads)
+        return ds_fail("%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path,
+                       c->num_heads, c->num_kv_heads);
+    if (c->arch == DS_ARCH_DIFFLLAMA && c->num_heads % 2)
+        return ds_fail("%s: DiffLlama needs an even num_attention_heads (got %d)", path, c->num_heads);
+    if (c->head_dim % 2) return ds_fail("%s: head_dim must be even for RoPE (got %d)", path, c->head_dim);
+    if (!(c->rms_norm_eps >= 0)) return ds_fail("%s: 'rms_norm_eps' must be non-negative", path);
+    if (!(c->rope_theta > 0)) return ds_fail("%s: 'rope_theta' must be positive", path);
+    /* Keep every later size product (T x vocab, H x hd, ...) inside int64 and sane memory. */
+    if ((long long)c->num_heads * c->head_dim > (1 << 20) || c->hidden_size > (1 << 20) ||
+        c->intermediate_size > (1 << 22) || c->vocab_size > (1 << 24) || c->num_layers > 4096)
+        return ds_fail("%s: model dimensions are implausibly large", path);
+    return 0;
+}
+
+int ds_config_parse(ds_config *c, const char *text, const char *path) {
+    memset(c, 0, sizeof *c);
+    cJSON *j = cJSON_Parse(text);
+    if (!j) return ds_fail("%s: not valid JSON", path);
+    int rc = -1;
+    if (!cJSON_IsObject(j)) {
+        ds_fail("%s: not a JSON object", path);
+        goto out;
+    }
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(j, "model_type");
+    if (!cJSON_IsString(mt)) {
+        ds_fail("%s: missing key 'model_type'", path);
+        goto out;
+    }
+    if (!strcmp(mt->valuestring, "diffllama")) c->arch = DS_ARCH_DIFFLLAMA;
+    else if (!strcmp(mt->valuestring, "llama")) c->arch = DS_ARCH_LLAMA;
+    else {
+        ds_fail("%s: model_type '%s' is not supported (diffllama and llama are)", path, mt->valuestring);
+        goto out;
+    }
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "hidden_act");
+    if (act && !(cJSON_IsString(act) && !strcmp(act->valuestring, "silu"))) {
+        ds_fail("%s: hidden_act must be \"silu\"", path);
+        goto out;
+    }
+    double eps = c->arch == DS_ARCH_DIFFLLAMA ? 1e-5 : 1e-6;
+    c->max_position_embeddings = 2048;
+    c->bos_token_id = -1;
+    c->head_dim = 0;
+    c->num_kv_heads = 0;
+    if (get_int(j, "vocab_size", 1, &c->vocab_size, path) ||
+        get_int(j, "hidden_size", 1, &c->hidden_size, path) ||
+        get_int(j, "intermediate_size", 1, &c->intermediate_size, path) ||
+        get_int(j, "num_hidden_layers", 1, &c->num_layers, path) ||
+        get_int(j, "num_attention_heads", 1, &c->num_heads, path) ||
+        get_int(j, "num_key_value_heads", 0, &c->num_kv_heads, path) ||
+        get_int(j, "head_dim", 0, &c->head_dim, path) ||
+        get_int(j, "max_position_embeddings", 0, &c->max_position_embeddings, path) ||
+        get_int(j, "bos_token_id", 0, &c->bos_token_id, path) ||
+        get_double(j, "rms_norm_eps", &eps, path) ||
+        get_bool(j, "tie_word_embeddings", &c->tie_word_embeddings, path) ||
+        get_bool(j, "attention_bias", &c->attention_bias, path) ||
+        get_bool(j, "mlp_bias", &c->mlp_bias, path) || parse_rope(c, j, path) || parse_eos(c, j, path))
+        goto out;
+    /* DiffLlama's MLP has no bias whatever the config says (transformers ignores mlp_bias). */
+    if (c->arch == DS_ARCH_DIFFLLAMA) c->mlp_bias = 0;
+    c->rms_norm_eps = (float)eps;
+    if (c->num_kv_heads == 0) c->num_kv_heads = c->num_heads;
+    if (c->head_dim == 0 && c->num_heads > 0) c->head_dim = c->hidden_size / c->num_heads;
+    if (validate(c, path)) goto out;
+    c->json_text = strdup(text);
+    rc = c->json_text ? 0 : ds_fail("%s: out of memory", path);
+out:
+    cJSON_Delete(j);
+    return rc;
+}
+
+int ds_config_load(ds_config *c, const char *path) {
+    size_t len;
+    char *buf = ds_read_file(path, &len);
+    if (!buf) return -1;
+    int rc = len ? ds_config_parse(c, buf, path) : ds_fail("%s: empty file", path);
+    free(buf);
+    return rc;
+}
+
+void ds_config_free(ds_config *c) {
+    free(c->json_text);
+    c->json_text = NULL;
+}
+
+long long ds_config_param_count(const ds_config *c) {
+    long long D = c->hidden_size, I = c->intermediate_size, V = c->vocab_size, hd = c->head_dim;
+    long long q = (long long)c->num_heads * hd, kv = (long long)c->num_kv_heads * hd;
+    long long attn = D * q + 2 * D * kv + q * D;
+    if (c->attention_bias) attn += q + 2 * kv + D;
+    if (c->arch == DS_ARCH_DIFFLLAMA) attn += 4 * hd;
+    long long mlp = 3 * D * I + (c->mlp_bias ? 2 * I + D : 0);
+    long long layer = attn + mlp + 2 * D;
+    return V * D * (c->tie_word_embeddings ? 1 : 2) + c->num_layers * layer + D;
+}

@@ -1,0 +1,225 @@
+/* Sessions (KV cache + scratch) and the forward pass of a Llama / DiffLlama decoder.
+ *
+ * One call runs n tokens through every layer at once (GEMMs over n rows):
+ *
+ *   x = embed[ids]
+ *   for each layer:  x += o_proj(attention(rope(q), rope(k), v))   on rmsnorm_in(x)
+ *                    x += down(silu(gate(y)) * up(y)),              y = rmsnorm_post(x)
+ *   logits = lm_head(rmsnorm_final(x))
+ *
+ * with probe points fired along the way (include/diffscope/probe.h). */
+#include "model/internal.h"
+#include "diffscope/error.h"
+#include "base/vec_exp.h"
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+
+void ds_set_threads(int n) {
+    if (n <= 0) return;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int ds_get_threads(void) { return omp_get_max_threads(); }
+
+ds_session *ds_session_new(const ds_model *m, int max_tokens, int allow_long) {
+    const ds_config *c = &m->cfg;
+    if (max_tokens <= 0) {
+        ds_fail("a session needs at least one token");
+        return NULL;
+    }
+    if (max_tokens > c->max_position_embeddings && !allow_long) {
+        ds_fail("%s: %d tokens exceed max_position_embeddings (%d); --allow-long runs them anyway", m->dir,
+                max_tokens, c->max_position_embeddings);
+        return NULL;
+    }
+    ds_session *s = calloc(1, sizeof *s);
+    if (!s) goto oom;
+    s->m = m;
+    s->max_tokens = max_tokens;
+    /* L · T · KV · hd floats: the config bounds L and KV · hd, but T is the caller's. */
+    size_t kv;
+    if (__builtin_mul_overflow((size_t)c->num_layers * c->num_kv_heads * c->head_dim, (size_t)max_tokens, &kv) ||
+        kv > SIZE_MAX / sizeof(float))
+        goto oom;
+    size_t rope = (size_t)max_tokens * (c->head_dim / 2);
+    s->k_cache = malloc(kv * sizeof(float));
+    s->v_cache = malloc(kv * sizeof(float));
+    s->rope_cos = malloc(rope * sizeof(float));
+    s->rope_sin = malloc(rope * sizeof(float));
+    if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin) goto oom;
+    ds_rope_table(c, max_tokens, s->rope_cos, s->rope_sin);
+    return s;
+oom:
+    ds_session_free(s);
+    ds_fail("out of memory for a session of %d tokens", max_tokens);
+    return NULL;
+}
+
+static void free_scratch(ds_session *s) {
+    free(s->x), free(s->xb), free(s->q), free(s->z), free(s->tmp), free(s->gate), free(s->up);
+    s->x = s->xb = s->q = s->z = s->tmp = s->gate = s->up = NULL;
+    s->cap = 0;
+}
+
+void ds_session_free(ds_session *s) {
+    if (!s) return;
+    free_scratch(s);
+    free(s->k_cache), free(s->v_cache), free(s->rope_cos), free(s->rope_sin);
+    free(s->att), free(s->diff);
+    free(s);
+}
+
+int ds_session_pos(const ds_session *s) { return s->pos; }
+const ds_model *ds_session_model(const ds_session *s) { return s->m; }
+void ds_session_reset(ds_session *s) { s->pos = 0; }
+
+static int ensure_scratch(ds_session *s, int n) {
+    if (n <= s->cap) return 0;
+    const ds_config *c = &s->m->cfg;
+    free_scratch(s);
+    size_t D = c->hidden_size, Q = (size_t)c->num_heads * c->head_dim, FF = c->intermediate_size;
+    s->x = malloc(n * D * sizeof(float));
+    s->xb = malloc(n * D * sizeof(float));
+    s->tmp = malloc(n * D * sizeof(float));
+    s->q = malloc(n * Q * sizeof(float));
+    s->z = malloc(n * Q * sizeof(float));
+    s->gate = malloc(n * FF * sizeof(float));
+    s->up = malloc(n * FF * sizeof(float));
+    if (!s->x || !s->xb || !s->tmp || !s->q || !s->z || !s->gate || !s->up) {
+        free_scratch(s);
+        return ds_fail("out of memory for %d tokens of activations", n);
+    }
+    s->cap = n;
+    return 0;
+}
+
+/* out = w * x / sqrt(mean(x²) + eps), row by row (transformers' LlamaRMSNorm). */
+static void rmsnorm(float *out, const float *x, const float *w, int n, int D, float eps) {
+#pragma omp parallel for schedule(static) if ((size_t)n * D >= DS_PAR_MIN)
+    for (int t = 0; t < n; t++) {
+        const float *r = x + (size_t)t * D;
+        double ss = 0;
+        for (int i = 0; i < D; i++) ss += (double)r[i] * r[i];
+        float inv = 1.0f / sqrtf((float)(ss / D) + eps);
+        for (int i = 0; i < D; i++) out[(size_t)t * D + i] = w[i] * (r[i] * inv);
+    }
+}
+
+static void add_inplace(float *x, const float *y, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= DS_PAR_MIN)
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* Fires POINT with a 2-D or 3-D view of DATA when a probe wants it. */
+static int fire(ds_probes *p, ds_hook_point point, int layer, int pos0, float *data, int ndim, int64_t d0,
+                int64_t d1, int64_t d2) {
+    if (!ds_probes_active(p, point, layer)) return 0;
+    ds_probe_event ev = {0};
+    ev.pos0 = pos0;
+    ev.ndim = ndim;
+    int64_t dims[3] = {d0, d1, d2};
+    int64_t stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        ev.shape[i] = ev.full[i] = dims[i];
+        ev.strides[i] = stride;
+        stride *= dims[i];
+    }
+    ev.data = data;
+    return ds_probes_fire(p, point, layer, &ev);
+}
+
+static int check_ids(const ds_session *s, const int *ids, int n) {
+    const ds_config *c = &s->m->cfg;
+    if (n <= 0) return ds_fail("no tokens to run");
+    if (s->pos + n > s->max_tokens)
+        return ds_fail("%d tokens would exceed the session's %d positions", s->pos + n, s->max_tokens);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return ds_fail("token id %d (position %d) is outside the vocabulary (size %d)", ids[i], s->pos + i,
+                           c->vocab_size);
+    return 0;
+}
+
+static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
+    const ds_model *m = s->m;
+    const ds_config *c = &m->cfg;
+    const ds_layer *ly = &m->layers[l];
+    const int D = c->hidden_size, FF = c->intermediate_size, H = c->num_heads, KV = c->num_kv_heads;
+    const int hd = c->head_dim, pos0 = s->pos;
+    const size_t kvw = (size_t)KV * hd, nD = (size_t)n * D;
+    float *kc = s->k_cache + ((size_t)l * s->max_tokens + pos0) * kvw;
+    float *vc = s->v_cache + ((size_t)l * s->max_tokens + pos0) * kvw;
+
+    if (fire(pr, DS_HOOK_RESID_PRE, l, pos0, s->x, 2, n, D, 0)) return -1;
+    rmsnorm(s->xb, s->x, ly->attn_norm, n, D, c->rms_norm_eps);
+    const ds_linear_out qkv[3] = {{s->q, ly->wq, ly->bq, H * hd}, {kc, ly->wk, ly->bk, (int)kvw},
+                                  {vc, ly->wv, ly->bv, (int)kvw}};
+    ds_linear_shared(s->xb, n, D, qkv, 3);
+    if (fire(pr, DS_HOOK_Q, l, pos0, s->q, 3, n, H, hd) || fire(pr, DS_HOOK_K, l, pos0, kc, 3, n, KV, hd) ||
+        fire(pr, DS_HOOK_V, l, pos0, vc, 3, n, KV, hd))
+        return -1;
+    ds_rope_apply(s->q, n, H, hd, pos0, s->rope_cos, s->rope_sin);
+    ds_rope_apply(kc, n, KV, hd, pos0, s->rope_cos, s->rope_sin);
+
+    double lambda = 0;
+    if (c->arch == DS_ARCH_DIFFLLAMA) {
+        float lam[4] = {(float)ly->lambda[0], (float)ly->lambda[1], (float)ly->lambda[2], (float)ly->lambda[3]};
+        lambda = ly->lambda[3];
+        if (ds_probes_active(pr, DS_HOOK_LAMBDA, l)) {
+            if (fire(pr, DS_HOOK_LAMBDA, l, pos0, lam, 1, 4, 0, 0)) return -1;
+            if (lam[3] != (float)ly->lambda[3]) lambda = lam[3]; /* an intervention overrode λ */
+        }
+    }
+    if (ds_attention(s, l, n, lambda, pr)) return -1;
+    if (c->arch == DS_ARCH_DIFFLLAMA) {
+        if (fire(pr, DS_HOOK_Z, l, pos0, s->z, 3, n, H / 2, 2 * hd)) return -1;
+    } else if (fire(pr, DS_HOOK_Z, l, pos0, s->z, 3, n, H, hd)) {
+        return -1;
+    }
+    ds_linear(s->tmp, s->z, ly->wo, ly->bo, n, H * hd, D);
+    if (fire(pr, DS_HOOK_ATTN_OUT, l, pos0, s->tmp, 2, n, D, 0)) return -1;
+    add_inplace(s->x, s->tmp, nD);
+    if (fire(pr, DS_HOOK_RESID_MID, l, pos0, s->x, 2, n, D, 0)) return -1;
+
+    rmsnorm(s->xb, s->x, ly->mlp_norm, n, D, c->rms_norm_eps);
+    const ds_linear_out gate_up[2] = {{s->gate, ly->w_gate, ly->b_gate, FF}, {s->up, ly->w_up, ly->b_up, FF}};
+    ds_linear_shared(s->xb, n, D, gate_up, 2);
+    const size_t nI = (size_t)n * FF;
+#pragma omp parallel for simd schedule(static) if (nI >= DS_PAR_MIN)
+    for (size_t i = 0; i < nI; i++) {
+        float g = s->gate[i];
+        s->gate[i] = (g / (1.0f + ds_expf(-g))) * s->up[i];
+    }
+    if (fire(pr, DS_HOOK_MLP_POST, l, pos0, s->gate, 2, n, FF, 0)) return -1;
+    ds_linear(s->tmp, s->gate, ly->w_down, ly->b_down, n, FF, D);
+    if (fire(pr, DS_HOOK_MLP_OUT, l, pos0, s->tmp, 2, n, D, 0)) return -1;
+    add_inplace(s->x, s->tmp, nD);
+    return fire(pr, DS_HOOK_RESID_POST, l, pos0, s->x, 2, n, D, 0);
+}
+
+int ds_forward(ds_session *s, const int *ids, int n, float *logits, int last_only, ds_probes *pr) {
+    const ds_model *m = s->m;
+    const ds_config *c = &m->cfg;
+    const int D = c->hidden_size, V = c->vocab_size;
+    if (check_ids(s, ids, n) || ensure_scratch(s, n)) return -1;
+    for (int t = 0; t < n; t++) memcpy(s->x + (size_t)t * D, m->embed + (size_t)ids[t] * D, D * sizeof(float));
+    if (fire(pr, DS_HOOK_EMBED, -1, s->pos, s->x, 2, n, D, 0)) return -1;
+    for (int l = 0; l < c->num_layers; l++)
+        if (layer_forward(s, l, n, pr)) {
+            /* Leave the cache as it was: the failed call's keys are not part of the sequence. */
+            return -1;
+        }
+    const int first = last_only ? n - 1 : 0, rows = n - first;
+    rmsnorm(s->xb, s->x + (size_t)first * D, m->final_norm, rows, D, c->rms_norm_eps);
+    if (fire(pr, DS_HOOK_FINAL_NORM, -1, s->pos, s->xb, 2, rows, D, 0)) return -1;
+    if (logits) {
+        ds_linear(logits, s->xb, m->lm_head, NULL, rows, D, V);
+        if (fire(pr, DS_HOOK_LOGITS, -1, s->pos, logits, 2, rows, V, 0)) return -1;
+    }
+    s->pos += n;
+    return 0;
+}

@@ -1,0 +1,79 @@
+/* Internal layout of ds_model and ds_session, shared by model_load.c, forward.c,
+ * attention.c and rope.c. Not part of the public API. */
+#ifndef DIFFSCOPE_MODEL_INTERNAL_H
+#define DIFFSCOPE_MODEL_INTERNAL_H
+#include "diffscope/model.h"
+#include "io/safetensors.h"
+
+/* Weights of one decoder layer, float32, row-major [out, in] as transformers stores them.
+ * Bias pointers are NULL when the config has no bias. */
+typedef struct {
+    const float *attn_norm, *mlp_norm;       /* [D] */
+    const float *wq, *wk, *wv, *wo;          /* [H*hd, D], [KV*hd, D], [KV*hd, D], [D, H*hd] */
+    const float *bq, *bk, *bv, *bo;
+    const float *w_gate, *w_up, *w_down;     /* [I, D], [I, D], [D, I] */
+    const float *b_gate, *b_up, *b_down;
+    double lambda[4];                        /* DiffLlama: lambda_1, lambda_2, lambda_init, lambda_full */
+} ds_layer;
+
+struct ds_model {
+    char *dir;
+    ds_config cfg;
+    ds_weights weights;
+    const float *embed;      /* [V, D] */
+    const float *final_norm; /* [D] */
+    const float *lm_head;    /* [V, D]; == embed when tied */
+    ds_layer *layers;
+    float **owned;           /* converted (non-mapped) buffers to free */
+    int nowned;
+    char storage_dtype[8];
+};
+
+struct ds_session {
+    const ds_model *m;
+    int max_tokens;
+    int pos;                 /* tokens in the KV cache */
+    float *k_cache, *v_cache; /* [L][max_tokens][KV*hd], keys after RoPE */
+    float *rope_cos, *rope_sin; /* [max_tokens][hd/2] */
+    /* Scratch for a forward call of up to `cap` tokens. */
+    int cap;
+    float *x;      /* [n, D] residual stream */
+    float *xb;     /* [n, D] normalised input of a sublayer */
+    float *q;      /* [n, H*hd] */
+    float *z;      /* [n, H*hd] attention output before o_proj */
+    float *tmp;    /* [n, D] */
+    float *gate, *up; /* [n, I] */
+    /* Attention row-block scratch, sized for the current call. */
+    size_t att_cap;
+    float *att;    /* [H][R][Tk] maps (scores, then softmax) */
+    float *diff;   /* [H/2][R][Tk] */
+};
+
+/* Loops over fewer elements (or multiply-adds) than this run on one thread: starting a
+ * parallel region costs more than such work, and far more when other processes hold the
+ * cores (a descheduled thread stalls every barrier). Decoding small models is all such loops. */
+#define DS_PAR_MIN 65536
+
+/* attention.c: self-attention of layer L over the session's cache for the N new tokens in
+ * s->q (RoPE applied) whose keys/values are already in the cache. Writes s->z (before
+ * o_proj, GroupNorm applied for DiffLlama). LAMBDA is λ_full for DiffLlama. */
+int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *probes);
+
+/* rope.c */
+void ds_rope_table(const ds_config *c, int max_tokens, float *cos_out, float *sin_out);
+void ds_rope_apply(float *x, int n, int nheads, int hd, int pos0, const float *cos_t, const float *sin_t);
+
+/* linear.c: y[n, out] = x[n, in] · W[out, in]^T (+ b) */
+void ds_linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out);
+
+/* One of up to DS_LINEAR_MAX products of the same x, computed together by ds_linear_shared. */
+#define DS_LINEAR_MAX 4
+typedef struct {
+    float *y;       /* [n, out] */
+    const float *w; /* [out, in] */
+    const float *b; /* [out] or NULL */
+    int out;
+} ds_linear_out;
+void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, int count);
+
+#endif

@@ -1,0 +1,67 @@
+#!/bin/sh
+# Determinism of the files diffscope writes: `diffscope dump` and `diffscope logits` run twice
+# with the same model, prompt and --threads give the same datasets and attributes, bit for bit
+# (h5diff without a tolerance; the files' bytes themselves differ, since HDF5 stores object
+# times), and --threads 1 and 2 agree within 1e-5 (in fact exactly: ds_linear uses a fixed
+# partition). Sampling with --seed repeats its ids. The library-level checks (prefill and KV-cache
+# decode, residual stream) are tests/unit/test_determinism.c.
+. tests/lib.sh
+MODEL=tests/data/golden/models/diff-gqa-tied-bf16
+DEMO=notebooks-data/models/diffllama
+if [ ! -x "$DS" ]; then
+    echo "FAIL determinism_cli: $DS not built"
+    exit 0
+fi
+if ! command -v h5diff >/dev/null; then
+    echo "skip determinism_cli: h5diff not installed (hdf5-tools)"
+    exit 0
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+[ -d "$DEMO" ] && MODEL=$DEMO
+ids=$(seq -s, 3 202)
+[ "$MODEL" = "$DEMO" ] || ids=$(seq -s, 3 60)
+
+# same_files A B: every dataset and attribute equal, except the root attribute "created" (the
+# time of the run): h5diff on all but the root attributes, then each root attribute's dump.
+same_files() {
+    h5diff --exclude-attribute / "$1" "$2" || return 1
+    for attr in $(h5dump -H "$1" | sed -n 's/^   ATTRIBUTE "\(.*\)" {$/\1/p'); do
+        [ "$attr" = created ] && continue
+        [ "$(h5dump -a "/$attr" "$1" | tail -n +2)" = "$(h5dump -a "/$attr" "$2" | tail -n +2)" ] || {
+            echo "root attribute $attr differs"
+            return 1
+        }
+    done
+}
+
+# check_threads NAME CMD...: runs CMD with --threads 1, 2, 2 and -o FILE; compares the outputs.
+check_threads() {
+    name=$1
+    shift
+    for run in t1 t2a t2b; do
+        t=${run#t}
+        t=${t%[ab]}
+        if ! "$DS" "$@" --threads "$t" -o "$work/$name-$run.h5" >/dev/null 2>"$work/err"; then
+            echo "FAIL $name: $DS $* failed: $(cat "$work/err")"
+            return
+        fi
+    done
+    if ! same_files "$work/$name-t2a.h5" "$work/$name-t2b.h5" >"$work/diff" 2>&1; then
+        echo "FAIL $name: two runs with 2 threads differ: $(head -c 300 "$work/diff" | tr '\n' '|')"
+    elif ! h5diff --exclude-attribute / -d 1e-5 "$work/$name-t1.h5" "$work/$name-t2a.h5" >"$work/diff" 2>&1; then
+        echo "FAIL $name: 1 and 2 threads differ by more than 1e-5: $(head -c 300 "$work/diff" | tr '\n' '|')"
+    else
+        echo "ok $name"
+    fi
+}
+check_threads determinism_dump dump "$MODEL" --ids "$ids" --logits --hidden
+check_threads determinism_logits logits "$MODEL" --ids "$ids"
+
+a=$("$DS" generate "$MODEL" --ids 1,5,9 -n 24 --ignore-eos --temperature 0.9 --top-p 0.95 --seed 42 --threads 2)
+b=$("$DS" generate "$MODEL" --ids 1,5,9 -n 24 --ignore-eos --temperature 0.9 --top-p 0.95 --seed 42 --threads 1)
+if [ -n "$a" ] && [ "$a" = "$b" ]; then
+    echo "ok determinism_sampling_seed"
+else
+    echo "FAIL determinism_sampling_seed: '$a' vs '$b'"
+fi

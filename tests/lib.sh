@@ -1,0 +1,18 @@
+# Sourced by every tests/cli/*.sh script: the binaries, the Python with h5py and NumPy, and the
+# line protocol that tests/run_tests.sh counts ("ok NAME", "FAIL NAME: why", "skip NAME: why").
+# Scripts run from the repository root.
+BUILD=${BUILD:-build}
+DS=${DIFFSCOPE:-$BUILD/diffscope}
+VIEW=${VIEW:-$BUILD/diffscope-view}
+# Debian's interpreter, where h5py and NumPy come from (a user's python3 may lack them).
+PY=${PY:-/usr/bin/python3}
+GOLDEN=tests/data/golden/models
+failed=0
+
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; failed=1; }
+skip() { echo "skip $1: $2"; }
+# check NAME STATUS WHY: ok when STATUS is 0, else FAIL with WHY.
+check() { if [ "$2" = 0 ]; then ok "$1"; else fail "$1" "$3"; fi; }
+# has_python_modules M...: the interpreter can import every module named.
+has_python_modules() { $PY -c "import $(echo "$@" | tr ' ' ',')" 2>/dev/null; }

@@ -1,0 +1,251 @@
+"""Checks `diffscope dump` files with h5py + NumPy, outside C:
+
+* maps, diff maps, lambda and GroupNorm RMS against transformers' float64 golden files
+  (tests/data/golden, and ../shared/reference/transformers when present);
+* GroupNorm scale, scores and outlier statistics (scores, resid) against an independent
+  NumPy computation on the same dump;
+* --heads/--layers selection, --dtype f16, --compress, `diffscope verify`, `h5dump -H`,
+  and that failed runs leave no file behind.
+
+Run by tests/cli/test_dump.sh with Debian's python3 (h5py, numpy). Prints ok/FAIL/skip lines.
+"""
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+from common import DS, GOLDEN, SHARED, exit_status, report
+
+TMP = tempfile.mkdtemp(prefix="ds-dump-test-")
+
+
+def dump(model, ids, out, *extra):
+    cmd = [DS, "dump", model, "--ids", ",".join(map(str, ids)), "-o", out, "--force", *extra]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    return r
+
+
+def check_against_reference(label, model, ref, group, sub):
+    """Maps, diff maps, lambda and GroupNorm RMS of one prompt against transformers."""
+    ids = ref[group]["input_ids"][:]
+    g = ref[group + sub]
+    out = os.path.join(TMP, f"{label}-{group}.h5")
+    r = dump(model, ids, out, "--what", "softmax,diff,scores,groupnorm,outliers")
+    if r.returncode:
+        report(f"dump_vs_transformers[{label}/{group}]", [f"exit {r.returncode}: {r.stderr.strip()}"])
+        return
+    p = []
+    f = h5py.File(out, "r")
+    att = g["attentions"][:]
+    L, H = att.shape[0], att.shape[1]
+    diff = f.attrs["arch"] == "diffllama"
+    for l in range(L):
+        a = f[f"layers/{l}/attn"]
+        if diff:
+            Hd = H // 2
+            e1 = np.abs(a["softmax1"][:] - att[l, :Hd]).max()
+            e2 = np.abs(a["softmax2"][:] - att[l, Hd:]).max()
+            ed = np.abs(a["diff"][:] - g["diff_maps"][l]).max()
+            if max(e1, e2, ed) > 1e-5:
+                p.append(f"layer {l}: map errors {e1:.2e} {e2:.2e} {ed:.2e}")
+            lam = g["lambda"][l]
+            for i, k in enumerate(["lambda_1", "lambda_2", "lambda_init", "lambda_full"]):
+                if abs(a.attrs[k] - lam[i]) > 1e-6:
+                    p.append(f"layer {l}: {k} {a.attrs[k]} vs {lam[i]}")
+            rms_ref = g["groupnorm_input_rms"][l].T  # transformers: [T, H/2]
+            rms = f[f"layers/{l}/groupnorm/rms"][:]
+            rel = np.abs(rms - rms_ref) / np.maximum(np.abs(rms_ref), 1e-12)
+            if rel.max() > 1e-4:
+                p.append(f"layer {l}: GroupNorm RMS relative error {rel.max():.2e}")
+            eps = __import__("json").loads(f.attrs["config"]).get("rms_norm_eps", 1e-5)
+            scale = (1 - a.attrs["lambda_init"]) / np.sqrt(rms.astype(np.float64) ** 2 + eps)
+            if np.abs(f[f"layers/{l}/groupnorm/scale"][:] - scale).max() > 1e-5 * scale.max():
+                p.append(f"layer {l}: GroupNorm scale disagrees with (1-lambda_init)/sqrt(rms^2+eps)")
+        else:
+            e = np.abs(a["softmax"][:] - att[l]).max()
+            if e > 1e-5:
+                p.append(f"layer {l}: softmax map error {e:.2e}")
+        # Scores: softmax of the dumped scores must give the dumped maps.
+        sc = a["scores"][:].astype(np.float64)
+        ex = np.exp(sc - sc.max(-1, keepdims=True))
+        sm = ex / ex.sum(-1, keepdims=True)
+        if np.abs(sm - att[l]).max() > 1e-5:
+            p.append(f"layer {l}: softmax(scores) differs from the reference maps")
+    f.close()
+    report(f"dump_vs_transformers[{label}/{group}]", p)
+
+
+def outlier_check(name, grp, absvals, coords_of, ncoords):
+    """Compares one outlier group with NumPy statistics of ABSVALS (flat, with coordinates)."""
+    p = []
+    v = np.sort(absvals)[::-1]
+    k = grp["values"].shape[0]
+    if k != min(len(v), k) or np.abs(grp["values"][:] - v[:k]).max() > 1e-6 * max(1, v[0]):
+        p.append(f"{name}: top-{k} values differ")
+    for (val, idx) in zip(grp["values"][:], grp["index"][:]):
+        if abs(coords_of(tuple(idx)) - val) > 1e-6 * max(1, val):
+            p.append(f"{name}: index {tuple(idx)} does not hold {val}")
+            break
+    x = absvals.astype(np.float64)
+    m, s = x.mean(), x.std()
+    stats = dict(median=np.median(x), mean=m, std=s, kurtosis=((x - m) ** 4).mean() / s ** 4, count=len(x))
+    for key, want in stats.items():
+        got = grp.attrs[key]
+        if abs(got - want) > 1e-5 * max(1.0, abs(want)):
+            p.append(f"{name}: {key} {got} vs NumPy {want}")
+    return p
+
+
+def check_outliers(model, ids):
+    out = os.path.join(TMP, "outliers.h5")
+    r = dump(model, ids, out, "--what", "scores,outliers", "--hidden", "--topk", "20")
+    if r.returncode:
+        report("outliers_vs_numpy", [r.stderr.strip()])
+        return
+    f = h5py.File(out, "r")
+    p = []
+    L = f.attrs["num_layers"]
+    hs = f["hidden_states"][:]
+    for l in range(L):
+        sc = f[f"layers/{l}/attn/scores"][:]
+        Hs, T, _ = sc.shape
+        mask = np.tril(np.ones((T, T), bool))
+        vals = np.abs(sc[:, mask])  # causal entries only
+        p += outlier_check(f"layer {l} scores", f[f"layers/{l}/outliers/scores"], vals.ravel(),
+                           lambda c: abs(sc[c[0], c[1], c[2]]), 3)
+        if l < L - 1:  # hidden_states[l+1] is the residual after layer l (the last one is normed)
+            res = hs[l + 1]
+            p += outlier_check(f"layer {l} resid", f[f"layers/{l}/outliers/resid"], np.abs(res).ravel(),
+                               lambda c: abs(res[c[0], c[1]]), 2)
+    f.close()
+    report("outliers_vs_numpy", p)
+
+
+def check_selection_f16_compress(model, ids):
+    full = os.path.join(TMP, "full.h5")
+    sel = os.path.join(TMP, "sel.h5")
+    r1 = dump(model, ids, full)
+    r2 = dump(model, ids, sel, "--layers", "1", "--heads", "1", "--dtype", "f16", "--compress", "6")
+    p = []
+    if r1.returncode or r2.returncode:
+        report("dump_selection_f16_compress", [r1.stderr + r2.stderr])
+        return
+    a, b = h5py.File(full, "r"), h5py.File(sel, "r")
+    if "0" in b["layers"]:
+        p.append("--layers 1 still wrote layer 0")
+    d = b["layers/1/attn/softmax1"]
+    if d.dtype != np.float16:
+        p.append(f"--dtype f16 stored {d.dtype}")
+    if d.shape[0] != 1 or list(b["layers/1/attn"]["softmax1"].attrs["heads"]) != [1]:
+        p.append("--heads 1 did not select head 1")
+    if np.abs(d[0].astype(np.float32) - a["layers/1/attn/softmax1"][1]).max() > 1e-3:
+        p.append("f16 map differs from the f32 map by more than half precision allows")
+    if d.compression != "gzip" or d.chunks is None or d.chunks[0] != 1:
+        p.append(f"expected gzip chunks of one head, got {d.compression} {d.chunks}")
+    a.close(), b.close()
+    report("dump_selection_f16_compress", p)
+
+
+def check_f16_contiguous(model, ids):
+    """Uncompressed maps are contiguous datasets written by the background writer
+    (src/io/raw_writer.c), in float32 or converted to float16 on the way; a head selection lands
+    in the right rows."""
+    full = os.path.join(TMP, "full.h5")
+    half = os.path.join(TMP, "half.h5")
+    r1 = dump(model, ids, full)
+    r2 = dump(model, ids, half, "--heads", "1,0", "--dtype", "f16")
+    if r1.returncode or r2.returncode:
+        report("dump_f16_contiguous", [r1.stderr + r2.stderr])
+        return
+    p = []
+    a, b = h5py.File(full, "r"), h5py.File(half, "r")
+    for l in range(a.attrs["num_layers"]):
+        for name in a[f"layers/{l}/attn"]:
+            fa, fb = a[f"layers/{l}/attn/{name}"], b[f"layers/{l}/attn/{name}"]
+            if fa.chunks is not None or fb.chunks is not None:
+                p.append(f"layer {l} {name}: chunked ({fa.chunks}, {fb.chunks}), expected contiguous")
+            if fb.dtype != np.float16:
+                p.append(f"layer {l} {name}: --dtype f16 stored {fb.dtype}")
+            want, got = fa[:], fb[:].astype(np.float32)
+            for j, h in enumerate(fb.attrs["heads"]):
+                src = list(fa.attrs["heads"]).index(h)
+                tol = 1e-3 * max(1.0, float(np.abs(want[src]).max()))
+                if np.abs(got[j] - want[src]).max() > tol:
+                    p.append(f"layer {l} {name}: output head {j} (head {h}) differs from float32 by more than f16 allows")
+    a.close(), b.close()
+    report("dump_f16_contiguous", p)
+
+
+def check_verify_and_h5dump(model, ids):
+    a = os.path.join(TMP, "v1.h5")
+    b = os.path.join(TMP, "v2.h5")
+    dump(model, ids, a)
+    dump(model, ids, b, "--lambda-override", "1=0.95")
+    p = []
+    same = subprocess.run([DS, "verify", a, a], capture_output=True, text=True)
+    if same.returncode != 0:
+        p.append(f"verify of a file against itself exited {same.returncode}")
+    moved = subprocess.run([DS, "verify", b, a], capture_output=True, text=True)
+    if moved.returncode != 1 or "FAIL" not in moved.stdout:
+        p.append(f"verify did not flag a lambda override (exit {moved.returncode})")
+    f = h5py.File(b, "r")
+    if f["layers/1/attn"].attrs["lambda_overridden"] != 1 or abs(f["layers/1/attn"].attrs["lambda_full"] - 0.95) > 1e-6:
+        p.append("lambda override not recorded in the dump")
+    f.close()
+    hd = subprocess.run(["h5dump", "-H", a], capture_output=True, text=True)
+    if hd.returncode or "softmax1" not in hd.stdout:
+        p.append("h5dump -H failed or shows no maps")
+    report("verify_and_h5dump", p)
+
+
+def check_no_partial_files(model, ids):
+    p = []
+    bad_dir = os.path.join(TMP, "no-such-dir", "out.h5")
+    r = dump(model, ids, bad_dir)
+    if r.returncode != 2 or len(r.stderr.strip().splitlines()) != 1 or "no-such-dir" not in r.stderr:
+        p.append(f"unwritable path: exit {r.returncode}, stderr {r.stderr!r}")
+    out = os.path.join(TMP, "exists.h5")
+    open(out, "w").write("keep me")
+    r = subprocess.run([DS, "dump", model, "--ids", "1,2", "-o", out], capture_output=True, text=True)
+    if r.returncode != 2 or open(out).read() != "keep me" or "--force" not in r.stderr:
+        p.append("an existing file was not protected without --force")
+    r = subprocess.run([DS, "dump", model, "--ids", "1,99999", "-o", os.path.join(TMP, "bad.h5")],
+                       capture_output=True, text=True)
+    if r.returncode != 2 or glob.glob(os.path.join(TMP, "bad.h5*")):
+        p.append("a failed dump left a file behind")
+    report("dump_leaves_no_partial_file", p)
+
+
+def main():
+    refs = sorted(glob.glob(f"{GOLDEN}/refs/*.h5"))
+    for ref_path in refs:
+        label = os.path.basename(ref_path)[:-3]
+        ref = h5py.File(ref_path, "r")
+        for group in ref:
+            check_against_reference(label, f"{GOLDEN}/models/{label}", ref, group, "")
+    shared = os.path.join(SHARED, "reference/transformers")
+    if os.path.isdir(shared):
+        for ref_path in sorted(glob.glob(f"{shared}/refs/*.h5")):
+            label = os.path.basename(ref_path)[:-3]
+            ref = h5py.File(ref_path, "r")
+            for group in ref:
+                check_against_reference("shared-" + label, f"{shared}/models/{label}", ref, group, "/fp64")
+    else:
+        print("skip dump_vs_shared_references: ../shared not present")
+    model = f"{GOLDEN}/models/diff-sharded-deep-f32"
+    ids = [3, 17, 5, 60, 2, 9, 44, 81, 7, 30, 12, 55]
+    check_outliers(model, ids)
+    check_outliers(f"{GOLDEN}/models/llama-mha-bias-f32", ids)
+    check_selection_f16_compress(model, ids)
+    check_f16_contiguous(model, ids)
+    check_verify_and_h5dump(model, ids)
+    check_no_partial_files(model, ids)
+    return exit_status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,0 @@
-#!/bin/sh
-# diffscope compare / needle checked against NumPy over diffscope dump files: tests/test_compare.py.
-PY=/usr/bin/python3
-if ! $PY -c "import h5py, numpy" 2>/dev/null; then
-    echo "skip compare_python_checks: /usr/bin/python3 lacks h5py or numpy"
-    exit 0
-fi
-exec $PY tests/test_compare.py

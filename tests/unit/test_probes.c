@@ -1,0 +1,121 @@
+/* Probe points and outlier statistics: names, views, and the dump's MLP outlier statistics
+ * against a plain C computation from our own probe on the same forward pass. */
+#include "test.h"
+#include "diffscope/dump.h"
+#include "diffscope/error.h"
+#include "io/h5in.h"
+
+#define MODEL "tests/data/golden/models/diff-sharded-deep-f32"
+static const int ids[] = {3, 17, 5, 60, 2, 9, 44, 81, 7, 30, 12, 55};
+#define T ((int)(sizeof ids / sizeof ids[0]))
+
+TEST(probe_names_follow_transformerlens) {
+    char b[96];
+    CHECK(!strcmp(ds_hook_name(DS_HOOK_RESID_POST, 3, b, sizeof b), "blocks.3.hook_resid_post"), "%s", b);
+    CHECK(!strcmp(ds_hook_name(DS_HOOK_PATTERN1, 0, b, sizeof b), "blocks.0.attn.hook_pattern1"), "%s", b);
+    CHECK(!strcmp(ds_hook_name(DS_HOOK_MLP_POST, 2, b, sizeof b), "blocks.2.mlp.hook_post"), "%s", b);
+    CHECK(!strcmp(ds_hook_name(DS_HOOK_FINAL_NORM, -1, b, sizeof b), "ln_final.hook_normalized"), "%s", b);
+}
+
+typedef struct { int rows_ok, masked_ok, events; } map_check;
+
+static int check_maps(const ds_probe_event *ev, void *u) {
+    map_check *c = u;
+    c->events++;
+    for (int h = 0; h < ev->shape[0]; h++)
+        for (int r = 0; r < ev->shape[1]; r++) {
+            const float *row = ev->data + h * ev->strides[0] + r * ev->strides[1];
+            int q = (int)ev->offset[1] + r;
+            if (ev->point == DS_HOOK_SCORES) {
+                for (int k = q + 1; k < ev->shape[2]; k++) c->masked_ok &= isinf(row[k]) && row[k] < 0;
+            } else {
+                double s = 0;
+                for (int k = 0; k < ev->shape[2]; k++) s += row[k];
+                c->rows_ok &= fabs(s - 1) < 1e-5;
+            }
+        }
+    return 0;
+}
+
+TEST(pattern_rows_sum_to_one_and_scores_are_masked) {
+    ds_model *m = ds_model_load(MODEL);
+    REQUIRE(m, "%s", ds_errmsg());
+    ds_probes *p = ds_probes_new();
+    map_check c = {1, 1, 0};
+    ds_probes_add(p, "blocks.*.attn.hook_pattern", check_maps, &c);
+    ds_probes_add(p, "blocks.*.attn.hook_scores", check_maps, &c);
+    ds_session *s = ds_session_new(m, T, 0);
+    REQUIRE(ds_forward(s, ids, T, NULL, 0, p) == 0, "%s", ds_errmsg());
+    CHECK(c.events == 2 * ds_model_config(m)->num_layers, "%d events", c.events);
+    CHECK(c.rows_ok, "a softmax row does not sum to 1");
+    CHECK(c.masked_ok, "a future key is not -inf in the scores");
+    ds_session_free(s);
+    ds_probes_free(p);
+    ds_model_free(m);
+}
+
+typedef struct { float *act[16]; int FF; } mlp_capture;
+
+static int grab_mlp(const ds_probe_event *ev, void *u) {
+    mlp_capture *c = u;
+    size_t n = (size_t)ev->shape[0] * ev->shape[1];
+    c->act[ev->layer] = malloc(n * sizeof(float));
+    memcpy(c->act[ev->layer], ev->data, n * sizeof(float));
+    c->FF = (int)ev->shape[1];
+    return 0;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+TEST(dump_mlp_outliers_match_plain_c) {
+    ds_model *m = ds_model_load(MODEL);
+    REQUIRE(m, "%s", ds_errmsg());
+    const char *out = "build/test_probes_mlp.h5";
+    remove(out);
+    ds_probes *p = ds_probes_new();
+    mlp_capture cap = {{0}, 0};
+    ds_probes_add(p, "blocks.*.mlp.hook_post", grab_mlp, &cap);
+    ds_dump_opts o = {.what = DS_DUMP_OUTLIERS, .topk = 5, .force = 1};
+    ds_dump *d = ds_dump_begin(out, &o, m, ids, T, p);
+    REQUIRE(d, "%s", ds_errmsg());
+    ds_session *s = ds_session_new(m, T, 0);
+    REQUIRE(ds_forward(s, ids, T, NULL, 0, p) == 0 && ds_dump_finish(d, NULL) == 0, "%s", ds_errmsg());
+    hid_t f = ds_h5_open_read(out);
+    REQUIRE(f >= 0, "%s", ds_errmsg());
+    for (int l = 0; l < ds_model_config(m)->num_layers; l++) {
+        size_t n = (size_t)T * cap.FF;
+        float *a = malloc(n * sizeof(float));
+        double sum = 0;
+        for (size_t i = 0; i < n; i++) a[i] = fabsf(cap.act[l][i]), sum += a[i];
+        qsort(a, n, sizeof(float), cmp_float);
+        double mean = sum / n, median = n % 2 ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]);
+        char path[160], grp[96];
+        snprintf(grp, sizeof grp, "/layers/%d/outliers/mlp", l);
+        snprintf(path, sizeof path, "%s/values", grp);
+        ds_h5_shape sh;
+        float *top = ds_h5_read_f32(f, path, &sh);
+        REQUIRE(top && sh.numel == 5, "%s", ds_errmsg());
+        for (int i = 0; i < 5; i++) CHECK(top[i] == a[n - 1 - i], "layer %d top %d: %g vs %g", l, i, top[i], a[n - 1 - i]);
+        double got_median, got_mean;
+        ds_h5_read_attr_f64(f, grp, "median", &got_median);
+        ds_h5_read_attr_f64(f, grp, "mean", &got_mean);
+        CHECK(fabs(got_median - median) < 1e-7, "layer %d median %g vs %g", l, got_median, median);
+        CHECK(fabs(got_mean - mean) < 1e-6 * mean, "layer %d mean %g vs %g", l, got_mean, mean);
+        free(top), free(a), free(cap.act[l]);
+    }
+    H5Fclose(f);
+    remove(out);
+    ds_session_free(s);
+    ds_probes_free(p);
+    ds_model_free(m);
+}
+
+int main(void) {
+    RUN(probe_names_follow_transformerlens);
+    RUN(pattern_rows_sum_to_one_and_scores_are_masked);
+    RUN(dump_mlp_outliers_match_plain_c);
+    return test_summary();
+}
