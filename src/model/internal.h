@@ -59,6 +59,9 @@ struct ds_session {
  * o_proj, GroupNorm applied for DiffLlama). LAMBDA is λ_full for DiffLlama. */
 int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *probes);
 
+/* session.c: makes the activation scratch hold N tokens (kept when it already does). */
+int ds_session_reserve(ds_session *s, int n);
+
 /* rope.c */
 void ds_rope_table(const ds_config *c, int max_tokens, float *cos_out, float *sin_out);
 void ds_rope_apply(float *x, int n, int nheads, int hd, int pos0, const float *cos_t, const float *sin_t);
