@@ -1,6 +1,6 @@
 /* Causal self-attention, standard (Llama) and differential (DiffLlama), over the KV cache.
  *
- * Follows ../shared/DESIGN.md section 1. For DiffLlama, sub-head h in 0..H-1 gives the map
+ * Follows docs/numerics.md. For DiffLlama, sub-head h in 0..H-1 gives the map
  * A_h = softmax(q_h k_{h/n_rep}ᵀ/√hd + mask); differential head i pairs A_i with A_{i+H/2}
  * and reads the 2·hd-channel value V_i = [v_{i/n_rep}, v_{(i+H/2)/n_rep}]:
  *
