@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Execute a Jupyter notebook's code cells in order and save their outputs into it.
 
-    python3 tools/run_notebook.py NOTEBOOK.ipynb [-o OUT.ipynb]
+    python3 tools/run_notebook.py NOTEBOOK.ipynb [-o OUT.ipynb | --in-place]
 
 A stand-in for `jupyter nbconvert --execute --inplace` where Jupyter is not installed (Debian's
 python3 with numpy, h5py and matplotlib is enough). The cells share one namespace and run with
@@ -11,9 +11,11 @@ nbformat 4 outputs:
   * the value of a last bare expression (not None), as an "execute_result" (text/plain repr);
   * every matplotlib figure it left open, as an image/png "display_data" (then closed);
   * an exception, as an "error" output; later cells do not run (Jupyter's default).
-The notebook is written to a temporary name and renamed (in place unless -o). Exit status: 0
-when every code cell ran, 1 when a cell raised (the notebook with its error is still written),
-2 for a notebook that cannot be read (one line naming the file and the problem).
+With -o the executed notebook is written there, with --in-place over NOTEBOOK (both through a
+temporary name and a rename); with neither, the cells run and nothing is written, so a
+committed notebook changes only when asked. Exit status: 0 when every code cell ran, 1 when a
+cell raised (the notebook with its error is still written), 2 for a notebook that cannot be
+read or an interpreter without the modules the runner needs (one line naming the problem).
 PNGs carry no "Software" metadata, so re-running with the same matplotlib gives the same bytes.
 """
 
@@ -104,15 +106,21 @@ def run_cell(source, namespace, name):
 def main(argv):
     ap = argparse.ArgumentParser(description="Execute a notebook's code cells and save their outputs.")
     ap.add_argument("notebook")
-    ap.add_argument("-o", "--output", help="write here instead of in place")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", help="write the executed notebook here")
+    where.add_argument("--in-place", action="store_true", help="write the executed notebook over NOTEBOOK")
     args = ap.parse_args(argv)
     nb = load_notebook(args.notebook)
-    dest = os.path.abspath(args.output or args.notebook)
+    dest = os.path.abspath(args.notebook) if args.in_place else args.output and os.path.abspath(args.output)
 
     os.environ["MPLBACKEND"] = "Agg"
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        fail("%s lacks %s (Debian: apt-get install python3-matplotlib python3-h5py python3-numpy; "
+             "or run it with /usr/bin/python3)" % (sys.executable, e.name or "matplotlib"))
 
     namespace = {"__name__": "__main__"}
     cwd = os.getcwd()
@@ -139,19 +147,26 @@ def main(argv):
     finally:
         os.chdir(cwd)
 
+    if dest:
+        save(nb, dest)
+    if failed is not None:
+        i, error = failed
+        print("run_notebook: %s: cell %d raised %s: %s" % (args.notebook, i, error["ename"], error["evalue"]),
+              file=sys.stderr)
+        return 1
+    print("run_notebook: %s: %d code cells ran%s" % (args.notebook, count,
+                                                     ", outputs saved to " + dest if dest else " (nothing written)"))
+    return 0
+
+
+def save(nb, dest):
+    """Writes NB to DEST through a temporary name in the same folder and a rename."""
     text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=".run_notebook-", suffix=".ipynb", dir=os.path.dirname(dest))
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the notebook private
     os.replace(tmp, dest)
-    if failed is not None:
-        i, error = failed
-        print("run_notebook: %s: cell %d raised %s: %s" % (args.notebook, i, error["ename"], error["evalue"]),
-              file=sys.stderr)
-        return 1
-    print("run_notebook: %s: %d code cells ran, outputs saved to %s" % (args.notebook, count, dest))
-    return 0
 
 
 if __name__ == "__main__":

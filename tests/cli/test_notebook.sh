@@ -19,7 +19,7 @@ mkdir "$tmp/nb"
 cp "$NB" "$tmp/nb/explore.ipynb"
 cp -r notebooks-data/dumps "$tmp/nb/dumps"
 
-if MPLCONFIGDIR="$tmp/mpl" $PY tools/run_notebook.py "$tmp/nb/explore.ipynb" >"$tmp/run.log" 2>&1; then
+if MPLCONFIGDIR="$tmp/mpl" $PY tools/run_notebook.py "$tmp/nb/explore.ipynb" --in-place >"$tmp/run.log" 2>&1; then
     echo "ok notebook_runs"
 else
     echo "FAIL notebook_runs: $(tail -1 "$tmp/run.log")"
@@ -77,7 +77,16 @@ cat >"$tmp/t.ipynb" <<'EOF'
  {"cell_type": "code", "id": "d", "metadata": {}, "execution_count": null, "outputs": [],
   "source": "print('not reached')"}]}
 EOF
+# Without -o or --in-place the cells run and the notebook is left as it was.
+cp "$tmp/t.ipynb" "$tmp/t0.ipynb"
 MPLCONFIGDIR="$tmp/mpl" $PY tools/run_notebook.py "$tmp/t.ipynb" >"$tmp/t.log" 2>&1
+rc=$?
+if [ $rc -eq 1 ] && cmp -s "$tmp/t.ipynb" "$tmp/t0.ipynb" && grep -q "cell 2 raised ValueError: boom" "$tmp/t.log"; then
+    echo "ok run_notebook_writes_only_when_asked"
+else
+    echo "FAIL run_notebook_writes_only_when_asked: status $rc, notebook changed or no error line: $(cat "$tmp/t.log")"
+fi
+MPLCONFIGDIR="$tmp/mpl" $PY tools/run_notebook.py "$tmp/t.ipynb" -o "$tmp/t.ipynb" >"$tmp/t.log" 2>&1
 rc=$?
 got=$($PY - "$tmp/t.ipynb" <<'EOF'
 import json, sys
@@ -92,6 +101,15 @@ if [ $rc -eq 1 ] && [ "$got" = "$want" ] && grep -q "cell 2 raised ValueError: b
     echo "ok run_notebook_outputs_and_error"
 else
     echo "FAIL run_notebook_outputs_and_error: status $rc, got '$got', want '$want'"
+fi
+
+# An interpreter without matplotlib (here: site-packages off) gets one line, status 2.
+$PY -S tools/run_notebook.py "$tmp/t0.ipynb" >"$tmp/b.out" 2>"$tmp/b.err"
+rc=$?
+if [ $rc -eq 2 ] && [ "$(wc -l <"$tmp/b.err")" -eq 1 ] && grep -q "lacks matplotlib" "$tmp/b.err"; then
+    echo "ok run_notebook_without_matplotlib"
+else
+    echo "FAIL run_notebook_without_matplotlib: status $rc, stderr: $(head -c 300 "$tmp/b.err")"
 fi
 
 # Bad input: one line naming the file, status 2, the file untouched.
