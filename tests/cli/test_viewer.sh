@@ -129,6 +129,22 @@ else
     echo "skip viewer_via_diffscope_view: $DS is not built"
 fi
 
+# No display: exit 3 with one line at once, never a wait on a driver that draws nowhere (SDL's
+# offscreen fallback). `timeout` turns a hang into status 124.
+for display in unset :99; do
+    if [ $display = unset ]; then
+        timeout 20 env -u DISPLAY -u WAYLAND_DISPLAY -u SDL_VIDEODRIVER "$VIEW" "$tmp/d.h5" 2>"$tmp/err"
+    else
+        timeout 20 env -u WAYLAND_DISPLAY -u SDL_VIDEODRIVER DISPLAY=$display "$VIEW" "$tmp/d.h5" 2>"$tmp/err"
+    fi
+    rc=$?
+    if [ $rc -eq 3 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "screenshot" "$tmp/err"; then
+        ok "viewer_without_display_exits_3[$display]"
+    else
+        fail "viewer_without_display_exits_3[$display]" "exit $rc: $(head -c 300 "$tmp/err")"
+    fi
+done
+
 # ---- the real window under Xvfb, driven with xdotool ----
 if ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null; then
     echo "skip viewer_window: Xvfb and xdotool are needed (Debian packages xvfb, xdotool)"
