@@ -21,7 +21,12 @@ Writes OUTDIR/<name>/tokenizer.json and OUTDIR/<name>/vectors.json for four toke
 
 vectors.json holds, for every string of the battery: ids (add_special_tokens=True),
 ids_no_special, tokens (the token strings of ids), decoded (decode(ids, skip_special_tokens=True))
-and decoded_keep (skip_special_tokens=False), the same keys as ../shared's vectors.json.
+and decoded_keep (skip_special_tokens=False), the same keys as ../shared's vectors.json, plus
+decoded_skip_by_id: decode of the ids with every special token's id removed. HF's own skip looks
+the decoded string up, so it keeps special tokens declared "normalized" (Llama 2's "<s>"
+decodes to "▁<s>"); diffscope's --skip-special removes them by id, and this is its reference.
+`gen_tokenizer_fixtures.py --update DIR` adds that key to the vectors.json files under DIR
+without retraining anything.
 """
 import glob
 import json
@@ -101,6 +106,11 @@ def battery(rng):
     return b
 
 
+def decoded_skip_by_id(tk, ids):
+    special = {i for i, t in tk.get_added_tokens_decoder().items() if t.special}
+    return tk.decode([i for i in ids if i not in special], skip_special_tokens=True)
+
+
 def vectors(tk, strings):
     cases = []
     for s in strings:
@@ -108,8 +118,25 @@ def vectors(tk, strings):
         e0 = tk.encode(s, add_special_tokens=False)
         cases.append({"text": s, "ids": e1.ids, "ids_no_special": e0.ids, "tokens": e1.tokens,
                       "decoded": tk.decode(e1.ids, skip_special_tokens=True),
-                      "decoded_keep": tk.decode(e1.ids, skip_special_tokens=False)})
+                      "decoded_keep": tk.decode(e1.ids, skip_special_tokens=False),
+                      "decoded_skip_by_id": decoded_skip_by_id(tk, e1.ids)})
     return cases
+
+
+def update(root):
+    """Adds decoded_skip_by_id to every ROOT/*/vectors.json, from the tokenizer.json beside it."""
+    for name in sorted(os.listdir(root)):
+        d = os.path.join(root, name)
+        if not os.path.isfile(os.path.join(d, "vectors.json")):
+            continue
+        tk = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+        with open(os.path.join(d, "vectors.json"), encoding="utf-8") as f:
+            v = json.load(f)
+        for c in v["cases"]:
+            c["decoded_skip_by_id"] = decoded_skip_by_id(tk, c["ids"])
+        with open(os.path.join(d, "vectors.json"), "w", encoding="utf-8") as f:
+            json.dump(v, f, ensure_ascii=False, indent=0)
+        print(name, "updated", len(v["cases"]), "cases")
 
 
 def save(out, name, tk, strings):
@@ -221,8 +248,11 @@ def gpt2_style(llama3):
 
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--update":
+        update(sys.argv[2])
+        return
     if len(sys.argv) != 2:
-        sys.exit("usage: gen_tokenizer_fixtures.py OUTDIR")
+        sys.exit("usage: gen_tokenizer_fixtures.py OUTDIR | --update DIR")
     out = sys.argv[1]
     strings = battery(random.Random(3))
     l2 = train_llama2(random.Random(1))

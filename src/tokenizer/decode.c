@@ -236,7 +236,10 @@ char *ds_tokenizer_decode(const ds_tokenizer *t, const int *ids, int n, int skip
         size_t len;
         const char *s = tk_decode_string(t, ids[i], &len);
         if (!s) continue; /* HF skips ids it does not know */
-        if (skip_special && tk_strmap_get(&t->special, s, len) >= 0) continue;
+        /* By id: a special token declared "normalized" decodes to another string ("▁<s>"),
+         * which the content lookup alone would miss. */
+        if (skip_special && (ds_tokenizer_is_special(t, ids[i]) || tk_strmap_get(&t->special, s, len) >= 0))
+            continue;
         rc = tk_buf_put(&l.v[l.n++], s, len);
     }
     if (!rc && t->dec) rc = decode_chain(t->dec, &l);
