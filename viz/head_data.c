@@ -23,13 +23,6 @@ static float *alloc_floats(size_t n) {
     return p;
 }
 
-static float map_max(const float *m, size_t n) {
-    float mx = 0;
-    for (size_t i = 0; i < n; i++)
-        if (m[i] > mx) mx = m[i]; /* NaN compares false and is skipped */
-    return mx;
-}
-
 double viewer_lambda_dump(const viewer *v) { return v->li ? v->li->lambda_full : 0; }
 
 /* The dumped diff is used as is while λ is the dump's own; another λ is computed. */
@@ -54,15 +47,40 @@ float viewer_value(const viewer *v, panel_kind kind, int slot, int q, int k) {
     }
 }
 
-static void update_vmax_diff(viewer *v) {
+/* The largest value (magnitude for the difference) of panel KIND over the cells in view,
+ * across the Llama slots shown for PANEL_SOFTMAX. */
+static float visible_max(const viewer *v, panel_kind kind, int slots) {
+    int q0 = (int)floor(v->view_q0), q1 = (int)ceil(v->view_q0 + v->span);
+    int k0 = (int)floor(v->view_k0), k1 = (int)ceil(v->view_k0 + v->span);
+    q0 = q0 < 0 ? 0 : q0, k0 = k0 < 0 ? 0 : k0;
+    q1 = q1 > v->T ? v->T : q1, k1 = k1 > v->T ? v->T : k1;
     float mx = 0;
-    if (v->diffllama)
-        for (int q = 0; q < v->T; q++)
-            for (int k = 0; k <= q; k++) {
-                float d = fabsf(viewer_value(v, PANEL_DIFF, 0, q, k));
-                if (d > mx) mx = d;
+    for (int slot = 0; slot < slots; slot++)
+        for (int q = q0; q < q1; q++)
+            for (int k = k0; k < k1 && k <= q; k++) {
+                float x = fabsf(viewer_value(v, kind, slot, q, k));
+                if (x > mx) mx = x;
             }
-    v->vmax_diff = mx > 0 ? mx : 1;
+    return mx;
+}
+
+int viewer_update_scales(viewer *v) {
+    const double key[] = {v->view_k0, v->view_q0, v->span, v->lambda, (double)v->data_generation};
+    if (!memcmp(key, v->scale_key, sizeof key)) return 0;
+    memcpy(v->scale_key, key, sizeof key);
+    float soft = 0, diff = 0, vs = 0;
+    if (v->diffllama) {
+        float m1 = visible_max(v, PANEL_SOFTMAX1, 1), m2 = visible_max(v, PANEL_SOFTMAX2, 1);
+        soft = m1 > m2 ? m1 : m2;
+        diff = visible_max(v, PANEL_DIFF, 1);
+    } else {
+        soft = visible_max(v, PANEL_SOFTMAX, v->n_lheads);
+    }
+    if (v->vs_li) vs = visible_max(v, PANEL_VS, 1);
+    v->vmax_soft = soft > 0 ? soft : 1;
+    v->vmax_diff = diff > 0 ? diff : 1;
+    v->vmax_vs = vs > 0 ? vs : 1;
+    return 1;
 }
 
 /* The strip: per head, DiffLlama: the share of softmax1's mass at the selected row that
@@ -118,7 +136,6 @@ int viewer_load_strip(viewer *v) {
 void viewer_set_lambda(viewer *v, double lambda) {
     if (!v->diffllama || !isfinite(lambda)) return;
     v->lambda = lambda;
-    update_vmax_diff(v);
     if (v->strip_row >= 0) compute_strip(v);
 }
 
@@ -135,8 +152,8 @@ int viewer_load_vs(viewer *v) {
     if (v->vs_head >= li->n_heads) v->vs_head = li->n_heads - 1;
     if (v->vs_head < 0) v->vs_head = 0;
     if (dv_dump_read_head(v->vs, v->layer, DV_MAP_SOFTMAX, v->vs_head, v->vs_map) < 0) return -1;
-    v->vmax_vs = map_max(v->vs_map, (size_t)v->T * v->T);
     v->vs_li = li;
+    v->data_generation++;
     return 0;
 }
 
@@ -160,7 +177,6 @@ static int load_llama_heads(viewer *v, int layer_changed) {
                 v->lmaps[j] = m, v->lmap_head[j] = h;
             }
     }
-    v->vmax_soft = 0;
     for (int s = 0; s < v->n_lheads; s++) {
         if (v->lmap_head[s] != v->lwin + s) {
             if (!v->lmaps[s] && !(v->lmaps[s] = alloc_floats(n))) return -1;
@@ -168,8 +184,6 @@ static int load_llama_heads(viewer *v, int layer_changed) {
             if (dv_dump_read_head(v->dump, v->layer, DV_MAP_SOFTMAX, v->lwin + s, v->lmaps[s]) < 0) return -1;
             v->lmap_head[s] = v->lwin + s;
         }
-        float m = map_max(v->lmaps[s], n);
-        if (m > v->vmax_soft) v->vmax_soft = m;
     }
     return 0;
 }
@@ -213,15 +227,11 @@ int viewer_load(viewer *v) {
             free(v->diff_dump);
             v->diff_dump = NULL;
         }
-        float m1 = map_max(v->s1, n), m2 = map_max(v->s2, n);
-        v->vmax_soft = m1 > m2 ? m1 : m2;
-        update_vmax_diff(v);
     } else if (load_llama_heads(v, layer_changed) < 0)
         return -1;
     if (v->vs && !v->vs_map && !(v->vs_map = alloc_floats(n))) return -1;
     if (viewer_load_vs(v) < 0) return -1;
-    if (v->vmax_soft <= 0) v->vmax_soft = 1;
-    if (v->vmax_vs <= 0) v->vmax_vs = 1;
+    v->data_generation++;
     return viewer_load_strip(v);
 }
 

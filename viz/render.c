@@ -154,6 +154,7 @@ static void draw_help(viewer *v) {
 
 void render_frame(viewer *v) {
     SDL_Renderer *r = v->ren;
+    if (viewer_update_scales(v)) render_mark_dirty(v);
     draw_color(r, C_BG);
     SDL_RenderClear(r);
     draw_top(v);

@@ -73,7 +73,11 @@ typedef struct viewer {
     int lmap_head[LLAMA_PANELS]; /* head index each lmaps buffer holds (-1: none) */
     int lwin, n_lheads;          /* Llama: first head shown and how many */
     float *vs_map;               /* [T*T] --vs head map */
+    /* Colour scales: the largest value in view (viewer_update_scales), so a zoomed region of a
+     * long map uses the whole colour range. */
     float vmax_soft, vmax_diff, vmax_vs;
+    double scale_key[5];         /* the view, λ and data the scales were computed for */
+    unsigned data_generation;    /* bumped whenever maps are (re)read */
     double lambda;               /* current λ (the slider) */
     /* Per-head summary at the selected row, all heads of the layer. */
     float *strip_s1, *strip_s2;  /* [Hs*T] row `row` of every head (softmax for Llama) */
@@ -108,6 +112,8 @@ int viewer_load(viewer *v);                 /* (re)read the maps of layer/head a
 int viewer_load_strip(viewer *v);
 int viewer_load_vs(viewer *v);              /* (re)read the --vs map of layer/vs_head */           /* re-read row `row` of every head when stale */
 void viewer_set_lambda(viewer *v, double lambda);
+/* Recomputes the colour scales when the view, λ or the maps changed; 1 when it did. */
+int viewer_update_scales(viewer *v);
 double viewer_lambda_dump(const viewer *v); /* λ of the dumped diff (lambda_full) */
 /* Value of panel KIND (SLOT: which Llama head shown) at cell (q, k); NaN for masked cells
  * (k > q) and absent maps. */

@@ -238,11 +238,18 @@ def main():
     why = check_panel(img4, lay4, "softmax1", np.where(masked, np.nan, s1), logpos)
     report("viewer_log_scale", not why, why)
 
-    # Zoomed view (--range): cells are bigger and still match the data.
+    # Zoomed view (--range): cells are bigger, still match the data, and the colour scale runs to
+    # the largest value in view (softmax1 and softmax2 over the cells shown), not the head's.
     a, b = T // 4, T // 4 + max(4, T // 2)
     img5, lay5 = shoot("range", DUMP, *common, "--range", f"{a}:{b}")
-    why = check_panel(img5, lay5, "softmax1", np.where(masked, np.nan, s1), lin(vmax_soft))
-    report("viewer_range_zoom", not why and lay5["view"]["span"] == b - a, why)
+    view = np.zeros_like(masked)
+    view[a:b, a:b] = True
+    view &= ~masked
+    vmax_view = max(s1[view].max(), s2[view].max())
+    why = check_panel(img5, lay5, "softmax1", np.where(masked, np.nan, s1), lin(vmax_view))
+    scale_ok = abs(lay5["panels"]["softmax1"]["vmax"] - vmax_view) < 1e-5 * max(vmax_view, 1e-30)
+    report("viewer_range_zoom", not why and scale_ok and lay5["view"]["span"] == b - a,
+           why or f"scale {lay5['panels']['softmax1']['vmax']} != {vmax_view} (the cells in view)")
 
     # float16 dump: same checks on the converted values.
     h16 = h5py.File(F16, "r")
