@@ -80,8 +80,10 @@ $(LIB): $(LIB_OBJ)
 $(CLI): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -fopenmp -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS)
 
-$(BUILD)/diffscope-view: $(VIZ_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -fopenmp -o $@ $(VIZ_OBJ) $(LIB) $(VIZ_LIBS) $(PKG_LIBS)
+# The viewer parses its options with the CLI's option tables and messages, not its commands.
+VIZ_CLI_OBJ = $(BUILD)/src/cli/cli_opt.o $(BUILD)/src/cli/cli_util.o
+$(BUILD)/diffscope-view: $(VIZ_OBJ) $(VIZ_CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -fopenmp -o $@ $(VIZ_OBJ) $(VIZ_CLI_OBJ) $(LIB) $(VIZ_LIBS) $(PKG_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)

@@ -2,18 +2,17 @@
  * (--screenshot) or the interactive window and its event loop. */
 #include <SDL.h>
 #include <SDL_image.h>
-#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "cli/cli.h"
 #include "diffscope/error.h"
 #include "text.h"
 #include "viewer.h"
-
-#define VIEW_VERSION "0.1.0"
 
 static const char usage_text[] =
     "usage: diffscope-view DUMP.h5 [options]\n"
@@ -22,32 +21,25 @@ static const char usage_text[] =
     "lambda*softmax2 and their difference side by side; for Llama the softmax maps of four\n"
     "consecutive heads.\n"
     "\n"
-    "options:\n"
-    "  --vs OTHER.h5        a Llama dump of the same tokens, shown beside the DiffLlama maps\n"
-    "  --layer L            start at model layer L (default: the first layer in the dump)\n"
-    "  --head H             start at model head H (default: the first head dumped)\n"
-    "  --vs-head H          model head of the --vs dump to show (default: its first)\n"
-    "  --row Q              selected query row for the row profile (default: the last token)\n"
-    "  --lambda X           counterfactual lambda for the difference (default: the dump's)\n"
-    "  --log                logarithmic colour scale\n"
-    "  --range A:B          show tokens A..B-1 on both axes (default: all)\n"
-    "  --size WxH           window or screenshot size in pixels (default 1600x960)\n"
-    "  --screenshot OUT.png render one frame to OUT.png (OUT.bmp: BMP) without a display, exit\n"
-    "  --hover Q:K          with --screenshot: show the tooltip of cell (query Q, key K)\n"
-    "  --print-layout       with --screenshot: print the panel geometry on stdout\n"
-    "  --print-state        print a line on stdout after every change (for scripted tests)\n"
-    "  --font PATH          TrueType font (default $DIFFSCOPE_FONT, else " DEFAULT_FONT ")\n"
-    "  --help, --version\n"
+    "options:\n";
+
+static const char epilog[] =
     "\n"
     "Press h in the window for the keys. Exit status: 0 ok, 2 bad input, 3 no display/font.\n";
 
+/* --range A:B and --hover Q:K: two token positions. */
+typedef struct {
+    int a, b, given;
+} token_pair;
+
 typedef struct {
     const char *dump, *vs, *screenshot, *font;
-    int layer, head, vs_head, row, log, print_layout, print_state;
-    int have_layer, have_head, have_vs_head, have_row, have_lambda, have_range, have_hover;
-    int hover_q, hover_k;
+    int layer, head, vs_head, row; /* -1: not given */
+    int log, print_layout, print_state, version;
+    int have_lambda;
+    token_pair range, hover; /* A:B, Q:K */
     double lambda;
-    int range_a, range_b, w, h;
+    int w, h;
 } options;
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -61,86 +53,70 @@ static int fail(int code, const char *fmt, ...) {
     return code;
 }
 
-static int parse_int(const char *s, const char *opt, int *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(s, &end, 10);
-    if (end == s || *end || errno || x < -1000000000L || x > 1000000000L)
-        return fail(DS_EXIT_INPUT, "%s: '%s' is not an integer", opt, s);
-    *out = (int)x;
+static int parse_token_pair(void *user, const char *arg) {
+    token_pair *p = user;
+    if (cli_parse_pair(arg, ':', "", 0, INT_MAX, &p->a, &p->b))
+        return ds_fail("'%s' is not two token positions separated by ':' (integers in 0..%d)", arg, INT_MAX);
+    p->given = 1;
     return 0;
 }
 
+static int parse_size(void *user, const char *arg) {
+    options *o = user;
+    if (cli_parse_pair(arg, 'x', "", 480, 8192, &o->w, &o->h) || o->w < 640)
+        return ds_fail("'%s' is not WxH within 640x480..8192x8192", arg);
+    return 0;
+}
+
+static int parse_lambda(void *user, const char *arg) {
+    options *o = user;
+    if (cli_parse_double(arg, "", -HUGE_VAL, HUGE_VAL, 0, &o->lambda)) return ds_fail("'%s' is not a number", arg);
+    o->have_lambda = 1;
+    return 0;
+}
+
+/* 0 to go on; otherwise the exit status, or -1 after --help or --version. */
 static int parse_options(int argc, char **argv, options *o) {
     memset(o, 0, sizeof *o);
+    o->layer = o->head = o->vs_head = o->row = -1;
     o->w = 1600;
     o->h = 960;
-    for (int i = 1; i < argc; i++) {
-        char *a = argv[i], *val = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
-            return -1;
-        }
-        if (!strcmp(a, "--version")) {
-            printf("diffscope-view %s\n", VIEW_VERSION);
-            return -1;
-        }
-        if (a[0] != '-' || !a[1]) {
-            if (o->dump) return fail(DS_EXIT_INPUT, "more than one dump given ('%s' and '%s')", o->dump, a);
-            o->dump = a;
-            continue;
-        }
-        char name[64];
-        char *eq = strchr(a, '=');
-        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
-        int flag = !strcmp(name, "--log") || !strcmp(name, "--print-layout") || !strcmp(name, "--print-state");
-        if (!flag) {
-            if (eq) val = eq + 1;
-            else if (i + 1 < argc) val = argv[++i];
-            else return fail(DS_EXIT_INPUT, "%s needs a value (see --help)", name);
-        }
-        int rc = 0;
-        if (!strcmp(name, "--vs")) o->vs = val;
-        else if (!strcmp(name, "--screenshot")) o->screenshot = val;
-        else if (!strcmp(name, "--font")) o->font = val;
-        else if (!strcmp(name, "--layer")) rc = parse_int(val, name, &o->layer), o->have_layer = 1;
-        else if (!strcmp(name, "--head")) rc = parse_int(val, name, &o->head), o->have_head = 1;
-        else if (!strcmp(name, "--vs-head")) rc = parse_int(val, name, &o->vs_head), o->have_vs_head = 1;
-        else if (!strcmp(name, "--row")) rc = parse_int(val, name, &o->row), o->have_row = 1;
-        else if (!strcmp(name, "--log")) o->log = 1;
-        else if (!strcmp(name, "--print-layout")) o->print_layout = 1;
-        else if (!strcmp(name, "--print-state")) o->print_state = 1;
-        else if (!strcmp(name, "--lambda")) {
-            char *end;
-            o->lambda = strtod(val, &end);
-            if (end == val || *end || !isfinite(o->lambda))
-                return fail(DS_EXIT_INPUT, "--lambda: '%s' is not a number", val);
-            o->have_lambda = 1;
-        } else if (!strcmp(name, "--range")) {
-            char tail;
-            if (sscanf(val, "%d:%d%c", &o->range_a, &o->range_b, &tail) != 2)
-                return fail(DS_EXIT_INPUT, "--range: '%s' is not A:B", val);
-            o->have_range = 1;
-        } else if (!strcmp(name, "--hover")) {
-            char tail;
-            if (sscanf(val, "%d:%d%c", &o->hover_q, &o->hover_k, &tail) != 2)
-                return fail(DS_EXIT_INPUT, "--hover: '%s' is not Q:K", val);
-            o->have_hover = 1;
-        } else if (!strcmp(name, "--size")) {
-            char tail;
-            if (sscanf(val, "%dx%d%c", &o->w, &o->h, &tail) != 2 || o->w < 640 || o->h < 480 ||
-                o->w > 8192 || o->h > 8192)
-                return fail(DS_EXIT_INPUT, "--size: '%s' is not WxH within 640x480..8192x8192", val);
-        } else return fail(DS_EXIT_INPUT, "unknown option '%s' (see --help)", a);
-        if (rc) return rc;
+    const cli_opt opts[] = {
+        {"vs", 0, CLI_STRING, &o->vs, 0, 0, "OTHER.h5", "a Llama dump of the same tokens, shown beside the DiffLlama maps"},
+        {"layer", 0, CLI_INT, &o->layer, 0, INT_MAX, "L", "start at model layer L (default: the first layer in the dump)"},
+        {"head", 0, CLI_INT, &o->head, 0, INT_MAX, "H", "start at model head H (default: the first head dumped)"},
+        {"vs-head", 0, CLI_INT, &o->vs_head, 0, INT_MAX, "H", "model head of the --vs dump to show (default: its first)"},
+        {"row", 0, CLI_INT, &o->row, 0, INT_MAX, "Q", "selected query row for the row profile (default: the last token)"},
+        {"lambda", 0, CLI_CALL, o, 0, 0, "X", "counterfactual lambda for the difference (default: the dump's)",
+         parse_lambda},
+        {"log", 0, CLI_FLAG, &o->log, 0, 0, NULL, "logarithmic colour scale"},
+        {"range", 0, CLI_CALL, &o->range, 0, 0, "A:B", "show tokens A..B-1 on both axes (default: all)",
+         parse_token_pair},
+        {"size", 0, CLI_CALL, o, 0, 0, "WxH", "window or screenshot size in pixels (default 1600x960)", parse_size},
+        {"screenshot", 0, CLI_STRING, &o->screenshot, 0, 0, "OUT.png",
+         "render one frame to OUT.png (OUT.bmp: BMP) without a display, exit"},
+        {"hover", 0, CLI_CALL, &o->hover, 0, 0, "Q:K", "with --screenshot: show the tooltip of cell (query Q, key K)",
+         parse_token_pair},
+        {"print-layout", 0, CLI_FLAG, &o->print_layout, 0, 0, NULL, "with --screenshot: print the panel geometry on stdout"},
+        {"print-state", 0, CLI_FLAG, &o->print_state, 0, 0, NULL,
+         "print a line on stdout after every change (for scripted tests)"},
+        {"font", 0, CLI_STRING, &o->font, 0, 0, "PATH", "TrueType font (default $DIFFSCOPE_FONT, else " DEFAULT_FONT ")"},
+        {"version", 0, CLI_FLAG, &o->version, 0, 0, NULL, "the version"},
+        {0}};
+    const cli_cmd cmd = {NULL, usage_text, epilog, opts};
+    int status;
+    cli_progname = "diffscope-view";
+    if (cli_parse(&cmd, argc, argv, &status)) return status == DS_EXIT_OK ? -1 : status;
+    if (o->version) {
+        printf("diffscope-view %s\n", DS_VERSION);
+        return -1;
     }
-    if (!o->dump) {
-        fputs(usage_text, stderr);
-        return DS_EXIT_INPUT;
-    }
+    if (optind < argc) o->dump = argv[optind++];
+    if (optind < argc) return fail(DS_EXIT_INPUT, "more than one dump given ('%s' and '%s')", o->dump, argv[optind]);
+    if (!o->dump) return fail(DS_EXIT_INPUT, "no dump given (see diffscope-view --help)");
     if (o->print_layout && !o->screenshot)
         return fail(DS_EXIT_INPUT, "--print-layout needs --screenshot");
-    if (o->have_hover && !o->screenshot) return fail(DS_EXIT_INPUT, "--hover needs --screenshot");
+    if (o->hover.given && !o->screenshot) return fail(DS_EXIT_INPUT, "--hover needs --screenshot");
     return 0;
 }
 
@@ -178,37 +154,37 @@ static int setup(viewer *v, const options *o) {
     if (ram > 0 && need > 0.8 * ram)
         return ds_fail("%s: %d tokens need %.1f GB for one head's maps, more than this machine's %.1f GB allows",
                        o->dump, v->T, need / 1e9, ram / 1e9);
-    v->layer = o->have_layer ? o->layer : in->layers[0];
+    v->layer = o->layer >= 0 ? o->layer : in->layers[0];
     if (dv_dump_layer_index(v->dump, v->layer) < 0) return -1;
     if (!dv_dump_layer(v->dump, v->layer)) return -1;
     v->head = 0;
-    if (o->have_head && (v->head = dv_dump_head_index(v->dump, v->layer, o->head)) < 0) return -1;
-    if (o->have_vs_head && !v->vs) return ds_fail("--vs-head needs --vs");
-    if (v->vs && o->have_vs_head) {
+    if (o->head >= 0 && (v->head = dv_dump_head_index(v->dump, v->layer, o->head)) < 0) return -1;
+    if (o->vs_head >= 0 && !v->vs) return ds_fail("--vs-head needs --vs");
+    if (v->vs && o->vs_head >= 0) {
         /* --vs-head is a model head number, like --head; the layer must be in the --vs dump. */
         if (dv_dump_layer_index(v->vs, v->layer) < 0) return -1;
         if ((v->vs_head = dv_dump_head_index(v->vs, v->layer, o->vs_head)) < 0) return -1;
     }
-    if (o->have_row && (o->row < 0 || o->row >= v->T))
+    if (o->row >= v->T)
         return ds_fail("--row: %d is outside 0..%d (the dump has %d tokens)", o->row, v->T - 1, v->T);
-    v->row = o->have_row ? o->row : v->T - 1;
+    v->row = o->row >= 0 ? o->row : v->T - 1;
     if (o->have_lambda && !v->diffllama) return ds_fail("--lambda: %s is a Llama dump, it has no λ", o->dump);
     if (viewer_load(v) < 0) return -1;
     if (o->have_lambda) viewer_set_lambda(v, o->lambda);
     v->log_scale = o->log;
     view_fit(v);
-    if (o->have_range) {
-        if (o->range_a < 0 || o->range_b > v->T || o->range_b - o->range_a < 1)
-            return ds_fail("--range: %d:%d is not within 0:%d", o->range_a, o->range_b, v->T);
-        v->view_k0 = v->view_q0 = o->range_a;
-        v->span = o->range_b - o->range_a;
+    if (o->range.given) {
+        if (o->range.a < 0 || o->range.b > v->T || o->range.b - o->range.a < 1)
+            return ds_fail("--range: %d:%d is not within 0:%d", o->range.a, o->range.b, v->T);
+        v->view_k0 = v->view_q0 = o->range.a;
+        v->span = o->range.b - o->range.a;
         view_clamp(v);
     }
-    if (o->have_hover) {
-        if (o->hover_q < 0 || o->hover_q >= v->T || o->hover_k < 0 || o->hover_k >= v->T)
-            return ds_fail("--hover: %d:%d is outside the %d tokens", o->hover_q, o->hover_k, v->T);
-        v->hover_q = o->hover_q;
-        v->hover_k = o->hover_k;
+    if (o->hover.given) {
+        if (o->hover.a < 0 || o->hover.a >= v->T || o->hover.b < 0 || o->hover.b >= v->T)
+            return ds_fail("--hover: %d:%d is outside the %d tokens", o->hover.a, o->hover.b, v->T);
+        v->hover_q = o->hover.a;
+        v->hover_k = o->hover.b;
     }
     return 0;
 }

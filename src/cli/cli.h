@@ -5,13 +5,14 @@
 #include <stdio.h>
 #include "diffscope/error.h"
 #include "diffscope/tokenizer.h"
+#include "cli/cli_opt.h"
 
 #define DS_VERSION "0.1.0"
 
 /* A command: returns the process exit status (DS_EXIT_*). argv[0] is the command name. */
 typedef int (*cli_command_fn)(int argc, char **argv);
 
-/* Prints "diffscope: MSG" on stderr (one line) and returns DS_EXIT_INPUT. */
+/* Prints "diffscope: MSG" (cli_progname) on stderr, one line, and returns DS_EXIT_INPUT. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Same, with ds_errmsg() as the message. */
 int cli_lib_error(void);
@@ -23,9 +24,6 @@ void cli_choose_blas_kernel(char **argv);
 
 /* Parses "1,2,3" (spaces allowed) into a new array; -1 with a message on bad input. */
 int cli_parse_ids(const char *s, int **ids, int *n);
-/* Parses a non-negative integer option value, naming OPT in the error. */
-int cli_parse_int(const char *s, const char *opt, long lo, long hi, long *out);
-int cli_parse_double(const char *s, const char *opt, double *out);
 
 /* Progress bar on stderr, drawn only when stderr is a terminal. */
 typedef struct { const char *label; long total; long done; int active; double t0; } cli_progress;

@@ -2,42 +2,36 @@
 #include "cli/cli_input.h"
 #include "cli/cli.h"
 #include "diffscope/intervene.h"
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-int cli_input_option(cli_input *in, int opt, const char *arg) {
-    long v;
-    switch (opt) {
-    case OPT_PROMPT: in->prompt = arg; return 1;
-    case OPT_IDS: in->ids = arg; return 1;
-    case OPT_ALLOW_LONG: in->allow_long = 1; return 1;
-    case OPT_NO_SPECIAL: in->no_special = 1; return 1;
-    case OPT_LAMBDA: {
-        int l;
-        float v;
-        char extra;
-        if (in->n_lambda == CLI_MAX_INTERVENTIONS) return ds_fail("--lambda-override: too many");
-        if (sscanf(arg, "%d=%f%c", &l, &v, &extra) != 2)
-            return ds_fail("--lambda-override: '%s' is not LAYER=VALUE", arg);
-        in->lambda_layer[in->n_lambda] = l, in->lambda_value[in->n_lambda++] = v;
-        return 1;
-    }
-    case OPT_ABLATE: {
-        int l, h;
-        char extra;
-        if (in->n_ablate == CLI_MAX_INTERVENTIONS) return ds_fail("--ablate-head: too many");
-        if (sscanf(arg, "%d.%d%c", &l, &h, &extra) != 2) return ds_fail("--ablate-head: '%s' is not LAYER.HEAD", arg);
-        in->ablate_layer[in->n_ablate] = l, in->ablate_head[in->n_ablate++] = h;
-        return 1;
-    }
-    case OPT_THREADS:
-        if (cli_parse_int(arg, "--threads", 1, 1024, &v)) return -1;
-        in->threads = (int)v;
-        return 1;
-    default: return 0;
-    }
+int cli_input_add_lambda(void *user, const char *arg) {
+    cli_input *in = user;
+    const char *eq = strchr(arg, '=');
+    char layer[32];
+    long l;
+    double v;
+    if (in->n_lambda == CLI_MAX_INTERVENTIONS) return ds_fail("more than %d", CLI_MAX_INTERVENTIONS);
+    if (!eq || eq - arg >= (long)sizeof layer) return ds_fail("'%s' is not LAYER=VALUE", arg);
+    snprintf(layer, sizeof layer, "%.*s", (int)(eq - arg), arg);
+    if (cli_parse_int(layer, "the layer", 0, INT_MAX, &l) || cli_parse_double(eq + 1, "the value", -HUGE_VAL, HUGE_VAL, 0, &v))
+        return ds_fail("'%s' is not LAYER=VALUE (an integer in 0..%d and a finite number)", arg, INT_MAX);
+    in->lambda_layer[in->n_lambda] = (int)l;
+    in->lambda_value[in->n_lambda++] = (float)v;
+    return 0;
+}
+
+int cli_input_add_ablation(void *user, const char *arg) {
+    cli_input *in = user;
+    if (in->n_ablate == CLI_MAX_INTERVENTIONS) return ds_fail("more than %d", CLI_MAX_INTERVENTIONS);
+    if (cli_parse_pair(arg, '.', "", 0, INT_MAX, &in->ablate_layer[in->n_ablate], &in->ablate_head[in->n_ablate]))
+        return ds_fail("'%s' is not LAYER.HEAD (two integers in 0..%d)", arg, INT_MAX);
+    in->n_ablate++;
+    return 0;
 }
 
 int cli_add_interventions(const cli_input *in, const ds_model *m, ds_probes *p) {
@@ -55,41 +49,6 @@ static int layer_done(const ds_probe_event *ev, void *user) {
 
 int cli_add_layer_progress(ds_probes *p, cli_progress *pg) {
     return pg->active ? ds_probes_add(p, "blocks.*.hook_resid_post", layer_done, pg) : 0;
-}
-
-int cli_parse_list(const char *s, const char *opt, int **out, int *n) {
-    int cap = 16, cnt = 0;
-    int *v = malloc(cap * sizeof *v);
-    const char *p = s;
-    while (v && *p) {
-        char *end;
-        long a = strtol(p, &end, 10), b = a;
-        if (end == p || a < 0) break;
-        if (*end == '-') {
-            const char *q = end + 1;
-            b = strtol(q, &end, 10);
-            if (end == q || b < a || b - a > 1000000) break;
-        }
-        for (long x = a; x <= b; x++) {
-            if (cnt == cap) {
-                int *nv = realloc(v, (cap *= 2) * sizeof *v);
-                if (!nv) { free(v); return ds_fail("out of memory"); }
-                v = nv;
-            }
-            v[cnt++] = (int)x;
-        }
-        p = end;
-        if (*p == ',') p++;
-        else if (*p) break;
-    }
-    if (!v) return ds_fail("out of memory");
-    if (*p || cnt == 0) {
-        free(v);
-        return ds_fail("%s: '%s' is not a list like 0,3-5", opt, s);
-    }
-    *out = v;
-    *n = cnt;
-    return 0;
 }
 
 void cli_free_labels(char **labels, int n) {

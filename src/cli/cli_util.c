@@ -1,16 +1,19 @@
 /* Shared helpers of the CLI: messages, option values, id lists, progress bar. */
 #include "cli/cli.h"
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+const char *cli_progname = "diffscope";
+
 int cli_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("diffscope: ", stderr);
+    fprintf(stderr, "%s: ", cli_progname);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -26,7 +29,7 @@ int cli_lib_error(void) {
 void cli_warn(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("diffscope: warning: ", stderr);
+    fprintf(stderr, "%s: warning: ", cli_progname);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -43,7 +46,7 @@ int cli_parse_ids(const char *s, int **ids, int *n) {
         char *end;
         errno = 0;
         long x = strtol(p, &end, 10);
-        if (end == p || errno || x < 0 || x > 0x7fffffff) {
+        if (end == p || errno || x < 0 || x > INT_MAX) {
             free(v);
             return ds_fail("--ids: '%s' is not a list of non-negative integers separated by commas or spaces", s);
         }
@@ -60,25 +63,6 @@ int cli_parse_ids(const char *s, int **ids, int *n) {
     if (cnt == 0) { free(v); return ds_fail("--ids: no token ids given"); }
     *ids = v;
     *n = cnt;
-    return 0;
-}
-
-int cli_parse_int(const char *s, const char *opt, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(s, &end, 10);
-    if (end == s || *end || errno || x < lo || x > hi)
-        return ds_fail("%s: '%s' is not an integer in %ld..%ld", opt, s, lo, hi);
-    *out = x;
-    return 0;
-}
-
-int cli_parse_double(const char *s, const char *opt, double *out) {
-    char *end;
-    errno = 0;
-    double x = strtod(s, &end);
-    if (end == s || *end || errno) return ds_fail("%s: '%s' is not a number", opt, s);
-    *out = x;
     return 0;
 }
 

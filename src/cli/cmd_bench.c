@@ -10,7 +10,6 @@
  * are medians over the rounds. */
 #include <cblas.h>
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,20 +23,13 @@
 #include "diffscope/generate.h"
 #include "diffscope/model.h"
 
-static const char *help =
+static const char *usage =
     "usage: diffscope bench MODEL [--tokens N] [--decode N] [--dump] [--rounds N] [--threads N] [--json]\n\n"
     "Measures a prefill of N random tokens (default 512), N decode steps (default 0), and\n"
     "with --dump the time and size of a dump of every map of every layer at the same length.\n"
     "Efficiency = prefill GFLOP/s / sgemm GFLOP/s on the model's MLP GEMM shape (T x D -> I),\n"
     "the sgemm run back to back for as long as the prefill took, right after it; the median over\n"
-    "the rounds is reported (and sgemm's best single call as its peak).\n\n"
-    "  --tokens N      prompt length\n"
-    "  --decode N      decode steps after the prefill\n"
-    "  --dump          also time `dump` (default --what) into a temporary file, once per round\n"
-    "  --rounds N      measured rounds after one warm-up prefill (default 3)\n"
-    "  --threads N     threads (default: all cores)\n"
-    "  --json          one JSON object on stdout\n"
-    "  -h, --help      this text\n";
+    "the rounds is reported (and sgemm's best single call as its peak).\n\n";
 
 /* FLOPs of a prefill of T tokens from an empty cache with last-token logits: every matrix
  * product the forward pass does (2 per multiply-add), attention over causal entries only. */
@@ -178,28 +170,21 @@ static double time_dump(const ds_model *m, ds_session *s, const int *ids, int T,
 }
 
 int cmd_bench(int argc, char **argv) {
-    static const struct option opts[] = {{"tokens", required_argument, 0, 't'}, {"decode", required_argument, 0, 'd'},
-                                         {"dump", no_argument, 0, 'D'},         {"rounds", required_argument, 0, 'r'},
-                                         {"threads", required_argument, 0, 'j'}, {"json", no_argument, 0, 'J'},
-                                         {"help", no_argument, 0, 'h'},          {0}};
     enum { MAX_ROUNDS = 100 };
-    long T = 512, n_dec = 0, threads = 0, rounds = 3;
-    int do_dump = 0, json = 0, o;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (o) {
-        case 't': if (cli_parse_int(optarg, "--tokens", 1, 1 << 20, &T)) return cli_lib_error(); break;
-        case 'd': if (cli_parse_int(optarg, "--decode", 0, 1 << 20, &n_dec)) return cli_lib_error(); break;
-        case 'r': if (cli_parse_int(optarg, "--rounds", 1, MAX_ROUNDS, &rounds)) return cli_lib_error(); break;
-        case 'j': if (cli_parse_int(optarg, "--threads", 1, 1024, &threads)) return cli_lib_error(); break;
-        case 'D': do_dump = 1; break;
-        case 'J': json = 1; break;
-        case 'h': fputs(help, stdout); return DS_EXIT_OK;
-        default: fputs(help, stderr); return DS_EXIT_INPUT;
-        }
-    }
+    int T = 512, n_dec = 0, threads = 0, rounds = 3, do_dump = 0, json = 0;
+    const cli_opt opts[] = {
+        {"tokens", 0, CLI_INT, &T, 1, 1 << 20, "N", "prompt length"},
+        {"decode", 0, CLI_INT, &n_dec, 0, 1 << 20, "N", "decode steps after the prefill"},
+        {"dump", 0, CLI_FLAG, &do_dump, 0, 0, NULL, "also time `dump` (default --what) into a temporary file, once per round"},
+        {"rounds", 0, CLI_INT, &rounds, 1, MAX_ROUNDS, "N", "measured rounds after one warm-up prefill (default 3)"},
+        {"threads", 0, CLI_INT, &threads, 1, 1024, "N", "threads (default: all cores)"},
+        {"json", 0, CLI_FLAG, &json, 0, 0, NULL, "one JSON object on stdout"},
+        {0}};
+    const cli_cmd cmd = {"bench", usage, NULL, opts};
+    int status;
+    if (cli_parse(&cmd, argc, argv, &status)) return status;
     if (optind != argc - 1) return cli_error("bench needs one MODEL folder (see diffscope bench --help)");
-    if (threads) ds_set_threads((int)threads);
+    if (threads) ds_set_threads(threads);
     double t0 = cli_now();
     ds_model *m = ds_model_load(argv[optind]);
     if (!m) return cli_lib_error();
@@ -210,7 +195,8 @@ int cmd_bench(int argc, char **argv) {
     float *logits = malloc((size_t)c->vocab_size * sizeof(float));
     ds_session *s = ds_session_new(m, total, 1);
     sgemm_ref ref;
-    int ref_ok = !sgemm_ref_init(&ref, (int)T, c->intermediate_size, c->hidden_size), status = DS_EXIT_INPUT;
+    int ref_ok = !sgemm_ref_init(&ref, T, c->intermediate_size, c->hidden_size);
+    status = DS_EXIT_INPUT;
     if (!ids || !logits || !s || !ref_ok) {
         status = cli_error("out of memory for a session of %d tokens", total);
         goto out;
@@ -304,14 +290,14 @@ int cmd_bench(int argc, char **argv) {
         printf("model            %s (%s, %.1f M params, %d threads)\n", argv[optind], ds_arch_name(c->arch),
                ds_config_param_count(c) / 1e6, ds_get_threads());
         printf("load             %.2f s (OpenBLAS kernel %s)\n", load_s, openblas_get_corename());
-        printf("prefill %5ld tok %.3f s  %.1f tok/s  %.1f GFLOP/s  (median of %d rounds; best %.3f s)\n", T, prefill,
+        printf("prefill %5d tok %.3f s  %.1f tok/s  %.1f GFLOP/s  (median of %d rounds; best %.3f s)\n", T, prefill,
                T / prefill, gflops, n, best_prefill);
         printf("sgemm %dx%dx%d %.1f GFLOP/s sustained (best call %.1f)  -> efficiency %.0f %%\n", (int)T,
                c->hidden_size, c->intermediate_size, ref_med, ref_peak, 100 * efficiency);
         printf("peak RSS         %.2f GiB (mapped files %.2f, %.2f of them in 2 MiB pages; anonymous %.2f)\n",
                rss_forward, rss_file, rss_file_huge, rss_anon);
         if (n_dec)
-            printf("decode %6ld tok %.2f tok/s  %.1f GB/s of weights (machine read bandwidth %.1f GB/s)\n", n_dec,
+            printf("decode %6d tok %.2f tok/s  %.1f GB/s of weights (machine read bandwidth %.1f GB/s)\n", n_dec,
                    dec_tps, dec_tps * weight_bytes / 1e9, bw);
         if (do_dump)
             printf("dump (all maps)  %.3f s  %.1f MB  %.2fx the prefill\n", dump, dump_mb, dump_x);

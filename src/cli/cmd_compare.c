@@ -2,7 +2,7 @@
  * [--query-pos Q]: attention mass on a span against noise, per layer, for DiffLlama's difference
  * map and first softmax map (and a second model's maps), plus Table-5 activation outliers.
  * Definitions: include/diffscope/attn_stats.h and docs/compare.md. */
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +12,7 @@
 #include "diffscope/span.h"
 #include "diffscope/tokenizer.h"
 
-static const char *help =
+static const char *usage =
     "usage: diffscope compare [--model] A [--vs B] (--prompt TEXT | --ids 1,2,3) [options]\n\n"
     "Runs the prompt once through A (a DiffLlama) and, with --vs, through B (a Llama or another\n"
     "DiffLlama) on the same tokens, and reports for the query row q, per layer (mean over heads):\n"
@@ -20,24 +20,11 @@ static const char *help =
     "entropy and sparsity, for DiffLlama's diff and softmax1 maps and Llama's softmax map, plus\n"
     "lambda_full and the Table-5 activation outliers (top-1/2/3/10/100 and median of |scores| and\n"
     "|residual stream|). Without --vs the comparison is inside A: softmax1 against diff.\n"
-    "Definitions: docs/compare.md.\n\n" CLI_INPUT_HELP
-    "  --model A             the first model folder (or give it as the first argument)\n"
-    "  --vs B                a second model run on the same token ids\n"
-    "  --span-text TEXT      the span S: TEXT found among the prompt's tokens (exactly once)\n"
-    "  --span-tokens I:J     the span S as token positions I..J-1 (half-open; 0 is the first\n"
-    "                        token, BOS included; I > 0 and J <= q+1)\n"
-    "  --query-pos Q         the query row q (default: the last token; negative: from the end)\n"
-    "  --per-head            also report every head\n"
-    "  --json                JSON on stdout instead of the table\n"
-    "  -o, --output FILE.h5  also write the numbers to HDF5 (--force overwrites)\n"
-    "  -h, --help            this text\n"
-    "--lambda-override and --ablate-head apply to A only.\n";
-
-enum { OPT_MODEL = OPT_INPUT_LAST, OPT_VS, OPT_SPAN_TEXT, OPT_SPAN_TOKENS, OPT_QUERY, OPT_PER_HEAD, OPT_JSON,
-       OPT_FORCE };
+    "Definitions: docs/compare.md.\n\n";
 
 typedef struct {
-    const char *model_a, *model_b, *span_text, *span_tokens, *query, *out_path;
+    const char *model_a, *model_b, *span_text, *query, *out_path;
+    int span[2], have_span; /* --span-tokens I:J */
     int json, force;
 } compare_opts;
 
@@ -68,13 +55,9 @@ static int run_model(cmp_result *r, const compare_opts *co, const cli_input *in,
             }
             r->query = (int)(q < 0 ? q + n : q);
         }
-        if (co->span_tokens) {
-            char extra;
-            if (sscanf(co->span_tokens, "%d:%d%c", &r->span_begin, &r->span_end, &extra) != 2 ||
-                r->span_end <= r->span_begin) {
-                cli_error("--span-tokens: '%s' is not I:J with I < J", co->span_tokens);
-                goto out;
-            }
+        if (co->have_span) {
+            r->span_begin = co->span[0];
+            r->span_end = co->span[1];
         } else if (co->span_text) {
             const ds_tokenizer *t = cli_tokenizer(dir);
             int bad = !t || ds_span_find(t, ids, n, co->span_text, &r->span_begin, &r->span_end);
@@ -126,45 +109,44 @@ static int check_vocabularies(const compare_opts *co, const cli_input *in) {
     return 0;
 }
 
+static int parse_span(void *user, const char *arg) {
+    compare_opts *co = user;
+    if (cli_parse_pair(arg, ':', "", 0, INT_MAX, &co->span[0], &co->span[1]) || co->span[1] <= co->span[0])
+        return ds_fail("'%s' is not I:J with I < J (integers in 0..%d)", arg, INT_MAX);
+    co->have_span = 1;
+    return 0;
+}
+
 int cmd_compare(int argc, char **argv) {
-    static const struct option opts[] = {
-        CLI_INPUT_LONGOPTS,
-        {"model", required_argument, 0, OPT_MODEL},        {"vs", required_argument, 0, OPT_VS},
-        {"span-text", required_argument, 0, OPT_SPAN_TEXT}, {"span-tokens", required_argument, 0, OPT_SPAN_TOKENS},
-        {"query-pos", required_argument, 0, OPT_QUERY},    {"per-head", no_argument, 0, OPT_PER_HEAD},
-        {"json", no_argument, 0, OPT_JSON},                {"output", required_argument, 0, 'o'},
-        {"force", no_argument, 0, OPT_FORCE},              {"help", no_argument, 0, 'h'},
-        {0}};
     cli_input in = {0};
     compare_opts co = {0};
     cmp_result r = {0};
-    int o, *ids = NULL;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        int k = cli_input_option(&in, o, optarg);
-        if (k < 0) return cli_lib_error();
-        if (k) continue;
-        switch (o) {
-        case OPT_MODEL: co.model_a = optarg; break;
-        case OPT_VS: co.model_b = optarg; break;
-        case OPT_SPAN_TEXT: co.span_text = optarg; break;
-        case OPT_SPAN_TOKENS: co.span_tokens = optarg; break;
-        case OPT_QUERY: co.query = optarg; break;
-        case OPT_PER_HEAD: r.per_head = 1; break;
-        case OPT_JSON: co.json = 1; break;
-        case 'o': co.out_path = optarg; break;
-        case OPT_FORCE: co.force = 1; break;
-        case 'h': fputs(help, stdout); return DS_EXIT_OK;
-        default: fputs(help, stderr); return DS_EXIT_INPUT;
-        }
-    }
+    int *ids = NULL, rc;
+    const cli_opt opts[] = {
+        CLI_INPUT_OPTS(&in),
+        {"model", 0, CLI_STRING, &co.model_a, 0, 0, "A", "the first model folder (or give it as the first argument)"},
+        {"vs", 0, CLI_STRING, &co.model_b, 0, 0, "B", "a second model run on the same token ids"},
+        {"span-text", 0, CLI_STRING, &co.span_text, 0, 0, "TEXT",
+         "the span S: TEXT found among the prompt's tokens (exactly once)"},
+        {"span-tokens", 0, CLI_CALL, &co, 0, 0, "I:J",
+         "the span S as token positions I..J-1 (half-open; 0 is the first\ntoken, BOS included; I > 0 and J <= q+1)",
+         parse_span},
+        {"query-pos", 0, CLI_STRING, &co.query, 0, 0, "Q",
+         "the query row q (default: the last token; negative: from the end)"},
+        {"per-head", 0, CLI_FLAG, &r.per_head, 0, 0, NULL, "also report every head"},
+        {"json", 0, CLI_FLAG, &co.json, 0, 0, NULL, "JSON on stdout instead of the table"},
+        {"output", 'o', CLI_STRING, &co.out_path, 0, 0, "FILE.h5", "also write the numbers to HDF5 (--force overwrites)"},
+        {"force", 0, CLI_FLAG, &co.force, 0, 0, NULL, "overwrite FILE.h5 if it exists"},
+        {0}};
+    const cli_cmd cmd = {"compare", usage, "--lambda-override and --ablate-head apply to A only.\n", opts};
+    if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (!co.model_a && optind < argc) co.model_a = argv[optind++];
     if (!co.model_a || optind != argc)
         return cli_error("compare needs one model A (--model A or the first argument; see diffscope compare --help)");
-    if (co.span_text && co.span_tokens) return cli_error("give the span as --span-text or --span-tokens, not both");
+    if (co.span_text && co.have_span) return cli_error("give the span as --span-text or --span-tokens, not both");
     if (check_vocabularies(&co, &in)) return DS_EXIT_INPUT;
     r.prompt = in.prompt, r.span_text = co.span_text;
-    int rc = run_model(&r, &co, &in, 0, &ids);
+    rc = run_model(&r, &co, &in, 0, &ids);
     if (!rc && co.model_b) rc = run_model(&r, &co, &in, 1, &ids);
     if (!rc && co.out_path && cmp_write_h5(co.out_path, co.force, &r)) rc = cli_lib_error();
     if (!rc) {

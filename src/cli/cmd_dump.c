@@ -1,6 +1,6 @@
 /* diffscope dump MODEL (--prompt TEXT | --ids ...) -o out.h5: every attention map, λ,
  * GroupNorm statistic and outlier statistic, streamed to HDF5 (docs/dump-format.md). */
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,89 +10,44 @@
 #include "cli/commands.h"
 #include "diffscope/dump.h"
 
-static const char *help =
+static const char *usage =
     "usage: diffscope dump MODEL (--prompt TEXT | --ids 1,2,3) -o OUT.h5 [options]\n\n"
     "Runs the prompt once and writes every attention map of the chosen layers and heads to\n"
     "HDF5, layer by layer as it is computed: for DiffLlama both softmax maps of each\n"
     "differential head, their lambda-weighted difference, lambda, the GroupNorm statistics;\n"
-    "for Llama the softmax maps; for both the activation outliers. Layout: docs/dump-format.md.\n\n" CLI_INPUT_HELP
-    "  -o, --output FILE      the HDF5 file (written to a temporary name, renamed when done)\n"
-    "  --force                overwrite FILE if it exists\n"
-    "  --layers LIST          layers to dump, e.g. 0,3-5 (default: all)\n"
-    "  --heads LIST           heads to dump (differential heads for DiffLlama; default: all)\n"
-    "  --what LIST            softmax,diff,scores,groupnorm,outliers (default: all but scores)\n"
-    "  --dtype f32|f16        storage of the maps (default f32)\n"
-    "  --compress N           gzip level 0-9 with shuffle (default 0)\n"
-    "  --topk K               outliers kept per statistic (default 100)\n"
-    "  --logits               also write /logits [T, V]\n"
-    "  --hidden               also write /hidden_states [L+1, T, D]\n"
-    "  --json                 print a JSON summary on stdout\n"
-    "  -h, --help             this text\n";
+    "for Llama the softmax maps; for both the activation outliers. Layout: docs/dump-format.md.\n\n";
 
-enum { OPT_FORCE = OPT_INPUT_LAST, OPT_LAYERS, OPT_HEADS, OPT_WHAT, OPT_DTYPE, OPT_COMPRESS, OPT_TOPK, OPT_LOGITS,
-       OPT_HIDDEN, OPT_JSON };
+static int parse_what(void *what, const char *arg) { return ds_dump_parse_what(arg, what); }
 
 int cmd_dump(int argc, char **argv) {
-    static const struct option opts[] = {
-        CLI_INPUT_LONGOPTS,
-        {"output", required_argument, 0, 'o'},   {"force", no_argument, 0, OPT_FORCE},
-        {"layers", required_argument, 0, OPT_LAYERS}, {"heads", required_argument, 0, OPT_HEADS},
-        {"what", required_argument, 0, OPT_WHAT}, {"dtype", required_argument, 0, OPT_DTYPE},
-        {"compress", required_argument, 0, OPT_COMPRESS}, {"topk", required_argument, 0, OPT_TOPK},
-        {"logits", no_argument, 0, OPT_LOGITS}, {"hidden", no_argument, 0, OPT_HIDDEN},
-        {"json", no_argument, 0, OPT_JSON},       {"help", no_argument, 0, 'h'},
-        {0}};
     cli_input in = {0};
     ds_dump_opts d = {.what = DS_DUMP_DEFAULT, .topk = 100, .tool_version = DS_VERSION};
-    const char *out_path = NULL;
-    int *layers = NULL, *heads = NULL, json = 0, o, rc = DS_EXIT_INPUT;
-    long v;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        int r = cli_input_option(&in, o, optarg);
-        if (r < 0) goto bad;
-        if (r) continue;
-        switch (o) {
-        case 'o': out_path = optarg; break;
-        case OPT_FORCE: d.force = 1; break;
-        case OPT_LAYERS:
-            free(layers);
-            if (cli_parse_list(optarg, "--layers", &layers, &d.nlayers)) goto bad;
-            d.layers = layers;
-            break;
-        case OPT_HEADS:
-            free(heads);
-            if (cli_parse_list(optarg, "--heads", &heads, &d.nheads)) goto bad;
-            d.heads = heads;
-            break;
-        case OPT_WHAT:
-            if (ds_dump_parse_what(optarg, &d.what)) goto bad;
-            break;
-        case OPT_DTYPE:
-            if (strcmp(optarg, "f32") && strcmp(optarg, "f16")) {
-                ds_fail("--dtype: '%s' is not f32 or f16", optarg);
-                goto bad;
-            }
-            d.f16 = !strcmp(optarg, "f16");
-            break;
-        case OPT_COMPRESS:
-            if (cli_parse_int(optarg, "--compress", 0, 9, &v)) goto bad;
-            d.compress = (int)v;
-            break;
-        case OPT_TOPK:
-            if (cli_parse_int(optarg, "--topk", 1, 1000000, &v)) goto bad;
-            d.topk = (int)v;
-            break;
-        case OPT_LOGITS: d.logits = 1; break;
-        case OPT_HIDDEN: d.hidden = 1; break;
-        case OPT_JSON: json = 1; break;
-        case 'h':
-            fputs(help, stdout);
-            rc = DS_EXIT_OK;
-            goto out;
-        default: fputs(help, stderr); goto out;
-        }
-    }
+    const char *out_path = NULL, *dtype = "f32";
+    cli_list layers = {0}, heads = {0};
+    int json = 0, rc = DS_EXIT_INPUT;
+    const cli_opt opts[] = {
+        CLI_INPUT_OPTS(&in),
+        {"output", 'o', CLI_STRING, &out_path, 0, 0, "FILE", "the HDF5 file (written to a temporary name, renamed when done)"},
+        {"force", 0, CLI_FLAG, &d.force, 0, 0, NULL, "overwrite FILE if it exists"},
+        {"layers", 0, CLI_LIST, &layers, 0, INT_MAX, "LIST", "layers to dump, e.g. 0,3-5 (default: all)"},
+        {"heads", 0, CLI_LIST, &heads, 0, INT_MAX, "LIST", "heads to dump (differential heads for DiffLlama; default: all)"},
+        {"what", 0, CLI_CALL, &d.what, 0, 0, "LIST", "softmax,diff,scores,groupnorm,outliers (default: all but scores)",
+         parse_what},
+        {"dtype", 0, CLI_CHOICE, &dtype, 0, 0, "f32|f16", "storage of the maps (default f32)"},
+        {"compress", 0, CLI_INT, &d.compress, 0, 9, "N", "gzip level 0-9 with shuffle (default 0)"},
+        {"topk", 0, CLI_INT, &d.topk, 1, 1000000, "K", "outliers kept per statistic (default 100)"},
+        {"logits", 0, CLI_FLAG, &d.logits, 0, 0, NULL, "also write /logits [T, V]"},
+        {"hidden", 0, CLI_FLAG, &d.hidden, 0, 0, NULL, "also write /hidden_states [L+1, T, D]"},
+        {"json", 0, CLI_FLAG, &json, 0, 0, NULL, "print a JSON summary on stdout"},
+        {0}};
+    const cli_cmd cmd = {"dump", usage, NULL, opts};
+    if (cli_parse(&cmd, argc, argv, &rc)) return rc;
+    rc = DS_EXIT_INPUT;
+    d.f16 = !strcmp(dtype, "f16");
+    d.layers = layers.v;
+    d.nlayers = layers.n;
+    d.heads = heads.v;
+    d.nheads = heads.n;
     if (optind != argc - 1) {
         cli_error("dump needs one MODEL folder (see diffscope dump --help)");
         goto out;
@@ -144,11 +99,7 @@ int cmd_dump(int argc, char **argv) {
     cli_free_labels(labels, n);
     free(ids);
     ds_model_free(m);
-    goto out;
-bad:
-    rc = cli_lib_error();
 out:
-    free(layers);
-    free(heads);
+    cli_opts_free(opts);
     return rc;
 }

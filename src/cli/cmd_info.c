@@ -1,16 +1,13 @@
 /* diffscope info MODEL: architecture, shapes, parameters, storage dtype, λ per layer. */
-#include <getopt.h>
 #include <stdio.h>
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "diffscope/model.h"
 
-static const char *help =
+static const char *usage =
     "usage: diffscope info MODEL [--json]\n\n"
     "Prints the architecture, shapes, parameter count and storage dtype of the checkpoint in\n"
-    "the folder MODEL, and for DiffLlama lambda_init and lambda of every layer.\n\n"
-    "  --json     one JSON object on stdout\n"
-    "  -h, --help this text\n";
+    "the folder MODEL, and for DiffLlama lambda_init and lambda of every layer.\n\n";
 
 static void print_json(const ds_model *m) {
     const ds_config *c = ds_model_config(m);
@@ -63,14 +60,10 @@ static void print_text(const ds_model *m) {
 }
 
 int cmd_info(int argc, char **argv) {
-    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0}};
-    int json = 0, o;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (o == 'j') json = 1;
-        else if (o == 'h') return fputs(help, stdout), DS_EXIT_OK;
-        else return fputs(help, stderr), DS_EXIT_INPUT;
-    }
+    int json = 0, rc;
+    const cli_opt opts[] = {{"json", 0, CLI_FLAG, &json, 0, 0, NULL, "one JSON object on stdout"}, {0}};
+    const cli_cmd cmd = {"info", usage, NULL, opts};
+    if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 1) return cli_error("info needs one MODEL folder (see diffscope info --help)");
     ds_model *m = ds_model_load(argv[optind]);
     if (!m) return cli_lib_error();

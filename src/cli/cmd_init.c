@@ -2,7 +2,7 @@
  * a real shape (config.json + safetensors, sharded above 2 GB), loadable by transformers.
  * Weights follow transformers' initialisation: N(0, 0.02) matrices, unit norms, zero biases,
  * λ vectors N(0, 0.1). The values depend only on --seed and the tensor name. */
-#include <getopt.h>
+#include <limits.h>
 #include <unistd.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,20 +16,14 @@
 #include "base/fileio.h"
 #include "io/st_writer.h"
 
-static const char *help =
+static const char *usage =
     "usage: diffscope init OUT_DIR --like kajuma|small|tiny|CONFIG.json [options]\n\n"
     "Writes a random-weight checkpoint (config.json + model.safetensors, or shards and an\n"
     "index above 2 GB) of a real shape, for benchmarks and tests.\n"
     "  kajuma  the shape of kajuma/DiffLlama-0.3B-handcut: D 2048, 16 layers, 32 heads, 8 kv\n"
     "          heads, head_dim 64, MLP 8192, vocab 128256, llama3 RoPE, tied (1.24 B params)\n"
     "  small   D 768, 12 layers, 12 heads, 4 kv heads, MLP 2048, vocab 32000 (125 M params)\n"
-    "  tiny    D 64, 2 layers, 4 heads, 2 kv heads, MLP 128, vocab 256\n\n"
-    "  --arch diffllama|llama  architecture (default diffllama)\n"
-    "  --dtype f32|bf16        storage dtype (default f32)\n"
-    "  --seed S                random seed (default 0)\n"
-    "  --shard-mb N            shard size in MB (default 2000)\n"
-    "  --force                 write into OUT_DIR even if it holds a config.json\n"
-    "  -h, --help              this text\n";
+    "  tiny    D 64, 2 layers, 4 heads, 2 kv heads, MLP 128, vocab 256\n\n";
 
 /* mkdir -p: creates DIR and any missing parents. */
 static int make_dirs(const char *dir) {
@@ -191,34 +185,19 @@ static char *config_text(const char *like, const char *arch, const char *dtype) 
 }
 
 int cmd_init(int argc, char **argv) {
-    static const struct option opts[] = {{"like", required_argument, 0, 'l'},  {"arch", required_argument, 0, 'a'},
-                                         {"dtype", required_argument, 0, 'd'}, {"seed", required_argument, 0, 's'},
-                                         {"force", no_argument, 0, 'f'},       {"shard-mb", required_argument, 0, 'm'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0}};
     const char *like = NULL, *arch = "diffllama", *dtype = "f32";
-    long seed = 0, shard_mb = 2000;
-    int force = 0, o;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'l': like = optarg; break;
-        case 'a': arch = optarg; break;
-        case 'd': dtype = optarg; break;
-        case 's':
-            if (cli_parse_int(optarg, "--seed", 0, 0x7fffffffL, &seed)) return cli_lib_error();
-            break;
-        case 'f': force = 1; break;
-        case 'm':
-            if (cli_parse_int(optarg, "--shard-mb", 1, 1 << 20, &shard_mb)) return cli_lib_error();
-            break;
-        case 'h': fputs(help, stdout); return DS_EXIT_OK;
-        default: fputs(help, stderr); return DS_EXIT_INPUT;
-        }
-    }
+    int seed = 0, shard_mb = 2000, force = 0, rc;
+    const cli_opt opts[] = {
+        {"like", 0, CLI_STRING, &like, 0, 0, "kajuma|small|tiny|CONFIG.json", NULL},
+        {"arch", 0, CLI_CHOICE, &arch, 0, 0, "diffllama|llama", "architecture (default diffllama)"},
+        {"dtype", 0, CLI_CHOICE, &dtype, 0, 0, "f32|bf16", "storage dtype (default f32)"},
+        {"seed", 0, CLI_INT, &seed, 0, INT_MAX, "S", "random seed (default 0)"},
+        {"shard-mb", 0, CLI_INT, &shard_mb, 1, 1 << 20, "N", "shard size in MB (default 2000)"},
+        {"force", 0, CLI_FLAG, &force, 0, 0, NULL, "write into OUT_DIR even if it holds a config.json"},
+        {0}};
+    const cli_cmd cmd = {"init", usage, NULL, opts};
+    if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 1 || !like) return cli_error("init needs OUT_DIR and --like (see diffscope init --help)");
-    if (strcmp(arch, "diffllama") && strcmp(arch, "llama")) return cli_error("--arch: '%s' is not diffllama or llama", arch);
-    if (strcmp(dtype, "f32") && strcmp(dtype, "bf16")) return cli_error("--dtype: '%s' is not f32 or bf16", dtype);
     const char *dir = argv[optind];
     char path[4200], tmp[4300];
     struct stat st;
@@ -236,7 +215,6 @@ int cmd_init(int argc, char **argv) {
     fill_ctx fc = {.seed = (uint64_t)seed};
     /* 9-13 tensors per layer plus embeddings, norm and head: the exact count only sizes the bar. */
     cli_progress_start(&fc.progress, "init", 9L * c.num_layers + 3);
-    int rc;
     if (!w) {
         rc = -1;
     } else if (declare(w, &c)) {

@@ -1,7 +1,6 @@
 /* diffscope logits MODEL (--ids ... | --prompt ...) -o out.h5: /logits [T, V] and
  * /hidden_states [L+1, T, D] in transformers' convention. The minimal numeric dump that the
  * golden tests compare with transformers. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,39 +10,25 @@
 #include "io/h5out.h"
 #include "diffscope/hidden_states.h"
 
-static const char *help =
+static const char *usage =
     "usage: diffscope logits MODEL (--ids 1,2,3 | --prompt TEXT) -o OUT.h5 [options]\n\n"
     "Runs the prompt and writes /logits [T, V] and /hidden_states [L+1, T, D] (float32):\n"
     "entry 0 = embeddings, entry i = output of layer i-1, the last entry after the final norm,\n"
-    "as transformers' output_hidden_states.\n\n" CLI_INPUT_HELP
-    "  -o, --output FILE  the HDF5 file to write\n"
-    "  --force            overwrite FILE if it exists\n"
-    "  -h, --help         this text\n";
-
-enum { OPT_FORCE = OPT_INPUT_LAST };
+    "as transformers' output_hidden_states.\n\n";
 
 int cmd_logits(int argc, char **argv) {
-    static const struct option opts[] = {CLI_INPUT_LONGOPTS,
-                                         {"output", required_argument, 0, 'o'},
-                                         {"force", no_argument, 0, OPT_FORCE},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0}};
     cli_input in = {0};
     const char *out_path = NULL;
-    int force = 0, o;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        int r = cli_input_option(&in, o, optarg);
-        if (r < 0) return cli_lib_error();
-        if (r) continue;
-        if (o == 'o') out_path = optarg;
-        else if (o == OPT_FORCE) force = 1;
-        else if (o == 'h') return fputs(help, stdout), DS_EXIT_OK;
-        else return fputs(help, stderr), DS_EXIT_INPUT;
-    }
+    int force = 0, rc;
+    const cli_opt opts[] = {CLI_INPUT_OPTS(&in),
+                            {"output", 'o', CLI_STRING, &out_path, 0, 0, "FILE", "the HDF5 file to write"},
+                            {"force", 0, CLI_FLAG, &force, 0, 0, NULL, "overwrite FILE if it exists"},
+                            {0}};
+    const cli_cmd cmd = {"logits", usage, NULL, opts};
+    if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 1) return cli_error("logits needs one MODEL folder (see diffscope logits --help)");
     if (!out_path) return cli_error("logits needs -o OUT.h5");
-    int *ids = NULL, n = 0, rc;
+    int *ids = NULL, n = 0;
     ds_model *m = cli_load(argv[optind], &in, &ids, &n, 0, NULL, &rc);
     if (!m) return rc;
     const ds_config *c = ds_model_config(m);

@@ -3,7 +3,7 @@
  * the top-1 next token at the last prompt token start the answer, and how much attention does
  * that row give the needle (answer_mass) and the rest of the context (noise_mass), averaged over
  * heads and the last half of the layers. Prompts: cli/needle.h; definitions: docs/compare.md. */
-#include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@
 #include "cli/compare.h"
 #include "cli/needle.h"
 
-static const char *help =
+static const char *usage =
     "usage: diffscope needle MODEL [--vs B] --haystack FILE --needle TEXT --question TEXT --answer TEXT\n"
     "                        [--depths 0,25,50,75,100] [--context-tokens N] [options]\n"
     "       diffscope needle MODEL [--vs B] --haystack-ids FILE --needle-ids LIST --question-ids LIST\n"
@@ -29,31 +29,7 @@ static const char *help =
     "softmax1 maps; Llama: softmax.\n"
     "--task kv generates prompts of the demo models' retrieval task (docs/demo-models.md):\n"
     "'<s> filler ... k_x v_y ... ? k_x' -> v_y, with the queried pair at the depth, P pairs in N\n"
-    "context tokens, K random prompts per depth; top-1 is then an accuracy.\n\n"
-    "  --vs B                a second model run on the same prompts (same vocabulary)\n"
-    "  --haystack FILE       text to fill the context with (its first N tokens are used)\n"
-    "  --needle TEXT         the key information, inserted at each depth\n"
-    "  --question TEXT       appended after the context; the model should answer next\n"
-    "  --answer TEXT         what the top-1 token should start\n"
-    "  --haystack-ids FILE, --needle-ids LIST, --question-ids LIST, --answer-id ID\n"
-    "                        the same probe as token ids, for a model without tokenizer.json\n"
-    "                        (FILE: ids separated by commas or spaces; the model's BOS goes\n"
-    "                        first unless --no-special); top1 is then: is it ID\n"
-    "  --depths LIST         needle depths in percent (default 0,25,50,75,100)\n"
-    "  --context-tokens N    haystack tokens (default: all that fit in max_position_embeddings);\n"
-    "                        kv: context tokens (default 128 - 1 - 3P, the training rows' context)\n"
-    "  --task kv             the demo models' key-value retrieval task\n"
-    "  --pairs P             kv: key-value pairs in the context (default 6)\n"
-    "  --trials K            kv: random prompts per depth (default 20)\n"
-    "  --seed S              kv: random seed (default 1)\n"
-    "  --no-special          do not add the tokenizer's special tokens (BOS)\n"
-    "  --threads N, --allow-long, --lambda-override L=V, --ablate-head L.H (A only): as for dump\n"
-    "  --json                JSON on stdout instead of the table\n"
-    "  -h, --help            this text\n";
-
-enum { OPT_VS = OPT_INPUT_LAST, OPT_HAYSTACK, OPT_NEEDLE, OPT_QUESTION, OPT_ANSWER, OPT_DEPTHS, OPT_CONTEXT,
-       OPT_TASK, OPT_PAIRS, OPT_TRIALS, OPT_SEED, OPT_JSON, OPT_MODEL, OPT_HAYSTACK_IDS, OPT_NEEDLE_IDS,
-       OPT_QUESTION_IDS, OPT_ANSWER_ID };
+    "context tokens, K random prompts per depth; top-1 is then an accuracy.\n\n";
 
 /* ---- prompts ---- */
 
@@ -132,7 +108,7 @@ static int check_same_vocabulary(const needle_opts *no, const ds_config *ca, con
 /* Token ids given by the user must be tokens of the model. */
 static int check_ids_in_vocabulary(const needle_opts *no, const needle_prompt_set *ps, int vocab_size) {
     if (no->answer_id >= vocab_size)
-        return ds_fail("--answer-id %ld is outside the vocabulary of %s (size %d)", no->answer_id, no->model[0],
+        return ds_fail("--answer-id %d is outside the vocabulary of %s (size %d)", no->answer_id, no->model[0],
                        vocab_size);
     for (int i = 0; i < ps->nprompts; i++)
         for (int k = 0; k < ps->prompts[i].n; k++)
@@ -187,171 +163,120 @@ static int run_model(const needle_opts *no, const cli_input *in, int idx, const 
 static void free_model(needle_model *nm) { free(nm->acc), free(nm->answer), free(nm->noise), free(nm->top1); }
 
 
-int cmd_needle(int argc, char **argv) {
-    static const struct option opts[] = {
-        CLI_INPUT_LONGOPTS,
-        {"model", required_argument, 0, OPT_MODEL},     {"vs", required_argument, 0, OPT_VS},
-        {"haystack", required_argument, 0, OPT_HAYSTACK}, {"needle", required_argument, 0, OPT_NEEDLE},
-        {"question", required_argument, 0, OPT_QUESTION}, {"answer", required_argument, 0, OPT_ANSWER},
-        {"depths", required_argument, 0, OPT_DEPTHS},   {"context-tokens", required_argument, 0, OPT_CONTEXT},
-        {"task", required_argument, 0, OPT_TASK},       {"pairs", required_argument, 0, OPT_PAIRS},
-        {"trials", required_argument, 0, OPT_TRIALS},   {"seed", required_argument, 0, OPT_SEED},
-        {"json", no_argument, 0, OPT_JSON},             {"help", no_argument, 0, 'h'},
-        {"haystack-ids", required_argument, 0, OPT_HAYSTACK_IDS},
-        {"needle-ids", required_argument, 0, OPT_NEEDLE_IDS},
-        {"question-ids", required_argument, 0, OPT_QUESTION_IDS},
-        {"answer-id", required_argument, 0, OPT_ANSWER_ID},
-        {0}};
-    cli_input in = {0};
-    needle_opts no = {.pairs = 6, .seed = 1, .answer_id = -1};
-    long v, trials = 0;
-    int o, rc = DS_EXIT_INPUT;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int k = cli_input_option(&in, o, optarg);
-        if (k < 0) goto bad;
-        if (k) continue;
-        switch (o) {
-        case OPT_MODEL: no.model[0] = optarg; break;
-        case OPT_VS: no.model[1] = optarg; break;
-        case OPT_HAYSTACK: no.haystack = optarg; break;
-        case OPT_NEEDLE: no.needle = optarg; break;
-        case OPT_QUESTION: no.question = optarg; break;
-        case OPT_ANSWER: no.answer = optarg; break;
-        case OPT_HAYSTACK_IDS: no.haystack_ids = optarg; break;
-        case OPT_NEEDLE_IDS: no.needle_ids = optarg; break;
-        case OPT_QUESTION_IDS: no.question_ids = optarg; break;
-        case OPT_ANSWER_ID:
-            if (cli_parse_int(optarg, "--answer-id", 0, 0x7fffffffL, &no.answer_id)) goto bad;
-            break;
-        case OPT_DEPTHS:
-            free(no.depths);
-            if (cli_parse_list(optarg, "--depths", &no.depths, &no.ndepths)) goto bad;
-            break;
-        case OPT_CONTEXT:
-            if (cli_parse_int(optarg, "--context-tokens", 1, 100000000, &v)) goto bad;
-            no.N = (int)v;
-            break;
-        case OPT_TASK:
-            if (strcmp(optarg, "kv")) {
-                ds_fail("--task: '%s' is not a task (kv)", optarg);
-                goto bad;
-            }
-            no.task = optarg;
-            break;
-        case OPT_PAIRS:
-            if (cli_parse_int(optarg, "--pairs", 1, 1000000, &v)) goto bad;
-            no.pairs = (int)v;
-            break;
-        case OPT_TRIALS:
-            if (cli_parse_int(optarg, "--trials", 1, 1000000, &trials)) goto bad;
-            break;
-        case OPT_SEED:
-            if (cli_parse_int(optarg, "--seed", 0, 0x7fffffffL, &no.seed)) goto bad;
-            break;
-        case OPT_JSON: no.json = 1; break;
-        case 'h':
-            fputs(help, stdout);
-            rc = DS_EXIT_OK;
-            goto out;
-        default: fputs(help, stderr); goto out;
-        }
-    }
-    if (!no.model[0] && optind < argc) no.model[0] = argv[optind++];
-    if (!no.model[0] || optind != argc) {
-        cli_error("needle needs one MODEL folder (see diffscope needle --help)");
-        goto out;
-    }
-    if (in.prompt || in.ids) {
-        cli_error("needle builds its own prompts: --prompt and --ids do not apply");
-        goto out;
-    }
-    int by_text = no.haystack || no.needle || no.question || no.answer;
-    int by_ids = no.haystack_ids || no.needle_ids || no.question_ids || no.answer_id >= 0;
-    if (by_text && by_ids) {
-        cli_error("give the probe as text (--haystack, --needle, --question, --answer) or as token ids "
-                  "(--haystack-ids, --needle-ids, --question-ids, --answer-id), not both");
-        goto out;
-    }
-    if (!no.task && by_ids && (!no.haystack_ids || !no.needle_ids || !no.question_ids || no.answer_id < 0)) {
-        cli_error("needle needs --haystack-ids, --needle-ids, --question-ids and --answer-id together");
-        goto out;
-    }
-    if (!no.task && !by_ids && (!no.haystack || !no.needle || !no.question || !no.answer)) {
-        cli_error("needle needs --haystack, --needle, --question and --answer (or their token-id forms, or --task kv)");
-        goto out;
-    }
-    if (no.task && (by_text || by_ids)) {
-        cli_error("--task kv generates its prompts: --haystack, --needle, --question and --answer do not apply");
-        goto out;
-    }
-    if (!no.task && trials > 1) {
-        cli_error("--trials applies to --task kv (a text probe is deterministic)");
-        goto out;
-    }
-    no.trials = no.task ? (trials ? (int)trials : 20) : 1;
-    if (no.task && !no.N) no.N = 128 - 1 - 3 * no.pairs;
-    if (no.task && no.N < 2 * no.pairs) {
-        cli_error("--context-tokens %d: too short for %d pairs (at least %d)", no.N, no.pairs, 2 * no.pairs);
-        goto out;
-    }
-    if (!no.depths) {
-        static const int defaults[] = {0, 25, 50, 75, 100};
-        no.ndepths = 5;
-        no.depths = malloc(sizeof defaults);
-        if (!no.depths) goto bad;
-        memcpy(no.depths, defaults, sizeof defaults);
-    }
-    for (int i = 0; i < no.ndepths; i++)
-        if (no.depths[i] > 100) {
-            cli_error("--depths: %d is not a percentage (0..100)", no.depths[i]);
-            goto out;
-        }
-    if (in.threads) ds_set_threads(in.threads);
+static int own_prompts(void *unused, const char *arg) {
+    return ds_fail("needle builds its own prompts: --prompt and --ids do not apply");
+}
 
+/* The options make one probe: text, token ids or the kv task; 0 or a usage error's status. */
+static int check_needle_opts(needle_opts *no, int trials, const cli_list *depths) {
+    static const int default_depths[] = {0, 25, 50, 75, 100};
+    int by_text = no->haystack || no->needle || no->question || no->answer;
+    int by_ids = no->haystack_ids || no->needle_ids || no->question_ids || no->answer_id >= 0;
+    if (by_text && by_ids)
+        return cli_error("give the probe as text (--haystack, --needle, --question, --answer) or as token ids "
+                         "(--haystack-ids, --needle-ids, --question-ids, --answer-id), not both");
+    if (!no->task && by_ids && (!no->haystack_ids || !no->needle_ids || !no->question_ids || no->answer_id < 0))
+        return cli_error("needle needs --haystack-ids, --needle-ids, --question-ids and --answer-id together");
+    if (!no->task && !by_ids && (!no->haystack || !no->needle || !no->question || !no->answer))
+        return cli_error(
+            "needle needs --haystack, --needle, --question and --answer (or their token-id forms, or --task kv)");
+    if (no->task && (by_text || by_ids))
+        return cli_error("--task kv generates its prompts: --haystack, --needle, --question and --answer do not apply");
+    if (!no->task && trials > 1) return cli_error("--trials applies to --task kv (a text probe is deterministic)");
+    no->trials = no->task ? (trials ? trials : 20) : 1;
+    if (no->task && !no->N) no->N = 128 - 1 - 3 * no->pairs;
+    if (no->task && no->N < 2 * no->pairs)
+        return cli_error("--context-tokens %d: too short for %d pairs (at least %d)", no->N, no->pairs, 2 * no->pairs);
+    no->depths = depths->n ? depths->v : default_depths;
+    no->ndepths = depths->n ? depths->n : (int)(sizeof default_depths / sizeof *default_depths);
+    return DS_EXIT_OK;
+}
+
+/* Builds the prompts, runs A (and B) on them and prints the report. */
+static int run_needle(const needle_opts *no, const cli_input *in) {
+    int by_ids = no->haystack_ids != NULL, rc = DS_EXIT_INPUT;
+    if (in->threads) ds_set_threads(in->threads);
     needle_model nm[2] = {{0}};
     needle_prompt_set ps = {0};
-    ds_tokenizer *t = by_ids ? NULL : ds_tokenizer_load(no.model[0]);
-    ds_model *m = by_ids || t ? ds_model_load(no.model[0]) : NULL;
+    ds_tokenizer *t = by_ids ? NULL : ds_tokenizer_load(no->model[0]);
+    ds_model *m = by_ids || t ? ds_model_load(no->model[0]) : NULL;
     ds_config ca = {0};
     int nmodels = 0;
-    if (!m || build_prompts(&no, t, ds_model_config(m), !in.no_special, &ps)) goto fail;
+    if (!m || build_prompts(no, t, ds_model_config(m), !in->no_special, &ps)) goto fail;
     ca = *ds_model_config(m);
     ca.json_text = NULL; /* a shallow copy that outlives the model: keep no pointers */
-    if (by_ids && check_ids_in_vocabulary(&no, &ps, ca.vocab_size)) goto fail;
-    if (ps.maxlen > ca.max_position_embeddings && !in.allow_long) {
+    if (by_ids && check_ids_in_vocabulary(no, &ps, ca.vocab_size)) goto fail;
+    if (ps.maxlen > ca.max_position_embeddings && !in->allow_long) {
         ds_fail("%s: the prompts have %d tokens, more than max_position_embeddings (%d); --allow-long runs them anyway",
-                no.model[0], ps.maxlen, ca.max_position_embeddings);
+                no->model[0], ps.maxlen, ca.max_position_embeddings);
         goto fail;
     }
     if (ps.maxlen > ca.max_position_embeddings)
         cli_warn("%d tokens exceed max_position_embeddings (%d): beyond the trained length", ps.maxlen,
                  ca.max_position_embeddings);
-    for (int i = 0; i < 2 && no.model[i]; i++) {
+    for (int i = 0; i < 2 && no->model[i]; i++) {
         if (i == 1) {
             ds_model_free(m);
-            if (!(m = ds_model_load(no.model[1])) ||
-                check_same_vocabulary(&no, &ca, ds_model_config(m), &ps, !in.no_special))
+            if (!(m = ds_model_load(no->model[1])) ||
+                check_same_vocabulary(no, &ca, ds_model_config(m), &ps, !in->no_special))
                 goto fail;
         }
-        nm[i].name = i ? "B" : "A", nm[i].path = no.model[i], nm[i].arch = ds_arch_name(ds_model_config(m)->arch);
+        nm[i].name = i ? "B" : "A";
+        nm[i].path = no->model[i];
+        nm[i].arch = ds_arch_name(ds_model_config(m)->arch);
         nmodels = i + 1;
-        if (run_model(&no, &in, i, m, t, &ps, &nm[i])) goto fail;
+        if (run_model(no, in, i, m, t, &ps, &nm[i])) goto fail;
     }
-    if (no.json) rc = needle_print_json(&no, &ps, t, nm, nmodels) ? cli_lib_error() : DS_EXIT_OK;
-    else needle_print_table(&no, &ps, nm, nmodels), rc = DS_EXIT_OK;
-    goto done;
+    if (!no->json) needle_print_table(no, &ps, nm, nmodels);
+    if (!no->json || !needle_print_json(no, &ps, t, nm, nmodels)) rc = DS_EXIT_OK;
+    else rc = cli_lib_error();
+    goto out;
 fail:
-    cli_lib_error();
-done:
+    rc = cli_lib_error();
+out:
     for (int i = 0; i < nmodels; i++) free_model(&nm[i]);
     free_prompts(&ps);
     ds_model_free(m);
     ds_tokenizer_free(t);
-    goto out;
-bad:
-    cli_lib_error();
-out:
-    free(no.depths);
+    return rc;
+}
+
+int cmd_needle(int argc, char **argv) {
+    cli_input in = {0};
+    needle_opts no = {.pairs = 6, .seed = 1, .answer_id = -1};
+    cli_list depths = {0};
+    int trials = 0, rc;
+    const cli_opt opts[] = {
+        {"prompt", 0, CLI_CALL, NULL, 0, 0, "TEXT", NULL, own_prompts},
+        {"ids", 0, CLI_CALL, NULL, 0, 0, "LIST", NULL, own_prompts},
+        {"model", 0, CLI_STRING, &no.model[0], 0, 0, "A", NULL},
+        {"vs", 0, CLI_STRING, &no.model[1], 0, 0, "B", "a second model run on the same prompts (same vocabulary)"},
+        {"haystack", 0, CLI_STRING, &no.haystack, 0, 0, "FILE", "text to fill the context with (its first N tokens are used)"},
+        {"needle", 0, CLI_STRING, &no.needle, 0, 0, "TEXT", "the key information, inserted at each depth"},
+        {"question", 0, CLI_STRING, &no.question, 0, 0, "TEXT", "appended after the context; the model should answer next"},
+        {"answer", 0, CLI_STRING, &no.answer, 0, 0, "TEXT", "what the top-1 token should start"},
+        {"haystack-ids", 0, CLI_STRING, &no.haystack_ids, 0, 0, "FILE",
+         "the haystack as token ids, for a model without tokenizer.json\n(ids separated by commas or spaces; the model's BOS goes\nfirst unless --no-special)"},
+        {"needle-ids", 0, CLI_STRING, &no.needle_ids, 0, 0, "LIST", "the needle as token ids"},
+        {"question-ids", 0, CLI_STRING, &no.question_ids, 0, 0, "LIST", "the question as token ids"},
+        {"answer-id", 0, CLI_INT, &no.answer_id, 0, INT_MAX, "ID", "the answer token: top1 is then: is it ID"},
+        {"depths", 0, CLI_LIST, &depths, 0, 100, "LIST", "needle depths in percent (default 0,25,50,75,100)"},
+        {"context-tokens", 0, CLI_INT, &no.N, 1, 100000000, "N",
+         "haystack tokens (default: all that fit in max_position_embeddings);\nkv: context tokens (default 128 - 1 - 3P, the training rows' context)"},
+        {"task", 0, CLI_CHOICE, &no.task, 0, 0, "kv", "the demo models' key-value retrieval task"},
+        {"pairs", 0, CLI_INT, &no.pairs, 1, 1000000, "P", "kv: key-value pairs in the context (default 6)"},
+        {"trials", 0, CLI_INT, &trials, 1, 1000000, "K", "kv: random prompts per depth (default 20)"},
+        {"seed", 0, CLI_INT, &no.seed, 0, INT_MAX, "S", "kv: random seed (default 1)"},
+        {"no-special", 0, CLI_FLAG, &in.no_special, 0, 0, NULL, "do not add the tokenizer's special tokens (BOS)"},
+        CLI_RUN_OPTS(&in),
+        {"json", 0, CLI_FLAG, &no.json, 0, 0, NULL, "JSON on stdout instead of the table"},
+        {0}};
+    const cli_cmd cmd = {"needle", usage, "--lambda-override and --ablate-head apply to A only.\n", opts};
+    if (cli_parse(&cmd, argc, argv, &rc)) return rc;
+    if (!no.model[0] && optind < argc) no.model[0] = argv[optind++];
+    if (!no.model[0] || optind != argc) rc = cli_error("needle needs one MODEL folder (see diffscope needle --help)");
+    else rc = check_needle_opts(&no, trials, &depths);
+    if (rc == DS_EXIT_OK) rc = run_needle(&no, &in);
+    cli_opts_free(opts);
     return rc;
 }

@@ -1,5 +1,4 @@
 /* diffscope tokenize / detokenize: text <-> token ids with a model's tokenizer.json. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,23 +6,17 @@
 #include "cli/commands.h"
 #include "diffscope/tokenizer.h"
 
-static const char *tokenize_help =
+static const char *tokenize_usage =
     "usage: diffscope tokenize PATH [--no-special] [--json] [TEXT]\n\n"
     "Encodes TEXT (or, when TEXT is absent, all of standard input, read as raw bytes so that\n"
     "newlines and tabs survive) with the tokenizer.json of PATH, a model folder or a\n"
     "tokenizer.json file, exactly as Hugging Face tokenizers does.\n"
-    "Prints the ids on one line, comma-separated (the form --ids takes).\n\n"
-    "  --no-special  do not add the post-processor's special tokens (the BOS of Llama)\n"
-    "  --json        print {\"ids\": [...], \"tokens\": [...]} (tokens: vocabulary strings)\n"
-    "  -h, --help    this text\n";
+    "Prints the ids on one line, comma-separated (the form --ids takes).\n\n";
 
-static const char *detokenize_help =
+static const char *detokenize_usage =
     "usage: diffscope detokenize PATH --ids 1,2,3 [--skip-special]\n\n"
     "Decodes token ids with the tokenizer.json of PATH (a model folder or a tokenizer.json\n"
-    "file), as Hugging Face tokenizers' decode does, and prints the text and a newline.\n\n"
-    "  --ids LIST       the ids, comma-separated\n"
-    "  --skip-special   leave out special tokens (BOS, EOS, ...)\n"
-    "  -h, --help       this text\n";
+    "file), as Hugging Face tokenizers' decode does, and prints the text and a newline.\n\n";
 
 /* All of stdin as bytes; NULL with a message on failure. */
 static char *read_stdin(size_t *len) {
@@ -58,20 +51,14 @@ static void print_json_string(const char *s) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"no-special", no_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int add_special = 1, json = 0, c;
-    optind = 1;
-    opterr = 0; /* one message line, ours */
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'n': add_special = 0; break;
-        case 'j': json = 1; break;
-        case 'h': fputs(tokenize_help, stdout); return DS_EXIT_OK;
-        default: return cli_error("tokenize: bad option '%s' (see diffscope tokenize --help)", argv[optind - 1]);
-        }
-    }
+    int no_special = 0, json = 0, rc;
+    const cli_opt opts[] = {
+        {"no-special", 0, CLI_FLAG, &no_special, 0, 0, NULL, "do not add the post-processor's special tokens (the BOS of Llama)"},
+        {"json", 0, CLI_FLAG, &json, 0, 0, NULL, "print {\"ids\": [...], \"tokens\": [...]} (tokens: vocabulary strings)"},
+        {0}};
+    const cli_cmd cmd = {"tokenize", tokenize_usage, NULL, opts};
+    if (cli_parse(&cmd, argc, argv, &rc)) return rc;
+    int add_special = !no_special;
     if (optind >= argc) return cli_error("tokenize: missing PATH (see diffscope tokenize --help)");
     if (argc - optind > 2) return cli_error("tokenize: give TEXT as one quoted argument, or on standard input");
     const char *path = argv[optind];
@@ -115,21 +102,13 @@ int cmd_tokenize(int argc, char **argv) {
 }
 
 int cmd_detokenize(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"ids", required_argument, NULL, 'i'}, {"skip-special", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *ids_arg = NULL;
-    int skip = 0, c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'i': ids_arg = optarg; break;
-        case 's': skip = 1; break;
-        case 'h': fputs(detokenize_help, stdout); return DS_EXIT_OK;
-        default: return cli_error("detokenize: bad option '%s' (see diffscope detokenize --help)", argv[optind - 1]);
-        }
-    }
+    int skip = 0, rc;
+    const cli_opt opts[] = {{"ids", 0, CLI_STRING, &ids_arg, 0, 0, "LIST", "the ids, comma-separated"},
+                            {"skip-special", 0, CLI_FLAG, &skip, 0, 0, NULL, "leave out special tokens (BOS, EOS, ...)"},
+                            {0}};
+    const cli_cmd cmd = {"detokenize", detokenize_usage, NULL, opts};
+    if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind >= argc) return cli_error("detokenize: missing PATH (see diffscope detokenize --help)");
     if (argc - optind > 1) return cli_error("detokenize: unexpected argument '%s'", argv[optind + 1]);
     if (!ids_arg) return cli_error("detokenize: --ids is required");
@@ -140,7 +119,7 @@ int cmd_detokenize(int argc, char **argv) {
         free(ids);
         return cli_lib_error();
     }
-    int rc = DS_EXIT_OK;
+    rc = DS_EXIT_OK;
     for (int i = 0; i < n && rc == DS_EXIT_OK; i++)
         if (!ds_tokenizer_token_str(t, ids[i]))
             rc = cli_error("--ids: id %d is not in the vocabulary of %s (%d ids)", ids[i], argv[optind],

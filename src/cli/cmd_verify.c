@@ -2,7 +2,6 @@
  * against another. Every numeric dataset (and numeric attribute) the two files share is
  * compared element-wise with numpy's allclose rule |a - b| <= atol + rtol * |b|; equal
  * infinities and NaN pairs match. Exit 1 when any comparison fails. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,15 +10,11 @@
 #include "cli/commands.h"
 #include "io/h5in.h"
 
-static const char *help =
+static const char *usage =
     "usage: diffscope verify DUMP REFERENCE [--atol A] [--rtol R] [--json]\n\n"
     "Compares every numeric dataset and attribute that both HDF5 files hold and prints the\n"
     "maximum absolute and relative error of each. Exit status 1 when one exceeds\n"
-    "|a - b| <= atol + rtol * |b| (default atol 1e-5, rtol 1e-4), 2 when a file is unreadable.\n\n"
-    "  --atol A   absolute tolerance\n"
-    "  --rtol R   relative tolerance\n"
-    "  --json     a JSON array of comparisons on stdout\n"
-    "  -h, --help this text\n";
+    "|a - b| <= atol + rtol * |b| (default atol 1e-5, rtol 1e-4), 2 when a file is unreadable.\n\n";
 
 typedef struct {
     hid_t a, b;
@@ -151,19 +146,14 @@ static herr_t visit(hid_t group, const char *name, const H5L_info_t *info, void 
 }
 
 int cmd_verify(int argc, char **argv) {
-    static const struct option opts[] = {{"atol", required_argument, 0, 'a'}, {"rtol", required_argument, 0, 'r'},
-                                         {"json", no_argument, 0, 'j'},       {"help", no_argument, 0, 'h'},
-                                         {0}};
     verify_ctx v = {.atol = 1e-5, .rtol = 1e-4};
-    int o;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (o == 'a' && (cli_parse_double(optarg, "--atol", &v.atol) || v.atol < 0)) return cli_error("--atol: '%s' is not a number >= 0", optarg);
-        else if (o == 'r' && (cli_parse_double(optarg, "--rtol", &v.rtol) || v.rtol < 0)) return cli_error("--rtol: '%s' is not a number >= 0", optarg);
-        else if (o == 'j') v.json = 1;
-        else if (o == 'h') return fputs(help, stdout), DS_EXIT_OK;
-        else if (o != 'a' && o != 'r') return fputs(help, stderr), DS_EXIT_INPUT;
-    }
+    int rc;
+    const cli_opt opts[] = {{"atol", 0, CLI_DOUBLE, &v.atol, 0, HUGE_VAL, "A", "absolute tolerance"},
+                            {"rtol", 0, CLI_DOUBLE, &v.rtol, 0, HUGE_VAL, "R", "relative tolerance"},
+                            {"json", 0, CLI_FLAG, &v.json, 0, 0, NULL, "a JSON array of comparisons on stdout"},
+                            {0}};
+    const cli_cmd cmd = {"verify", usage, NULL, opts};
+    if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 2) return cli_error("verify needs DUMP and REFERENCE (see diffscope verify --help)");
     v.a = ds_h5_open_read(argv[optind]);
     if (v.a < 0) return cli_lib_error();

@@ -63,11 +63,12 @@ int needle_starts_answer(const ds_tokenizer *t, int id, const char *answer);
 typedef struct {
     const char *model[2], *haystack, *needle, *question, *answer, *task;
     const char *haystack_ids, *needle_ids, *question_ids; /* the probe as token ids */
-    long answer_id;                                       /* with the ids: the answer token, else -1 */
-    int *depths, ndepths;
+    int answer_id;                                        /* with the ids: the answer token, else -1 */
+    const int *depths;
+    int ndepths;
     int N;          /* context tokens (text: resolved by build_prompts when not given) */
     int pairs, trials, json;
-    long seed;
+    int seed;
 } needle_opts;
 
 typedef struct {

@@ -20,7 +20,7 @@ static const double *layers_of(const needle_opts *no, const needle_model *m, con
 
 void needle_print_table(const needle_opts *no, const needle_prompt_set *ps, const needle_model *nm, int nmodels) {
     if (no->task)
-        printf("needle, kv task: %d context tokens with %d pairs, %d prompts per depth (seed %ld), %d tokens each\n",
+        printf("needle, kv task: %d context tokens with %d pairs, %d prompts per depth (seed %d), %d tokens each\n",
                ps->N, no->pairs, no->trials, no->seed, ps->maxlen);
     else
         printf("needle: %d tokens of %s, needle %d tokens, question %d tokens: %d tokens per prompt\n", ps->N,

@@ -117,5 +117,5 @@ expect_err bad_folder_without_tokenizer "no tokenizer.json" "$DS" tokenize "$tmp
 expect_err bad_id "not in the vocabulary" "$DS" detokenize "$FIX/llama2-bpe" --ids 1,999999
 expect_err bad_ids_list "--ids" "$DS" detokenize "$FIX/llama2-bpe" --ids 1,x
 expect_err bad_missing_path "missing PATH" "$DS" tokenize
-expect_err bad_option "bad option '--bogus'" "$DS" tokenize --bogus "$FIX/llama2-bpe" x
+expect_err bad_option "unrecognized option '--bogus'" "$DS" tokenize --bogus "$FIX/llama2-bpe" x
 exit 0

@@ -74,7 +74,10 @@ expect_bad viewer_bad_missing_layer_group "missing group /layers/1/attn" "$tmp/n
 expect_bad viewer_bad_layer_range "layer 7 is not in the dump (layers: 0,1)" "$tmp/d.h5" --layer 7
 expect_bad viewer_bad_head_range "head 9 is not in layer 0 of the dump" "$tmp/d.h5" --head 9
 expect_bad viewer_bad_row_range "--row: 20 is outside 0..19" "$tmp/d.h5" --row 20
-expect_bad viewer_bad_option "unknown option '--frobnicate'" "$tmp/d.h5" --frobnicate
+# Numbers past 2^32 are refused, not taken modulo 2^32 (4294967297:4294967298 is not 1:2).
+expect_bad viewer_bad_range_wraps "--range: '4294967297:4294967298'" "$tmp/d.h5" --range 4294967297:4294967298
+expect_bad viewer_bad_lambda_nan "--lambda: 'nan'" "$tmp/d.h5" --lambda nan
+expect_bad viewer_bad_option "unrecognized option '--frobnicate'" "$tmp/d.h5" --frobnicate
 mk "$tmp/l12.h5" --arch llama --tokens 12
 expect_bad viewer_bad_vs_tokens "--vs dump has 12 tokens" "$tmp/d.h5" --vs "$tmp/l12.h5"
 expect_bad viewer_bad_vs_arch "--vs needs a Llama dump" "$tmp/d.h5" --vs "$tmp/d.h5"

@@ -495,7 +495,7 @@ def bad_inputs():
         ("missing_model", ["compare", f"{TMP}/nope", "--ids", ids], "not found"),
         ("id_outside_vs_vocab", ["compare", DIFF, "--vs", LLAMA, "--ids", "1,2,95,96"], "outside the vocabulary"),
         ("needle_no_haystack", ["needle", DIFF, "--needle", "a", "--question", "b", "--answer", "c"], "--haystack"),
-        ("needle_depth_over_100", ["needle", DIFF, "--task", "kv", "--depths", "0,150"], "percentage"),
+        ("needle_depth_over_100", ["needle", DIFF, "--task", "kv", "--depths", "0,150"], "outside 0..100"),
         ("needle_ids_and_text", ["needle", DIFF, "--haystack-ids", hay_ids, "--needle", "a", "--question-ids", "5",
                                  "--answer-id", "5", "--needle-ids", "5"], "not both"),
         ("needle_ids_incomplete", ["needle", DIFF, "--haystack-ids", hay_ids, "--needle-ids", "5,6"], "together"),
