@@ -1,6 +1,7 @@
 # diffscope build.
 #
-#   make            build libdiffscope.a, the diffscope CLI and diffscope-view
+#   make            build libdiffscope.a, libdiffscope.so + diffscope.pc, the diffscope CLI and
+#                   diffscope-view
 #   make demo       install what is missing, build, and run the main job on the demo model
 #   make test       build and run every test, then the same suite under ASan + UBSan
 #                   (skips the ../shared cross-checks when absent); CI runs this
@@ -26,8 +27,10 @@ DEB_PKGS = build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-to
 DEPS_STAMP = $(BUILD)/.deps-ok
 
 # -MMD -MP: each object depends on the headers it includes, and no more.
+# -fPIC: the same objects go into libdiffscope.a and libdiffscope.so; -fno-semantic-interposition
+# keeps the inlining of a non-PIC build, so the binaries compute exactly what they did before.
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Iinclude -Isrc \
-              -fopenmp $(OPT) -g $(SAN) -MMD -MP
+              -fopenmp -fPIC -fno-semantic-interposition $(OPT) -g $(SAN) -MMD -MP
 # OpenBLAS: the OpenMP build, linked statically, so that a GEMM called inside one of our
 # OpenMP loops runs single-threaded instead of fighting our threads, and so that the
 # binary runs on a machine that has only the pthreads build (or none).
@@ -54,28 +57,52 @@ VIZ_OBJ  = $(VIZ_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 LIB  = $(BUILD)/libdiffscope.a
+SO   = $(BUILD)/libdiffscope.so
+PC   = $(BUILD)/diffscope.pc
 CLI  = $(BUILD)/diffscope
 VIEW = $(if $(VIZ_SRC),$(BUILD)/diffscope-view)
 
 .PHONY: all deps demo test test-plain test-asan bench fuzz clean
-all: $(LIB) $(CLI) $(VIEW)
+all: $(LIB) $(SO) $(PC) $(CLI) $(VIEW)
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP):
 	@sh tools/install_deps.sh $(DEB_PKGS)
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/src/%.o: src/%.c $(DEPS_STAMP)
+# Objects are rebuilt when the compiler flags change (the stamp's content is the flags).
+FLAGS_STAMP = $(BUILD)/.cflags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS)' >$@
+.PHONY: FORCE
+
+$(BUILD)/src/%.o: src/%.c $(DEPS_STAMP) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/viz/%.o: viz/%.c $(DEPS_STAMP)
+$(BUILD)/viz/%.o: viz/%.c $(DEPS_STAMP) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(VIZ_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The shared library (for C programs and the Python package, docs/python.md): the same objects,
+# with Debian's static OpenBLAS inside as in the binaries (its archive is position-independent).
+# --exclude-libs keeps OpenBLAS's symbols private, so a process that also loads another BLAS
+# (NumPy's) gets each library's own sgemm.
+$(SO): $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -shared -fopenmp -Wl,-soname,libdiffscope.so -Wl,--exclude-libs,ALL -o $@ $^ $(PKG_LIBS)
+
+# pkg-config for C users of the shared library in the build folder (README: "Linking from C").
+VERSION = $(shell sed -n 's/^\#define DS_VERSION "\(.*\)"/\1/p' src/cli/cli.h)
+$(PC): Makefile src/cli/cli.h
+	@mkdir -p $(dir $@)
+	@printf '%s\n' 'prefix=$(abspath .)' 'libdir=$(abspath $(BUILD))' 'includedir=$${prefix}/include' '' \
+	  'Name: diffscope' 'Description: look inside Differential-Transformer (DiffLlama) and Llama models' \
+	  'Version: $(VERSION)' 'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -ldiffscope' 'Cflags: -I$${includedir}' >$@
 
 $(CLI): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -fopenmp -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS)
