@@ -5,7 +5,8 @@
 #   3. compare: attention mass on the answer span against noise, per layer, and the
 #      activation-outlier table, DiffLlama against Llama;
 #   4. needle: retrieval accuracy and masses by depth of the queried pair;
-#   5. the command that opens the viewer on the dumps.
+#   5. the command that opens the viewer on the dumps;
+#   6. the same model from Python (python/examples/demo.py).
 set -e
 BUILD=${BUILD:-build}
 DS=$BUILD/diffscope
@@ -32,3 +33,11 @@ $DS needle $DIFF --vs $LLAMA --task kv --trials 20
 echo
 echo "Open the viewer on the dumps (row 45 is the query '? k_tiger'):"
 echo "   $BUILD/diffscope-view $OUT/diffllama.h5 --vs $OUT/llama.h5 --layer 3 --row 45"
+echo
+echo "== the same from Python (python/diffscope over $BUILD/libdiffscope.so, docs/python.md):"
+if /usr/bin/python3 -c "import numpy, h5py" 2>/dev/null; then
+    DIFFSCOPE_LIB=$BUILD/libdiffscope.so PYTHONPATH=python /usr/bin/python3 python/examples/demo.py "$PROMPT" "$OUT/diffllama.h5"
+    echo "   (the code: python/examples/demo.py; in your shell: export PYTHONPATH=$PWD/python)"
+else
+    echo "   skipped: /usr/bin/python3 lacks numpy or h5py (apt-get install python3-numpy python3-h5py)"
+fi

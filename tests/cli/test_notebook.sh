@@ -19,7 +19,8 @@ mkdir "$tmp/nb"
 cp "$NB" "$tmp/nb/explore.ipynb"
 cp -r notebooks-data/dumps "$tmp/nb/dumps"
 
-if MPLCONFIGDIR="$tmp/mpl" $PY tools/run_notebook.py "$tmp/nb/explore.ipynb" --in-place >"$tmp/run.log" 2>&1; then
+# The notebook reads the dumps with python/diffscope (docs/python.md).
+if PYTHONPATH="$PWD/python" MPLCONFIGDIR="$tmp/mpl" $PY tools/run_notebook.py "$tmp/nb/explore.ipynb" --in-place >"$tmp/run.log" 2>&1; then
     echo "ok notebook_runs"
 else
     echo "FAIL notebook_runs: $(tail -1 "$tmp/run.log")"
