@@ -66,7 +66,11 @@ class Model:
             _lib.lib().ds_model_free(self._ptr)
             self._ptr = None
 
-    __del__ = close
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # at interpreter exit the library or the module may be gone already
+            pass
 
     def __enter__(self):
         return self

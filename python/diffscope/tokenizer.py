@@ -26,7 +26,11 @@ class Tokenizer:
             _lib.lib().ds_tokenizer_free(self._ptr)
             self._ptr = None
 
-    __del__ = close
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # at interpreter exit the library or the module may be gone already
+            pass
 
     def encode(self, text, special=True):
         """Token ids of TEXT (str, or bytes taken as they are); SPECIAL adds the post-processor's
