@@ -85,6 +85,26 @@ def _check_layout(lib):
                             % (lib._name, cname, field, theirs, ours))
 
 
+class Owned:
+    """An object holding a library handle: close() frees it; also at the end of a `with` block
+    and when the object is collected."""
+
+    def close(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # at interpreter exit the library or the module may be gone already
+            pass
+
+
 def lib():
     """The loaded library (loaded and checked on the first call)."""
     global _lib

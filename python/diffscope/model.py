@@ -31,7 +31,7 @@ class Cache(dict):
         return "Cache(%s)" % ", ".join("%s %s" % (k, list(v.shape)) for k, v in self.items())
 
 
-class Model:
+class Model(_lib.Owned):
     """A Llama or DiffLlama checkpoint loaded by libdiffscope: load(MODEL_DIR)."""
 
     def __init__(self, model_dir):
@@ -65,18 +65,6 @@ class Model:
         if getattr(self, "_ptr", None):
             _lib.lib().ds_model_free(self._ptr)
             self._ptr = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # at interpreter exit the library or the module may be gone already
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return "<diffscope.Model %s: %s, %d layers, %d heads%s>" % (

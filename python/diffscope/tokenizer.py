@@ -7,7 +7,7 @@ from .errors import Error
 from .tokens import as_ids
 
 
-class Tokenizer:
+class Tokenizer(_lib.Owned):
     """Tokenizer(PATH): PATH is a model folder (its tokenizer.json) or a tokenizer.json file."""
 
     def __init__(self, path):
@@ -26,11 +26,6 @@ class Tokenizer:
             _lib.lib().ds_tokenizer_free(self._ptr)
             self._ptr = None
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # at interpreter exit the library or the module may be gone already
-            pass
 
     def encode(self, text, special=True):
         """Token ids of TEXT (str, or bytes taken as they are); SPECIAL adds the post-processor's
