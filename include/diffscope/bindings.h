@@ -11,7 +11,9 @@
 /* A number of the model's validated config by its config.json name: "vocab_size",
  * "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
  * "num_key_value_heads", "head_dim", "max_position_embeddings", "bos_token_id" (-1 when absent),
- * "tie_word_embeddings". -1 with a message for any other name. */
+ * "tie_word_embeddings"; or one the architecture implies: "differential" (1 for differential
+ * attention), "map_heads" (heads of each attention map and of hook_z: H/2 when differential,
+ * else H). -1 with a message for any other name. */
 long long ds_model_dim(const ds_model *m, const char *name);
 /* "llama" or "diffllama". */
 const char *ds_model_arch(const ds_model *m);

@@ -32,7 +32,10 @@ class Cache(dict):
 
 
 class Model(_lib.Owned):
-    """A Llama or DiffLlama checkpoint loaded by libdiffscope: load(MODEL_DIR)."""
+    """A checkpoint loaded by libdiffscope: load(MODEL_DIR). Attributes: path, config (config.json
+    as a dict), arch, vocab_size, d_model, num_layers, num_heads, num_kv_heads, head_dim,
+    max_positions, is_diff (differential attention), heads (per attention map: H/2 differential
+    heads, or H)."""
 
     def __init__(self, model_dir):
         self.path = os.fspath(model_dir)
@@ -50,6 +53,8 @@ class Model(_lib.Owned):
         self.num_kv_heads = dim("num_key_value_heads")
         self.head_dim = dim("head_dim")
         self.max_positions = dim("max_position_embeddings")
+        self.is_diff = bool(dim("differential"))
+        self.heads = dim("map_heads")
         self._tokenizer = None
 
     # -- life cycle
@@ -71,19 +76,10 @@ class Model(_lib.Owned):
             self.path, self.arch, self.num_layers, self.num_heads,
             " (%d differential)" % self.heads if self.is_diff else "")
 
-    @property
-    def is_diff(self):
-        return self.arch == "diffllama"
-
-    @property
-    def heads(self):
-        """Heads per layer as the maps count them: H/2 differential heads, or H."""
-        return self.num_heads // 2 if self.is_diff else self.num_heads
-
     def lambdas(self):
         """[num_layers, 4] float64: lambda_1, lambda_2, lambda_init, lambda_full (DiffLlama)."""
         if not self.is_diff:
-            raise Error("%s is a Llama model, it has no lambda" % self.path)
+            raise Error("%s: a %s model has no lambda" % (self.path, self.arch))
         out = np.zeros((self.num_layers, 4))
         buf = (ctypes.c_double * 4)()
         for l in range(self.num_layers):

@@ -108,7 +108,7 @@ class Dump(_File):
     def lambdas(self):
         """DiffLlama: [layer, param] float64, params lambda_1, lambda_2, lambda_init, lambda_full
         (the λ the run used: an override shows here)."""
-        if self.arch != "diffllama":
+        if not self.layers or "lambda_full" not in self._f["layers/%d/attn" % self.layers[0]].attrs:
             raise Error("%s: a %s dump has no lambda" % (self.path, self.arch))
         rows = [[self._f["layers/%d/attn" % l].attrs[p] for p in LAMBDA_PARAMS] for l in self.layers]
         return Labelled(np.array(rows, np.float64), ("layer", "param"),

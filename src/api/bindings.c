@@ -24,6 +24,9 @@ static const struct {
 
 long long ds_model_dim(const ds_model *m, const char *name) {
     const ds_config *c = ds_model_config(m);
+    const int differential = c->arch == DS_ARCH_DIFFLLAMA;
+    if (strcmp(name, "differential") == 0) return differential;
+    if (strcmp(name, "map_heads") == 0) return differential ? c->num_heads / 2 : c->num_heads;
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
         if (strcmp(dims[i].name, name) == 0) return *(const int *)((const char *)c + dims[i].offset);
     return ds_fail("no config number named '%s'", name);

@@ -79,6 +79,8 @@ def check_against_reference(label, model, ref):
             if e > LOGIT_TOL:
                 p.append("%s residual stream error %.2e" % (where, e))
             att = g["attentions"][:]
+            if (m.is_diff, m.heads) != ("diff_maps" in g, att.shape[1] // 2 if "diff_maps" in g else att.shape[1]):
+                p.append("is_diff %s, heads %d for maps of %d heads" % (m.is_diff, m.heads, att.shape[1]))
             for l in range(L):
                 e = maxdiff(c["blocks.%d.attn.hook_pattern" % l], att[l])
                 sm = np.exp(c["blocks.%d.attn.hook_scores" % l].astype(np.float64))
@@ -417,7 +419,7 @@ def check_bad_inputs(model):
         raises(p, "closed model", ds.Error, lambda: m.run([1, 2]), "closed")
     with ds.load("notebooks-data/models/llama") as llama:
         raises(p, "lambda of a llama", ds.Error, lambda: llama.run([1, 2], interventions=[ds.lambda_override(0, 0.5)]),
-               "Llama")
+               "lambda")
     raises(p, "missing dump", ds.Error, lambda: ds.read_dump(os.path.join(TMP, "none.h5")), "none.h5")
     notdump = os.path.join(TMP, "notdump.h5")
     h5py.File(notdump, "w").attrs["format"] = "something-else"
