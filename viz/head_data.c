@@ -19,7 +19,7 @@ void viewer_free_maps(viewer *v) {
 
 static float *alloc_floats(size_t n) {
     float *p = malloc(n * sizeof *p);
-    if (!p) ds_fail("out of memory (%zu MB for one map)", n * sizeof *p >> 20);
+    if (!p) ds_failc(DS_ERR_NOMEM, "out of memory (%zu MB for one map)", n * sizeof *p >> 20);
     return p;
 }
 

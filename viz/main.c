@@ -4,7 +4,6 @@
 #include <SDL_image.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,17 +40,6 @@ typedef struct {
     double lambda;
     int w, h;
 } options;
-
-static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(int code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("diffscope-view: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return code;
-}
 
 static int parse_token_pair(void *user, const char *arg) {
     token_pair *p = user;
@@ -112,11 +100,11 @@ static int parse_options(int argc, char **argv, options *o) {
         return -1;
     }
     if (optind < argc) o->dump = argv[optind++];
-    if (optind < argc) return fail(DS_EXIT_INPUT, "more than one dump given ('%s' and '%s')", o->dump, argv[optind]);
-    if (!o->dump) return fail(DS_EXIT_INPUT, "no dump given (see diffscope-view --help)");
+    if (optind < argc) return cli_error("more than one dump given ('%s' and '%s')", o->dump, argv[optind]);
+    if (!o->dump) return cli_error("no dump given (see diffscope-view --help)");
     if (o->print_layout && !o->screenshot)
-        return fail(DS_EXIT_INPUT, "--print-layout needs --screenshot");
-    if (o->hover.given && !o->screenshot) return fail(DS_EXIT_INPUT, "--hover needs --screenshot");
+        return cli_error("--print-layout needs --screenshot");
+    if (o->hover.given && !o->screenshot) return cli_error("--hover needs --screenshot");
     return 0;
 }
 
@@ -196,32 +184,32 @@ static int display_available(void) {
 
 static int run_window(viewer *v, const options *o) {
     if (!display_available())
-        return fail(DS_EXIT_INTERNAL, "no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); "
+        return cli_fail(DS_EXIT_INTERNAL, "no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); "
                     "--screenshot OUT.png works without a display");
     /* Only the drivers of the display that is there: probing Wayland without one prints
      * libwayland's own complaint on stderr. */
     if (!getenv("SDL_VIDEODRIVER")) SDL_SetHint(SDL_HINT_VIDEODRIVER, getenv("WAYLAND_DISPLAY") ? "wayland,x11" : "x11");
     if (SDL_InitSubSystem(SDL_INIT_VIDEO) < 0)
-        return fail(DS_EXIT_INTERNAL, "cannot open a window (%s); --screenshot OUT.png works without a display",
+        return cli_fail(DS_EXIT_INTERNAL, "cannot open a window (%s); --screenshot OUT.png works without a display",
                     SDL_GetError());
     /* Without a display SDL falls back to drivers that draw nowhere and never deliver an event,
      * so the event loop below would wait forever. Someone who asks for one by name gets it. */
     const char *driver = SDL_GetCurrentVideoDriver();
     if (driver && (!strcmp(driver, "offscreen") || !strcmp(driver, "dummy")) && !getenv("SDL_VIDEODRIVER")) {
         SDL_QuitSubSystem(SDL_INIT_VIDEO);
-        return fail(DS_EXIT_INTERNAL, "no display to open a window on (SDL found only its '%s' driver; "
+        return cli_fail(DS_EXIT_INTERNAL, "no display to open a window on (SDL found only its '%s' driver; "
                     "set DISPLAY); --screenshot OUT.png works without a display", driver);
     }
     char title[512];
     snprintf(title, sizeof title, "diffscope-view \u2014 %s", v->dump_name);
     SDL_Window *win = SDL_CreateWindow(title, SDL_WINDOWPOS_CENTERED, SDL_WINDOWPOS_CENTERED, o->w, o->h,
                                        SDL_WINDOW_RESIZABLE);
-    if (!win) return fail(DS_EXIT_INTERNAL, "cannot open a window: %s", SDL_GetError());
+    if (!win) return cli_fail(DS_EXIT_INTERNAL, "cannot open a window: %s", SDL_GetError());
     SDL_Renderer *ren = SDL_CreateRenderer(win, -1, SDL_RENDERER_ACCELERATED | SDL_RENDERER_PRESENTVSYNC);
     if (!ren) ren = SDL_CreateRenderer(win, -1, SDL_RENDERER_SOFTWARE);
     if (!ren) {
         SDL_DestroyWindow(win);
-        return fail(DS_EXIT_INTERNAL, "cannot create a renderer: %s", SDL_GetError());
+        return cli_fail(DS_EXIT_INTERNAL, "cannot create a renderer: %s", SDL_GetError());
     }
     v->ren = ren;
     int w = 0, h = 0, quit = 0;
@@ -256,29 +244,29 @@ int main(int argc, char **argv) {
     memset(&v, 0, sizeof v);
     const char *slash = strrchr(o.dump, '/');
     v.dump_name = slash ? slash + 1 : o.dump;
-    if (!(v.dump = dv_dump_open(o.dump))) return fail(DS_EXIT_INPUT, "%s", ds_errmsg());
+    if (!(v.dump = dv_dump_open(o.dump))) return cli_lib_error();
     v.info = dv_dump_get_info(v.dump);
     if (o.vs && !(v.vs = dv_dump_open(o.vs))) {
-        rc = fail(DS_EXIT_INPUT, "%s", ds_errmsg());
+        rc = cli_lib_error();
         goto out;
     }
     if (setup(&v, &o) < 0) {
-        rc = fail(DS_EXIT_INPUT, "%s", ds_errmsg());
+        rc = cli_lib_error();
         goto out;
     }
     SDL_SetMainReady();
     if (SDL_Init(0) < 0) {
-        rc = fail(DS_EXIT_INTERNAL, "SDL: %s", SDL_GetError());
+        rc = cli_fail(DS_EXIT_INTERNAL, "SDL: %s", SDL_GetError());
         goto out;
     }
     if (text_init(o.font) < 0) {
-        rc = fail(DS_EXIT_INTERNAL, "%s", ds_errmsg());
+        rc = cli_fail(DS_EXIT_INTERNAL, "%s", ds_errmsg());
         SDL_Quit();
         goto out;
     }
     if (o.screenshot) {
         if (screenshot_headless(&v, o.w, o.h, o.screenshot, o.print_layout) < 0)
-            rc = fail(DS_EXIT_INPUT, "%s", ds_errmsg());
+            rc = cli_lib_error();
     } else rc = run_window(&v, &o);
     text_quit();
     IMG_Quit();

@@ -22,18 +22,18 @@ static int save_surface(SDL_Surface *surf, const char *path) {
     SDL_FreeSurface(rgb);
     if (rc < 0) {
         unlink(tmp);
-        return ds_fail("%s: cannot write the image: %s", path, bmp ? SDL_GetError() : IMG_GetError());
+        return ds_failc(DS_ERR_IO, "%s: cannot write the image: %s", path, bmp ? SDL_GetError() : IMG_GetError());
     }
     if (rename(tmp, path) < 0) {
         unlink(tmp);
-        return ds_fail("%s: cannot rename the written PNG into place", path);
+        return ds_failc(DS_ERR_IO, "%s: cannot rename the written PNG into place", path);
     }
     return 0;
 }
 
 int screenshot_save(SDL_Renderer *ren, int w, int h, const char *path) {
     SDL_Surface *s = SDL_CreateRGBSurfaceWithFormat(0, w, h, 32, SDL_PIXELFORMAT_ARGB8888);
-    if (!s) return ds_fail("out of memory for a %dx%d screenshot", w, h);
+    if (!s) return ds_failc(DS_ERR_NOMEM, "out of memory for a %dx%d screenshot", w, h);
     int rc = SDL_RenderReadPixels(ren, NULL, SDL_PIXELFORMAT_ARGB8888, s->pixels, s->pitch);
     rc = rc < 0 ? ds_fail("%s: cannot read the frame back: %s", path, SDL_GetError()) : save_surface(s, path);
     SDL_FreeSurface(s);
@@ -75,7 +75,7 @@ static void print_layout(const viewer *v) {
 
 int screenshot_headless(viewer *v, int w, int h, const char *path, int want_layout) {
     SDL_Surface *s = SDL_CreateRGBSurfaceWithFormat(0, w, h, 32, SDL_PIXELFORMAT_ARGB8888);
-    if (!s) return ds_fail("out of memory for a %dx%d screenshot", w, h);
+    if (!s) return ds_failc(DS_ERR_NOMEM, "out of memory for a %dx%d screenshot", w, h);
     SDL_Renderer *ren = SDL_CreateSoftwareRenderer(s);
     if (!ren) {
         SDL_FreeSurface(s);

@@ -41,6 +41,13 @@ const char *ds_arch_name(ds_arch a);
 /* λ_init of layer l (0-based): 0.8 − 0.6·exp(−0.3·l). */
 double ds_lambda_init(int layer);
 
+/* IDS[0..n), at positions FIRST_POS.., are tokens of C's vocabulary (-1 with a message naming
+ * the first that is not). The forward pass checks this; a caller may check a prompt against
+ * config.json before it loads the weights. */
+int ds_config_check_ids(const ds_config *c, const int *ids, int n, int first_pos);
+/* N positions fit in max_position_embeddings (-1 with a message if not). */
+int ds_config_check_length(const ds_config *c, int n);
+
 /* Parameter count implied by the config (tied embeddings counted once). */
 long long ds_config_param_count(const ds_config *c);
 

@@ -37,7 +37,7 @@ typedef struct {
     int force;              /* overwrite an existing file */
     const char *prompt;     /* root attribute (may be NULL) */
     const char *model_path;
-    const char *tool_version;
+    const char *tool_version; /* NULL: DS_VERSION */
     char *const *token_text; /* [T] labels (NULL entries: the id is used) */
 } ds_dump_opts;
 
@@ -45,6 +45,12 @@ typedef struct ds_dump ds_dump;
 
 /* Parses "softmax,diff,scores,groupnorm,outliers" into DS_DUMP_* bits. */
 int ds_dump_parse_what(const char *s, unsigned *what);
+
+/* Checks a selection of layers, or of heads (differential heads for DiffLlama), against C:
+ * -1 with "layer 7 out of range (0..3)" when one is not in the model. ds_dump_begin checks
+ * both; a caller may check them first to say which of its inputs was wrong. */
+int ds_dump_check_layers(const ds_config *c, const int *layers, int n);
+int ds_dump_check_heads(const ds_config *c, const int *heads, int n);
 
 ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *m, const int *ids, int T,
                        ds_probes *p);

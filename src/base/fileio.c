@@ -25,12 +25,12 @@ char *ds_read_file(const char *path, size_t *len) {
     int err = ferror(f);
     fclose(f);
     if (!buf) {
-        ds_fail("%s: out of memory", path);
+        ds_failc(DS_ERR_NOMEM, "%s: out of memory", path);
         return NULL;
     }
     if (err) {
         free(buf);
-        ds_fail("%s: read error", path);
+        ds_failc(DS_ERR_IO, "%s: read error", path);
         return NULL;
     }
     buf[n] = 0;

@@ -9,6 +9,7 @@
  * diffscope sets it and executes itself again, once. Setting OPENBLAS_CORETYPE (to anything)
  * keeps OpenBLAS's choice or the user's. */
 #include "cli/cli.h"
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,7 +38,7 @@ static const char *better_kernel(const char *current) {
 /* Started through the dynamic loader (ld.so --library-path L diffscope ...), /proc/self/exe
  * is the loader itself, and executing it with our argv would run the wrong program. */
 static int started_by_loader(void) {
-    char path[4096];
+    char path[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
     if (n <= 0) return 1;
     path[n] = 0;

@@ -3,19 +3,22 @@
 #ifndef DIFFSCOPE_CLI_H
 #define DIFFSCOPE_CLI_H
 #include <stdio.h>
+#include "diffscope/diffscope.h" /* DS_VERSION */
 #include "diffscope/error.h"
 #include "diffscope/tokenizer.h"
 #include "cli/cli_opt.h"
-
-#define DS_VERSION "0.1.0"
 
 /* A command: returns the process exit status (DS_EXIT_*). argv[0] is the command name. */
 typedef int (*cli_command_fn)(int argc, char **argv);
 
 /* Prints "diffscope: MSG" (cli_progname) on stderr, one line, and returns DS_EXIT_INPUT. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Same, with ds_errmsg() as the message. */
+/* Same, returning STATUS. */
+int cli_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints ds_errmsg() the same way and returns the exit status of ds_errcode(). */
 int cli_lib_error(void);
+/* The exit status (DS_EXIT_*) of a library status. */
+int cli_exit_status(ds_status status);
 /* Prints "diffscope: warning: MSG" on stderr. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Re-executes diffscope with OPENBLAS_CORETYPE set when OpenBLAS picked a slower kernel than
@@ -24,6 +27,11 @@ void cli_choose_blas_kernel(char **argv);
 
 /* Parses "1,2,3" (spaces allowed) into a new array; -1 with a message on bad input. */
 int cli_parse_ids(const char *s, int **ids, int *n);
+
+/* Prints O on stdout as one line of JSON and deletes it; -1 with a message when out of memory.
+ * Every command's JSON goes through cJSON: strings escaped, NaN and infinities as null. */
+typedef struct cJSON cJSON;
+int cli_print_json(cJSON *o);
 
 /* Progress bar on stderr, drawn only when stderr is a terminal. */
 typedef struct { const char *label; long total; long done; int active; double t0; } cli_progress;
@@ -40,6 +48,8 @@ const ds_tokenizer *cli_tokenizer(const char *model_dir);
  * printable piece of each token. */
 int cli_tokenize_prompt(const char *model_dir, const char *text, int add_special, int **ids, int *n,
                         char ***labels);
+/* 1 when MODEL_DIR holds a tokenizer.json. */
+int cli_has_tokenizer(const char *model_dir);
 /* Printable pieces of IDS from MODEL_DIR's tokenizer.json, or an array of NULLs when the
  * folder has none (callers then label tokens by id). */
 int cli_token_labels(const char *model_dir, const int *ids, int n, char ***labels);

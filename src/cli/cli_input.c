@@ -2,6 +2,7 @@
 #include "cli/cli_input.h"
 #include "cli/cli.h"
 #include "diffscope/intervene.h"
+#include "base/path.h"
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -36,9 +37,15 @@ int cli_input_add_ablation(void *user, const char *arg) {
 
 int cli_add_interventions(const cli_input *in, const ds_model *m, ds_probes *p) {
     for (int i = 0; i < in->n_lambda; i++)
-        if (ds_intervene_lambda(p, m, in->lambda_layer[i], in->lambda_value[i])) return -1;
+        if (ds_intervene_lambda(p, m, in->lambda_layer[i], in->lambda_value[i])) {
+            ds_err_prefix("--lambda-override");
+            return -1;
+        }
     for (int i = 0; i < in->n_ablate; i++)
-        if (ds_intervene_ablate(p, m, in->ablate_layer[i], in->ablate_head[i])) return -1;
+        if (ds_intervene_ablate(p, m, in->ablate_layer[i], in->ablate_head[i])) {
+            ds_err_prefix("--ablate-head");
+            return -1;
+        }
     return 0;
 }
 
@@ -57,58 +64,64 @@ void cli_free_labels(char **labels, int n) {
     free(labels);
 }
 
-ds_model *cli_load(const char *model_dir, const cli_input *in, int **ids, int *n, int extra_tokens,
-                   char ***labels, int *rc) {
-    *rc = DS_EXIT_INPUT;
-    if (labels) *labels = NULL;
-    if (!in->prompt == !in->ids) {
-        cli_error("give the prompt as --prompt TEXT or as --ids 1,2,3 (exactly one of them)");
-        return NULL;
+/* R->ids (and R->labels) from --prompt or --ids. */
+static int read_prompt(cli_run *r, const cli_input *in) {
+    if (in->ids) return cli_parse_ids(in->ids, &r->ids, &r->n);
+    return cli_tokenize_prompt(r->dir, in->prompt, !in->no_special, &r->ids, &r->n, r->want_labels ? &r->labels : NULL);
+}
+
+/* The prompt against config.json, before the weights are read: the library's checks of the
+ * vocabulary and of the length (which --allow-long turns into a warning). */
+static int check_prompt(const cli_run *r, const cli_input *in, int extra_tokens) {
+    char *path = ds_path_join(r->dir, "config.json");
+    ds_config c;
+    if (!path || ds_config_load(&c, path)) {
+        free(path);
+        return cli_lib_error();
     }
+    free(path);
+    int rc = DS_EXIT_OK, total = r->n + extra_tokens;
+    if (ds_config_check_ids(&c, r->ids, r->n, 0)) {
+        ds_err_prefix(r->dir);
+        rc = cli_lib_error();
+    } else if (ds_config_check_length(&c, total) && !in->allow_long) {
+        rc = cli_error("%s: %s; --allow-long runs them anyway", r->dir, ds_errmsg());
+    } else if (total > c.max_position_embeddings) {
+        cli_warn("%d tokens exceed max_position_embeddings (%d) of %s: beyond the trained length", total,
+                 c.max_position_embeddings, r->dir);
+    }
+    ds_config_free(&c);
+    return rc;
+}
+
+/* The weights, a session for the prompt and EXTRA_TOKENS more, probes with the interventions. */
+static int load(cli_run *r, const cli_input *in, int extra_tokens) {
+    if (!(r->m = ds_model_load(r->dir))) return -1;
+    if (!(r->s = ds_session_new(r->m, r->n + extra_tokens, in->allow_long))) return -1;
+    if (!(r->p = ds_probes_new())) return ds_failc(DS_ERR_NOMEM, "out of memory");
+    if (cli_add_interventions(in, r->m, r->p)) return -1;
+    if (r->want_labels && !r->labels) return cli_token_labels(r->dir, r->ids, r->n, &r->labels);
+    return 0;
+}
+
+int cli_run_open(cli_run *r, const char *model_dir, const cli_input *in, int extra_tokens) {
+    *r = (cli_run){.dir = model_dir, .want_labels = r->want_labels};
+    if (!in->prompt == !in->ids)
+        return cli_error("give the prompt as --prompt TEXT or as --ids 1,2,3 (exactly one of them)");
     if (in->threads) ds_set_threads(in->threads);
     struct stat st;
-    if (stat(model_dir, &st) || !S_ISDIR(st.st_mode)) {
-        cli_error("%s: model folder not found", model_dir);
-        return NULL;
-    }
-    ds_model *m = ds_model_load(model_dir);
-    if (!m) {
-        *rc = cli_lib_error();
-        return NULL;
-    }
-    if (in->ids) {
-        if (cli_parse_ids(in->ids, ids, n)) goto fail;
-    } else if (cli_tokenize_prompt(model_dir, in->prompt, !in->no_special, ids, n, labels)) {
-        goto fail;
-    }
-    const ds_config *c = ds_model_config(m);
-    for (int i = 0; i < *n; i++)
-        if ((*ids)[i] >= c->vocab_size) {
-            ds_fail("token id %d (position %d) is outside the vocabulary of %s (size %d)", (*ids)[i], i, model_dir,
-                    c->vocab_size);
-            goto fail_ids;
-        }
-    if (*n + extra_tokens > c->max_position_embeddings) {
-        if (!in->allow_long) {
-            ds_fail("%s: %d tokens exceed max_position_embeddings (%d); --allow-long runs them anyway", model_dir,
-                    *n + extra_tokens, c->max_position_embeddings);
-            goto fail_ids;
-        }
-        cli_warn("%d tokens exceed max_position_embeddings (%d) of %s: beyond the trained length", *n + extra_tokens,
-                 c->max_position_embeddings, model_dir);
-    }
-    if (labels && !*labels && cli_token_labels(model_dir, *ids, *n, labels)) goto fail_ids;
-    *rc = DS_EXIT_OK;
-    return m;
-fail_ids:
-    free(*ids);
-    *ids = NULL;
-    if (labels) {
-        cli_free_labels(*labels, *n);
-        *labels = NULL;
-    }
-fail:
-    *rc = cli_lib_error();
-    ds_model_free(m);
-    return NULL;
+    if (stat(model_dir, &st) || !S_ISDIR(st.st_mode)) return cli_error("%s: model folder not found", model_dir);
+    int rc = read_prompt(r, in) ? cli_lib_error() : check_prompt(r, in, extra_tokens);
+    if (rc == DS_EXIT_OK && load(r, in, extra_tokens)) rc = cli_lib_error();
+    if (rc != DS_EXIT_OK) cli_run_close(r);
+    return rc;
+}
+
+void cli_run_close(cli_run *r) {
+    ds_probes_free(r->p);
+    ds_session_free(r->s);
+    ds_model_free(r->m);
+    cli_free_labels(r->labels, r->n);
+    free(r->ids);
+    *r = (cli_run){.dir = r->dir, .want_labels = r->want_labels};
 }

@@ -40,11 +40,26 @@ typedef struct {
 int cli_input_add_lambda(void *in, const char *arg);
 int cli_input_add_ablation(void *in, const char *arg);
 
-/* Loads MODEL_DIR and turns the prompt into ids. *IDS is malloc'd; *LABELS (optional, may be
- * NULL) receives a malloc'd array of printable token pieces (NULL entries without a
- * tokenizer). Returns NULL with the message printed and *rc set on failure. */
-ds_model *cli_load(const char *model_dir, const cli_input *in, int **ids, int *n, int extra_tokens,
-                   char ***labels, int *rc);
+/* One model run: the prompt's tokens, the model, a session and probes. The commands that run a
+ * model go parse -> cli_run_open -> attach their probes to P -> ds_forward -> report ->
+ * cli_run_close. */
+typedef struct {
+    const char *dir;
+    int want_labels; /* set before cli_run_open: fill LABELS */
+    int *ids, n;
+    char **labels;   /* [n] printable pieces (NULL entries without a tokenizer), or NULL */
+    ds_model *m;
+    ds_session *s;   /* for n + extra_tokens positions */
+    ds_probes *p;    /* holding the --lambda-override and --ablate-head interventions */
+} cli_run;
+
+/* Turns IN's prompt into ids and checks them against MODEL_DIR's config.json (vocabulary,
+ * length) before the weights are read, then loads the weights and makes the session and the
+ * probes. Returns DS_EXIT_OK, or the exit status after printing the message (R is then
+ * closed). */
+int cli_run_open(cli_run *r, const char *model_dir, const cli_input *in, int extra_tokens);
+/* Frees what cli_run_open made; R may be closed already. */
+void cli_run_close(cli_run *r);
 void cli_free_labels(char **labels, int n);
 
 /* Registers the --lambda-override and --ablate-head interventions on P (before any reader). */

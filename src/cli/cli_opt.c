@@ -74,7 +74,7 @@ int cli_parse_pair(const char *s, char sep, const char *opt, long lo, long hi, i
 int cli_parse_list(const char *s, const char *opt, long lo, long hi, int **out, int *n) {
     int cap = 16, cnt = 0;
     int *v = malloc(cap * sizeof *v);
-    if (!v) return ds_fail("out of memory");
+    if (!v) return ds_failc(DS_ERR_NOMEM, "out of memory");
     const char *p = s;
     while (*p) {
         char *end;
@@ -95,7 +95,7 @@ int cli_parse_list(const char *s, const char *opt, long lo, long hi, int **out, 
                 int *nv = realloc(v, (cap *= 2) * sizeof *v);
                 if (!nv) {
                     free(v);
-                    return ds_fail("out of memory");
+                    return ds_failc(DS_ERR_NOMEM, "out of memory");
                 }
                 v = nv;
             }
@@ -238,7 +238,8 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, int *status) {
     char *shortopts = malloc(2 * (size_t)n + 3);
     *status = DS_EXIT_INPUT;
     if (!longopts || !shortopts) {
-        free(longopts), free(shortopts);
+        free(longopts);
+        free(shortopts);
         cli_error("out of memory");
         *status = DS_EXIT_INTERNAL;
         return -1;

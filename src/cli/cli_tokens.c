@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include "cli/cli.h"
 #include "diffscope/tokenizer.h"
+#include "base/path.h"
 
 /* The tokenizers of the model folders a command uses, each loaded once: a command may encode
  * the prompt, label its tokens, find a span and decode the output with the same one (a Llama 3
@@ -30,8 +31,9 @@ const ds_tokenizer *cli_tokenizer(const char *model_dir) {
     char *dir = strdup(model_dir);
     cached_tokenizer *grown = dir ? realloc(cache, (size_t)(ncached + 1) * sizeof *cache) : NULL;
     if (!grown) {
-        free(dir), ds_tokenizer_free(t);
-        ds_fail("out of memory");
+        free(dir);
+        ds_tokenizer_free(t);
+        ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
     }
     if (!cache) atexit(cache_free);
@@ -42,7 +44,7 @@ const ds_tokenizer *cli_tokenizer(const char *model_dir) {
 
 static int labels_from(const ds_tokenizer *t, const int *ids, int n, char ***labels) {
     *labels = calloc((size_t)(n > 0 ? n : 1), sizeof **labels);
-    if (!*labels) return ds_fail("out of memory");
+    if (!*labels) return ds_failc(DS_ERR_NOMEM, "out of memory");
     for (int i = 0; t && i < n; i++) (*labels)[i] = ds_tokenizer_piece(t, ids[i]);
     return 0;
 }
@@ -61,20 +63,22 @@ int cli_tokenize_prompt(const char *model_dir, const char *text, int add_special
     return rc;
 }
 
-int cli_token_labels(const char *model_dir, const int *ids, int n, char ***labels) {
-    char path[4200];
+int cli_has_tokenizer(const char *model_dir) {
+    char *path = ds_path_join(model_dir, "tokenizer.json");
     struct stat st;
-    snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
-    if (stat(path, &st)) return labels_from(NULL, ids, n, labels);
+    int found = path && stat(path, &st) == 0;
+    free(path);
+    return found;
+}
+
+int cli_token_labels(const char *model_dir, const int *ids, int n, char ***labels) {
+    if (!cli_has_tokenizer(model_dir)) return labels_from(NULL, ids, n, labels);
     const ds_tokenizer *t = cli_tokenizer(model_dir);
     return t ? labels_from(t, ids, n, labels) : -1;
 }
 
 char *cli_detokenize(const char *model_dir, const int *ids, int n) {
-    char path[4200];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
-    if (stat(path, &st)) return NULL;
+    if (!cli_has_tokenizer(model_dir)) return NULL;
     const ds_tokenizer *t = cli_tokenizer(model_dir);
     return t ? ds_tokenizer_decode(t, ids, n, 1) : NULL;
 }

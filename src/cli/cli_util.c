@@ -1,5 +1,6 @@
 /* Shared helpers of the CLI: messages, option values, id lists, progress bar. */
 #include "cli/cli.h"
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -10,20 +11,46 @@
 
 const char *cli_progname = "diffscope";
 
-int cli_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+static void message(const char *fmt, va_list ap) {
     fprintf(stderr, "%s: ", cli_progname);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+}
+
+int cli_fail(int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    message(fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    message(fmt, ap);
     va_end(ap);
     return DS_EXIT_INPUT;
 }
 
+/* The exit status of each library status (the README's table of exit codes). A full disk or
+ * an unwritable output is the user's to fix, as bad input is; running out of memory and bugs
+ * are not. */
+static const int exit_status[] = {
+    [DS_OK] = DS_EXIT_INPUT,
+    [DS_ERR_INPUT] = DS_EXIT_INPUT,
+    [DS_ERR_IO] = DS_EXIT_INPUT,
+    [DS_ERR_NOMEM] = DS_EXIT_INTERNAL,
+    [DS_ERR_INTERNAL] = DS_EXIT_INTERNAL,
+};
+
+int cli_exit_status(ds_status status) {
+    return (unsigned)status < sizeof exit_status / sizeof *exit_status ? exit_status[status] : DS_EXIT_INTERNAL;
+}
+
 int cli_lib_error(void) {
     cli_error("%s", ds_errmsg());
-    /* Running out of memory is not the input's fault: the documented status for it is 3. */
-    return strstr(ds_errmsg(), "out of memory") ? DS_EXIT_INTERNAL : DS_EXIT_INPUT;
+    return cli_exit_status(ds_errcode());
 }
 
 void cli_warn(const char *fmt, ...) {
@@ -38,7 +65,7 @@ void cli_warn(const char *fmt, ...) {
 int cli_parse_ids(const char *s, int **ids, int *n) {
     int cap = 16, cnt = 0;
     int *v = malloc(cap * sizeof *v);
-    if (!v) return ds_fail("out of memory");
+    if (!v) return ds_failc(DS_ERR_NOMEM, "out of memory");
     const char *p = s;
     for (;;) {
         p += strspn(p, " \t\r\n");
@@ -53,7 +80,7 @@ int cli_parse_ids(const char *s, int **ids, int *n) {
         if (cnt == cap) {
             cap *= 2;
             int *nv = realloc(v, cap * sizeof *v);
-            if (!nv) { free(v); return ds_fail("out of memory"); }
+            if (!nv) { free(v); return ds_failc(DS_ERR_NOMEM, "out of memory"); }
             v = nv;
         }
         v[cnt++] = (int)x;
@@ -63,6 +90,15 @@ int cli_parse_ids(const char *s, int **ids, int *n) {
     if (cnt == 0) { free(v); return ds_fail("--ids: no token ids given"); }
     *ids = v;
     *n = cnt;
+    return 0;
+}
+
+int cli_print_json(cJSON *o) {
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!text) return ds_failc(DS_ERR_NOMEM, "out of memory for JSON output");
+    puts(text);
+    free(text);
     return 0;
 }
 

@@ -10,6 +10,7 @@
  * are medians over the rounds. */
 #include <cblas.h>
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,11 @@ static int sgemm_ref_init(sgemm_ref *r, int M, int N, int K) {
     return 0;
 }
 
-static void sgemm_ref_free(sgemm_ref *r) { free(r->a), free(r->b), free(r->y); }
+static void sgemm_ref_free(sgemm_ref *r) {
+    free(r->a);
+    free(r->b);
+    free(r->y);
+}
 
 /* Calls the reference product back to back for at least SECONDS (and at least twice); returns
  * the sustained GFLOP/s and lowers *BEST_CALL_S to the fastest single call seen. */
@@ -165,148 +170,177 @@ static double time_dump(const ds_model *m, ds_session *s, const int *ids, int T,
     *mb = !rc && !stat(path, &st) ? st.st_size / 1e6 : 0;
     unlink(path);
     ds_probes_free(p);
-    if (rc) cli_lib_error();
     return rc ? -1 : secs;
 }
 
+enum { MAX_ROUNDS = 100 };
+
+/* What one bench measures, and the figures it reports. */
+typedef struct {
+    int T, n_dec, rounds, do_dump;
+    double load_s, flops, prefill, best_prefill, gflops, ref_med, ref_peak, efficiency;
+    double rss_forward, rss_file, rss_anon, rss_file_huge;
+    double dump, dump_mb, dump_x;
+    double dec_tps, weight_gbs, bw;
+} bench_figures;
+
+/* The model, random prompt ids, a session and the reference product. */
+typedef struct {
+    ds_model *m;
+    ds_session *s;
+    int *ids;
+    float *logits;
+    sgemm_ref ref;
+} bench_run;
+
+static void bench_close(bench_run *b) {
+    free(b->ids);
+    free(b->logits);
+    ds_session_free(b->s);
+    ds_model_free(b->m);
+    sgemm_ref_free(&b->ref);
+}
+
+static int bench_open(bench_run *b, const char *dir, bench_figures *f) {
+    double t0 = cli_now();
+    if (!(b->m = ds_model_load(dir))) return -1;
+    f->load_s = cli_now() - t0;
+    const ds_config *c = ds_model_config(b->m);
+    int total = f->T + f->n_dec;
+    b->ids = malloc((size_t)total * sizeof *b->ids);
+    b->logits = malloc((size_t)c->vocab_size * sizeof(float));
+    int ref_failed = sgemm_ref_init(&b->ref, f->T, c->intermediate_size, c->hidden_size);
+    if (!(b->s = ds_session_new(b->m, total, 1))) return -1;
+    if (!b->ids || !b->logits || ref_failed)
+        return ds_failc(DS_ERR_NOMEM, "out of memory for a session of %d tokens", total);
+    uint64_t x = 12345;
+    for (int i = 0; i < total; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        b->ids[i] = (int)((x >> 33) % (uint64_t)c->vocab_size);
+    }
+    return 0;
+}
+
+/* One warm-up prefill, then the timed rounds: prefill, sgemm for as long, and a dump. */
+static int measure_prefill(bench_run *b, bench_figures *f) {
+    const ds_config *c = ds_model_config(b->m);
+    /* Warm-up: one full prefill, so that the measured ones neither read the mapped weights
+     * from disk nor first-touch their scratch buffers. Its peak RSS is the forward pass's. */
+    if (ds_forward(b->s, b->ids, f->T, b->logits, 1, NULL)) return -1;
+    rss_gb(&f->rss_forward, &f->rss_file, &f->rss_anon, &f->rss_file_huge);
+    f->flops = prefill_flops(c, (double)f->T);
+    double prefill_s[MAX_ROUNDS], ref_gflops[MAX_ROUNDS], eff[MAX_ROUNDS], dump_s[MAX_ROUNDS], dump_ratio[MAX_ROUNDS];
+    double best_call_s = 1e30;
+    for (int r = 0; r < f->rounds; r++) {
+        ds_session_reset(b->s);
+        double t0 = cli_now();
+        if (ds_forward(b->s, b->ids, f->T, b->logits, 1, NULL)) return -1;
+        prefill_s[r] = cli_now() - t0;
+        ref_gflops[r] = sgemm_sustained(&b->ref, prefill_s[r], &best_call_s);
+        eff[r] = f->flops / prefill_s[r] / 1e9 / ref_gflops[r];
+        dump_s[r] = f->do_dump ? time_dump(b->m, b->s, b->ids, f->T, b->logits, &f->dump_mb) : 0;
+        if (dump_s[r] < 0) return -1;
+        dump_ratio[r] = dump_s[r] / prefill_s[r];
+    }
+    f->best_prefill = prefill_s[0];
+    for (int r = 1; r < f->rounds; r++) f->best_prefill = fmin(f->best_prefill, prefill_s[r]);
+    f->prefill = median(prefill_s, f->rounds);
+    f->ref_med = median(ref_gflops, f->rounds);
+    f->efficiency = median(eff, f->rounds);
+    f->dump = median(dump_s, f->rounds);
+    f->dump_x = median(dump_ratio, f->rounds);
+    f->ref_peak = 2.0 * b->ref.M * b->ref.N * b->ref.K / best_call_s / 1e9;
+    f->gflops = f->flops / f->prefill / 1e9;
+    return 0;
+}
+
+/* Decode: a fresh prefill (untimed), then N steps, each reading every weight once (the
+ * embedding table only one row). */
+static int measure_decode(bench_run *b, bench_figures *f) {
+    if (!f->n_dec) return 0;
+    const ds_config *c = ds_model_config(b->m);
+    ds_session_reset(b->s);
+    if (ds_forward(b->s, b->ids, f->T, b->logits, 1, NULL)) return -1;
+    double t0 = cli_now();
+    for (int i = 0; i < f->n_dec; i++)
+        if (ds_forward(b->s, &b->ids[f->T + i], 1, b->logits, 1, NULL)) return -1;
+    double weight_bytes =
+        4.0 * (ds_config_param_count(c) - (double)c->vocab_size * c->hidden_size * (c->tie_word_embeddings ? 0 : 1));
+    f->dec_tps = f->n_dec / (cli_now() - t0);
+    f->weight_gbs = f->dec_tps * weight_bytes / 1e9;
+    f->bw = read_bandwidth_gbs();
+    return 0;
+}
+
+static int print_json(const char *model, const ds_config *c, const bench_figures *f) {
+    /* Full precision: a tiny model's prefill takes microseconds on a fast machine. */
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddNumberToObject(o, "params", (double)ds_config_param_count(c));
+    cJSON_AddNumberToObject(o, "threads", ds_get_threads());
+    cJSON_AddNumberToObject(o, "tokens", f->T);
+    cJSON_AddNumberToObject(o, "rounds", f->rounds);
+    cJSON_AddNumberToObject(o, "load_s", f->load_s);
+    cJSON_AddNumberToObject(o, "prefill_flops", f->flops);
+    cJSON_AddNumberToObject(o, "prefill_s", f->prefill);
+    cJSON_AddNumberToObject(o, "prefill_best_s", f->best_prefill);
+    cJSON_AddNumberToObject(o, "prefill_tok_s", f->T / f->prefill);
+    cJSON_AddNumberToObject(o, "prefill_gflops", f->gflops);
+    cJSON_AddNumberToObject(o, "sgemm_gflops", f->ref_med);
+    cJSON_AddNumberToObject(o, "sgemm_peak_gflops", f->ref_peak);
+    cJSON_AddNumberToObject(o, "efficiency", f->efficiency);
+    cJSON_AddNumberToObject(o, "peak_rss_gb", f->rss_forward);
+    cJSON_AddNumberToObject(o, "rss_file_gb", f->rss_file);
+    cJSON_AddNumberToObject(o, "rss_file_huge_gb", f->rss_file_huge);
+    cJSON_AddNumberToObject(o, "rss_anon_gb", f->rss_anon);
+    cJSON_AddNumberToObject(o, "decode_tokens", f->n_dec);
+    cJSON_AddNumberToObject(o, "decode_tok_s", f->dec_tps);
+    cJSON_AddNumberToObject(o, "decode_weight_gbs", f->weight_gbs);
+    cJSON_AddNumberToObject(o, "read_bandwidth_gbs", f->bw);
+    cJSON_AddNumberToObject(o, "dump_s", f->dump);
+    cJSON_AddNumberToObject(o, "dump_mb", f->dump_mb);
+    cJSON_AddNumberToObject(o, "dump_ratio", f->dump_x);
+    cJSON_AddStringToObject(o, "blas_core", openblas_get_corename());
+    return cli_print_json(o);
+}
+
+static void print_text(const char *model, const ds_config *c, const bench_figures *f) {
+    printf("model            %s (%s, %.1f M params, %d threads)\n", model, ds_arch_name(c->arch),
+           ds_config_param_count(c) / 1e6, ds_get_threads());
+    printf("load             %.2f s (OpenBLAS kernel %s)\n", f->load_s, openblas_get_corename());
+    printf("prefill %5d tok %.3f s  %.1f tok/s  %.1f GFLOP/s  (median of %d rounds; best %.3f s)\n", f->T, f->prefill,
+           f->T / f->prefill, f->gflops, f->rounds, f->best_prefill);
+    printf("sgemm %dx%dx%d %.1f GFLOP/s sustained (best call %.1f)  -> efficiency %.0f %%\n", f->T, c->hidden_size,
+           c->intermediate_size, f->ref_med, f->ref_peak, 100 * f->efficiency);
+    printf("peak RSS         %.2f GiB (mapped files %.2f, %.2f of them in 2 MiB pages; anonymous %.2f)\n",
+           f->rss_forward, f->rss_file, f->rss_file_huge, f->rss_anon);
+    if (f->n_dec)
+        printf("decode %6d tok %.2f tok/s  %.1f GB/s of weights (machine read bandwidth %.1f GB/s)\n", f->n_dec,
+               f->dec_tps, f->weight_gbs, f->bw);
+    if (f->do_dump) printf("dump (all maps)  %.3f s  %.1f MB  %.2fx the prefill\n", f->dump, f->dump_mb, f->dump_x);
+}
+
 int cmd_bench(int argc, char **argv) {
-    enum { MAX_ROUNDS = 100 };
-    int T = 512, n_dec = 0, threads = 0, rounds = 3, do_dump = 0, json = 0;
+    bench_figures f = {.T = 512, .rounds = 3};
+    int threads = 0, json = 0, rc;
     const cli_opt opts[] = {
-        {"tokens", 0, CLI_INT, &T, 1, 1 << 20, "N", "prompt length"},
-        {"decode", 0, CLI_INT, &n_dec, 0, 1 << 20, "N", "decode steps after the prefill"},
-        {"dump", 0, CLI_FLAG, &do_dump, 0, 0, NULL, "also time `dump` (default --what) into a temporary file, once per round"},
-        {"rounds", 0, CLI_INT, &rounds, 1, MAX_ROUNDS, "N", "measured rounds after one warm-up prefill (default 3)"},
+        {"tokens", 0, CLI_INT, &f.T, 1, 1 << 20, "N", "prompt length"},
+        {"decode", 0, CLI_INT, &f.n_dec, 0, 1 << 20, "N", "decode steps after the prefill"},
+        {"dump", 0, CLI_FLAG, &f.do_dump, 0, 0, NULL, "also time `dump` (default --what) into a temporary file, once per round"},
+        {"rounds", 0, CLI_INT, &f.rounds, 1, MAX_ROUNDS, "N", "measured rounds after one warm-up prefill (default 3)"},
         {"threads", 0, CLI_INT, &threads, 1, 1024, "N", "threads (default: all cores)"},
         {"json", 0, CLI_FLAG, &json, 0, 0, NULL, "one JSON object on stdout"},
         {0}};
     const cli_cmd cmd = {"bench", usage, NULL, opts};
-    int status;
-    if (cli_parse(&cmd, argc, argv, &status)) return status;
+    if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 1) return cli_error("bench needs one MODEL folder (see diffscope bench --help)");
     if (threads) ds_set_threads(threads);
-    double t0 = cli_now();
-    ds_model *m = ds_model_load(argv[optind]);
-    if (!m) return cli_lib_error();
-    double load_s = cli_now() - t0;
-    const ds_config *c = ds_model_config(m);
-    int total = (int)(T + n_dec);
-    int *ids = malloc((size_t)total * sizeof *ids);
-    float *logits = malloc((size_t)c->vocab_size * sizeof(float));
-    ds_session *s = ds_session_new(m, total, 1);
-    sgemm_ref ref;
-    int ref_ok = !sgemm_ref_init(&ref, T, c->intermediate_size, c->hidden_size);
-    status = DS_EXIT_INPUT;
-    if (!ids || !logits || !s || !ref_ok) {
-        status = cli_error("out of memory for a session of %d tokens", total);
-        goto out;
-    }
-    uint64_t x = 12345;
-    for (int i = 0; i < total; i++) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        ids[i] = (int)((x >> 33) % (uint64_t)c->vocab_size);
-    }
-    /* Warm-up: one full prefill, so that the measured ones neither read the mapped weights
-     * from disk nor first-touch their scratch buffers. Its peak RSS is the forward pass's. */
-    int rc = ds_forward(s, ids, (int)T, logits, 1, NULL);
-    if (rc) cli_lib_error();
-    double rss_forward, rss_file, rss_anon, rss_file_huge;
-    rss_gb(&rss_forward, &rss_file, &rss_anon, &rss_file_huge);
-    const double flops = prefill_flops(c, (double)T);
-    double prefill_s[MAX_ROUNDS], ref_gflops[MAX_ROUNDS], eff[MAX_ROUNDS], dump_s[MAX_ROUNDS], dump_ratio[MAX_ROUNDS];
-    double best_call_s = 1e30, dump_mb = 0;
-    for (int r = 0; r < rounds && !rc; r++) {
-        ds_session_reset(s);
-        t0 = cli_now();
-        if ((rc = ds_forward(s, ids, (int)T, logits, 1, NULL))) {
-            cli_lib_error();
-            break;
-        }
-        prefill_s[r] = cli_now() - t0;
-        ref_gflops[r] = sgemm_sustained(&ref, prefill_s[r], &best_call_s);
-        eff[r] = flops / prefill_s[r] / 1e9 / ref_gflops[r];
-        if (do_dump && (rc = (dump_s[r] = time_dump(m, s, ids, (int)T, logits, &dump_mb)) < 0)) break;
-        dump_ratio[r] = do_dump ? dump_s[r] / prefill_s[r] : 0;
-    }
-    if (rc) goto out;
-    double best_prefill = prefill_s[0];
-    for (int r = 1; r < rounds; r++) best_prefill = prefill_s[r] < best_prefill ? prefill_s[r] : best_prefill;
-    const int n = (int)rounds;
-    const double prefill = median(prefill_s, n), ref_med = median(ref_gflops, n), efficiency = median(eff, n);
-    const double dump = do_dump ? median(dump_s, n) : 0, dump_x = do_dump ? median(dump_ratio, n) : 0;
-    const double ref_peak = 2.0 * ref.M * ref.N * ref.K / best_call_s / 1e9, gflops = flops / prefill / 1e9;
-
-    /* Decode: a fresh prefill (untimed), then N steps, each reading every weight once (the
-     * embedding table only one row). */
-    double decode_s = 0;
-    if (n_dec) {
-        ds_session_reset(s);
-        rc = ds_forward(s, ids, (int)T, logits, 1, NULL);
-        t0 = cli_now();
-        for (int i = 0; i < n_dec && !rc; i++) rc = ds_forward(s, &ids[T + i], 1, logits, 1, NULL);
-        decode_s = cli_now() - t0;
-        if (rc) {
-            cli_lib_error();
-            goto out;
-        }
-    }
-    double weight_bytes = 4.0 * (ds_config_param_count(c) - (double)c->vocab_size * c->hidden_size *
-                                                               (c->tie_word_embeddings ? 0 : 1));
-    double dec_tps = n_dec ? n_dec / decode_s : 0, bw = n_dec ? read_bandwidth_gbs() : 0;
-    if (json) {
-        /* Full precision: a tiny model's prefill takes microseconds on a fast machine. */
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "model", argv[optind]);
-        cJSON_AddNumberToObject(o, "params", (double)ds_config_param_count(c));
-        cJSON_AddNumberToObject(o, "threads", ds_get_threads());
-        cJSON_AddNumberToObject(o, "tokens", (double)T);
-        cJSON_AddNumberToObject(o, "rounds", n);
-        cJSON_AddNumberToObject(o, "load_s", load_s);
-        cJSON_AddNumberToObject(o, "prefill_flops", flops);
-        cJSON_AddNumberToObject(o, "prefill_s", prefill);
-        cJSON_AddNumberToObject(o, "prefill_best_s", best_prefill);
-        cJSON_AddNumberToObject(o, "prefill_tok_s", T / prefill);
-        cJSON_AddNumberToObject(o, "prefill_gflops", gflops);
-        cJSON_AddNumberToObject(o, "sgemm_gflops", ref_med);
-        cJSON_AddNumberToObject(o, "sgemm_peak_gflops", ref_peak);
-        cJSON_AddNumberToObject(o, "efficiency", efficiency);
-        cJSON_AddNumberToObject(o, "peak_rss_gb", rss_forward);
-        cJSON_AddNumberToObject(o, "rss_file_gb", rss_file);
-        cJSON_AddNumberToObject(o, "rss_file_huge_gb", rss_file_huge);
-        cJSON_AddNumberToObject(o, "rss_anon_gb", rss_anon);
-        cJSON_AddNumberToObject(o, "decode_tokens", (double)n_dec);
-        cJSON_AddNumberToObject(o, "decode_tok_s", dec_tps);
-        cJSON_AddNumberToObject(o, "decode_weight_gbs", dec_tps * weight_bytes / 1e9);
-        cJSON_AddNumberToObject(o, "read_bandwidth_gbs", bw);
-        cJSON_AddNumberToObject(o, "dump_s", dump);
-        cJSON_AddNumberToObject(o, "dump_mb", dump_mb);
-        cJSON_AddNumberToObject(o, "dump_ratio", dump_x);
-        cJSON_AddStringToObject(o, "blas_core", openblas_get_corename());
-        char *text = cJSON_PrintUnformatted(o);
-        if (text) printf("%s\n", text);
-        free(text);
-        cJSON_Delete(o);
-    } else {
-        printf("model            %s (%s, %.1f M params, %d threads)\n", argv[optind], ds_arch_name(c->arch),
-               ds_config_param_count(c) / 1e6, ds_get_threads());
-        printf("load             %.2f s (OpenBLAS kernel %s)\n", load_s, openblas_get_corename());
-        printf("prefill %5d tok %.3f s  %.1f tok/s  %.1f GFLOP/s  (median of %d rounds; best %.3f s)\n", T, prefill,
-               T / prefill, gflops, n, best_prefill);
-        printf("sgemm %dx%dx%d %.1f GFLOP/s sustained (best call %.1f)  -> efficiency %.0f %%\n", (int)T,
-               c->hidden_size, c->intermediate_size, ref_med, ref_peak, 100 * efficiency);
-        printf("peak RSS         %.2f GiB (mapped files %.2f, %.2f of them in 2 MiB pages; anonymous %.2f)\n",
-               rss_forward, rss_file, rss_file_huge, rss_anon);
-        if (n_dec)
-            printf("decode %6d tok %.2f tok/s  %.1f GB/s of weights (machine read bandwidth %.1f GB/s)\n", n_dec,
-                   dec_tps, dec_tps * weight_bytes / 1e9, bw);
-        if (do_dump)
-            printf("dump (all maps)  %.3f s  %.1f MB  %.2fx the prefill\n", dump, dump_mb, dump_x);
-    }
-    status = DS_EXIT_OK;
-out:
-    free(ids), free(logits);
-    ds_session_free(s);
-    ds_model_free(m);
-    sgemm_ref_free(&ref);
-    return status;
+    bench_run b = {0};
+    const char *model = argv[optind];
+    int failed = bench_open(&b, model, &f) || measure_prefill(&b, &f) || measure_decode(&b, &f);
+    if (!failed && json) failed = print_json(model, ds_model_config(b.m), &f);
+    else if (!failed) print_text(model, ds_model_config(b.m), &f);
+    rc = failed ? cli_lib_error() : DS_EXIT_OK;
+    bench_close(&b);
+    return rc;
 }

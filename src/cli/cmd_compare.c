@@ -11,6 +11,7 @@
 #include "cli/compare.h"
 #include "diffscope/span.h"
 #include "diffscope/tokenizer.h"
+#include "base/path.h"
 
 static const char *usage =
     "usage: diffscope compare [--model] A [--vs B] (--prompt TEXT | --ids 1,2,3) [options]\n\n"
@@ -28,85 +29,81 @@ typedef struct {
     int json, force;
 } compare_opts;
 
-/* Loads MODEL and runs it on the prompt; the first call (A) sets R's tokens, span and query,
- * the second (B) must see the same tokens. */
-static int run_model(cmp_result *r, const compare_opts *co, const cli_input *in, int idx, int **ids_a) {
+/* A's tokens become R's (taken from RUN), with the query row and the span. */
+static int take_tokens(cmp_result *r, const compare_opts *co, cli_run *run) {
+    int n = run->n;
+    r->ids = run->ids;
+    r->T = n;
+    r->labels = run->labels;
+    run->ids = NULL;
+    run->labels = NULL;
+    r->query = n - 1;
+    if (co->query) {
+        long q;
+        if (cli_parse_int(co->query, "--query-pos", -n, n - 1, &q))
+            return cli_error("--query-pos: '%s' is out of range (the prompt has %d tokens: 0..%d, or -1..-%d)", co->query,
+                             n, n - 1, n);
+        r->query = (int)(q < 0 ? q + n : q);
+    }
+    if (co->have_span) {
+        r->span_begin = co->span[0];
+        r->span_end = co->span[1];
+    } else if (co->span_text) {
+        const ds_tokenizer *t = cli_tokenizer(run->dir);
+        if (!t || ds_span_find(t, r->ids, n, co->span_text, &r->span_begin, &r->span_end)) {
+            ds_err_prefix("--span-text");
+            return cli_lib_error();
+        }
+    }
+    return DS_EXIT_OK;
+}
+
+/* Runs model IDX (0: A, 1: B) on the prompt; A sets R's tokens, span and query, and B must
+ * see the same tokens. */
+static int run_model(cmp_result *r, const compare_opts *co, const cli_input *in, int idx) {
     cli_input mine = *in;
     if (idx == 1) mine.n_lambda = mine.n_ablate = 0; /* interventions are A's */
     const char *dir = idx ? co->model_b : co->model_a;
-    int *ids = NULL, n = 0, rc;
-    char **labels = NULL;
-    ds_model *m = cli_load(dir, &mine, &ids, &n, 0, idx ? NULL : &labels, &rc);
-    if (!m) return rc;
-    rc = DS_EXIT_INPUT;
-    const ds_config *c = ds_model_config(m);
-    ds_attn_stats_opts o = {.outliers = 1};
-    if (idx == 0) {
-        *ids_a = ids;
-        r->ids = ids, r->T = n, r->labels = labels;
-        r->query = n - 1;
-        if (co->query) {
-            char *end;
-            long q = strtol(co->query, &end, 10);
-            if (end == co->query || *end || q < -n || q >= n) {
-                cli_error("--query-pos: '%s' is out of range (the prompt has %d tokens: 0..%d, or -1..-%d)", co->query,
-                          n, n - 1, n);
-                goto out;
-            }
-            r->query = (int)(q < 0 ? q + n : q);
-        }
-        if (co->have_span) {
-            r->span_begin = co->span[0];
-            r->span_end = co->span[1];
-        } else if (co->span_text) {
-            const ds_tokenizer *t = cli_tokenizer(dir);
-            int bad = !t || ds_span_find(t, ids, n, co->span_text, &r->span_begin, &r->span_end);
-            if (bad) {
-                cli_error("--span-text: %s", ds_errmsg());
-                goto out;
-            }
-        }
-    } else {
-        if (in->prompt && (n != r->T || memcmp(ids, r->ids, (size_t)n * sizeof *ids))) {
-            cli_error("%s and %s tokenize the prompt differently (different vocabularies): give both the same "
-                      "tokens with --ids",
-                      co->model_a, dir);
-            goto out;
-        }
-    }
-    o.query = r->query, o.span_begin = r->span_begin, o.span_end = r->span_end;
-    ds_session *s = ds_session_new(m, n, in->allow_long);
+    cli_run run = {.want_labels = idx == 0};
+    int rc = cli_run_open(&run, dir, &mine, 0);
+    if (rc) return rc;
+    if (idx == 0)
+        rc = take_tokens(r, co, &run);
+    else if (in->prompt && (run.n != r->T || memcmp(run.ids, r->ids, (size_t)run.n * sizeof *run.ids)))
+        rc = cli_error("%s and %s tokenize the prompt differently (different vocabularies): give both the same "
+                       "tokens with --ids",
+                       co->model_a, dir);
     cmp_model *cm = &r->models[idx];
-    cm->name = idx ? "B" : "A", cm->path = dir, cm->arch = ds_arch_name(c->arch);
-    if (!s) cli_lib_error();
-    else if (!(cm->st = cmp_run(m, s, &mine, ids, n, &o, NULL))) cli_error("%s: %s", dir, ds_errmsg());
-    else rc = DS_EXIT_OK, r->nmodels = idx + 1;
-    ds_session_free(s);
-out:
-    if (idx) free(ids);
-    ds_model_free(m);
+    cm->name = idx ? "B" : "A";
+    cm->path = dir;
+    cm->arch = ds_arch_name(ds_model_config(run.m)->arch);
+    ds_attn_stats_opts o = {.outliers = 1, .query = r->query, .span_begin = r->span_begin, .span_end = r->span_end};
+    if (rc == DS_EXIT_OK && !(cm->st = cmp_run(run.m, run.s, run.p, r->ids, r->T, &o, NULL))) {
+        ds_err_prefix(dir);
+        rc = cli_lib_error();
+    }
+    if (rc == DS_EXIT_OK) r->nmodels = idx + 1;
+    cli_run_close(&run);
     return rc;
 }
 
 /* With --prompt, B must have A's vocabulary (checked before any model runs). */
 static int check_vocabularies(const compare_opts *co, const cli_input *in) {
     if (!co->model_b || !in->prompt) return 0;
-    ds_config a, b;
-    char pa[4200], pb[4200];
-    snprintf(pa, sizeof pa, "%s/config.json", co->model_a);
-    snprintf(pb, sizeof pb, "%s/config.json", co->model_b);
-    if (ds_config_load(&a, pa)) return cli_lib_error();
-    if (ds_config_load(&b, pb)) {
-        ds_config_free(&a);
-        return cli_lib_error();
+    ds_config c[2];
+    int loaded = 0, rc = 0;
+    for (; loaded < 2 && !rc; loaded++) {
+        char *path = ds_path_join(loaded ? co->model_b : co->model_a, "config.json");
+        rc = !path || ds_config_load(&c[loaded], path) ? cli_lib_error() : 0;
+        free(path);
+        if (rc) break;
     }
-    int va = a.vocab_size, vb = b.vocab_size;
-    ds_config_free(&a), ds_config_free(&b);
-    if (va != vb)
-        return cli_error("%s and %s have different vocabularies (%d and %d tokens): compare them on the same "
-                         "tokens with --ids",
-                         co->model_a, co->model_b, va, vb);
-    return 0;
+    if (!rc && c[0].vocab_size != c[1].vocab_size)
+        rc = cli_error("%s and %s have different vocabularies (%d and %d tokens): compare them on the same "
+                       "tokens with --ids",
+                       co->model_a, co->model_b, c[0].vocab_size, c[1].vocab_size);
+    for (int i = 0; i < loaded; i++) ds_config_free(&c[i]);
+    return rc;
 }
 
 static int parse_span(void *user, const char *arg) {
@@ -121,7 +118,7 @@ int cmd_compare(int argc, char **argv) {
     cli_input in = {0};
     compare_opts co = {0};
     cmp_result r = {0};
-    int *ids = NULL, rc;
+    int rc;
     const cli_opt opts[] = {
         CLI_INPUT_OPTS(&in),
         {"model", 0, CLI_STRING, &co.model_a, 0, 0, "A", "the first model folder (or give it as the first argument)"},
@@ -146,8 +143,8 @@ int cmd_compare(int argc, char **argv) {
     if (co.span_text && co.have_span) return cli_error("give the span as --span-text or --span-tokens, not both");
     if (check_vocabularies(&co, &in)) return DS_EXIT_INPUT;
     r.prompt = in.prompt, r.span_text = co.span_text;
-    rc = run_model(&r, &co, &in, 0, &ids);
-    if (!rc && co.model_b) rc = run_model(&r, &co, &in, 1, &ids);
+    rc = run_model(&r, &co, &in, 0);
+    if (!rc && co.model_b) rc = run_model(&r, &co, &in, 1);
     if (!rc && co.out_path && cmp_write_h5(co.out_path, co.force, &r)) rc = cli_lib_error();
     if (!rc) {
         if (co.json) rc = cmp_print_json(stdout, &r) ? cli_lib_error() : DS_EXIT_OK;
@@ -155,6 +152,6 @@ int cmd_compare(int argc, char **argv) {
     }
     for (int i = 0; i < r.nmodels; i++) ds_attn_stats_free(r.models[i].st);
     cli_free_labels(r.labels, r.T);
-    free(ids);
+    free(r.ids);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include "cli/cli_input.h"
 #include "cli/commands.h"
 #include "diffscope/dump.h"
+#include <cjson/cJSON.h>
 
 static const char *usage =
     "usage: diffscope dump MODEL (--prompt TEXT | --ids 1,2,3) -o OUT.h5 [options]\n\n"
@@ -18,6 +19,70 @@ static const char *usage =
     "for Llama the softmax maps; for both the activation outliers. Layout: docs/dump-format.md.\n\n";
 
 static int parse_what(void *what, const char *arg) { return ds_dump_parse_what(arg, what); }
+
+/* The layers and heads the user chose are in the model. */
+static int check_selection(const ds_dump_opts *d, const ds_config *c) {
+    if (ds_dump_check_layers(c, d->layers, d->nlayers)) {
+        ds_err_prefix("--layers");
+        return -1;
+    }
+    if (ds_dump_check_heads(c, d->heads, d->nheads)) {
+        ds_err_prefix("--heads");
+        return -1;
+    }
+    return 0;
+}
+
+/* Streams the maps of one forward pass of RUN's prompt into OUT_PATH. */
+static int write_dump(cli_run *run, const ds_dump_opts *d, const char *out_path) {
+    const ds_config *c = ds_model_config(run->m);
+    float *logits = NULL;
+    if (d->logits && !(logits = malloc((size_t)run->n * c->vocab_size * sizeof(float))))
+        return ds_failc(DS_ERR_NOMEM, "out of memory for the logits");
+    ds_dump *dump = ds_dump_begin(out_path, d, run->m, run->ids, run->n, run->p);
+    int rc = dump ? 0 : -1;
+    if (dump) {
+        cli_progress progress;
+        cli_progress_start(&progress, "dump", c->num_layers);
+        rc = cli_add_layer_progress(run->p, &progress);
+        if (!rc) rc = ds_forward(run->s, run->ids, run->n, logits, 0, run->p);
+        cli_progress_end(&progress);
+        if (rc) ds_dump_abort(dump);
+        else rc = ds_dump_finish(dump, logits);
+    }
+    free(logits);
+    return rc;
+}
+
+static int report(const char *out_path, int tokens, double secs, int json) {
+    struct stat st;
+    long long size = stat(out_path, &st) ? -1 : (long long)st.st_size;
+    if (!json) {
+        fprintf(stderr, "diffscope: wrote %s: %d tokens, %.1f MB, %.2f s\n", out_path, tokens, size / 1e6, secs);
+        return 0;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "output", out_path);
+    cJSON_AddNumberToObject(o, "tokens", tokens);
+    cJSON_AddNumberToObject(o, "seconds", secs);
+    cJSON_AddNumberToObject(o, "bytes", (double)size);
+    return cli_print_json(o);
+}
+
+static int run_dump(const char *model_dir, const cli_input *in, ds_dump_opts *d, const char *out_path, int json) {
+    cli_run run = {.want_labels = 1};
+    int rc = cli_run_open(&run, model_dir, in, 0);
+    if (rc) return rc;
+    d->prompt = in->prompt;
+    d->model_path = model_dir;
+    d->token_text = run.labels;
+    double t0 = cli_now();
+    if (check_selection(d, ds_model_config(run.m)) || write_dump(&run, d, out_path) ||
+        report(out_path, run.n, cli_now() - t0, json))
+        rc = cli_lib_error();
+    cli_run_close(&run);
+    return rc;
+}
 
 int cmd_dump(int argc, char **argv) {
     cli_input in = {0};
@@ -42,64 +107,14 @@ int cmd_dump(int argc, char **argv) {
         {0}};
     const cli_cmd cmd = {"dump", usage, NULL, opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
-    rc = DS_EXIT_INPUT;
     d.f16 = !strcmp(dtype, "f16");
     d.layers = layers.v;
     d.nlayers = layers.n;
     d.heads = heads.v;
     d.nheads = heads.n;
-    if (optind != argc - 1) {
-        cli_error("dump needs one MODEL folder (see diffscope dump --help)");
-        goto out;
-    }
-    if (!out_path) {
-        cli_error("dump needs -o OUT.h5");
-        goto out;
-    }
-    int *ids = NULL, n = 0;
-    char **labels = NULL;
-    ds_model *m = cli_load(argv[optind], &in, &ids, &n, 0, &labels, &rc);
-    if (!m) goto out;
-    const ds_config *c = ds_model_config(m);
-    d.prompt = in.prompt;
-    d.model_path = argv[optind];
-    d.token_text = labels;
-    float *logits = d.logits ? malloc((size_t)n * c->vocab_size * sizeof(float)) : NULL;
-    ds_session *s = ds_session_new(m, n, in.allow_long);
-    ds_probes *p = ds_probes_new();
-    ds_dump *dump = NULL;
-    cli_progress progress;
-    double t0 = cli_now();
-    rc = DS_EXIT_INPUT;
-    if (!s || !p || (d.logits && !logits)) {
-        if (s) ds_fail("out of memory");
-        rc = cli_lib_error();
-    } else if (cli_add_interventions(&in, m, p) || !(dump = ds_dump_begin(out_path, &d, m, ids, n, p))) {
-        rc = cli_lib_error();
-    } else if (cli_progress_start(&progress, "dump", c->num_layers), cli_add_layer_progress(p, &progress) ||
-               ds_forward(s, ids, n, logits, 0, p)) {
-        cli_progress_end(&progress);
-        rc = cli_lib_error();
-        ds_dump_abort(dump);
-    } else if (cli_progress_end(&progress), ds_dump_finish(dump, logits)) {
-        rc = cli_lib_error();
-    } else {
-        struct stat st;
-        double secs = cli_now() - t0;
-        long long size = stat(out_path, &st) ? -1 : (long long)st.st_size;
-        if (json)
-            printf("{\"output\": \"%s\", \"tokens\": %d, \"seconds\": %.6f, \"bytes\": %lld}\n", out_path, n, secs, size);
-        else
-            fprintf(stderr, "diffscope: wrote %s: %d tokens, %.1f MB, %.2f s\n", out_path, n, size / 1e6, secs);
-        rc = DS_EXIT_OK;
-    }
-    ds_probes_free(p);
-    ds_session_free(s);
-    free(logits);
-    cli_free_labels(labels, n);
-    free(ids);
-    ds_model_free(m);
-out:
+    if (optind != argc - 1) rc = cli_error("dump needs one MODEL folder (see diffscope dump --help)");
+    else if (!out_path) rc = cli_error("dump needs -o OUT.h5");
+    else rc = run_dump(argv[optind], &in, &d, out_path, json);
     cli_opts_free(opts);
     return rc;
 }

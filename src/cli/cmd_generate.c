@@ -7,13 +7,32 @@
 #include "cli/cli_input.h"
 #include "cli/commands.h"
 #include "diffscope/generate.h"
+#include <cjson/cJSON.h>
 
 static const char *usage =
     "usage: diffscope generate MODEL (--prompt TEXT | --ids 1,2,3) [options]\n\n"
     "Generates tokens after the prompt with the KV cache and prints the new tokens: their\n"
     "text when MODEL has a tokenizer.json and the prompt was text, else their ids.\n\n";
-static void print_ids(const int *ids, int n) {
-    for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
+/* The new tokens: as text when the prompt was text and the model has a tokenizer, else ids. */
+static int report(const cli_run *run, int text_prompt, const int *out, int n_out, double secs, int json) {
+    if (json) {
+        cJSON *o = cJSON_CreateObject(), *timing = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "input_ids", cJSON_CreateIntArray(run->ids, run->n));
+        cJSON_AddItemToObject(o, "output_ids", cJSON_CreateIntArray(out, n_out));
+        cJSON_AddNumberToObject(timing, "seconds", secs);
+        cJSON_AddNumberToObject(timing, "tokens_per_second", secs > 0 ? n_out / secs : 0.0);
+        cJSON_AddItemToObject(o, "timing", timing);
+        return cli_print_json(o);
+    }
+    char *text = text_prompt ? cli_detokenize(run->dir, out, n_out) : NULL;
+    if (text) {
+        printf("%s\n", text);
+    } else {
+        for (int i = 0; i < n_out; i++) printf("%s%d", i ? ", " : "", out[i]);
+        printf("\n");
+    }
+    free(text);
+    return 0;
 }
 
 static int greedy(void *temperature, const char *arg) {
@@ -39,38 +58,15 @@ int cmd_generate(int argc, char **argv) {
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     g.seed = (uint64_t)seed;
     if (optind != argc - 1) return cli_error("generate needs one MODEL folder (see diffscope generate --help)");
-    int *ids = NULL, n = 0;
-    ds_model *m = cli_load(argv[optind], &in, &ids, &n, g.max_new, NULL, &rc);
-    if (!m) return rc;
-    ds_session *s = ds_session_new(m, n + g.max_new > 0 ? n + g.max_new : 1, in.allow_long);
-    ds_probes *p = ds_probes_new();
+    cli_run run = {0};
+    if ((rc = cli_run_open(&run, argv[optind], &in, g.max_new))) return rc;
     int *out = malloc(((size_t)g.max_new + 1) * sizeof *out), n_out = 0;
     double t0 = cli_now();
-    rc = DS_EXIT_OK;
-    if (!s || !out || !p || cli_add_interventions(&in, m, p)) rc = cli_lib_error();
-    else if (g.max_new > 0 && ds_generate(s, ids, n, &g, out, &n_out, p, NULL, NULL)) rc = cli_lib_error();
-    double secs = cli_now() - t0;
-    char *text = rc == DS_EXIT_OK && in.prompt ? cli_detokenize(argv[optind], out, n_out) : NULL;
-    if (rc == DS_EXIT_OK) {
-        if (json) {
-            printf("{\"input_ids\": [");
-            print_ids(ids, n);
-            printf("], \"output_ids\": [");
-            print_ids(out, n_out);
-            printf("], \"timing\": {\"seconds\": %.6f, \"tokens_per_second\": %.3f}}\n", secs,
-                   secs > 0 ? n_out / secs : 0.0);
-        } else if (text) {
-            printf("%s\n", text); /* text prompt in, text out */
-        } else {
-            print_ids(out, n_out);
-            printf("\n");
-        }
-    }
-    free(text);
+    int failed = out ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory");
+    if (!failed && g.max_new > 0) failed = ds_generate(run.s, run.ids, run.n, &g, out, &n_out, run.p, NULL, NULL);
+    if (!failed) failed = report(&run, in.prompt != NULL, out, n_out, cli_now() - t0, json);
+    rc = failed ? cli_lib_error() : DS_EXIT_OK;
     free(out);
-    free(ids);
-    ds_probes_free(p);
-    ds_session_free(s);
-    ds_model_free(m);
+    cli_run_close(&run);
     return rc;
 }

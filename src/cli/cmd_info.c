@@ -3,36 +3,46 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "diffscope/model.h"
+#include <cjson/cJSON.h>
 
 static const char *usage =
     "usage: diffscope info MODEL [--json]\n\n"
     "Prints the architecture, shapes, parameter count and storage dtype of the checkpoint in\n"
     "the folder MODEL, and for DiffLlama lambda_init and lambda of every layer.\n\n";
 
-static void print_json(const ds_model *m) {
+static int print_json(const ds_model *m) {
     const ds_config *c = ds_model_config(m);
-    printf("{\"arch\": \"%s\", \"vocab_size\": %d, \"hidden_size\": %d, \"intermediate_size\": %d, "
-           "\"num_layers\": %d, \"num_heads\": %d, \"num_kv_heads\": %d, \"head_dim\": %d, "
-           "\"max_position_embeddings\": %d, \"rope_type\": \"%s\", \"rope_theta\": %.17g, "
-           "\"tie_word_embeddings\": %s, \"attention_bias\": %s, \"mlp_bias\": %s, \"rms_norm_eps\": %.9g, "
-           "\"parameters\": %lld, \"storage_dtype\": \"%s\"",
-           ds_arch_name(c->arch), c->vocab_size, c->hidden_size, c->intermediate_size, c->num_layers, c->num_heads,
-           c->num_kv_heads, c->head_dim, c->max_position_embeddings,
-           c->rope_type == DS_ROPE_LLAMA3 ? "llama3" : "default", c->rope_theta,
-           c->tie_word_embeddings ? "true" : "false", c->attention_bias ? "true" : "false",
-           c->mlp_bias ? "true" : "false", c->rms_norm_eps, ds_config_param_count(c), ds_model_storage_dtype(m));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "arch", ds_arch_name(c->arch));
+    cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(o, "hidden_size", c->hidden_size);
+    cJSON_AddNumberToObject(o, "intermediate_size", c->intermediate_size);
+    cJSON_AddNumberToObject(o, "num_layers", c->num_layers);
+    cJSON_AddNumberToObject(o, "num_heads", c->num_heads);
+    cJSON_AddNumberToObject(o, "num_kv_heads", c->num_kv_heads);
+    cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_position_embeddings);
+    cJSON_AddStringToObject(o, "rope_type", c->rope_type == DS_ROPE_LLAMA3 ? "llama3" : "default");
+    cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
+    cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_word_embeddings);
+    cJSON_AddBoolToObject(o, "attention_bias", c->attention_bias);
+    cJSON_AddBoolToObject(o, "mlp_bias", c->mlp_bias);
+    cJSON_AddNumberToObject(o, "rms_norm_eps", c->rms_norm_eps);
+    cJSON_AddNumberToObject(o, "parameters", (double)ds_config_param_count(c));
+    cJSON_AddStringToObject(o, "storage_dtype", ds_model_storage_dtype(m));
     if (c->arch == DS_ARCH_DIFFLLAMA) {
-        printf(", \"lambda\": [");
+        static const char *names[4] = {"lambda_1", "lambda_2", "lambda_init", "lambda_full"};
+        cJSON *layers = cJSON_AddArrayToObject(o, "lambda");
         for (int l = 0; l < c->num_layers; l++) {
             double lam[4];
             ds_model_lambda(m, l, lam);
-            printf("%s{\"layer\": %d, \"lambda_1\": %.17g, \"lambda_2\": %.17g, \"lambda_init\": %.17g, "
-                   "\"lambda_full\": %.17g}",
-                   l ? ", " : "", l, lam[0], lam[1], lam[2], lam[3]);
+            cJSON *lj = cJSON_CreateObject();
+            cJSON_AddNumberToObject(lj, "layer", l);
+            for (int k = 0; k < 4; k++) cJSON_AddNumberToObject(lj, names[k], lam[k]);
+            cJSON_AddItemToArray(layers, lj);
         }
-        printf("]");
     }
-    printf("}\n");
+    return cli_print_json(o);
 }
 
 static void print_text(const ds_model *m) {
@@ -67,8 +77,9 @@ int cmd_info(int argc, char **argv) {
     if (optind != argc - 1) return cli_error("info needs one MODEL folder (see diffscope info --help)");
     ds_model *m = ds_model_load(argv[optind]);
     if (!m) return cli_lib_error();
-    if (json) print_json(m);
-    else print_text(m);
+    rc = DS_EXIT_OK;
+    if (!json) print_text(m);
+    else if (print_json(m)) rc = cli_lib_error();
     ds_model_free(m);
-    return DS_EXIT_OK;
+    return rc;
 }

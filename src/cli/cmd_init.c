@@ -9,12 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "diffscope/config.h"
 #include "base/fileio.h"
 #include "io/st_writer.h"
+#include "base/path.h"
 
 static const char *usage =
     "usage: diffscope init OUT_DIR --like kajuma|small|tiny|CONFIG.json [options]\n\n"
@@ -27,8 +28,8 @@ static const char *usage =
 
 /* mkdir -p: creates DIR and any missing parents. */
 static int make_dirs(const char *dir) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
+    char *buf = strdup(dir);
+    if (!buf) return -1;
     for (char *p = buf + 1; *p; p++)
         if (*p == '/') {
             *p = 0;
@@ -36,7 +37,24 @@ static int make_dirs(const char *dir) {
             *p = '/';
         }
     struct stat st;
-    return mkdir(buf, 0755) == 0 || (stat(buf, &st) == 0 && S_ISDIR(st.st_mode)) ? 0 : -1;
+    int rc = mkdir(buf, 0755) == 0 || (stat(buf, &st) == 0 && S_ISDIR(st.st_mode)) ? 0 : -1;
+    free(buf);
+    return rc;
+}
+
+/* TEXT as PATH, through a temporary file renamed into place. */
+static int write_config(const char *path, const char *text) {
+    char *tmp;
+    if (asprintf(&tmp, "%s.tmp", path) < 0) return ds_failc(DS_ERR_NOMEM, "out of memory");
+    FILE *f = fopen(tmp, "w");
+    int bad = !f || fputs(text, f) < 0;
+    if (f && fclose(f)) bad = 1;
+    if (bad || rename(tmp, path)) {
+        bad = ds_failc(DS_ERR_IO, "%s: cannot write", path);
+        unlink(tmp);
+    }
+    free(tmp);
+    return bad ? -1 : 0;
 }
 
 static const char *preset(const char *name) {
@@ -184,6 +202,42 @@ static char *config_text(const char *like, const char *arch, const char *dtype) 
     return s;
 }
 
+/* The weights of the config LIKE (a preset or a file) into DIR, then its config.json at PATH. */
+static int write_checkpoint(const char *dir, const char *path, const char *like, const char *arch, const char *dtype,
+                            int seed, int shard_mb) {
+    char *text = config_text(like, arch, dtype);
+    if (!text) return cli_lib_error();
+    ds_config c;
+    if (ds_config_parse(&c, text, like)) {
+        free(text);
+        return cli_lib_error();
+    }
+    int rc;
+    ds_st_writer *w = ds_st_writer_new(dir, strcmp(dtype, "bf16") ? DS_DT_F32 : DS_DT_BF16, (uint64_t)shard_mb * 1000000ull);
+    fill_ctx fc = {.seed = (uint64_t)seed};
+    /* 9-13 tensors per layer plus embeddings, norm and head: the exact count only sizes the bar. */
+    cli_progress_start(&fc.progress, "init", 9L * c.num_layers + 3);
+    if (!w) {
+        rc = -1;
+    } else if (declare(w, &c)) {
+        ds_st_writer_free(w);
+        rc = -1;
+    } else {
+        rc = ds_st_writer_write(w, fill, &fc); /* frees w */
+    }
+    if (!rc) rc = write_config(path, text);
+    cli_progress_end(&fc.progress);
+    free(text);
+    if (rc) {
+        ds_config_free(&c);
+        return cli_lib_error();
+    }
+    fprintf(stderr, "diffscope: wrote %s: %s, %.1f M parameters, %s\n", dir, ds_arch_name(c.arch),
+            ds_config_param_count(&c) / 1e6, dtype);
+    ds_config_free(&c);
+    return DS_EXIT_OK;
+}
+
 int cmd_init(int argc, char **argv) {
     const char *like = NULL, *arch = "diffllama", *dtype = "f32";
     int seed = 0, shard_mb = 2000, force = 0, rc;
@@ -199,48 +253,13 @@ int cmd_init(int argc, char **argv) {
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 1 || !like) return cli_error("init needs OUT_DIR and --like (see diffscope init --help)");
     const char *dir = argv[optind];
-    char path[4200], tmp[4300];
+    char *path = ds_path_join(dir, "config.json");
     struct stat st;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (!force && stat(path, &st) == 0) return cli_error("%s: already holds a checkpoint (use --force)", dir);
-    if (make_dirs(dir)) return cli_error("%s: cannot create the folder", dir);
-    char *text = config_text(like, arch, dtype);
-    if (!text) return cli_lib_error();
-    ds_config c;
-    if (ds_config_parse(&c, text, like)) {
-        free(text);
-        return cli_lib_error();
-    }
-    ds_st_writer *w = ds_st_writer_new(dir, strcmp(dtype, "bf16") ? DS_DT_F32 : DS_DT_BF16, (uint64_t)shard_mb * 1000000ull);
-    fill_ctx fc = {.seed = (uint64_t)seed};
-    /* 9-13 tensors per layer plus embeddings, norm and head: the exact count only sizes the bar. */
-    cli_progress_start(&fc.progress, "init", 9L * c.num_layers + 3);
-    if (!w) {
-        rc = -1;
-    } else if (declare(w, &c)) {
-        ds_st_writer_free(w);
-        rc = -1;
-    } else {
-        rc = ds_st_writer_write(w, fill, &fc); /* frees w */
-    }
-    if (!rc) {
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        FILE *f = fopen(tmp, "w");
-        int bad = !f || fputs(text, f) < 0;
-        if (f && fclose(f)) bad = 1;
-        if (bad || rename(tmp, path)) {
-            rc = ds_fail("%s: cannot write", path);
-            unlink(tmp);
-        }
-    }
-    cli_progress_end(&fc.progress);
-    free(text);
-    if (rc) {
-        ds_config_free(&c);
-        return cli_lib_error();
-    }
-    fprintf(stderr, "diffscope: wrote %s: %s, %.1f M parameters, %s\n", dir, ds_arch_name(c.arch),
-            ds_config_param_count(&c) / 1e6, dtype);
-    ds_config_free(&c);
-    return DS_EXIT_OK;
+    if (!path) return cli_lib_error();
+    if (!force && stat(path, &st) == 0) rc = cli_error("%s: already holds a checkpoint (use --force)", dir);
+    else if (make_dirs(dir)) rc = cli_error("%s: cannot create the folder", dir);
+    else rc = write_checkpoint(dir, path, like, arch, dtype, seed, shard_mb);
+    free(path);
+    return rc;
 }
+

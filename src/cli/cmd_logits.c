@@ -16,6 +16,22 @@ static const char *usage =
     "entry 0 = embeddings, entry i = output of layer i-1, the last entry after the final norm,\n"
     "as transformers' output_hidden_states.\n\n";
 
+/* /logits, /hidden_states, /input_ids and the model path, committed to OUT_PATH. */
+static int write_file(const char *out_path, int force, const cli_run *run, const float *logits, const float *hidden) {
+    const ds_config *c = ds_model_config(run->m);
+    ds_h5out out;
+    if (ds_h5out_open(&out, out_path, force)) return -1;
+    hsize_t d2[2] = {(hsize_t)run->n, (hsize_t)c->vocab_size};
+    hsize_t d3[3] = {(hsize_t)c->num_layers + 1, (hsize_t)run->n, (hsize_t)c->hidden_size};
+    hsize_t d1[1] = {(hsize_t)run->n};
+    if (ds_h5_write_f32(out.file, "logits", 2, d2, logits) || ds_h5_write_f32(out.file, "hidden_states", 3, d3, hidden) ||
+        ds_h5_write_i32(out.file, "input_ids", 1, d1, run->ids) || ds_h5_attr_str(out.file, "model_path", run->dir)) {
+        ds_h5out_abort(&out);
+        return -1;
+    }
+    return ds_h5out_commit(&out);
+}
+
 int cmd_logits(int argc, char **argv) {
     cli_input in = {0};
     const char *out_path = NULL;
@@ -28,44 +44,19 @@ int cmd_logits(int argc, char **argv) {
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 1) return cli_error("logits needs one MODEL folder (see diffscope logits --help)");
     if (!out_path) return cli_error("logits needs -o OUT.h5");
-    int *ids = NULL, n = 0;
-    ds_model *m = cli_load(argv[optind], &in, &ids, &n, 0, NULL, &rc);
-    if (!m) return rc;
-    const ds_config *c = ds_model_config(m);
-    ds_hidden_states hs = {NULL, n, c->hidden_size, c->num_layers};
-    float *logits = malloc((size_t)n * c->vocab_size * sizeof(float));
-    hs.out = malloc((size_t)(c->num_layers + 1) * n * c->hidden_size * sizeof(float));
-    ds_session *s = ds_session_new(m, n, in.allow_long);
-    ds_probes *p = ds_probes_new();
-    ds_h5out out;
-    rc = DS_EXIT_INPUT;
-    if (!logits || !hs.out || !s || !p) {
-        if (s) ds_fail("out of memory");
-        rc = cli_lib_error();
-    } else if (cli_add_interventions(&in, m, p) || ds_hidden_states_attach(p, &hs) ||
-               ds_forward(s, ids, n, logits, 0, p) || ds_h5out_open(&out, out_path, force)) {
-        rc = cli_lib_error();
-    } else {
-        hsize_t d2[2] = {(hsize_t)n, (hsize_t)c->vocab_size};
-        hsize_t d3[3] = {(hsize_t)c->num_layers + 1, (hsize_t)n, (hsize_t)c->hidden_size};
-        hsize_t d1[1] = {(hsize_t)n};
-        if (ds_h5_write_f32(out.file, "logits", 2, d2, logits) ||
-            ds_h5_write_f32(out.file, "hidden_states", 3, d3, hs.out) ||
-            ds_h5_write_i32(out.file, "input_ids", 1, d1, ids) ||
-            ds_h5_attr_str(out.file, "model_path", argv[optind])) {
-            ds_h5out_abort(&out);
-            rc = cli_lib_error();
-        } else if (ds_h5out_commit(&out)) {
-            rc = cli_lib_error();
-        } else {
-            rc = DS_EXIT_OK;
-        }
-    }
-    ds_probes_free(p);
-    ds_session_free(s);
+    cli_run run = {0};
+    if ((rc = cli_run_open(&run, argv[optind], &in, 0))) return rc;
+    const ds_config *c = ds_model_config(run.m);
+    ds_hidden_states hs = {NULL, run.n, c->hidden_size, c->num_layers};
+    float *logits = malloc((size_t)run.n * c->vocab_size * sizeof(float));
+    hs.out = malloc((size_t)(c->num_layers + 1) * run.n * c->hidden_size * sizeof(float));
+    int failed = !logits || !hs.out ? ds_failc(DS_ERR_NOMEM, "out of memory for the logits and hidden states") : 0;
+    if (!failed)
+        failed = ds_hidden_states_attach(run.p, &hs) || ds_forward(run.s, run.ids, run.n, logits, 0, run.p) ||
+                 write_file(out_path, force, &run, logits, hs.out);
+    rc = failed ? cli_lib_error() : DS_EXIT_OK;
     free(hs.out);
     free(logits);
-    free(ids);
-    ds_model_free(m);
+    cli_run_close(&run);
     return rc;
 }

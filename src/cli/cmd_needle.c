@@ -37,7 +37,7 @@ static int build_prompts(const needle_opts *no, const ds_tokenizer *t, const ds_
                          needle_prompt_set *ps) {
     ps->nprompts = no->ndepths * no->trials;
     ps->prompts = calloc((size_t)ps->nprompts, sizeof *ps->prompts);
-    if (!ps->prompts) return ds_fail("out of memory");
+    if (!ps->prompts) return ds_failc(DS_ERR_NOMEM, "out of memory");
     int rc = 0;
     if (no->task) {
         needle_kv kv;
@@ -86,10 +86,7 @@ static int check_same_vocabulary(const needle_opts *no, const ds_config *ca, con
         return ds_fail("%s and %s have different vocabularies (%d and %d tokens)", no->model[0], no->model[1],
                        ca->vocab_size, cb->vocab_size);
     if (no->haystack_ids) return 0; /* token ids: nothing to tokenize */
-    char path[4200];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/tokenizer.json", no->model[1]);
-    if (stat(path, &st)) return 0;
+    if (!cli_has_tokenizer(no->model[1])) return 0;
     ds_tokenizer *t = ds_tokenizer_load(no->model[1]);
     needle_prompt_set pb = {0};
     needle_opts same = *no;
@@ -131,13 +128,18 @@ static int run_model(const needle_opts *no, const cli_input *in, int idx, const 
     nm->answer = calloc((size_t)DS_ATTN_NMAPS * D * nm->L, sizeof *nm->answer);
     nm->noise = calloc((size_t)DS_ATTN_NMAPS * D * nm->L, sizeof *nm->noise);
     nm->top1 = calloc((size_t)ps->nprompts, sizeof *nm->top1);
-    int rc = !nm->acc || !nm->answer || !nm->noise || !nm->top1 ? ds_fail("out of memory") : 0;
+    int rc = !nm->acc || !nm->answer || !nm->noise || !nm->top1 ? ds_failc(DS_ERR_NOMEM, "out of memory") : 0;
     cli_progress prog;
     cli_progress_start(&prog, nm->name, ps->nprompts);
     for (int i = 0; !rc && i < ps->nprompts; i++) {
         const needle_prompt *p = &ps->prompts[i];
         ds_attn_stats_opts o = {.query = p->n - 1, .span_begin = p->span_begin, .span_end = p->span_end};
-        ds_attn_stats *st = cmp_run(m, s, idx == 0 ? in : NULL, p->ids, p->n, &o, &nm->top1[i]);
+        ds_probes *probes = ds_probes_new();
+        ds_attn_stats *st = NULL;
+        if (!probes) ds_failc(DS_ERR_NOMEM, "out of memory");
+        else if (idx > 0 || !cli_add_interventions(in, m, probes)) /* interventions are A's */
+            st = cmp_run(m, s, probes, p->ids, p->n, &o, &nm->top1[i]);
+        ds_probes_free(probes);
         if (!st) {
             rc = -1;
             break;
@@ -160,7 +162,12 @@ static int run_model(const needle_opts *no, const cli_input *in, int idx, const 
     return rc;
 }
 
-static void free_model(needle_model *nm) { free(nm->acc), free(nm->answer), free(nm->noise), free(nm->top1); }
+static void free_model(needle_model *nm) {
+    free(nm->acc);
+    free(nm->answer);
+    free(nm->noise);
+    free(nm->top1);
+}
 
 
 static int own_prompts(void *unused, const char *arg) {

@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "diffscope/tokenizer.h"
+#include <cjson/cJSON.h>
 
 static const char *tokenize_usage =
     "usage: diffscope tokenize PATH [--no-special] [--json] [TEXT]\n\n"
@@ -37,17 +38,13 @@ static char *read_stdin(size_t *len) {
     return buf;
 }
 
-static void print_json_string(const char *s) {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') printf("\\%c", *p);
-        else if (*p == '\n') fputs("\\n", stdout);
-        else if (*p == '\t') fputs("\\t", stdout);
-        else if (*p == '\r') fputs("\\r", stdout);
-        else if (*p < 0x20) printf("\\u%04x", *p);
-        else putchar(*p);
-    }
-    putchar('"');
+/* {"ids": [...], "tokens": [...]}: the ids and their vocabulary strings. */
+static int print_json(const ds_tokenizer *t, const int *ids, int n) {
+    cJSON *o = cJSON_CreateObject(), *tokens = cJSON_CreateArray();
+    cJSON_AddItemToObject(o, "ids", cJSON_CreateIntArray(ids, n));
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(tokens, cJSON_CreateString(ds_tokenizer_token_str(t, ids[i])));
+    cJSON_AddItemToObject(o, "tokens", tokens);
+    return cli_print_json(o);
 }
 
 int cmd_tokenize(int argc, char **argv) {
@@ -82,15 +79,9 @@ int cmd_tokenize(int argc, char **argv) {
         ds_tokenizer_free(t);
         return cli_lib_error();
     }
+    rc = DS_EXIT_OK;
     if (json) {
-        printf("{\"ids\": [");
-        for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
-        printf("], \"tokens\": [");
-        for (int i = 0; i < n; i++) {
-            if (i) printf(", ");
-            print_json_string(ds_tokenizer_token_str(t, ids[i]));
-        }
-        printf("]}\n");
+        if (print_json(t, ids, n)) rc = cli_lib_error();
     } else {
         for (int i = 0; i < n; i++) printf("%s%d", i ? "," : "", ids[i]);
         printf("\n");
@@ -98,7 +89,7 @@ int cmd_tokenize(int argc, char **argv) {
     free(ids);
     free(text);
     ds_tokenizer_free(t);
-    return DS_EXIT_OK;
+    return rc;
 }
 
 int cmd_detokenize(int argc, char **argv) {

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "io/h5in.h"
+#include <cjson/cJSON.h>
 
 static const char *usage =
     "usage: diffscope verify DUMP REFERENCE [--atol A] [--rtol R] [--json]\n\n"
@@ -20,6 +21,7 @@ typedef struct {
     hid_t a, b;
     double atol, rtol;
     int json, compared, failed, only_a;
+    cJSON *rows; /* --json: one object per comparison */
 } verify_ctx;
 
 typedef struct {
@@ -45,11 +47,16 @@ static cmp_result compare(const double *x, const double *y, int64_t n, double at
 static void report(verify_ctx *v, const char *what, const char *shape, cmp_result r, const char *note) {
     v->compared++;
     if (!r.ok) v->failed++;
-    if (v->json)
-        printf("%s{\"name\": \"%s\", \"shape\": \"%s\", \"max_abs\": %.6g, \"max_rel\": %.6g, \"ok\": %s%s%s%s}",
-               v->compared > 1 ? ",\n " : "[", what, shape, r.max_abs, r.max_rel, r.ok ? "true" : "false",
-               note ? ", \"note\": \"" : "", note ? note : "", note ? "\"" : "");
-    else
+    if (v->json) {
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "name", what);
+        cJSON_AddStringToObject(row, "shape", shape);
+        cJSON_AddNumberToObject(row, "max_abs", r.max_abs);
+        cJSON_AddNumberToObject(row, "max_rel", r.max_rel);
+        cJSON_AddBoolToObject(row, "ok", r.ok);
+        if (note) cJSON_AddStringToObject(row, "note", note);
+        cJSON_AddItemToArray(v->rows, row);
+    } else
         printf("%-48s %-16s %11.3e %11.3e  %s%s%s\n", what, shape, r.max_abs, r.max_rel, r.ok ? "ok" : "FAIL",
                note ? "  " : "", note ? note : "");
 }
@@ -92,7 +99,8 @@ static void compare_dataset(verify_ctx *v, const char *path) {
         shape_str(&sa, shape, sizeof shape);
         report(v, path, shape, compare(x, y, sa.numel, v->atol, v->rtol), NULL);
     }
-    free(x), free(y);
+    free(x);
+    free(y);
 }
 
 typedef struct {
@@ -117,9 +125,15 @@ static herr_t compare_attr(hid_t obj, const char *name, const H5A_info_t *info, 
         char shape[32];
         snprintf(shape, sizeof shape, "%lld", (long long)na);
         report(v, label, shape, r, r.ok || na == nb ? NULL : "sizes differ");
-        free(x), free(y);
+        free(x);
+        free(y);
     }
-    H5Sclose(sa), H5Sclose(sb), H5Tclose(ta), H5Tclose(tb), H5Aclose(aa), H5Aclose(ab);
+    H5Sclose(sa);
+    H5Sclose(sb);
+    H5Tclose(ta);
+    H5Tclose(tb);
+    H5Aclose(aa);
+    H5Aclose(ab);
     return 0;
 }
 
@@ -162,13 +176,14 @@ int cmd_verify(int argc, char **argv) {
         H5Fclose(v.a);
         return cli_lib_error();
     }
-    if (!v.json)
+    if (v.json) v.rows = cJSON_CreateArray();
+    else
         printf("%-48s %-16s %11s %11s  %s\n", "dataset", "shape", "max_abs", "max_rel", "status");
     compare_attrs(&v, "/");
     H5Lvisit(v.a, H5_INDEX_NAME, H5_ITER_INC, visit, &v);
-    if (v.json) printf(v.compared ? "]\n" : "[]\n");
     H5Fclose(v.a);
     H5Fclose(v.b);
+    if (v.json && cli_print_json(v.rows)) return cli_lib_error();
     if (!v.compared) return cli_error("%s and %s share no numeric dataset", argv[optind], argv[optind + 1]);
     fprintf(stderr, "diffscope: %d compared, %d failed (atol %g, rtol %g)%s\n", v.compared, v.failed, v.atol, v.rtol,
             v.only_a ? "; some datasets exist only in the first file" : "");

@@ -16,7 +16,7 @@ typedef struct {
 
 typedef struct {
     int T;
-    const int *ids;
+    int *ids;
     char **labels;         /* [T] printable pieces (entries may be NULL) */
     const char *prompt;    /* NULL with --ids */
     const char *span_text; /* NULL unless --span-text */
@@ -26,10 +26,10 @@ typedef struct {
     cmp_model models[2];
 } cmp_result;
 
-/* Runs IDS[0..T) through M in session S (reset first) with the statistics of O. IN (may be
- * NULL) adds its --lambda-override/--ablate-head interventions. *TOP1 (may be NULL) gets the
- * argmax of the last token's logits. NULL with a message on failure. */
-ds_attn_stats *cmp_run(const ds_model *m, ds_session *s, const cli_input *in, const int *ids, int T,
+/* Runs IDS[0..T) through M in session S (reset first) with the statistics of O added to P
+ * (which may hold interventions; it must not fire again once the statistics are freed). *TOP1
+ * (may be NULL) gets the argmax of the last token's logits. NULL with a message on failure. */
+ds_attn_stats *cmp_run(const ds_model *m, ds_session *s, ds_probes *p, const int *ids, int T,
                        const ds_attn_stats_opts *o, int *top1);
 
 /* The maps a model has, in report order: DiffLlama diff, softmax1; Llama softmax. */

@@ -222,7 +222,7 @@ int cmp_print_json(FILE *f, const cmp_result *r) {
     for (int i = 0; models && i < r->nmodels; i++) cJSON_AddItemToArray(models, model_json(r, &r->models[i]));
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
-    if (!s) return ds_fail("out of memory for JSON output");
+    if (!s) return ds_failc(DS_ERR_NOMEM, "out of memory for JSON output");
     fprintf(f, "%s\n", s);
     free(s);
     return 0;
@@ -236,7 +236,7 @@ static int write_f64(hid_t loc, const char *name, int ndim, const hsize_t *dims,
     herr_t rc = ds < 0 ? -1 : H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
     if (ds >= 0) H5Dclose(ds);
     H5Sclose(sp);
-    return rc < 0 ? ds_fail("cannot write dataset '%s'", name) : 0;
+    return rc < 0 ? ds_failc(DS_ERR_IO, "cannot write dataset '%s'", name) : 0;
 }
 
 /* /models/{name}/{map}/{metric} [L] and .../per_head/{metric} [L, heads]. */
@@ -278,7 +278,7 @@ static int write_model_h5(hid_t file, const cmp_model *cm) {
     hid_t g = ds_h5_group(file, path);
     double *buf = malloc((size_t)st->L * st->heads * sizeof *buf);
     int rc = g < 0 || !buf;
-    if (!buf) ds_fail("out of memory");
+    if (!buf) ds_failc(DS_ERR_NOMEM, "out of memory");
     rc = rc || ds_h5_attr_str(g, "path", cm->path) || ds_h5_attr_str(g, "arch", cm->arch) ||
          ds_h5_attr_int(g, "heads", st->heads);
     if (!rc && st->is_diff) {

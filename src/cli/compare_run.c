@@ -2,27 +2,23 @@
 #include "cli/compare.h"
 #include <stdlib.h>
 #include "diffscope/error.h"
+#include "diffscope/generate.h"
 
-ds_attn_stats *cmp_run(const ds_model *m, ds_session *s, const cli_input *in, const int *ids, int T,
+ds_attn_stats *cmp_run(const ds_model *m, ds_session *s, ds_probes *p, const int *ids, int T,
                        const ds_attn_stats_opts *o, int *top1) {
     const ds_config *c = ds_model_config(m);
-    ds_probes *p = ds_probes_new();
     float *logits = malloc((size_t)c->vocab_size * sizeof *logits);
-    ds_attn_stats *st = NULL;
-    ds_session_reset(s);
-    if (!p || !logits) ds_fail("out of memory");
-    else if ((!in || !cli_add_interventions(in, m, p)) && (st = ds_attn_stats_begin(m, T, o, p))) {
-        if (ds_forward(s, ids, T, logits, 1, p) || ds_attn_stats_finish(st)) {
-            ds_attn_stats_free(st);
-            st = NULL;
-        } else if (top1) {
-            int best = 0;
-            for (int v = 1; v < c->vocab_size; v++)
-                if (logits[v] > logits[best]) best = v;
-            *top1 = best;
-        }
+    if (!logits) {
+        ds_failc(DS_ERR_NOMEM, "out of memory");
+        return NULL;
     }
-    ds_probes_free(p); /* before anyone frees ST: the probes point at it */
+    ds_session_reset(s);
+    ds_attn_stats *st = ds_attn_stats_begin(m, T, o, p);
+    if (st && (ds_forward(s, ids, T, logits, 1, p) || ds_attn_stats_finish(st))) {
+        ds_attn_stats_free(st);
+        st = NULL;
+    }
+    if (st && top1) *top1 = ds_argmax(logits, c->vocab_size);
     free(logits);
     return st;
 }

@@ -62,13 +62,16 @@ int needle_ids_load(needle_text *nt, const char *haystack_path, const char *need
         parse_id_list("--question-ids", question_ids, &nt->question, &nt->nquestion))
         return -1;
     if (prefix_id < 0) return 0;
-    if (!(nt->prefix = malloc(sizeof *nt->prefix))) return ds_fail("out of memory");
+    if (!(nt->prefix = malloc(sizeof *nt->prefix))) return ds_failc(DS_ERR_NOMEM, "out of memory");
     nt->prefix[0] = prefix_id, nt->nprefix = 1;
     return 0;
 }
 
 void needle_text_free(needle_text *nt) {
-    free(nt->prefix), free(nt->hay), free(nt->needle), free(nt->question);
+    free(nt->prefix);
+    free(nt->hay);
+    free(nt->needle);
+    free(nt->question);
     memset(nt, 0, sizeof *nt);
 }
 
@@ -81,7 +84,7 @@ int needle_text_prompt(const needle_text *nt, int N, int depth, needle_prompt *p
     int c = (int)lround(depth / 100.0 * N);
     p->n = nt->nprefix + N + nt->nneedle + nt->nquestion;
     p->ids = malloc((size_t)p->n * sizeof *p->ids);
-    if (!p->ids) return ds_fail("out of memory");
+    if (!p->ids) return ds_failc(DS_ERR_NOMEM, "out of memory");
     int at = append(p->ids, 0, nt->prefix, nt->nprefix);
     at = append(p->ids, at, nt->hay, c);
     p->span_begin = at;
@@ -111,7 +114,7 @@ int needle_kv_load(needle_kv *kv, const ds_tokenizer *t, const char *tokenizer_p
     kv->keys = malloc((size_t)V * sizeof(int));
     kv->values = malloc((size_t)V * sizeof(int));
     kv->fillers = malloc((size_t)V * sizeof(int));
-    if (!kv->keys || !kv->values || !kv->fillers) return ds_fail("out of memory");
+    if (!kv->keys || !kv->values || !kv->fillers) return ds_failc(DS_ERR_NOMEM, "out of memory");
     /* The task words follow "▁?" up to the first single-character token. */
     for (int id = kv->qmark + 1; id < V; id++) {
         const char *s = ds_tokenizer_token_str(t, id);
@@ -128,7 +131,10 @@ int needle_kv_load(needle_kv *kv, const ds_tokenizer *t, const char *tokenizer_p
 }
 
 void needle_kv_free(needle_kv *kv) {
-    free(kv->prefix), free(kv->keys), free(kv->values), free(kv->fillers);
+    free(kv->prefix);
+    free(kv->keys);
+    free(kv->values);
+    free(kv->fillers);
     memset(kv, 0, sizeof *kv);
 }
 
@@ -145,7 +151,7 @@ static int below(uint64_t *rng, int n) { return (int)((next_u64(rng) >> 11) % (u
 /* The first PICK entries of a random permutation of FROM[0..n) into OUT. */
 static int pick_distinct(const int *from, int n, int pick, uint64_t *rng, int *out) {
     int *tmp = malloc((size_t)n * sizeof *tmp);
-    if (!tmp) return ds_fail("out of memory");
+    if (!tmp) return ds_failc(DS_ERR_NOMEM, "out of memory");
     memcpy(tmp, from, (size_t)n * sizeof *tmp);
     for (int i = 0; i < pick; i++) {
         int j = i + below(rng, n - i), x = tmp[i];
@@ -163,7 +169,7 @@ int needle_kv_prompt(const needle_kv *kv, int N, int pairs, int depth, uint64_t 
     int *ctx = malloc((size_t)N * sizeof *ctx);
     p->n = kv->nprefix + N + 2;
     p->ids = malloc((size_t)p->n * sizeof *p->ids);
-    int rc = !keys || !vals || !ctx || !p->ids ? ds_fail("out of memory") : 0;
+    int rc = !keys || !vals || !ctx || !p->ids ? ds_failc(DS_ERR_NOMEM, "out of memory") : 0;
     rc = rc || pick_distinct(kv->keys, kv->nkeys, pairs, rng, keys) || pick_distinct(kv->values, kv->nvalues, pairs, rng, vals);
     if (!rc) {
         for (int i = 0; i < N; i++) ctx[i] = -1;
@@ -187,7 +193,9 @@ int needle_kv_prompt(const needle_kv *kv, int N, int pairs, int depth, uint64_t 
         p->ids[at] = kv->qmark, p->ids[at + 1] = keys[0];
         p->answer_id = vals[0];
     }
-    free(keys), free(vals), free(ctx);
+    free(keys);
+    free(vals);
+    free(ctx);
     if (rc) free(p->ids), p->ids = NULL;
     return rc ? -1 : 0;
 }

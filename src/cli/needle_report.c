@@ -138,7 +138,7 @@ int needle_print_json(const needle_opts *no, const needle_prompt_set *ps, const 
     for (int i = 0; models && i < nmodels; i++) cJSON_AddItemToArray(models, model_json(no, ps, t, &nm[i]));
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
-    if (!s) return ds_fail("out of memory for JSON output");
+    if (!s) return ds_failc(DS_ERR_NOMEM, "out of memory for JSON output");
     printf("%s\n", s);
     free(s);
     return 0;

@@ -9,6 +9,7 @@
  * the forward pass goes on. HDF5 itself is only called from the callback's thread. Compressed,
  * a map is chunked ([1, R, T], R = the forward pass's row-block height, so each block covers
  * whole chunks) and each block goes through H5Dwrite and its filters on the callback's thread. */
+#include "diffscope/diffscope.h" /* DS_VERSION */
 #include "diffscope/dump.h"
 #include "diffscope/error.h"
 #include "io/h5out.h"
@@ -65,11 +66,11 @@ int ds_dump_parse_what(const char *s, unsigned *what) {
         for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
             if (strlen(words[i].name) == n && !strncmp(p, words[i].name, n)) bit = words[i].bit;
         if (!bit)
-            return ds_fail("--what: unknown item '%.*s' (softmax, diff, scores, groupnorm, outliers)", (int)n, p);
+            return ds_fail("unknown item '%.*s' (softmax, diff, scores, groupnorm, outliers)", (int)n, p);
         *what |= bit;
         p += n + (p[n] == ',');
     }
-    return *what ? 0 : ds_fail("--what: nothing selected");
+    return *what ? 0 : ds_fail("nothing selected");
 }
 
 static char *what_string(unsigned what) {
@@ -136,7 +137,7 @@ static int write_rows(ds_dump *d, hid_t ds, int out_head, int r0, int nr, const 
     }
     H5Sclose(ms);
     H5Sclose(fs);
-    return rc < 0 ? ds_fail("%s: writing layer %d failed (disk full?)", d->out.path, d->layer) : 0;
+    return rc < 0 ? ds_failc(DS_ERR_IO, "%s: writing layer %d failed (disk full?)", d->out.path, d->layer) : 0;
 }
 
 /* Queues the selected heads of a [heads, nr, T] block for the raw writer: one buffer, one file
@@ -156,7 +157,7 @@ static int queue_map_block(ds_dump *d, int kind, const ds_probe_event *ev, int o
     char *buf = ds_raw_writer_take(d->raw);
     if (!buf) return -1;
     ds_raw_range *ranges = malloc((size_t)d->nheads * sizeof *ranges);
-    if (!ranges) return ds_raw_writer_submit(d->raw, buf, NULL, 0), ds_fail("out of memory");
+    if (!ranges) return ds_raw_writer_submit(d->raw, buf, NULL, 0), ds_failc(DS_ERR_NOMEM, "out of memory");
 #pragma omp parallel for if (bytes > ((size_t)1 << 20))
     for (int j = 0; j < d->nheads; j++) {
         const float *src = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0];
@@ -242,7 +243,7 @@ static int write_groupnorm(ds_dump *d, const ds_probe_event *ev) {
         rc = g < 0 ? -1 : ds_h5_write_f32(g, "rms", 2, dims, rms) || ds_h5_write_f32(g, "scale", 2, dims, scale);
         if (g >= 0) H5Gclose(g);
     } else {
-        ds_fail("out of memory");
+        ds_failc(DS_ERR_NOMEM, "out of memory");
     }
     free(rms), free(scale);
     return rc;
@@ -287,7 +288,7 @@ static int write_outliers(ds_dump *d, int l, const char *name, const ds_outlier_
              ds_h5_attr_double(g, "mean", r->mean) || ds_h5_attr_double(g, "std", r->std) ||
              ds_h5_attr_double(g, "kurtosis", r->kurtosis) || ds_h5_attr_int(g, "count", r->count) ||
              ds_h5_attr_str(g, "index_names", index_names);
-    if (w < 0) ds_fail("%s: cannot write outliers of layer %d", d->out.path, l);
+    if (w < 0) ds_failc(DS_ERR_IO, "%s: cannot write outliers of layer %d", d->out.path, l);
     H5Gclose(g);
     return rc ? -1 : 0;
 }
@@ -305,7 +306,7 @@ static int write_layer_outliers(ds_dump *d, int l) {
     for (int i = 0; i < 3; i++) failed[i] = ds_outliers_finish_parts(acc[i], OUTLIER_PARTS, &res[i]);
     int rc = 0;
     for (int i = 0; i < 3; i++) {
-        if (failed[i]) rc = ds_fail("out of memory collecting the outlier statistics of layer %d", l);
+        if (failed[i]) rc = ds_failc(DS_ERR_NOMEM, "out of memory collecting the outlier statistics of layer %d", l);
         else if (!rc) rc = write_outliers(d, l, names[i], &res[i], nc[i], index_names[i]);
         if (!failed[i]) ds_outlier_result_free(&res[i]);
     }
@@ -317,7 +318,7 @@ static int finish_layer(ds_dump *d, const ds_probe_event *ev) {
     int l = ev->layer, rc = 0;
     for (int k = 0; k < N_MAPS; k++)
         if (d->maps[k] >= 0) {
-            if (H5Dclose(d->maps[k]) < 0) rc = ds_fail("%s: writing layer %d failed (disk full?)", d->out.path, l);
+            if (H5Dclose(d->maps[k]) < 0) rc = ds_failc(DS_ERR_IO, "%s: writing layer %d failed (disk full?)", d->out.path, l);
             d->maps[k] = H5I_INVALID_HID;
         }
     if (!rc && (d->o.what & DS_DUMP_OUTLIERS)) {
@@ -396,9 +397,9 @@ static int write_tokens(ds_dump *d, const int *ids) {
         if (ds >= 0) H5Dclose(ds);
         H5Sclose(sp);
         H5Tclose(st);
-        if (rc) ds_fail("%s: cannot write /tokens/text", d->out.path);
+        if (rc) ds_failc(DS_ERR_IO, "%s: cannot write /tokens/text", d->out.path);
     } else if (!rc) {
-        rc = ds_fail("out of memory");
+        rc = ds_failc(DS_ERR_NOMEM, "out of memory");
     }
     free(text), free(idbuf);
     H5Gclose(g);
@@ -412,7 +413,7 @@ static int write_root(ds_dump *d) {
     time_t now = time(NULL);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     int *layers = malloc((size_t)d->L * sizeof *layers), nl = 0;
-    if (!layers) return ds_fail("out of memory");
+    if (!layers) return ds_failc(DS_ERR_NOMEM, "out of memory");
     for (int l = 0; l < d->L; l++)
         if (d->layer_on[l]) layers[nl++] = l;
     int rc = ds_h5_attr_str(f, "format", "diffscope-dump") ||
@@ -422,31 +423,39 @@ static int write_root(ds_dump *d) {
              ds_h5_attr_int(f, "head_dim", c->head_dim) || ds_h5_attr_int(f, "num_tokens", d->T) ||
              ds_h5_attr_str(f, "config", c->json_text) || ds_h5_attr_str(f, "prompt", d->o.prompt ? d->o.prompt : "") ||
              ds_h5_attr_str(f, "model_path", d->o.model_path ? d->o.model_path : ds_model_dir(d->m)) ||
-             ds_h5_attr_str(f, "tool_version", d->o.tool_version ? d->o.tool_version : "") ||
+             ds_h5_attr_str(f, "tool_version", d->o.tool_version ? d->o.tool_version : DS_VERSION) ||
              ds_h5_attr_str(f, "created", created) || ds_h5_attr_int_array(f, "layers", layers, nl) ||
              ds_h5_attr_str(f, "what", what_string(d->o.what));
     free(layers);
     return rc ? -1 : 0;
 }
 
+int ds_dump_check_layers(const ds_config *c, const int *layers, int n) {
+    for (int i = 0; layers && i < n; i++)
+        if (layers[i] < 0 || layers[i] >= c->num_layers)
+            return ds_fail("layer %d out of range (0..%d)", layers[i], c->num_layers - 1);
+    return 0;
+}
+
+int ds_dump_check_heads(const ds_config *c, const int *heads, int n) {
+    int is_diff = c->arch == DS_ARCH_DIFFLLAMA, all_heads = is_diff ? c->num_heads / 2 : c->num_heads;
+    for (int j = 0; heads && j < n; j++)
+        if (heads[j] < 0 || heads[j] >= all_heads)
+            return ds_fail("head %d out of range (0..%d%s)", heads[j], all_heads - 1, is_diff ? ", differential heads" : "");
+    return 0;
+}
+
 static int select_layers_heads(ds_dump *d) {
+    const ds_config *c = ds_model_config(d->m);
+    if (ds_dump_check_layers(c, d->o.layers, d->o.nlayers) || ds_dump_check_heads(c, d->o.heads, d->o.nheads))
+        return -1;
     d->layer_on = calloc((size_t)d->L, 1);
     int all_heads = d->is_diff ? d->Hd : d->H;
     d->nheads = d->o.heads ? d->o.nheads : all_heads;
     d->heads = malloc((size_t)(d->nheads > 0 ? d->nheads : 1) * sizeof *d->heads);
-    if (!d->layer_on || !d->heads) return ds_fail("out of memory");
-    for (int i = 0; i < (d->o.layers ? d->o.nlayers : d->L); i++) {
-        int l = d->o.layers ? d->o.layers[i] : i;
-        if (l < 0 || l >= d->L) return ds_fail("--layers: layer %d out of range (0..%d)", l, d->L - 1);
-        d->layer_on[l] = 1;
-    }
-    for (int j = 0; j < d->nheads; j++) {
-        int h = d->o.heads ? d->o.heads[j] : j;
-        if (h < 0 || h >= all_heads)
-            return ds_fail("--heads: head %d out of range (0..%d%s)", h, all_heads - 1,
-                           d->is_diff ? ", differential heads" : "");
-        d->heads[j] = h;
-    }
+    if (!d->layer_on || !d->heads) return ds_failc(DS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < (d->o.layers ? d->o.nlayers : d->L); i++) d->layer_on[d->o.layers ? d->o.layers[i] : i] = 1;
+    for (int j = 0; j < d->nheads; j++) d->heads[j] = d->o.heads ? d->o.heads[j] : j;
     return 0;
 }
 
@@ -455,7 +464,7 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
     const ds_config *c = ds_model_config(m);
     ds_dump *d = calloc(1, sizeof *d);
     if (!d) {
-        ds_fail("out of memory");
+        ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
     }
     d->o = *o;
@@ -474,7 +483,7 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
             goto fail;
     d->hidden = (ds_hidden_states){NULL, T, c->hidden_size, d->L};
     if (o->hidden && !(d->hidden.out = malloc((size_t)(d->L + 1) * T * c->hidden_size * sizeof(float)))) {
-        ds_fail("out of memory for hidden states");
+        ds_failc(DS_ERR_NOMEM, "out of memory for hidden states");
         goto fail;
     }
     if (ds_h5out_open(&d->out, path, o->force)) goto fail;

@@ -12,7 +12,7 @@ int ds_outliers_init(ds_outliers *o, int k, int ncoords) {
     o->ncoords = ncoords;
     o->top = malloc((size_t)o->k * sizeof *o->top);
     o->top_coords = malloc((size_t)o->k * ncoords * sizeof *o->top_coords);
-    return o->top && o->top_coords ? 0 : ds_fail("out of memory for outlier statistics");
+    return o->top && o->top_coords ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory for outlier statistics");
 }
 
 static void heap_swap(ds_outliers *o, int a, int b) {
@@ -135,7 +135,7 @@ static int order_stats(const ds_outliers *parts, int nparts, const size_t *hist,
     while (below_hi + hist[b_hi] <= k_hi) below_hi += hist[b_hi++];
     size_t m = below_hi + hist[b_hi] - below;
     float *cand = malloc((m + 1) * sizeof *cand); /* + 1: the branch-free loop stores one past */
-    if (!cand) return ds_fail("out of memory for the median");
+    if (!cand) return ds_failc(DS_ERR_NOMEM, "out of memory for the median");
     /* Branch-free: about half the values lie below the median's bucket, so a branch on the
      * bucket would be mispredicted half the time (it was most of a dump's outlier cost). */
     size_t j = 0;
@@ -166,7 +166,7 @@ int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *
     size_t *hist = oom ? NULL : calloc((size_t)1 << 16, sizeof *hist);
     if (!hist) {
         for (int p = 0; p < nparts; p++) reset(&parts[p]);
-        return ds_fail("out of memory collecting outlier statistics");
+        return ds_failc(DS_ERR_NOMEM, "out of memory collecting outlier statistics");
     }
     r->count = (int64_t)n;
     int rc = 0;
@@ -199,7 +199,7 @@ int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *
     r->k = k;
     r->values = malloc((size_t)(k ? k : 1) * sizeof *r->values);
     r->coords = malloc((size_t)(k ? k : 1) * o->ncoords * sizeof *r->coords);
-    if (!rc && (!r->values || !r->coords)) rc = ds_fail("out of memory for outlier statistics");
+    if (!rc && (!r->values || !r->coords)) rc = ds_failc(DS_ERR_NOMEM, "out of memory for outlier statistics");
     if (!rc) {
         memcpy(r->values, o->top, (size_t)k * sizeof *r->values);
         memcpy(r->coords, o->top_coords, (size_t)k * o->ncoords * sizeof *r->coords);

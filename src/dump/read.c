@@ -291,7 +291,7 @@ static int read_tokens(dv_dump *d) {
     if (!ok) return ds_fail("%s: cannot read /tokens/text", d->path);
 
     d->info.ids = calloc((size_t)T, sizeof *d->info.ids);
-    if (!d->info.ids) return ds_fail("out of memory");
+    if (!d->info.ids) return ds_failc(DS_ERR_NOMEM, "out of memory");
     if (path_exists(d->file, "/tokens/ids")) {
         ds = dataset_open(d, "/tokens/ids", H5T_INTEGER, 1, want);
         if (ds < 0) return -1;
@@ -404,7 +404,7 @@ dv_dump *dv_dump_open(const char *path) {
     dv_dump *d = calloc(1, sizeof *d);
     if (!d || !(d->path = strdup(path))) {
         free(d);
-        ds_fail("out of memory");
+        ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
     }
     d->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -419,7 +419,7 @@ dv_dump *dv_dump_open(const char *path) {
     }
     d->layer_cache = calloc((size_t)d->info.n_layers, sizeof *d->layer_cache);
     if (!d->layer_cache) {
-        ds_fail("out of memory");
+        ds_failc(DS_ERR_NOMEM, "out of memory");
         dv_dump_close(d);
         return NULL;
     }
@@ -543,7 +543,7 @@ const dv_layer_info *dv_dump_layer(dv_dump *d, int layer) {
     if (d->layer_cache[i]) return d->layer_cache[i];
     dv_layer_info *li = calloc(1, sizeof *li);
     if (!li) {
-        ds_fail("out of memory");
+        ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
     }
     if (load_layer(d, layer, li) < 0) {

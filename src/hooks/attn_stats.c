@@ -94,7 +94,7 @@ ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats
     if (check_opts(opts, T)) return NULL;
     ds_attn_stats *s = calloc(1, sizeof *s);
     if (!s) {
-        ds_fail("out of memory");
+        ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
     }
     s->o = *opts, s->T = T, s->L = c->num_layers;
@@ -107,7 +107,7 @@ ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats
         if (s->has_map[k])
             ok = (s->head[k] = calloc((size_t)s->L * s->heads, sizeof **s->head)) &&
                  (s->layer[k] = calloc((size_t)s->L, sizeof **s->layer));
-    if (!ok) ds_fail("out of memory");
+    if (!ok) ds_failc(DS_ERR_NOMEM, "out of memory");
     if (ok && opts->outliers) ok = (s->scores_acc = ds_table5_new()) && (s->resid_acc = ds_table5_new());
     for (int l = 0; ok && l < s->L; l++) {
         s->lambda_full[l] = NAN;

@@ -29,9 +29,9 @@ static int zero_head(const ds_probe_event *ev, void *user) {
 
 int ds_intervene_lambda(ds_probes *p, const ds_model *m, int layer, float value) {
     const ds_config *c = ds_model_config(m);
-    if (c->arch != DS_ARCH_DIFFLLAMA) return ds_fail("--lambda-override: %s is a Llama model, it has no lambda", ds_model_dir(m));
+    if (c->arch != DS_ARCH_DIFFLLAMA) return ds_fail("%s is a Llama model, it has no lambda", ds_model_dir(m));
     if (layer < 0 || layer >= c->num_layers)
-        return ds_fail("--lambda-override: layer %d out of range (0..%d)", layer, c->num_layers - 1);
+        return ds_fail("layer %d out of range (0..%d)", layer, c->num_layers - 1);
     intervention *iv = new_intervention(value, 0);
     char name[64];
     snprintf(name, sizeof name, "blocks.%d.attn.hook_lambda", layer);
@@ -42,9 +42,9 @@ int ds_intervene_ablate(ds_probes *p, const ds_model *m, int layer, int head) {
     const ds_config *c = ds_model_config(m);
     int heads = c->arch == DS_ARCH_DIFFLLAMA ? c->num_heads / 2 : c->num_heads;
     if (layer < 0 || layer >= c->num_layers)
-        return ds_fail("--ablate-head: layer %d out of range (0..%d)", layer, c->num_layers - 1);
+        return ds_fail("layer %d out of range (0..%d)", layer, c->num_layers - 1);
     if (head < 0 || head >= heads)
-        return ds_fail("--ablate-head: head %d out of range (0..%d%s)", head, heads - 1,
+        return ds_fail("head %d out of range (0..%d%s)", head, heads - 1,
                        c->arch == DS_ARCH_DIFFLLAMA ? ", differential heads" : "");
     intervention *iv = new_intervention(0, head);
     char name[64];

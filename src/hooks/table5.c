@@ -23,7 +23,7 @@ ds_table5_acc *ds_table5_new(void) {
         free(a);
         a = NULL;
     }
-    if (!a) ds_fail("out of memory for outlier statistics");
+    if (!a) ds_failc(DS_ERR_NOMEM, "out of memory for outlier statistics");
     return a;
 }
 

@@ -56,7 +56,7 @@ static void *read_as(hid_t file, const char *path, ds_h5_shape *shape, hid_t typ
     if (ds_h5_shape_of(file, path, &s)) return NULL;
     void *buf = (uint64_t)s.numel <= SIZE_MAX / size ? malloc((size_t)(s.numel ? s.numel : 1) * size) : NULL;
     if (!buf) {
-        ds_fail("out of memory reading '%s'", path);
+        ds_failc(DS_ERR_NOMEM, "out of memory reading '%s'", path);
         return NULL;
     }
     hid_t d = H5Dopen2(file, path, H5P_DEFAULT);

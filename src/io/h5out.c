@@ -21,7 +21,7 @@ int ds_h5out_open(ds_h5out *o, const char *path, int force) {
     size_t n = strlen(path) + 32;
     o->path = strdup(path);
     o->tmp = malloc(n);
-    if (!o->path || !o->tmp) return ds_fail("out of memory");
+    if (!o->path || !o->tmp) return ds_failc(DS_ERR_NOMEM, "out of memory");
     snprintf(o->tmp, n, "%s.tmp%ld", path, (long)getpid());
     ds_tmpfile_register(o->tmp); /* before it exists: an interruption removes it from then on */
     o->file = H5Fcreate(o->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -42,14 +42,14 @@ int ds_h5out_commit(ds_h5out *o) {
     if (rc < 0) {
         int e = errno;
         unlink(o->tmp);
-        ds_fail("%s: writing failed: %s", o->path, e ? strerror(e) : "HDF5 error");
+        ds_failc(DS_ERR_IO, "%s: writing failed: %s", o->path, e ? strerror(e) : "HDF5 error");
         ds_h5out_abort(o);
         return -1;
     }
     if (rename(o->tmp, o->path)) {
         int e = errno;
         unlink(o->tmp);
-        ds_fail("%s: cannot rename the finished file into place: %s", o->path, strerror(e));
+        ds_failc(DS_ERR_IO, "%s: cannot rename the finished file into place: %s", o->path, strerror(e));
         ds_h5out_abort(o);
         return -1;
     }
@@ -73,7 +73,7 @@ static int write_ds(hid_t loc, const char *name, hid_t type, int ndim, const hsi
     herr_t rc = ds < 0 ? -1 : H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
     if (ds >= 0) H5Dclose(ds);
     if (sp >= 0) H5Sclose(sp);
-    return rc < 0 ? ds_fail("%s: cannot write dataset '%s' (disk full?)", current_path, name) : 0;
+    return rc < 0 ? ds_failc(DS_ERR_IO, "%s: cannot write dataset '%s' (disk full?)", current_path, name) : 0;
 }
 
 int ds_h5_write_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const float *data) {
@@ -89,7 +89,7 @@ static int write_attr(hid_t loc, const char *name, hid_t type, hid_t space, cons
     hid_t a = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
     herr_t rc = a < 0 ? -1 : H5Awrite(a, type, data);
     if (a >= 0) H5Aclose(a);
-    return rc < 0 ? ds_fail("%s: cannot write attribute '%s'", current_path, name) : 0;
+    return rc < 0 ? ds_failc(DS_ERR_IO, "%s: cannot write attribute '%s'", current_path, name) : 0;
 }
 
 int ds_h5_attr_str(hid_t loc, const char *name, const char *value) {

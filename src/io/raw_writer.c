@@ -74,12 +74,12 @@ static void *writer_main(void *arg) {
 }
 
 static int fail_with(const ds_raw_writer *w, int err) {
-    return ds_fail("%s: write failed: %s", w->shown_path, strerror(err));
+    return ds_failc(DS_ERR_IO, "%s: write failed: %s", w->shown_path, strerror(err));
 }
 
 ds_raw_writer *ds_raw_writer_open(const char *path, const char *shown_path, size_t buf_bytes, int nbufs) {
     ds_raw_writer *w = calloc(1, sizeof *w);
-    if (!w) return ds_fail("out of memory"), NULL;
+    if (!w) return ds_failc(DS_ERR_NOMEM, "out of memory"), NULL;
     w->fd = -1;
     w->buf_bytes = buf_bytes, w->nbufs = nbufs;
     w->shown_path = strdup(shown_path);
@@ -94,7 +94,7 @@ ds_raw_writer *ds_raw_writer_open(const char *path, const char *shown_path, size
     for (int i = 0; ok && i < nbufs; i++) ok = (w->pool[i] = w->free_bufs[i] = malloc(buf_bytes)) != NULL;
     w->nfree = nbufs;
     if (!ok) {
-        ds_fail("out of memory for %d write buffers of %zu bytes", nbufs, buf_bytes);
+        ds_failc(DS_ERR_NOMEM, "out of memory for %d write buffers of %zu bytes", nbufs, buf_bytes);
     } else if ((w->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
         ds_fail("%s: cannot open for writing: %s", shown_path, strerror(errno));
     } else if (pthread_create(&w->thread, NULL, writer_main, w)) {
@@ -128,7 +128,7 @@ int ds_raw_writer_submit(ds_raw_writer *w, void *buf, const ds_raw_range *ranges
         w->free_bufs[w->nfree++] = buf;
         pthread_mutex_unlock(&w->mu);
         free(copy);
-        return err ? fail_with(w, err) : ds_fail("out of memory");
+        return err ? fail_with(w, err) : ds_failc(DS_ERR_NOMEM, "out of memory");
     }
     w->queue[(w->qhead + w->qlen++) % w->nbufs] = (job){buf, copy, nranges};
     pthread_cond_signal(&w->cv_work);

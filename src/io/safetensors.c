@@ -3,7 +3,7 @@
 #include "io/safetensors.h"
 #include "diffscope/error.h"
 #include "base/fileio.h"
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -70,7 +70,7 @@ static int add_tensors(ds_weights *w, const char *path, const cJSON *header, con
     int first = w->ntensors, count = 0;
     for (const cJSON *e = header->child; e; e = e->next) count++;
     ds_tensor *nt = realloc(w->tensors, (size_t)(w->ntensors + count + 1) * sizeof *nt);
-    if (!nt) return ds_fail("%s: out of memory", path);
+    if (!nt) return ds_failc(DS_ERR_NOMEM, "%s: out of memory", path);
     w->tensors = nt;
     for (const cJSON *e = header->child; e; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) continue;
@@ -118,7 +118,7 @@ static int add_tensors(ds_weights *w, const char *path, const cJSON *header, con
         t.data = data + begin;
         t.file = path;
         t.name = strdup(name);
-        if (!t.name) return ds_fail("%s: out of memory", path);
+        if (!t.name) return ds_failc(DS_ERR_NOMEM, "%s: out of memory", path);
         if (ds_weights_find(w, name)) {
             free(t.name);
             return ds_fail("%s: tensor '%s' appears twice", path, name);
@@ -128,7 +128,7 @@ static int add_tensors(ds_weights *w, const char *path, const cJSON *header, con
     /* Byte ranges of one file must not overlap. */
     int n = w->ntensors - first;
     ds_tensor *sorted = malloc((size_t)(n ? n : 1) * sizeof *sorted);
-    if (!sorted) return ds_fail("%s: out of memory", path);
+    if (!sorted) return ds_failc(DS_ERR_NOMEM, "%s: out of memory", path);
     memcpy(sorted, w->tensors + first, (size_t)n * sizeof *sorted);
     qsort(sorted, (size_t)n, sizeof *sorted, cmp_by_offset);
     for (int i = 1; i < n; i++) {
@@ -181,18 +181,18 @@ int ds_weights_add_file(ds_weights *w, const char *path) {
     }
     void *map = map_weights(fd, size);
     close(fd);
-    if (map == MAP_FAILED) return ds_fail("%s: mmap failed: %s", path, strerror(errno));
+    if (map == MAP_FAILED) return ds_failc(DS_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
     ds_mapped_file *nf = realloc(w->files, (size_t)(w->nfiles + 1) * sizeof *nf);
     if (!nf) {
         munmap(map, size);
-        return ds_fail("%s: out of memory", path);
+        return ds_failc(DS_ERR_NOMEM, "%s: out of memory", path);
     }
     w->files = nf;
     ds_mapped_file *f = &w->files[w->nfiles++];
     f->path = strdup(path);
     f->map = map;
     f->size = size;
-    if (!f->path) return ds_fail("%s: out of memory", path);
+    if (!f->path) return ds_failc(DS_ERR_NOMEM, "%s: out of memory", path);
 
     uint64_t hlen = 0;
     const unsigned char *b = map;
@@ -282,7 +282,7 @@ float *ds_tensor_to_f32(const ds_tensor *t, int *owned) {
     }
     float *out = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *out);
     if (!out) {
-        ds_fail("%s: out of memory converting '%s'", t->file, t->name);
+        ds_failc(DS_ERR_NOMEM, "%s: out of memory converting '%s'", t->file, t->name);
         return NULL;
     }
     const unsigned char *p = t->data;

@@ -2,7 +2,7 @@
 #include "io/st_writer.h"
 #include "diffscope/error.h"
 #include "base/tmpfiles.h"
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,7 +31,7 @@ ds_st_writer *ds_st_writer_new(const char *dir, ds_dtype dtype, uint64_t shard_b
     ds_st_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->dir = strdup(dir))) {
         free(w);
-        ds_fail("out of memory");
+        ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
     }
     w->dtype = dtype;
@@ -41,7 +41,7 @@ ds_st_writer *ds_st_writer_new(const char *dir, ds_dtype dtype, uint64_t shard_b
 
 int ds_st_writer_add(ds_st_writer *w, const char *name, int ndim, const int64_t *shape) {
     entry *ne = realloc(w->e, (size_t)(w->n + 1) * sizeof *ne);
-    if (!ne) return ds_fail("out of memory");
+    if (!ne) return ds_failc(DS_ERR_NOMEM, "out of memory");
     w->e = ne;
     entry *e = &w->e[w->n++];
     memset(e, 0, sizeof *e);
@@ -49,7 +49,7 @@ int ds_st_writer_add(ds_st_writer *w, const char *name, int ndim, const int64_t 
     e->ndim = ndim;
     e->numel = 1;
     for (int i = 0; i < ndim; i++) e->shape[i] = shape[i], e->numel *= shape[i];
-    return e->name ? 0 : ds_fail("out of memory");
+    return e->name ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory");
 }
 
 /* Assigns shards greedily in declaration order, like transformers' shard_checkpoint. */
@@ -94,7 +94,7 @@ static char *header_json(const ds_st_writer *w, int shard) {
 }
 
 static int write_all(FILE *f, const void *p, size_t n, const char *path) {
-    return fwrite(p, 1, n, f) == n ? 0 : ds_fail("%s: write failed: %s", path, strerror(errno));
+    return fwrite(p, 1, n, f) == n ? 0 : ds_failc(DS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
 }
 
 static int write_index(const ds_st_writer *w) {
@@ -113,10 +113,10 @@ static int write_index(const ds_st_writer *w) {
     char *s = cJSON_Print(j);
     cJSON_Delete(j);
     FILE *f = fopen(tmp, "wb");
-    int rc = !s || !f ? ds_fail("%s: cannot write: %s", path, strerror(errno)) : write_all(f, s, strlen(s), path);
-    if (f && fclose(f) && !rc) rc = ds_fail("%s: write failed", path);
+    int rc = !s || !f ? ds_failc(DS_ERR_IO, "%s: cannot write: %s", path, strerror(errno)) : write_all(f, s, strlen(s), path);
+    if (f && fclose(f) && !rc) rc = ds_failc(DS_ERR_IO, "%s: write failed", path);
     free(s);
-    if (!rc && rename(tmp, path)) rc = ds_fail("%s: rename failed: %s", path, strerror(errno));
+    if (!rc && rename(tmp, path)) rc = ds_failc(DS_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
     if (rc) unlink(tmp);
     return rc;
 }
@@ -145,7 +145,7 @@ static int write_shard(ds_st_writer *w, int s, ds_fill_fn fill, void *user) {
         if (e->shard != s) continue;
         float *buf = malloc((size_t)e->numel * sizeof(float));
         if (!buf) {
-            rc = ds_fail("out of memory for tensor '%s'", e->name);
+            rc = ds_failc(DS_ERR_NOMEM, "out of memory for tensor '%s'", e->name);
             break;
         }
         fill(e->name, buf, e->numel, user);
@@ -164,10 +164,10 @@ static int write_shard(ds_st_writer *w, int s, ds_fill_fn fill, void *user) {
     /* On disk before the rename; then out of the page cache, so that the first model load
      * reads it back through its huge-page mapping (src/io/safetensors.c) into 2 MiB folios,
      * instead of mapping the 4 KiB pages this write left behind. */
-    if (!rc && (fflush(f) || fdatasync(fileno(f)))) rc = ds_fail("%s: write failed: %s", path, strerror(errno));
+    if (!rc && (fflush(f) || fdatasync(fileno(f)))) rc = ds_failc(DS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     if (!rc) posix_fadvise(fileno(f), 0, 0, POSIX_FADV_DONTNEED);
-    if (fclose(f) && !rc) rc = ds_fail("%s: write failed: %s", path, strerror(errno));
-    if (!rc && rename(tmp, path)) rc = ds_fail("%s: rename failed: %s", path, strerror(errno));
+    if (fclose(f) && !rc) rc = ds_failc(DS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    if (!rc && rename(tmp, path)) rc = ds_failc(DS_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
     if (rc) unlink(tmp);
     ds_tmpfile_unregister(tmp);
     return rc;

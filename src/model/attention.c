@@ -37,7 +37,7 @@ static int ensure_scratch(ds_session *s, size_t need) {
     s->att = malloc(need * sizeof(float));
     s->diff = malloc(need * sizeof(float)); /* H/2 maps would do; one size keeps it simple */
     s->att_cap = (s->att && s->diff) ? need : 0;
-    return s->att_cap ? 0 : ds_fail("out of memory for attention scratch (%zu floats)", need);
+    return s->att_cap ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory for attention scratch (%zu floats)", need);
 }
 
 static void block_view(ds_probe_event *ev, float *data, int heads, int nr, int r0, int n, int tk, int pos0) {

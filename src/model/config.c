@@ -3,7 +3,7 @@
 #include "diffscope/config.h"
 #include "diffscope/error.h"
 #include "base/fileio.h"
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,7 +166,7 @@ int ds_config_parse(ds_config *c, const char *text, const char *path) {
     if (c->head_dim == 0 && c->num_heads > 0) c->head_dim = c->hidden_size / c->num_heads;
     if (validate(c, path)) goto out;
     c->json_text = strdup(text);
-    rc = c->json_text ? 0 : ds_fail("%s: out of memory", path);
+    rc = c->json_text ? 0 : ds_failc(DS_ERR_NOMEM, "%s: out of memory", path);
 out:
     cJSON_Delete(j);
     return rc;
@@ -195,4 +195,18 @@ long long ds_config_param_count(const ds_config *c) {
     long long mlp = 3 * D * I + (c->mlp_bias ? 2 * I + D : 0);
     long long layer = attn + mlp + 2 * D;
     return V * D * (c->tie_word_embeddings ? 1 : 2) + c->num_layers * layer + D;
+}
+
+int ds_config_check_ids(const ds_config *c, const int *ids, int n, int first_pos) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return ds_fail("token id %d (position %d) is outside the vocabulary (size %d)", ids[i], first_pos + i,
+                           c->vocab_size);
+    return 0;
+}
+
+int ds_config_check_length(const ds_config *c, int n) {
+    if (n > c->max_position_embeddings)
+        return ds_fail("%d tokens exceed max_position_embeddings (%d)", n, c->max_position_embeddings);
+    return 0;
 }

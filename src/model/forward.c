@@ -57,11 +57,7 @@ static int check_ids(const ds_session *s, const int *ids, int n) {
     if (n <= 0) return ds_fail("no tokens to run");
     if (s->pos + n > s->max_tokens)
         return ds_fail("%d tokens would exceed the session's %d positions", s->pos + n, s->max_tokens);
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= c->vocab_size)
-            return ds_fail("token id %d (position %d) is outside the vocabulary (size %d)", ids[i], s->pos + i,
-                           c->vocab_size);
-    return 0;
+    return ds_config_check_ids(c, ids, n, s->pos);
 }
 
 static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {

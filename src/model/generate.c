@@ -74,7 +74,7 @@ int ds_generate(ds_session *s, const int *prompt, int n, const ds_gen_opts *o, i
                 ds_probes *probes, ds_token_fn fn, void *user) {
     const ds_config *c = ds_model_config(ds_session_model(s));
     float *logits = malloc((size_t)c->vocab_size * sizeof *logits);
-    if (!logits) return ds_fail("out of memory");
+    if (!logits) return ds_failc(DS_ERR_NOMEM, "out of memory");
     uint64_t rng = o->seed * 0x9E3779B97F4A7C15ull + 1;
     *n_out = 0;
     int rc = ds_forward(s, prompt, n, logits, 1, probes);

@@ -39,7 +39,7 @@ static const float *load_tensor(ds_model *m, const char *name, int ndim, int64_t
         float **no = realloc(m->owned, (size_t)(m->nowned + 1) * sizeof *no);
         if (!no) {
             free(f);
-            ds_fail("out of memory");
+            ds_failc(DS_ERR_NOMEM, "out of memory");
             return NULL;
         }
         m->owned = no;
@@ -117,7 +117,7 @@ static int load_layer(ds_model *m, int l) {
 ds_model *ds_model_load(const char *dir) {
     ds_model *m = calloc(1, sizeof *m);
     if (!m) {
-        ds_fail("out of memory");
+        ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
     }
     m->dir = strdup(dir);
@@ -132,7 +132,7 @@ ds_model *ds_model_load(const char *dir) {
     else if (!(m->lm_head = load_tensor(m, "lm_head.weight", 2, V, D, 1))) goto fail;
     m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
     if (!m->layers) {
-        ds_fail("out of memory");
+        ds_failc(DS_ERR_NOMEM, "out of memory");
         goto fail;
     }
     for (int l = 0; l < c->num_layers; l++)

@@ -57,13 +57,13 @@ void ds_probes_free(ds_probes *p) {
 
 int ds_probes_add(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user) {
     hook *nh = realloc(p->hooks, (size_t)(p->n + 1) * sizeof *nh);
-    if (!nh) return ds_fail("out of memory");
+    if (!nh) return ds_failc(DS_ERR_NOMEM, "out of memory");
     p->hooks = nh;
     nh[p->n].pattern = strdup(pattern);
     nh[p->n].fn = fn;
     nh[p->n].user = user;
     nh[p->n].owns_user = 0;
-    if (!nh[p->n].pattern) return ds_fail("out of memory");
+    if (!nh[p->n].pattern) return ds_failc(DS_ERR_NOMEM, "out of memory");
     p->n++;
     return 0;
 }
@@ -71,7 +71,7 @@ int ds_probes_add(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user) 
 int ds_probes_add_owned(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user) {
     if (!user || ds_probes_add(p, pattern, fn, user)) {
         free(user);
-        return user ? -1 : ds_fail("out of memory");
+        return user ? -1 : ds_failc(DS_ERR_NOMEM, "out of memory");
     }
     p->hooks[p->n - 1].owns_user = 1;
     return 0;

@@ -20,9 +20,8 @@ ds_session *ds_session_new(const ds_model *m, int max_tokens, int allow_long) {
         ds_fail("a session needs at least one token");
         return NULL;
     }
-    if (max_tokens > c->max_position_embeddings && !allow_long) {
-        ds_fail("%s: %d tokens exceed max_position_embeddings (%d); --allow-long runs them anyway", m->dir,
-                max_tokens, c->max_position_embeddings);
+    if (!allow_long && ds_config_check_length(c, max_tokens)) {
+        ds_err_prefix(m->dir);
         return NULL;
     }
     ds_session *s = calloc(1, sizeof *s);
@@ -44,7 +43,7 @@ ds_session *ds_session_new(const ds_model *m, int max_tokens, int allow_long) {
     return s;
 oom:
     ds_session_free(s);
-    ds_fail("out of memory for a session of %d tokens", max_tokens);
+    ds_failc(DS_ERR_NOMEM, "out of memory for a session of %d tokens", max_tokens);
     return NULL;
 }
 
@@ -80,7 +79,7 @@ int ds_session_reserve(ds_session *s, int n) {
     s->up = malloc(n * FF * sizeof(float));
     if (!s->x || !s->xb || !s->tmp || !s->q || !s->z || !s->gate || !s->up) {
         free_scratch(s);
-        return ds_fail("out of memory for %d tokens of activations", n);
+        return ds_failc(DS_ERR_NOMEM, "out of memory for %d tokens of activations", n);
     }
     s->cap = n;
     return 0;

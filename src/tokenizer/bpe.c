@@ -23,7 +23,7 @@ static int merges_grow(tk_merges *m) {
                     malloc(cap * sizeof(uint32_t)), cap, m->count};
     if (!nm.keys || !nm.rank || !nm.merged) {
         free(nm.keys); free(nm.rank); free(nm.merged);
-        return ds_fail("out of memory");
+        return ds_failc(DS_ERR_NOMEM, "out of memory");
     }
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->keys[i]) continue;
@@ -87,7 +87,7 @@ static int heap_push(heap *h, cand c) {
     if (h->n == h->cap) {
         int cap = h->cap ? h->cap * 2 : 64;
         cand *v = realloc(h->v, cap * sizeof *v);
-        if (!v) return ds_fail("out of memory");
+        if (!v) return ds_failc(DS_ERR_NOMEM, "out of memory");
         h->v = v;
         h->cap = cap;
     }
@@ -122,7 +122,7 @@ static int sym_push(symbol **v, int *n, int *cap, int id, size_t len) {
     if (*n == *cap) {
         int c = *cap ? *cap * 2 : 32;
         symbol *nv = realloc(*v, c * sizeof *nv);
-        if (!nv) return ds_fail("out of memory");
+        if (!nv) return ds_failc(DS_ERR_NOMEM, "out of memory");
         *v = nv;
         *cap = c;
     }

@@ -21,7 +21,7 @@ static void toklist_free(toklist *l) {
 static int toklist_init(toklist *l, int n) {
     l->v = calloc(n ? n : 1, sizeof *l->v);
     l->n = n;
-    return l->v ? 0 : ds_fail("out of memory");
+    return l->v ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory");
 }
 
 /* Appends S to OUT, replacing each maximal invalid UTF-8 subpart with U+FFFD (Rust's
@@ -75,7 +75,7 @@ static int replace_in(const tk_dec *d, tk_buf *tok) {
     if (tk_buf_put(&out, "", 0)) return -1;
     if (d->is_regex) {
         pcre2_match_data *md = pcre2_match_data_create_from_pattern(d->re.code, NULL);
-        if (!md) return ds_fail("out of memory");
+        if (!md) return ds_failc(DS_ERR_NOMEM, "out of memory");
         size_t pos = 0, ms, me;
         int r;
         while ((r = tk_regex_next(&d->re, md, tok->s, tok->len, pos, &ms, &me)) == 1) {
@@ -98,7 +98,7 @@ static int replace_in(const tk_dec *d, tk_buf *tok) {
             }
         }
     }
-    if (!out.s) return ds_fail("out of memory");
+    if (!out.s) return ds_failc(DS_ERR_NOMEM, "out of memory");
     tk_buf_free(tok);
     *tok = out;
     return 0;
@@ -177,7 +177,7 @@ static int decode_chain(const tk_dec *d, toklist *l) {
         if (toklist_init(&out, l->n)) return -1;
         out.n = 0;
         unsigned char *pending = malloc(l->n + 1);
-        int np = 0, rc = pending ? 0 : ds_fail("out of memory");
+        int np = 0, rc = pending ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory");
         for (int i = 0; !rc && i <= l->n; i++) {
             int b = i < l->n ? byte_of_fallback(l->v[i].s, l->v[i].len) : -1;
             if (b >= 0) {
@@ -312,7 +312,7 @@ char *ds_tokenizer_piece(const ds_tokenizer *t, int id) {
     tk_buf_free(&bytes);
     if (rc) {
         tk_buf_free(&out);
-        ds_fail("out of memory");
+        ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
     }
     return out.s;

@@ -28,7 +28,7 @@ static const char *get_str(const cJSON *o, const char *key) {
 
 static char *dup_or_fail(const char *s) {
     char *d = strdup(s ? s : "");
-    if (!d) ds_fail("out of memory");
+    if (!d) ds_failc(DS_ERR_NOMEM, "out of memory");
     return d;
 }
 
@@ -55,7 +55,7 @@ static int parse_norm(const ctx *c, const cJSON *o, tk_norm *nm) {
         nm->kind = TK_NORM_SEQUENCE;
         int n = cJSON_GetArraySize(arr);
         nm->items = calloc(n ? n : 1, sizeof *nm->items);
-        if (!nm->items) return ds_fail("out of memory");
+        if (!nm->items) return ds_failc(DS_ERR_NOMEM, "out of memory");
         /* Each item is counted before it is parsed, so that freeing frees a half-parsed one. */
         for (int i = 0; i < n; i++) {
             nm->nitems++;
@@ -101,7 +101,7 @@ static int parse_pre(const ctx *c, const cJSON *o, tk_pre *pre) {
         pre->kind = TK_PRE_SEQUENCE;
         int n = cJSON_GetArraySize(arr);
         pre->items = calloc(n ? n : 1, sizeof *pre->items);
-        if (!pre->items) return ds_fail("out of memory");
+        if (!pre->items) return ds_failc(DS_ERR_NOMEM, "out of memory");
         /* Each item is counted before it is parsed, so that freeing frees a half-parsed one. */
         for (int i = 0; i < n; i++) {
             pre->nitems++;
@@ -168,7 +168,7 @@ static int parse_dec(const ctx *c, const cJSON *o, tk_dec *d) {
         d->kind = TK_DEC_SEQUENCE;
         int n = cJSON_GetArraySize(arr);
         d->items = calloc(n ? n : 1, sizeof *d->items);
-        if (!d->items) return ds_fail("out of memory");
+        if (!d->items) return ds_failc(DS_ERR_NOMEM, "out of memory");
         /* Each item is counted before it is parsed, so that freeing frees a half-parsed one. */
         for (int i = 0; i < n; i++) {
             d->nitems++;
@@ -206,7 +206,7 @@ static int parse_dec(const ctx *c, const cJSON *o, tk_dec *d) {
 
 static int push_id(int **v, int *n, int id) {
     int *nv = realloc(*v, (*n + 1) * sizeof *nv);
-    if (!nv) return ds_fail("out of memory");
+    if (!nv) return ds_failc(DS_ERR_NOMEM, "out of memory");
     nv[(*n)++] = id;
     *v = nv;
     return 0;
@@ -345,7 +345,7 @@ static int load_model(const ctx *c, ds_tokenizer *t, const cJSON *model, int *ma
 static int load_added(const ctx *c, ds_tokenizer *t, const cJSON *arr, int *max_id) {
     int n = cJSON_GetArraySize(arr);
     t->added = calloc(n ? n : 1, sizeof *t->added);
-    if (!t->added) return ds_fail("out of memory");
+    if (!t->added) return ds_failc(DS_ERR_NOMEM, "out of memory");
     const cJSON *it;
     cJSON_ArrayForEach(it, arr) {
         const char *content = get_str(it, "content");
@@ -389,7 +389,7 @@ static int index_added(ds_tokenizer *t) {
             if (a->normalized != set || len == 0) continue; /* HF ignores empty tokens */
             unsigned char c0 = (unsigned char)(set ? a->norm : a->content)[0];
             int *v = realloc(t->bucket[set][c0], (t->nbucket[set][c0] + 1) * sizeof *v);
-            if (!v) return ds_fail("out of memory");
+            if (!v) return ds_failc(DS_ERR_NOMEM, "out of memory");
             t->bucket[set][c0] = v;
             /* Keep each bucket longest first, so the first hit is the longest match. */
             int k = t->nbucket[set][c0]++;
@@ -416,20 +416,20 @@ static int build(ds_tokenizer *t, const cJSON *root) {
     t->nids = max_id + 1;
     t->id_to_str = calloc(t->nids, sizeof *t->id_to_str);
     t->added_of_id = malloc(t->nids * sizeof *t->added_of_id);
-    if (!t->id_to_str || !t->added_of_id) return ds_fail("out of memory");
+    if (!t->id_to_str || !t->added_of_id) return ds_failc(DS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < t->nids; i++) t->added_of_id[i] = -1;
     for (size_t i = 0; i < t->bpe.vocab.cap; i++)
         if (t->bpe.vocab.keys[i]) t->id_to_str[t->bpe.vocab.vals[i]] = t->bpe.vocab.keys[i];
 
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
     if (cJSON_IsObject(o)) {
-        if (!(t->norm = calloc(1, sizeof *t->norm))) return ds_fail("out of memory");
+        if (!(t->norm = calloc(1, sizeof *t->norm))) return ds_failc(DS_ERR_NOMEM, "out of memory");
         if (parse_norm(&c, o, t->norm)) return -1;
     }
     if (index_added(t)) return -1;
     o = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     if (cJSON_IsObject(o)) {
-        if (!(t->pre = calloc(1, sizeof *t->pre))) return ds_fail("out of memory");
+        if (!(t->pre = calloc(1, sizeof *t->pre))) return ds_failc(DS_ERR_NOMEM, "out of memory");
         if (parse_pre(&c, o, t->pre)) return -1;
     }
     o = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
@@ -440,7 +440,7 @@ static int build(ds_tokenizer *t, const cJSON *root) {
     }
     o = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     if (cJSON_IsObject(o)) {
-        if (!(t->dec = calloc(1, sizeof *t->dec))) return ds_fail("out of memory");
+        if (!(t->dec = calloc(1, sizeof *t->dec))) return ds_failc(DS_ERR_NOMEM, "out of memory");
         if (parse_dec(&c, o, t->dec)) return -1;
     }
     int dec_bl = t->dec && (t->dec->kind == TK_DEC_BYTELEVEL ||
@@ -457,14 +457,14 @@ ds_tokenizer *ds_tokenizer_load(const char *path) {
     }
     ds_tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
-        ds_fail("out of memory");
+        ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
     }
     size_t plen = strlen(path) + 32;
     t->path = malloc(plen);
     if (!t->path) {
         free(t);
-        ds_fail("out of memory");
+        ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
     }
     if (S_ISDIR(st.st_mode)) {

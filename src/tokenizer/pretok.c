@@ -70,7 +70,7 @@ static int lowercase(const char *s, size_t n, tk_buf *out) {
 
 static int replace_all(const tk_regex *re, const char *content, const char *s, size_t n, tk_buf *out) {
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re->code, NULL);
-    if (!md) return ds_fail("out of memory");
+    if (!md) return ds_failc(DS_ERR_NOMEM, "out of memory");
     size_t pos = 0, ms, me;
     int rc;
     while ((rc = tk_regex_next(re, md, s, n, pos, &ms, &me)) == 1) {
@@ -157,7 +157,7 @@ static int split_piece(const tk_regex *re, tk_split_behavior behavior, int inver
     seg *v = NULL;
     int nv = 0, cap = 0, rc = 0;
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re->code, NULL);
-    if (!md) return ds_fail("out of memory");
+    if (!md) return ds_failc(DS_ERR_NOMEM, "out of memory");
     size_t pos = 0, ms, me;
     for (;;) {
         int r = tk_regex_next(re, md, s, n, pos, &ms, &me);
@@ -169,7 +169,7 @@ static int split_piece(const tk_regex *re, tk_split_behavior behavior, int inver
             if (nv == cap) {
                 cap = cap ? cap * 2 : 16;
                 seg *nvv = realloc(v, cap * sizeof *nvv);
-                if (!nvv) { rc = ds_fail("out of memory"); goto done; }
+                if (!nvv) { rc = ds_failc(DS_ERR_NOMEM, "out of memory"); goto done; }
                 v = nvv;
             }
             found[k].match ^= invert;

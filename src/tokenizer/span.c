@@ -21,7 +21,7 @@ static int encode_forms(const ds_tokenizer *t, const char *text, int *ids[2], in
     text += strspn(text, " ");
     size_t len = strlen(text);
     char *spaced = malloc(len + 2);
-    if (!spaced) return ds_fail("out of memory");
+    if (!spaced) return ds_failc(DS_ERR_NOMEM, "out of memory");
     spaced[0] = ' ';
     memcpy(spaced + 1, text, len + 1);
     ids[0] = ids[1] = NULL;

@@ -10,7 +10,7 @@ int tk_buf_put(tk_buf *b, const void *p, size_t n) {
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->len + n + 1) cap *= 2;
         char *s = realloc(b->s, cap);
-        if (!s) return ds_fail("out of memory");
+        if (!s) return ds_failc(DS_ERR_NOMEM, "out of memory");
         b->s = s;
         b->cap = cap;
     }
@@ -39,7 +39,7 @@ static int strmap_grow(tk_strmap *m) {
                     calloc(cap, sizeof(int)), cap, m->count};
     if (!nm.keys || !nm.klen || !nm.vals) {
         free(nm.keys); free(nm.klen); free(nm.vals);
-        return ds_fail("out of memory");
+        return ds_failc(DS_ERR_NOMEM, "out of memory");
     }
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->keys[i]) continue;
@@ -65,7 +65,7 @@ int tk_strmap_put(tk_strmap *m, const char *k, size_t klen, int v) {
         j = (j + 1) & (m->cap - 1);
     }
     char *copy = malloc(klen + 1);
-    if (!copy) return ds_fail("out of memory");
+    if (!copy) return ds_failc(DS_ERR_NOMEM, "out of memory");
     memcpy(copy, k, klen);
     copy[klen] = 0;
     m->keys[j] = copy;
@@ -187,7 +187,7 @@ int tk_pieces_add(tk_pieces *p, const char *s, size_t len, int token, int at_sta
     if (p->n == p->cap) {
         int cap = p->cap ? p->cap * 2 : 16;
         tk_piece *v = realloc(p->v, cap * sizeof *v);
-        if (!v) return ds_fail("out of memory");
+        if (!v) return ds_failc(DS_ERR_NOMEM, "out of memory");
         p->v = v;
         p->cap = cap;
     }
@@ -207,7 +207,7 @@ int tk_ids_push(tk_ids *a, int id) {
     if (a->n == a->cap) {
         int cap = a->cap ? a->cap * 2 : 64;
         int *v = realloc(a->v, cap * sizeof *v);
-        if (!v) return ds_fail("out of memory");
+        if (!v) return ds_failc(DS_ERR_NOMEM, "out of memory");
         a->v = v;
         a->cap = cap;
     }

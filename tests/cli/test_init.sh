@@ -6,7 +6,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
 $DS init "$T/tiny" --like tiny --seed 3 2>/dev/null
-$DS info "$T/tiny" --json | grep -q '"arch": "diffllama", "vocab_size": 256, "hidden_size": 64'
+$DS info "$T/tiny" --json | $PY -c "import json, sys; j = json.load(sys.stdin); sys.exit(not (j['arch'], j['vocab_size'], j['hidden_size']) == ('diffllama', 256, 64))"
 check init_tiny_preset $? "info does not show the tiny DiffLlama"
 
 $DS init "$T/tiny2" --like tiny --seed 3 2>/dev/null
@@ -26,7 +26,7 @@ n=$(ls "$T/sharded"/model-*-of-*.safetensors 2>/dev/null | wc -l)
 [ "$n" -ge 2 ] && [ -f "$T/sharded/model.safetensors.index.json" ]
 check init_shards_with_index $? "$n shards"
 
-$DS info "$T/sharded" --json | grep -q '"storage_dtype": "BF16"'
+$DS info "$T/sharded" --json | $PY -c "import json, sys; sys.exit(json.load(sys.stdin)['storage_dtype'] != 'BF16')"
 check init_bf16_sharded_loads $? "the sharded bf16 checkpoint does not load"
 
 $DS generate "$T/sharded" --ids 1,2,3 -n 4 >/dev/null
