@@ -20,6 +20,13 @@ const char *ds_model_arch(const ds_model *m);
 /* The text of the model's config.json. */
 const char *ds_model_config_json(const ds_model *m);
 
+/* The I-th probe name (0-based) that a forward pass of M fires, in the forward pass's order:
+ * hook_embed, each layer's points, ln_final.hook_normalized, hook_logits; only the points of
+ * M's architecture (the differential ones for DiffLlama). Written into BUF; NULL past the end.
+ * Bindings check a user's glob against these names, so that a typo is an error, not an
+ * empty result. */
+const char *ds_model_probe_name(const ds_model *m, int i, char *buf, int bufsize);
+
 /* Byte offset of FIELD in the struct named STRUCT_NAME ("ds_probe_event", "ds_gen_opts"), or
  * its size for FIELD "sizeof"; -1 for a name the library does not know. */
 long long ds_struct_offset(const char *struct_name, const char *field);

@@ -41,6 +41,7 @@ _SIGNATURES = {
     "ds_model_arch": (_S, [_P]),
     "ds_model_config_json": (_S, [_P]),
     "ds_model_lambda": (None, [_P, _I, ctypes.POINTER(ctypes.c_double)]),
+    "ds_model_probe_name": (_S, [_P, _I, ctypes.c_char_p, _I]),
     "ds_struct_offset": (ctypes.c_longlong, [_S, _S]),
     "ds_free": (None, [_P]),
     "ds_session_new": (_P, [_P, _I, _I]),

@@ -35,7 +35,7 @@ class Model(_lib.Owned):
     """A checkpoint loaded by libdiffscope: load(MODEL_DIR). Attributes: path, config (config.json
     as a dict), arch, vocab_size, d_model, num_layers, num_heads, num_kv_heads, head_dim,
     max_positions, is_diff (differential attention), heads (per attention map: H/2 differential
-    heads, or H)."""
+    heads, or H), probe_names (every probe point this model fires, in the forward pass's order)."""
 
     def __init__(self, model_dir):
         self.path = os.fspath(model_dir)
@@ -55,6 +55,10 @@ class Model(_lib.Owned):
         self.max_positions = dim("max_position_embeddings")
         self.is_diff = bool(dim("differential"))
         self.heads = dim("map_heads")
+        buf = ctypes.create_string_buffer(96)
+        self.probe_names = []
+        while L.ds_model_probe_name(self._ptr, len(self.probe_names), buf, len(buf)):
+            self.probe_names.append(buf.value.decode())
         self._tokenizer = None
 
     # -- life cycle
@@ -148,7 +152,8 @@ class Model(_lib.Owned):
         probes = _Probes(self, interventions, hooks, names)
         try:
             logits = self._forward(ids, probes, False, allow_long)
-            return logits, Cache(sorted(probes.cache.items(), key=lambda kv: _probe_order(kv[0])))
+            order = {name: i for i, name in enumerate(self.probe_names)}
+            return logits, Cache(sorted(probes.cache.items(), key=lambda kv: order.get(kv[0], len(order))))
         finally:
             probes.close()
 
@@ -197,20 +202,6 @@ class Model(_lib.Owned):
             if probes:
                 probes.close()
         return [int(i) for i in out[:n_out.value]]
-
-
-_ORDER = ["hook_embed", "hook_resid_pre", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_scores",
-          "attn.hook_pattern", "attn.hook_pattern1", "attn.hook_pattern2", "attn.hook_diff", "attn.hook_lambda",
-          "attn.hook_groupnorm_in", "attn.hook_groupnorm_out", "attn.hook_z", "hook_attn_out", "hook_resid_mid",
-          "mlp.hook_post", "hook_mlp_out", "hook_resid_post", "ln_final.hook_normalized", "hook_logits"]
-
-
-def _probe_order(name):
-    """Sort key: the forward pass's order (embed, layer by layer, final norm, logits)."""
-    if name.startswith("blocks."):
-        _, layer, rest = name.split(".", 2)
-        return (1, int(layer), _ORDER.index(rest) if rest in _ORDER else len(_ORDER))
-    return (0 if name == "hook_embed" else 2, 0, _ORDER.index(name) if name in _ORDER else len(_ORDER))
 
 
 def load(model_dir):

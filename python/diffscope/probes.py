@@ -9,7 +9,7 @@ Threads: ds_forward fires every probe event from the thread that called it, outs
 regions (probe.h's contract; tests/unit/test_probe_thread.c checks it), and ctypes takes the GIL
 for each callback, so hooks run as ordinary Python on the caller's thread. A callback that finds
 itself on another thread aborts the run instead of touching Python state concurrently."""
-import ctypes
+import fnmatch
 import threading
 
 import numpy as np
@@ -83,6 +83,7 @@ class _Probes:
         self._thread = threading.get_ident()
         self.error = None
         self.cache = {}
+        self._names, self._model_path = model.probe_names, model.path
         try:
             for iv in interventions or ():
                 self._intervene(model, iv)
@@ -117,6 +118,11 @@ class _Probes:
             raise _lib.fail(model.path)
 
     def _add(self, pattern, fn):
+        if not isinstance(pattern, str):
+            raise TypeError("probe names are strings (names or globs), got %r" % (pattern,))
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in self._names):
+            raise ValueError("no probe point of %s matches %r (names look like blocks.0.hook_resid_pre, "
+                             "blocks.0.attn.hook_pattern; Model.probe_names lists them)" % (self._model_path, pattern))
         def trampoline(evp, _user):
             if self.error is not None:
                 return 1

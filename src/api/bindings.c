@@ -32,6 +32,30 @@ long long ds_model_dim(const ds_model *m, const char *name) {
     return ds_fail("no config number named '%s'", name);
 }
 
+/* Points only a differential-attention model fires. */
+static int differential_only(ds_hook_point p) {
+    return p == DS_HOOK_PATTERN1 || p == DS_HOOK_PATTERN2 || p == DS_HOOK_DIFF || p == DS_HOOK_LAMBDA ||
+           p == DS_HOOK_GROUPNORM_IN || p == DS_HOOK_GROUPNORM_OUT;
+}
+
+static int model_level(ds_hook_point p) {
+    return p == DS_HOOK_EMBED || p == DS_HOOK_FINAL_NORM || p == DS_HOOK_LOGITS;
+}
+
+const char *ds_model_probe_name(const ds_model *m, int i, char *buf, int bufsize) {
+    const ds_config *c = ds_model_config(m);
+    if (i < 0) return NULL;
+    if (i-- == 0) return ds_hook_name(DS_HOOK_EMBED, -1, buf, bufsize);
+    for (int l = 0; l < c->num_layers; l++)
+        for (int p = 0; p < DS_HOOK_COUNT; p++) {
+            if (model_level(p) || (differential_only(p) && c->arch != DS_ARCH_DIFFLLAMA)) continue;
+            if (i-- == 0) return ds_hook_name(p, l, buf, bufsize);
+        }
+    if (i == 0) return ds_hook_name(DS_HOOK_FINAL_NORM, -1, buf, bufsize);
+    if (i == 1) return ds_hook_name(DS_HOOK_LOGITS, -1, buf, bufsize);
+    return NULL;
+}
+
 const char *ds_model_arch(const ds_model *m) { return ds_arch_name(ds_model_config(m)->arch); }
 
 const char *ds_model_config_json(const ds_model *m) { return ds_model_config(m)->json_text; }

@@ -68,6 +68,9 @@ def check_against_reference(label, model, ref):
             ids = g["input_ids"][:]
             logits, c = m.run_with_cache(ids)
             where = "%s:" % group
+            if list(c) != m.probe_names:
+                p.append("%s the cache of '*' holds %d points, probe_names lists %d (or another order)"
+                         % (where, len(c), len(m.probe_names)))
             if maxdiff(logits, g["logits"]) > LOGIT_TOL:
                 p.append("%s logits error %.2e" % (where, maxdiff(logits, g["logits"])))
             if maxdiff(c["hook_logits"], logits) != 0:
@@ -116,9 +119,9 @@ def check_cache_vs_dump(model, ids):
         report("run_with_cache_vs_dump[%s]" % os.path.basename(model), ["dump exit %d: %s" % (r.returncode, r.stderr.strip())])
         return
     p = []
-    names = ["blocks.*.attn.hook_pattern*", "blocks.*.attn.hook_diff", "blocks.*.attn.hook_scores",
-             "blocks.*.attn.hook_pattern"]
     with ds.load(model) as m, h5py.File(out, "r") as f:
+        names = ["blocks.*.attn.hook_pattern*", "blocks.*.attn.hook_scores", "blocks.*.attn.hook_pattern"]
+        names += ["blocks.*.attn.hook_diff"] if m.is_diff else []
         logits, c = m.run_with_cache(ids, names=names)
         if set(c) != {"blocks.%d.attn.hook_%s" % (l, k) for l in range(m.num_layers)
                       for k in (("pattern", "pattern1", "pattern2", "diff", "scores") if m.is_diff else
@@ -403,6 +406,9 @@ def check_bad_inputs(model):
         raises(p, "ablate head", ds.Error, lambda: m.run([1, 2], interventions=[ds.ablate_head(0, 9)]), "head 9")
         raises(p, "bad intervention", TypeError, lambda: m.run([1, 2], interventions=[("scale", 0, 1)]))
         raises(p, "bad hooks", TypeError, lambda: m.run([1, 2], hooks=["blocks.0.hook_resid_pre"]))
+        raises(p, "misspelt name", ValueError, lambda: m.run_with_cache([1, 2], names=["blocks.0.hook_resid_psot"]),
+               "blocks.0.hook_resid_psot")
+        raises(p, "layer past the last", ValueError, lambda: m.run([1, 2], hooks={"blocks.9.hook_z": print}), "blocks.9")
 
         class Boom(Exception):
             pass
@@ -418,6 +424,8 @@ def check_bad_inputs(model):
         m.close()
         raises(p, "closed model", ds.Error, lambda: m.run([1, 2]), "closed")
     with ds.load("notebooks-data/models/llama") as llama:
+        raises(p, "a Llama's hook_diff", ValueError, lambda: llama.run_with_cache([1, 2], names="blocks.*.attn.hook_diff"),
+               "hook_diff")
         raises(p, "lambda of a llama", ds.Error, lambda: llama.run([1, 2], interventions=[ds.lambda_override(0, 0.5)]),
                "lambda")
     raises(p, "missing dump", ds.Error, lambda: ds.read_dump(os.path.join(TMP, "none.h5")), "none.h5")
