@@ -70,25 +70,32 @@ static int read_prompt(cli_run *r, const cli_input *in) {
     return cli_tokenize_prompt(r->dir, in->prompt, !in->no_special, &r->ids, &r->n, r->want_labels ? &r->labels : NULL);
 }
 
+int cli_load_config(const char *model_dir, ds_config *c) {
+    char *path = ds_path_join(model_dir, "config.json");
+    int rc = !path || ds_config_load(c, path) ? -1 : 0;
+    free(path);
+    return rc;
+}
+
+int cli_check_length(const char *model_dir, const ds_config *c, int tokens, int allow_long) {
+    if (!ds_config_check_length(c, tokens)) return DS_EXIT_OK;
+    if (!allow_long) return cli_error("%s: %s; --allow-long runs them anyway", model_dir, ds_errmsg());
+    cli_warn("%d tokens exceed max_position_embeddings (%d) of %s: beyond the trained length", tokens,
+             c->max_position_embeddings, model_dir);
+    return DS_EXIT_OK;
+}
+
 /* The prompt against config.json, before the weights are read: the library's checks of the
  * vocabulary and of the length (which --allow-long turns into a warning). */
 static int check_prompt(const cli_run *r, const cli_input *in, int extra_tokens) {
-    char *path = ds_path_join(r->dir, "config.json");
     ds_config c;
-    if (!path || ds_config_load(&c, path)) {
-        free(path);
-        return cli_lib_error();
-    }
-    free(path);
-    int rc = DS_EXIT_OK, total = r->n + extra_tokens;
+    if (cli_load_config(r->dir, &c)) return cli_lib_error();
+    int rc;
     if (ds_config_check_ids(&c, r->ids, r->n, 0)) {
         ds_err_prefix(r->dir);
         rc = cli_lib_error();
-    } else if (ds_config_check_length(&c, total) && !in->allow_long) {
-        rc = cli_error("%s: %s; --allow-long runs them anyway", r->dir, ds_errmsg());
-    } else if (total > c.max_position_embeddings) {
-        cli_warn("%d tokens exceed max_position_embeddings (%d) of %s: beyond the trained length", total,
-                 c.max_position_embeddings, r->dir);
+    } else {
+        rc = cli_check_length(r->dir, &c, r->n + extra_tokens, in->allow_long);
     }
     ds_config_free(&c);
     return rc;

@@ -58,6 +58,12 @@ typedef struct {
  * probes. Returns DS_EXIT_OK, or the exit status after printing the message (R is then
  * closed). */
 int cli_run_open(cli_run *r, const char *model_dir, const cli_input *in, int extra_tokens);
+/* MODEL_DIR's config.json (-1 with a message). */
+int cli_load_config(const char *model_dir, ds_config *c);
+/* TOKENS positions against C's max_position_embeddings: DS_EXIT_OK (with a warning past it when
+ * ALLOW_LONG), or DS_EXIT_INPUT after the message. */
+int cli_check_length(const char *model_dir, const ds_config *c, int tokens, int allow_long);
+
 /* Frees what cli_run_open made; R may be closed already. */
 void cli_run_close(cli_run *r);
 void cli_free_labels(char **labels, int n);

@@ -201,33 +201,23 @@ static int check_needle_opts(needle_opts *no, int trials, const cli_list *depths
 
 /* Builds the prompts, runs A (and B) on them and prints the report. */
 static int run_needle(const needle_opts *no, const cli_input *in) {
-    int by_ids = no->haystack_ids != NULL, rc = DS_EXIT_INPUT;
+    int by_ids = no->haystack_ids != NULL, nmodels = 0, rc = DS_EXIT_INPUT;
     if (in->threads) ds_set_threads(in->threads);
     needle_model nm[2] = {{0}};
     needle_prompt_set ps = {0};
-    ds_tokenizer *t = by_ids ? NULL : ds_tokenizer_load(no->model[0]);
-    ds_model *m = by_ids || t ? ds_model_load(no->model[0]) : NULL;
-    ds_config ca = {0};
-    int nmodels = 0;
-    if (!m || build_prompts(no, t, ds_model_config(m), !in->no_special, &ps)) goto fail;
-    ca = *ds_model_config(m);
-    ca.json_text = NULL; /* a shallow copy that outlives the model: keep no pointers */
+    ds_tokenizer *t = NULL;
+    ds_model *m = NULL;
+    ds_config ca;
+    /* The prompts come from A's config.json and tokenizer, before any weights are read. */
+    if (cli_load_config(no->model[0], &ca)) return cli_lib_error();
+    if (!by_ids && !(t = ds_tokenizer_load(no->model[0]))) goto fail;
+    if (build_prompts(no, t, &ca, !in->no_special, &ps)) goto fail;
     if (by_ids && check_ids_in_vocabulary(no, &ps, ca.vocab_size)) goto fail;
-    if (ps.maxlen > ca.max_position_embeddings && !in->allow_long) {
-        ds_fail("%s: the prompts have %d tokens, more than max_position_embeddings (%d); --allow-long runs them anyway",
-                no->model[0], ps.maxlen, ca.max_position_embeddings);
-        goto fail;
-    }
-    if (ps.maxlen > ca.max_position_embeddings)
-        cli_warn("%d tokens exceed max_position_embeddings (%d): beyond the trained length", ps.maxlen,
-                 ca.max_position_embeddings);
+    if ((rc = cli_check_length(no->model[0], &ca, ps.maxlen, in->allow_long))) goto out;
     for (int i = 0; i < 2 && no->model[i]; i++) {
-        if (i == 1) {
-            ds_model_free(m);
-            if (!(m = ds_model_load(no->model[1])) ||
-                check_same_vocabulary(no, &ca, ds_model_config(m), &ps, !in->no_special))
-                goto fail;
-        }
+        ds_model_free(m);
+        if (!(m = ds_model_load(no->model[i]))) goto fail;
+        if (i == 1 && check_same_vocabulary(no, &ca, ds_model_config(m), &ps, !in->no_special)) goto fail;
         nm[i].name = i ? "B" : "A";
         nm[i].path = no->model[i];
         nm[i].arch = ds_arch_name(ds_model_config(m)->arch);
@@ -245,6 +235,7 @@ out:
     free_prompts(&ps);
     ds_model_free(m);
     ds_tokenizer_free(t);
+    ds_config_free(&ca);
     return rc;
 }
 

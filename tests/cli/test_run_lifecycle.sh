@@ -30,6 +30,9 @@ prompt_first() {
 prompt_first lifecycle_id_checked_before_weights "outside the vocabulary" logits "$T/broken" --ids 1,96 -o "$T/out.h5"
 prompt_first lifecycle_length_checked_before_weights "--allow-long runs them anyway" \
     dump "$T/broken" --ids "$(seq -s, 1 65)" -o "$T/out.h5"
+seq -s, 10 40 >"$T/hay.txt"
+prompt_first lifecycle_needle_prompts_checked_before_weights "outside the vocabulary" needle "$T/broken" \
+    --haystack-ids "$T/hay.txt" --needle-ids 5,6 --question-ids 7 --answer-id 96
 prompt_first lifecycle_tokenizer_read_before_weights "tokenizer.json" generate "$T/broken" --prompt "hello"
 cp tests/data/tokenizers/llama2-bpe/tokenizer.json "$T/broken/"
 prompt_first lifecycle_prompt_tokens_checked_before_weights "outside the vocabulary" generate "$T/broken" --prompt "zebra"
