@@ -88,7 +88,7 @@ int viewer_update_scales(viewer *v) {
  * scale at that row. Llama: the row's attention entropy over log(q+1) and its largest weight. */
 static void compute_strip(viewer *v) {
     int T = v->T, q = v->row;
-    const dv_layer_info *li = v->li;
+    const ds_dump_layer_info *li = v->li;
     for (int h = 0; h < li->n_heads; h++) {
         const float *a = v->strip_s1 + (size_t)h * T, *b = v->strip_s2 ? v->strip_s2 + (size_t)h * T : NULL;
         double x = 0, y = 0;
@@ -117,15 +117,15 @@ static void compute_strip(viewer *v) {
 
 int viewer_load_strip(viewer *v) {
     if (v->strip_row == v->row) return 0;
-    const dv_layer_info *li = v->li;
+    const ds_dump_layer_info *li = v->li;
     for (int h = 0; h < li->n_heads; h++) {
         float *a = v->strip_s1 + (size_t)h * v->T;
         if (v->diffllama) {
-            if (dv_dump_read_rows(v->dump, v->layer, DV_MAP_SOFTMAX1, h, v->row, 1, a) < 0 ||
-                dv_dump_read_rows(v->dump, v->layer, DV_MAP_SOFTMAX2, h, v->row, 1,
+            if (ds_dump_reader_read_rows(v->dump, v->layer, DS_MAP_SOFTMAX1, h, v->row, 1, a) < 0 ||
+                ds_dump_reader_read_rows(v->dump, v->layer, DS_MAP_SOFTMAX2, h, v->row, 1,
                                   v->strip_s2 + (size_t)h * v->T) < 0)
                 return -1;
-        } else if (dv_dump_read_rows(v->dump, v->layer, DV_MAP_SOFTMAX, h, v->row, 1, a) < 0)
+        } else if (ds_dump_reader_read_rows(v->dump, v->layer, DS_MAP_SOFTMAX, h, v->row, 1, a) < 0)
             return -1;
     }
     v->strip_row = v->row;
@@ -143,15 +143,15 @@ void viewer_set_lambda(viewer *v, double lambda) {
 int viewer_load_vs(viewer *v) {
     v->vs_li = NULL;
     if (!v->vs) return 0;
-    const dv_dump_info *vi = dv_dump_get_info(v->vs);
+    const ds_dump_info *vi = ds_dump_reader_info(v->vs);
     int found = 0;
     for (int i = 0; i < vi->n_layers; i++) found |= vi->layers[i] == v->layer;
     if (!found) return 0; /* the panel says so */
-    const dv_layer_info *li = dv_dump_layer(v->vs, v->layer);
+    const ds_dump_layer_info *li = ds_dump_reader_layer(v->vs, v->layer);
     if (!li) return -1;
     if (v->vs_head >= li->n_heads) v->vs_head = li->n_heads - 1;
     if (v->vs_head < 0) v->vs_head = 0;
-    if (dv_dump_read_head(v->vs, v->layer, DV_MAP_SOFTMAX, v->vs_head, v->vs_map) < 0) return -1;
+    if (ds_dump_reader_read_head(v->vs, v->layer, DS_MAP_SOFTMAX, v->vs_head, v->vs_map) < 0) return -1;
     v->vs_li = li;
     v->data_generation++;
     return 0;
@@ -181,7 +181,7 @@ static int load_llama_heads(viewer *v, int layer_changed) {
         if (v->lmap_head[s] != v->lwin + s) {
             if (!v->lmaps[s] && !(v->lmaps[s] = alloc_floats(n))) return -1;
             v->lmap_head[s] = -1;
-            if (dv_dump_read_head(v->dump, v->layer, DV_MAP_SOFTMAX, v->lwin + s, v->lmaps[s]) < 0) return -1;
+            if (ds_dump_reader_read_head(v->dump, v->layer, DS_MAP_SOFTMAX, v->lwin + s, v->lmaps[s]) < 0) return -1;
             v->lmap_head[s] = v->lwin + s;
         }
     }
@@ -190,14 +190,14 @@ static int load_llama_heads(viewer *v, int layer_changed) {
 
 int viewer_load(viewer *v) {
     size_t n = (size_t)v->T * v->T;
-    const dv_layer_info *li = dv_dump_layer(v->dump, v->layer);
+    const ds_dump_layer_info *li = ds_dump_reader_layer(v->dump, v->layer);
     if (!li) return -1;
     if (v->head < 0 || v->head >= li->n_heads)
-        return ds_fail("%s: head index %d outside 0..%d in layer %d", dv_dump_path(v->dump),
+        return ds_fail("%s: head index %d outside 0..%d in layer %d", ds_dump_reader_path(v->dump),
                        v->head, li->n_heads - 1, v->layer);
     int layer_changed = v->li != li;
     v->li = li;
-    v->diffllama = v->info->arch == DV_ARCH_DIFFLLAMA;
+    v->diffllama = v->info->arch == DS_ARCH_DIFFLLAMA;
     /* Buffers are sized by T and the layer's head count, so they are kept across heads. */
     if (!v->strip_a || layer_changed) {
         int hs = li->n_heads;
@@ -209,7 +209,7 @@ int viewer_load(viewer *v) {
         if (v->diffllama && !(v->strip_s2 = alloc_floats((size_t)hs * v->T))) return -1;
         if (li->has_groupnorm) {
             if (!(v->gn_scale = alloc_floats((size_t)hs * v->T))) return -1;
-            if (dv_dump_read_groupnorm_scale(v->dump, v->layer, v->gn_scale) < 0) return -1;
+            if (ds_dump_reader_read_groupnorm_scale(v->dump, v->layer, v->gn_scale) < 0) return -1;
         }
         if (v->diffllama) v->lambda = li->lambda_full;
         v->strip_row = -1;
@@ -217,12 +217,12 @@ int viewer_load(viewer *v) {
     if (v->diffllama) {
         if ((!v->s1 && !(v->s1 = alloc_floats(n))) || (!v->s2 && !(v->s2 = alloc_floats(n))))
             return -1;
-        if (dv_dump_read_head(v->dump, v->layer, DV_MAP_SOFTMAX1, v->head, v->s1) < 0 ||
-            dv_dump_read_head(v->dump, v->layer, DV_MAP_SOFTMAX2, v->head, v->s2) < 0)
+        if (ds_dump_reader_read_head(v->dump, v->layer, DS_MAP_SOFTMAX1, v->head, v->s1) < 0 ||
+            ds_dump_reader_read_head(v->dump, v->layer, DS_MAP_SOFTMAX2, v->head, v->s2) < 0)
             return -1;
-        if (li->has_map[DV_MAP_DIFF]) {
+        if (li->has_map[DS_MAP_DIFF]) {
             if (!v->diff_dump && !(v->diff_dump = alloc_floats(n))) return -1;
-            if (dv_dump_read_head(v->dump, v->layer, DV_MAP_DIFF, v->head, v->diff_dump) < 0) return -1;
+            if (ds_dump_reader_read_head(v->dump, v->layer, DS_MAP_DIFF, v->head, v->diff_dump) < 0) return -1;
         } else {
             free(v->diff_dump);
             v->diff_dump = NULL;

@@ -110,15 +110,15 @@ static int parse_options(int argc, char **argv, options *o) {
 
 /* The --vs dump must be a Llama dump of the same tokens. */
 static int check_vs(const viewer *v) {
-    const dv_dump_info *a = v->info, *b = dv_dump_get_info(v->vs);
-    const char *p = dv_dump_path(v->vs);
-    if (a->arch != DV_ARCH_DIFFLLAMA)
+    const ds_dump_info *a = v->info, *b = ds_dump_reader_info(v->vs);
+    const char *p = ds_dump_reader_path(v->vs);
+    if (a->arch != DS_ARCH_DIFFLLAMA)
         return ds_fail("--vs: %s is not a DiffLlama dump; --vs compares one with a Llama dump",
-                       dv_dump_path(v->dump));
-    if (b->arch != DV_ARCH_LLAMA) return ds_fail("%s: --vs needs a Llama dump, this one is DiffLlama", p);
+                       ds_dump_reader_path(v->dump));
+    if (b->arch != DS_ARCH_LLAMA) return ds_fail("%s: --vs needs a Llama dump, this one is DiffLlama", p);
     if (b->num_tokens != a->num_tokens)
         return ds_fail("%s: --vs dump has %d tokens, %s has %d", p, b->num_tokens,
-                       dv_dump_path(v->dump), a->num_tokens);
+                       ds_dump_reader_path(v->dump), a->num_tokens);
     for (int i = 0; i < a->num_tokens; i++)
         if (a->ids[i] != b->ids[i])
             return ds_fail("%s: --vs dump has other tokens (id %d at position %d, not %d)", p,
@@ -128,9 +128,9 @@ static int check_vs(const viewer *v) {
 
 /* Applies the options to a freshly opened viewer; errors are bad input. */
 static int setup(viewer *v, const options *o) {
-    const dv_dump_info *in = v->info;
+    const ds_dump_info *in = v->info;
     v->T = in->num_tokens;
-    v->diffllama = in->arch == DV_ARCH_DIFFLLAMA;
+    v->diffllama = in->arch == DS_ARCH_DIFFLLAMA;
     v->strip_row = -1;
     v->hover_q = v->hover_k = -1;
     v->print_state = o->print_state;
@@ -143,15 +143,15 @@ static int setup(viewer *v, const options *o) {
         return ds_fail("%s: %d tokens need %.1f GB for one head's maps, more than this machine's %.1f GB allows",
                        o->dump, v->T, need / 1e9, ram / 1e9);
     v->layer = o->layer >= 0 ? o->layer : in->layers[0];
-    if (dv_dump_layer_index(v->dump, v->layer) < 0) return -1;
-    if (!dv_dump_layer(v->dump, v->layer)) return -1;
+    if (ds_dump_reader_layer_index(v->dump, v->layer) < 0) return -1;
+    if (!ds_dump_reader_layer(v->dump, v->layer)) return -1;
     v->head = 0;
-    if (o->head >= 0 && (v->head = dv_dump_head_index(v->dump, v->layer, o->head)) < 0) return -1;
+    if (o->head >= 0 && (v->head = ds_dump_reader_head_index(v->dump, v->layer, o->head)) < 0) return -1;
     if (o->vs_head >= 0 && !v->vs) return ds_fail("--vs-head needs --vs");
     if (v->vs && o->vs_head >= 0) {
         /* --vs-head is a model head number, like --head; the layer must be in the --vs dump. */
-        if (dv_dump_layer_index(v->vs, v->layer) < 0) return -1;
-        if ((v->vs_head = dv_dump_head_index(v->vs, v->layer, o->vs_head)) < 0) return -1;
+        if (ds_dump_reader_layer_index(v->vs, v->layer) < 0) return -1;
+        if ((v->vs_head = ds_dump_reader_head_index(v->vs, v->layer, o->vs_head)) < 0) return -1;
     }
     if (o->row >= v->T)
         return ds_fail("--row: %d is outside 0..%d (the dump has %d tokens)", o->row, v->T - 1, v->T);
@@ -244,9 +244,9 @@ int main(int argc, char **argv) {
     memset(&v, 0, sizeof v);
     const char *slash = strrchr(o.dump, '/');
     v.dump_name = slash ? slash + 1 : o.dump;
-    if (!(v.dump = dv_dump_open(o.dump))) return cli_lib_error();
-    v.info = dv_dump_get_info(v.dump);
-    if (o.vs && !(v.vs = dv_dump_open(o.vs))) {
+    if (!(v.dump = ds_dump_reader_open(o.dump))) return cli_lib_error();
+    v.info = ds_dump_reader_info(v.dump);
+    if (o.vs && !(v.vs = ds_dump_reader_open(o.vs))) {
         rc = cli_lib_error();
         goto out;
     }
@@ -273,7 +273,7 @@ int main(int argc, char **argv) {
     SDL_Quit();
 out:
     viewer_free_maps(&v);
-    dv_dump_close(v.vs);
-    dv_dump_close(v.dump);
+    ds_dump_reader_close(v.vs);
+    ds_dump_reader_close(v.dump);
     return rc;
 }

@@ -10,7 +10,7 @@
 
 static void draw_top(viewer *v) {
     SDL_Renderer *r = v->ren;
-    const dv_dump_info *in = v->info;
+    const ds_dump_info *in = v->info;
     char buf[512];
     int x = 14;
     x += text_draw(r, FONT_TITLE, "diffscope-view", x, 10, C_ACCENT, ALIGN_LEFT) + 12;
@@ -30,7 +30,7 @@ static void draw_top(viewer *v) {
         text_draw(r, FONT_LABEL, buf, 14, 38, C_DIM, ALIGN_LEFT);
         return;
     }
-    const dv_layer_info *li = v->li;
+    const ds_dump_layer_info *li = v->li;
     char lm[32], li0[32], ln[32];
     snprintf(lm, sizeof lm, "%.4f", li->lambda_model);
     snprintf(li0, sizeof li0, "%.4f", li->lambda_init);

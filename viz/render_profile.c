@@ -119,7 +119,7 @@ void render_profile(viewer *v) {
 void render_strip(viewer *v) {
     SDL_Renderer *r = v->ren;
     const SDL_Rect *s = &v->lay.strip;
-    const dv_layer_info *li = v->li;
+    const ds_dump_layer_info *li = v->li;
     int hs = li->n_heads;
     char buf[200];
     if (v->diffllama)

@@ -20,12 +20,12 @@ void ui_print_state(const viewer *v) {
 }
 
 int ui_goto(viewer *v, int layer_index, int head) {
-    const dv_dump_info *in = v->info;
+    const ds_dump_info *in = v->info;
     if (layer_index < 0) layer_index = 0;
     if (layer_index >= in->n_layers) layer_index = in->n_layers - 1;
     int old_layer = v->layer, old_head = v->head;
     v->layer = in->layers[layer_index];
-    const dv_layer_info *li = dv_dump_layer(v->dump, v->layer);
+    const ds_dump_layer_info *li = ds_dump_reader_layer(v->dump, v->layer);
     if (li) {
         v->head = head < 0 ? 0 : head >= li->n_heads ? li->n_heads - 1 : head;
         if (v->layer == old_layer && v->head == old_head) return 0;

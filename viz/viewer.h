@@ -59,15 +59,15 @@ typedef struct {
 
 typedef struct viewer {
     /* Data */
-    dv_dump *dump, *vs;
-    const dv_dump_info *info;
+    ds_dump_reader *dump, *vs;
+    const ds_dump_info *info;
     int T;
     int diffllama;
     int layer;                   /* model layer number */
     int head;                    /* index among the layer's dumped heads */
-    const dv_layer_info *li;
+    const ds_dump_layer_info *li;
     int vs_head;                 /* index among the --vs dump's heads of the same layer */
-    const dv_layer_info *vs_li;  /* NULL when --vs is absent or lacks this layer */
+    const ds_dump_layer_info *vs_li;  /* NULL when --vs is absent or lacks this layer */
     float *s1, *s2, *diff_dump;  /* [T*T] DiffLlama maps of the head (diff_dump may be NULL) */
     float *lmaps[LLAMA_PANELS];  /* [T*T] Llama maps of heads lwin .. lwin+n_lheads-1 */
     int lmap_head[LLAMA_PANELS]; /* head index each lmaps buffer holds (-1: none) */

@@ -23,12 +23,14 @@
 #ifndef DIFFSCOPE_ATTN_STATS_H
 #define DIFFSCOPE_ATTN_STATS_H
 #include <stdint.h>
+#include "diffscope/dump_format.h"
 #include "diffscope/model.h"
 #include "diffscope/table5.h"
 
-enum { DS_ATTN_MAP_DIFF, DS_ATTN_MAP_SOFTMAX1, DS_ATTN_MAP_SOFTMAX, DS_ATTN_NMAPS };
-/* "diff", "softmax1", "softmax" */
-const char *ds_attn_map_name(int map);
+/* The maps the statistics cover, in report order: DS_MAP_DIFF, DS_MAP_SOFTMAX1 (DiffLlama),
+ * DS_MAP_SOFTMAX (Llama). The arrays below are indexed by ds_map. */
+#define DS_ATTN_NMAPS 3
+extern const ds_map ds_attn_maps[DS_ATTN_NMAPS];
 
 typedef struct {
     double answer_mass, noise_mass, sink_mass, entropy, sparsity;
@@ -45,9 +47,9 @@ typedef struct {
     int T, L;
     int heads;                               /* per map: H/2 (DiffLlama) or H (Llama) */
     int is_diff;
-    int has_map[DS_ATTN_NMAPS];
-    ds_attn_row_stats *head[DS_ATTN_NMAPS];  /* [L * heads], for maps the model has */
-    ds_attn_row_stats *layer[DS_ATTN_NMAPS]; /* [L], means over heads (after finish) */
+    int has_map[DS_MAP_COUNT];
+    ds_attn_row_stats *head[DS_MAP_COUNT];  /* [L * heads], for maps the model has */
+    ds_attn_row_stats *layer[DS_MAP_COUNT]; /* [L], means over heads (after finish) */
     double *lambda_full;                     /* [L], the λ the forward pass used; NaN for Llama */
     ds_table5 scores, resid;                 /* after finish, with opts.outliers */
     ds_table5_acc *scores_acc, *resid_acc;   /* while running */

@@ -10,6 +10,7 @@
  * selected cost nothing in the forward pass. */
 #ifndef DIFFSCOPE_DUMP_H
 #define DIFFSCOPE_DUMP_H
+#include "diffscope/dump_format.h"
 #include "diffscope/model.h"
 
 enum {
@@ -20,8 +21,6 @@ enum {
     DS_DUMP_OUTLIERS = 1 << 4,  /* outlier statistics of scores, resid, mlp */
     DS_DUMP_DEFAULT = DS_DUMP_SOFTMAX | DS_DUMP_DIFF | DS_DUMP_GROUPNORM | DS_DUMP_OUTLIERS,
 };
-
-#define DS_DUMP_FORMAT_VERSION 1
 
 typedef struct {
     unsigned what;          /* DS_DUMP_* bits */

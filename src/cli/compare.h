@@ -6,6 +6,11 @@
 #include "cli/cli_input.h"
 #include "diffscope/attn_stats.h"
 
+/* The root attributes `format` and `format_version` of compare's HDF5 file
+ * (docs/compare.md). */
+#define CMP_FORMAT "diffscope-compare"
+#define CMP_FORMAT_VERSION 1
+
 /* One model's results in a comparison. */
 typedef struct {
     const char *name; /* "A" or "B" */

@@ -66,7 +66,7 @@ static int columns_of(const cmp_result *r, column *cols) {
         int maps[DS_ATTN_NMAPS], nm = cmp_maps(r->models[i].st, maps);
         for (int j = 0; j < nm; j++) {
             cols[n].model = i, cols[n].map = maps[j];
-            snprintf(cols[n].title, sizeof cols[n].title, "%s %s", r->models[i].name, ds_attn_map_name(maps[j]));
+            snprintf(cols[n].title, sizeof cols[n].title, "%s %s", r->models[i].name, ds_map_name(maps[j]));
             n++;
         }
     }
@@ -188,7 +188,7 @@ static cJSON *model_json(const cmp_result *r, const cmp_model *cm) {
         if (st->is_diff) cJSON_AddItemToObject(lo, "lambda_full", num(st->lambda_full[l]));
         for (int j = 0; j < nm; j++) {
             cJSON *mo = row_json(&st->layer[maps[j]][l]);
-            cJSON_AddItemToObject(lo, ds_attn_map_name(maps[j]), mo);
+            cJSON_AddItemToObject(lo, ds_map_name(maps[j]), mo);
             if (!r->per_head || !mo) continue;
             cJSON *hs = cJSON_AddArrayToObject(mo, "heads");
             for (int h = 0; hs && h < st->heads; h++)
@@ -243,9 +243,9 @@ static int write_f64(hid_t loc, const char *name, int ndim, const hsize_t *dims,
 static int write_map_h5(hid_t file, const cmp_model *cm, int map, double *buf) {
     const ds_attn_stats *st = cm->st;
     char path[96];
-    snprintf(path, sizeof path, "/models/%s/%s/per_head", cm->name, ds_attn_map_name(map));
+    snprintf(path, sizeof path, "/models/%s/%s/per_head", cm->name, ds_map_name(map));
     hid_t ph = ds_h5_group(file, path);
-    snprintf(path, sizeof path, "/models/%s/%s", cm->name, ds_attn_map_name(map));
+    snprintf(path, sizeof path, "/models/%s/%s", cm->name, ds_map_name(map));
     hid_t g = ds_h5_group(file, path);
     int rc = g < 0 || ph < 0 ? -1 : 0;
     for (int m = 0; !rc && m < 5; m++) {
@@ -299,7 +299,7 @@ int cmp_write_h5(const char *path, int force, const cmp_result *r) {
     if (ds_h5out_open(&o, path, force)) return -1;
     hid_t f = o.file;
     hsize_t n = (hsize_t)r->T;
-    int rc = ds_h5_attr_str(f, "format", "diffscope-compare") || ds_h5_attr_int(f, "format_version", 1) ||
+    int rc = ds_h5_attr_str(f, "format", CMP_FORMAT) || ds_h5_attr_int(f, "format_version", CMP_FORMAT_VERSION) ||
              ds_h5_attr_str(f, "tool_version", DS_VERSION) || ds_h5_attr_int(f, "query_pos", r->query) ||
              ds_h5_attr_int(f, "span_begin", r->span_end ? r->span_begin : -1) ||
              ds_h5_attr_int(f, "span_end", r->span_end ? r->span_end : -1) ||

@@ -26,6 +26,6 @@ ds_attn_stats *cmp_run(const ds_model *m, ds_session *s, ds_probes *p, const int
 int cmp_maps(const ds_attn_stats *st, int maps[DS_ATTN_NMAPS]) {
     int n = 0;
     for (int k = 0; k < DS_ATTN_NMAPS; k++)
-        if (st->has_map[k]) maps[n++] = k;
+        if (st->has_map[ds_attn_maps[k]]) maps[n++] = ds_attn_maps[k];
     return n;
 }

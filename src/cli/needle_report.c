@@ -39,8 +39,8 @@ void needle_print_table(const needle_opts *no, const needle_prompt_set *ps, cons
     for (int i = 0; i < nmodels; i++) {
         snprintf(titles[nt++], sizeof titles[0], "%s:%s", nm[i].name, no->task ? "acc" : "top1");
         for (int j = 0; j < nm[i].nmaps; j++) {
-            snprintf(titles[nt++], sizeof titles[0], "%s:%s.answer", nm[i].name, ds_attn_map_name(nm[i].maps[j]));
-            snprintf(titles[nt++], sizeof titles[0], "%s:%s.noise", nm[i].name, ds_attn_map_name(nm[i].maps[j]));
+            snprintf(titles[nt++], sizeof titles[0], "%s:%s.answer", nm[i].name, ds_map_name(nm[i].maps[j]));
+            snprintf(titles[nt++], sizeof titles[0], "%s:%s.noise", nm[i].name, ds_map_name(nm[i].maps[j]));
         }
     }
     printf("depth");
@@ -95,7 +95,7 @@ static cJSON *model_json(const needle_opts *no, const needle_prompt_set *ps, con
             cJSON_AddItemToArray(top, tj);
         }
         for (int j = 0; j < m->nmaps; j++) {
-            cJSON *mj = cJSON_AddObjectToObject(dj, ds_attn_map_name(m->maps[j]));
+            cJSON *mj = cJSON_AddObjectToObject(dj, ds_map_name(m->maps[j]));
             const double *a = layers_of(no, m, m->answer, j, d), *n = layers_of(no, m, m->noise, j, d);
             cJSON_AddNumberToObject(mj, "answer_mass", needle_last_half(a, m->L));
             cJSON_AddNumberToObject(mj, "noise_mass", needle_last_half(n, m->L));

@@ -11,6 +11,7 @@
  * whole chunks) and each block goes through H5Dwrite and its filters on the callback's thread. */
 #include "diffscope/diffscope.h" /* DS_VERSION */
 #include "diffscope/dump.h"
+#include "diffscope/dump_format.h"
 #include "diffscope/error.h"
 #include "io/h5out.h"
 #include "diffscope/hidden_states.h"
@@ -23,14 +24,12 @@
 #include <string.h>
 #include <time.h>
 
-enum { MAP_SOFTMAX1, MAP_SOFTMAX2, MAP_DIFF, MAP_SOFTMAX, MAP_SCORES, N_MAPS };
 /* Each outlier statistic is collected in this many parts, filled in parallel (heads, or
  * ranges of tokens, split evenly) and combined in order when the layer ends. The split is
  * fixed, so the statistics do not depend on the thread count. */
 enum { OUTLIER_PARTS = 4 };
 /* Fewer values than this in a block are pushed on one thread. */
 #define OUTLIER_PAR_MIN ((int64_t)1 << 16)
-static const char *const map_names[N_MAPS] = {"softmax1", "softmax2", "diff", "softmax", "scores"};
 
 struct ds_dump {
     ds_h5out out;
@@ -46,8 +45,8 @@ struct ds_dump {
     ds_raw_writer *raw;    /* background writer of uncompressed maps, made at the first block */
     /* State of the layer being written. */
     int layer;
-    hid_t maps[N_MAPS];
-    haddr_t map_addr[N_MAPS]; /* file offset of each contiguous map dataset */
+    hid_t maps[DS_MAP_COUNT];
+    haddr_t map_addr[DS_MAP_COUNT]; /* file offset of each contiguous map dataset */
     ds_outliers scores[OUTLIER_PARTS], resid[OUTLIER_PARTS], mlp[OUTLIER_PARTS];
     ds_hidden_states hidden; /* .out [L+1, T, D] when --hidden, else NULL */
 };
@@ -142,7 +141,7 @@ static int write_rows(ds_dump *d, hid_t ds, int out_head, int r0, int nr, const 
 
 /* Queues the selected heads of a [heads, nr, T] block for the raw writer: one buffer, one file
  * range per head (a head's rows r0..r0+nr are contiguous in a contiguous [heads, T, T] map). */
-static int queue_map_block(ds_dump *d, int kind, const ds_probe_event *ev, int out_base, int head_base) {
+static int queue_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, int out_base, int head_base) {
     size_t esize = d->o.f16 ? 2 : 4, row_elems = (size_t)ev->shape[1] * d->T;
     size_t bytes = (size_t)d->nheads * row_elems * esize;
     if (!d->raw) {
@@ -177,7 +176,7 @@ static int queue_map_block(ds_dump *d, int kind, const ds_probe_event *ev, int o
 
 static hid_t layer_group(ds_dump *d, int l, const char *sub) {
     char path[64];
-    snprintf(path, sizeof path, "/layers/%d/%s", l, sub);
+    snprintf(path, sizeof path, DS_DUMP_LAYER_PATH, l, sub);
     return ds_h5_group(d->out.file, path);
 }
 
@@ -185,22 +184,22 @@ static hid_t layer_group(ds_dump *d, int l, const char *sub) {
 
 /* A block of maps [heads, nr, T] from the forward pass -> the selected heads of dataset KIND.
  * HEAD_BASE shifts the selection (second maps of a diff head live at i + H/2 in scores). */
-static int write_map_block(ds_dump *d, int kind, const ds_probe_event *ev, int out_base, int head_base) {
+static int write_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, int out_base, int head_base) {
     if (d->maps[kind] < 0) {
-        int heads = kind == MAP_SCORES && d->is_diff ? 2 * d->nheads : d->nheads;
-        hid_t g = layer_group(d, ev->layer, "attn");
+        int heads = kind == DS_MAP_SCORES && d->is_diff ? 2 * d->nheads : d->nheads;
+        hid_t g = layer_group(d, ev->layer, DS_DUMP_ATTN);
         if (g < 0) return -1;
-        d->maps[kind] = create_map_dataset(d, g, map_names[kind], heads, (int)ev->shape[1]);
+        d->maps[kind] = create_map_dataset(d, g, ds_map_name(kind), heads, (int)ev->shape[1]);
         int *sel = malloc((size_t)heads * sizeof *sel), n = 0;
         for (int j = 0; sel && j < d->nheads; j++) sel[n++] = d->heads[j];
         for (int j = 0; sel && heads > d->nheads && j < d->nheads; j++) sel[n++] = d->heads[j] + d->Hd;
-        int rc = d->maps[kind] < 0 || !sel ? -1 : ds_h5_attr_int_array(d->maps[kind], "heads", sel, n);
+        int rc = d->maps[kind] < 0 || !sel ? -1 : ds_h5_attr_int_array(d->maps[kind], DS_DUMP_ATTR_HEADS, sel, n);
         free(sel);
         H5Gclose(g);
         if (rc) return -1;
         d->map_addr[kind] = d->o.compress > 0 ? HADDR_UNDEF : H5Dget_offset(d->maps[kind]);
         if (d->o.compress <= 0 && d->map_addr[kind] == HADDR_UNDEF)
-            return ds_fail("%s: no file offset for dataset '%s' of layer %d", d->out.path, map_names[kind], d->layer);
+            return ds_fail("%s: no file offset for dataset '%s' of layer %d", d->out.path, ds_map_name(kind), d->layer);
     }
     if (d->o.compress <= 0) return queue_map_block(d, kind, ev, out_base, head_base);
     for (int j = 0; j < d->nheads; j++) {
@@ -238,9 +237,10 @@ static int write_groupnorm(ds_dump *d, const ds_probe_event *ev) {
                 rms[(size_t)j * d->T + t] = (float)sqrt(ms);
                 scale[(size_t)j * d->T + t] = (float)((1.0 - lam_init) / sqrt(ms + c->rms_norm_eps));
             }
-        hid_t g = layer_group(d, ev->layer, "groupnorm");
+        hid_t g = layer_group(d, ev->layer, DS_DUMP_GROUPNORM_GROUP);
         hsize_t dims[2] = {(hsize_t)d->nheads, (hsize_t)d->T};
-        rc = g < 0 ? -1 : ds_h5_write_f32(g, "rms", 2, dims, rms) || ds_h5_write_f32(g, "scale", 2, dims, scale);
+        rc = g < 0 ? -1 : ds_h5_write_f32(g, DS_DUMP_GROUPNORM_RMS, 2, dims, rms) ||
+                              ds_h5_write_f32(g, DS_DUMP_GROUPNORM_SCALE, 2, dims, scale);
         if (g >= 0) H5Gclose(g);
     } else {
         ds_failc(DS_ERR_NOMEM, "out of memory");
@@ -254,12 +254,13 @@ static int write_lambda(ds_dump *d, const ds_probe_event *ev) {
     ds_model_lambda(d->m, ev->layer, lam);
     /* The value the forward pass uses: an intervention registered before us may have set it. */
     double used = ev->data[3] == (float)lam[3] ? lam[3] : ev->data[3];
-    hid_t g = layer_group(d, ev->layer, "attn");
+    hid_t g = layer_group(d, ev->layer, DS_DUMP_ATTN);
     if (g < 0) return -1;
-    int rc = ds_h5_attr_double(g, "lambda_1", lam[0]) || ds_h5_attr_double(g, "lambda_2", lam[1]) ||
-             ds_h5_attr_double(g, "lambda_init", lam[2]) || ds_h5_attr_double(g, "lambda_full", used) ||
-             ds_h5_attr_int(g, "lambda_overridden", used != lam[3]) ||
-             (used != lam[3] && ds_h5_attr_double(g, "lambda_model", lam[3]));
+    int rc = ds_h5_attr_double(g, DS_DUMP_ATTR_LAMBDA_1, lam[0]) || ds_h5_attr_double(g, DS_DUMP_ATTR_LAMBDA_2, lam[1]) ||
+             ds_h5_attr_double(g, DS_DUMP_ATTR_LAMBDA_INIT, lam[2]) ||
+             ds_h5_attr_double(g, DS_DUMP_ATTR_LAMBDA_FULL, used) ||
+             ds_h5_attr_int(g, DS_DUMP_ATTR_LAMBDA_OVERRIDDEN, used != lam[3]) ||
+             (used != lam[3] && ds_h5_attr_double(g, DS_DUMP_ATTR_LAMBDA_MODEL, lam[3]));
     H5Gclose(g);
     return rc ? -1 : 0;
 }
@@ -275,19 +276,19 @@ static void push_matrix(ds_outliers *parts, const ds_probe_event *ev) {
 static int write_outliers(ds_dump *d, int l, const char *name, const ds_outlier_result *r, int nc,
                           const char *index_names) {
     char path[64];
-    snprintf(path, sizeof path, "/layers/%d/outliers/%s", l, name);
+    snprintf(path, sizeof path, DS_DUMP_LAYER_PATH "/%s", l, DS_DUMP_OUTLIERS_GROUP, name);
     hid_t g = ds_h5_group(d->out.file, path);
     if (g < 0) return -1;
     hsize_t dv[1] = {(hsize_t)r->k}, di[2] = {(hsize_t)r->k, (hsize_t)nc};
     hid_t sp = H5Screate_simple(2, di, NULL);
-    hid_t ds = H5Dcreate2(g, "index", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ds = H5Dcreate2(g, DS_DUMP_OUTLIER_INDEX, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     herr_t w = ds < 0 ? -1 : H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->coords);
     if (ds >= 0) H5Dclose(ds);
     H5Sclose(sp);
-    int rc = w < 0 || ds_h5_write_f32(g, "values", 1, dv, r->values) || ds_h5_attr_double(g, "median", r->median) ||
-             ds_h5_attr_double(g, "mean", r->mean) || ds_h5_attr_double(g, "std", r->std) ||
-             ds_h5_attr_double(g, "kurtosis", r->kurtosis) || ds_h5_attr_int(g, "count", r->count) ||
-             ds_h5_attr_str(g, "index_names", index_names);
+    int rc = w < 0 || ds_h5_write_f32(g, DS_DUMP_OUTLIER_VALUES, 1, dv, r->values) ||
+             ds_h5_attr_double(g, DS_DUMP_ATTR_MEDIAN, r->median) || ds_h5_attr_double(g, DS_DUMP_ATTR_MEAN, r->mean) ||
+             ds_h5_attr_double(g, DS_DUMP_ATTR_STD, r->std) || ds_h5_attr_double(g, DS_DUMP_ATTR_KURTOSIS, r->kurtosis) ||
+             ds_h5_attr_int(g, DS_DUMP_ATTR_COUNT, r->count) || ds_h5_attr_str(g, DS_DUMP_ATTR_INDEX_NAMES, index_names);
     if (w < 0) ds_failc(DS_ERR_IO, "%s: cannot write outliers of layer %d", d->out.path, l);
     H5Gclose(g);
     return rc ? -1 : 0;
@@ -297,8 +298,9 @@ static int write_outliers(ds_dump *d, int l, const char *name, const ds_outlier_
  * medians and moments pass over every value), then written in order. */
 static int write_layer_outliers(ds_dump *d, int l) {
     ds_outliers *acc[3] = {d->scores, d->resid, d->mlp};
-    static const char *const names[3] = {"scores", "resid", "mlp"};
-    static const char *const index_names[3] = {"head,query,key", "token,channel", "token,channel"};
+    static const char *const names[3] = {DS_DUMP_OUTLIER_SCORES, DS_DUMP_OUTLIER_RESID, DS_DUMP_OUTLIER_MLP};
+    static const char *const index_names[3] = {DS_DUMP_INDEX_HEAD_QUERY_KEY, DS_DUMP_INDEX_TOKEN_CHANNEL,
+                                               DS_DUMP_INDEX_TOKEN_CHANNEL};
     int nc[3], failed[3];
     ds_outlier_result res[3];
     for (int i = 0; i < 3; i++) nc[i] = acc[i]->ncoords;
@@ -316,7 +318,7 @@ static int write_layer_outliers(ds_dump *d, int l) {
 /* The layer is complete at its hook_resid_post: close its maps, write its statistics. */
 static int finish_layer(ds_dump *d, const ds_probe_event *ev) {
     int l = ev->layer, rc = 0;
-    for (int k = 0; k < N_MAPS; k++)
+    for (int k = 0; k < DS_MAP_COUNT; k++)
         if (d->maps[k] >= 0) {
             if (H5Dclose(d->maps[k]) < 0) rc = ds_failc(DS_ERR_IO, "%s: writing layer %d failed (disk full?)", d->out.path, l);
             d->maps[k] = H5I_INVALID_HID;
@@ -337,12 +339,12 @@ static int on_event(const ds_probe_event *ev, void *user) {
     case DS_HOOK_SCORES:
         if (d->o.what & DS_DUMP_OUTLIERS) push_scores(d, ev);
         if (!(d->o.what & DS_DUMP_SCORES)) return 0;
-        return write_map_block(d, MAP_SCORES, ev, 0, 0) ||
-               (d->is_diff && write_map_block(d, MAP_SCORES, ev, d->nheads, d->Hd));
-    case DS_HOOK_PATTERN1: return write_map_block(d, MAP_SOFTMAX1, ev, 0, 0);
-    case DS_HOOK_PATTERN2: return write_map_block(d, MAP_SOFTMAX2, ev, 0, 0);
-    case DS_HOOK_PATTERN: return write_map_block(d, MAP_SOFTMAX, ev, 0, 0);
-    case DS_HOOK_DIFF: return write_map_block(d, MAP_DIFF, ev, 0, 0);
+        return write_map_block(d, DS_MAP_SCORES, ev, 0, 0) ||
+               (d->is_diff && write_map_block(d, DS_MAP_SCORES, ev, d->nheads, d->Hd));
+    case DS_HOOK_PATTERN1: return write_map_block(d, DS_MAP_SOFTMAX1, ev, 0, 0);
+    case DS_HOOK_PATTERN2: return write_map_block(d, DS_MAP_SOFTMAX2, ev, 0, 0);
+    case DS_HOOK_PATTERN: return write_map_block(d, DS_MAP_SOFTMAX, ev, 0, 0);
+    case DS_HOOK_DIFF: return write_map_block(d, DS_MAP_DIFF, ev, 0, 0);
     case DS_HOOK_GROUPNORM_IN: return write_groupnorm(d, ev);
     case DS_HOOK_MLP_POST: push_matrix(d->mlp, ev); return 0;
     case DS_HOOK_RESID_POST: return finish_layer(d, ev);
@@ -377,10 +379,10 @@ static int register_hooks(ds_dump *d, ds_probes *p) {
 }
 
 static int write_tokens(ds_dump *d, const int *ids) {
-    hid_t g = ds_h5_group(d->out.file, "/tokens");
+    hid_t g = ds_h5_group(d->out.file, DS_DUMP_TOKENS);
     if (g < 0) return -1;
     hsize_t n = (hsize_t)d->T;
-    int rc = ds_h5_write_i32(g, "ids", 1, &n, ids);
+    int rc = ds_h5_write_i32(g, DS_DUMP_TOKEN_IDS, 1, &n, ids);
     char **text = malloc(n * sizeof *text);
     char (*idbuf)[16] = malloc(n * sizeof *idbuf);
     if (!rc && text && idbuf) {
@@ -392,12 +394,12 @@ static int write_tokens(ds_dump *d, const int *ids) {
         H5Tset_size(st, H5T_VARIABLE);
         H5Tset_cset(st, H5T_CSET_UTF8);
         hid_t sp = H5Screate_simple(1, &n, NULL);
-        hid_t ds = H5Dcreate2(g, "text", st, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t ds = H5Dcreate2(g, DS_DUMP_TOKEN_TEXT, st, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         rc = ds < 0 || H5Dwrite(ds, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) < 0;
         if (ds >= 0) H5Dclose(ds);
         H5Sclose(sp);
         H5Tclose(st);
-        if (rc) ds_failc(DS_ERR_IO, "%s: cannot write /tokens/text", d->out.path);
+        if (rc) ds_failc(DS_ERR_IO, "%s: cannot write " DS_DUMP_TOKEN_TEXT_PATH, d->out.path);
     } else if (!rc) {
         rc = ds_failc(DS_ERR_NOMEM, "out of memory");
     }
@@ -416,16 +418,19 @@ static int write_root(ds_dump *d) {
     if (!layers) return ds_failc(DS_ERR_NOMEM, "out of memory");
     for (int l = 0; l < d->L; l++)
         if (d->layer_on[l]) layers[nl++] = l;
-    int rc = ds_h5_attr_str(f, "format", "diffscope-dump") ||
-             ds_h5_attr_int(f, "format_version", DS_DUMP_FORMAT_VERSION) ||
-             ds_h5_attr_str(f, "arch", ds_arch_name(c->arch)) || ds_h5_attr_int(f, "num_layers", c->num_layers) ||
-             ds_h5_attr_int(f, "num_heads", c->num_heads) || ds_h5_attr_int(f, "num_kv_heads", c->num_kv_heads) ||
-             ds_h5_attr_int(f, "head_dim", c->head_dim) || ds_h5_attr_int(f, "num_tokens", d->T) ||
-             ds_h5_attr_str(f, "config", c->json_text) || ds_h5_attr_str(f, "prompt", d->o.prompt ? d->o.prompt : "") ||
-             ds_h5_attr_str(f, "model_path", d->o.model_path ? d->o.model_path : ds_model_dir(d->m)) ||
-             ds_h5_attr_str(f, "tool_version", d->o.tool_version ? d->o.tool_version : DS_VERSION) ||
-             ds_h5_attr_str(f, "created", created) || ds_h5_attr_int_array(f, "layers", layers, nl) ||
-             ds_h5_attr_str(f, "what", what_string(d->o.what));
+    int rc = ds_h5_attr_str(f, DS_DUMP_ATTR_FORMAT, DS_DUMP_FORMAT) ||
+             ds_h5_attr_int(f, DS_DUMP_ATTR_FORMAT_VERSION, DS_DUMP_FORMAT_VERSION) ||
+             ds_h5_attr_str(f, DS_DUMP_ATTR_ARCH, ds_arch_name(c->arch)) ||
+             ds_h5_attr_int(f, DS_DUMP_ATTR_NUM_LAYERS, c->num_layers) ||
+             ds_h5_attr_int(f, DS_DUMP_ATTR_NUM_HEADS, c->num_heads) ||
+             ds_h5_attr_int(f, DS_DUMP_ATTR_NUM_KV_HEADS, c->num_kv_heads) ||
+             ds_h5_attr_int(f, DS_DUMP_ATTR_HEAD_DIM, c->head_dim) || ds_h5_attr_int(f, DS_DUMP_ATTR_NUM_TOKENS, d->T) ||
+             ds_h5_attr_str(f, DS_DUMP_ATTR_CONFIG, c->json_text) ||
+             ds_h5_attr_str(f, DS_DUMP_ATTR_PROMPT, d->o.prompt ? d->o.prompt : "") ||
+             ds_h5_attr_str(f, DS_DUMP_ATTR_MODEL_PATH, d->o.model_path ? d->o.model_path : ds_model_dir(d->m)) ||
+             ds_h5_attr_str(f, DS_DUMP_ATTR_TOOL_VERSION, d->o.tool_version ? d->o.tool_version : DS_VERSION) ||
+             ds_h5_attr_str(f, DS_DUMP_ATTR_CREATED, created) || ds_h5_attr_int_array(f, DS_DUMP_ATTR_LAYERS, layers, nl) ||
+             ds_h5_attr_str(f, DS_DUMP_ATTR_WHAT, what_string(d->o.what));
     free(layers);
     return rc ? -1 : 0;
 }
@@ -474,7 +479,7 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
     d->layer = -1;
     d->f16 = make_f16_type();
     d->out.file = H5I_INVALID_HID;
-    for (int k = 0; k < N_MAPS; k++) d->maps[k] = H5I_INVALID_HID;
+    for (int k = 0; k < DS_MAP_COUNT; k++) d->maps[k] = H5I_INVALID_HID;
     if (select_layers_heads(d)) goto fail;
     /* One set of accumulators, emptied after each layer, so their buffers are reused. */
     for (int p = 0; p < OUTLIER_PARTS && (o->what & DS_DUMP_OUTLIERS); p++)
@@ -495,7 +500,7 @@ fail:
 }
 
 static void release(ds_dump *d) {
-    for (int k = 0; k < N_MAPS; k++)
+    for (int k = 0; k < DS_MAP_COUNT; k++)
         if (d->maps[k] >= 0) H5Dclose(d->maps[k]);
     for (int p = 0; p < OUTLIER_PARTS; p++) {
         ds_outliers_free(&d->scores[p]);
@@ -512,13 +517,13 @@ int ds_dump_finish(ds_dump *d, const float *logits) {
     int rc = 0;
     if (d->o.logits && logits) {
         hsize_t dims[2] = {(hsize_t)d->T, (hsize_t)c->vocab_size};
-        rc = ds_h5_write_f32(d->out.file, "logits", 2, dims, logits);
+        rc = ds_h5_write_f32(d->out.file, DS_DUMP_LOGITS, 2, dims, logits);
     }
     if (!rc && d->hidden.out) {
         hsize_t dims[3] = {(hsize_t)d->L + 1, (hsize_t)d->T, (hsize_t)c->hidden_size};
-        rc = ds_h5_write_f32(d->out.file, "hidden_states", 3, dims, d->hidden.out);
+        rc = ds_h5_write_f32(d->out.file, DS_DUMP_HIDDEN_STATES, 3, dims, d->hidden.out);
     }
-    for (int k = 0; k < N_MAPS; k++)
+    for (int k = 0; k < DS_MAP_COUNT; k++)
         if (d->maps[k] >= 0) H5Dclose(d->maps[k]), d->maps[k] = H5I_INVALID_HID;
     /* Every queued map block is in the file before it is committed under its name. */
     if (ds_raw_writer_close(d->raw) && !rc) rc = -1;
@@ -531,7 +536,7 @@ int ds_dump_finish(ds_dump *d, const float *logits) {
 
 void ds_dump_abort(ds_dump *d) {
     if (!d) return;
-    for (int k = 0; k < N_MAPS; k++)
+    for (int k = 0; k < DS_MAP_COUNT; k++)
         if (d->maps[k] >= 0) H5Dclose(d->maps[k]), d->maps[k] = H5I_INVALID_HID;
     if (d->raw) { /* keep the message of the failure that got us here, not a write error after it */
         char *msg = strdup(ds_errmsg());

@@ -1,4 +1,5 @@
-/* Reading diffscope dumps with HDF5: validation first, then hyperslab reads of one head. */
+/* Reading diffscope dumps with HDF5 (see diffscope/dump_reader.h): validation first, then
+ * hyperslab reads of one head. */
 #include "diffscope/dump_reader.h"
 #include <errno.h>
 #include <hdf5.h>
@@ -10,42 +11,21 @@
 #include "diffscope/error.h"
 #include "base/half.h"
 #include "io/h5_guard.h"
+#include "io/h5in.h"
 
-struct dv_dump {
+struct ds_dump_reader {
     char *path;
     hid_t file;
-    dv_dump_info info;
-    dv_layer_info **layer_cache; /* [info.n_layers], filled by dv_dump_layer */
+    ds_dump_info info;
+    ds_dump_layer_info **layer_cache; /* [info.n_layers], filled by ds_dump_reader_layer */
 };
 
-static const char *map_names[DV_MAP_COUNT] = {"softmax1", "softmax2", "diff", "softmax"};
-
-const char *dv_map_name(dv_map m) { return m >= 0 && m < DV_MAP_COUNT ? map_names[m] : "?"; }
-
 /* ---- small HDF5 helpers; each names the file and the object in its message ---- */
-
-/* 1 when every component of PATH (relative to LOC, '/'-separated) exists, 0 when one is
- * missing. H5Lexists on "a/b/c" fails instead of answering when "a/b" is absent. */
-static int path_exists(hid_t loc, const char *path) {
-    char buf[512];
-    size_t n = strlen(path);
-    if (n >= sizeof buf) return 0;
-    memcpy(buf, path, n + 1);
-    for (char *p = buf + (buf[0] == '/'); ; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (H5Lexists(loc, buf, H5P_DEFAULT) <= 0) return 0;
-            if (!c) return 1;
-            *p = c;
-        }
-    }
-}
 
 static int attr_exists(hid_t obj, const char *name) { return H5Aexists(obj, name) > 0; }
 
 /* Opens attribute NAME of OBJ; on success *n_elems holds its element count. */
-static hid_t attr_open(const dv_dump *d, hid_t obj, const char *where, const char *name,
+static hid_t attr_open(const ds_dump_reader *d, hid_t obj, const char *where, const char *name,
                        H5T_class_t want, hssize_t *n_elems) {
     if (!attr_exists(obj, name))
         return ds_fail("%s: missing attribute '%s' on %s", d->path, name, where);
@@ -66,27 +46,28 @@ static hid_t attr_open(const dv_dump *d, hid_t obj, const char *where, const cha
     return a;
 }
 
-static int attr_int(const dv_dump *d, hid_t obj, const char *where, const char *name, int *out) {
+/* Reads a one-element attribute of class CLS as MEM_TYPE into OUT. */
+static int attr_scalar(const ds_dump_reader *d, hid_t obj, const char *where, const char *name, H5T_class_t cls,
+                       hid_t mem_type, void *out) {
     hssize_t n;
-    hid_t a = attr_open(d, obj, where, name, H5T_INTEGER, &n);
+    hid_t a = attr_open(d, obj, where, name, cls, &n);
     if (a < 0) return -1;
-    int ok = n == 1 && H5Aread(a, H5T_NATIVE_INT, out) >= 0;
+    int ok = n == 1 && H5Aread(a, mem_type, out) >= 0;
     H5Aclose(a);
-    return ok ? 0 : ds_fail("%s: attribute '%s' on %s is not one integer", d->path, name, where);
+    return ok ? 0 : ds_fail("%s: attribute '%s' on %s is not one %s", d->path, name, where,
+                            cls == H5T_INTEGER ? "integer" : "number");
 }
 
-static int attr_double(const dv_dump *d, hid_t obj, const char *where, const char *name,
-                       double *out) {
-    hssize_t n;
-    hid_t a = attr_open(d, obj, where, name, H5T_FLOAT, &n);
-    if (a < 0) return -1;
-    int ok = n == 1 && H5Aread(a, H5T_NATIVE_DOUBLE, out) >= 0;
-    H5Aclose(a);
-    return ok ? 0 : ds_fail("%s: attribute '%s' on %s is not one number", d->path, name, where);
+static int attr_int(const ds_dump_reader *d, hid_t obj, const char *where, const char *name, int *out) {
+    return attr_scalar(d, obj, where, name, H5T_INTEGER, H5T_NATIVE_INT, out);
+}
+
+static int attr_double(const ds_dump_reader *d, hid_t obj, const char *where, const char *name, double *out) {
+    return attr_scalar(d, obj, where, name, H5T_FLOAT, H5T_NATIVE_DOUBLE, out);
 }
 
 /* Reads an integer array attribute of at most MAXN elements into a new array. */
-static int attr_int_array(const dv_dump *d, hid_t obj, const char *where, const char *name,
+static int attr_int_array(const ds_dump_reader *d, hid_t obj, const char *where, const char *name,
                           int maxn, int **out, int *n_out) {
     hssize_t n;
     hid_t a = attr_open(d, obj, where, name, H5T_INTEGER, &n);
@@ -109,7 +90,7 @@ static int attr_int_array(const dv_dump *d, hid_t obj, const char *where, const 
 }
 
 /* Reads a string attribute, variable or fixed length, into a new string. */
-static int attr_string(const dv_dump *d, hid_t obj, const char *where, const char *name,
+static int attr_string(const ds_dump_reader *d, hid_t obj, const char *where, const char *name,
                        char **out) {
     hssize_t n;
     hid_t a = attr_open(d, obj, where, name, H5T_STRING, &n);
@@ -199,9 +180,9 @@ static int storage_fits(hid_t ds, const hsize_t *dims, int rank, size_t elem_siz
 }
 
 /* Opens dataset PATH, checks its element class and its shape against WANT (rank RANK). */
-static hid_t dataset_open(const dv_dump *d, const char *path, H5T_class_t cls, int rank,
+static hid_t dataset_open(const ds_dump_reader *d, const char *path, H5T_class_t cls, int rank,
                           const hsize_t *want) {
-    if (!path_exists(d->file, path)) return ds_fail("%s: missing dataset %s", d->path, path);
+    if (!ds_h5_exists(d->file, path)) return ds_fail("%s: missing dataset %s", d->path, path);
     H5O_info_t oi;
 #if H5_VERSION_GE(1, 12, 0)
     if (H5Oget_info_by_name3(d->file, path, &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
@@ -255,10 +236,10 @@ static void capped_free(void *p, void *info) {
     free(p);
 }
 
-static int read_tokens(dv_dump *d) {
+static int read_tokens(ds_dump_reader *d) {
     int T = d->info.num_tokens;
     hsize_t want[1] = {(hsize_t)T};
-    hid_t ds = dataset_open(d, "/tokens/text", H5T_STRING, 1, want);
+    hid_t ds = dataset_open(d, DS_DUMP_TOKEN_TEXT_PATH, H5T_STRING, 1, want);
     if (ds < 0) return -1;
     hid_t ft = H5Dget_type(ds), mt = H5Tcopy(H5T_C_S1);
     char **raw = calloc((size_t)T, sizeof *raw);
@@ -288,21 +269,21 @@ static int read_tokens(dv_dump *d) {
     if (ft >= 0) H5Tclose(ft);
     if (mt >= 0) H5Tclose(mt);
     H5Dclose(ds);
-    if (!ok) return ds_fail("%s: cannot read /tokens/text", d->path);
+    if (!ok) return ds_fail("%s: cannot read " DS_DUMP_TOKEN_TEXT_PATH, d->path);
 
     d->info.ids = calloc((size_t)T, sizeof *d->info.ids);
     if (!d->info.ids) return ds_failc(DS_ERR_NOMEM, "out of memory");
-    if (path_exists(d->file, "/tokens/ids")) {
-        ds = dataset_open(d, "/tokens/ids", H5T_INTEGER, 1, want);
+    if (ds_h5_exists(d->file, DS_DUMP_TOKEN_IDS_PATH)) {
+        ds = dataset_open(d, DS_DUMP_TOKEN_IDS_PATH, H5T_INTEGER, 1, want);
         if (ds < 0) return -1;
         ok = H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, d->info.ids) >= 0;
         H5Dclose(ds);
-        if (!ok) return ds_fail("%s: cannot read /tokens/ids", d->path);
+        if (!ok) return ds_fail("%s: cannot read " DS_DUMP_TOKEN_IDS_PATH, d->path);
     }
     return 0;
 }
 
-static int check_range(const dv_dump *d, const char *name, int v, int lo, int hi) {
+static int check_range(const ds_dump_reader *d, const char *name, int v, int lo, int hi) {
     if (v < lo || v > hi)
         return ds_fail("%s: attribute '%s' is %d, expected %d..%d", d->path, name, v, lo, hi);
     return 0;
@@ -310,16 +291,16 @@ static int check_range(const dv_dump *d, const char *name, int v, int lo, int hi
 
 /* Runs the raw check of h5_guard.h on /tokens/text before HDF5 reads any string: the
  * root attributes are variable-length strings too, usually in the same heap collection. */
-static int guard_strings(dv_dump *d) {
-    if (!path_exists(d->file, "/tokens/text")) return 0; /* read_tokens will say so */
-    hid_t ds = H5Dopen2(d->file, "/tokens/text", H5P_DEFAULT);
+static int guard_strings(ds_dump_reader *d) {
+    if (!ds_h5_exists(d->file, DS_DUMP_TOKEN_TEXT_PATH)) return 0; /* read_tokens will say so */
+    hid_t ds = H5Dopen2(d->file, DS_DUMP_TOKEN_TEXT_PATH, H5P_DEFAULT);
     if (ds < 0) return 0;
     hid_t t = H5Dget_type(ds), s = H5Dget_space(ds);
     hsize_t n = 0;
     int vstr = t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0 && s >= 0 &&
                H5Sget_simple_extent_ndims(s) == 1 && H5Sget_simple_extent_dims(s, &n, NULL) == 1;
-    int rc = vstr && n >= 1 && n <= DV_MAX_TOKENS
-                 ? h5guard_check_vlen_strings(d->file, d->path, "/tokens/text", ds, (int)n, MAX_TOKEN_BYTES)
+    int rc = vstr && n >= 1 && n <= DS_DUMP_MAX_TOKENS
+                 ? h5guard_check_vlen_strings(d->file, d->path, DS_DUMP_TOKEN_TEXT_PATH, ds, (int)n, MAX_TOKEN_BYTES)
                  : 0;
     if (t >= 0) H5Tclose(t);
     if (s >= 0) H5Sclose(s);
@@ -336,47 +317,53 @@ static const char *shown(const char *s, char *buf, size_t n) {
     return buf;
 }
 
-static int read_root(dv_dump *d) {
+static int read_root(ds_dump_reader *d) {
     char *fmt = NULL, *arch = NULL;
     int version, rc = -1;
     if (h5guard_check_heaps(d->file, d->path, 4u << 20) < 0 || guard_strings(d) < 0) return -1;
-    if (!attr_exists(d->file, "format"))
-        return ds_fail("%s: not a diffscope dump (no 'format' attribute)", d->path);
-    if (attr_string(d, d->file, "/", "format", &fmt) < 0) return -1;
-    if (strcmp(fmt, "diffscope-dump")) {
+    if (!attr_exists(d->file, DS_DUMP_ATTR_FORMAT))
+        return ds_fail("%s: not a diffscope dump (no '" DS_DUMP_ATTR_FORMAT "' attribute)", d->path);
+    if (attr_string(d, d->file, "/", DS_DUMP_ATTR_FORMAT, &fmt) < 0) return -1;
+    if (strcmp(fmt, DS_DUMP_FORMAT)) {
         char b[48];
         ds_fail("%s: not a diffscope dump (format is '%s')", d->path, shown(fmt, b, sizeof b));
         goto out;
     }
-    if (attr_int(d, d->file, "/", "format_version", &version) < 0) goto out;
-    if (version != 1) {
-        ds_fail("%s: dump format_version %d is not supported (this viewer reads 1)", d->path, version);
+    if (attr_int(d, d->file, "/", DS_DUMP_ATTR_FORMAT_VERSION, &version) < 0) goto out;
+    if (version != DS_DUMP_FORMAT_VERSION) {
+        ds_fail("%s: dump format_version %d is not supported (this reader reads %d)", d->path, version,
+                DS_DUMP_FORMAT_VERSION);
         goto out;
     }
-    if (attr_string(d, d->file, "/", "arch", &arch) < 0) goto out;
-    if (!strcmp(arch, "diffllama")) d->info.arch = DV_ARCH_DIFFLLAMA;
-    else if (!strcmp(arch, "llama")) d->info.arch = DV_ARCH_LLAMA;
+    if (attr_string(d, d->file, "/", DS_DUMP_ATTR_ARCH, &arch) < 0) goto out;
+    if (!strcmp(arch, ds_arch_name(DS_ARCH_DIFFLLAMA))) d->info.arch = DS_ARCH_DIFFLLAMA;
+    else if (!strcmp(arch, ds_arch_name(DS_ARCH_LLAMA))) d->info.arch = DS_ARCH_LLAMA;
     else {
         char b[48];
-        ds_fail("%s: unknown arch '%s' (expected diffllama or llama)", d->path, shown(arch, b, sizeof b));
+        ds_fail("%s: unknown arch '%s' (expected %s or %s)", d->path, shown(arch, b, sizeof b),
+                ds_arch_name(DS_ARCH_DIFFLLAMA), ds_arch_name(DS_ARCH_LLAMA));
         goto out;
     }
-    dv_dump_info *in = &d->info;
-    if (attr_int(d, d->file, "/", "num_layers", &in->num_layers) < 0 ||
-        attr_int(d, d->file, "/", "num_heads", &in->num_heads) < 0 ||
-        attr_int(d, d->file, "/", "num_tokens", &in->num_tokens) < 0 ||
-        check_range(d, "num_layers", in->num_layers, 1, DV_MAX_LAYERS) < 0 ||
-        check_range(d, "num_heads", in->num_heads, in->arch == DV_ARCH_DIFFLLAMA ? 2 : 1, DV_MAX_HEADS) < 0 ||
-        check_range(d, "num_tokens", in->num_tokens, 1, DV_MAX_TOKENS) < 0)
+    ds_dump_info *in = &d->info;
+    if (attr_int(d, d->file, "/", DS_DUMP_ATTR_NUM_LAYERS, &in->num_layers) < 0 ||
+        attr_int(d, d->file, "/", DS_DUMP_ATTR_NUM_HEADS, &in->num_heads) < 0 ||
+        attr_int(d, d->file, "/", DS_DUMP_ATTR_NUM_TOKENS, &in->num_tokens) < 0 ||
+        check_range(d, DS_DUMP_ATTR_NUM_LAYERS, in->num_layers, 1, DS_DUMP_MAX_LAYERS) < 0 ||
+        check_range(d, DS_DUMP_ATTR_NUM_HEADS, in->num_heads, in->arch == DS_ARCH_DIFFLLAMA ? 2 : 1,
+                    DS_DUMP_MAX_HEADS) < 0 ||
+        check_range(d, DS_DUMP_ATTR_NUM_TOKENS, in->num_tokens, 1, DS_DUMP_MAX_TOKENS) < 0)
         goto out;
-    if (in->arch == DV_ARCH_DIFFLLAMA && in->num_heads % 2) {
+    if (in->arch == DS_ARCH_DIFFLLAMA && in->num_heads % 2) {
         ds_fail("%s: num_heads %d is odd, a DiffLlama model has an even number", d->path, in->num_heads);
         goto out;
     }
     /* Shape attributes the viewer only displays: optional. */
-    if (attr_exists(d->file, "num_kv_heads") && attr_int(d, d->file, "/", "num_kv_heads", &in->num_kv_heads) < 0) goto out;
-    if (attr_exists(d->file, "head_dim") && attr_int(d, d->file, "/", "head_dim", &in->head_dim) < 0) goto out;
-    if (attr_int_array(d, d->file, "/", "layers", in->num_layers, &in->layers, &in->n_layers) < 0) goto out;
+    if (attr_exists(d->file, DS_DUMP_ATTR_NUM_KV_HEADS) &&
+        attr_int(d, d->file, "/", DS_DUMP_ATTR_NUM_KV_HEADS, &in->num_kv_heads) < 0)
+        goto out;
+    if (attr_exists(d->file, DS_DUMP_ATTR_HEAD_DIM) && attr_int(d, d->file, "/", DS_DUMP_ATTR_HEAD_DIM, &in->head_dim) < 0)
+        goto out;
+    if (attr_int_array(d, d->file, "/", DS_DUMP_ATTR_LAYERS, in->num_layers, &in->layers, &in->n_layers) < 0) goto out;
     for (int i = 0; i < in->n_layers; i++)
         if (in->layers[i] < 0 || in->layers[i] >= in->num_layers) {
             ds_fail("%s: attribute 'layers' lists layer %d, outside 0..%d", d->path, in->layers[i],
@@ -394,14 +381,14 @@ out:
     return rc;
 }
 
-dv_dump *dv_dump_open(const char *path) {
+ds_dump_reader *ds_dump_reader_open(const char *path) {
     /* HDF5 prints its own error stack by default; our messages replace it. */
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (access(path, R_OK) != 0) {
         ds_fail("%s: %s", path, strerror(errno));
         return NULL;
     }
-    dv_dump *d = calloc(1, sizeof *d);
+    ds_dump_reader *d = calloc(1, sizeof *d);
     if (!d || !(d->path = strdup(path))) {
         free(d);
         ds_failc(DS_ERR_NOMEM, "out of memory");
@@ -410,29 +397,29 @@ dv_dump *dv_dump_open(const char *path) {
     d->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (d->file < 0) {
         ds_fail("%s: not a diffscope dump (not an HDF5 file)", path);
-        dv_dump_close(d);
+        ds_dump_reader_close(d);
         return NULL;
     }
     if (read_root(d) < 0) {
-        dv_dump_close(d);
+        ds_dump_reader_close(d);
         return NULL;
     }
     d->layer_cache = calloc((size_t)d->info.n_layers, sizeof *d->layer_cache);
     if (!d->layer_cache) {
         ds_failc(DS_ERR_NOMEM, "out of memory");
-        dv_dump_close(d);
+        ds_dump_reader_close(d);
         return NULL;
     }
     return d;
 }
 
-static void layer_info_free(dv_layer_info *li) {
+static void layer_info_free(ds_dump_layer_info *li) {
     if (!li) return;
     free(li->heads);
     free(li);
 }
 
-void dv_dump_close(dv_dump *d) {
+void ds_dump_reader_close(ds_dump_reader *d) {
     if (!d) return;
     if (d->layer_cache)
         for (int i = 0; i < d->info.n_layers; i++) layer_info_free(d->layer_cache[i]);
@@ -447,10 +434,10 @@ void dv_dump_close(dv_dump *d) {
     free(d);
 }
 
-const char *dv_dump_path(const dv_dump *d) { return d->path; }
-const dv_dump_info *dv_dump_get_info(const dv_dump *d) { return &d->info; }
+const char *ds_dump_reader_path(const ds_dump_reader *d) { return d->path; }
+const ds_dump_info *ds_dump_reader_info(const ds_dump_reader *d) { return &d->info; }
 
-int dv_dump_layer_index(const dv_dump *d, int layer) {
+int ds_dump_reader_layer_index(const ds_dump_reader *d, int layer) {
     for (int i = 0; i < d->info.n_layers; i++)
         if (d->info.layers[i] == layer) return i;
     char list[128] = "";
@@ -462,50 +449,58 @@ int dv_dump_layer_index(const dv_dump *d, int layer) {
                    strlen(list) >= 100 ? ",..." : "");
 }
 
-static int load_layer(dv_dump *d, int layer, dv_layer_info *li) {
-    const dv_dump_info *in = &d->info;
+/* Reads attribute NAME like attr_double when OBJ has it; leaves *OUT alone when it has not. */
+static int opt_attr_double(const ds_dump_reader *d, hid_t obj, const char *where, const char *name, double *out) {
+    return attr_exists(obj, name) ? attr_double(d, obj, where, name, out) : 0;
+}
+
+static void groupnorm_scale_path(char *buf, size_t n, int layer) {
+    snprintf(buf, n, DS_DUMP_LAYER_PATH "/%s", layer, DS_DUMP_GROUPNORM_GROUP, DS_DUMP_GROUPNORM_SCALE);
+}
+
+static int load_layer(ds_dump_reader *d, int layer, ds_dump_layer_info *li) {
+    const ds_dump_info *in = &d->info;
     char where[64], path[96];
-    snprintf(where, sizeof where, "/layers/%d/attn", layer);
+    snprintf(where, sizeof where, DS_DUMP_LAYER_PATH, layer, DS_DUMP_ATTN);
     li->layer = layer;
     li->lambda_1 = li->lambda_2 = li->lambda_init = li->lambda_full = li->lambda_model = NAN;
-    if (!path_exists(d->file, where)) return ds_fail("%s: missing group %s", d->path, where);
+    if (!ds_h5_exists(d->file, where)) return ds_fail("%s: missing group %s", d->path, where);
     hid_t g = H5Gopen2(d->file, where, H5P_DEFAULT);
     if (g < 0) return ds_fail("%s: %s is not a group", d->path, where);
     int rc = -1;
-    int max_heads = in->arch == DV_ARCH_DIFFLLAMA ? in->num_heads / 2 : in->num_heads;
+    int max_heads = in->arch == DS_ARCH_DIFFLLAMA ? in->num_heads / 2 : in->num_heads;
     /* `heads` belongs on the group; a writer that put it on the map datasets is read too. */
-    const char *first_map = in->arch == DV_ARCH_DIFFLLAMA ? "softmax1" : "softmax";
-    if (!attr_exists(g, "heads") && H5Lexists(g, first_map, H5P_DEFAULT) > 0) {
+    const char *first_map = ds_map_name(in->arch == DS_ARCH_DIFFLLAMA ? DS_MAP_SOFTMAX1 : DS_MAP_SOFTMAX);
+    if (!attr_exists(g, DS_DUMP_ATTR_HEADS) && H5Lexists(g, first_map, H5P_DEFAULT) > 0) {
         hid_t m = H5Oopen(g, first_map, H5P_DEFAULT);
-        int found = m >= 0 && attr_exists(m, "heads");
+        int found = m >= 0 && attr_exists(m, DS_DUMP_ATTR_HEADS);
         snprintf(path, sizeof path, "%s/%s", where, first_map);
-        int rc2 = found ? attr_int_array(d, m, path, "heads", max_heads, &li->heads, &li->n_heads) : 0;
+        int rc2 = found ? attr_int_array(d, m, path, DS_DUMP_ATTR_HEADS, max_heads, &li->heads, &li->n_heads) : 0;
         if (m >= 0) H5Oclose(m);
         if (rc2 < 0) goto out;
     }
-    if (!li->heads && attr_int_array(d, g, where, "heads", max_heads, &li->heads, &li->n_heads) < 0) goto out;
+    if (!li->heads && attr_int_array(d, g, where, DS_DUMP_ATTR_HEADS, max_heads, &li->heads, &li->n_heads) < 0)
+        goto out;
     if (li->n_heads == 0) {
-        ds_fail("%s: attribute 'heads' on %s is empty", d->path, where);
+        ds_fail("%s: attribute '" DS_DUMP_ATTR_HEADS "' on %s is empty", d->path, where);
         goto out;
     }
     for (int i = 0; i < li->n_heads; i++)
         if (li->heads[i] < 0 || li->heads[i] >= max_heads) {
-            ds_fail("%s: attribute 'heads' on %s lists head %d, outside 0..%d", d->path, where,
+            ds_fail("%s: attribute '" DS_DUMP_ATTR_HEADS "' on %s lists head %d, outside 0..%d", d->path, where,
                     li->heads[i], max_heads - 1);
             goto out;
         }
-    if (in->arch == DV_ARCH_DIFFLLAMA) {
-        if (attr_double(d, g, where, "lambda_full", &li->lambda_full) < 0 ||
-            attr_double(d, g, where, "lambda_init", &li->lambda_init) < 0)
-            goto out;
-        if (attr_exists(g, "lambda_1") && attr_double(d, g, where, "lambda_1", &li->lambda_1) < 0) goto out;
-        if (attr_exists(g, "lambda_2") && attr_double(d, g, where, "lambda_2", &li->lambda_2) < 0) goto out;
-        if (attr_exists(g, "lambda_overridden") &&
-            attr_int(d, g, where, "lambda_overridden", &li->lambda_overridden) < 0)
+    if (in->arch == DS_ARCH_DIFFLLAMA) {
+        if (attr_double(d, g, where, DS_DUMP_ATTR_LAMBDA_FULL, &li->lambda_full) < 0 ||
+            attr_double(d, g, where, DS_DUMP_ATTR_LAMBDA_INIT, &li->lambda_init) < 0 ||
+            opt_attr_double(d, g, where, DS_DUMP_ATTR_LAMBDA_1, &li->lambda_1) < 0 ||
+            opt_attr_double(d, g, where, DS_DUMP_ATTR_LAMBDA_2, &li->lambda_2) < 0 ||
+            (attr_exists(g, DS_DUMP_ATTR_LAMBDA_OVERRIDDEN) &&
+             attr_int(d, g, where, DS_DUMP_ATTR_LAMBDA_OVERRIDDEN, &li->lambda_overridden) < 0))
             goto out;
         li->lambda_model = li->lambda_full;
-        if (li->lambda_overridden && attr_exists(g, "lambda_model") &&
-            attr_double(d, g, where, "lambda_model", &li->lambda_model) < 0)
+        if (li->lambda_overridden && opt_attr_double(d, g, where, DS_DUMP_ATTR_LAMBDA_MODEL, &li->lambda_model) < 0)
             goto out;
         if (!isfinite(li->lambda_full) || !isfinite(li->lambda_init) || !isfinite(li->lambda_model)) {
             ds_fail("%s: λ attributes on %s are not finite", d->path, where);
@@ -513,19 +508,20 @@ static int load_layer(dv_dump *d, int layer, dv_layer_info *li) {
         }
     }
     hsize_t want[3] = {(hsize_t)li->n_heads, (hsize_t)in->num_tokens, (hsize_t)in->num_tokens};
-    for (int m = 0; m < DV_MAP_COUNT; m++) {
-        int diff_map = m != DV_MAP_SOFTMAX;
-        if (diff_map != (in->arch == DV_ARCH_DIFFLLAMA)) continue;
-        snprintf(path, sizeof path, "%s/%s", where, map_names[m]);
+    for (ds_map m = 0; m < DS_MAP_COUNT; m++) {
+        if (m == DS_MAP_SCORES) continue; /* not read: its first axis holds sub-heads, not Hs heads */
+        int diff_map = m != DS_MAP_SOFTMAX;
+        if (diff_map != (in->arch == DS_ARCH_DIFFLLAMA)) continue;
+        snprintf(path, sizeof path, "%s/%s", where, ds_map_name(m));
         /* diff is optional: the viewer computes it from the two maps and lambda_full. */
-        if (m == DV_MAP_DIFF && !path_exists(d->file, path)) continue;
+        if (m == DS_MAP_DIFF && !ds_h5_exists(d->file, path)) continue;
         hid_t ds = dataset_open(d, path, H5T_FLOAT, 3, want);
         if (ds < 0) goto out;
         H5Dclose(ds);
         li->has_map[m] = 1;
     }
-    snprintf(path, sizeof path, "/layers/%d/groupnorm/scale", layer);
-    if (in->arch == DV_ARCH_DIFFLLAMA && path_exists(d->file, path)) {
+    groupnorm_scale_path(path, sizeof path, layer);
+    if (in->arch == DS_ARCH_DIFFLLAMA && ds_h5_exists(d->file, path)) {
         hid_t ds = dataset_open(d, path, H5T_FLOAT, 2, want);
         if (ds < 0) goto out;
         H5Dclose(ds);
@@ -537,11 +533,11 @@ out:
     return rc;
 }
 
-const dv_layer_info *dv_dump_layer(dv_dump *d, int layer) {
-    int i = dv_dump_layer_index(d, layer);
+const ds_dump_layer_info *ds_dump_reader_layer(ds_dump_reader *d, int layer) {
+    int i = ds_dump_reader_layer_index(d, layer);
     if (i < 0) return NULL;
     if (d->layer_cache[i]) return d->layer_cache[i];
-    dv_layer_info *li = calloc(1, sizeof *li);
+    ds_dump_layer_info *li = calloc(1, sizeof *li);
     if (!li) {
         ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
@@ -553,8 +549,8 @@ const dv_layer_info *dv_dump_layer(dv_dump *d, int layer) {
     return d->layer_cache[i] = li;
 }
 
-int dv_dump_head_index(dv_dump *d, int layer, int head) {
-    const dv_layer_info *li = dv_dump_layer(d, layer);
+int ds_dump_reader_head_index(ds_dump_reader *d, int layer, int head) {
+    const ds_dump_layer_info *li = ds_dump_reader_layer(d, layer);
     if (!li) return -1;
     for (int i = 0; i < li->n_heads; i++)
         if (li->heads[i] == head) return i;
@@ -623,7 +619,7 @@ static int chunks_fit(hid_t ds, hid_t ft, int rank, int hi, int row0, int nrows)
 
 /* Reads as float a block of dataset PATH: [1, nrows, ncols] at (hi, row0, 0) when RANK is 3,
  * [nrows, ncols] at (row0, 0) when RANK is 2. */
-static int read_block(dv_dump *d, const char *path, int rank, int hi, int row0, int nrows,
+static int read_block(ds_dump_reader *d, const char *path, int rank, int hi, int row0, int nrows,
                       int ncols, float *out) {
     hid_t ds = H5Dopen2(d->file, path, H5P_DEFAULT);
     if (ds < 0) return ds_fail("%s: cannot open dataset %s", d->path, path);
@@ -654,30 +650,29 @@ static int read_block(dv_dump *d, const char *path, int rank, int hi, int row0, 
     return ok ? 0 : ds_fail("%s: cannot read dataset %s (damaged file?)", d->path, path);
 }
 
-int dv_dump_read_rows(dv_dump *d, int layer, dv_map map, int hi, int row0, int nrows, float *out) {
-    const dv_layer_info *li = dv_dump_layer(d, layer);
+int ds_dump_reader_read_rows(ds_dump_reader *d, int layer, ds_map map, int hi, int row0, int nrows, float *out) {
+    const ds_dump_layer_info *li = ds_dump_reader_layer(d, layer);
     if (!li) return -1;
     int T = d->info.num_tokens;
-    if (map < 0 || map >= DV_MAP_COUNT || !li->has_map[map])
-        return ds_fail("%s: missing dataset /layers/%d/attn/%s", d->path, layer, dv_map_name(map));
+    if (map < 0 || map >= DS_MAP_COUNT || !li->has_map[map])
+        return ds_fail("%s: missing dataset " DS_DUMP_LAYER_PATH "/%s", d->path, layer, DS_DUMP_ATTN, ds_map_name(map));
     if (hi < 0 || hi >= li->n_heads || row0 < 0 || nrows < 1 || row0 + nrows > T)
         return ds_fail("%s: read of head index %d rows %d..%d outside the map", d->path, hi, row0,
                        row0 + nrows - 1);
     char path[96];
-    snprintf(path, sizeof path, "/layers/%d/attn/%s", layer, map_names[map]);
+    snprintf(path, sizeof path, DS_DUMP_LAYER_PATH "/%s", layer, DS_DUMP_ATTN, ds_map_name(map));
     return read_block(d, path, 3, hi, row0, nrows, T, out);
 }
 
-int dv_dump_read_head(dv_dump *d, int layer, dv_map map, int hi, float *out) {
-    return dv_dump_read_rows(d, layer, map, hi, 0, d->info.num_tokens, out);
+int ds_dump_reader_read_head(ds_dump_reader *d, int layer, ds_map map, int hi, float *out) {
+    return ds_dump_reader_read_rows(d, layer, map, hi, 0, d->info.num_tokens, out);
 }
 
-int dv_dump_read_groupnorm_scale(dv_dump *d, int layer, float *out) {
-    const dv_layer_info *li = dv_dump_layer(d, layer);
+int ds_dump_reader_read_groupnorm_scale(ds_dump_reader *d, int layer, float *out) {
+    const ds_dump_layer_info *li = ds_dump_reader_layer(d, layer);
     if (!li) return -1;
-    if (!li->has_groupnorm)
-        return ds_fail("%s: missing dataset /layers/%d/groupnorm/scale", d->path, layer);
     char path[96];
-    snprintf(path, sizeof path, "/layers/%d/groupnorm/scale", layer);
+    groupnorm_scale_path(path, sizeof path, layer);
+    if (!li->has_groupnorm) return ds_fail("%s: missing dataset %s", d->path, path);
     return read_block(d, path, 2, 0, 0, li->n_heads, d->info.num_tokens, out);
 }

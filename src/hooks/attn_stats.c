@@ -11,10 +11,7 @@
 /* Entries below this share of the row's largest |entry| count as "sparse". */
 #define SPARSE_REL 1e-3
 
-const char *ds_attn_map_name(int map) {
-    static const char *const names[DS_ATTN_NMAPS] = {"diff", "softmax1", "softmax"};
-    return map >= 0 && map < DS_ATTN_NMAPS ? names[map] : "?";
-}
+const ds_map ds_attn_maps[DS_ATTN_NMAPS] = {DS_MAP_DIFF, DS_MAP_SOFTMAX1, DS_MAP_SOFTMAX};
 
 /* Row q of one head's map: the five statistics. */
 static void row_stats(const float *row, int q, int b, int e, int is_softmax, ds_attn_row_stats *st) {
@@ -35,12 +32,12 @@ static void row_stats(const float *row, int q, int b, int e, int is_softmax, ds_
     st->sparsity = (double)small / (q + 1);
 }
 
-static int on_map(ds_attn_stats *s, int map, const ds_probe_event *ev) {
+static int on_map(ds_attn_stats *s, ds_map map, const ds_probe_event *ev) {
     int row = s->o.query - ev->pos0 - (int)ev->offset[1]; /* the query's row inside this block */
     if (row < 0 || row >= ev->shape[1]) return 0;
     for (int h = 0; h < ev->shape[0]; h++)
         row_stats(ev->data + h * ev->strides[0] + row * ev->strides[1], s->o.query, s->o.span_begin, s->o.span_end,
-                  map != DS_ATTN_MAP_DIFF, &s->head[map][(size_t)ev->layer * s->heads + h]);
+                  map != DS_MAP_DIFF, &s->head[map][(size_t)ev->layer * s->heads + h]);
     return 0;
 }
 
@@ -56,9 +53,9 @@ static void push_scores(ds_attn_stats *s, const ds_probe_event *ev) {
 static int on_event(const ds_probe_event *ev, void *user) {
     ds_attn_stats *s = user;
     switch (ev->point) {
-    case DS_HOOK_DIFF: return on_map(s, DS_ATTN_MAP_DIFF, ev);
-    case DS_HOOK_PATTERN1: return on_map(s, DS_ATTN_MAP_SOFTMAX1, ev);
-    case DS_HOOK_PATTERN: return on_map(s, DS_ATTN_MAP_SOFTMAX, ev);
+    case DS_HOOK_DIFF: return on_map(s, DS_MAP_DIFF, ev);
+    case DS_HOOK_PATTERN1: return on_map(s, DS_MAP_SOFTMAX1, ev);
+    case DS_HOOK_PATTERN: return on_map(s, DS_MAP_SOFTMAX, ev);
     case DS_HOOK_LAMBDA: s->lambda_full[ev->layer] = ev->data[3]; return 0;
     case DS_HOOK_SCORES: push_scores(s, ev); return 0;
     case DS_HOOK_RESID_POST:
@@ -100,10 +97,10 @@ ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats
     s->o = *opts, s->T = T, s->L = c->num_layers;
     s->is_diff = c->arch == DS_ARCH_DIFFLLAMA;
     s->heads = s->is_diff ? c->num_heads / 2 : c->num_heads;
-    s->has_map[DS_ATTN_MAP_DIFF] = s->has_map[DS_ATTN_MAP_SOFTMAX1] = s->is_diff;
-    s->has_map[DS_ATTN_MAP_SOFTMAX] = !s->is_diff;
+    s->has_map[DS_MAP_DIFF] = s->has_map[DS_MAP_SOFTMAX1] = s->is_diff;
+    s->has_map[DS_MAP_SOFTMAX] = !s->is_diff;
     int ok = (s->lambda_full = malloc((size_t)s->L * sizeof *s->lambda_full)) != NULL;
-    for (int k = 0; ok && k < DS_ATTN_NMAPS; k++)
+    for (int k = 0; ok && k < DS_MAP_COUNT; k++)
         if (s->has_map[k])
             ok = (s->head[k] = calloc((size_t)s->L * s->heads, sizeof **s->head)) &&
                  (s->layer[k] = calloc((size_t)s->L, sizeof **s->layer));
@@ -126,7 +123,7 @@ ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats
 }
 
 int ds_attn_stats_finish(ds_attn_stats *s) {
-    for (int k = 0; k < DS_ATTN_NMAPS; k++) {
+    for (int k = 0; k < DS_MAP_COUNT; k++) {
         if (!s->has_map[k]) continue;
         for (int l = 0; l < s->L; l++) {
             ds_attn_row_stats m = {0};
@@ -149,7 +146,7 @@ int ds_attn_stats_finish(ds_attn_stats *s) {
 
 void ds_attn_stats_free(ds_attn_stats *s) {
     if (!s) return;
-    for (int k = 0; k < DS_ATTN_NMAPS; k++) free(s->head[k]), free(s->layer[k]);
+    for (int k = 0; k < DS_MAP_COUNT; k++) free(s->head[k]), free(s->layer[k]);
     ds_table5_free(s->scores_acc), ds_table5_free(s->resid_acc);
     free(s->lambda_full);
     free(s);

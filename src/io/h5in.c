@@ -12,15 +12,17 @@ hid_t ds_h5_open_read(const char *path) {
     return f;
 }
 
-int ds_h5_exists(hid_t file, const char *path) {
-    /* H5Lexists needs every intermediate link to exist: check each prefix. */
+int ds_h5_exists(hid_t loc, const char *path) {
+    /* H5Lexists on "a/b/c" fails instead of answering when "a/b" is absent: check each prefix. */
     char buf[512];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
+    size_t n = strlen(path);
+    if (n >= sizeof buf) return 0;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + (buf[0] == '/');; p++) {
         if (*p != '/' && *p) continue;
         char c = *p;
         *p = 0;
-        if (H5Lexists(file, buf, H5P_DEFAULT) <= 0) return 0;
+        if (H5Lexists(loc, buf, H5P_DEFAULT) <= 0) return 0;
         if (!c) return 1;
         *p = c;
     }

@@ -1,4 +1,4 @@
-/* libFuzzer harness: the viewer's dump reader (src/dump/read.c), structure-aware.
+/* libFuzzer harness: the library's dump reader (src/dump/read.c), structure-aware.
  *
  * Raw random bytes would mostly exercise the HDF5 library's own parser, which is not ours to
  * fix. Instead the input drives the construction of a well-formed HDF5 file that is a more or
@@ -196,38 +196,38 @@ static void dr_check(int cond) {
 }
 
 /* Reads everything the reader says is there. */
-static void dr_read_all(dr_input *in, dv_dump *d) {
-    const dv_dump_info *info = dv_dump_get_info(d);
+static void dr_read_all(dr_input *in, ds_dump_reader *d) {
+    const ds_dump_info *info = ds_dump_reader_info(d);
     int T = info->num_tokens;
-    dr_check(T >= 1 && T <= DV_MAX_TOKENS && info->n_layers >= 1 && info->layers);
+    dr_check(T >= 1 && T <= DS_DUMP_MAX_TOKENS && info->n_layers >= 1 && info->layers);
     for (int i = 0; i < T; i++) dr_check(info->tokens[i] != NULL && strlen(info->tokens[i]) < 1 << 16);
     for (int i = 0; i < info->n_layers; i++) {
         int layer = info->layers[i];
-        const dv_layer_info *li = dv_dump_layer(d, layer);
+        const ds_dump_layer_info *li = ds_dump_reader_layer(d, layer);
         if (!li) continue;
         dr_check(li->n_heads >= 1 && li->heads);
-        for (int m = 0; m < DV_MAP_COUNT; m++) {
+        for (int m = 0; m < DS_MAP_COUNT; m++) {
             if (!li->has_map[m]) continue;
             for (int hi = 0; hi < li->n_heads; hi++) {
                 float *buf = malloc((size_t)T * T * sizeof *buf);
                 if (!buf) continue;
-                dv_dump_read_head(d, layer, (dv_map)m, hi, buf);
+                ds_dump_reader_read_head(d, layer, (ds_map)m, hi, buf);
                 int row0 = (int)dr_byte(in) % (T + 2) - 1, nrows = (int)dr_byte(in) % (T + 2);
                 if (row0 >= 0 && nrows >= 1 && row0 + nrows <= T)
-                    dv_dump_read_rows(d, layer, (dv_map)m, hi, row0, nrows, buf);
+                    ds_dump_reader_read_rows(d, layer, (ds_map)m, hi, row0, nrows, buf);
                 else
-                    dr_check(dv_dump_read_rows(d, layer, (dv_map)m, hi, row0, nrows, buf) < 0);
+                    dr_check(ds_dump_reader_read_rows(d, layer, (ds_map)m, hi, row0, nrows, buf) < 0);
                 free(buf);
             }
         }
         if (li->has_groupnorm) {
             float *buf = malloc((size_t)li->n_heads * T * sizeof *buf);
-            if (buf) dv_dump_read_groupnorm_scale(d, layer, buf);
+            if (buf) ds_dump_reader_read_groupnorm_scale(d, layer, buf);
             free(buf);
         }
-        dv_dump_head_index(d, layer, (int)dr_byte(in) - 1);
+        ds_dump_reader_head_index(d, layer, (int)dr_byte(in) - 1);
     }
-    dv_dump_layer_index(d, (int)dr_byte(in) - 1);
+    ds_dump_reader_layer_index(d, (int)dr_byte(in) - 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -248,10 +248,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     H5Fclose(f);
     const char *path = fuzz_as_temp_file(&fd, image, (size_t)len);
     free(image);
-    dv_dump *d = dv_dump_open(path);
+    ds_dump_reader *d = ds_dump_reader_open(path);
     if (d) {
         dr_read_all(&in, d);
-        dv_dump_close(d);
+        ds_dump_reader_close(d);
     } else {
         dr_check(ds_errmsg()[0] != 0 && strchr(ds_errmsg(), '\n') == NULL);
     }

@@ -1,7 +1,6 @@
 /* Replays the dump-reader fuzz inputs (seeds in tests/fuzz/corpus/fuzz_dump_reader/, fixed
  * crashes in tests/fuzz/regressions/fuzz_dump_reader/) with the ordinary build, as
- * tests/unit/test_fuzz_regressions.c does for the other harnesses. Separate because it links the
- * viewer's objects (see the Makefile). */
+ * tests/unit/test_fuzz_regressions.c does for the other harnesses. */
 #include "fuzz_replay.h"
 
 #define LLVMFuzzerTestOneInput fuzz_dump_reader_one
