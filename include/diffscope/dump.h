@@ -44,6 +44,9 @@ typedef struct ds_dump ds_dump;
 
 /* Parses "softmax,diff,scores,groupnorm,outliers" into DS_DUMP_* bits. */
 int ds_dump_parse_what(const char *s, unsigned *what);
+/* The name of quantity I (0, 1, ... in the order above), as ds_dump_parse_what knows it, and
+ * in *HELP (may be NULL) a one-line description; NULL past the last. */
+const char *ds_dump_quantity(int i, const char **help);
 
 /* Checks a selection of layers, or of heads (differential heads for DiffLlama), against C:
  * -1 with "layer 7 out of range (0..3)" when one is not in the model. ds_dump_begin checks

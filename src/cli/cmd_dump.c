@@ -20,6 +20,15 @@ static const char *usage =
 
 static int parse_what(void *what, const char *arg) { return ds_dump_parse_what(arg, what); }
 
+/* The --help text after the options: the --what items, from the dump's table of quantities. */
+static const char *what_items(char *buf, size_t size) {
+    snprintf(buf, size, "\n--what items:\n");
+    const char *name, *line;
+    for (int i = 0; (name = ds_dump_quantity(i, &line)); i++)
+        snprintf(buf + strlen(buf), size - strlen(buf), "  %-10s %s\n", name, line);
+    return buf;
+}
+
 /* The layers and heads the user chose are in the model. */
 static int check_selection(const ds_dump_opts *d, const ds_config *c) {
     if (ds_dump_check_layers(c, d->layers, d->nlayers)) {
@@ -96,7 +105,7 @@ int cmd_dump(int argc, char **argv) {
         {"force", 0, CLI_FLAG, &d.force, 0, 0, NULL, "overwrite FILE if it exists"},
         {"layers", 0, CLI_LIST, &layers, 0, INT_MAX, "LIST", "layers to dump, e.g. 0,3-5 (default: all)"},
         {"heads", 0, CLI_LIST, &heads, 0, INT_MAX, "LIST", "heads to dump (differential heads for DiffLlama; default: all)"},
-        {"what", 0, CLI_CALL, &d.what, 0, 0, "LIST", "softmax,diff,scores,groupnorm,outliers (default: all but scores)",
+        {"what", 0, CLI_CALL, &d.what, 0, 0, "LIST", "the items below to write, comma-separated (default: all but scores)",
          parse_what},
         {"dtype", 0, CLI_CHOICE, &dtype, 0, 0, "f32|f16", "storage of the maps (default f32)"},
         {"compress", 0, CLI_INT, &d.compress, 0, 9, "N", "gzip level 0-9 with shuffle (default 0)"},
@@ -105,7 +114,8 @@ int cmd_dump(int argc, char **argv) {
         {"hidden", 0, CLI_FLAG, &d.hidden, 0, 0, NULL, "also write /hidden_states [L+1, T, D]"},
         {"json", 0, CLI_FLAG, &json, 0, 0, NULL, "print a JSON summary on stdout"},
         {0}};
-    const cli_cmd cmd = {"dump", usage, NULL, opts};
+    char epilog[1024];
+    const cli_cmd cmd = {"dump", usage, what_items(epilog, sizeof epilog), opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     d.f16 = !strcmp(dtype, "f16");
     d.layers = layers.v;

@@ -51,36 +51,6 @@ struct ds_dump {
     ds_hidden_states hidden; /* .out [L+1, T, D] when --hidden, else NULL */
 };
 
-/* ---- options ---- */
-
-int ds_dump_parse_what(const char *s, unsigned *what) {
-    static const struct { const char *name; unsigned bit; } words[] = {
-        {"softmax", DS_DUMP_SOFTMAX}, {"diff", DS_DUMP_DIFF}, {"scores", DS_DUMP_SCORES},
-        {"groupnorm", DS_DUMP_GROUPNORM}, {"outliers", DS_DUMP_OUTLIERS}};
-    *what = 0;
-    const char *p = s;
-    while (*p) {
-        size_t n = strcspn(p, ",");
-        unsigned bit = 0;
-        for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-            if (strlen(words[i].name) == n && !strncmp(p, words[i].name, n)) bit = words[i].bit;
-        if (!bit)
-            return ds_fail("unknown item '%.*s' (softmax, diff, scores, groupnorm, outliers)", (int)n, p);
-        *what |= bit;
-        p += n + (p[n] == ',');
-    }
-    return *what ? 0 : ds_fail("nothing selected");
-}
-
-static char *what_string(unsigned what) {
-    static char buf[64];
-    buf[0] = 0;
-    const char *names[] = {"softmax", "diff", "scores", "groupnorm", "outliers"};
-    for (int i = 0; i < 5; i++)
-        if (what & (1u << i)) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? "," : "", names[i]);
-    return buf;
-}
-
 /* ---- small HDF5 helpers ---- */
 
 static hid_t make_f16_type(void) {
@@ -315,41 +285,125 @@ static int write_layer_outliers(ds_dump *d, int l) {
     return rc;
 }
 
-/* The layer is complete at its hook_resid_post: close its maps, write its statistics. */
-static int finish_layer(ds_dump *d, const ds_probe_event *ev) {
-    int l = ev->layer, rc = 0;
+/* ---- event handlers: one per (quantity, probe point) ---- */
+
+/* The layer is complete at its hook_resid_post: its maps are closed (before the outlier
+ * statistics, whose handler comes later in the table, are written). */
+static int close_layer_maps(ds_dump *d, const ds_probe_event *ev) {
+    int rc = 0;
     for (int k = 0; k < DS_MAP_COUNT; k++)
         if (d->maps[k] >= 0) {
-            if (H5Dclose(d->maps[k]) < 0) rc = ds_failc(DS_ERR_IO, "%s: writing layer %d failed (disk full?)", d->out.path, l);
+            if (H5Dclose(d->maps[k]) < 0) rc = ds_failc(DS_ERR_IO, "%s: writing layer %d failed (disk full?)", d->out.path, ev->layer);
             d->maps[k] = H5I_INVALID_HID;
         }
-    if (!rc && (d->o.what & DS_DUMP_OUTLIERS)) {
-        push_matrix(d->resid, ev);
-        rc = write_layer_outliers(d, l);
+    return rc;
+}
+
+static int on_softmax1(ds_dump *d, const ds_probe_event *ev) { return write_map_block(d, DS_MAP_SOFTMAX1, ev, 0, 0); }
+static int on_softmax2(ds_dump *d, const ds_probe_event *ev) { return write_map_block(d, DS_MAP_SOFTMAX2, ev, 0, 0); }
+static int on_softmax(ds_dump *d, const ds_probe_event *ev) { return write_map_block(d, DS_MAP_SOFTMAX, ev, 0, 0); }
+static int on_diff(ds_dump *d, const ds_probe_event *ev) { return write_map_block(d, DS_MAP_DIFF, ev, 0, 0); }
+
+/* DiffLlama's scores hold all H sub-heads: the selected heads i, then their partners i + H/2. */
+static int on_scores(ds_dump *d, const ds_probe_event *ev) {
+    return write_map_block(d, DS_MAP_SCORES, ev, 0, 0) ||
+           (d->is_diff && write_map_block(d, DS_MAP_SCORES, ev, d->nheads, d->Hd));
+}
+
+static int on_outlier_scores(ds_dump *d, const ds_probe_event *ev) { return push_scores(d, ev), 0; }
+static int on_outlier_mlp(ds_dump *d, const ds_probe_event *ev) { return push_matrix(d->mlp, ev), 0; }
+static int on_outlier_resid(ds_dump *d, const ds_probe_event *ev) {
+    push_matrix(d->resid, ev);
+    return write_layer_outliers(d, ev->layer);
+}
+
+/* ---- the quantities: what --what names, what each needs from the forward pass ---- */
+
+enum { ANY_MODEL, DIFF_ONLY, STANDARD_ONLY }; /* which models a hook applies to */
+enum { MAX_QUANTITY_HOOKS = 3 };
+
+typedef struct {
+    ds_hook_point point;
+    int models;
+    int (*fn)(ds_dump *d, const ds_probe_event *ev);
+} quantity_hook;
+
+typedef struct {
+    const char *name; /* the --what word and the word in the root attribute `what`; NULL: always */
+    unsigned bit;     /* DS_DUMP_* */
+    const char *help; /* one line for --help */
+    quantity_hook hooks[MAX_QUANTITY_HOOKS]; /* ended by fn == NULL */
+} quantity;
+
+/* In the order of the DS_DUMP_* bits. At a point several rows share, the handlers run in table
+ * order: the layer's maps are closed before its outlier statistics are written. */
+static const quantity quantities[] = {
+    {NULL, 0, NULL, {{DS_HOOK_LAMBDA, DIFF_ONLY, write_lambda}, {DS_HOOK_RESID_POST, ANY_MODEL, close_layer_maps}}},
+    {"softmax", DS_DUMP_SOFTMAX, "attention maps: softmax1 and softmax2 (DiffLlama) or softmax (Llama)",
+     {{DS_HOOK_PATTERN1, DIFF_ONLY, on_softmax1}, {DS_HOOK_PATTERN2, DIFF_ONLY, on_softmax2},
+      {DS_HOOK_PATTERN, STANDARD_ONLY, on_softmax}}},
+    {"diff", DS_DUMP_DIFF, "differential maps softmax1 - lambda*softmax2 (DiffLlama)",
+     {{DS_HOOK_DIFF, DIFF_ONLY, on_diff}}},
+    {"scores", DS_DUMP_SCORES, "pre-softmax scores of every head (DiffLlama: every sub-head)",
+     {{DS_HOOK_SCORES, ANY_MODEL, on_scores}}},
+    {"groupnorm", DS_DUMP_GROUPNORM, "GroupNorm rms and scale of each head and token (DiffLlama)",
+     {{DS_HOOK_GROUPNORM_IN, DIFF_ONLY, write_groupnorm}}},
+    {"outliers", DS_DUMP_OUTLIERS, "top-k values and moments of |scores|, |residual|, |MLP activation|",
+     {{DS_HOOK_SCORES, ANY_MODEL, on_outlier_scores}, {DS_HOOK_MLP_POST, ANY_MODEL, on_outlier_mlp},
+      {DS_HOOK_RESID_POST, ANY_MODEL, on_outlier_resid}}},
+};
+enum { N_QUANTITIES = sizeof quantities / sizeof quantities[0] };
+
+const char *ds_dump_quantity(int i, const char **help) {
+    for (int k = 0; k < N_QUANTITIES; k++)
+        if (quantities[k].name && i-- == 0) {
+            if (help) *help = quantities[k].help;
+            return quantities[k].name;
+        }
+    return NULL;
+}
+
+int ds_dump_parse_what(const char *s, unsigned *what) {
+    *what = 0;
+    for (const char *p = s; *p; ) {
+        size_t n = strcspn(p, ",");
+        unsigned bit = 0;
+        for (int i = 0; i < N_QUANTITIES; i++)
+            if (quantities[i].name && strlen(quantities[i].name) == n && !strncmp(p, quantities[i].name, n))
+                bit = quantities[i].bit;
+        if (!bit) {
+            char known[96] = "";
+            for (int i = 0; ds_dump_quantity(i, NULL); i++)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", ds_dump_quantity(i, NULL));
+            return ds_fail("unknown item '%.*s' (%s)", (int)n, p, known);
+        }
+        *what |= bit;
+        p += n + (p[n] == ',');
     }
-    return rc ? -1 : 0;
+    return *what ? 0 : ds_fail("nothing selected");
+}
+
+/* The selected quantities as a comma list, into BUF. */
+static void what_string(unsigned what, char *buf, size_t size) {
+    buf[0] = 0;
+    for (int i = 0; i < N_QUANTITIES; i++)
+        if (quantities[i].name && (what & quantities[i].bit))
+            snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? "," : "", quantities[i].name);
+}
+
+/* 1 when quantity Q is selected and hook H of it applies to this model. */
+static int hook_applies(const ds_dump *d, const quantity *q, const quantity_hook *h) {
+    return (!q->bit || (d->o.what & q->bit)) && (h->models == ANY_MODEL || (h->models == DIFF_ONLY) == d->is_diff);
 }
 
 static int on_event(const ds_probe_event *ev, void *user) {
     ds_dump *d = user;
     if (ev->layer < 0 || !d->layer_on[ev->layer]) return 0;
     d->layer = ev->layer;
-    switch (ev->point) {
-    case DS_HOOK_LAMBDA: return write_lambda(d, ev);
-    case DS_HOOK_SCORES:
-        if (d->o.what & DS_DUMP_OUTLIERS) push_scores(d, ev);
-        if (!(d->o.what & DS_DUMP_SCORES)) return 0;
-        return write_map_block(d, DS_MAP_SCORES, ev, 0, 0) ||
-               (d->is_diff && write_map_block(d, DS_MAP_SCORES, ev, d->nheads, d->Hd));
-    case DS_HOOK_PATTERN1: return write_map_block(d, DS_MAP_SOFTMAX1, ev, 0, 0);
-    case DS_HOOK_PATTERN2: return write_map_block(d, DS_MAP_SOFTMAX2, ev, 0, 0);
-    case DS_HOOK_PATTERN: return write_map_block(d, DS_MAP_SOFTMAX, ev, 0, 0);
-    case DS_HOOK_DIFF: return write_map_block(d, DS_MAP_DIFF, ev, 0, 0);
-    case DS_HOOK_GROUPNORM_IN: return write_groupnorm(d, ev);
-    case DS_HOOK_MLP_POST: push_matrix(d->mlp, ev); return 0;
-    case DS_HOOK_RESID_POST: return finish_layer(d, ev);
-    default: return 0;
-    }
+    for (int i = 0; i < N_QUANTITIES; i++)
+        for (const quantity_hook *h = quantities[i].hooks; h < quantities[i].hooks + MAX_QUANTITY_HOOKS && h->fn; h++)
+            if (h->point == ev->point && hook_applies(d, &quantities[i], h) && h->fn(d, ev)) return -1;
+    return 0;
 }
 
 /* ---- begin / finish ---- */
@@ -359,22 +413,15 @@ static int add_hook(ds_dump *d, ds_probes *p, ds_hook_point point, int layer) {
     return ds_probes_add(p, ds_hook_name(point, layer, name, sizeof name), on_event, d);
 }
 
+/* One hook per probe point that a selected quantity needs, on every selected layer. */
 static int register_hooks(ds_dump *d, ds_probes *p) {
-    unsigned w = d->o.what;
-    for (int l = 0; l < d->L; l++) {
-        if (!d->layer_on[l]) continue;
-        int rc = 0;
-        if (w & DS_DUMP_SOFTMAX)
-            rc |= d->is_diff ? add_hook(d, p, DS_HOOK_PATTERN1, l) || add_hook(d, p, DS_HOOK_PATTERN2, l)
-                             : add_hook(d, p, DS_HOOK_PATTERN, l);
-        if ((w & DS_DUMP_DIFF) && d->is_diff) rc |= add_hook(d, p, DS_HOOK_DIFF, l);
-        if (w & (DS_DUMP_SCORES | DS_DUMP_OUTLIERS)) rc |= add_hook(d, p, DS_HOOK_SCORES, l);
-        if (d->is_diff) rc |= add_hook(d, p, DS_HOOK_LAMBDA, l);
-        if ((w & DS_DUMP_GROUPNORM) && d->is_diff) rc |= add_hook(d, p, DS_HOOK_GROUPNORM_IN, l);
-        if (w & DS_DUMP_OUTLIERS) rc |= add_hook(d, p, DS_HOOK_MLP_POST, l);
-        rc |= add_hook(d, p, DS_HOOK_RESID_POST, l);
-        if (rc) return -1;
-    }
+    char wanted[DS_HOOK_COUNT] = {0};
+    for (int i = 0; i < N_QUANTITIES; i++)
+        for (const quantity_hook *h = quantities[i].hooks; h < quantities[i].hooks + MAX_QUANTITY_HOOKS && h->fn; h++)
+            if (hook_applies(d, &quantities[i], h)) wanted[h->point] = 1;
+    for (int l = 0; l < d->L; l++)
+        for (int point = 0; point < DS_HOOK_COUNT; point++)
+            if (d->layer_on[l] && wanted[point] && add_hook(d, p, (ds_hook_point)point, l)) return -1;
     return d->hidden.out ? ds_hidden_states_attach(p, &d->hidden) : 0;
 }
 
@@ -416,6 +463,8 @@ static int write_root(ds_dump *d) {
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     int *layers = malloc((size_t)d->L * sizeof *layers), nl = 0;
     if (!layers) return ds_failc(DS_ERR_NOMEM, "out of memory");
+    char what[96];
+    what_string(d->o.what, what, sizeof what);
     for (int l = 0; l < d->L; l++)
         if (d->layer_on[l]) layers[nl++] = l;
     int rc = ds_h5_attr_str(f, DS_DUMP_ATTR_FORMAT, DS_DUMP_FORMAT) ||
@@ -430,7 +479,7 @@ static int write_root(ds_dump *d) {
              ds_h5_attr_str(f, DS_DUMP_ATTR_MODEL_PATH, d->o.model_path ? d->o.model_path : ds_model_dir(d->m)) ||
              ds_h5_attr_str(f, DS_DUMP_ATTR_TOOL_VERSION, d->o.tool_version ? d->o.tool_version : DS_VERSION) ||
              ds_h5_attr_str(f, DS_DUMP_ATTR_CREATED, created) || ds_h5_attr_int_array(f, DS_DUMP_ATTR_LAYERS, layers, nl) ||
-             ds_h5_attr_str(f, DS_DUMP_ATTR_WHAT, what_string(d->o.what));
+             ds_h5_attr_str(f, DS_DUMP_ATTR_WHAT, what);
     free(layers);
     return rc ? -1 : 0;
 }

@@ -220,6 +220,32 @@ def check_no_partial_files(model, ids):
     report("dump_leaves_no_partial_file", p)
 
 
+def check_what_items(model, ids):
+    """--what: the items --help lists, the one-line refusal of an unknown item, the root
+    attribute `what` in the items' order whatever the order given."""
+    items = ["softmax", "diff", "scores", "groupnorm", "outliers"]
+    p = []
+    h = subprocess.run([DS, "dump", "--help"], capture_output=True, text=True)
+    listed = [line.split()[0] for line in h.stdout.split("--what items:\n")[-1].splitlines() if line.strip()]
+    if h.returncode or listed != items:
+        p.append(f"--help lists the --what items as {listed}")
+    out = os.path.join(TMP, "what.h5")
+    r = dump(model, ids, out, "--what", "softmax,bogus")
+    known = "unknown item 'bogus' (" + ", ".join(items) + ")"
+    if r.returncode != 2 or len(r.stderr.strip().splitlines()) != 1 or known not in r.stderr or os.path.exists(out):
+        p.append(f"--what softmax,bogus: exit {r.returncode}, stderr {r.stderr!r}")
+    r = dump(model, ids, out, "--what", "outliers,scores")
+    if r.returncode:
+        p.append(f"--what outliers,scores: exit {r.returncode}: {r.stderr.strip()}")
+    else:
+        with h5py.File(out, "r") as f:
+            what = f.attrs["what"]
+            what = what.decode() if isinstance(what, bytes) else what
+            if what != "scores,outliers" or "softmax1" in f["layers/0/attn"] or "scores" not in f["layers/0/attn"]:
+                p.append(f"--what outliers,scores wrote what={what!r}, maps {list(f['layers/0/attn'])}")
+    report("dump_what_items", p)
+
+
 def main():
     refs = sorted(glob.glob(f"{GOLDEN}/refs/*.h5"))
     for ref_path in refs:
@@ -242,6 +268,7 @@ def main():
     check_outliers(f"{GOLDEN}/models/llama-mha-bias-f32", ids)
     check_selection_f16_compress(model, ids)
     check_f16_contiguous(model, ids)
+    check_what_items(model, ids)
     check_verify_and_h5dump(model, ids)
     check_no_partial_files(model, ids)
     return exit_status()
