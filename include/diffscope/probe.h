@@ -1,9 +1,11 @@
 /* Named probe points, TransformerLens style.
  *
- * A caller registers callbacks on names or glob patterns ("blocks.*.attn.hook_diff",
- * "blocks.3.hook_resid_post"); ds_forward calls each matching callback with a view of the
- * tensor at that point. A callback may read the view; at the writable points (marked W) it
- * may also change the data, and the forward pass continues from the changed values.
+ * A caller registers callbacks (hooks) on the names of probe points, or glob patterns over
+ * them ("blocks.*.attn.hook_diff", "blocks.3.hook_resid_post"): the user-facing API. C
+ * consumers may register by enum instead, ds_probes_add_point(p, DS_HOOK_DIFF, 3, fn, user),
+ * with no name to format. ds_forward calls each matching callback with a view of the tensor at
+ * that point. A callback may read the view; at the writable points (marked W) it may also
+ * change the data, and the forward pass continues from the changed values.
  *
  *   point                         full shape                 notes
  *   hook_embed                    [T, D]
@@ -34,8 +36,10 @@
  * ev->shape[1] its height; all other points arrive whole. Within one forward call events come
  * in layer order, from the calling thread, never concurrently.
  *
- * Invariant: with no probe registered (or probes == NULL) the forward pass does no probe
- * work beyond one table lookup per point. */
+ * Each ds_forward binds the registry first (ds_probes_bind): every pattern is resolved into
+ * a point × layer bitmask, so a probe point costs one bit test and names are matched again only
+ * when hooks were added since. Invariant: with no probe registered (or probes == NULL) the
+ * forward pass does no probe work beyond one bit test per point. */
 #ifndef DIFFSCOPE_PROBE_H
 #define DIFFSCOPE_PROBE_H
 #include <stdint.h>
@@ -88,12 +92,21 @@ void ds_probes_free(ds_probes *p);
 int ds_probes_add(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user);
 /* The same, and USER (malloc'd) is freed with P. On failure USER is freed at once. */
 int ds_probes_add_owned(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user);
+/* POINT at LAYER (-1: every layer; ignored for the model-level points hook_embed,
+ * ln_final.hook_normalized and hook_logits); the _owned form frees USER as above. */
+int ds_probes_add_point(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user);
+int ds_probes_add_point_owned(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user);
 
 /* Probe name of POINT at LAYER (layer ignored for model-level points). */
 const char *ds_hook_name(ds_hook_point point, int layer, char *buf, int bufsize);
 
-/* Internal to the forward pass. ds_probes_active is the no-cost check; ds_probes_fire
- * fills name/point/layer of EV and calls every matching callback. */
+/* Internal to the forward pass. ds_probes_bind resolves the patterns for a model of L
+ * layers (again only when hooks were added or L changed; 0, or -1 out of memory).
+ * ds_probes_wanted is the set of points someone listens to at LAYER (-1: the model-level
+ * points), bit 1u << point; ds_probes_active one of them. Both work unbound too, by name.
+ * ds_probes_fire fills name/point/layer of EV and calls every matching callback. */
+int ds_probes_bind(ds_probes *p, int L);
+uint32_t ds_probes_wanted(ds_probes *p, int layer);
 int ds_probes_active(ds_probes *p, ds_hook_point point, int layer);
 int ds_probes_fire(ds_probes *p, ds_hook_point point, int layer, ds_probe_event *ev);
 

@@ -408,11 +408,6 @@ static int on_event(const ds_probe_event *ev, void *user) {
 
 /* ---- begin / finish ---- */
 
-static int add_hook(ds_dump *d, ds_probes *p, ds_hook_point point, int layer) {
-    char name[96];
-    return ds_probes_add(p, ds_hook_name(point, layer, name, sizeof name), on_event, d);
-}
-
 /* One hook per probe point that a selected quantity needs, on every selected layer. */
 static int register_hooks(ds_dump *d, ds_probes *p) {
     char wanted[DS_HOOK_COUNT] = {0};
@@ -421,7 +416,8 @@ static int register_hooks(ds_dump *d, ds_probes *p) {
             if (hook_applies(d, &quantities[i], h)) wanted[h->point] = 1;
     for (int l = 0; l < d->L; l++)
         for (int point = 0; point < DS_HOOK_COUNT; point++)
-            if (d->layer_on[l] && wanted[point] && add_hook(d, p, (ds_hook_point)point, l)) return -1;
+            if (d->layer_on[l] && wanted[point] && ds_probes_add_point(p, (ds_hook_point)point, l, on_event, d))
+                return -1;
     return d->hidden.out ? ds_hidden_states_attach(p, &d->hidden) : 0;
 }
 

@@ -81,11 +81,6 @@ static int check_opts(const ds_attn_stats_opts *o, int T) {
     return 0;
 }
 
-static int add_hook(ds_attn_stats *s, ds_probes *p, ds_hook_point point, int layer) {
-    char name[96];
-    return ds_probes_add(p, ds_hook_name(point, layer, name, sizeof name), on_event, s);
-}
-
 ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats_opts *opts, ds_probes *p) {
     const ds_config *c = ds_model_config(m);
     if (check_opts(opts, T)) return NULL;
@@ -106,15 +101,14 @@ ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats
                  (s->layer[k] = calloc((size_t)s->L, sizeof **s->layer));
     if (!ok) ds_failc(DS_ERR_NOMEM, "out of memory");
     if (ok && opts->outliers) ok = (s->scores_acc = ds_table5_new()) && (s->resid_acc = ds_table5_new());
-    for (int l = 0; ok && l < s->L; l++) {
-        s->lambda_full[l] = NAN;
-        if (s->is_diff)
-            ok = !add_hook(s, p, DS_HOOK_DIFF, l) && !add_hook(s, p, DS_HOOK_PATTERN1, l) &&
-                 !add_hook(s, p, DS_HOOK_LAMBDA, l);
-        else
-            ok = !add_hook(s, p, DS_HOOK_PATTERN, l);
-        if (ok && opts->outliers) ok = !add_hook(s, p, DS_HOOK_SCORES, l) && !add_hook(s, p, DS_HOOK_RESID_POST, l);
-    }
+    for (int l = 0; ok && l < s->L; l++) s->lambda_full[l] = NAN;
+    /* On every layer: the maps the statistics cover and λ; for the outliers, scores and resid. */
+    ds_hook_point points[5];
+    int np = 0;
+    if (s->is_diff) points[np++] = DS_HOOK_DIFF, points[np++] = DS_HOOK_PATTERN1, points[np++] = DS_HOOK_LAMBDA;
+    else points[np++] = DS_HOOK_PATTERN;
+    if (opts->outliers) points[np++] = DS_HOOK_SCORES, points[np++] = DS_HOOK_RESID_POST;
+    for (int i = 0; ok && i < np; i++) ok = !ds_probes_add_point(p, points[i], -1, on_event, s);
     if (!ok) {
         ds_attn_stats_free(s);
         return NULL;

@@ -15,8 +15,9 @@ static int copy_slot(const ds_probe_event *ev, void *user) {
 }
 
 int ds_hidden_states_attach(ds_probes *p, ds_hidden_states *h) {
-    return ds_probes_add(p, "hook_embed", copy_slot, h) || ds_probes_add(p, "blocks.*.hook_resid_post", copy_slot, h) ||
-                   ds_probes_add(p, "ln_final.hook_normalized", copy_slot, h)
+    return ds_probes_add_point(p, DS_HOOK_EMBED, -1, copy_slot, h) ||
+                   ds_probes_add_point(p, DS_HOOK_RESID_POST, -1, copy_slot, h) ||
+                   ds_probes_add_point(p, DS_HOOK_FINAL_NORM, -1, copy_slot, h)
                ? -1
                : 0;
 }

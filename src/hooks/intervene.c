@@ -1,7 +1,6 @@
 /* λ override and head ablation as writing probe hooks. */
 #include "diffscope/intervene.h"
 #include "diffscope/error.h"
-#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct {
@@ -32,10 +31,7 @@ int ds_intervene_lambda(ds_probes *p, const ds_model *m, int layer, float value)
     if (c->arch != DS_ARCH_DIFFLLAMA) return ds_fail("%s is a Llama model, it has no lambda", ds_model_dir(m));
     if (layer < 0 || layer >= c->num_layers)
         return ds_fail("layer %d out of range (0..%d)", layer, c->num_layers - 1);
-    intervention *iv = new_intervention(value, 0);
-    char name[64];
-    snprintf(name, sizeof name, "blocks.%d.attn.hook_lambda", layer);
-    return ds_probes_add_owned(p, name, set_lambda, iv);
+    return ds_probes_add_point_owned(p, DS_HOOK_LAMBDA, layer, set_lambda, new_intervention(value, 0));
 }
 
 int ds_intervene_ablate(ds_probes *p, const ds_model *m, int layer, int head) {
@@ -46,8 +42,5 @@ int ds_intervene_ablate(ds_probes *p, const ds_model *m, int layer, int head) {
     if (head < 0 || head >= heads)
         return ds_fail("head %d out of range (0..%d%s)", head, heads - 1,
                        c->arch == DS_ARCH_DIFFLLAMA ? ", differential heads" : "");
-    intervention *iv = new_intervention(0, head);
-    char name[64];
-    snprintf(name, sizeof name, "blocks.%d.attn.hook_z", layer);
-    return ds_probes_add_owned(p, name, zero_head, iv);
+    return ds_probes_add_point_owned(p, DS_HOOK_Z, layer, zero_head, new_intervention(0, head));
 }

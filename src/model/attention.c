@@ -162,14 +162,17 @@ static void attention_fused(ds_session *s, const att_shape *a, int n, int R) {
     }
 }
 
+/* 1 when WANT (ds_probes_wanted) holds POINT. */
+static int wants(uint32_t want, ds_hook_point point) { return want >> point & 1; }
+
 /* Some probe wants the maps: each row block goes through every head stage by stage, and the
  * probes see [heads, nr, Tk] views between stages. */
-static int attention_staged(ds_session *s, const att_shape *a, int layer, int n, int R, ds_probes *probes) {
-    const int want_scores = ds_probes_active(probes, DS_HOOK_SCORES, layer);
-    const int want_pattern = ds_probes_active(probes, DS_HOOK_PATTERN, layer);
-    const int want_p1 = a->is_diff && ds_probes_active(probes, DS_HOOK_PATTERN1, layer);
-    const int want_p2 = a->is_diff && ds_probes_active(probes, DS_HOOK_PATTERN2, layer);
-    const int want_diff = a->is_diff && ds_probes_active(probes, DS_HOOK_DIFF, layer);
+static int attention_staged(ds_session *s, const att_shape *a, int layer, int n, int R, ds_probes *probes,
+                            uint32_t want) {
+    const int want_scores = wants(want, DS_HOOK_SCORES), want_pattern = wants(want, DS_HOOK_PATTERN);
+    const int want_p1 = a->is_diff && wants(want, DS_HOOK_PATTERN1);
+    const int want_p2 = a->is_diff && wants(want, DS_HOOK_PATTERN2);
+    const int want_diff = a->is_diff && wants(want, DS_HOOK_DIFF);
     const int H = a->H, Hd = a->Hd, hd = a->hd, tk = a->tk, pos0 = a->pos0;
     ds_probe_event ev;
 
@@ -238,11 +241,10 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
                    .scale = (float)(1.0 / sqrt((double)c->head_dim)), .lam = (float)lambda};
     a.K = s->k_cache + (size_t)layer * s->max_tokens * a.kvw;
     a.V = s->v_cache + (size_t)layer * s->max_tokens * a.kvw;
-    const int want_maps = ds_probes_active(probes, DS_HOOK_SCORES, layer) ||
-                          ds_probes_active(probes, DS_HOOK_PATTERN, layer) ||
-                          (a.is_diff && (ds_probes_active(probes, DS_HOOK_PATTERN1, layer) ||
-                                         ds_probes_active(probes, DS_HOOK_PATTERN2, layer) ||
-                                         ds_probes_active(probes, DS_HOOK_DIFF, layer)));
+    const uint32_t want = ds_probes_wanted(probes, layer);
+    const int want_maps = wants(want, DS_HOOK_SCORES) || wants(want, DS_HOOK_PATTERN) ||
+                          (a.is_diff && (wants(want, DS_HOOK_PATTERN1) || wants(want, DS_HOOK_PATTERN2) ||
+                                         wants(want, DS_HOOK_DIFF)));
 
     size_t per_row = (size_t)a.H * a.tk;
     int R = (int)(ATT_BLOCK_FLOATS / per_row);
@@ -253,16 +255,16 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
     size_t maps = (size_t)2 * omp_get_max_threads() > (size_t)a.H ? (size_t)2 * omp_get_max_threads() : (size_t)a.H;
     if (ensure_scratch(s, maps * R * a.tk)) return -1;
     if (!want_maps) attention_fused(s, &a, n, R);
-    else if (attention_staged(s, &a, layer, n, R, probes)) return -1;
+    else if (attention_staged(s, &a, layer, n, R, probes, want)) return -1;
 
     if (!a.is_diff) return 0;
     ds_probe_event ev;
-    if (ds_probes_active(probes, DS_HOOK_GROUPNORM_IN, layer)) {
+    if (wants(want, DS_HOOK_GROUPNORM_IN)) {
         groupnorm_view(&ev, s, n, a.pos0);
         if (ds_probes_fire(probes, DS_HOOK_GROUPNORM_IN, layer, &ev)) return -1;
     }
     groupnorm(s, n, layer);
-    if (ds_probes_active(probes, DS_HOOK_GROUPNORM_OUT, layer)) {
+    if (wants(want, DS_HOOK_GROUPNORM_OUT)) {
         groupnorm_view(&ev, s, n, a.pos0);
         if (ds_probes_fire(probes, DS_HOOK_GROUPNORM_OUT, layer, &ev)) return -1;
     }

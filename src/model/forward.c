@@ -121,7 +121,7 @@ int ds_forward(ds_session *s, const int *ids, int n, float *logits, int last_onl
     const ds_model *m = s->m;
     const ds_config *c = &m->cfg;
     const int D = c->hidden_size, V = c->vocab_size;
-    if (check_ids(s, ids, n) || ds_session_reserve(s, n)) return -1;
+    if (check_ids(s, ids, n) || ds_session_reserve(s, n) || ds_probes_bind(pr, c->num_layers)) return -1;
     for (int t = 0; t < n; t++) memcpy(s->x + (size_t)t * D, m->embed + (size_t)ids[t] * D, D * sizeof(float));
     if (fire(pr, DS_HOOK_EMBED, -1, s->pos, s->x, 2, n, D, 0)) return -1;
     for (int l = 0; l < c->num_layers; l++)

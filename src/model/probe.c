@@ -1,4 +1,6 @@
-/* Probe registry: glob patterns -> callbacks, matched by name at each probe point. */
+/* Probe registry: hooks registered by glob pattern over names or by point, bound once per
+ * forward pass into a point × layer bitmask (ds_probes_bind), so that a probe point asks one
+ * bit whether anyone listens and names are only matched when the registry changes. */
 #include "diffscope/probe.h"
 #include "diffscope/error.h"
 #include <fnmatch.h>
@@ -6,8 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(DS_HOOK_COUNT <= 32, "a layer's probe points are one 32-bit mask");
+
 typedef struct {
-    char *pattern;
+    char *pattern;       /* glob over probe names; NULL for a hook added by point */
+    ds_hook_point point; /* hooks added by point: the point and layer (-1: every layer) */
+    int layer;
+    uint32_t *match;     /* glob hooks, once bound: [L + 1] masks of the points whose names match */
     ds_hook_fn fn;
     void *user;
     int owns_user;
@@ -16,6 +23,9 @@ typedef struct {
 struct ds_probes {
     hook *hooks;
     int n;
+    /* The binding: valid while bound_n == n (hooks are only ever added). */
+    int bound_n, bound_L;
+    uint32_t *mask; /* [L + 1]: entry 0 the model-level points, entry l + 1 layer l; bit = point */
 };
 
 /* Name templates; "%d" is the layer. */
@@ -43,33 +53,36 @@ static const char *const names[DS_HOOK_COUNT] = {
     [DS_HOOK_LOGITS] = "hook_logits",
 };
 
+static int per_layer(ds_hook_point point) { return strchr(names[point], '%') != NULL; }
+
 ds_probes *ds_probes_new(void) { return calloc(1, sizeof(ds_probes)); }
 
 void ds_probes_free(ds_probes *p) {
     if (!p) return;
     for (int i = 0; i < p->n; i++) {
         free(p->hooks[i].pattern);
+        free(p->hooks[i].match);
         if (p->hooks[i].owns_user) free(p->hooks[i].user);
     }
     free(p->hooks);
+    free(p->mask);
     free(p);
 }
 
-int ds_probes_add(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user) {
+/* Appends a hook: by PATTERN when it is not NULL, else by POINT and LAYER. */
+static int add(ds_probes *p, const char *pattern, ds_hook_point point, int layer, ds_hook_fn fn, void *user) {
     hook *nh = realloc(p->hooks, (size_t)(p->n + 1) * sizeof *nh);
     if (!nh) return ds_failc(DS_ERR_NOMEM, "out of memory");
     p->hooks = nh;
-    nh[p->n].pattern = strdup(pattern);
-    nh[p->n].fn = fn;
-    nh[p->n].user = user;
-    nh[p->n].owns_user = 0;
-    if (!nh[p->n].pattern) return ds_failc(DS_ERR_NOMEM, "out of memory");
+    nh[p->n] = (hook){.point = point, .layer = layer, .fn = fn, .user = user};
+    if (pattern && !(nh[p->n].pattern = strdup(pattern))) return ds_failc(DS_ERR_NOMEM, "out of memory");
     p->n++;
     return 0;
 }
 
-int ds_probes_add_owned(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user) {
-    if (!user || ds_probes_add(p, pattern, fn, user)) {
+/* Adds through ADD_RC's result and, on success, gives P the ownership of USER. */
+static int own(ds_probes *p, int add_rc, void *user) {
+    if (!user || add_rc) {
         free(user);
         return user ? -1 : ds_failc(DS_ERR_NOMEM, "out of memory");
     }
@@ -77,18 +90,96 @@ int ds_probes_add_owned(ds_probes *p, const char *pattern, ds_hook_fn fn, void *
     return 0;
 }
 
+int ds_probes_add(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user) {
+    return add(p, pattern, 0, -1, fn, user);
+}
+
+int ds_probes_add_owned(ds_probes *p, const char *pattern, ds_hook_fn fn, void *user) {
+    return own(p, user ? ds_probes_add(p, pattern, fn, user) : 0, user);
+}
+
+int ds_probes_add_point(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user) {
+    if ((unsigned)point >= DS_HOOK_COUNT || layer < -1)
+        return ds_fail("probe point %d, layer %d: no such point", (int)point, layer);
+    return add(p, NULL, point, layer, fn, user);
+}
+
+int ds_probes_add_point_owned(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user) {
+    return own(p, user ? ds_probes_add_point(p, point, layer, fn, user) : 0, user);
+}
+
 const char *ds_hook_name(ds_hook_point point, int layer, char *buf, int bufsize) {
     snprintf(buf, (size_t)bufsize, names[point], layer);
     return buf;
 }
 
+/* 1 when hook H listens to POINT at LAYER, whose probe name is NAME. */
+static int hook_matches(const ds_probes *p, const hook *h, ds_hook_point point, int layer, const char *name) {
+    if (!h->pattern) return h->point == point && (h->layer < 0 || layer < 0 || h->layer == layer);
+    if (h->match && p->bound_n == p->n && layer < p->bound_L) return h->match[layer + 1] >> point & 1;
+    return fnmatch(h->pattern, name, 0) == 0;
+}
+
+/* Sets in MASK ([L + 1]) the bits of the points that hook H, added by point, listens to. */
+static void bind_point_hook(const hook *h, int L, uint32_t *mask) {
+    if (!per_layer(h->point)) mask[0] |= 1u << h->point;
+    else if (h->layer < 0)
+        for (int l = 0; l < L; l++) mask[l + 1] |= 1u << h->point;
+    else if (h->layer < L)
+        mask[h->layer + 1] |= 1u << h->point;
+}
+
+/* The points whose names glob hook H matches, as masks [L + 1]; NULL when out of memory. */
+static uint32_t *bind_glob_hook(const hook *h, int L) {
+    uint32_t *m = calloc((size_t)L + 1, sizeof *m);
+    char name[96];
+    for (int layer = -1; m && layer < L; layer++)
+        for (int point = 0; point < DS_HOOK_COUNT; point++)
+            if (per_layer(point) == (layer >= 0) && !fnmatch(h->pattern, ds_hook_name(point, layer, name, sizeof name), 0))
+                m[layer + 1] |= 1u << point;
+    return m;
+}
+
+int ds_probes_bind(ds_probes *p, int L) {
+    if (!p || (p->bound_n == p->n && p->bound_L == L)) return 0;
+    uint32_t *mask = calloc((size_t)L + 1, sizeof *mask);
+    if (!mask) return ds_failc(DS_ERR_NOMEM, "out of memory");
+    free(p->mask);
+    p->mask = mask;
+    p->bound_n = -1; /* until the binding is complete, hooks are matched by name */
+    for (int i = 0; i < p->n; i++) {
+        hook *h = &p->hooks[i];
+        free(h->match);
+        h->match = NULL;
+        if (!h->pattern) {
+            bind_point_hook(h, L, mask);
+            continue;
+        }
+        if (!(h->match = bind_glob_hook(h, L))) return ds_failc(DS_ERR_NOMEM, "out of memory");
+        for (int l = 0; l <= L; l++) mask[l] |= h->match[l];
+    }
+    p->bound_n = p->n;
+    p->bound_L = L;
+    return 0;
+}
+
 int ds_probes_active(ds_probes *p, ds_hook_point point, int layer) {
     if (!p || p->n == 0) return 0;
-    char name[96];
+    if (p->bound_n == p->n && layer < p->bound_L) return p->mask[layer + 1] >> point & 1;
+    char name[96]; /* not bound: by name */
     ds_hook_name(point, layer, name, sizeof name);
     for (int i = 0; i < p->n; i++)
-        if (fnmatch(p->hooks[i].pattern, name, 0) == 0) return 1;
+        if (hook_matches(p, &p->hooks[i], point, layer, name)) return 1;
     return 0;
+}
+
+uint32_t ds_probes_wanted(ds_probes *p, int layer) {
+    if (!p || p->n == 0) return 0;
+    if (p->bound_n == p->n && layer < p->bound_L) return p->mask[layer + 1];
+    uint32_t want = 0;
+    for (int point = 0; point < DS_HOOK_COUNT; point++)
+        if (per_layer(point) == (layer >= 0) && ds_probes_active(p, point, layer)) want |= 1u << point;
+    return want;
 }
 
 int ds_probes_fire(ds_probes *p, ds_hook_point point, int layer, ds_probe_event *ev) {
@@ -99,6 +190,6 @@ int ds_probes_fire(ds_probes *p, ds_hook_point point, int layer, ds_probe_event 
     ev->point = point;
     ev->layer = layer;
     for (int i = 0; i < p->n; i++)
-        if (fnmatch(p->hooks[i].pattern, name, 0) == 0 && p->hooks[i].fn(ev, p->hooks[i].user)) return -1;
+        if (hook_matches(p, &p->hooks[i], point, layer, name) && p->hooks[i].fn(ev, p->hooks[i].user)) return -1;
     return 0;
 }

@@ -17,6 +17,91 @@ TEST(probe_names_follow_transformerlens) {
     CHECK(!strcmp(ds_hook_name(DS_HOOK_FINAL_NORM, -1, b, sizeof b), "ln_final.hook_normalized"), "%s", b);
 }
 
+static int no_op(const ds_probe_event *ev, void *u) { return 0; }
+
+/* The hooks of the binding test, on P. */
+static void add_binding_hooks(ds_probes *p) {
+    ds_probes_add(p, "blocks.1.*", no_op, NULL);
+    ds_probes_add(p, "*hook_diff", no_op, NULL);
+    ds_probes_add(p, "hook_embed", no_op, NULL);
+    ds_probes_add(p, "blocks.[02].mlp.*", no_op, NULL);
+    ds_probes_add_point(p, DS_HOOK_Z, 2, no_op, NULL);
+    ds_probes_add_point(p, DS_HOOK_LAMBDA, -1, no_op, NULL);
+    ds_probes_add_point(p, DS_HOOK_LOGITS, 5, no_op, NULL); /* the layer of a model-level point is ignored */
+}
+
+/* The bound bitmask gives, for every point and layer, what matching each name gives. */
+TEST(bound_probes_answer_as_names_do) {
+    enum { L = 4 };
+    ds_probes *bound = ds_probes_new(), *named = ds_probes_new();
+    add_binding_hooks(bound);
+    add_binding_hooks(named);
+    REQUIRE(ds_probes_bind(bound, L) == 0, "%s", ds_errmsg());
+    int differ = 0, active = 0;
+    for (int layer = -1; layer < L; layer++) {
+        uint32_t want = ds_probes_wanted(bound, layer);
+        for (int point = 0; point < DS_HOOK_COUNT; point++) {
+            int model_level = point == DS_HOOK_EMBED || point == DS_HOOK_FINAL_NORM || point == DS_HOOK_LOGITS;
+            if (model_level != (layer < 0)) { /* no such event: the mask never holds it */
+                CHECK(!(want >> point & 1), "point %d layer %d is in the mask", point, layer);
+                continue;
+            }
+            int a = ds_probes_active(named, point, layer), b = (want >> point & 1) != 0;
+            differ += a != b;
+            active += a;
+            CHECK(a == b, "point %d layer %d: by name %d, bound %d", point, layer, a, b);
+        }
+    }
+    CHECK(!differ && active > 0, "%d differ, %d active", differ, active);
+    /* Spot checks of the rules themselves. */
+    CHECK(ds_probes_active(bound, DS_HOOK_RESID_PRE, 1) && !ds_probes_active(bound, DS_HOOK_RESID_PRE, 0), "blocks.1.*");
+    CHECK(ds_probes_active(bound, DS_HOOK_MLP_POST, 2) && !ds_probes_active(bound, DS_HOOK_MLP_POST, 3), "[02]");
+    CHECK(ds_probes_active(bound, DS_HOOK_Z, 2) && !ds_probes_active(bound, DS_HOOK_Z, 3), "Z at layer 2 only");
+    CHECK(ds_probes_active(bound, DS_HOOK_LAMBDA, 3) && ds_probes_active(bound, DS_HOOK_EMBED, -1), "-1: all layers");
+    CHECK(ds_probes_active(bound, DS_HOOK_LOGITS, -1) && !ds_probes_active(bound, DS_HOOK_FINAL_NORM, -1), "model level");
+    /* A hook added after binding is seen before the next binding. */
+    CHECK(!ds_probes_active(bound, DS_HOOK_RESID_PRE, 3), "resid_pre 3 before");
+    ds_probes_add(bound, "blocks.3.hook_resid_pre", no_op, NULL);
+    CHECK(ds_probes_active(bound, DS_HOOK_RESID_PRE, 3), "resid_pre 3 after adding");
+    CHECK(ds_probes_add_point(bound, DS_HOOK_COUNT, 0, no_op, NULL) < 0, "an unknown point is refused");
+    ds_probes_free(bound);
+    ds_probes_free(named);
+}
+
+typedef struct { int events, layer_sum; } event_count;
+
+static int count_event(const ds_probe_event *ev, void *u) {
+    event_count *c = u;
+    c->events++;
+    c->layer_sum += ev->layer;
+    return 0;
+}
+
+/* A hook added by point sees the events the same hook added by name sees. */
+TEST(hooks_by_point_see_what_hooks_by_name_see) {
+    ds_model *m = ds_model_load(MODEL);
+    REQUIRE(m, "%s", ds_errmsg());
+    ds_probes *p = ds_probes_new();
+    event_count all_pt = {0}, all_name = {0}, one_pt = {0}, one_name = {0}, top_pt = {0}, top_name = {0};
+    ds_probes_add_point(p, DS_HOOK_PATTERN1, -1, count_event, &all_pt);
+    ds_probes_add(p, "blocks.*.attn.hook_pattern1", count_event, &all_name);
+    ds_probes_add_point(p, DS_HOOK_RESID_POST, 1, count_event, &one_pt);
+    ds_probes_add(p, "blocks.1.hook_resid_post", count_event, &one_name);
+    ds_probes_add_point(p, DS_HOOK_FINAL_NORM, -1, count_event, &top_pt);
+    ds_probes_add(p, "ln_final.hook_normalized", count_event, &top_name);
+    ds_session *s = ds_session_new(m, T, 0);
+    REQUIRE(ds_forward(s, ids, T, NULL, 0, p) == 0, "%s", ds_errmsg());
+    int L = ds_model_config(m)->num_layers;
+    CHECK(all_pt.events >= L && all_pt.events == all_name.events && all_pt.layer_sum == all_name.layer_sum,
+          "pattern1: %d/%d events", all_pt.events, all_name.events);
+    CHECK(one_pt.events == 1 && one_pt.layer_sum == 1 && one_name.events == 1, "resid_post 1: %d/%d events",
+          one_pt.events, one_name.events);
+    CHECK(top_pt.events == 1 && top_name.events == 1, "final norm: %d/%d events", top_pt.events, top_name.events);
+    ds_session_free(s);
+    ds_probes_free(p);
+    ds_model_free(m);
+}
+
 typedef struct { int rows_ok, masked_ok, events; } map_check;
 
 static int check_maps(const ds_probe_event *ev, void *u) {
@@ -115,6 +200,8 @@ TEST(dump_mlp_outliers_match_plain_c) {
 
 int main(void) {
     RUN(probe_names_follow_transformerlens);
+    RUN(bound_probes_answer_as_names_do);
+    RUN(hooks_by_point_see_what_hooks_by_name_see);
     RUN(pattern_rows_sum_to_one_and_scores_are_masked);
     RUN(dump_mlp_outliers_match_plain_c);
     return test_summary();
