@@ -38,7 +38,8 @@ BLAS_DIR    = /usr/lib/x86_64-linux-gnu/openblas-openmp
 BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-openmp
 BLAS_LIBS   = $(BLAS_DIR)/libopenblas.a
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(BLAS_CFLAGS)
-PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(BLAS_LIBS) -lutf8proc -lm -fopenmp
+# libhdf5_hl: the dimension labels of the dump's maps (H5DSset_label).
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhdf5_hl $(BLAS_LIBS) -lutf8proc -lm -fopenmp
 VIZ_CFLAGS  = $(shell pkg-config --cflags $(VIZ_PKGS) 2>/dev/null)
 VIZ_LIBS    = $(shell pkg-config --libs $(VIZ_PKGS) 2>/dev/null) -lm
 

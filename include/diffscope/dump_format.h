@@ -62,6 +62,9 @@ const char *ds_map_name(ds_map map);
 
 /* On each map dataset: the model head of each index along its first axis. */
 #define DS_DUMP_ATTR_HEADS "heads"
+/* The names of a map's three axes, stored as HDF5 dimension labels (H5DSset_label; h5py reads
+ * them as dset.dims[i].label). */
+#define DS_DUMP_MAP_AXES {"head", "query", "key"}
 
 /* On /layers/{l}/attn (DiffLlama). lambda_model only when lambda_overridden is 1. */
 #define DS_DUMP_ATTR_LAMBDA_1 "lambda_1"

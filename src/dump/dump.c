@@ -15,6 +15,7 @@
 #include "diffscope/error.h"
 #include "io/h5out.h"
 #include "diffscope/hidden_states.h"
+#include <hdf5_hl.h>
 #include "dump/outliers.h"
 #include "io/raw_writer.h"
 #include "base/half.h"
@@ -78,6 +79,13 @@ static hid_t create_map_dataset(ds_dump *d, hid_t group, const char *name, int h
     hid_t ds = H5Dcreate2(group, name, d->o.f16 ? d->f16 : H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
     H5Sclose(sp);
+    static const char *const axes[3] = DS_DUMP_MAP_AXES;
+    int labelled = ds >= 0;
+    for (unsigned i = 0; labelled && i < 3; i++) labelled = H5DSset_label(ds, i, axes[i]) >= 0;
+    if (ds >= 0 && !labelled) {
+        H5Dclose(ds);
+        ds = H5I_INVALID_HID;
+    }
     if (ds < 0) ds_fail("%s: cannot create dataset '%s' in layer %d", d->out.path, name, d->layer);
     return ds;
 }

@@ -4,8 +4,8 @@
   (tests/data/golden, and ../shared/reference/transformers when present);
 * GroupNorm scale, scores and outlier statistics (scores, resid) against an independent
   NumPy computation on the same dump;
-* --heads/--layers selection, --dtype f16, --compress, `diffscope verify`, `h5dump -H`,
-  and that failed runs leave no file behind.
+* --heads/--layers selection, --dtype f16, --compress, the maps' axis labels,
+  `diffscope verify`, `h5dump -H`, and that failed runs leave no file behind.
 
 Run by tests/cli/test_dump.sh with Debian's python3 (h5py, numpy). Prints ok/FAIL/skip lines.
 """
@@ -69,6 +69,10 @@ def check_against_reference(label, model, ref, group, sub):
             e = np.abs(a["softmax"][:] - att[l]).max()
             if e > 1e-5:
                 p.append(f"layer {l}: softmax map error {e:.2e}")
+        for name in a:
+            labels = [dim.label for dim in a[name].dims]
+            if labels != ["head", "query", "key"]:
+                p.append(f"layer {l}: the axes of {name} are labelled {labels}")
         # Scores: softmax of the dumped scores must give the dumped maps.
         sc = a["scores"][:].astype(np.float64)
         ex = np.exp(sc - sc.max(-1, keepdims=True))
@@ -146,6 +150,8 @@ def check_selection_f16_compress(model, ids):
         p.append("f16 map differs from the f32 map by more than half precision allows")
     if d.compression != "gzip" or d.chunks is None or d.chunks[0] != 1:
         p.append(f"expected gzip chunks of one head, got {d.compression} {d.chunks}")
+    if [dim.label for dim in d.dims] != ["head", "query", "key"]:
+        p.append(f"the compressed map's axes are labelled {[dim.label for dim in d.dims]}")
     a.close(), b.close()
     report("dump_selection_f16_compress", p)
 
