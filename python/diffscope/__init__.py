@@ -1,6 +1,6 @@
 """diffscope from Python: run Llama and DiffLlama checkpoints through libdiffscope (ctypes),
 read activations at TransformerLens-style probe points, patch them with Python hooks, and read
-diffscope's HDF5 outputs (dump, compare) and needle results as labelled NumPy arrays.
+diffscope's HDF5 outputs (dump, compare, sweep) and needle results as labelled NumPy arrays.
 
     import diffscope as ds
     with ds.load("notebooks-data/models/diffllama") as m:
@@ -13,7 +13,9 @@ from .labelled import Labelled
 from .model import Cache, Model, get_threads, load, set_threads
 from .probes import Hook, ablate_head, lambda_override
 from .readers import Compare, Dump, Needle, read_compare, read_dump, read_needle
+from .sweep import Sweep, read_sweep
 from .tokenizer import Tokenizer
 
 __all__ = ["Error", "Labelled", "Cache", "Model", "load", "set_threads", "get_threads", "Hook", "ablate_head",
-           "lambda_override", "Compare", "Dump", "Needle", "read_compare", "read_dump", "read_needle", "Tokenizer"]
+           "lambda_override", "Compare", "Dump", "Needle", "read_compare", "read_dump", "read_needle", "Sweep", "read_sweep",
+           "Tokenizer"]

@@ -348,6 +348,53 @@ def check_readers(model, ids):
     report("readers_match_h5py", p)
 
 
+def check_sweep_reader():
+    """read_sweep against h5py on a small grid sweep of the demo pair."""
+    if subprocess.run([DS, "sweep", "--help"], capture_output=True).returncode != 0:
+        print("skip sweep_reader_matches_h5py: %s has no sweep command" % DS)
+        return
+    out = os.path.join(TMP, "sweep.h5")
+    r = subprocess.run([DS, "sweep", "--model", DEMO, "--vs", "notebooks-data/models/llama", "--task", "kv",
+                        "--lengths", "64", "--depths", "0:100:50", "--trials", "2", "-o", out, "--force"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        report("sweep_reader_matches_h5py", ["sweep exit %d: %s" % (r.returncode, r.stderr.strip()[-300:])])
+        return
+    p = []
+    with ds.read_sweep(out) as s, h5py.File(out, "r") as f:
+        if sorted(s.models) != sorted(k for k in ("A", "B") if k in f) or len(s) != len(f["prompts/token_offsets"]) - 1:
+            p.append("models or prompt count differ")
+        for name, mod in s.models.items():
+            def each(g, prefix=""):
+                for k, v in g.items():
+                    if isinstance(v, h5py.Group):
+                        each(v, prefix + k + "/")
+                        continue
+                    got = mod.get(prefix + k)
+                    if not np.array_equal(got, v[:], equal_nan=True) or got.dims[0] != "prompt":
+                        p.append("%s %s%s differs from h5py" % (name, prefix, k))
+                    agg = "aggregates/%s/%s%s/mean" % (name, prefix, k)
+                    if agg in f and not np.array_equal(mod.aggregate(prefix + k), f[agg][:], equal_nan=True):
+                        p.append("aggregate %s differs from h5py" % agg)
+            each(f[name])
+            first = mod.maps[0]
+            over = "aggregates/%s/%s/answer_mass/over_heads/median" % (name, first)
+            if not np.array_equal(mod.aggregate(first + "/answer_mass", "median", over_heads=True), f[over][:],
+                                  equal_nan=True):
+                p.append("%s differs from h5py" % over)
+            if mod.stat("answer_mass").dims != ("prompt", "layer", "head"):
+                p.append("%s stat dims %s" % (name, mod.stat("answer_mass").dims))
+        acc = s.grid("acc", "A")
+        if not np.array_equal(acc, f["aggregates/grid/A/acc"][:]) or list(acc.coords["depth"]) != [0, 50, 100]:
+            p.append("grid acc or its depths differ")
+        o = f["prompts/token_offsets"][:]
+        if not np.array_equal(s.prompt_ids(1), f["prompts/token_ids"][o[1]:o[2]]):
+            p.append("prompt_ids(1) differs")
+        if s.meta(0) != json.loads(f["prompts/meta"][0]):
+            p.append("meta(0) differs")
+    report("sweep_reader_matches_h5py", p)
+
+
 def check_plots(model, ids):
     """One-line plots: a map (2 axes) and a λ column (1 axis) draw without error."""
     try:
@@ -437,6 +484,7 @@ def check_bad_inputs(model):
     open(text, "w").write("not hdf5")
     raises(p, "not HDF5", ds.Error, lambda: ds.read_dump(text), "text.h5")
     raises(p, "needle not JSON", ds.Error, lambda: ds.read_needle(text), "text.h5")
+    raises(p, "not a sweep", ds.Error, lambda: ds.read_sweep(notdump), "diffscope-sweep")
     with ds.read_dump("notebooks-data/dumps/llama.h5") as d:
         raises(p, "no such map", ds.Error, lambda: d.attn("diff"), "softmax")
         raises(p, "no such layer", ds.Error, lambda: d.attn("softmax", layer=9), "layer 9")
@@ -465,6 +513,7 @@ def main():
     check_activation_patching(DEMO)
     check_tokenizer()
     check_readers(GOLDEN + "/models/diff-sharded-deep-f32", ids)
+    check_sweep_reader()
     check_plots(GOLDEN + "/models/diff-mha-f32", ids)
     check_bad_inputs(GOLDEN + "/models/diff-mha-f32")
     return exit_status()
