@@ -146,6 +146,13 @@ $(BUILD)/bench_tokenizer: tools/bench/bench_tokenizer.c $(LIB)
 bench-tokenizer: $(BUILD)/bench_tokenizer
 	@$(BUILD)/bench_tokenizer
 
+# GEMM tile sizes for src/model/linear.c: one kajuma layer's products per tile size, in GFLOP/s.
+$(BUILD)/bench_tiles: tools/bench/bench_tiles.c $(LIB)
+	$(CC) $(CFLAGS) -fopenmp -o $@ $< $(LIB) $(PKG_LIBS) $(LDFLAGS)
+# Write throughput of the storage with 1, 2, 4, ... threads (the dump's writers).
+$(BUILD)/bench_pwrite: tools/bench/bench_pwrite.c
+	$(CC) $(CFLAGS) -fopenmp -o $@ $< $(LDFLAGS)
+
 # libFuzzer harnesses tests/fuzz/fuzz_*.c, each built with clang together with the parser
 # sources it exercises (compiled with clang too), run FUZZ_SECONDS each by tools/fuzz.sh.
 FUZZ_SECONDS ?= 60

@@ -23,7 +23,10 @@ int cli_exit_status(ds_status status);
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Re-executes diffscope with OPENBLAS_CORETYPE set when OpenBLAS picked a slower kernel than
  * the CPU supports and the user set none (src/cli/blas_kernel.c); returns when nothing to do. */
-void cli_choose_blas_kernel(char **argv);
+void cli_choose_blas_kernel(void);
+/* The OpenBLAS kernel this CPU should run, when the one in use is slower; NULL when it is the
+ * best (or no better one is known). */
+const char *cli_blas_better_kernel(void);
 
 /* Parses "1,2,3" (spaces allowed) into a new array; -1 with a message on bad input. */
 int cli_parse_ids(const char *s, int **ids, int *n);

@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "cli/bench_stages.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "diffscope/dump.h"
@@ -182,6 +183,8 @@ typedef struct {
     double rss_forward, rss_file, rss_anon, rss_file_huge;
     double dump, dump_mb, dump_x;
     double dec_tps, weight_gbs, bw;
+    bench_stages stages;
+    const char *core, *better_core; /* OpenBLAS's kernel, and the CPU's best when that is not it */
 } bench_figures;
 
 /* The model, random prompt ids, a session and the reference product. */
@@ -206,6 +209,11 @@ static int bench_open(bench_run *b, const char *dir, bench_figures *f) {
     if (!(b->m = ds_model_load(dir))) return -1;
     f->load_s = cli_now() - t0;
     const ds_config *c = ds_model_config(b->m);
+    /* A slow kernel makes every figure below meaningless: say so where nobody can miss it. */
+    f->core = openblas_get_corename(), f->better_core = cli_blas_better_kernel();
+    if (f->better_core)
+        cli_warn("*** OpenBLAS runs its %s kernel, but this CPU's best is %s: these figures are not this "
+                 "machine's; unset OPENBLAS_CORETYPE or set it to %s ***", f->core, f->better_core, f->better_core);
     int total = f->T + f->n_dec;
     b->ids = malloc((size_t)total * sizeof *b->ids);
     b->logits = malloc((size_t)c->vocab_size * sizeof(float));
@@ -251,7 +259,8 @@ static int measure_prefill(bench_run *b, bench_figures *f) {
     f->dump_x = median(dump_ratio, f->rounds);
     f->ref_peak = 2.0 * b->ref.M * b->ref.N * b->ref.K / best_call_s / 1e9;
     f->gflops = f->flops / f->prefill / 1e9;
-    return 0;
+    /* Where the prefill's time goes, from one more prefill with the stage probes. */
+    return bench_stages_measure(b->m, b->s, b->ids, f->T, b->logits, &f->stages);
 }
 
 /* Decode: a fresh prefill (untimed), then N steps, each reading every weight once (the
@@ -300,20 +309,34 @@ static int print_json(const char *model, const ds_config *c, const bench_figures
     cJSON_AddNumberToObject(o, "dump_s", f->dump);
     cJSON_AddNumberToObject(o, "dump_mb", f->dump_mb);
     cJSON_AddNumberToObject(o, "dump_ratio", f->dump_x);
-    cJSON_AddStringToObject(o, "blas_core", openblas_get_corename());
+    cJSON *st = cJSON_AddObjectToObject(o, "stages");
+    for (int i = 0; st && i < N_STAGES; i++) {
+        cJSON *one = cJSON_AddObjectToObject(st, bench_stage_names[i]);
+        cJSON_AddNumberToObject(one, "s", f->stages.seconds[i]);
+        cJSON_AddNumberToObject(one, "flops", f->stages.flops[i]);
+        cJSON_AddNumberToObject(one, "gflops", f->stages.flops[i] / f->stages.seconds[i] / 1e9);
+    }
+    cJSON_AddStringToObject(o, "blas_core", f->core);
+    cJSON_AddBoolToObject(o, "blas_core_best", !f->better_core);
+    cJSON_AddStringToObject(o, "blas_core_wanted", f->better_core ? f->better_core : f->core);
     return cli_print_json(o);
 }
 
 static void print_text(const char *model, const ds_config *c, const bench_figures *f) {
     printf("model            %s (%s, %.1f M params, %d threads)\n", model, ds_arch_name(c->arch),
            ds_config_param_count(c) / 1e6, ds_get_threads());
-    printf("load             %.2f s (OpenBLAS kernel %s)\n", f->load_s, openblas_get_corename());
+    printf("load             %.2f s (OpenBLAS kernel %s%s%s)\n", f->load_s, f->core,
+           f->better_core ? ", NOT this CPU's best: " : "", f->better_core ? f->better_core : "");
     printf("prefill %5d tok %.3f s  %.1f tok/s  %.1f GFLOP/s  (median of %d rounds; best %.3f s)\n", f->T, f->prefill,
            f->T / f->prefill, f->gflops, f->rounds, f->best_prefill);
     printf("sgemm %dx%dx%d %.1f GFLOP/s sustained (best call %.1f)  -> efficiency %.0f %%\n", f->T, c->hidden_size,
            c->intermediate_size, f->ref_med, f->ref_peak, 100 * f->efficiency);
     printf("peak RSS         %.2f GiB (mapped files %.2f, %.2f of them in 2 MiB pages; anonymous %.2f)\n",
            f->rss_forward, f->rss_file, f->rss_file_huge, f->rss_anon);
+    printf("stages           ");
+    for (int i = 0; i < N_STAGES; i++)
+        printf("%s %.3f s (%.0f GFLOP/s)%s", bench_stage_names[i], f->stages.seconds[i],
+               f->stages.flops[i] / f->stages.seconds[i] / 1e9, i + 1 < N_STAGES ? ", " : "\n");
     if (f->n_dec)
         printf("decode %6d tok %.2f tok/s  %.1f GB/s of weights (machine read bandwidth %.1f GB/s)\n", f->n_dec,
                f->dec_tps, f->weight_gbs, f->bw);

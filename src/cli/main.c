@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
      * ulimit -f). Every file is closed explicitly, so that clean-up is not needed. It must be
      * turned off before any other HDF5 call. */
     H5dont_atexit();
-    cli_choose_blas_kernel(argv);
+    cli_choose_blas_kernel();
     static const int interrupts[] = {SIGINT, SIGTERM, SIGHUP};
     for (size_t i = 0; i < sizeof interrupts / sizeof *interrupts; i++) {
         struct sigaction old;

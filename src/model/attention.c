@@ -51,6 +51,18 @@ static void block_view(ds_probe_event *ev, float *data, int heads, int nr, int r
     ev->data = data;
 }
 
+/* Σ row[0..n) in double, in 8 interleaved partial sums added in a fixed order. A vectorised
+ * reduction (omp simd) would let the compiler peel iterations to align the row, and so sum in
+ * an order that follows the row's address, which is the thread's slice of the scratch. */
+static double row_sum(const float *row, int n) {
+    double acc[8] = {0};
+    int k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int j = 0; j < 8; j++) acc[j] += row[k + j];
+    for (int j = 0; k < n; k++, j++) acc[j] += row[k];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 /* Row i of a block is query position p = pos0 + r0 + i; keys k > p are masked. Softmax in
  * place over keys 0..p, zeros after p up to WIDTH columns. */
 static void softmax_rows(float *S, int nr, int tk, int p_first, int width) {
@@ -62,10 +74,7 @@ static void softmax_rows(float *S, int nr, int tk, int p_first, int width) {
         for (int k = 1; k <= p; k++) mx = row[k] > mx ? row[k] : mx;
 #pragma omp simd
         for (int k = 0; k <= p; k++) row[k] = ds_expf(row[k] - mx);
-        double sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int k = 0; k <= p; k++) sum += row[k];
-        float inv = (float)(1.0 / sum);
+        float inv = (float)(1.0 / row_sum(row, p + 1));
 #pragma omp simd
         for (int k = 0; k <= p; k++) row[k] *= inv;
         for (int k = p + 1; k < width; k++) row[k] = 0.0f;

@@ -79,4 +79,13 @@ typedef struct {
 } ds_linear_out;
 void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, int count);
 
+/* The tiles every product is cut into, rows × output features (the last ones in each direction
+ * may be smaller): fixed, so that results do not depend on the thread count or the cores. Why
+ * these sizes: docs/performance.md, "Tiles". */
+#define DS_TILE_ROWS 128
+#define DS_TILE_FEATS 128
+/* ds_linear_shared with other tiles (tools/bench/bench_tiles.c measures them). */
+void ds_linear_tiled(const float *x, int n, int in, const ds_linear_out *outs, int count, int tile_rows,
+                     int tile_feats);
+
 #endif

@@ -1,68 +1,55 @@
 /* The one matrix-product shape of the model: y = x · Wᵀ (+ b), through OpenBLAS sgemm.
  *
- * The output features are cut into blocks, each one single-threaded sgemm, shared among our
- * OpenMP threads. Products that read the same x (q, k and v; gate and up) share one parallel
- * loop, so the small ones fill the gaps of the big ones and the threads meet at one barrier.
+ * Each product is cut into tiles of rows × output features, each tile one single-threaded
+ * sgemm, shared among our OpenMP threads. Products that read the same x (q, k and v; gate and
+ * up) share one parallel loop, so the small ones fill the gaps of the big ones and the threads
+ * meet at one barrier.
  *
- * Invariant: the partition depends on the shape and on the number of cores the process may
- * run on (its CPU affinity), never on the thread count. With OpenBLAS's Haswell kernel any
- * change of the partition changes the float rounding (even cutting a product in two), and so
- * does OpenBLAS's own threading; a fixed partition makes the results bit-identical for every
- * --threads on one machine with the same affinity. */
+ * Invariant: the tiles depend on the shapes alone (n, in, out), never on the thread count or
+ * the cores the process may run on. With OpenBLAS's kernels any change of the tiles changes
+ * the float rounding (cutting a product in two, in rows or in features, does), and so does
+ * OpenBLAS's own threading; fixed tiles make the results bit-identical for every --threads,
+ * every CPU affinity and every machine that runs the same OpenBLAS kernel. */
 #include "model/internal.h"
 #include <cblas.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
+#include <omp.h>
 
-/* The cores this process may run on (its CPU affinity, as `nproc` counts them), read once. */
-static int machine_cores(void) {
-    static _Atomic int cores; /* 0 until first read; racing first readers store the same value */
-    int c = atomic_load_explicit(&cores, memory_order_relaxed);
-    if (!c) {
-        cpu_set_t set;
-        long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
-        c = n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
-        atomic_store_explicit(&cores, c, memory_order_relaxed);
-    }
-    return c;
-}
-
-/* Output features per sgemm call: one block per core, in multiples of 64, at least 256. Each
- * call re-packs all of x, so blocks should be wide. Measured on 2 cores, 512 tokens, sustained
- * GFLOP/s of one block per core against two: 190 against 180 for 2048 outputs (q, o), 190
- * against 187 for down_proj, 180 against 174 for k and v, 196 against 197 for gate and up.
- * The products that share x run in one loop, so q, k and v still make 6 blocks on 2 cores. */
-static int block_width(int out) {
-    int nblocks = machine_cores();
-    int w = ((out + nblocks - 1) / nblocks + 63) / 64 * 64;
-    return w < 256 ? 256 : w;
-}
-
-static void product_block(const float *x, int n, int in, const ds_linear_out *o, int j0, int nj) {
-    if (n == 1) /* decoding: a matrix-vector product streams the weights at memory speed */
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, nj, in, 1.0f, o->w + (size_t)j0 * in, in, x, 1, 0.0f, o->y + j0, 1);
+static void product_tile(const float *x, int in, const ds_linear_out *o, int r0, int nr, int j0, int nj) {
+    if (nr == 1) /* decoding: a matrix-vector product streams the weights at memory speed */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, nj, in, 1.0f, o->w + (size_t)j0 * in, in, x + (size_t)r0 * in, 1,
+                    0.0f, o->y + (size_t)r0 * o->out + j0, 1);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nj, in, 1.0f, x, in, o->w + (size_t)j0 * in, in,
-                    0.0f, o->y + j0, o->out);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nj, in, 1.0f, x + (size_t)r0 * in, in,
+                    o->w + (size_t)j0 * in, in, 0.0f, o->y + (size_t)r0 * o->out + j0, o->out);
 }
 
-void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, int count) {
-    /* first[i]: index of product i's first block in the flat list of all blocks */
-    int bw[DS_LINEAR_MAX], first[DS_LINEAR_MAX + 1] = {0};
+void ds_linear_tiled(const float *x, int n, int in, const ds_linear_out *outs, int count, int tile_rows,
+                     int tile_feats) {
+    /* first[i]: index of product i's first tile in the flat list of all tiles. Within a
+     * product the row tiles of one feature block are neighbours, so the threads that take
+     * them at about the same time share that block of W in the cache. */
+    int rt = (n + tile_rows - 1) / tile_rows, ft[DS_LINEAR_MAX], first[DS_LINEAR_MAX + 1] = {0};
     size_t work = 0;
     for (int i = 0; i < count; i++) {
-        bw[i] = block_width(outs[i].out);
-        first[i + 1] = first[i] + (outs[i].out + bw[i] - 1) / bw[i];
+        ft[i] = (outs[i].out + tile_feats - 1) / tile_feats;
+        first[i + 1] = first[i] + ft[i] * rt;
         work += (size_t)n * in * outs[i].out;
     }
-#pragma omp parallel for schedule(dynamic) if (work >= DS_PAR_MIN)
+    /* OpenBLAS's OpenMP build threads a call made outside an active parallel region over
+     * omp_get_max_threads() threads (matrix-vector products from 9216 elements), in a split
+     * that rounds differently: serial tiles run with that count at 1. */
+    const int par = work >= DS_PAR_MIN, threads = omp_get_max_threads();
+    if (!par) omp_set_num_threads(1);
+#pragma omp parallel for schedule(dynamic) if (par)
     for (int k = 0; k < first[count]; k++) {
         int i = 0;
         while (k >= first[i + 1]) i++;
-        int j0 = (k - first[i]) * bw[i];
-        product_block(x, n, in, &outs[i], j0, outs[i].out - j0 < bw[i] ? outs[i].out - j0 : bw[i]);
+        const int f = (k - first[i]) / rt, r = (k - first[i]) % rt;
+        const int r0 = r * tile_rows, j0 = f * tile_feats, out = outs[i].out;
+        product_tile(x, in, &outs[i], r0, n - r0 < tile_rows ? n - r0 : tile_rows, j0,
+                     out - j0 < tile_feats ? out - j0 : tile_feats);
     }
+    if (!par) omp_set_num_threads(threads);
     for (int i = 0; i < count; i++) {
         const ds_linear_out *o = &outs[i];
         if (!o->b) continue;
@@ -70,6 +57,10 @@ void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, 
         for (int t = 0; t < n; t++)
             for (int j = 0; j < o->out; j++) o->y[(size_t)t * o->out + j] += o->b[j];
     }
+}
+
+void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, int count) {
+    ds_linear_tiled(x, n, in, outs, count, DS_TILE_ROWS, DS_TILE_FEATS);
 }
 
 void ds_linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out) {

@@ -101,6 +101,18 @@ else
     check blas_kernel_best_for_cpu $? "kernel '$got' with OPENBLAS_CORETYPE unset, expected one of: $want"
 fi
 
+# bench warns, on stderr and in its JSON, when the kernel in use is not the CPU's best: here
+# a generic kernel (Prescott) forced through OPENBLAS_CORETYPE on a CPU with AVX2 or AVX-512.
+if [ -n "$want" ]; then
+    env OPENBLAS_CORETYPE=Prescott $DS bench $M --tokens 4 --rounds 1 --json >"$T/bench" 2>"$T/err" && $PY -c "
+import json
+r = json.load(open('$T/bench'))
+assert r['blas_core'] == 'Prescott' and r['blas_core_best'] is False, r
+assert r['blas_core_wanted'] in '$want'.split(), r
+" && grep -q "Prescott kernel, but this CPU's best is" "$T/err"
+    check bench_warns_slow_kernel $? "$(cat "$T/bench" "$T/err")"
+fi
+
 # bench's figures: the FLOP count against one made here from config.json (every product of
 # the forward pass, attention over causal entries, lm_head for the last token only), the
 # rounds asked for, a dump that was written, weights that were mapped. The time relations are
@@ -120,6 +132,8 @@ assert r['prefill_flops'] == want, (r['prefill_flops'], want)
 assert r['rounds'] == 2 and r['tokens'] == 7 and r['decode_tokens'] == 2, r
 assert r['dump_mb'] > 0 and r['dump_ratio'] > 0 and r['rss_file_gb'] > 0, r
 assert 0 < r['prefill_best_s'] <= r['prefill_s'] and r['sgemm_peak_gflops'] >= r['sgemm_gflops'], r
+assert sum(s['flops'] for s in r['stages'].values()) == want, r['stages']
+assert all(s['s'] >= 0 for s in r['stages'].values()), r['stages']
 "
 check bench_json_figures $? "$(cat "$T/bench" "$T/err")"
 $DS bench $M --rounds 0 2>"$T/err"; rc=$?

@@ -1,10 +1,11 @@
 #!/bin/sh
-# Determinism of the files diffscope writes: `diffscope dump` and `diffscope logits` run twice
-# with the same model, prompt and --threads give the same datasets and attributes, bit for bit
-# (h5diff without a tolerance; the files' bytes themselves differ, since HDF5 stores object
-# times), and --threads 1 and 2 agree within 1e-5 (in fact exactly: ds_linear uses a fixed
-# partition). Sampling with --seed repeats its ids. The library-level checks (prefill and KV-cache
-# decode, residual stream) are tests/unit/test_determinism.c.
+# Determinism of the files diffscope writes: `diffscope dump` (maps, statistics, logits, hidden
+# states) and `diffscope logits` give the same datasets and attributes, bit for bit (h5diff
+# without a tolerance; the files' bytes themselves differ, since HDF5 stores object times), with
+# --threads 1, 2 and 3, twice with 2, and with all the cores of `taskset -c 0` and of
+# `taskset -c 0,1`: the partition of the work follows the shapes alone (docs/performance.md).
+# Sampling with --seed repeats its ids. The library-level checks (prefill and KV-cache decode,
+# residual stream) are tests/unit/test_determinism.c.
 . tests/lib.sh
 MODEL=tests/data/golden/models/diff-gqa-tied-bf16
 DEMO=notebooks-data/models/diffllama
@@ -35,25 +36,37 @@ same_files() {
     done
 }
 
-# check_threads NAME CMD...: runs CMD with --threads 1, 2, 2 and -o FILE; compares the outputs.
+# check_threads NAME CMD...: runs CMD with -o FILE under each way of running below; compares
+# every output with the first.
 check_threads() {
     name=$1
     shift
-    for run in t1 t2a t2b; do
-        t=${run#t}
-        t=${t%[ab]}
-        if ! "$DS" "$@" --threads "$t" -o "$work/$name-$run.h5" >/dev/null 2>"$work/err"; then
-            echo "FAIL $name: $DS $* failed: $(cat "$work/err")"
+    runs="t1 t2 t3 t2"
+    command -v taskset >/dev/null && taskset -c 0,1 true 2>/dev/null && runs="$runs cpu0 cpu01"
+    i=0
+    for run in $runs; do
+        i=$((i + 1))
+        pre="" threads=""
+        case $run in
+        t*) threads="--threads ${run#t}" ;;
+        cpu0) pre="taskset -c 0" ;;
+        cpu01) pre="taskset -c 0,1" ;;
+        esac
+        if ! $pre "$DS" "$@" $threads -o "$work/$name-$i.h5" >/dev/null 2>"$work/err"; then
+            echo "FAIL $name: $pre $DS $* $threads failed: $(cat "$work/err")"
             return
         fi
     done
-    if ! same_files "$work/$name-t2a.h5" "$work/$name-t2b.h5" >"$work/diff" 2>&1; then
-        echo "FAIL $name: two runs with 2 threads differ: $(head -c 300 "$work/diff" | tr '\n' '|')"
-    elif ! h5diff --exclude-attribute / -d 1e-5 "$work/$name-t1.h5" "$work/$name-t2a.h5" >"$work/diff" 2>&1; then
-        echo "FAIL $name: 1 and 2 threads differ by more than 1e-5: $(head -c 300 "$work/diff" | tr '\n' '|')"
-    else
-        echo "ok $name"
-    fi
+    i=0
+    for run in $runs; do
+        i=$((i + 1))
+        [ $i = 1 ] && continue
+        if ! same_files "$work/$name-1.h5" "$work/$name-$i.h5" >"$work/diff" 2>&1; then
+            echo "FAIL $name: run '$run' differs from --threads 1: $(head -c 300 "$work/diff" | tr '\n' '|')"
+            return
+        fi
+    done
+    echo "ok $name"
 }
 check_threads determinism_dump dump "$MODEL" --ids "$ids" --logits --hidden
 check_threads determinism_logits logits "$MODEL" --ids "$ids"
