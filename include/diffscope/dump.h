@@ -7,7 +7,12 @@
  *
  * Memory: one row block of maps (in the forward pass) plus, when outliers are on, every
  * |score| of the current layer (4 bytes each) for the exact median. Layers and heads not
- * selected cost nothing in the forward pass. */
+ * selected cost nothing in the forward pass.
+ *
+ * Threads: when uncompressed maps are written and the calling thread's OpenMP thread count is
+ * every core the process may run on (4 or more), the dump lowers it by one from begin to
+ * finish or abort, so that its writer threads have a core; results are the same for any
+ * thread count (docs/performance.md). */
 #ifndef DIFFSCOPE_DUMP_H
 #define DIFFSCOPE_DUMP_H
 #include "diffscope/dump_format.h"

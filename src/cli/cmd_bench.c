@@ -154,6 +154,23 @@ static void rss_gb(double *peak, double *file, double *anon, double *file_huge) 
     }
 }
 
+/* What `dd` measures: BYTES written to a new file beside the dump's in 4 MiB writes from one
+ * thread, without fsync (a dump does not sync either), in GB/s; 0 when it cannot be written. */
+static double plain_write_gbs(double bytes) {
+    const size_t chunk = (size_t)4 << 20;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/diffscope-bench-dd-%d", (int)getpid());
+    char *buf = calloc(1, chunk);
+    FILE *f = buf ? fopen(path, "wb") : NULL;
+    double t0 = cli_now(), done = 0;
+    while (f && done < bytes && fwrite(buf, 1, chunk, f) == chunk) done += chunk;
+    int ok = f && !fclose(f) && done >= bytes;
+    double t = cli_now() - t0;
+    unlink(path);
+    free(buf);
+    return ok ? done / t / 1e9 : 0;
+}
+
 /* One dump of every default map of T tokens into a temporary file: its time, or -1 on failure
  * (with the error printed); *MB receives the file size. */
 static double time_dump(const ds_model *m, ds_session *s, const int *ids, int T, float *logits, double *mb) {
@@ -181,7 +198,7 @@ typedef struct {
     int T, n_dec, rounds, do_dump;
     double load_s, flops, prefill, best_prefill, gflops, ref_med, ref_peak, efficiency;
     double rss_forward, rss_file, rss_anon, rss_file_huge;
-    double dump, dump_mb, dump_x;
+    double dump, dump_mb, dump_x, disk_gbs;
     double dec_tps, weight_gbs, bw;
     bench_stages stages;
     const char *core, *better_core; /* OpenBLAS's kernel, and the CPU's best when that is not it */
@@ -238,6 +255,7 @@ static int measure_prefill(bench_run *b, bench_figures *f) {
     rss_gb(&f->rss_forward, &f->rss_file, &f->rss_anon, &f->rss_file_huge);
     f->flops = prefill_flops(c, (double)f->T);
     double prefill_s[MAX_ROUNDS], ref_gflops[MAX_ROUNDS], eff[MAX_ROUNDS], dump_s[MAX_ROUNDS], dump_ratio[MAX_ROUNDS];
+    double disk_gbs[MAX_ROUNDS];
     double best_call_s = 1e30;
     for (int r = 0; r < f->rounds; r++) {
         ds_session_reset(b->s);
@@ -248,6 +266,7 @@ static int measure_prefill(bench_run *b, bench_figures *f) {
         eff[r] = f->flops / prefill_s[r] / 1e9 / ref_gflops[r];
         dump_s[r] = f->do_dump ? time_dump(b->m, b->s, b->ids, f->T, b->logits, &f->dump_mb) : 0;
         if (dump_s[r] < 0) return -1;
+        disk_gbs[r] = f->do_dump ? plain_write_gbs(f->dump_mb * 1e6) : 0;
         dump_ratio[r] = dump_s[r] / prefill_s[r];
     }
     f->best_prefill = prefill_s[0];
@@ -257,6 +276,7 @@ static int measure_prefill(bench_run *b, bench_figures *f) {
     f->efficiency = median(eff, f->rounds);
     f->dump = median(dump_s, f->rounds);
     f->dump_x = median(dump_ratio, f->rounds);
+    f->disk_gbs = median(disk_gbs, f->rounds);
     f->ref_peak = 2.0 * b->ref.M * b->ref.N * b->ref.K / best_call_s / 1e9;
     f->gflops = f->flops / f->prefill / 1e9;
     /* Where the prefill's time goes, from one more prefill with the stage probes. */
@@ -309,6 +329,8 @@ static int print_json(const char *model, const ds_config *c, const bench_figures
     cJSON_AddNumberToObject(o, "dump_s", f->dump);
     cJSON_AddNumberToObject(o, "dump_mb", f->dump_mb);
     cJSON_AddNumberToObject(o, "dump_ratio", f->dump_x);
+    cJSON_AddNumberToObject(o, "dump_gbs", f->do_dump ? f->dump_mb / 1e3 / f->dump : 0);
+    cJSON_AddNumberToObject(o, "disk_write_gbs", f->disk_gbs);
     cJSON *st = cJSON_AddObjectToObject(o, "stages");
     for (int i = 0; st && i < N_STAGES; i++) {
         cJSON *one = cJSON_AddObjectToObject(st, bench_stage_names[i]);
@@ -340,7 +362,9 @@ static void print_text(const char *model, const ds_config *c, const bench_figure
     if (f->n_dec)
         printf("decode %6d tok %.2f tok/s  %.1f GB/s of weights (machine read bandwidth %.1f GB/s)\n", f->n_dec,
                f->dec_tps, f->weight_gbs, f->bw);
-    if (f->do_dump) printf("dump (all maps)  %.3f s  %.1f MB  %.2fx the prefill\n", f->dump, f->dump_mb, f->dump_x);
+    if (f->do_dump)
+        printf("dump (all maps)  %.3f s  %.1f MB  %.2fx the prefill  %.2f GB/s (plain writes of as many bytes there: "
+               "%.2f GB/s)\n", f->dump, f->dump_mb, f->dump_x, f->dump_mb / 1e3 / f->dump, f->disk_gbs);
 }
 
 int cmd_bench(int argc, char **argv) {

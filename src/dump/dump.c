@@ -20,15 +20,18 @@
 #include "io/raw_writer.h"
 #include "base/half.h"
 #include <math.h>
+#include <omp.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* Each outlier statistic is collected in this many parts, filled in parallel (heads, or
- * ranges of tokens, split evenly) and combined in order when the layer ends. The split is
- * fixed, so the statistics do not depend on the thread count. */
-enum { OUTLIER_PARTS = 4 };
+/* Each outlier statistic is collected in this many parts, filled and finished in parallel
+ * (heads, or ranges of tokens, split evenly) and combined in order when the layer ends. The
+ * split is fixed, so the statistics do not depend on the thread count; 16 keeps 16 cores busy
+ * (kajuma: 2 heads or 32 tokens of 512 per part). */
+enum { OUTLIER_PARTS = 16 };
 /* Fewer values than this in a block are pushed on one thread. */
 #define OUTLIER_PAR_MIN ((int64_t)1 << 16)
 
@@ -50,6 +53,7 @@ struct ds_dump {
     haddr_t map_addr[DS_MAP_COUNT]; /* file offset of each contiguous map dataset */
     ds_outliers scores[OUTLIER_PARTS], resid[OUTLIER_PARTS], mlp[OUTLIER_PARTS];
     ds_hidden_states hidden; /* .out [L+1, T, D] when --hidden, else NULL */
+    int caller_threads;      /* the OpenMP thread count to restore, 0 if unchanged */
 };
 
 /* ---- small HDF5 helpers ---- */
@@ -206,6 +210,8 @@ static int write_groupnorm(ds_dump *d, const ds_probe_event *ev) {
     float *scale = malloc((size_t)d->nheads * d->T * sizeof(float));
     int rc = -1;
     if (rms && scale) {
+        /* each (head, token) on its own: the same values for any thread count */
+#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)d->nheads * d->T * ev->shape[2] >= OUTLIER_PAR_MIN)
         for (int j = 0; j < d->nheads; j++)
             for (int t = 0; t < d->T; t++) {
                 const float *o = ev->data + d->heads[j] * ev->strides[0] + t * ev->strides[1];
@@ -272,8 +278,8 @@ static int write_outliers(ds_dump *d, int l, const char *name, const ds_outlier_
     return rc ? -1 : 0;
 }
 
-/* The three statistics of a layer are independent: they are finished in parallel (the
- * medians and moments pass over every value), then written in order. */
+/* The three statistics of a layer, one after the other, each finished by all threads over its
+ * parts (ds_outliers_finish_parts), then written in order. */
 static int write_layer_outliers(ds_dump *d, int l) {
     ds_outliers *acc[3] = {d->scores, d->resid, d->mlp};
     static const char *const names[3] = {DS_DUMP_OUTLIER_SCORES, DS_DUMP_OUTLIER_RESID, DS_DUMP_OUTLIER_MLP};
@@ -282,7 +288,6 @@ static int write_layer_outliers(ds_dump *d, int l) {
     int nc[3], failed[3];
     ds_outlier_result res[3];
     for (int i = 0; i < 3; i++) nc[i] = acc[i]->ncoords;
-#pragma omp parallel for schedule(dynamic)
     for (int i = 0; i < 3; i++) failed[i] = ds_outliers_finish_parts(acc[i], OUTLIER_PARTS, &res[i]);
     int rc = 0;
     for (int i = 0; i < 3; i++) {
@@ -517,6 +522,33 @@ static int select_layers_heads(ds_dump *d) {
     return 0;
 }
 
+/* Uncompressed maps go to disk through writer threads (io/raw_writer.h). With every core
+ * computing, the OpenMP threads that wait at the staged attention's barriers keep the writers
+ * off the cores, so the forward pass leaves them one. */
+static void leave_a_core_to_the_writers(ds_dump *d) {
+    unsigned maps = DS_DUMP_SOFTMAX | DS_DUMP_DIFF | DS_DUMP_SCORES;
+    cpu_set_t set;
+    int threads = omp_get_max_threads();
+    if (d->o.compress > 0 || !(d->o.what & maps) || sched_getaffinity(0, sizeof set, &set)) return;
+    if (threads >= 4 && threads >= CPU_COUNT(&set)) {
+        d->caller_threads = threads;
+        omp_set_num_threads(threads - 1);
+    }
+}
+
+/* Each part's share of a layer's values (push_scores and push_matrix split the same way),
+ * reserved at once: the buffers then fill without a copy and with few page faults. */
+static void reserve_outliers(ds_dump *d, const ds_config *c) {
+    const size_t T = (size_t)d->T, causal = T * (T + 1) / 2;
+    for (int p = 0; p < OUTLIER_PARTS; p++) {
+        size_t heads = (size_t)((p + 1) * d->H / OUTLIER_PARTS - p * d->H / OUTLIER_PARTS);
+        size_t tokens = (p + 1) * T / OUTLIER_PARTS - p * T / OUTLIER_PARTS;
+        ds_outliers_reserve(&d->scores[p], heads * causal);
+        ds_outliers_reserve(&d->resid[p], tokens * (size_t)c->hidden_size);
+        ds_outliers_reserve(&d->mlp[p], tokens * (size_t)c->intermediate_size);
+    }
+}
+
 ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *m, const int *ids, int T,
                        ds_probes *p) {
     const ds_config *c = ds_model_config(m);
@@ -539,12 +571,14 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
         if (ds_outliers_init(&d->scores[p], d->o.topk, 3) || ds_outliers_init(&d->resid[p], d->o.topk, 2) ||
             ds_outliers_init(&d->mlp[p], d->o.topk, 2))
             goto fail;
+    if (o->what & DS_DUMP_OUTLIERS) reserve_outliers(d, c);
     d->hidden = (ds_hidden_states){NULL, T, c->hidden_size, d->L};
     if (o->hidden && !(d->hidden.out = malloc((size_t)(d->L + 1) * T * c->hidden_size * sizeof(float)))) {
         ds_failc(DS_ERR_NOMEM, "out of memory for hidden states");
         goto fail;
     }
     if (ds_h5out_open(&d->out, path, o->force)) goto fail;
+    leave_a_core_to_the_writers(d);
     if (write_root(d) || write_tokens(d, ids) || register_hooks(d, p)) goto fail;
     return d;
 fail:
@@ -553,6 +587,7 @@ fail:
 }
 
 static void release(ds_dump *d) {
+    if (d->caller_threads) omp_set_num_threads(d->caller_threads);
     for (int k = 0; k < DS_MAP_COUNT; k++)
         if (d->maps[k] >= 0) H5Dclose(d->maps[k]);
     for (int p = 0; p < OUTLIER_PARTS; p++) {

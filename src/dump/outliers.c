@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 int ds_outliers_init(ds_outliers *o, int k, int ncoords) {
     memset(o, 0, sizeof *o);
@@ -52,17 +53,30 @@ static void heap_insert(ds_outliers *o, float v, const int64_t *c) {
     }
 }
 
+/* Room for NEED values: the buffer at least doubles, 64-byte aligned (in 2 MiB pages where
+ * the kernel grants them, when large: fewer page faults filling it). */
+static int grow(ds_outliers *o, size_t need) {
+    size_t cap = o->cap ? o->cap : 4096;
+    while (cap < need) cap *= 2;
+    const size_t huge = (size_t)2 << 20, bytes = (cap * sizeof(float) + huge - 1) / huge * huge;
+    float *na = cap * sizeof(float) >= huge ? aligned_alloc(huge, bytes) : aligned_alloc(64, cap * sizeof(float));
+    if (!na) return -1;
+    if (cap * sizeof(float) >= huge) madvise(na, bytes, MADV_HUGEPAGE);
+    if (o->n) memcpy(na, o->all, o->n * sizeof *na);
+    free(o->all);
+    o->all = na, o->cap = cap;
+    return 0;
+}
+
+void ds_outliers_reserve(ds_outliers *o, size_t n) {
+    if (n > o->cap) grow(o, n); /* best effort: pushing grows it again, or reports running out */
+}
+
 void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c0, int64_t c1) {
     if (o->oom || n <= 0) return;
-    if (o->n + (size_t)n > o->cap) {
-        size_t cap = o->cap ? o->cap : 4096;
-        while (cap < o->n + (size_t)n) cap *= 2;
-        float *na = realloc(o->all, cap * sizeof *na);
-        if (!na) {
-            o->oom = 1;
-            return;
-        }
-        o->all = na, o->cap = cap;
+    if (o->n + (size_t)n > o->cap && grow(o, o->n + (size_t)n)) {
+        o->oom = 1;
+        return;
     }
     float *dst = o->all + o->n;
     double sum = 0;
@@ -105,10 +119,12 @@ static float select_kth(float *a, size_t n, size_t k) {
     return a[k];
 }
 
-/* One pass over every |value|: the sums of the central powers (the mean is known from
- * pushing) and a histogram of the top 16 bits of each value's bit pattern, which orders like
- * the values. Adds to *S2, *S4 and HIST. */
-static void moments_and_histogram(const ds_outliers *o, double mean, double *s2_out, double *s4_out, size_t *hist) {
+enum { HIST_BUCKETS = 1 << 16 };
+
+/* One pass over a part's |values|: the sums of the central powers (the mean is known from
+ * pushing) into *S2 and *S4, and the part's histogram of the top 16 bits of each value's bit
+ * pattern, which orders like the values. */
+static void moments_and_histogram(ds_outliers *o, double mean, double *s2_out, double *s4_out) {
     double s2 = 0, s4 = 0;
     const float *a = o->all;
 #pragma omp simd reduction(+ : s2, s4)
@@ -116,17 +132,19 @@ static void moments_and_histogram(const ds_outliers *o, double mean, double *s2_
         double d = a[i] - mean, d2 = d * d;
         s2 += d2, s4 += d2 * d2;
     }
+    memset(o->hist, 0, HIST_BUCKETS * sizeof *o->hist);
     for (size_t i = 0; i < o->n; i++) {
         uint32_t u;
         memcpy(&u, &a[i], 4);
-        hist[u >> 16]++;
+        o->hist[u >> 16]++;
     }
-    *s2_out += s2, *s4_out += s4;
+    *s2_out = s2, *s4_out = s4;
 }
 
 /* The k_lo-th and k_hi-th smallest values (0-based, k_lo <= k_hi) of all the parts' values:
- * the histogram names the buckets that hold them, and a quickselect runs only on those
- * buckets' values. */
+ * the summed histogram HIST names the buckets that hold them, each part gathers its values in
+ * those buckets into its own range of the candidates (in part order, as one pass would), and a
+ * quickselect runs on the candidates only. */
 static int order_stats(const ds_outliers *parts, int nparts, const size_t *hist, size_t k_lo, size_t k_hi,
                        double *lo, double *hi) {
     size_t below = 0, b_lo = 0;
@@ -134,24 +152,38 @@ static int order_stats(const ds_outliers *parts, int nparts, const size_t *hist,
     size_t b_hi = b_lo, below_hi = below;
     while (below_hi + hist[b_hi] <= k_hi) below_hi += hist[b_hi++];
     size_t m = below_hi + hist[b_hi] - below;
-    float *cand = malloc((m + 1) * sizeof *cand); /* + 1: the branch-free loop stores one past */
-    if (!cand) return ds_failc(DS_ERR_NOMEM, "out of memory for the median");
+    /* Part p gathers into cand[first[p] + p ...]: its candidates, then one spare slot for the
+     * branch-free loop's store past the last (parts run in parallel, so that store must not
+     * land in the next part's range); the ranges are closed up afterwards. */
+    float *cand = malloc((m + (size_t)nparts) * sizeof *cand);
+    size_t *first = malloc(((size_t)nparts + 1) * sizeof *first);
+    if (!cand || !first) return free(cand), free(first), ds_failc(DS_ERR_NOMEM, "out of memory for the median");
+    first[0] = 0;
+    for (int p = 0; p < nparts; p++) {
+        size_t c = 0;
+        for (size_t b = b_lo; b <= b_hi; b++) c += parts[p].hist[b];
+        first[p + 1] = first[p] + c;
+    }
+    uint32_t width = (uint32_t)(b_hi - b_lo);
     /* Branch-free: about half the values lie below the median's bucket, so a branch on the
      * bucket would be mispredicted half the time (it was most of a dump's outlier cost). */
-    size_t j = 0;
-    uint32_t width = (uint32_t)(b_hi - b_lo);
+#pragma omp parallel for schedule(dynamic)
     for (int p = 0; p < nparts; p++) {
         const float *a = parts[p].all;
+        float *out = cand + first[p] + p;
+        size_t j = 0;
         for (size_t i = 0; i < parts[p].n; i++) {
             uint32_t u;
             memcpy(&u, &a[i], 4);
-            cand[j] = a[i];
+            out[j] = a[i];
             j += (u >> 16) - (uint32_t)b_lo <= width;
         }
     }
+    for (int p = 1; p < nparts; p++)
+        memmove(cand + first[p], cand + first[p] + p, (first[p + 1] - first[p]) * sizeof *cand);
     *lo = select_kth(cand, m, k_lo - below);
     *hi = select_kth(cand, m, k_hi - below);
-    free(cand);
+    free(cand), free(first);
     return 0;
 }
 
@@ -162,10 +194,15 @@ int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *
     size_t n = 0;
     double sum = 0;
     int oom = 0;
-    for (int p = 0; p < nparts; p++) n += parts[p].n, sum += parts[p].sum, oom |= parts[p].oom;
-    size_t *hist = oom ? NULL : calloc((size_t)1 << 16, sizeof *hist);
+    for (int p = 0; p < nparts; p++) {
+        n += parts[p].n, sum += parts[p].sum, oom |= parts[p].oom;
+        if (!parts[p].hist && !(parts[p].hist = malloc(HIST_BUCKETS * sizeof *parts[p].hist))) oom = 1;
+    }
+    double *s24 = oom ? NULL : calloc(2 * (size_t)nparts, sizeof *s24);
+    size_t *hist = s24 ? calloc(HIST_BUCKETS, sizeof *hist) : NULL;
     if (!hist) {
         for (int p = 0; p < nparts; p++) reset(&parts[p]);
+        free(s24);
         return ds_failc(DS_ERR_NOMEM, "out of memory collecting outlier statistics");
     }
     r->count = (int64_t)n;
@@ -173,7 +210,12 @@ int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *
     if (n) {
         double s2 = 0, s4 = 0, lo = 0, hi = 0;
         r->mean = sum / n;
-        for (int p = 0; p < nparts; p++) moments_and_histogram(&parts[p], r->mean, &s2, &s4, hist);
+#pragma omp parallel for schedule(dynamic)
+        for (int p = 0; p < nparts; p++) moments_and_histogram(&parts[p], r->mean, &s24[2 * p], &s24[2 * p + 1]);
+        for (int p = 0; p < nparts; p++) s2 += s24[2 * p], s4 += s24[2 * p + 1]; /* in part order */
+#pragma omp parallel for schedule(static)
+        for (size_t b = 0; b < HIST_BUCKETS; b++)
+            for (int p = 0; p < nparts; p++) hist[b] += parts[p].hist[b];
         double m2 = s2 / n, m4 = s4 / n;
         r->std = sqrt(m2);
         r->kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0;
@@ -182,7 +224,7 @@ int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *
         rc = order_stats(parts, nparts, hist, n % 2 ? mid : mid - 1, mid, &lo, &hi);
         r->median = n % 2 ? hi : 0.5 * (lo + hi);
     }
-    free(hist);
+    free(hist), free(s24);
     /* The other parts' top values go through the first part's heap, in part order. */
     ds_outliers *o = &parts[0];
     for (int p = 1; p < nparts; p++)
@@ -213,7 +255,7 @@ int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *
 int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) { return ds_outliers_finish_parts(o, 1, r); }
 
 void ds_outliers_free(ds_outliers *o) {
-    free(o->all), free(o->top), free(o->top_coords);
+    free(o->all), free(o->top), free(o->top_coords), free(o->hist);
     memset(o, 0, sizeof *o);
 }
 

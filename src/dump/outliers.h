@@ -15,8 +15,9 @@ typedef struct {
     float *top;          /* min-heap of the k largest |values| while streaming */
     int64_t *top_coords; /* [k][ncoords] */
     int ntop;
-    float *all;
+    float *all;          /* 64-byte aligned, so that vectorised sums never depend on where it lies */
     size_t n, cap;
+    size_t *hist;        /* 65536 buckets, used while finishing; kept for the next layer */
     double sum;          /* of all |values|, kept while pushing: the mean needs no extra pass */
     int oom;
 } ds_outliers;
@@ -30,6 +31,8 @@ typedef struct {
 } ds_outlier_result;
 
 int ds_outliers_init(ds_outliers *o, int k, int ncoords);
+/* Makes room for N values at once, as far as memory allows (a hint: pushing grows it anyway). */
+void ds_outliers_reserve(ds_outliers *o, size_t n);
 /* Pushes |ROW[k]| for k < N. The coordinates of element k are (C0, C1, k) when ncoords is 3
  * and (C0, k) when it is 2. */
 void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c0, int64_t c1);
@@ -38,8 +41,9 @@ void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c
  * may be finished at once on different threads. */
 int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r);
 /* The same for the union of NPARTS accumulators of the same k and ncoords, which were filled
- * separately (on different threads, say). The parts are combined in their order, so the
- * result depends on how values were split among them but not on who pushed them. */
+ * separately (on different threads, say). The parts are finished in parallel (OpenMP; call it
+ * outside a parallel region) and combined in their order, so the result depends on how values
+ * were split among them but not on who pushed or finished them, nor on the thread count. */
 int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *r);
 void ds_outliers_free(ds_outliers *o);
 void ds_outlier_result_free(ds_outlier_result *r);

@@ -2,14 +2,17 @@
  * the forward pass instead of stopping it.
  *
  * The writer owns a fixed pool of equal buffers. The caller takes a free buffer (waiting while
- * all are queued), fills it, and submits it with the file ranges its bytes go to; one thread
- * pwrite()s the queue in order and returns each buffer to the pool. It never calls HDF5: the
+ * all are queued), fills it, and submits it with the file ranges its bytes go to; writer
+ * threads pwrite() the queue and return each buffer to the pool. There is one writer thread at
+ * first, and one more (up to DS_RAW_WRITERS_MAX) each time the caller finds no free buffer: as
+ * many as the storage takes before the writing keeps up. The ranges of different buffers never
+ * overlap, so the order in which the threads write them does not matter. It never calls HDF5: the
  * dump allocates contiguous datasets through HDF5 and hands their file offsets here, so HDF5
  * (not thread-safe) is only ever used by the caller's thread.
  *
  * Invariants: every submitted range is written exactly once before ds_raw_writer_drain()
  * returns; the first write error (disk full, file size limit) is kept and returned by every
- * later call, naming the file; buffers are never written to by the writer thread. */
+ * later call, naming the file; buffers are never written to by the writer threads. */
 #ifndef DIFFSCOPE_RAW_WRITER_H
 #define DIFFSCOPE_RAW_WRITER_H
 #include <stddef.h>
@@ -22,6 +25,8 @@ typedef struct {
 
 typedef struct ds_raw_writer ds_raw_writer;
 
+#define DS_RAW_WRITERS_MAX 8
+
 /* Opens PATH for writing (it must exist) with NBUFS buffers of BUF_BYTES each; error messages
  * name SHOWN_PATH (the file the user asked for, when PATH is its temporary name). */
 ds_raw_writer *ds_raw_writer_open(const char *path, const char *shown_path, size_t buf_bytes, int nbufs);
@@ -33,7 +38,9 @@ void *ds_raw_writer_take(ds_raw_writer *w);
 int ds_raw_writer_submit(ds_raw_writer *w, void *buf, const ds_raw_range *ranges, int nranges);
 /* Waits until everything submitted is on its way to the file (written, not fsync'ed). */
 int ds_raw_writer_drain(ds_raw_writer *w);
-/* Drains, stops the thread, closes the file; returns the drain's result. NULL is allowed. */
+/* Writer threads started so far (call it from the thread that takes buffers). */
+int ds_raw_writer_threads(const ds_raw_writer *w);
+/* Drains, stops the threads, closes the file; returns the drain's result. NULL is allowed. */
 int ds_raw_writer_close(ds_raw_writer *w);
 
 #endif

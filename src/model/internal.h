@@ -80,10 +80,15 @@ typedef struct {
 void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, int count);
 
 /* The tiles every product is cut into, rows × output features (the last ones in each direction
- * may be smaller): fixed, so that results do not depend on the thread count or the cores. Why
- * these sizes: docs/performance.md, "Tiles". */
-#define DS_TILE_ROWS 128
+ * may be smaller): fixed by the shapes alone, so that results do not depend on the thread count
+ * or the cores. Features: DS_TILE_FEATS. Rows: the tallest of DS_TILE_ROWS_MAX, half that, ...
+ * down to DS_TILE_ROWS_MIN that still cuts a parallel loop's products into DS_TILE_MIN_COUNT
+ * tiles (enough for 64 cores): taller tiles re-pack each block of weights fewer times. Why these
+ * sizes: docs/performance.md, "Tiles and determinism". */
 #define DS_TILE_FEATS 128
+#define DS_TILE_ROWS_MIN 128
+#define DS_TILE_ROWS_MAX 512
+#define DS_TILE_MIN_COUNT 64
 /* ds_linear_shared with other tiles (tools/bench/bench_tiles.c measures them). */
 void ds_linear_tiled(const float *x, int n, int in, const ds_linear_out *outs, int count, int tile_rows,
                      int tile_feats);

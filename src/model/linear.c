@@ -60,7 +60,11 @@ void ds_linear_tiled(const float *x, int n, int in, const ds_linear_out *outs, i
 }
 
 void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, int count) {
-    ds_linear_tiled(x, n, in, outs, count, DS_TILE_ROWS, DS_TILE_FEATS);
+    size_t feature_tiles = 0;
+    for (int i = 0; i < count; i++) feature_tiles += (outs[i].out + DS_TILE_FEATS - 1) / DS_TILE_FEATS;
+    int rows = DS_TILE_ROWS_MAX;
+    while (rows > DS_TILE_ROWS_MIN && feature_tiles * ((n + rows - 1) / rows) < DS_TILE_MIN_COUNT) rows /= 2;
+    ds_linear_tiled(x, n, in, outs, count, n < rows ? n : rows, DS_TILE_FEATS);
 }
 
 void ds_linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out) {

@@ -8,8 +8,9 @@
 #include <stdint.h>
 #include <unistd.h>
 
-/* 64 jobs through a pool of 2 buffers, each job scattering 4 ranges of 1000 uint32 values
- * into a file, interleaved so that no job's ranges are adjacent; then the file is read back. */
+/* 64 jobs through a pool of 2 buffers (so that the caller often finds none free, and more
+ * writer threads start), each job scattering 4 ranges of 1000 uint32 values into a file,
+ * interleaved so that no job's ranges are adjacent; then the file is read back. */
 TEST(raw_writer_ranges_land_at_their_offsets) {
     char path[] = "/tmp/ds_raw_writer_XXXXXX";
     int fd = mkstemp(path);
@@ -28,6 +29,8 @@ TEST(raw_writer_ranges_land_at_their_offsets) {
         }
         REQUIRE(ds_raw_writer_submit(w, buf, r, RANGES) == 0, "%s", ds_errmsg());
     }
+    int threads = ds_raw_writer_threads(w);
+    CHECK(threads >= 1 && threads <= DS_RAW_WRITERS_MAX, "%d writer threads", threads);
     CHECK(ds_raw_writer_close(w) == 0, "%s", ds_errmsg());
     size_t total = (size_t)JOBS * RANGES * N;
     uint32_t *back = malloc(total * sizeof *back);

@@ -34,7 +34,8 @@ typedef struct {
     float *x, *h, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *q, *k, *v, *o, *g, *u, *y;
 } layer;
 
-/* One layer's products with the given tiles (0: OpenBLAS's own threaded sgemm, whole). */
+/* One layer's products with the given tiles (0: OpenBLAS's own threaded sgemm, whole; -1: the
+ * library's own choice, ds_linear_shared). */
 static void run_layer(layer *L, int rows, int feats) {
     const ds_linear_out qkv[3] = {{L->q, L->wq, NULL, L->D}, {L->k, L->wk, NULL, L->KV}, {L->v, L->wv, NULL, L->KV}};
     const ds_linear_out o[1] = {{L->o, L->wo, NULL, L->D}};
@@ -43,6 +44,10 @@ static void run_layer(layer *L, int rows, int feats) {
     struct { const float *x; int in; const ds_linear_out *o; int n; } steps[4] = {
         {L->x, L->D, qkv, 3}, {L->x, L->D, o, 1}, {L->x, L->D, gu, 2}, {L->h, L->FF, down, 1}};
     for (int s = 0; s < 4; s++) {
+        if (rows < 0) {
+            ds_linear_shared(steps[s].x, L->T, steps[s].in, steps[s].o, steps[s].n);
+            continue;
+        }
         if (rows) {
             ds_linear_tiled(steps[s].x, L->T, steps[s].in, steps[s].o, steps[s].n, rows, feats);
             continue;
@@ -67,8 +72,8 @@ int main(int argc, char **argv) {
     const double flops = 2.0 * T * D * (D + 2 * KV + D + 3 * FF);
     static const int sizes[][2] = {{0, 0},     {512, 64},  {512, 128}, {512, 256}, {256, 128}, {256, 256},
                                    {128, 64},  {128, 128}, {128, 256}, {128, 512}, {64, 128},  {64, 256},
-                                   {64, 512},  {32, 256},  {DS_TILE_ROWS, DS_TILE_FEATS}};
-    run_layer(&L, DS_TILE_ROWS, DS_TILE_FEATS); /* first touch */
+                                   {64, 512},  {32, 256},  {-1, -1}};
+    run_layer(&L, -1, -1); /* first touch */
     for (size_t c = 0; c < sizeof sizes / sizeof *sizes; c++) {
         double best = 1e30, t_all = now();
         for (int r = 0; r < reps; r++) {
@@ -78,8 +83,8 @@ int main(int argc, char **argv) {
             best = t < best ? t : best;
         }
         double mean = (now() - t_all) / reps;
-        int rt = (L.T + (sizes[c][0] ? sizes[c][0] : L.T) - 1) / (sizes[c][0] ? sizes[c][0] : L.T);
-        int fw = sizes[c][1] ? sizes[c][1] : L.D;
+        int rows = sizes[c][0] > 0 ? sizes[c][0] : L.T, fw = sizes[c][1] > 0 ? sizes[c][1] : L.D;
+        int rt = sizes[c][0] < 0 ? 0 : (L.T + rows - 1) / rows; /* the library's choice: counts not shown */
         printf("{\"threads\": %d, \"tokens\": %d, \"tile_rows\": %d, \"tile_feats\": %d, \"tiles_o\": %d, "
                "\"tiles_qkv\": %d, \"gflops_mean\": %.1f, \"gflops_best\": %.1f}\n",
                omp_get_max_threads(), L.T, sizes[c][0], sizes[c][1], rt * ((L.D + fw - 1) / fw),
