@@ -6,6 +6,21 @@
 #include <string.h>
 #include "draw.h"
 
+/* The cells [*LO, *HI) that pixel P covers along one axis whose first pixel starts at cell
+ * ORIGIN, STEP cells a pixel: the cell under its centre when zoomed in (STEP <= 1), every
+ * cell it touches when zoomed out; at least one, none past T. */
+static void pixel_cells(double origin, int p, double step, int T, int *lo, int *hi) {
+    if (step <= 1) {
+        *lo = (int)floor(origin + (p + 0.5) * step);
+        *hi = *lo + 1;
+    } else {
+        *lo = (int)floor(origin + p * step);
+        *hi = (int)ceil(origin + (p + 1) * step);
+    }
+    if (*hi > T) *hi = T;
+    if (*lo >= *hi) *lo = *hi - 1;
+}
+
 /* The pixels of panel P: each pixel shows its cell, or when zoomed out the block of cells it
  * covers, pooled so that sparse peaks stay visible: the largest value for softmax maps, the
  * value of largest magnitude (with its sign) for the difference. */
@@ -31,17 +46,11 @@ static void panel_pixels(viewer *v, panel *p) {
     double step = v->span / S;
     for (int py = 0; py < S; py++) {
         int q0, q1;
-        if (step <= 1) q0 = (int)floor(v->view_q0 + (py + 0.5) * step), q1 = q0 + 1;
-        else q0 = (int)floor(v->view_q0 + py * step), q1 = (int)ceil(v->view_q0 + (py + 1) * step);
-        if (q1 > T) q1 = T;
-        if (q0 >= q1) q0 = q1 - 1;
+        pixel_cells(v->view_q0, py, step, T, &q0, &q1);
         uint32_t *row = p->pixels + (size_t)py * S;
         for (int px = 0; px < S; px++) {
             int k0, k1;
-            if (step <= 1) k0 = (int)floor(v->view_k0 + (px + 0.5) * step), k1 = k0 + 1;
-            else k0 = (int)floor(v->view_k0 + px * step), k1 = (int)ceil(v->view_k0 + (px + 1) * step);
-            if (k1 > T) k1 = T;
-            if (k0 >= k1) k0 = k1 - 1;
+            pixel_cells(v->view_k0, px, step, T, &k0, &k1);
             float best = NAN;
             if (base) {
                 for (int q = q0; q < q1; q++) {

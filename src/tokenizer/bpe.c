@@ -17,6 +17,15 @@ static uint64_t mix64(uint64_t x) {
     return x ^ (x >> 33);
 }
 
+static uint64_t pair_key(int a, int b) { return (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1; }
+
+/* The slot of KEY in M: where it is, or the empty slot where it goes (M has room). */
+static size_t merge_slot(const tk_merges *m, uint64_t key) {
+    size_t j = mix64(key) & (m->cap - 1);
+    while (m->keys[j] && m->keys[j] != key) j = (j + 1) & (m->cap - 1);
+    return j;
+}
+
 static int merges_grow(tk_merges *m) {
     size_t cap = m->cap ? m->cap * 2 : 4096;
     tk_merges nm = {calloc(cap, sizeof(uint64_t)), malloc(cap * sizeof(uint32_t)),
@@ -27,11 +36,8 @@ static int merges_grow(tk_merges *m) {
     }
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->keys[i]) continue;
-        size_t j = mix64(m->keys[i]) & (cap - 1);
-        while (nm.keys[j]) j = (j + 1) & (cap - 1);
-        nm.keys[j] = m->keys[i];
-        nm.rank[j] = m->rank[i];
-        nm.merged[j] = m->merged[i];
+        size_t j = merge_slot(&nm, m->keys[i]);
+        nm.keys[j] = m->keys[i], nm.rank[j] = m->rank[i], nm.merged[j] = m->merged[i];
     }
     free(m->keys); free(m->rank); free(m->merged);
     *m = nm;
@@ -41,9 +47,8 @@ static int merges_grow(tk_merges *m) {
 /* A pair listed twice keeps the later rank, as HF's HashMap collect does. */
 int tk_merges_put(tk_merges *m, int a, int b, int rank, int merged) {
     if ((m->count + 1) * 2 > m->cap && merges_grow(m)) return -1;
-    uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
-    size_t j = mix64(key) & (m->cap - 1);
-    while (m->keys[j] && m->keys[j] != key) j = (j + 1) & (m->cap - 1);
+    uint64_t key = pair_key(a, b);
+    size_t j = merge_slot(m, key);
     if (!m->keys[j]) m->count++;
     m->keys[j] = key;
     m->rank[j] = (uint32_t)rank;
@@ -53,17 +58,11 @@ int tk_merges_put(tk_merges *m, int a, int b, int rank, int merged) {
 
 int tk_merges_get(const tk_merges *m, int a, int b, int *rank, int *merged) {
     if (!m->cap) return 0;
-    uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
-    size_t j = mix64(key) & (m->cap - 1);
-    while (m->keys[j]) {
-        if (m->keys[j] == key) {
-            *rank = (int)m->rank[j];
-            *merged = (int)m->merged[j];
-            return 1;
-        }
-        j = (j + 1) & (m->cap - 1);
-    }
-    return 0;
+    size_t j = merge_slot(m, pair_key(a, b));
+    if (!m->keys[j]) return 0;
+    *rank = (int)m->rank[j];
+    *merged = (int)m->merged[j];
+    return 1;
 }
 
 typedef struct {
@@ -84,13 +83,9 @@ typedef struct {
 } heap;
 
 static int heap_push(heap *h, cand c) {
-    if (h->n == h->cap) {
-        int cap = h->cap ? h->cap * 2 : 64;
-        cand *v = realloc(h->v, cap * sizeof *v);
-        if (!v) return ds_failc(DS_ERR_NOMEM, "out of memory");
-        h->v = v;
-        h->cap = cap;
-    }
+    cand *v = tk_room_for_one(h->v, h->n, &h->cap, sizeof *v, 64);
+    if (!v) return -1;
+    h->v = v;
     int i = h->n++;
     while (i > 0) {
         int p = (i - 1) / 2;
@@ -119,13 +114,9 @@ static cand heap_pop(heap *h) {
 }
 
 static int sym_push(symbol **v, int *n, int *cap, int id, size_t len) {
-    if (*n == *cap) {
-        int c = *cap ? *cap * 2 : 32;
-        symbol *nv = realloc(*v, c * sizeof *nv);
-        if (!nv) return ds_failc(DS_ERR_NOMEM, "out of memory");
-        *v = nv;
-        *cap = c;
-    }
+    symbol *nv = tk_room_for_one(*v, *n, cap, sizeof *nv, 32);
+    if (!nv) return -1;
+    *v = nv;
     (*v)[*n] = (symbol){id, *n - 1, -1, len};
     if (*n > 0) (*v)[*n - 1].next = *n;
     (*n)++;

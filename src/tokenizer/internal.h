@@ -68,6 +68,10 @@ typedef struct {
     int n, cap;
 } tk_pieces;
 int tk_pieces_add(tk_pieces *p, const char *s, size_t len, int token, int at_start);
+/* The array V (N elements used, *CAP allocated, SIZE bytes each) with room for one more: V
+ * itself, or V grown to twice *CAP (FIRST when empty) with *CAP updated. NULL with "out of
+ * memory" as the message, V still valid and owned by the caller, when it cannot grow. */
+void *tk_room_for_one(void *v, int n, int *cap, size_t size, int first);
 void tk_pieces_free(tk_pieces *p);
 static inline const char *tk_piece_str(const tk_pieces *p, int i) { return p->arena.s + p->v[i].off; }
 

@@ -46,22 +46,30 @@ static int parse_pattern(const ctx *c, const cJSON *o, const char *what, tk_rege
     return tk_regex_compile(re, s ? s : r, s != NULL, where);
 }
 
+/* The items of a "Sequence" normalizer, pre-tokenizer or decoder ARR into OUT->items and
+ * OUT->nitems with PARSE, then returns from the calling parser. Each item is counted before
+ * it is parsed, so that freeing frees a half-parsed one. A macro because the three item types
+ * differ and a void * callback would call PARSE through an incompatible pointer type. */
+#define PARSE_SEQUENCE(c, arr, out, parse)                                                   \
+    do {                                                                                     \
+        const cJSON *arr_ = (arr);                                                           \
+        int n_ = cJSON_GetArraySize(arr_);                                                   \
+        if (!((out)->items = calloc(n_ ? n_ : 1, sizeof *(out)->items)))                     \
+            return ds_failc(DS_ERR_NOMEM, "out of memory");                                  \
+        for (int i_ = 0; i_ < n_; i_++) {                                                    \
+            (out)->nitems++;                                                                 \
+            if (parse(c, cJSON_GetArrayItem(arr_, i_), &(out)->items[i_])) return -1;        \
+        }                                                                                    \
+        return 0;                                                                            \
+    } while (0)
+
 static int parse_norm(const ctx *c, const cJSON *o, tk_norm *nm) {
     memset(nm, 0, sizeof *nm);
     const char *type = get_str(o, "type");
     if (!type) return ds_fail("%s: normalizer without a \"type\"", c->file);
     if (!strcmp(type, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "normalizers");
         nm->kind = TK_NORM_SEQUENCE;
-        int n = cJSON_GetArraySize(arr);
-        nm->items = calloc(n ? n : 1, sizeof *nm->items);
-        if (!nm->items) return ds_failc(DS_ERR_NOMEM, "out of memory");
-        /* Each item is counted before it is parsed, so that freeing frees a half-parsed one. */
-        for (int i = 0; i < n; i++) {
-            nm->nitems++;
-            if (parse_norm(c, cJSON_GetArrayItem(arr, i), &nm->items[i])) return -1;
-        }
-        return 0;
+        PARSE_SEQUENCE(c, cJSON_GetObjectItemCaseSensitive(o, "normalizers"), nm, parse_norm);
     }
     if (!strcmp(type, "NFC")) { nm->kind = TK_NORM_NFC; return 0; }
     if (!strcmp(type, "NFD")) { nm->kind = TK_NORM_NFD; return 0; }
@@ -97,17 +105,8 @@ static int parse_pre(const ctx *c, const cJSON *o, tk_pre *pre) {
     char where[600];
     snprintf(where, sizeof where, "%s: %s pre-tokenizer", c->file, type);
     if (!strcmp(type, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "pretokenizers");
         pre->kind = TK_PRE_SEQUENCE;
-        int n = cJSON_GetArraySize(arr);
-        pre->items = calloc(n ? n : 1, sizeof *pre->items);
-        if (!pre->items) return ds_failc(DS_ERR_NOMEM, "out of memory");
-        /* Each item is counted before it is parsed, so that freeing frees a half-parsed one. */
-        for (int i = 0; i < n; i++) {
-            pre->nitems++;
-            if (parse_pre(c, cJSON_GetArrayItem(arr, i), &pre->items[i])) return -1;
-        }
-        return 0;
+        PARSE_SEQUENCE(c, cJSON_GetObjectItemCaseSensitive(o, "pretokenizers"), pre, parse_pre);
     }
     if (!strcmp(type, "Split")) {
         static const char *names[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
@@ -164,17 +163,8 @@ static int parse_dec(const ctx *c, const cJSON *o, tk_dec *d) {
     const char *type = get_str(o, "type");
     if (!type) return ds_fail("%s: decoder without a \"type\"", c->file);
     if (!strcmp(type, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "decoders");
         d->kind = TK_DEC_SEQUENCE;
-        int n = cJSON_GetArraySize(arr);
-        d->items = calloc(n ? n : 1, sizeof *d->items);
-        if (!d->items) return ds_failc(DS_ERR_NOMEM, "out of memory");
-        /* Each item is counted before it is parsed, so that freeing frees a half-parsed one. */
-        for (int i = 0; i < n; i++) {
-            d->nitems++;
-            if (parse_dec(c, cJSON_GetArrayItem(arr, i), &d->items[i])) return -1;
-        }
-        return 0;
+        PARSE_SEQUENCE(c, cJSON_GetObjectItemCaseSensitive(o, "decoders"), d, parse_dec);
     }
     if (!strcmp(type, "ByteLevel")) { d->kind = TK_DEC_BYTELEVEL; return 0; }
     if (!strcmp(type, "ByteFallback")) { d->kind = TK_DEC_BYTEFALLBACK; return 0; }

@@ -166,12 +166,9 @@ static int split_piece(const tk_regex *re, tk_split_behavior behavior, int inver
         seg found[2] = {{pos, a, 0}, {r ? ms : n, r ? me : n, 1}};
         for (int k = 0; k < 1 + r; k++) {
             if (found[k].a == found[k].b) continue; /* no text before this match */
-            if (nv == cap) {
-                cap = cap ? cap * 2 : 16;
-                seg *nvv = realloc(v, cap * sizeof *nvv);
-                if (!nvv) { rc = ds_failc(DS_ERR_NOMEM, "out of memory"); goto done; }
-                v = nvv;
-            }
+            seg *grown = tk_room_for_one(v, nv, &cap, sizeof *grown, 16);
+            if (!grown) { rc = -1; goto done; }
+            v = grown;
             found[k].match ^= invert;
             v[nv++] = found[k];
         }

@@ -1,5 +1,7 @@
 /* Small containers and Unicode helpers shared by the tokenizer files. */
 #include "tokenizer/internal.h"
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -33,6 +35,13 @@ static uint64_t hash_bytes(const char *k, size_t n) {
     return h;
 }
 
+/* The slot of key K (KLEN bytes) in M: where it is, or the empty slot where it goes. */
+static size_t strmap_slot(const tk_strmap *m, const char *k, size_t klen) {
+    size_t j = hash_bytes(k, klen) & (m->cap - 1);
+    while (m->keys[j] && !(m->klen[j] == klen && !memcmp(m->keys[j], k, klen))) j = (j + 1) & (m->cap - 1);
+    return j;
+}
+
 static int strmap_grow(tk_strmap *m) {
     size_t cap = m->cap ? m->cap * 2 : 1024;
     tk_strmap nm = {calloc(cap, sizeof(char *)), calloc(cap, sizeof(size_t)),
@@ -43,11 +52,8 @@ static int strmap_grow(tk_strmap *m) {
     }
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->keys[i]) continue;
-        size_t j = hash_bytes(m->keys[i], m->klen[i]) & (cap - 1);
-        while (nm.keys[j]) j = (j + 1) & (cap - 1);
-        nm.keys[j] = m->keys[i];
-        nm.klen[j] = m->klen[i];
-        nm.vals[j] = m->vals[i];
+        size_t j = strmap_slot(&nm, m->keys[i], m->klen[i]);
+        nm.keys[j] = m->keys[i], nm.klen[j] = m->klen[i], nm.vals[j] = m->vals[i];
     }
     free(m->keys); free(m->klen); free(m->vals);
     *m = nm;
@@ -56,33 +62,24 @@ static int strmap_grow(tk_strmap *m) {
 
 int tk_strmap_put(tk_strmap *m, const char *k, size_t klen, int v) {
     if ((m->count + 1) * 2 > m->cap && strmap_grow(m)) return -1;
-    size_t j = hash_bytes(k, klen) & (m->cap - 1);
-    while (m->keys[j]) {
-        if (m->klen[j] == klen && !memcmp(m->keys[j], k, klen)) {
-            m->vals[j] = v;
-            return 0;
-        }
-        j = (j + 1) & (m->cap - 1);
+    size_t j = strmap_slot(m, k, klen);
+    if (!m->keys[j]) {
+        char *copy = malloc(klen + 1);
+        if (!copy) return ds_failc(DS_ERR_NOMEM, "out of memory");
+        memcpy(copy, k, klen);
+        copy[klen] = 0;
+        m->keys[j] = copy;
+        m->klen[j] = klen;
+        m->count++;
     }
-    char *copy = malloc(klen + 1);
-    if (!copy) return ds_failc(DS_ERR_NOMEM, "out of memory");
-    memcpy(copy, k, klen);
-    copy[klen] = 0;
-    m->keys[j] = copy;
-    m->klen[j] = klen;
     m->vals[j] = v;
-    m->count++;
     return 0;
 }
 
 int tk_strmap_get(const tk_strmap *m, const char *k, size_t klen) {
     if (!m->cap) return -1;
-    size_t j = hash_bytes(k, klen) & (m->cap - 1);
-    while (m->keys[j]) {
-        if (m->klen[j] == klen && !memcmp(m->keys[j], k, klen)) return m->vals[j];
-        j = (j + 1) & (m->cap - 1);
-    }
-    return -1;
+    size_t j = strmap_slot(m, k, klen);
+    return m->keys[j] ? m->vals[j] : -1;
 }
 
 void tk_strmap_free(tk_strmap *m) {
@@ -183,14 +180,22 @@ int tk_regex_next(const tk_regex *r, pcre2_match_data *md, const char *s, size_t
     return 0;
 }
 
-int tk_pieces_add(tk_pieces *p, const char *s, size_t len, int token, int at_start) {
-    if (p->n == p->cap) {
-        int cap = p->cap ? p->cap * 2 : 16;
-        tk_piece *v = realloc(p->v, cap * sizeof *v);
-        if (!v) return ds_failc(DS_ERR_NOMEM, "out of memory");
-        p->v = v;
-        p->cap = cap;
+void *tk_room_for_one(void *v, int n, int *cap, size_t size, int first) {
+    if (n < *cap) return v;
+    int c = !*cap ? first : *cap <= INT_MAX / 2 ? *cap * 2 : 0;
+    void *nv = c && (size_t)c <= SIZE_MAX / size ? realloc(v, (size_t)c * size) : NULL;
+    if (!nv) {
+        ds_failc(DS_ERR_NOMEM, "out of memory");
+        return NULL;
     }
+    *cap = c;
+    return nv;
+}
+
+int tk_pieces_add(tk_pieces *p, const char *s, size_t len, int token, int at_start) {
+    tk_piece *v = tk_room_for_one(p->v, p->n, &p->cap, sizeof *v, 16);
+    if (!v) return -1;
+    p->v = v;
     size_t off = p->arena.len;
     if (tk_buf_put(&p->arena, s, len)) return -1;
     p->v[p->n++] = (tk_piece){off, len, token, at_start};
@@ -204,13 +209,9 @@ void tk_pieces_free(tk_pieces *p) {
 }
 
 int tk_ids_push(tk_ids *a, int id) {
-    if (a->n == a->cap) {
-        int cap = a->cap ? a->cap * 2 : 64;
-        int *v = realloc(a->v, cap * sizeof *v);
-        if (!v) return ds_failc(DS_ERR_NOMEM, "out of memory");
-        a->v = v;
-        a->cap = cap;
-    }
+    int *v = tk_room_for_one(a->v, a->n, &a->cap, sizeof *v, 64);
+    if (!v) return -1;
+    a->v = v;
     a->v[a->n++] = id;
     return 0;
 }
