@@ -1,6 +1,7 @@
 /* safetensors reader: mmap the file, parse the JSON header with cJSON, validate every
  * tensor's dtype, shape and byte range (see src/io/safetensors.h). */
 #include "io/safetensors.h"
+#include "base/path.h"
 #include "diffscope/error.h"
 #include "base/fileio.h"
 #include <cjson/cJSON.h>
@@ -225,12 +226,13 @@ static int open_index(ds_weights *w, const char *dir, const char *index_path) {
             rc = ds_fail("%s: weight_map entry '%s' is not a file name", index_path, e->string);
             break;
         }
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, e->valuestring);
+        char *path = ds_path_join(dir, e->valuestring);
         int seen = 0;
-        for (int i = 0; i < w->nfiles; i++)
+        for (int i = 0; path && i < w->nfiles; i++)
             if (!strcmp(w->files[i].path, path)) seen = 1;
-        if (!seen) rc = ds_weights_add_file(w, path);
+        if (!path) rc = -1;
+        else if (!seen) rc = ds_weights_add_file(w, path);
+        free(path);
     }
     /* Every tensor the index names must be in the shard it names. */
     for (const cJSON *e = map ? map->child : NULL; e && !rc; e = e->next) {
@@ -243,14 +245,17 @@ static int open_index(ds_weights *w, const char *dir, const char *index_path) {
 
 int ds_weights_open_dir(ds_weights *w, const char *dir) {
     memset(w, 0, sizeof *w);
-    char path[4096];
     struct stat st;
     if (stat(dir, &st) || !S_ISDIR(st.st_mode)) return ds_fail("%s: not a model folder", dir);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (stat(path, &st) == 0) return ds_weights_add_file(w, path);
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    if (stat(path, &st) == 0) return open_index(w, dir, path);
-    return ds_fail("%s: no model.safetensors or model.safetensors.index.json", dir);
+    char *single = ds_path_join(dir, "model.safetensors"), *index = ds_path_join(dir, "model.safetensors.index.json");
+    int rc;
+    if (!single || !index) rc = -1;
+    else if (stat(single, &st) == 0) rc = ds_weights_add_file(w, single);
+    else if (stat(index, &st) == 0) rc = open_index(w, dir, index);
+    else rc = ds_fail("%s: no model.safetensors or model.safetensors.index.json", dir);
+    free(single);
+    free(index);
+    return rc;
 }
 
 void ds_weights_close(ds_weights *w) {

@@ -4,6 +4,7 @@
  * computation; F32 tensors stay in the file mapping (zero-copy), BF16/F16 are converted once. */
 #include "model/internal.h"
 #include "diffscope/error.h"
+#include "base/path.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +14,7 @@ static const float *load_tensor(ds_model *m, const char *name, int ndim, int64_t
                                 int required) {
     const ds_tensor *t = ds_weights_find(&m->weights, name);
     if (!t) {
-        if (required) {
-            char path[4200];
-            snprintf(path, sizeof path, "%s", m->dir);
-            ds_fail("%s: missing tensor '%s'", path, name);
-        }
+        if (required) ds_fail("%s: missing tensor '%s'", m->dir, name);
         return NULL;
     }
     int64_t want[2] = {d0, d1};
@@ -121,9 +118,10 @@ ds_model *ds_model_load(const char *dir) {
         return NULL;
     }
     m->dir = strdup(dir);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (!m->dir || ds_config_load(&m->cfg, path) || ds_weights_open_dir(&m->weights, dir)) goto fail;
+    char *path = ds_path_join(dir, "config.json");
+    int failed = !m->dir || !path || ds_config_load(&m->cfg, path) || ds_weights_open_dir(&m->weights, dir);
+    free(path);
+    if (failed) goto fail;
     const ds_config *c = &m->cfg;
     int V = c->vocab_size, D = c->hidden_size;
     if (!(m->embed = load_tensor(m, "model.embed_tokens.weight", 2, V, D, 1))) goto fail;
