@@ -22,7 +22,8 @@ VIZ_PKGS  = sdl2 SDL2_ttf SDL2_image hdf5
 # Debian packages the build, the tests and the viewer need.
 DEB_PKGS = build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libcjson-dev \
            libpcre2-dev libutf8proc-dev libsdl2-dev libsdl2-ttf-dev libsdl2-image-dev \
-           fonts-dejavu-core python3 python3-h5py python3-numpy python3-matplotlib xvfb xdotool time
+           fonts-dejavu-core python3 python3-h5py python3-numpy python3-matplotlib xvfb xdotool time \
+           openmpi-bin libopenmpi-dev
 
 DEPS_STAMP = $(BUILD)/.deps-ok
 
@@ -44,6 +45,10 @@ VIZ_CFLAGS  = $(shell pkg-config --cflags $(VIZ_PKGS) 2>/dev/null)
 VIZ_LIBS    = $(shell pkg-config --libs $(VIZ_PKGS) 2>/dev/null) -lm
 
 CFLAGS  = $(CFLAGS_BASE) $(PKG_CFLAGS)
+# Open MPI's mpi.h for the one file that calls MPI; libmpi is loaded at run time, not linked
+# (src/cli/sweep_mpi.c, docs/sweep.md).
+MPI_CFLAGS = $(shell pkg-config --cflags ompi-c 2>/dev/null)
+$(BUILD)/src/cli/sweep_mpi.o: CFLAGS += $(MPI_CFLAGS)
 LDFLAGS = $(SAN)
 
 # The library is every part of src/ but the command line (docs/architecture.md).

@@ -5,8 +5,10 @@
 #   3. compare: attention mass on the answer span against noise, per layer, and the
 #      activation-outlier table, DiffLlama against Llama;
 #   4. needle: retrieval accuracy and masses by depth of the queried pair;
-#   5. the command that opens the viewer on the dumps;
-#   6. the same model from Python (python/examples/demo.py).
+#   5. sweep: the same statistics over a grid of prompts, per prompt, layer and head, with
+#      aggregates, in one HDF5 file (add mpirun -np N in front for N ranks: docs/sweep.md);
+#   6. the command that opens the viewer on the dumps;
+#   7. the same model from Python (python/examples/demo.py).
 set -e
 BUILD=${BUILD:-build}
 DS=$BUILD/diffscope
@@ -30,6 +32,10 @@ $DS compare $DIFF --vs $LLAMA --prompt "$PROMPT" --span-text "k_tiger v_58" -o "
 echo
 echo "== needle: the queried pair at each depth of a 128-token context, 20 prompts per depth"
 $DS needle $DIFF --vs $LLAMA --task kv --trials 20
+echo
+echo "== sweep: 2 lengths x 3 depths x 4 trials of the kv task, per prompt, layer and head"
+$DS sweep --model $DIFF --vs $LLAMA --task kv --lengths 64,109 --depths 0:100:50 --trials 4 \
+    -o "$OUT/sweep.h5" --force | sed -n '1,4p;/^length/,$p'
 echo
 echo "Open the viewer on the dumps (row 45 is the query '? k_tiger'):"
 echo "   $BUILD/diffscope-view $OUT/diffllama.h5 --vs $OUT/llama.h5 --layer 3 --row 45"

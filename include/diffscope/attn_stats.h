@@ -14,6 +14,10 @@
  *   sparsity    = share of the q+1 causal entries k <= q with |M[q,k]| < 1e-3 max_k |M[q,k]|
  * Maps: DiffLlama "diff" (softmax1 - λ·softmax2) and "softmax1"; Llama "softmax".
  *
+ * GroupNorm (with opts.groupnorm, DiffLlama): for each head, the RMS of the head's 2·head_dim
+ * GroupNorm input and the scale (1 - λ_init) / sqrt(ms + eps) it is multiplied by, at row q and
+ * as the mean over all T tokens (the /layers/{l}/groupnorm datasets of a dump, summarised).
+ *
  * Outliers (with opts.outliers): the k-th largest absolute value for k = 1, 2, 3, 10, 100 and
  * the median, of every causal pre-softmax score (all layers, all sub-heads) and of every
  * residual-stream value after every layer (all tokens, channels and layers).
@@ -40,21 +44,31 @@ typedef struct {
     int query;                  /* q, 0 <= q < T */
     int span_begin, span_end;   /* S = [span_begin, span_end); span_end == 0: no span */
     int outliers;               /* also collect the Table-5 statistics */
+    int groupnorm;              /* also collect the GroupNorm summaries (DiffLlama) */
 } ds_attn_stats_opts;
+
+typedef struct {
+    double rms_query, scale_query; /* at row q */
+    double rms_mean, scale_mean;   /* means over the T tokens */
+} ds_attn_gn_stats;
 
 typedef struct {
     ds_attn_stats_opts o;
     int T, L;
     int heads;                               /* per map: H/2 (DiffLlama) or H (Llama) */
     int is_diff;
+    double rms_norm_eps;
     int has_map[DS_MAP_COUNT];
     ds_attn_row_stats *head[DS_MAP_COUNT];  /* [L * heads], for maps the model has */
     ds_attn_row_stats *layer[DS_MAP_COUNT]; /* [L], means over heads (after finish) */
     double *lambda_full;                     /* [L], the λ the forward pass used; NaN for Llama */
+    ds_attn_gn_stats *groupnorm;             /* [L * heads] with opts.groupnorm and DiffLlama, else NULL */
     ds_table5 scores, resid;                 /* after finish, with opts.outliers */
     ds_table5_acc *scores_acc, *resid_acc;   /* while running */
 } ds_attn_stats;
 
+/* 0 when OPTS's query and span fit a prompt of T tokens, else -1 with a message. */
+int ds_attn_stats_check(const ds_attn_stats_opts *opts, int T);
 /* Checks OPTS against T and registers the hooks on P. NULL with a message on failure. */
 ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats_opts *opts, ds_probes *p);
 /* Computes the means over heads and the outlier statistics; releases the accumulators. */

@@ -36,7 +36,7 @@ int cli_parse_ids(const char *s, int **ids, int *n);
 typedef struct cJSON cJSON;
 int cli_print_json(cJSON *o);
 
-/* Progress bar on stderr, drawn only when stderr is a terminal. */
+/* Progress bar on stderr, drawn only when stderr is a terminal: done/total, time, rate, ETA. */
 typedef struct { const char *label; long total; long done; int active; double t0; } cli_progress;
 void cli_progress_start(cli_progress *p, const char *label, long total);
 void cli_progress_step(cli_progress *p, long done);

@@ -122,7 +122,9 @@ void cli_progress_step(cli_progress *p, long done) {
     int width = 30, fill = (int)(width * done / p->total);
     fprintf(stderr, "\r%s [", p->label);
     for (int i = 0; i < width; i++) fputc(i < fill ? '#' : '.', stderr);
-    fprintf(stderr, "] %ld/%ld %.1fs", done, p->total, cli_now() - p->t0);
+    double t = cli_now() - p->t0, rate = t > 0 ? done / t : 0;
+    fprintf(stderr, "] %ld/%ld %.1fs", done, p->total, t);
+    if (done > 0 && done < p->total) fprintf(stderr, " %.2f/s ETA %.0fs\033[K", rate, (p->total - done) / rate);
     fflush(stderr);
 }
 

@@ -40,6 +40,12 @@ ds_attn_stats *cmp_run(const ds_model *m, ds_session *s, ds_probes *p, const int
 /* The maps a model has, in report order: DiffLlama diff, softmax1; Llama softmax. */
 int cmp_maps(const ds_attn_stats *st, int maps[DS_ATTN_NMAPS]);
 
+/* The five row statistics, in report order, and the Table-5 ranks (top1 .. top100, median). */
+extern const char *const cmp_metric_names[5];
+extern const char *const cmp_table5_names[DS_TABLE5_RANKS + 1];
+double cmp_metric(const ds_attn_row_stats *s, int i);
+double cmp_table5_value(const ds_table5 *t, int i);
+
 void cmp_print_table(FILE *f, const cmp_result *r);
 /* Returns 0, or -1 (out of memory) with a message. */
 int cmp_print_json(FILE *f, const cmp_result *r);

@@ -8,21 +8,21 @@
 #include "cli/compare.h"
 #include "io/h5out.h"
 
-static const char *const metric_names[5] = {"answer_mass", "noise_mass", "sink_mass", "entropy", "sparsity"};
+const char *const cmp_metric_names[5] = {"answer_mass", "noise_mass", "sink_mass", "entropy", "sparsity"};
 static const char *const metric_help[5] = {
     "sum of M[q,k] over the span S",
     "sum of M[q,k] over 0 < k <= q outside S",
     "M[q,0], the first token",
     "-sum M[q,k] ln M[q,k] over k <= q, nats (softmax maps only)",
     "share of the q+1 entries below 1e-3 of the row's largest |entry|"};
-static const char *const table5_names[DS_TABLE5_RANKS + 1] = {"top1", "top2", "top3", "top10", "top100", "median"};
+const char *const cmp_table5_names[DS_TABLE5_RANKS + 1] = {"top1", "top2", "top3", "top10", "top100", "median"};
 
-static double metric(const ds_attn_row_stats *s, int i) {
+double cmp_metric(const ds_attn_row_stats *s, int i) {
     const double v[5] = {s->answer_mass, s->noise_mass, s->sink_mass, s->entropy, s->sparsity};
     return v[i];
 }
 
-static double table5_value(const ds_table5 *t, int i) { return i < DS_TABLE5_RANKS ? t->top[i] : t->median; }
+double cmp_table5_value(const ds_table5 *t, int i) { return i < DS_TABLE5_RANKS ? t->top[i] : t->median; }
 
 /* ---- table ---- */
 
@@ -93,7 +93,7 @@ static void print_lambda(FILE *f, const cmp_result *r) {
 
 static void print_metric(FILE *f, const cmp_result *r, const column *cols, int ncols, int m) {
     if (m == 0 && !r->span_end) return;
-    fprintf(f, "\n%s: %s\nlayer", metric_names[m], metric_help[m]);
+    fprintf(f, "\n%s: %s\nlayer", cmp_metric_names[m], metric_help[m]);
     for (int c = 0; c < ncols; c++) fprintf(f, " %12s", cols[c].title);
     fputc('\n', f);
     int L = 0;
@@ -102,7 +102,7 @@ static void print_metric(FILE *f, const cmp_result *r, const column *cols, int n
         fprintf(f, "%5d", l);
         for (int c = 0; c < ncols; c++) {
             const ds_attn_stats *st = r->models[cols[c].model].st;
-            print_num(f, 12, l < st->L ? metric(&st->layer[cols[c].map][l], m) : NAN);
+            print_num(f, 12, l < st->L ? cmp_metric(&st->layer[cols[c].map][l], m) : NAN);
         }
         fputc('\n', f);
     }
@@ -112,14 +112,14 @@ static void print_per_head(FILE *f, const cmp_result *r, const column *cols, int
     for (int c = 0; c < ncols; c++) {
         const ds_attn_stats *st = r->models[cols[c].model].st;
         fprintf(f, "\n%s, per head\nl.head", cols[c].title);
-        for (int m = 0; m < 5; m++) fprintf(f, " %12s", metric_names[m]);
+        for (int m = 0; m < 5; m++) fprintf(f, " %12s", cmp_metric_names[m]);
         fputc('\n', f);
         for (int l = 0; l < st->L; l++)
             for (int h = 0; h < st->heads; h++) {
                 char lh[32];
                 snprintf(lh, sizeof lh, "%d.%d", l, h);
                 fprintf(f, "%6s", lh);
-                for (int m = 0; m < 5; m++) print_num(f, 12, metric(&st->head[cols[c].map][(size_t)l * st->heads + h], m));
+                for (int m = 0; m < 5; m++) print_num(f, 12, cmp_metric(&st->head[cols[c].map][(size_t)l * st->heads + h], m));
                 fputc('\n', f);
             }
     }
@@ -136,7 +136,7 @@ static void print_table5(FILE *f, const cmp_result *r) {
             const ds_table5 *t = which ? &r->models[i].st->resid : &r->models[i].st->scores;
             fprintf(f, "%s %-20s", r->models[i].name, which ? "residual stream" : "attention scores");
             for (int k = 0; k < 6; k++) {
-                double v = table5_value(t, k);
+                double v = cmp_table5_value(t, k);
                 if (isnan(v)) fprintf(f, " %10s", "-");
                 else fprintf(f, " %10.4g", v);
             }
@@ -161,13 +161,13 @@ static cJSON *num(double v) { return isnan(v) ? cJSON_CreateNull() : cJSON_Creat
 
 static cJSON *row_json(const ds_attn_row_stats *s) {
     cJSON *o = cJSON_CreateObject();
-    for (int m = 0; o && m < 5; m++) cJSON_AddItemToObject(o, metric_names[m], num(metric(s, m)));
+    for (int m = 0; o && m < 5; m++) cJSON_AddItemToObject(o, cmp_metric_names[m], num(cmp_metric(s, m)));
     return o;
 }
 
 static cJSON *table5_json(const ds_table5 *t) {
     cJSON *o = cJSON_CreateObject();
-    for (int k = 0; o && k < 6; k++) cJSON_AddItemToObject(o, table5_names[k], num(table5_value(t, k)));
+    for (int k = 0; o && k < 6; k++) cJSON_AddItemToObject(o, cmp_table5_names[k], num(cmp_table5_value(t, k)));
     if (o) cJSON_AddNumberToObject(o, "count", (double)t->count);
     return o;
 }
@@ -250,10 +250,10 @@ static int write_map_h5(hid_t file, const cmp_model *cm, int map, double *buf) {
     int rc = g < 0 || ph < 0 ? -1 : 0;
     for (int m = 0; !rc && m < 5; m++) {
         hsize_t dl[1] = {(hsize_t)st->L}, dh[2] = {(hsize_t)st->L, (hsize_t)st->heads};
-        for (int l = 0; l < st->L; l++) buf[l] = metric(&st->layer[map][l], m);
-        rc = write_f64(g, metric_names[m], 1, dl, buf);
-        for (size_t i = 0; i < (size_t)st->L * st->heads; i++) buf[i] = metric(&st->head[map][i], m);
-        rc = rc || write_f64(ph, metric_names[m], 2, dh, buf);
+        for (int l = 0; l < st->L; l++) buf[l] = cmp_metric(&st->layer[map][l], m);
+        rc = write_f64(g, cmp_metric_names[m], 1, dl, buf);
+        for (size_t i = 0; i < (size_t)st->L * st->heads; i++) buf[i] = cmp_metric(&st->head[map][i], m);
+        rc = rc || write_f64(ph, cmp_metric_names[m], 2, dh, buf);
     }
     if (g >= 0) H5Gclose(g);
     if (ph >= 0) H5Gclose(ph);
@@ -265,7 +265,7 @@ static int write_table5_h5(hid_t file, const char *model, const char *name, cons
     snprintf(path, sizeof path, "/models/%s/outliers/%s", model, name);
     hid_t g = ds_h5_group(file, path);
     int rc = g < 0;
-    for (int k = 0; !rc && k < 6; k++) rc = ds_h5_attr_double(g, table5_names[k], table5_value(t, k));
+    for (int k = 0; !rc && k < 6; k++) rc = ds_h5_attr_double(g, cmp_table5_names[k], cmp_table5_value(t, k));
     rc = rc || ds_h5_attr_int(g, "count", t->count);
     if (g >= 0) H5Gclose(g);
     return rc ? -1 : 0;

@@ -41,6 +41,22 @@ static int on_map(ds_attn_stats *s, ds_map map, const ds_probe_event *ev) {
     return 0;
 }
 
+/* Sums over tokens here; ds_attn_stats_finish divides by T. */
+static void on_groupnorm(ds_attn_stats *s, const ds_probe_event *ev) {
+    double eps = s->rms_norm_eps, keep = 1.0 - ds_lambda_init(ev->layer);
+    for (int h = 0; h < ev->shape[0]; h++) {
+        ds_attn_gn_stats *g = &s->groupnorm[(size_t)ev->layer * s->heads + h];
+        for (int r = 0; r < ev->shape[1]; r++) {
+            const float *x = ev->data + h * ev->strides[0] + r * ev->strides[1];
+            double ss = 0;
+            for (int i = 0; i < ev->shape[2]; i++) ss += (double)x[i] * x[i];
+            double ms = ss / ev->shape[2], rms = sqrt(ms), scale = keep / sqrt(ms + eps);
+            g->rms_mean += rms, g->scale_mean += scale;
+            if (ev->pos0 + (int)ev->offset[1] + r == s->o.query) g->rms_query = rms, g->scale_query = scale;
+        }
+    }
+}
+
 static void push_scores(ds_attn_stats *s, const ds_probe_event *ev) {
     for (int h = 0; h < ev->shape[0]; h++)
         for (int r = 0; r < ev->shape[1]; r++) {
@@ -58,6 +74,7 @@ static int on_event(const ds_probe_event *ev, void *user) {
     case DS_HOOK_PATTERN: return on_map(s, DS_MAP_SOFTMAX, ev);
     case DS_HOOK_LAMBDA: s->lambda_full[ev->layer] = ev->data[3]; return 0;
     case DS_HOOK_SCORES: push_scores(s, ev); return 0;
+    case DS_HOOK_GROUPNORM_IN: on_groupnorm(s, ev); return 0;
     case DS_HOOK_RESID_POST:
         for (int64_t t = 0; t < ev->shape[0]; t++)
             for (int64_t j = 0; j < ev->shape[1]; j++) ds_table5_push(s->resid_acc, ev->data[t * ev->strides[0] + j]);
@@ -66,7 +83,7 @@ static int on_event(const ds_probe_event *ev, void *user) {
     }
 }
 
-static int check_opts(const ds_attn_stats_opts *o, int T) {
+int ds_attn_stats_check(const ds_attn_stats_opts *o, int T) {
     if (o->query < 0 || o->query >= T)
         return ds_fail("query position %d is out of range (the prompt has %d tokens: 0..%d)", o->query, T, T - 1);
     if (o->span_end == 0) return 0;
@@ -83,7 +100,7 @@ static int check_opts(const ds_attn_stats_opts *o, int T) {
 
 ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats_opts *opts, ds_probes *p) {
     const ds_config *c = ds_model_config(m);
-    if (check_opts(opts, T)) return NULL;
+    if (ds_attn_stats_check(opts, T)) return NULL;
     ds_attn_stats *s = calloc(1, sizeof *s);
     if (!s) {
         ds_failc(DS_ERR_NOMEM, "out of memory");
@@ -94,7 +111,10 @@ ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats
     s->heads = s->is_diff ? c->num_heads / 2 : c->num_heads;
     s->has_map[DS_MAP_DIFF] = s->has_map[DS_MAP_SOFTMAX1] = s->is_diff;
     s->has_map[DS_MAP_SOFTMAX] = !s->is_diff;
-    int ok = (s->lambda_full = malloc((size_t)s->L * sizeof *s->lambda_full)) != NULL;
+    s->rms_norm_eps = c->rms_norm_eps;
+    int gn = opts->groupnorm && s->is_diff;
+    int ok = (s->lambda_full = malloc((size_t)s->L * sizeof *s->lambda_full)) != NULL &&
+             (!gn || (s->groupnorm = calloc((size_t)s->L * s->heads, sizeof *s->groupnorm)));
     for (int k = 0; ok && k < DS_MAP_COUNT; k++)
         if (s->has_map[k])
             ok = (s->head[k] = calloc((size_t)s->L * s->heads, sizeof **s->head)) &&
@@ -102,12 +122,14 @@ ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats
     if (!ok) ds_failc(DS_ERR_NOMEM, "out of memory");
     if (ok && opts->outliers) ok = (s->scores_acc = ds_table5_new()) && (s->resid_acc = ds_table5_new());
     for (int l = 0; ok && l < s->L; l++) s->lambda_full[l] = NAN;
-    /* On every layer: the maps the statistics cover and λ; for the outliers, scores and resid. */
-    ds_hook_point points[5];
+    /* On every layer: the maps the statistics cover and λ; for the outliers, scores and resid;
+     * the GroupNorm input for its summaries. */
+    ds_hook_point points[6];
     int np = 0;
     if (s->is_diff) points[np++] = DS_HOOK_DIFF, points[np++] = DS_HOOK_PATTERN1, points[np++] = DS_HOOK_LAMBDA;
     else points[np++] = DS_HOOK_PATTERN;
     if (opts->outliers) points[np++] = DS_HOOK_SCORES, points[np++] = DS_HOOK_RESID_POST;
+    if (gn) points[np++] = DS_HOOK_GROUPNORM_IN;
     for (int i = 0; ok && i < np; i++) ok = !ds_probes_add_point(p, points[i], -1, on_event, s);
     if (!ok) {
         ds_attn_stats_free(s);
@@ -131,6 +153,8 @@ int ds_attn_stats_finish(ds_attn_stats *s) {
             s->layer[k][l] = m;
         }
     }
+    for (size_t i = 0; s->groupnorm && i < (size_t)s->L * s->heads; i++)
+        s->groupnorm[i].rms_mean /= s->T, s->groupnorm[i].scale_mean /= s->T;
     if (s->scores_acc) ds_table5_result(s->scores_acc, &s->scores);
     if (s->resid_acc) ds_table5_result(s->resid_acc, &s->resid);
     ds_table5_free(s->scores_acc), ds_table5_free(s->resid_acc);
@@ -142,6 +166,6 @@ void ds_attn_stats_free(ds_attn_stats *s) {
     if (!s) return;
     for (int k = 0; k < DS_MAP_COUNT; k++) free(s->head[k]), free(s->layer[k]);
     ds_table5_free(s->scores_acc), ds_table5_free(s->resid_acc);
-    free(s->lambda_full);
+    free(s->lambda_full), free(s->groupnorm);
     free(s);
 }

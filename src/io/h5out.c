@@ -80,6 +80,10 @@ int ds_h5_write_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, 
     return write_ds(loc, name, H5T_NATIVE_FLOAT, ndim, dims, data);
 }
 
+int ds_h5_write_f64(hid_t loc, const char *name, int ndim, const hsize_t *dims, const double *data) {
+    return write_ds(loc, name, H5T_NATIVE_DOUBLE, ndim, dims, data);
+}
+
 int ds_h5_write_i32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const int *data) {
     return write_ds(loc, name, H5T_NATIVE_INT, ndim, dims, data);
 }

@@ -17,6 +17,7 @@ void ds_h5out_abort(ds_h5out *o);
 
 /* Small writers; each returns 0 or -1 with a message naming the output file. */
 int ds_h5_write_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const float *data);
+int ds_h5_write_f64(hid_t loc, const char *name, int ndim, const hsize_t *dims, const double *data);
 int ds_h5_write_i32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const int *data);
 int ds_h5_attr_str(hid_t loc, const char *name, const char *value);
 int ds_h5_attr_int(hid_t loc, const char *name, long long value);

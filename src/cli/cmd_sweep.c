@@ -1,0 +1,353 @@
+/* diffscope sweep --model A [--vs B] (--prompts FILE.jsonl | --task kv|needle --lengths ...) -o OUT.h5:
+ * compare's statistics for every prompt of a data set, per layer and head, with aggregates; on
+ * one process, on N ranks under mpirun, or as --shard I/N jobs and --merge. See cli/sweep.h for
+ * the flow and docs/sweep.md for the files. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "cli/compare.h"
+#include "cli/needle.h"
+#include "cli/sweep.h"
+#include "diffscope/error.h"
+
+static const char *help =
+    "usage: diffscope sweep --model A [--vs B] --prompts FILE.jsonl -o OUT.h5 [options]\n"
+    "       diffscope sweep --model A [--vs B] --task kv --lengths 64,128 [--depths 0:100:25]\n"
+    "                       [--trials K] -o OUT.h5 [options]\n"
+    "       mpirun -np N diffscope sweep ...        (N ranks, one model load each)\n"
+    "       diffscope sweep ... --shard I/N  then  diffscope sweep ... --merge\n\n"
+    "Runs every prompt through A (and B) as `diffscope compare` does and stores, per prompt,\n"
+    "layer and head, everything compare reports (answer, noise and sink mass, entropy and\n"
+    "sparsity of each map at the query row; lambda_full; GroupNorm rms and scale; the Table-5\n"
+    "outliers; the top-1 token), as HDF5 datasets [prompt, layer, head] in OUT.h5, with their\n"
+    "mean, std, 95 % interval and median over prompts under /aggregates. Rerunning the same\n"
+    "command resumes: prompts already in OUT.h5.d/ are not run again. Files: docs/sweep.md.\n\n"
+    "  --model A             the first model folder (or give it as the first argument)\n"
+    "  --vs B                a second model run on the same token ids\n"
+    "  --prompts FILE.jsonl  one JSON object per line: \"text\" or \"ids\" (a list of token ids),\n"
+    "                        optional \"span\" (text found in the prompt, or [i, j]), \"query\"\n"
+    "                        (token index, default the last; negative: from the end), \"id\" and\n"
+    "                        any other fields, kept as metadata. Every line is checked first.\n"
+    "  --task kv|needle      needle's prompts instead (diffscope needle --help): the demo\n"
+    "                        models' kv task, or --haystack/--needle/--question/--answer\n"
+    "  --lengths LIST        grid: context tokens, e.g. 64,128\n"
+    "  --depths A:B:STEP     grid: needle depths in percent, or a list (default 0:100:25)\n"
+    "  --trials K            grid, kv: random prompts per cell (default 4)\n"
+    "  --pairs P, --seed S   grid, kv: pairs in the context (default 6), random seed (default 1)\n"
+    "  --haystack FILE, --needle TEXT, --question TEXT, --answer TEXT   grid, needle task\n"
+    "  -o, --output OUT.h5   the master file; OUT.h5.d/ holds the journals and the shards\n"
+    "  --force               start over: remove OUT.h5.d/'s results of an earlier sweep\n"
+    "  --shard I/N           run only part I of N (0 <= I < N) and write its shard, no master\n"
+    "  --merge               write the master from the N shards of --shard runs\n"
+    "  --threads N, --allow-long, --no-special, --lambda-override L=V, --ablate-head L.H (A)\n"
+    "  --json                the aggregates as JSON on stdout instead of the table\n"
+    "  -h, --help            this text\n";
+
+enum { OPT_MODEL = OPT_INPUT_LAST, OPT_VS, OPT_PROMPTS, OPT_TASK, OPT_LENGTHS, OPT_DEPTHS, OPT_TRIALS, OPT_PAIRS,
+       OPT_SEED, OPT_HAYSTACK, OPT_NEEDLE, OPT_QUESTION, OPT_ANSWER, OPT_FORCE, OPT_SHARD, OPT_MERGE, OPT_JSON };
+
+static int parse_shard(const char *s, sweep_opts *o) {
+    char extra;
+    if (sscanf(s, "%d/%d%c", &o->shard_i, &o->shard_n, &extra) != 2 || o->shard_n < 1 || o->shard_i < 0 ||
+        o->shard_i >= o->shard_n)
+        return ds_fail("--shard: '%s' is not I/N with 0 <= I < N", s);
+    return 0;
+}
+
+/* One option of sweep's own; 0 ok, 1 not ours, -1 bad value. */
+static int sweep_option(sweep_opts *o, int opt, const char *arg) {
+    long v;
+    switch (opt) {
+    case OPT_MODEL: o->model[0] = arg; return 0;
+    case OPT_VS: o->model[1] = arg; return 0;
+    case OPT_PROMPTS: o->prompts = arg; return 0;
+    case 'o': o->out = arg; return 0;
+    case OPT_TASK:
+        if (strcmp(arg, "kv") && strcmp(arg, "needle")) return ds_fail("--task: '%s' is not a task (kv, needle)", arg);
+        o->task = arg;
+        return 0;
+    case OPT_LENGTHS: free(o->lengths); return cli_parse_list(arg, "--lengths", &o->lengths, &o->nlengths);
+    case OPT_DEPTHS: free(o->depths); return sweep_parse_depths(arg, &o->depths, &o->ndepths);
+    case OPT_TRIALS: return cli_parse_int(arg, "--trials", 1, 1000000, &v) ? -1 : (o->trials = (int)v, 0);
+    case OPT_PAIRS: return cli_parse_int(arg, "--pairs", 1, 1000000, &v) ? -1 : (o->pairs = (int)v, 0);
+    case OPT_SEED: return cli_parse_int(arg, "--seed", 0, 0x7fffffffL, &o->seed);
+    case OPT_HAYSTACK: o->haystack = arg; return 0;
+    case OPT_NEEDLE: o->needle = arg; return 0;
+    case OPT_QUESTION: o->question = arg; return 0;
+    case OPT_ANSWER: o->answer = arg; return 0;
+    case OPT_FORCE: o->force = 1; return 0;
+    case OPT_SHARD: return parse_shard(arg, o);
+    case OPT_MERGE: o->merge = 1; return 0;
+    case OPT_JSON: o->json = 1; return 0;
+    default: return 1;
+    }
+}
+
+/* The combinations that make sense; -1 with a message. */
+static int check_opts(sweep_opts *o, int nranks) {
+    if (!o->model[0]) return ds_fail("sweep needs a model A (--model A or the first argument; see diffscope sweep --help)");
+    if (!o->out) return ds_fail("sweep needs -o OUT.h5");
+    if (!o->prompts == !o->task) return ds_fail("give the prompts as --prompts FILE.jsonl or as a --task grid (one of them)");
+    if (o->in.prompt || o->in.ids) return ds_fail("sweep reads its prompts from --prompts or --task: --prompt and --ids do not apply");
+    if (o->shard_n && o->merge) return ds_fail("--shard runs one part, --merge joins them: give one of them");
+    if (o->shard_n && nranks > 1) return ds_fail("--shard splits the work without MPI: do not start it with mpirun");
+    int text_task = o->haystack || o->needle || o->question || o->answer;
+    if (!o->task && (o->lengths || o->depths || o->trials || o->pairs || text_task))
+        return ds_fail("--lengths, --depths, --trials, --pairs and the needle texts belong to a --task grid");
+    if (!o->task) return 0;
+    if (!o->lengths) return ds_fail("--task %s needs --lengths (context tokens, e.g. 64,128)", o->task);
+    int kv = !strcmp(o->task, "kv");
+    if (kv && text_task) return ds_fail("--task kv generates its prompts: --haystack, --needle, --question and --answer do not apply");
+    if (!kv && (!o->haystack || !o->needle || !o->question || !o->answer))
+        return ds_fail("--task needle needs --haystack, --needle, --question and --answer");
+    if (!kv && o->trials > 1) return ds_fail("--trials applies to --task kv (a text probe is deterministic)");
+    if (!o->trials) o->trials = kv ? 4 : 1;
+    if (!o->pairs) o->pairs = 6;
+    if (!o->depths) return sweep_parse_depths("0:100:25", &o->depths, &o->ndepths);
+    for (int i = 0; i < o->ndepths; i++)
+        if (o->depths[i] > 100) return ds_fail("--depths: %d is not a percentage (0..100)", o->depths[i]);
+    return 0;
+}
+
+/* ---- the setup every rank shares ---- */
+
+static uint64_t hash(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* What the results depend on: the models' shapes, the prompts, A's interventions. */
+static uint64_t fingerprint(const sweep_setup *su, const sweep_prompts *ps, const cli_input *in) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int m = 0; m < su->nmodels; m++) {
+        const sweep_layout *l = &su->lay[m];
+        h = hash(h, l->arch, strlen(l->arch)), h = hash(h, &l->L, sizeof l->L), h = hash(h, &l->heads, sizeof l->heads);
+        h = hash(h, &l->ndoubles, sizeof l->ndoubles);
+    }
+    for (int i = 0; i < ps->n; i++) {
+        const sweep_prompt *p = &ps->p[i];
+        int v[5] = {p->n, p->query, p->span_begin, p->span_end, p->answer_id};
+        h = hash(h, v, sizeof v), h = hash(h, p->ids, (size_t)p->n * sizeof *p->ids);
+    }
+    h = hash(h, in->lambda_layer, (size_t)in->n_lambda * sizeof(int));
+    h = hash(h, in->lambda_value, (size_t)in->n_lambda * sizeof(float));
+    h = hash(h, in->ablate_layer, (size_t)in->n_ablate * sizeof(int));
+    return hash(h, in->ablate_head, (size_t)in->n_ablate * sizeof(int));
+}
+
+static int load_config(ds_config *c, const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    return ds_config_load(c, path);
+}
+
+/* Configurations, layouts, prompts, fingerprint: no model weights yet. */
+static int setup(const sweep_opts *o, sweep_setup *su, sweep_prompts *ps) {
+    ds_config c[2] = {{0}};
+    int rc = 0;
+    su->nmodels = o->model[1] ? 2 : 1;
+    for (int m = 0; !rc && m < su->nmodels; m++) {
+        rc = load_config(&c[m], o->model[m]);
+        if (!rc) sweep_layout_init(&su->lay[m], m ? "B" : "A", o->model[m], &c[m]);
+    }
+    if (!rc && su->nmodels == 2 && c[0].vocab_size != c[1].vocab_size)
+        rc = ds_fail("%s and %s have different vocabularies (%d and %d tokens): a sweep runs both on the same tokens",
+                     o->model[0], o->model[1], c[0].vocab_size, c[1].vocab_size);
+    rc = rc || sweep_prompts_load(ps, o, &c[0]);
+    for (int m = 0; m < su->nmodels; m++) ds_config_free(&c[m]);
+    if (rc) return -1;
+    su->rec_size = sizeof(sweep_rec_head) + (su->lay[0].ndoubles + su->lay[1].ndoubles) * sizeof(double) + 8;
+    su->fingerprint = fingerprint(su, ps, &o->in);
+    return 0;
+}
+
+/* OUT.h5.d exists and is ours to write; with --force, emptied of earlier results first. */
+static int prepare_dir(const sweep_opts *o, const char *dir, int rank) {
+    struct stat st;
+    if (!o->force && !o->merge && !stat(o->out, &st) && stat(dir, &st))
+        return ds_fail("%s: already exists and is not a sweep's master (use --force to overwrite)", o->out);
+    if (o->force && rank == 0 && !o->shard_n && !o->merge && sweep_dir_clear(dir)) return -1;
+    if (mkdir(dir, 0755) && errno != EEXIST) return ds_fail("%s: cannot create the sweep's folder: %s", dir, strerror(errno));
+    if (access(dir, W_OK)) return ds_fail("%s: not writable: %s", dir, strerror(errno));
+    return 0;
+}
+
+/* ---- running this rank's prompts ---- */
+
+typedef struct {
+    ds_model *m[2];
+    ds_session *s[2];
+} sweep_models;
+
+static int load_models(const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, int a, int b,
+                       sweep_models *sm) {
+    int maxlen = 1;
+    for (int i = a; i < b; i++) maxlen = ps->p[i].n > maxlen ? ps->p[i].n : maxlen;
+    for (int m = 0; m < su->nmodels; m++)
+        if (!(sm->m[m] = ds_model_load(o->model[m])) || !(sm->s[m] = ds_session_new(sm->m[m], maxlen, o->in.allow_long)))
+            return -1;
+    return 0;
+}
+
+static void free_models(sweep_models *sm) {
+    for (int m = 0; m < 2; m++) ds_session_free(sm->s[m]), ds_model_free(sm->m[m]);
+}
+
+/* Prompt I through every model into REC. */
+static int run_prompt(const sweep_opts *o, const sweep_setup *su, const sweep_prompt *p, int i, sweep_models *sm,
+                      void *rec) {
+    sweep_rec_head h = {.index = i, .T = p->n, .query = p->query, .span_begin = p->span_begin, .span_end = p->span_end,
+                        .correct = {-1, -1}};
+    double *vals = sweep_rec_values(rec);
+    ds_attn_stats_opts so = {.query = p->query, .span_begin = p->span_begin, .span_end = p->span_end,
+                             .outliers = 1, .groupnorm = 1};
+    for (int m = 0; m < su->nmodels; m++) {
+        int top1 = -1;
+        ds_attn_stats *st = cmp_run(sm->m[m], sm->s[m], m == 0 ? &o->in : NULL, p->ids, p->n, &so, &top1);
+        if (!st) return ds_err_prefix(o->model[m]), -1;
+        sweep_layout_extract(&su->lay[m], st, vals);
+        vals += su->lay[m].ndoubles;
+        ds_attn_stats_free(st);
+        h.top1[m] = top1;
+        if (p->answer_id >= 0) h.correct[m] = top1 == p->answer_id;
+        else if (o->answer) h.correct[m] = needle_starts_answer(cli_tokenizer(o->model[0]), top1, o->answer);
+    }
+    memcpy(rec, &h, sizeof h);
+    return 0;
+}
+
+/* Runs the prompts of [a, b) missing from RECS, journaling each; then writes the shard. */
+static int run_range(const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, const char *dir, int rank,
+                     int nranks, int a, int b, sweep_models *sm, void **recs) {
+    sweep_journal j = {.fd = -1};
+    long todo = 0, done = 0;
+    for (int i = a; i < b; i++) todo += !recs[i];
+    int rc = todo ? sweep_journal_open(&j, dir, rank, nranks, su) : 0;
+    cli_progress prog;
+    char label[48];
+    snprintf(label, sizeof label, nranks > 1 ? "rank %d/%d" : "sweep", rank, nranks);
+    if (rank == 0) cli_progress_start(&prog, label, todo);
+    for (int i = a; !rc && i < b; i++) {
+        if (recs[i]) continue;
+        if (!(recs[i] = calloc(1, su->rec_size))) rc = ds_fail("out of memory");
+        rc = rc || run_prompt(o, su, &ps->p[i], i, sm, recs[i]) || sweep_journal_append(&j, su, recs[i]);
+        if (rank == 0) cli_progress_step(&prog, ++done);
+    }
+    if (rank == 0) cli_progress_end(&prog);
+    sweep_journal_close(&j);
+    char *path = rc ? NULL : sweep_shard_path(dir, rank, nranks);
+    rc = rc || !path || sweep_shard_write(path, su, recs, a, b);
+    free(path);
+    return rc ? -1 : 0;
+}
+
+/* ---- the command ---- */
+
+static char *command_line(int argc, char **argv) {
+    size_t n = 16;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
+    char *s = malloc(n);
+    if (!s) return NULL;
+    strcpy(s, "diffscope");
+    for (int i = 0; i < argc; i++) strcat(strcat(s, " "), argv[i]);
+    return s;
+}
+
+/* Everything after option parsing; RANK 0 of NRANKS writes the master (unless --shard). */
+static int sweep(sweep_opts *o, int rank, int nranks, const char *command) {
+    sweep_setup su = {0};
+    sweep_prompts ps = {0};
+    sweep_models sm = {0};
+    sweep_aggs ag = {0};
+    void **recs = NULL;
+    char *dir = sweep_dir(o->out);
+    int part = o->shard_n ? o->shard_i : rank, parts = o->shard_n ? o->shard_n : nranks;
+    int others = 0, rc = !dir || setup(o, &su, &ps) || prepare_dir(o, dir, rank);
+    if (!rc && o->merge) rc = sweep_find_shards(dir, &parts);
+    int *first = rc ? NULL : malloc(((size_t)parts + 1) * sizeof *first);
+    if (!rc && !first) rc = ds_fail("out of memory");
+    if (!rc) sweep_ranges(&ps, parts, first);
+    if (!o->merge) {
+        /* Every rank loads before any runs, so that a missing model stops them all at once. */
+        rc = rc || load_models(o, &su, &ps, first[part], first[part + 1], &sm);
+        others = sweep_mpi_max(rc) && !rc; /* another rank failed and said why */
+        rc = rc || others || sweep_journal_load(dir, &su, ps.n, &recs) ||
+             run_range(o, &su, &ps, dir, part, parts, first[part], first[part + 1], &sm, recs);
+        others |= sweep_mpi_max(rc) && !rc;
+        rc |= others;
+    }
+    if (!rc && o->shard_n)
+        fprintf(stderr, "diffscope: shard %d/%d done (prompts %d..%d); when all %d are: the same command with --merge "
+                        "instead of --shard\n", o->shard_i, o->shard_n, first[part], first[part + 1] - 1, o->shard_n);
+    else if (!rc && rank == 0) {
+        rc = sweep_master_write(o, &su, &ps, parts, command, &ag);
+        if (!rc && o->json) rc = sweep_print_json(o, &su, &ps, &ag);
+        else if (!rc) sweep_print_table(o, &su, &ps, &ag);
+    }
+    sweep_aggs_free(&ag);
+    sweep_journal_free(recs, ps.n);
+    free_models(&sm);
+    sweep_prompts_free(&ps);
+    free(first), free(dir);
+    return others ? -2 : rc ? -1 : 0;
+}
+
+int cmd_sweep(int argc, char **argv) {
+    static const struct option opts[] = {
+        CLI_INPUT_LONGOPTS,
+        {"model", required_argument, 0, OPT_MODEL},     {"vs", required_argument, 0, OPT_VS},
+        {"prompts", required_argument, 0, OPT_PROMPTS}, {"output", required_argument, 0, 'o'},
+        {"task", required_argument, 0, OPT_TASK},       {"lengths", required_argument, 0, OPT_LENGTHS},
+        {"depths", required_argument, 0, OPT_DEPTHS},   {"trials", required_argument, 0, OPT_TRIALS},
+        {"pairs", required_argument, 0, OPT_PAIRS},     {"seed", required_argument, 0, OPT_SEED},
+        {"haystack", required_argument, 0, OPT_HAYSTACK}, {"needle", required_argument, 0, OPT_NEEDLE},
+        {"question", required_argument, 0, OPT_QUESTION}, {"answer", required_argument, 0, OPT_ANSWER},
+        {"force", no_argument, 0, OPT_FORCE},           {"shard", required_argument, 0, OPT_SHARD},
+        {"merge", no_argument, 0, OPT_MERGE},           {"json", no_argument, 0, OPT_JSON},
+        {"help", no_argument, 0, 'h'},                  {0}};
+    sweep_opts o = {.seed = 1};
+    int opt, rank = 0, nranks = 1, rc = DS_EXIT_INPUT;
+    char *command = command_line(argc, argv);
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        int k = cli_input_option(&o.in, opt, optarg);
+        if (k < 0) goto bad;
+        if (k) continue;
+        if (opt == 'h') {
+            fputs(help, stdout);
+            rc = DS_EXIT_OK;
+            goto out;
+        }
+        k = sweep_option(&o, opt, optarg);
+        if (k < 0) goto bad;
+        if (k) {
+            fputs(help, stderr);
+            goto out;
+        }
+    }
+    if (!o.model[0] && optind < argc) o.model[0] = argv[optind++];
+    if (optind != argc) {
+        cli_error("unexpected argument '%s' (see diffscope sweep --help)", argv[optind]);
+        goto out;
+    }
+    if (sweep_mpi_init(&argc, &argv, &rank, &nranks) || check_opts(&o, nranks)) goto bad;
+    if (o.in.threads) ds_set_threads(o.in.threads);
+    int r = sweep(&o, rank, nranks, command ? command : "diffscope sweep");
+    /* Only rank 0 reports a problem every rank has (bad input); a rank's own failure, each. */
+    if (r == -1 && (rank == 0 || !strstr(ds_errmsg(), ".jsonl:"))) cli_lib_error();
+    rc = r ? DS_EXIT_INPUT : DS_EXIT_OK;
+    goto out;
+bad:
+    if (rank == 0) cli_lib_error();
+out:
+    sweep_mpi_finalize();
+    free(o.lengths), free(o.depths), free(command);
+    return rc;
+}

@@ -1,0 +1,134 @@
+/* The journals of a sweep: each rank appends one fixed-size record per finished prompt to its own
+ * file, in one write, with a checksum. A rank killed (even by SIGKILL) leaves at most a torn last
+ * record, which is cut off when the journal is opened again; so a rerun loses at most the prompt
+ * that was in flight. The journals are the resume state; the shards are built from them.
+ *
+ * File: "DSSWEEP1", the sweep's fingerprint (u64), the record size (u64), then the records:
+ * sweep_rec_head, the doubles of the models, FNV-1a 64 of the bytes before it. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "base/fileio.h"
+#include "cli/sweep.h"
+#include "diffscope/error.h"
+
+static const char magic[8] = {'D', 'S', 'S', 'W', 'E', 'E', 'P', '1'};
+enum { HEADER = 24 };
+
+static uint64_t fnv1a(const void *p, size_t n) {
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int record_ok(const sweep_setup *su, const unsigned char *r) {
+    uint64_t sum;
+    memcpy(&sum, r + su->rec_size - 8, 8);
+    return sum == fnv1a(r, su->rec_size - 8);
+}
+
+/* Checks BUF's header; the number of whole, valid records from the start. */
+static long valid_records(const char *path, const unsigned char *buf, size_t len, const sweep_setup *su, int *bad) {
+    uint64_t fp, rs;
+    *bad = 0;
+    if (len < HEADER) return 0; /* killed before the header was written */
+    memcpy(&fp, buf + 8, 8), memcpy(&rs, buf + 16, 8);
+    if (memcmp(buf, magic, 8) || fp != su->fingerprint || rs != su->rec_size) {
+        *bad = 1;
+        return ds_fail("%s: a journal of another sweep (other models, prompts or options): remove the folder or "
+                       "run with --force", path);
+    }
+    long n = 0;
+    while (HEADER + (n + 1) * su->rec_size <= len && record_ok(su, buf + HEADER + n * su->rec_size)) n++;
+    return n;
+}
+
+int sweep_journal_open(sweep_journal *j, const char *dir, int rank, int nranks, const sweep_setup *su) {
+    j->fd = -1;
+    size_t len = strlen(dir) + 64;
+    if (!(j->path = malloc(len))) return ds_fail("out of memory");
+    snprintf(j->path, len, "%s/journal-%05d-of-%05d.bin", dir, rank, nranks);
+    size_t size = 0;
+    struct stat sb;
+    unsigned char *old = stat(j->path, &sb) ? NULL : (unsigned char *)ds_read_file(j->path, &size);
+    if (!old && !stat(j->path, &sb)) return -1;
+    int bad;
+    long n = valid_records(j->path, old, size, su, &bad);
+    free(old);
+    if (bad) return -1;
+    j->fd = open(j->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (j->fd < 0) return ds_fail("%s: cannot create: %s", j->path, strerror(errno));
+    off_t keep = size < HEADER ? 0 : HEADER + (off_t)n * (off_t)su->rec_size;
+    if (ftruncate(j->fd, keep) || lseek(j->fd, keep, SEEK_SET) < 0)
+        return ds_fail("%s: cannot truncate: %s", j->path, strerror(errno));
+    if (keep == 0) {
+        unsigned char h[HEADER];
+        uint64_t rs = su->rec_size;
+        memcpy(h, magic, 8), memcpy(h + 8, &su->fingerprint, 8), memcpy(h + 16, &rs, 8);
+        if (write(j->fd, h, HEADER) != HEADER) return ds_fail("%s: write error: %s", j->path, strerror(errno));
+    }
+    return 0;
+}
+
+int sweep_journal_append(sweep_journal *j, const sweep_setup *su, void *rec) {
+    uint64_t sum = fnv1a(rec, su->rec_size - 8);
+    memcpy((char *)rec + su->rec_size - 8, &sum, 8);
+    ssize_t w = write(j->fd, rec, su->rec_size);
+    if (w != (ssize_t)su->rec_size)
+        return ds_fail("%s: write error: %s", j->path, w < 0 ? strerror(errno) : "short write (disk full?)");
+    return 0;
+}
+
+void sweep_journal_close(sweep_journal *j) {
+    if (j->fd >= 0) close(j->fd);
+    free(j->path);
+    j->fd = -1, j->path = NULL;
+}
+
+static int load_one(const char *path, const sweep_setup *su, int nprompts, void **recs) {
+    size_t len;
+    unsigned char *buf = (unsigned char *)ds_read_file(path, &len);
+    if (!buf) return -1;
+    int bad;
+    long n = valid_records(path, buf, len, su, &bad);
+    for (long i = 0; !bad && i < n; i++) {
+        const unsigned char *r = buf + HEADER + i * su->rec_size;
+        sweep_rec_head h;
+        memcpy(&h, r, sizeof h);
+        if (h.index < 0 || h.index >= nprompts || recs[h.index]) continue;
+        if (!(recs[h.index] = malloc(su->rec_size))) bad = ds_fail("out of memory");
+        else memcpy(recs[h.index], r, su->rec_size);
+    }
+    free(buf);
+    return bad ? -1 : 0;
+}
+
+int sweep_journal_load(const char *dir, const sweep_setup *su, int nprompts, void ***recs) {
+    if (!(*recs = calloc((size_t)nprompts, sizeof **recs))) return ds_fail("out of memory");
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : ds_fail("%s: cannot read: %s", dir, strerror(errno));
+    int rc = 0;
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "journal-", 8) || n < 12 || strcmp(e->d_name + n - 4, ".bin")) continue;
+        size_t len = strlen(dir) + n + 2;
+        char *path = malloc(len);
+        if (!path) rc = ds_fail("out of memory");
+        else snprintf(path, len, "%s/%s", dir, e->d_name), rc = load_one(path, su, nprompts, *recs);
+        free(path);
+    }
+    closedir(d);
+    return rc;
+}
+
+void sweep_journal_free(void **recs, int nprompts) {
+    for (int i = 0; recs && i < nprompts; i++) free(recs[i]);
+    free(recs);
+}

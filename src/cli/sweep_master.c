@@ -1,0 +1,326 @@
+/* The master file of a sweep: every per-prompt dataset is an HDF5 virtual dataset over the
+ * shards (one array of all prompts for h5py and h5dump), the prompts' metadata is stored in it
+ * directly, and the aggregates are computed by reading those virtual datasets back in prompt
+ * order, so that they do not depend on how the prompts were split between ranks. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "cli/sweep.h"
+#include "diffscope/error.h"
+#include "io/h5out.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void sweep_stats(double *x, int n, double *mean, double *std, double *ci95, double *median, int *count) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(x[i])) x[k++] = x[i];
+    *count = k;
+    double sum = 0, ss = 0;
+    for (int i = 0; i < k; i++) sum += x[i];
+    *mean = k ? sum / k : NAN;
+    for (int i = 0; i < k; i++) ss += (x[i] - *mean) * (x[i] - *mean);
+    *std = k > 1 ? sqrt(ss / (k - 1)) : NAN;
+    *ci95 = k > 1 ? 1.96 * *std / sqrt(k) : NAN;
+    qsort(x, (size_t)k, sizeof *x, cmp_double);
+    *median = !k ? NAN : k % 2 ? x[k / 2] : (x[k / 2 - 1] + x[k / 2]) / 2;
+}
+
+/* ---- writing ---- */
+
+/* Opens the group holding PATH's last component; *LEAF points at it. */
+static hid_t parent_of(hid_t file, const char *path, const char **leaf) {
+    char parent[160];
+    snprintf(parent, sizeof parent, "%s", path);
+    *strrchr(parent, '/') = 0;
+    *leaf = strrchr(path, '/') + 1;
+    return parent[0] ? ds_h5_group(file, parent) : H5Gopen2(file, "/", H5P_DEFAULT);
+}
+
+/* PATH (intermediate groups created): doubles, or ints when I32 is given instead of F64. */
+static int write_at(hid_t file, const char *path, int nd, const hsize_t *dims, const double *f64, const int *i32) {
+    const char *leaf;
+    hid_t g = parent_of(file, path, &leaf);
+    int rc = g < 0 || (f64 ? ds_h5_write_f64(g, leaf, nd, dims, f64) : ds_h5_write_i32(g, leaf, nd, dims, i32));
+    if (g >= 0) H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+static int write_f64(hid_t file, const char *path, int nd, const hsize_t *dims, const double *v) {
+    return write_at(file, path, nd, dims, v, NULL);
+}
+
+static int write_i32(hid_t file, const char *path, int nd, const hsize_t *dims, const int *v) {
+    return write_at(file, path, nd, dims, NULL, v);
+}
+
+/* PATH [P, DIMS...] mapped onto the same dataset of each rank's shard. */
+static int write_virtual(hid_t file, const char *out, const char *path, hid_t type, int P, const int *dims, int nd,
+                         const int *first, int nranks) {
+    hsize_t vd[3] = {(hsize_t)P, 1, 1}, start[3] = {0}, count[3];
+    for (int k = 0; k < nd; k++) vd[k + 1] = (hsize_t)dims[k];
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), vs = H5Screate_simple(nd + 1, vd, NULL);
+    int rc = dcpl < 0 || vs < 0;
+    for (int r = 0; !rc && r < nranks; r++) {
+        if (first[r + 1] == first[r]) continue;
+        memcpy(count, vd, sizeof count);
+        start[0] = (hsize_t)first[r], count[0] = (hsize_t)(first[r + 1] - first[r]);
+        hid_t ss = H5Screate_simple(nd + 1, count, NULL);
+        char *src = sweep_shard_relpath(out, r, nranks);
+        rc = ss < 0 || !src || H5Sselect_hyperslab(vs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+             H5Pset_virtual(dcpl, vs, src, path, ss) < 0;
+        free(src);
+        if (ss >= 0) H5Sclose(ss);
+    }
+    H5Sselect_all(vs);
+    const char *leaf;
+    hid_t g = rc ? -1 : parent_of(file, path, &leaf);
+    hid_t d = g < 0 ? -1 : H5Dcreate2(g, leaf, type, vs, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    rc = d < 0;
+    if (d >= 0) H5Dclose(d);
+    if (g >= 0) H5Gclose(g);
+    if (vs >= 0) H5Sclose(vs);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return rc ? ds_fail("%s: cannot create the virtual dataset '%s'", out, path) : 0;
+}
+
+static int write_prompts(hid_t f, const sweep_prompts *ps) {
+    int P = ps->n, *v = malloc((size_t)(2 * P + 1) * sizeof *v), *ids = malloc((size_t)(ps->tokens + 1) * sizeof *ids);
+    long *off = malloc((size_t)(P + 1) * sizeof *off);
+    const char **meta = malloc((size_t)(P + 1) * sizeof *meta);
+    int rc = !v || !ids || !off || !meta ? ds_fail("out of memory") : 0;
+    hsize_t d1 = (hsize_t)P, d2[2] = {(hsize_t)P, 2}, dt = (hsize_t)ps->tokens, doff = (hsize_t)P + 1;
+    for (int i = 0, at = 0; !rc && i <= P; i++) {
+        off[i] = at;
+        if (i < P) memcpy(ids + at, ps->p[i].ids, (size_t)ps->p[i].n * sizeof *ids), at += ps->p[i].n;
+    }
+    /* Each int column of the prompts, by its offset in sweep_prompt. */
+    static const struct { const char *name; size_t off; } cols[] = {
+        {"/prompts/tokens", offsetof(sweep_prompt, n)},          {"/prompts/query", offsetof(sweep_prompt, query)},
+        {"/prompts/answer_id", offsetof(sweep_prompt, answer_id)}, {"/prompts/length", offsetof(sweep_prompt, length)},
+        {"/prompts/depth", offsetof(sweep_prompt, depth)},        {"/prompts/trial", offsetof(sweep_prompt, trial)}};
+    for (size_t c = 0; !rc && c < sizeof cols / sizeof *cols; c++) {
+        for (int i = 0; i < P; i++) memcpy(&v[i], (const char *)&ps->p[i] + cols[c].off, sizeof *v);
+        rc = write_i32(f, cols[c].name, 1, &d1, v);
+    }
+    for (int i = 0; !rc && i < P; i++) {
+        v[2 * i] = ps->p[i].span_end ? ps->p[i].span_begin : -1;
+        v[2 * i + 1] = ps->p[i].span_end ? ps->p[i].span_end : -1;
+        meta[i] = ps->p[i].meta;
+    }
+    rc = rc || write_i32(f, "/prompts/span", 2, d2, v) || write_i32(f, "/prompts/token_ids", 1, &dt, ids);
+    hid_t g = rc ? -1 : H5Gopen2(f, "/prompts", H5P_DEFAULT);
+    if (!rc) {
+        hid_t sp = H5Screate_simple(1, &doff, NULL);
+        hid_t d = H5Dcreate2(g, "token_offsets", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        rc = d < 0 || H5Dwrite(d, H5T_NATIVE_LONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, off) < 0;
+        if (d >= 0) H5Dclose(d);
+        H5Sclose(sp);
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, H5T_VARIABLE), H5Tset_cset(t, H5T_CSET_UTF8);
+        sp = H5Screate_simple(1, &d1, NULL);
+        d = rc ? -1 : H5Dcreate2(g, "meta", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        rc = d < 0 || H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, meta) < 0;
+        if (d >= 0) H5Dclose(d);
+        H5Sclose(sp), H5Tclose(t);
+        if (rc) ds_fail("cannot write the prompts' metadata");
+    }
+    if (g >= 0) H5Gclose(g);
+    free(v), free(ids), free(off), free(meta);
+    return rc ? -1 : 0;
+}
+
+/* ---- aggregates ---- */
+
+static int agg_alloc(sweep_agg *a, int n) {
+    a->mean = malloc((size_t)n * sizeof(double)), a->std = malloc((size_t)n * sizeof(double));
+    a->ci95 = malloc((size_t)n * sizeof(double)), a->median = malloc((size_t)n * sizeof(double));
+    a->count = malloc((size_t)n * sizeof(int));
+    return a->mean && a->std && a->ci95 && a->median && a->count ? 0 : ds_fail("out of memory");
+}
+
+static void agg_free(sweep_agg *a) { free(a->mean), free(a->std), free(a->ci95), free(a->median), free(a->count); }
+
+/* Column j of X [P, n] (after a transform: none, or the mean over heads) for every j < n. */
+static int agg_columns(const double *x, int P, int n, sweep_agg *a) {
+    double *col = malloc(((size_t)P + 1) * sizeof *col);
+    if (!col || agg_alloc(a, n)) return free(col), ds_fail("out of memory");
+    for (int j = 0; j < n; j++) {
+        for (int i = 0; i < P; i++) col[i] = x[(size_t)i * n + j];
+        sweep_stats(col, P, &a->mean[j], &a->std[j], &a->ci95[j], &a->median[j], &a->count[j]);
+    }
+    free(col);
+    return 0;
+}
+
+static int agg_write(hid_t f, const char *group, const sweep_agg *a, int nd, const int *dims) {
+    hsize_t hd[2] = {(hsize_t)dims[0], nd > 1 ? (hsize_t)dims[1] : 1};
+    const double *cols[4] = {a->mean, a->std, a->ci95, a->median};
+    static const char *const names[4] = {"mean", "std", "ci95", "median"};
+    char path[200];
+    int rc = 0;
+    for (int k = 0; !rc && k < 4; k++) snprintf(path, sizeof path, "%s/%s", group, names[k]), rc = write_f64(f, path, nd, hd, cols[k]);
+    snprintf(path, sizeof path, "%s/count", group);
+    return rc || write_i32(f, path, nd, hd, a->count);
+}
+
+static int read_all(hid_t f, const char *path, hid_t memtype, void *buf) {
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    herr_t rc = d < 0 ? -1 : H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+    if (d >= 0) H5Dclose(d);
+    return rc < 0 ? ds_fail("cannot read '%s' back through the shards", path) : 0;
+}
+
+/* The per-prompt head means of an [P, L, H] array, as compare's per-layer figures are made. */
+static void head_means(const double *x, int P, int L, int H, double *out) {
+    for (size_t pl = 0; pl < (size_t)P * L; pl++) {
+        double s = 0;
+        for (int h = 0; h < H; h++) s += x[pl * H + h];
+        out[pl] = s / H;
+    }
+}
+
+/* The length × depth table: mean over trials of answer/noise mass (heads and the last half of
+ * the layers averaged, as needle reports them) and of correct. */
+static int grid_tables(hid_t f, const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, int m,
+                       const double *const *field_vals, const int *correct, sweep_aggs *ag) {
+    const sweep_layout *lay = &su->lay[m];
+    int NL = o->nlengths, ND = o->ndepths, K = o->trials, b = ds_attn_last_half_begin(lay->L);
+    size_t cells = (size_t)NL * ND;
+    hsize_t hd[2] = {(hsize_t)NL, (hsize_t)ND};
+    char path[160];
+    if (!(ag->grid_acc[m] = calloc(cells, sizeof(double)))) return ds_fail("out of memory");
+    for (int i = 0; i < ps->n; i++) ag->grid_acc[m][i / K] += correct[i] > 0 ? 1.0 / K : 0.0;
+    snprintf(path, sizeof path, "/aggregates/grid/%s/acc", lay->name);
+    int rc = write_f64(f, path, 2, hd, ag->grid_acc[m]);
+    for (int map = 0, fi = 0; !rc && map < DS_ATTN_NMAPS; map++) {
+        if ((map == DS_ATTN_MAP_SOFTMAX) == lay->is_diff) continue;
+        for (int which = 0; !rc && which < 2; which++) { /* fields fi (answer_mass), fi + 1 (noise_mass) */
+            double *t = calloc(cells, sizeof *t);
+            if (!t) return ds_fail("out of memory");
+            const double *x = field_vals[fi + which];
+            for (int i = 0; i < ps->n; i++) {
+                double s = 0;
+                for (int l = b; l < lay->L; l++)
+                    for (int h = 0; h < lay->heads; h++) s += x[((size_t)i * lay->L + l) * lay->heads + h];
+                t[i / K] += s / ((double)(lay->L - b) * lay->heads) / K;
+            }
+            (which ? ag->grid_noise : ag->grid_answer)[m][map] = t;
+            snprintf(path, sizeof path, "/aggregates/grid/%s/%s/%s", lay->name, ds_attn_map_name(map),
+                     which ? "noise_mass" : "answer_mass");
+            rc = write_f64(f, path, 2, hd, t);
+        }
+        fi += 5;
+    }
+    return rc;
+}
+
+static int model_aggregates(hid_t f, const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, int m,
+                            sweep_aggs *ag) {
+    const sweep_layout *lay = &su->lay[m];
+    int P = ps->n, rc = 0, *correct = malloc(((size_t)P + 1) * sizeof *correct);
+    double *vals[SWEEP_MAX_FIELDS] = {0};
+    char path[160];
+    snprintf(path, sizeof path, "/%s/correct", lay->name);
+    rc = !correct ? ds_fail("out of memory") : read_all(f, path, H5T_NATIVE_INT, correct);
+    for (int k = 0; !rc && k < lay->nfields; k++) {
+        const sweep_field *fd = &lay->f[k];
+        int dims[2], nd = sweep_field_dims(lay, fd, dims);
+        if (!(vals[k] = malloc(((size_t)P * fd->count + 1) * sizeof(double)))) {
+            rc = ds_fail("out of memory");
+            break;
+        }
+        snprintf(path, sizeof path, "/%s/%s", lay->name, fd->name);
+        rc = read_all(f, path, H5T_NATIVE_DOUBLE, vals[k]) || agg_columns(vals[k], P, fd->count, &ag->field[m][k]);
+        snprintf(path, sizeof path, "/aggregates/%s/%s", lay->name, fd->name);
+        rc = rc || agg_write(f, path, &ag->field[m][k], nd, dims);
+        if (rc || fd->shape != SWEEP_LH) continue;
+        double *hm = malloc(((size_t)P * lay->L + 1) * sizeof *hm);
+        if (!hm) rc = ds_fail("out of memory");
+        else head_means(vals[k], P, lay->L, lay->heads, hm), rc = agg_columns(hm, P, lay->L, &ag->over_heads[m][k]);
+        free(hm);
+        snprintf(path, sizeof path, "/aggregates/%s/%s/over_heads", lay->name, fd->name);
+        rc = rc || agg_write(f, path, &ag->over_heads[m][k], 1, dims);
+    }
+    /* correct: 1/0 per prompt with an answer, NaN (left out) without. */
+    double *c = rc ? NULL : malloc(((size_t)P + 1) * sizeof *c);
+    if (!rc && !c) rc = ds_fail("out of memory");
+    for (int i = 0; c && i < P; i++) c[i] = correct[i] < 0 ? NAN : correct[i];
+    int one = 1;
+    snprintf(path, sizeof path, "/aggregates/%s/correct", lay->name);
+    rc = rc || agg_columns(c, P, 1, &ag->correct[m]) || agg_write(f, path, &ag->correct[m], 1, &one);
+    if (!rc && o->task) rc = grid_tables(f, o, su, ps, m, (const double *const *)vals, correct, ag);
+    for (int k = 0; k < lay->nfields; k++) free(vals[k]);
+    free(c), free(correct);
+    return rc;
+}
+
+void sweep_aggs_free(sweep_aggs *ag) {
+    for (int m = 0; m < 2; m++) {
+        for (int k = 0; k < SWEEP_MAX_FIELDS; k++) agg_free(&ag->field[m][k]), agg_free(&ag->over_heads[m][k]);
+        agg_free(&ag->correct[m]);
+        free(ag->grid_acc[m]);
+        for (int map = 0; map < DS_ATTN_NMAPS; map++) free(ag->grid_answer[m][map]), free(ag->grid_noise[m][map]);
+    }
+    memset(ag, 0, sizeof *ag);
+}
+
+/* ---- the file ---- */
+
+static int write_models(hid_t f, const char *out, const sweep_setup *su, int P, const int *first, int nranks) {
+    int rc = 0;
+    for (int m = 0; !rc && m < su->nmodels; m++) {
+        const sweep_layout *lay = &su->lay[m];
+        char path[128];
+        snprintf(path, sizeof path, "/%s", lay->name);
+        hid_t g = ds_h5_group(f, path);
+        rc = g < 0 || ds_h5_attr_str(g, "path", lay->path) || ds_h5_attr_str(g, "arch", lay->arch) ||
+             ds_h5_attr_int(g, "layers", lay->L) || ds_h5_attr_int(g, "heads", lay->heads);
+        if (g >= 0) H5Gclose(g);
+        for (int k = 0; !rc && k < 2; k++) {
+            snprintf(path, sizeof path, "/%s/%s", lay->name, k ? "correct" : "top1");
+            rc = write_virtual(f, out, path, H5T_STD_I32LE, P, NULL, 0, first, nranks);
+        }
+        for (int k = 0; !rc && k < lay->nfields; k++) {
+            int dims[2], nd = sweep_field_dims(lay, &lay->f[k], dims);
+            snprintf(path, sizeof path, "/%s/%s", lay->name, lay->f[k].name);
+            rc = write_virtual(f, out, path, H5T_IEEE_F64LE, P, dims, nd, first, nranks);
+        }
+    }
+    return rc;
+}
+
+static int write_grid_axes(hid_t f, const sweep_opts *o) {
+    hsize_t nl = (hsize_t)o->nlengths, nd = (hsize_t)o->ndepths;
+    return write_i32(f, "/aggregates/grid/lengths", 1, &nl, o->lengths) ||
+           write_i32(f, "/aggregates/grid/depths", 1, &nd, o->depths);
+}
+
+int sweep_master_write(const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, int nranks,
+                       const char *command, sweep_aggs *ag) {
+    int *first = malloc(((size_t)nranks + 1) * sizeof *first);
+    ds_h5out h;
+    if (!first) return ds_fail("out of memory");
+    if (ds_h5out_open(&h, o->out, 1)) return free(first), -1;
+    sweep_ranges(ps, nranks, first);
+    hid_t f = h.file;
+    int rc = ds_h5_attr_str(f, "format", "diffscope-sweep") || ds_h5_attr_int(f, "format_version", 1) ||
+             ds_h5_attr_str(f, "tool_version", DS_VERSION) || ds_h5_attr_str(f, "command", command) ||
+             ds_h5_attr_str(f, "source", o->task ? o->task : o->prompts) || ds_h5_attr_int(f, "prompts", ps->n) ||
+             ds_h5_attr_int(f, "shards", nranks) || ds_h5_attr_int_array(f, "shard_first_prompt", first, nranks + 1) ||
+             write_prompts(f, ps) || write_models(f, o->out, su, ps->n, first, nranks);
+    ag->nmodels = su->nmodels;
+    rc = rc || (o->task && write_grid_axes(f, o));
+    for (int m = 0; !rc && m < su->nmodels; m++) rc = model_aggregates(f, o, su, ps, m, ag);
+    free(first);
+    if (rc) {
+        ds_h5out_abort(&h);
+        return -1;
+    }
+    return ds_h5out_commit(&h);
+}
