@@ -84,6 +84,7 @@ void sweep_layout_extract(const sweep_layout *lay, const ds_attn_stats *st, doub
 typedef struct {
     int32_t index, T, query, span_begin, span_end;
     int32_t top1[2], correct[2]; /* correct: top-1 is the answer (1/0), -1 without one */
+    int32_t align;               /* 0: the doubles that follow start 8-byte aligned */
 } sweep_rec_head;
 
 typedef struct {
