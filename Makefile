@@ -122,7 +122,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(PKG_LIBS) $(LDFLAGS)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name "*.d" -type f 2>/dev/null)
 
 # Every C test binary and every tests/cli/test_*.sh script, once.
 test-plain: all $(TEST_BIN)

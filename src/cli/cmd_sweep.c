@@ -27,7 +27,7 @@ static const char *help =
     "sparsity of each map at the query row; lambda_full; GroupNorm rms and scale; the Table-5\n"
     "outliers; the top-1 token), as HDF5 datasets [prompt, layer, head] in OUT.h5, with their\n"
     "mean, std, 95 % interval and median over prompts under /aggregates. Rerunning the same\n"
-    "command resumes: prompts already in OUT.h5.d/ are not run again. Files: docs/sweep.md.\n\n"
+    "command resumes: prompts already in OUT.h5.shards/ are not run again. Files: docs/sweep.md.\n\n"
     "  --model A             the first model folder (or give it as the first argument)\n"
     "  --vs B                a second model run on the same token ids\n"
     "  --prompts FILE.jsonl  one JSON object per line: \"text\" or \"ids\" (a list of token ids),\n"
@@ -41,8 +41,8 @@ static const char *help =
     "  --trials K            grid, kv: random prompts per cell (default 4)\n"
     "  --pairs P, --seed S   grid, kv: pairs in the context (default 6), random seed (default 1)\n"
     "  --haystack FILE, --needle TEXT, --question TEXT, --answer TEXT   grid, needle task\n"
-    "  -o, --output OUT.h5   the master file; OUT.h5.d/ holds the journals and the shards\n"
-    "  --force               start over: remove OUT.h5.d/'s results of an earlier sweep\n"
+    "  -o, --output OUT.h5   the master file; OUT.h5.shards/ holds the journals and the shards\n"
+    "  --force               start over: remove OUT.h5.shards/'s results of an earlier sweep\n"
     "  --shard I/N           run only part I of N (0 <= I < N) and write its shard, no master\n"
     "  --merge               write the master from the N shards of --shard runs\n"
     "  --threads N, --allow-long, --no-special, --lambda-override L=V, --ablate-head L.H (A)\n"
@@ -168,7 +168,7 @@ static int setup(const sweep_opts *o, sweep_setup *su, sweep_prompts *ps) {
     return 0;
 }
 
-/* OUT.h5.d exists and is ours to write; with --force, emptied of earlier results first. */
+/* OUT.h5.shards exists and is ours to write; with --force, emptied of earlier results first. */
 static int prepare_dir(const sweep_opts *o, const char *dir, int rank) {
     struct stat st;
     if (!o->force && !o->merge && !stat(o->out, &st) && stat(dir, &st))

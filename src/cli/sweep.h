@@ -116,7 +116,7 @@ void sweep_journal_free(void **recs, int nprompts);
 
 /* Contiguous ranges of prompts, balanced by token count: rank r gets [first[r], first[r+1]). */
 void sweep_ranges(const sweep_prompts *ps, int nranks, int *first);
-/* OUT.d, the folder of journals and shards; malloc'd. */
+/* OUT.shards, the folder of journals and shards; malloc'd. */
 char *sweep_dir(const char *out);
 /* DIR/shard-R-of-N.h5 (malloc'd), and the same relative to the master's folder. */
 char *sweep_shard_path(const char *dir, int rank, int nranks);

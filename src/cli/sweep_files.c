@@ -1,5 +1,5 @@
 /* Where a sweep's files go and how prompts are shared between ranks: OUT.h5 is the master,
- * OUT.h5.d/ holds the journals and the shards (docs/sweep.md). */
+ * OUT.h5.shards/ holds the journals and the shards (docs/sweep.md). */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -27,9 +27,9 @@ void sweep_ranges(const sweep_prompts *ps, int nranks, int *first) {
 }
 
 char *sweep_dir(const char *out) {
-    size_t n = strlen(out) + 3;
+    size_t n = strlen(out) + 8;
     char *d = malloc(n);
-    if (d) snprintf(d, n, "%s.d", out);
+    if (d) snprintf(d, n, "%s.shards", out);
     else ds_fail("out of memory");
     return d;
 }

@@ -208,7 +208,7 @@ def rank_pid(mpirun_pid, rank):
 def kill_mid_sweep(args, out, rec_size):
     """Starts the sweep (2 ranks when mpirun exists), SIGKILLs rank 1 (or the process) once it
     has journaled a prompt; returns what happened."""
-    folder = out + ".d"
+    folder = out + ".shards"
     ranks = 2 if MPIRUN else 0
     cmd = [DS, "sweep", *args, "-o", out]
     if ranks:
@@ -255,7 +255,7 @@ def main():
                 continue
             problems += [f"{n} ranks: {p}" for p in same_files(one, o)]
             with h5py.File(o, "r") as f:
-                if f.attrs["shards"] != n or len(os.listdir(o + ".d")) < n:
+                if f.attrs["shards"] != n or len(os.listdir(o + ".shards")) < n:
                     problems.append(f"{n} ranks: {f.attrs['shards']} shards")
         report("sweep_1_2_3_ranks_identical", problems)
     else:
@@ -288,7 +288,7 @@ def check_resume(base, one):
     if r.returncode:
         report("sweep_resume_after_kill", [f"uninterrupted: {r.stderr.strip()}"])
         return
-    folder = ref + ".d"
+    folder = ref + ".shards"
     size = os.path.getsize(os.path.join(folder, "journal-00000-of-00001.bin"))
     rec = (size - HEADER) // len(rows)
     out = os.path.join(TMP, "killed.h5")
@@ -296,15 +296,15 @@ def check_resume(base, one):
     problems = []
     if killed and (rc == 0 or os.path.exists(out)):
         problems.append(f"killed run: exit {rc}, master {'written' if os.path.exists(out) else 'absent'}")
-    journals = [j for j in os.listdir(out + ".d") if j.startswith("journal-")]
-    with open(os.path.join(out + ".d", journals[0]), "ab") as f:
+    journals = [j for j in os.listdir(out + ".shards") if j.startswith("journal-")]
+    with open(os.path.join(out + ".shards", journals[0]), "ab") as f:
         f.write(b"\x01" * (rec // 2))  # a record torn by the kill
     r = sweep(*args, "-o", out, ranks=2 if MPIRUN else 0)
     if r.returncode:
         problems.append(f"rerun: exit {r.returncode}: {r.stderr.strip()[-300:]}")
     else:
         problems += same_files(ref, out)
-        total = sum((os.path.getsize(os.path.join(out + ".d", j)) - HEADER) for j in os.listdir(out + ".d")
+        total = sum((os.path.getsize(os.path.join(out + ".shards", j)) - HEADER) for j in os.listdir(out + ".shards")
                     if j.startswith("journal-"))
         if total != rec * len(rows):
             problems.append(f"journals hold {total / rec:.2f} records for {len(rows)} prompts (a prompt run twice?)")
@@ -375,7 +375,7 @@ def check_bad_inputs(rows):
         lines = r.stderr.strip().splitlines()
         if r.returncode != 2 or len(lines) != 1 or f"{path}:3:" not in lines[0]:
             problems.append(f"{name}: exit {r.returncode}, stderr {r.stderr.strip()!r}")
-        if os.path.exists(out) or os.path.exists(out + ".d"):
+        if os.path.exists(out) or os.path.exists(out + ".shards"):
             problems.append(f"{name}: wrote output")
     report("sweep_bad_jsonl_lines", problems)
 
