@@ -3,20 +3,21 @@
  * one process, on N ranks under mpirun, or as --shard I/N jobs and --merge. See cli/sweep.h for
  * the flow and docs/sweep.md for the files. */
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "cli/cli_opt.h"
 #include "cli/commands.h"
 #include "cli/compare.h"
 #include "cli/needle.h"
 #include "cli/sweep.h"
 #include "diffscope/error.h"
 
-static const char *help =
+static const char *usage =
     "usage: diffscope sweep --model A [--vs B] --prompts FILE.jsonl -o OUT.h5 [options]\n"
     "       diffscope sweep --model A [--vs B] --task kv --lengths 64,128 [--depths 0:100:25]\n"
     "                       [--trials K] -o OUT.h5 [options]\n"
@@ -28,65 +29,26 @@ static const char *help =
     "outliers; the top-1 token), as HDF5 datasets [prompt, layer, head] in OUT.h5, with their\n"
     "mean, std, 95 % interval and median over prompts under /aggregates. Rerunning the same\n"
     "command resumes: prompts already in OUT.h5.shards/ are not run again. Files: docs/sweep.md.\n\n"
-    "  --model A             the first model folder (or give it as the first argument)\n"
-    "  --vs B                a second model run on the same token ids\n"
-    "  --prompts FILE.jsonl  one JSON object per line: \"text\" or \"ids\" (a list of token ids),\n"
-    "                        optional \"span\" (text found in the prompt, or [i, j]), \"query\"\n"
-    "                        (token index, default the last; negative: from the end), \"id\" and\n"
-    "                        any other fields, kept as metadata. Every line is checked first.\n"
-    "  --task kv|needle      needle's prompts instead (diffscope needle --help): the demo\n"
-    "                        models' kv task, or --haystack/--needle/--question/--answer\n"
-    "  --lengths LIST        grid: context tokens, e.g. 64,128\n"
-    "  --depths A:B:STEP     grid: needle depths in percent, or a list (default 0:100:25)\n"
-    "  --trials K            grid, kv: random prompts per cell (default 4)\n"
-    "  --pairs P, --seed S   grid, kv: pairs in the context (default 6), random seed (default 1)\n"
-    "  --haystack FILE, --needle TEXT, --question TEXT, --answer TEXT   grid, needle task\n"
-    "  -o, --output OUT.h5   the master file; OUT.h5.shards/ holds the journals and the shards\n"
-    "  --force               start over: remove OUT.h5.shards/'s results of an earlier sweep\n"
-    "  --shard I/N           run only part I of N (0 <= I < N) and write its shard, no master\n"
-    "  --merge               write the master from the N shards of --shard runs\n"
-    "  --threads N, --allow-long, --no-special, --lambda-override L=V, --ablate-head L.H (A)\n"
-    "  --json                the aggregates as JSON on stdout instead of the table\n"
-    "  -h, --help            this text\n";
+    "JSONL lines: \"text\" or \"ids\" (a list of token ids), optional \"span\" (text found in the\n"
+    "prompt, or [i, j]), \"query\" (token index, default the last; negative: from the end), \"id\"\n"
+    "and any other fields, kept as metadata. Every line is checked before any work.\n\n";
 
-enum { OPT_MODEL = OPT_INPUT_LAST, OPT_VS, OPT_PROMPTS, OPT_TASK, OPT_LENGTHS, OPT_DEPTHS, OPT_TRIALS, OPT_PAIRS,
-       OPT_SEED, OPT_HAYSTACK, OPT_NEEDLE, OPT_QUESTION, OPT_ANSWER, OPT_FORCE, OPT_SHARD, OPT_MERGE, OPT_JSON };
-
-static int parse_shard(const char *s, sweep_opts *o) {
-    char extra;
-    if (sscanf(s, "%d/%d%c", &o->shard_i, &o->shard_n, &extra) != 2 || o->shard_n < 1 || o->shard_i < 0 ||
-        o->shard_i >= o->shard_n)
-        return ds_fail("--shard: '%s' is not I/N with 0 <= I < N", s);
+static int parse_shard(void *dst, const char *s) {
+    sweep_opts *o = dst;
+    if (cli_parse_pair(s, '/', "", 0, 1000000, &o->shard_i, &o->shard_n) || o->shard_n < 1 || o->shard_i >= o->shard_n)
+        return ds_fail("'%s' is not I/N with 0 <= I < N", s);
     return 0;
 }
 
-/* One option of sweep's own; 0 ok, 1 not ours, -1 bad value. */
-static int sweep_option(sweep_opts *o, int opt, const char *arg) {
-    long v;
-    switch (opt) {
-    case OPT_MODEL: o->model[0] = arg; return 0;
-    case OPT_VS: o->model[1] = arg; return 0;
-    case OPT_PROMPTS: o->prompts = arg; return 0;
-    case 'o': o->out = arg; return 0;
-    case OPT_TASK:
-        if (strcmp(arg, "kv") && strcmp(arg, "needle")) return ds_fail("--task: '%s' is not a task (kv, needle)", arg);
-        o->task = arg;
-        return 0;
-    case OPT_LENGTHS: free(o->lengths); return cli_parse_list(arg, "--lengths", &o->lengths, &o->nlengths);
-    case OPT_DEPTHS: free(o->depths); return sweep_parse_depths(arg, &o->depths, &o->ndepths);
-    case OPT_TRIALS: return cli_parse_int(arg, "--trials", 1, 1000000, &v) ? -1 : (o->trials = (int)v, 0);
-    case OPT_PAIRS: return cli_parse_int(arg, "--pairs", 1, 1000000, &v) ? -1 : (o->pairs = (int)v, 0);
-    case OPT_SEED: return cli_parse_int(arg, "--seed", 0, 0x7fffffffL, &o->seed);
-    case OPT_HAYSTACK: o->haystack = arg; return 0;
-    case OPT_NEEDLE: o->needle = arg; return 0;
-    case OPT_QUESTION: o->question = arg; return 0;
-    case OPT_ANSWER: o->answer = arg; return 0;
-    case OPT_FORCE: o->force = 1; return 0;
-    case OPT_SHARD: return parse_shard(arg, o);
-    case OPT_MERGE: o->merge = 1; return 0;
-    case OPT_JSON: o->json = 1; return 0;
-    default: return 1;
-    }
+static int parse_depths(void *dst, const char *s) {
+    sweep_opts *o = dst;
+    free(o->depths);
+    o->depths = NULL;
+    return sweep_parse_depths(s, &o->depths, &o->ndepths);
+}
+
+static int own_prompts(void *unused, const char *arg) {
+    return ds_fail("sweep reads its prompts from --prompts or --task: --prompt and --ids do not apply");
 }
 
 /* The combinations that make sense; -1 with a message. */
@@ -94,14 +56,13 @@ static int check_opts(sweep_opts *o, int nranks) {
     if (!o->model[0]) return ds_fail("sweep needs a model A (--model A or the first argument; see diffscope sweep --help)");
     if (!o->out) return ds_fail("sweep needs -o OUT.h5");
     if (!o->prompts == !o->task) return ds_fail("give the prompts as --prompts FILE.jsonl or as a --task grid (one of them)");
-    if (o->in.prompt || o->in.ids) return ds_fail("sweep reads its prompts from --prompts or --task: --prompt and --ids do not apply");
     if (o->shard_n && o->merge) return ds_fail("--shard runs one part, --merge joins them: give one of them");
     if (o->shard_n && nranks > 1) return ds_fail("--shard splits the work without MPI: do not start it with mpirun");
     int text_task = o->haystack || o->needle || o->question || o->answer;
-    if (!o->task && (o->lengths || o->depths || o->trials || o->pairs || text_task))
+    if (!o->task && (o->nlengths || o->depths || o->trials || o->pairs || text_task))
         return ds_fail("--lengths, --depths, --trials, --pairs and the needle texts belong to a --task grid");
     if (!o->task) return 0;
-    if (!o->lengths) return ds_fail("--task %s needs --lengths (context tokens, e.g. 64,128)", o->task);
+    if (!o->nlengths) return ds_fail("--task %s needs --lengths (context tokens, e.g. 64,128)", o->task);
     int kv = !strcmp(o->task, "kv");
     if (kv && text_task) return ds_fail("--task kv generates its prompts: --haystack, --needle, --question and --answer do not apply");
     if (!kv && (!o->haystack || !o->needle || !o->question || !o->answer))
@@ -300,54 +261,58 @@ static int sweep(sweep_opts *o, int rank, int nranks, const char *command) {
 }
 
 int cmd_sweep(int argc, char **argv) {
-    static const struct option opts[] = {
-        CLI_INPUT_LONGOPTS,
-        {"model", required_argument, 0, OPT_MODEL},     {"vs", required_argument, 0, OPT_VS},
-        {"prompts", required_argument, 0, OPT_PROMPTS}, {"output", required_argument, 0, 'o'},
-        {"task", required_argument, 0, OPT_TASK},       {"lengths", required_argument, 0, OPT_LENGTHS},
-        {"depths", required_argument, 0, OPT_DEPTHS},   {"trials", required_argument, 0, OPT_TRIALS},
-        {"pairs", required_argument, 0, OPT_PAIRS},     {"seed", required_argument, 0, OPT_SEED},
-        {"haystack", required_argument, 0, OPT_HAYSTACK}, {"needle", required_argument, 0, OPT_NEEDLE},
-        {"question", required_argument, 0, OPT_QUESTION}, {"answer", required_argument, 0, OPT_ANSWER},
-        {"force", no_argument, 0, OPT_FORCE},           {"shard", required_argument, 0, OPT_SHARD},
-        {"merge", no_argument, 0, OPT_MERGE},           {"json", no_argument, 0, OPT_JSON},
-        {"help", no_argument, 0, 'h'},                  {0}};
     sweep_opts o = {.seed = 1};
-    int opt, rank = 0, nranks = 1, rc = DS_EXIT_INPUT;
+    cli_list lengths = {0};
+    int rank = 0, nranks = 1, rc;
+    const cli_opt opts[] = {
+        {"prompt", 0, CLI_CALL, NULL, 0, 0, "TEXT", NULL, own_prompts},
+        {"ids", 0, CLI_CALL, NULL, 0, 0, "LIST", NULL, own_prompts},
+        {"model", 0, CLI_STRING, &o.model[0], 0, 0, "A", "the first model folder (or give it as the first argument)"},
+        {"vs", 0, CLI_STRING, &o.model[1], 0, 0, "B", "a second model run on the same token ids"},
+        {"prompts", 0, CLI_STRING, &o.prompts, 0, 0, "FILE.jsonl", "the prompts, one JSON object per line"},
+        {"output", 'o', CLI_STRING, &o.out, 0, 0, "OUT.h5", "the master file; OUT.h5.shards/ holds journals and shards"},
+        {"task", 0, CLI_CHOICE, &o.task, 0, 0, "kv|needle",
+         "needle's prompts instead of --prompts (diffscope needle --help):\nthe demo models' kv task, or --haystack ... --answer"},
+        {"lengths", 0, CLI_LIST, &lengths, 1, 100000000, "LIST", "grid: context tokens, e.g. 64,128"},
+        {"depths", 0, CLI_CALL, &o, 0, 0, "A:B:STEP", "grid: needle depths in percent, or a list (default 0:100:25)",
+         parse_depths},
+        {"trials", 0, CLI_INT, &o.trials, 1, 1000000, "K", "grid, kv: random prompts per cell (default 4)"},
+        {"pairs", 0, CLI_INT, &o.pairs, 1, 1000000, "P", "grid, kv: key-value pairs in the context (default 6)"},
+        {"seed", 0, CLI_INT, &o.seed, 0, INT_MAX, "S", "grid, kv: random seed (default 1)"},
+        {"haystack", 0, CLI_STRING, &o.haystack, 0, 0, "FILE", "grid, needle task: the text filling the context"},
+        {"needle", 0, CLI_STRING, &o.needle, 0, 0, "TEXT", "grid, needle task: the key information"},
+        {"question", 0, CLI_STRING, &o.question, 0, 0, "TEXT", "grid, needle task: appended after the context"},
+        {"answer", 0, CLI_STRING, &o.answer, 0, 0, "TEXT", "grid, needle task: what the top-1 token should start"},
+        {"no-special", 0, CLI_FLAG, &o.in.no_special, 0, 0, NULL, "do not add the tokenizer's special tokens (BOS)"},
+        CLI_RUN_OPTS(&o.in),
+        {"force", 0, CLI_FLAG, &o.force, 0, 0, NULL, "start over: remove the journals and shards of an earlier sweep"},
+        {"shard", 0, CLI_CALL, &o, 0, 0, "I/N", "run only part I of N (0 <= I < N) and write its shard, no master",
+         parse_shard},
+        {"merge", 0, CLI_FLAG, &o.merge, 0, 0, NULL, "write the master from the N shards of --shard runs"},
+        {"json", 0, CLI_FLAG, &o.json, 0, 0, NULL, "the aggregates as JSON on stdout instead of the table"},
+        {0}};
+    const cli_cmd cmd = {"sweep", usage, "--lambda-override and --ablate-head apply to A only.\n", opts};
     char *command = command_line(argc, argv);
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        int k = cli_input_option(&o.in, opt, optarg);
-        if (k < 0) goto bad;
-        if (k) continue;
-        if (opt == 'h') {
-            fputs(help, stdout);
-            rc = DS_EXIT_OK;
-            goto out;
-        }
-        k = sweep_option(&o, opt, optarg);
-        if (k < 0) goto bad;
-        if (k) {
-            fputs(help, stderr);
-            goto out;
-        }
-    }
+    if (cli_parse(&cmd, argc, argv, &rc)) goto out;
+    o.lengths = lengths.v, o.nlengths = lengths.n;
+    rc = DS_EXIT_INPUT;
     if (!o.model[0] && optind < argc) o.model[0] = argv[optind++];
     if (optind != argc) {
         cli_error("unexpected argument '%s' (see diffscope sweep --help)", argv[optind]);
         goto out;
     }
-    if (sweep_mpi_init(&argc, &argv, &rank, &nranks) || check_opts(&o, nranks)) goto bad;
+    if (sweep_mpi_init(&argc, &argv, &rank, &nranks) || check_opts(&o, nranks)) {
+        if (rank == 0) cli_lib_error();
+        goto out;
+    }
     if (o.in.threads) ds_set_threads(o.in.threads);
     int r = sweep(&o, rank, nranks, command ? command : "diffscope sweep");
     /* Only rank 0 reports a problem every rank has (bad input); a rank's own failure, each. */
     if (r == -1 && (rank == 0 || !strstr(ds_errmsg(), ".jsonl:"))) cli_lib_error();
     rc = r ? DS_EXIT_INPUT : DS_EXIT_OK;
-    goto out;
-bad:
-    if (rank == 0) cli_lib_error();
 out:
     sweep_mpi_finalize();
-    free(o.lengths), free(o.depths), free(command);
+    cli_opts_free(opts);
+    free(o.depths), free(command);
     return rc;
 }

@@ -33,8 +33,7 @@ typedef struct {
     const char *prompts, *out, *task;
     const char *haystack, *needle, *question, *answer;
     int *lengths, nlengths, *depths, ndepths;
-    int trials, pairs;
-    long seed;
+    int trials, pairs, seed;
     int json, force, merge;
     int shard_i, shard_n; /* --shard I/N; shard_n == 0: not given */
     cli_input in;

@@ -14,9 +14,9 @@
 int sweep_parse_depths(const char *s, int **out, int *n) {
     int a, b, step;
     char extra;
-    if (sscanf(s, "%d:%d:%d%c", &a, &b, &step, &extra) != 3) return cli_parse_list(s, "--depths", out, n);
+    if (sscanf(s, "%d:%d:%d%c", &a, &b, &step, &extra) != 3) return cli_parse_list(s, "", 0, 100, out, n);
     if (a < 0 || b > 100 || a > b || step <= 0)
-        return ds_fail("--depths: '%s' is not A:B:STEP with 0 <= A <= B <= 100 and STEP > 0", s);
+        return ds_fail("'%s' is not A:B:STEP with 0 <= A <= B <= 100 and STEP > 0", s);
     *n = (b - a) / step + 1;
     if (!(*out = malloc((size_t)*n * sizeof **out))) return ds_fail("out of memory");
     for (int i = 0; i < *n; i++) (*out)[i] = a + i * step;
