@@ -103,19 +103,13 @@ static uint64_t fingerprint(const sweep_setup *su, const sweep_prompts *ps, cons
     return hash(h, in->ablate_head, (size_t)in->n_ablate * sizeof(int));
 }
 
-static int load_config(ds_config *c, const char *dir) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    return ds_config_load(c, path);
-}
-
 /* Configurations, layouts, prompts, fingerprint: no model weights yet. */
 static int setup(const sweep_opts *o, sweep_setup *su, sweep_prompts *ps) {
     ds_config c[2] = {{0}};
     int rc = 0;
     su->nmodels = o->model[1] ? 2 : 1;
     for (int m = 0; !rc && m < su->nmodels; m++) {
-        rc = load_config(&c[m], o->model[m]);
+        rc = cli_load_config(o->model[m], &c[m]);
         if (!rc) sweep_layout_init(&su->lay[m], m ? "B" : "A", o->model[m], &c[m]);
     }
     if (!rc && su->nmodels == 2 && c[0].vocab_size != c[1].vocab_size)
@@ -171,7 +165,12 @@ static int run_prompt(const sweep_opts *o, const sweep_setup *su, const sweep_pr
                              .outliers = 1, .groupnorm = 1};
     for (int m = 0; m < su->nmodels; m++) {
         int top1 = -1;
-        ds_attn_stats *st = cmp_run(sm->m[m], sm->s[m], m == 0 ? &o->in : NULL, p->ids, p->n, &so, &top1);
+        ds_probes *probes = ds_probes_new();
+        ds_attn_stats *st = NULL;
+        if (!probes) ds_failc(DS_ERR_NOMEM, "out of memory");
+        else if (m > 0 || !cli_add_interventions(&o->in, sm->m[m], probes)) /* interventions are A's */
+            st = cmp_run(sm->m[m], sm->s[m], probes, p->ids, p->n, &so, &top1);
+        ds_probes_free(probes);
         if (!st) return ds_err_prefix(o->model[m]), -1;
         sweep_layout_extract(&su->lay[m], st, vals);
         vals += su->lay[m].ndoubles;
@@ -197,7 +196,7 @@ static int run_range(const sweep_opts *o, const sweep_setup *su, const sweep_pro
     if (rank == 0) cli_progress_start(&prog, label, todo);
     for (int i = a; !rc && i < b; i++) {
         if (recs[i]) continue;
-        if (!(recs[i] = calloc(1, su->rec_size))) rc = ds_fail("out of memory");
+        if (!(recs[i] = calloc(1, su->rec_size))) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
         rc = rc || run_prompt(o, su, &ps->p[i], i, sm, recs[i]) || sweep_journal_append(&j, su, recs[i]);
         if (rank == 0) cli_progress_step(&prog, ++done);
     }
@@ -233,7 +232,7 @@ static int sweep(sweep_opts *o, int rank, int nranks, const char *command) {
     int others = 0, rc = !dir || setup(o, &su, &ps) || prepare_dir(o, dir, rank);
     if (!rc && o->merge) rc = sweep_find_shards(dir, &parts);
     int *first = rc ? NULL : malloc(((size_t)parts + 1) * sizeof *first);
-    if (!rc && !first) rc = ds_fail("out of memory");
+    if (!rc && !first) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
     if (!rc) sweep_ranges(&ps, parts, first);
     if (!o->merge) {
         /* Every rank loads before any runs, so that a missing model stops them all at once. */
@@ -302,14 +301,15 @@ int cmd_sweep(int argc, char **argv) {
         goto out;
     }
     if (sweep_mpi_init(&argc, &argv, &rank, &nranks) || check_opts(&o, nranks)) {
+        rc = cli_exit_status(ds_errcode());
         if (rank == 0) cli_lib_error();
         goto out;
     }
     if (o.in.threads) ds_set_threads(o.in.threads);
     int r = sweep(&o, rank, nranks, command ? command : "diffscope sweep");
     /* Only rank 0 reports a problem every rank has (bad input); a rank's own failure, each. */
+    rc = r == -1 ? cli_exit_status(ds_errcode()) : r ? DS_EXIT_INPUT : DS_EXIT_OK;
     if (r == -1 && (rank == 0 || !strstr(ds_errmsg(), ".jsonl:"))) cli_lib_error();
-    rc = r ? DS_EXIT_INPUT : DS_EXIT_OK;
 out:
     sweep_mpi_finalize();
     cli_opts_free(opts);

@@ -139,7 +139,7 @@ typedef struct {
     sweep_agg field[2][SWEEP_MAX_FIELDS];
     sweep_agg over_heads[2][SWEEP_MAX_FIELDS]; /* [L] for [layer, head] fields: of the head means */
     sweep_agg correct[2];                      /* [1] */
-    /* grid: [length][depth] */
+    /* grid: [length][depth]; the maps by their place in ds_attn_maps */
     double *grid_acc[2], *grid_answer[2][DS_ATTN_NMAPS], *grid_noise[2][DS_ATTN_NMAPS];
 } sweep_aggs;
 

@@ -30,7 +30,7 @@ char *sweep_dir(const char *out) {
     size_t n = strlen(out) + 8;
     char *d = malloc(n);
     if (d) snprintf(d, n, "%s.shards", out);
-    else ds_fail("out of memory");
+    else ds_failc(DS_ERR_NOMEM, "out of memory");
     return d;
 }
 
@@ -38,7 +38,7 @@ char *sweep_shard_path(const char *dir, int rank, int nranks) {
     size_t n = strlen(dir) + 40;
     char *p = malloc(n);
     if (p) snprintf(p, n, "%s/shard-%05d-of-%05d.h5", dir, rank, nranks);
-    else ds_fail("out of memory");
+    else ds_failc(DS_ERR_NOMEM, "out of memory");
     return p;
 }
 
@@ -68,12 +68,12 @@ static int write_rows(hid_t file, const char *path, void *const *recs, int a, in
     if (ioff >= 0) {
         int *v = malloc((size_t)(b - a + 1) * sizeof *v);
         for (int i = a; v && i < b; i++) memcpy(&v[i - a], (char *)recs[i] + ioff, sizeof(int32_t));
-        rc = v ? ds_h5_write_i32(g, leaf, 1, hd, v) : ds_fail("out of memory");
+        rc = v ? ds_h5_write_i32(g, leaf, 1, hd, v) : ds_failc(DS_ERR_NOMEM, "out of memory");
         free(v);
     } else {
         double *v = malloc(((size_t)(b - a) * per + 1) * sizeof *v);
         for (int i = a; v && i < b; i++) memcpy(v + (size_t)(i - a) * per, sweep_rec_values(recs[i]) + offset, per * sizeof *v);
-        rc = v ? ds_h5_write_f64(g, leaf, ndims + 1, hd, v) : ds_fail("out of memory");
+        rc = v ? ds_h5_write_f64(g, leaf, ndims + 1, hd, v) : ds_failc(DS_ERR_NOMEM, "out of memory");
         free(v);
     }
     H5Gclose(g);
@@ -129,7 +129,7 @@ int sweep_dir_clear(const char *dir) {
         if (!parse_part(e->d_name, "journal", "bin", &r, &n) && !parse_part(e->d_name, "shard", "h5", &r, &n)) continue;
         size_t len = strlen(dir) + strlen(e->d_name) + 2;
         char *path = malloc(len);
-        if (!path) rc = ds_fail("out of memory");
+        if (!path) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
         else if (snprintf(path, len, "%s/%s", dir, e->d_name), unlink(path))
             rc = ds_fail("%s: cannot remove: %s", path, strerror(errno));
         free(path);
@@ -149,7 +149,7 @@ int sweep_find_shards(const char *dir, int *nranks) {
     while (seen && (e = readdir(d)))
         if (parse_part(e->d_name, "shard", "h5", &r, &n) && n <= MAXN && r < n) seen[n]++;
     closedir(d);
-    if (!seen) return ds_fail("out of memory");
+    if (!seen) return ds_failc(DS_ERR_NOMEM, "out of memory");
     int best = 0, partial = 0;
     for (n = 1; n <= MAXN; n++) {
         if (seen[n] == n) best = n;

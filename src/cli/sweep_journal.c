@@ -52,7 +52,7 @@ static long valid_records(const char *path, const unsigned char *buf, size_t len
 int sweep_journal_open(sweep_journal *j, const char *dir, int rank, int nranks, const sweep_setup *su) {
     j->fd = -1;
     size_t len = strlen(dir) + 64;
-    if (!(j->path = malloc(len))) return ds_fail("out of memory");
+    if (!(j->path = malloc(len))) return ds_failc(DS_ERR_NOMEM, "out of memory");
     snprintf(j->path, len, "%s/journal-%05d-of-%05d.bin", dir, rank, nranks);
     size_t size = 0;
     struct stat sb;
@@ -102,7 +102,7 @@ static int load_one(const char *path, const sweep_setup *su, int nprompts, void 
         sweep_rec_head h;
         memcpy(&h, r, sizeof h);
         if (h.index < 0 || h.index >= nprompts || recs[h.index]) continue;
-        if (!(recs[h.index] = malloc(su->rec_size))) bad = ds_fail("out of memory");
+        if (!(recs[h.index] = malloc(su->rec_size))) bad = ds_failc(DS_ERR_NOMEM, "out of memory");
         else memcpy(recs[h.index], r, su->rec_size);
     }
     free(buf);
@@ -110,7 +110,7 @@ static int load_one(const char *path, const sweep_setup *su, int nprompts, void 
 }
 
 int sweep_journal_load(const char *dir, const sweep_setup *su, int nprompts, void ***recs) {
-    if (!(*recs = calloc((size_t)nprompts, sizeof **recs))) return ds_fail("out of memory");
+    if (!(*recs = calloc((size_t)nprompts, sizeof **recs))) return ds_failc(DS_ERR_NOMEM, "out of memory");
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : ds_fail("%s: cannot read: %s", dir, strerror(errno));
     int rc = 0;
@@ -120,7 +120,7 @@ int sweep_journal_load(const char *dir, const sweep_setup *su, int nprompts, voi
         if (strncmp(e->d_name, "journal-", 8) || n < 12 || strcmp(e->d_name + n - 4, ".bin")) continue;
         size_t len = strlen(dir) + n + 2;
         char *path = malloc(len);
-        if (!path) rc = ds_fail("out of memory");
+        if (!path) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
         else snprintf(path, len, "%s/%s", dir, e->d_name), rc = load_one(path, su, nprompts, *recs);
         free(path);
     }

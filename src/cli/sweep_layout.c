@@ -21,9 +21,9 @@ void sweep_layout_init(sweep_layout *lay, const char *name, const char *path, co
     lay->name = name, lay->path = path, lay->arch = ds_arch_name(c->arch);
     lay->is_diff = c->arch == DS_ARCH_DIFFLLAMA;
     lay->L = c->num_layers, lay->heads = lay->is_diff ? c->num_heads / 2 : c->num_heads;
-    for (int map = 0; map < DS_ATTN_NMAPS; map++)
-        if ((map == DS_ATTN_MAP_SOFTMAX) != lay->is_diff)
-            for (int m = 0; m < 5; m++) add(lay, ds_attn_map_name(map), cmp_metric_names[m], SWEEP_LH);
+    for (int j = 0; j < DS_ATTN_NMAPS; j++)
+        if ((ds_attn_maps[j] == DS_MAP_SOFTMAX) != lay->is_diff)
+            for (int m = 0; m < 5; m++) add(lay, ds_map_name(ds_attn_maps[j]), cmp_metric_names[m], SWEEP_LH);
     if (lay->is_diff) {
         add(lay, "lambda_full", NULL, SWEEP_L);
         for (int g = 0; g < 4; g++) add(lay, "groupnorm", gn_names[g], SWEEP_LH);
@@ -39,7 +39,8 @@ static double gn_value(const ds_attn_gn_stats *g, int k) {
 
 void sweep_layout_extract(const sweep_layout *lay, const ds_attn_stats *st, double *out) {
     int fi = 0;
-    for (int map = 0; map < DS_ATTN_NMAPS; map++) {
+    for (int j = 0; j < DS_ATTN_NMAPS; j++) {
+        int map = ds_attn_maps[j];
         if (!st->has_map[map]) continue;
         for (int m = 0; m < 5; m++, fi++)
             for (int i = 0; i < lay->f[fi].count; i++) out[lay->f[fi].offset + i] = cmp_metric(&st->head[map][i], m);

@@ -93,7 +93,7 @@ static int write_prompts(hid_t f, const sweep_prompts *ps) {
     int P = ps->n, *v = malloc((size_t)(2 * P + 1) * sizeof *v), *ids = malloc((size_t)(ps->tokens + 1) * sizeof *ids);
     long *off = malloc((size_t)(P + 1) * sizeof *off);
     const char **meta = malloc((size_t)(P + 1) * sizeof *meta);
-    int rc = !v || !ids || !off || !meta ? ds_fail("out of memory") : 0;
+    int rc = !v || !ids || !off || !meta ? ds_failc(DS_ERR_NOMEM, "out of memory") : 0;
     hsize_t d1 = (hsize_t)P, d2[2] = {(hsize_t)P, 2}, dt = (hsize_t)ps->tokens, doff = (hsize_t)P + 1;
     for (int i = 0, at = 0; !rc && i <= P; i++) {
         off[i] = at;
@@ -141,7 +141,7 @@ static int agg_alloc(sweep_agg *a, int n) {
     a->mean = malloc((size_t)n * sizeof(double)), a->std = malloc((size_t)n * sizeof(double));
     a->ci95 = malloc((size_t)n * sizeof(double)), a->median = malloc((size_t)n * sizeof(double));
     a->count = malloc((size_t)n * sizeof(int));
-    return a->mean && a->std && a->ci95 && a->median && a->count ? 0 : ds_fail("out of memory");
+    return a->mean && a->std && a->ci95 && a->median && a->count ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory");
 }
 
 static void agg_free(sweep_agg *a) { free(a->mean), free(a->std), free(a->ci95), free(a->median), free(a->count); }
@@ -149,7 +149,7 @@ static void agg_free(sweep_agg *a) { free(a->mean), free(a->std), free(a->ci95),
 /* Column j of X [P, n] (after a transform: none, or the mean over heads) for every j < n. */
 static int agg_columns(const double *x, int P, int n, sweep_agg *a) {
     double *col = malloc(((size_t)P + 1) * sizeof *col);
-    if (!col || agg_alloc(a, n)) return free(col), ds_fail("out of memory");
+    if (!col || agg_alloc(a, n)) return free(col), ds_failc(DS_ERR_NOMEM, "out of memory");
     for (int j = 0; j < n; j++) {
         for (int i = 0; i < P; i++) col[i] = x[(size_t)i * n + j];
         sweep_stats(col, P, &a->mean[j], &a->std[j], &a->ci95[j], &a->median[j], &a->count[j]);
@@ -194,15 +194,15 @@ static int grid_tables(hid_t f, const sweep_opts *o, const sweep_setup *su, cons
     size_t cells = (size_t)NL * ND;
     hsize_t hd[2] = {(hsize_t)NL, (hsize_t)ND};
     char path[160];
-    if (!(ag->grid_acc[m] = calloc(cells, sizeof(double)))) return ds_fail("out of memory");
+    if (!(ag->grid_acc[m] = calloc(cells, sizeof(double)))) return ds_failc(DS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < ps->n; i++) ag->grid_acc[m][i / K] += correct[i] > 0 ? 1.0 / K : 0.0;
     snprintf(path, sizeof path, "/aggregates/grid/%s/acc", lay->name);
     int rc = write_f64(f, path, 2, hd, ag->grid_acc[m]);
-    for (int map = 0, fi = 0; !rc && map < DS_ATTN_NMAPS; map++) {
-        if ((map == DS_ATTN_MAP_SOFTMAX) == lay->is_diff) continue;
+    for (int j = 0, fi = 0; !rc && j < DS_ATTN_NMAPS; j++) {
+        if ((ds_attn_maps[j] == DS_MAP_SOFTMAX) == lay->is_diff) continue;
         for (int which = 0; !rc && which < 2; which++) { /* fields fi (answer_mass), fi + 1 (noise_mass) */
             double *t = calloc(cells, sizeof *t);
-            if (!t) return ds_fail("out of memory");
+            if (!t) return ds_failc(DS_ERR_NOMEM, "out of memory");
             const double *x = field_vals[fi + which];
             for (int i = 0; i < ps->n; i++) {
                 double s = 0;
@@ -210,8 +210,8 @@ static int grid_tables(hid_t f, const sweep_opts *o, const sweep_setup *su, cons
                     for (int h = 0; h < lay->heads; h++) s += x[((size_t)i * lay->L + l) * lay->heads + h];
                 t[i / K] += s / ((double)(lay->L - b) * lay->heads) / K;
             }
-            (which ? ag->grid_noise : ag->grid_answer)[m][map] = t;
-            snprintf(path, sizeof path, "/aggregates/grid/%s/%s/%s", lay->name, ds_attn_map_name(map),
+            (which ? ag->grid_noise : ag->grid_answer)[m][j] = t;
+            snprintf(path, sizeof path, "/aggregates/grid/%s/%s/%s", lay->name, ds_map_name(ds_attn_maps[j]),
                      which ? "noise_mass" : "answer_mass");
             rc = write_f64(f, path, 2, hd, t);
         }
@@ -227,12 +227,12 @@ static int model_aggregates(hid_t f, const sweep_opts *o, const sweep_setup *su,
     double *vals[SWEEP_MAX_FIELDS] = {0};
     char path[160];
     snprintf(path, sizeof path, "/%s/correct", lay->name);
-    rc = !correct ? ds_fail("out of memory") : read_all(f, path, H5T_NATIVE_INT, correct);
+    rc = !correct ? ds_failc(DS_ERR_NOMEM, "out of memory") : read_all(f, path, H5T_NATIVE_INT, correct);
     for (int k = 0; !rc && k < lay->nfields; k++) {
         const sweep_field *fd = &lay->f[k];
         int dims[2], nd = sweep_field_dims(lay, fd, dims);
         if (!(vals[k] = malloc(((size_t)P * fd->count + 1) * sizeof(double)))) {
-            rc = ds_fail("out of memory");
+            rc = ds_failc(DS_ERR_NOMEM, "out of memory");
             break;
         }
         snprintf(path, sizeof path, "/%s/%s", lay->name, fd->name);
@@ -241,7 +241,7 @@ static int model_aggregates(hid_t f, const sweep_opts *o, const sweep_setup *su,
         rc = rc || agg_write(f, path, &ag->field[m][k], nd, dims);
         if (rc || fd->shape != SWEEP_LH) continue;
         double *hm = malloc(((size_t)P * lay->L + 1) * sizeof *hm);
-        if (!hm) rc = ds_fail("out of memory");
+        if (!hm) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
         else head_means(vals[k], P, lay->L, lay->heads, hm), rc = agg_columns(hm, P, lay->L, &ag->over_heads[m][k]);
         free(hm);
         snprintf(path, sizeof path, "/aggregates/%s/%s/over_heads", lay->name, fd->name);
@@ -249,7 +249,7 @@ static int model_aggregates(hid_t f, const sweep_opts *o, const sweep_setup *su,
     }
     /* correct: 1/0 per prompt with an answer, NaN (left out) without. */
     double *c = rc ? NULL : malloc(((size_t)P + 1) * sizeof *c);
-    if (!rc && !c) rc = ds_fail("out of memory");
+    if (!rc && !c) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
     for (int i = 0; c && i < P; i++) c[i] = correct[i] < 0 ? NAN : correct[i];
     int one = 1;
     snprintf(path, sizeof path, "/aggregates/%s/correct", lay->name);
@@ -265,7 +265,7 @@ void sweep_aggs_free(sweep_aggs *ag) {
         for (int k = 0; k < SWEEP_MAX_FIELDS; k++) agg_free(&ag->field[m][k]), agg_free(&ag->over_heads[m][k]);
         agg_free(&ag->correct[m]);
         free(ag->grid_acc[m]);
-        for (int map = 0; map < DS_ATTN_NMAPS; map++) free(ag->grid_answer[m][map]), free(ag->grid_noise[m][map]);
+        for (int j = 0; j < DS_ATTN_NMAPS; j++) free(ag->grid_answer[m][j]), free(ag->grid_noise[m][j]);
     }
     memset(ag, 0, sizeof *ag);
 }
@@ -305,7 +305,7 @@ int sweep_master_write(const sweep_opts *o, const sweep_setup *su, const sweep_p
                        const char *command, sweep_aggs *ag) {
     int *first = malloc(((size_t)nranks + 1) * sizeof *first);
     ds_h5out h;
-    if (!first) return ds_fail("out of memory");
+    if (!first) return ds_failc(DS_ERR_NOMEM, "out of memory");
     if (ds_h5out_open(&h, o->out, 1)) return free(first), -1;
     sweep_ranges(ps, nranks, first);
     hid_t f = h.file;

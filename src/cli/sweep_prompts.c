@@ -18,7 +18,7 @@ int sweep_parse_depths(const char *s, int **out, int *n) {
     if (a < 0 || b > 100 || a > b || step <= 0)
         return ds_fail("'%s' is not A:B:STEP with 0 <= A <= B <= 100 and STEP > 0", s);
     *n = (b - a) / step + 1;
-    if (!(*out = malloc((size_t)*n * sizeof **out))) return ds_fail("out of memory");
+    if (!(*out = malloc((size_t)*n * sizeof **out))) return ds_failc(DS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < *n; i++) (*out)[i] = a + i * step;
     return 0;
 }
@@ -37,7 +37,7 @@ static int json_int(const cJSON *x, long lo, long hi, int *out) {
 static int parse_ids(const cJSON *arr, int vocab, int **ids, int *n) {
     int cnt = cJSON_GetArraySize(arr);
     if (!cJSON_IsArray(arr) || cnt == 0) return ds_fail("\"ids\" is not a non-empty list of token ids");
-    if (!(*ids = malloc((size_t)cnt * sizeof **ids))) return ds_fail("out of memory");
+    if (!(*ids = malloc((size_t)cnt * sizeof **ids))) return ds_failc(DS_ERR_NOMEM, "out of memory");
     *n = cnt;
     int i = 0;
     for (const cJSON *x = arr->child; x; x = x->next, i++)
@@ -99,7 +99,7 @@ static int parse_line(const char *line, const sweep_opts *o, const ds_config *ca
     if (ds_attn_stats_check(&so, p->n)) goto out;
     cJSON_DeleteItemFromObjectCaseSensitive(j, "ids");
     p->meta = cJSON_PrintUnformatted(j);
-    rc = p->meta ? 0 : ds_fail("out of memory");
+    rc = p->meta ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory");
 out:
     const char *near = cJSON_GetErrorPtr();
     if (!j && near && *near) ds_fail("not valid JSON (near '%.20s')", near);
@@ -121,7 +121,7 @@ static int load_jsonl(sweep_prompts *ps, const sweep_opts *o, const ds_config *c
             cap = cap ? 2 * cap : 64;
             sweep_prompt *p = realloc(ps->p, (size_t)cap * sizeof *p);
             if (!p) {
-                rc = ds_fail("out of memory");
+                rc = ds_failc(DS_ERR_NOMEM, "out of memory");
                 break;
             }
             ps->p = p;
@@ -147,7 +147,7 @@ static int grid_meta(sweep_prompt *p) {
     char buf[160];
     snprintf(buf, sizeof buf, "{\"length\":%d,\"depth\":%d,\"trial\":%d,\"answer_id\":%d}", p->length, p->depth,
              p->trial, p->answer_id);
-    return (p->meta = strdup(buf)) ? 0 : ds_fail("out of memory");
+    return (p->meta = strdup(buf)) ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory");
 }
 
 /* Each length's prompts are those of `diffscope needle --context-tokens N --depths ... --trials
@@ -163,7 +163,7 @@ static int load_grid(sweep_prompts *ps, const sweep_opts *o, const ds_config *ca
                 : needle_text_load(&nt, t, o->haystack, o->needle, o->question, add_special))
         return -1;
     ps->n = o->nlengths * D * K;
-    if (!(ps->p = calloc((size_t)ps->n, sizeof *ps->p))) rc = ds_fail("out of memory");
+    if (!(ps->p = calloc((size_t)ps->n, sizeof *ps->p))) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
     for (int li = 0; !rc && li < o->nlengths; li++) {
         int N = o->lengths[li];
         uint64_t rng = (uint64_t)o->seed;

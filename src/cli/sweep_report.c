@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli/cli.h"
 #include "cli/compare.h"
 #include "cli/sweep.h"
 #include "diffscope/error.h"
@@ -79,10 +80,10 @@ static void print_grid(const sweep_opts *o, const sweep_setup *su, const sweep_a
            o->trials, "length", "depth");
     for (int m = 0; m < su->nmodels; m++) {
         printf(" %6s:acc", su->lay[m].name);
-        for (int map = 0; map < DS_ATTN_NMAPS; map++)
-            if (ag->grid_answer[m][map])
-                printf(" %s:%s.answer %s:%s.noise", su->lay[m].name, ds_attn_map_name(map), su->lay[m].name,
-                       ds_attn_map_name(map));
+        for (int j = 0; j < DS_ATTN_NMAPS; j++)
+            if (ag->grid_answer[m][j])
+                printf(" %s:%s.answer %s:%s.noise", su->lay[m].name, ds_map_name(ds_attn_maps[j]), su->lay[m].name,
+                       ds_map_name(ds_attn_maps[j]));
     }
     printf("\n");
     for (int li = 0; li < o->nlengths; li++)
@@ -91,10 +92,10 @@ static void print_grid(const sweep_opts *o, const sweep_setup *su, const sweep_a
             printf("%6d %4d%%", o->lengths[li], o->depths[d]);
             for (int m = 0; m < su->nmodels; m++) {
                 printf(" %8.3f", ag->grid_acc[m][c]);
-                for (int map = 0; map < DS_ATTN_NMAPS; map++)
-                    if (ag->grid_answer[m][map])
-                        printf(" %*.4f %*.4f", (int)strlen(ds_attn_map_name(map)) + 9, ag->grid_answer[m][map][c],
-                               (int)strlen(ds_attn_map_name(map)) + 8, ag->grid_noise[m][map][c]);
+                for (int j = 0; j < DS_ATTN_NMAPS; j++)
+                    if (ag->grid_answer[m][j])
+                        printf(" %*.4f %*.4f", (int)strlen(ds_map_name(ds_attn_maps[j])) + 9, ag->grid_answer[m][j][c],
+                               (int)strlen(ds_map_name(ds_attn_maps[j])) + 8, ag->grid_noise[m][j][c]);
             }
             printf("\n");
         }
@@ -165,11 +166,11 @@ static cJSON *grid_json(const sweep_opts *o, const sweep_setup *su, const sweep_
     for (int m = 0; g && m < su->nmodels; m++) {
         cJSON *mo = cJSON_AddObjectToObject(g, su->lay[m].name);
         cJSON_AddItemToObject(mo, "acc", matrix(ag->grid_acc[m], o->nlengths, o->ndepths));
-        for (int map = 0; mo && map < DS_ATTN_NMAPS; map++) {
-            if (!ag->grid_answer[m][map]) continue;
-            cJSON *x = cJSON_AddObjectToObject(mo, ds_attn_map_name(map));
-            cJSON_AddItemToObject(x, "answer_mass", matrix(ag->grid_answer[m][map], o->nlengths, o->ndepths));
-            cJSON_AddItemToObject(x, "noise_mass", matrix(ag->grid_noise[m][map], o->nlengths, o->ndepths));
+        for (int j = 0; mo && j < DS_ATTN_NMAPS; j++) {
+            if (!ag->grid_answer[m][j]) continue;
+            cJSON *x = cJSON_AddObjectToObject(mo, ds_map_name(ds_attn_maps[j]));
+            cJSON_AddItemToObject(x, "answer_mass", matrix(ag->grid_answer[m][j], o->nlengths, o->ndepths));
+            cJSON_AddItemToObject(x, "noise_mass", matrix(ag->grid_noise[m][j], o->nlengths, o->ndepths));
         }
     }
     return g;
@@ -184,10 +185,5 @@ int sweep_print_json(const sweep_opts *o, const sweep_setup *su, const sweep_pro
     cJSON *models = cJSON_AddArrayToObject(j, "models");
     for (int m = 0; models && m < su->nmodels; m++) cJSON_AddItemToArray(models, model_json(&su->lay[m], ag, m));
     if (o->task) cJSON_AddItemToObject(j, "grid", grid_json(o, su, ag));
-    char *s = cJSON_Print(j);
-    cJSON_Delete(j);
-    if (!s) return ds_fail("out of memory for JSON output");
-    printf("%s\n", s);
-    free(s);
-    return 0;
+    return cli_print_json(j);
 }
