@@ -69,7 +69,7 @@ int viewer_update_scales(viewer *v) {
     if (!memcmp(key, v->scale_key, sizeof key)) return 0;
     memcpy(v->scale_key, key, sizeof key);
     float soft = 0, diff = 0, vs = 0;
-    if (v->diffllama) {
+    if (v->differential) {
         float m1 = visible_max(v, PANEL_SOFTMAX1, 1), m2 = visible_max(v, PANEL_SOFTMAX2, 1);
         soft = m1 > m2 ? m1 : m2;
         diff = visible_max(v, PANEL_DIFF, 1);
@@ -92,7 +92,7 @@ static void compute_strip(viewer *v) {
     for (int h = 0; h < li->n_heads; h++) {
         const float *a = v->strip_s1 + (size_t)h * T, *b = v->strip_s2 ? v->strip_s2 + (size_t)h * T : NULL;
         double x = 0, y = 0;
-        if (v->diffllama) {
+        if (v->differential) {
             double common = 0, total = 0;
             for (int k = 0; k <= q; k++) {
                 double lb = v->lambda * b[k];
@@ -120,7 +120,7 @@ int viewer_load_strip(viewer *v) {
     const ds_dump_layer_info *li = v->li;
     for (int h = 0; h < li->n_heads; h++) {
         float *a = v->strip_s1 + (size_t)h * v->T;
-        if (v->diffllama) {
+        if (v->differential) {
             if (ds_dump_reader_read_rows(v->dump, v->layer, DS_MAP_SOFTMAX1, h, v->row, 1, a) < 0 ||
                 ds_dump_reader_read_rows(v->dump, v->layer, DS_MAP_SOFTMAX2, h, v->row, 1,
                                   v->strip_s2 + (size_t)h * v->T) < 0)
@@ -134,7 +134,7 @@ int viewer_load_strip(viewer *v) {
 }
 
 void viewer_set_lambda(viewer *v, double lambda) {
-    if (!v->diffllama || !isfinite(lambda)) return;
+    if (!v->differential || !isfinite(lambda)) return;
     v->lambda = lambda;
     if (v->strip_row >= 0) compute_strip(v);
 }
@@ -197,7 +197,7 @@ int viewer_load(viewer *v) {
                        v->head, li->n_heads - 1, v->layer);
     int layer_changed = v->li != li;
     v->li = li;
-    v->diffllama = v->info->arch == DS_ARCH_DIFFLLAMA;
+    v->differential = ds_arch_get(v->info->arch)->differential;
     /* Buffers are sized by T and the layer's head count, so they are kept across heads. */
     if (!v->strip_a || layer_changed) {
         int hs = li->n_heads;
@@ -206,15 +206,15 @@ int viewer_load(viewer *v) {
         if (!(v->strip_s1 = alloc_floats((size_t)hs * v->T)) ||
             !(v->strip_a = alloc_floats(hs)) || !(v->strip_b = alloc_floats(hs)))
             return -1;
-        if (v->diffllama && !(v->strip_s2 = alloc_floats((size_t)hs * v->T))) return -1;
+        if (v->differential && !(v->strip_s2 = alloc_floats((size_t)hs * v->T))) return -1;
         if (li->has_groupnorm) {
             if (!(v->gn_scale = alloc_floats((size_t)hs * v->T))) return -1;
             if (ds_dump_reader_read_groupnorm_scale(v->dump, v->layer, v->gn_scale) < 0) return -1;
         }
-        if (v->diffllama) v->lambda = li->lambda_full;
+        if (v->differential) v->lambda = li->lambda_full;
         v->strip_row = -1;
     }
-    if (v->diffllama) {
+    if (v->differential) {
         if ((!v->s1 && !(v->s1 = alloc_floats(n))) || (!v->s2 && !(v->s2 = alloc_floats(n))))
             return -1;
         if (ds_dump_reader_read_head(v->dump, v->layer, DS_MAP_SOFTMAX1, v->head, v->s1) < 0 ||
@@ -245,8 +245,10 @@ const char *panel_title(const viewer *v, const panel *p, char *buf, int n) {
         snprintf(buf, n, "head %d", v->li && p->slot < v->n_lheads ? v->li->heads[v->lwin + p->slot] : 0);
         break;
     case PANEL_VS:
-        if (v->vs_li) snprintf(buf, n, "Llama (--vs)  head %d", v->vs_li->heads[v->vs_head]);
-        else snprintf(buf, n, "Llama (--vs)");
+        if (v->vs_li)
+            snprintf(buf, n, "%s (--vs)  head %d", ds_arch_get(ds_dump_reader_info(v->vs)->arch)->label,
+                     v->vs_li->heads[v->vs_head]);
+        else snprintf(buf, n, "--vs");
         break;
     default: snprintf(buf, n, "?");
     }

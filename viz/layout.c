@@ -32,7 +32,7 @@ void layout_compute(viewer *v, int w, int h) {
 
     panel_kind kinds[MAX_PANELS];
     int n = 0;
-    if (v->diffllama) {
+    if (v->differential) {
         kinds[n++] = PANEL_SOFTMAX1;
         kinds[n++] = PANEL_SOFTMAX2;
         kinds[n++] = PANEL_LSOFTMAX2;
@@ -40,7 +40,7 @@ void layout_compute(viewer *v, int w, int h) {
     } else
         while (n < v->n_lheads) kinds[n++] = PANEL_SOFTMAX;
     if (v->vs) kinds[n++] = PANEL_VS;
-    L->n_charts = v->diffllama ? 3 : v->n_lheads;
+    L->n_charts = v->differential ? 3 : v->n_lheads;
 
     /* Heatmap side: as wide as the window allows, leaving the profile at least 56 px a chart. */
     int per_panel_extra = BAR_GAP + BAR_W + BAR_LABELS + PANEL_GAP;
@@ -48,7 +48,7 @@ void layout_compute(viewer *v, int w, int h) {
     int fixed = TOP_H + TITLE_H + XLABEL_H + MARGIN + 20 + (L->n_charts - 1) * CHART_GAP + XLABEL_H +
                 MARGIN + STRIP_H + MARGIN;
     int s_h = h - fixed - (L->n_charts == 1 ? 110 : L->n_charts * 56);
-    if (!v->diffllama) s_h = h - fixed - (L->n_charts == 1 ? 110 : L->n_charts * 44);
+    if (!v->differential) s_h = h - fixed - (L->n_charts == 1 ? 110 : L->n_charts * 44);
     int s = s_w < s_h ? s_w : s_h;
     if (s < 40) s = 40;
 
@@ -79,7 +79,7 @@ void layout_compute(viewer *v, int w, int h) {
     for (int i = 0; i < L->n_charts; i++)
         L->chart[i] = (SDL_Rect){LABEL_W, prof_top + 20 + i * (ch + CHART_GAP), right - LABEL_W, ch};
     L->strip = (SDL_Rect){LABEL_W, strip_top, right - LABEL_W, STRIP_H};
-    if (v->diffllama) {
+    if (v->differential) {
         int sw = w / 3 < 460 ? w / 3 : 460;
         L->slider = (SDL_Rect){w - MARGIN - 90 - sw, 38, sw, 6};
     } else L->slider = (SDL_Rect){0, 0, 0, 0};

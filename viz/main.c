@@ -17,8 +17,8 @@ static const char usage_text[] =
     "usage: diffscope-view DUMP.h5 [options]\n"
     "\n"
     "Shows the attention maps of a diffscope dump: for DiffLlama softmax1, softmax2,\n"
-    "lambda*softmax2 and their difference side by side; for Llama the softmax maps of four\n"
-    "consecutive heads.\n"
+    "lambda*softmax2 and their difference side by side; for standard attention (Llama, Qwen2,\n"
+    "Qwen3) the softmax maps of four consecutive heads.\n"
     "\n"
     "options:\n";
 
@@ -70,7 +70,8 @@ static int parse_options(int argc, char **argv, options *o) {
     o->w = 1600;
     o->h = 960;
     const cli_opt opts[] = {
-        {"vs", 0, CLI_STRING, &o->vs, 0, 0, "OTHER.h5", "a Llama dump of the same tokens, shown beside the DiffLlama maps"},
+        {"vs", 0, CLI_STRING, &o->vs, 0, 0, "OTHER.h5",
+         "a standard-attention dump of the same tokens, beside the DiffLlama maps"},
         {"layer", 0, CLI_INT, &o->layer, 0, INT_MAX, "L", "start at model layer L (default: the first layer in the dump)"},
         {"head", 0, CLI_INT, &o->head, 0, INT_MAX, "H", "start at model head H (default: the first head dumped)"},
         {"vs-head", 0, CLI_INT, &o->vs_head, 0, INT_MAX, "H", "model head of the --vs dump to show (default: its first)"},
@@ -108,14 +109,16 @@ static int parse_options(int argc, char **argv, options *o) {
     return 0;
 }
 
-/* The --vs dump must be a Llama dump of the same tokens. */
+/* The --vs dump must be a standard-attention dump (Llama, Qwen, ...) of the same tokens. */
 static int check_vs(const viewer *v) {
     const ds_dump_info *a = v->info, *b = ds_dump_reader_info(v->vs);
     const char *p = ds_dump_reader_path(v->vs);
-    if (a->arch != DS_ARCH_DIFFLLAMA)
-        return ds_fail("--vs: %s is not a DiffLlama dump; --vs compares one with a Llama dump",
-                       ds_dump_reader_path(v->dump));
-    if (b->arch != DS_ARCH_LLAMA) return ds_fail("%s: --vs needs a Llama dump, this one is DiffLlama", p);
+    if (!ds_arch_get(a->arch)->differential)
+        return ds_fail("--vs: %s is not a differential (DiffLlama) dump; --vs compares one with a "
+                       "standard-attention dump", ds_dump_reader_path(v->dump));
+    if (ds_arch_get(b->arch)->differential)
+        return ds_fail("%s: --vs needs a standard-attention dump (Llama, Qwen), this one is %s", p,
+                       ds_arch_get(b->arch)->label);
     if (b->num_tokens != a->num_tokens)
         return ds_fail("%s: --vs dump has %d tokens, %s has %d", p, b->num_tokens,
                        ds_dump_reader_path(v->dump), a->num_tokens);
@@ -130,14 +133,14 @@ static int check_vs(const viewer *v) {
 static int setup(viewer *v, const options *o) {
     const ds_dump_info *in = v->info;
     v->T = in->num_tokens;
-    v->diffllama = in->arch == DS_ARCH_DIFFLLAMA;
+    v->differential = ds_arch_get(in->arch)->differential;
     v->strip_row = -1;
     v->hover_q = v->hover_k = -1;
     v->print_state = o->print_state;
     if (v->vs && check_vs(v) < 0) return -1;
     /* One head's maps live in memory whole: refuse a prompt they cannot fit, rather than
      * be killed by the kernel halfway. */
-    double need = (double)v->T * v->T * sizeof(float) * (v->diffllama ? 3 : 1) + (v->vs ? (double)v->T * v->T * 4 : 0);
+    double need = (double)v->T * v->T * sizeof(float) * (v->differential ? 3 : 1) + (v->vs ? (double)v->T * v->T * 4 : 0);
     double ram = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
     if (ram > 0 && need > 0.8 * ram)
         return ds_fail("%s: %d tokens need %.1f GB for one head's maps, more than this machine's %.1f GB allows",
@@ -156,7 +159,8 @@ static int setup(viewer *v, const options *o) {
     if (o->row >= v->T)
         return ds_fail("--row: %d is outside 0..%d (the dump has %d tokens)", o->row, v->T - 1, v->T);
     v->row = o->row >= 0 ? o->row : v->T - 1;
-    if (o->have_lambda && !v->diffllama) return ds_fail("--lambda: %s is a Llama dump, it has no λ", o->dump);
+    if (o->have_lambda && !v->differential)
+        return ds_fail("--lambda: %s is a %s dump, it has no λ", o->dump, ds_arch_get(in->arch)->label);
     if (viewer_load(v) < 0) return -1;
     if (o->have_lambda) viewer_set_lambda(v, o->lambda);
     v->log_scale = o->log;

@@ -15,11 +15,11 @@ static void draw_top(viewer *v) {
     int x = 14;
     x += text_draw(r, FONT_TITLE, "diffscope-view", x, 10, C_ACCENT, ALIGN_LEFT) + 12;
     snprintf(buf, sizeof buf, "%s \u00b7 %s \u00b7 layer %d (of %d) \u00b7 head %d (%d of %d dumped) \u00b7 %d tokens%s",
-             v->dump_name, v->diffllama ? "DiffLlama" : "Llama", v->layer, in->num_layers,
+             v->dump_name, ds_arch_get(in->arch)->label, v->layer, in->num_layers,
              v->li->heads[v->head], v->head + 1, v->li->n_heads, v->T, v->log_scale ? " \u00b7 log scale" : "");
     text_draw(r, FONT_UI, buf, x, 11, C_TEXT, ALIGN_LEFT);
     text_draw(r, FONT_UI, "h: help", v->win_w - 14, 11, C_DIM, ALIGN_RIGHT);
-    if (!v->diffllama) {
+    if (!v->differential) {
         /* The text of the tokens (the prompt attribute is not read: see dump_reader.h). */
         char text[400] = "", cut[200];
         for (int i = 0; i < v->T && strlen(text) < 300; i++)
@@ -85,7 +85,7 @@ static void draw_tooltip(viewer *v) {
     snprintf(lines[n++], 200, "query %d  %s", q, a);
     snprintf(lines[n++], 200, "key %d  %s", k, b);
     const char *names[PANEL_KIND_COUNT] = {"softmax\u2081", "softmax\u2082", "\u03bb\u00b7softmax\u2082",
-                                           "difference", "softmax", "Llama (--vs)"};
+                                           "difference", "softmax", "--vs"};
     if (k > q) snprintf(lines[n++], 200, "masked: the key comes after the query");
     else
         for (int i = 0; i < v->n_panels; i++) { /* one line per panel */

@@ -5,7 +5,7 @@
 #include "draw.h"
 
 static float profile_value(const viewer *v, int chart, int k) {
-    if (!v->diffllama) return viewer_value(v, PANEL_SOFTMAX, chart, v->row, k);
+    if (!v->differential) return viewer_value(v, PANEL_SOFTMAX, chart, v->row, k);
     return viewer_value(v, chart == 0 ? PANEL_SOFTMAX1 : chart == 1 ? PANEL_LSOFTMAX2 : PANEL_DIFF, 0, v->row, k);
 }
 
@@ -17,7 +17,7 @@ void render_profile(viewer *v) {
     token_label(v, q, 1, FONT_UI, 300, 0, lab, sizeof lab);
     snprintf(buf, sizeof buf, "row profile \u00b7 query %d  %s", q, lab);
     text_draw(r, FONT_UI, buf, L->area.x, L->area.y, C_TEXT, ALIGN_LEFT);
-    if (v->diffllama)
+    if (v->differential)
         text_draw(r, FONT_SMALL, "common-mode mass in both maps cancels in the difference \u00b7 click a row to select it",
                   L->area.x + L->area.w, L->area.y + 3, C_DIM, ALIGN_RIGHT);
 
@@ -25,11 +25,11 @@ void render_profile(viewer *v) {
      * around its own zero line, with room for its positive and negative parts. */
     float ymax = 0, pos = 0, neg = 0;
     for (int k = 0; k <= q; k++) {
-        for (int c = 0; c < (v->diffllama ? 2 : nc); c++) {
+        for (int c = 0; c < (v->differential ? 2 : nc); c++) {
             float x = fabsf(profile_value(v, c, k));
             if (x > ymax) ymax = x;
         }
-        if (v->diffllama) {
+        if (v->differential) {
             float d = profile_value(v, 2, k);
             if (d > pos) pos = d;
             if (-d > neg) neg = -d;
@@ -39,8 +39,8 @@ void render_profile(viewer *v) {
     if (!(ymax > 0)) ymax = 1;
 
     const char *names[3] = {"softmax\u2081", "\u03bb\u00b7softmax\u2082", "difference"};
-    uint32_t colors[LLAMA_PANELS] = {C_POS, v->diffllama ? C_S2 : C_POS, C_POS, C_POS};
-    int is_diff[LLAMA_PANELS] = {0, 0, v->diffllama, 0};
+    uint32_t colors[LLAMA_PANELS] = {C_POS, v->differential ? C_S2 : C_POS, C_POS, C_POS};
+    int is_diff[LLAMA_PANELS] = {0, 0, v->differential, 0};
     for (int c = 0; c < nc; c++) {
         const SDL_Rect *ch = &L->chart[c];
         draw_fill(r, ch->x, ch->y, ch->w, ch->h, C_PANEL);
@@ -49,7 +49,7 @@ void render_profile(viewer *v) {
         if (is_diff[c]) base = ch->y + 2 + (int)lrint((ch->h - 4 - (pos + neg) * u) / 2 + pos * u);
         char name[48];
         uint32_t ncol = is_diff[c] ? C_TEXT : colors[c];
-        if (v->diffllama) snprintf(name, sizeof name, "%s", names[c]);
+        if (v->differential) snprintf(name, sizeof name, "%s", names[c]);
         else {
             snprintf(name, sizeof name, "head %d", v->li->heads[v->lwin + c]);
             ncol = v->lwin + c == v->head ? C_ACCENT : C_TEXT;
@@ -122,7 +122,7 @@ void render_strip(viewer *v) {
     const ds_dump_layer_info *li = v->li;
     int hs = li->n_heads;
     char buf[200];
-    if (v->diffllama)
+    if (v->differential)
         snprintf(buf, sizeof buf, "heads of layer %d at query %d \u00b7 noise mass: share of softmax\u2081 "
                  "cancelled by \u03bb\u00b7softmax\u2082 \u00b7 GN scale: GroupNorm factor \u00b7 click to select",
                  v->layer, v->row);
@@ -130,8 +130,8 @@ void render_strip(viewer *v) {
         snprintf(buf, sizeof buf, "heads of layer %d at query %d \u00b7 entropy / log(q+1) \u00b7 largest "
                  "weight \u00b7 click to select", v->layer, v->row);
     text_draw(r, FONT_SMALL, buf, s->x, s->y, C_DIM, ALIGN_LEFT);
-    const char *rowname[2] = {v->diffllama ? "noise mass" : "entropy", v->diffllama ? "GN scale" : "max weight"};
-    uint32_t rowcol[2] = {v->diffllama ? C_POS : C_S2, C_GN};
+    const char *rowname[2] = {v->differential ? "noise mass" : "entropy", v->differential ? "GN scale" : "max weight"};
+    uint32_t rowcol[2] = {v->differential ? C_POS : C_S2, C_GN};
     int top = s->y + 16, rh = 20;
     float bmax = 0;
     for (int h = 0; h < hs; h++)
@@ -140,12 +140,12 @@ void render_strip(viewer *v) {
     for (int row = 0; row < 2; row++)
         text_draw(r, FONT_LABEL, rowname[row], s->x - 8, top + row * (rh + 2) + 3, rowcol[row], ALIGN_RIGHT);
     int fh = text_height(FONT_SMALL);
-    int no_gn = v->diffllama && !v->gn_scale;
+    int no_gn = v->differential && !v->gn_scale;
     for (int h = 0; h < hs; h++) {
         int x0 = s->x + (int)((long)s->w * h / hs), x1 = s->x + (int)((long)s->w * (h + 1) / hs);
         int cw = x1 - x0 - 2;
         if (h == v->head) draw_fill(r, x0, top - 2, x1 - x0 - 1, 2 * rh + 6 + fh, 0xFF343846u);
-        else if (!v->diffllama && h >= v->lwin && h < v->lwin + v->n_lheads) /* shown, not selected */
+        else if (!v->differential && h >= v->lwin && h < v->lwin + v->n_lheads) /* shown, not selected */
             draw_fill(r, x0, top - 2, x1 - x0 - 1, 2 * rh + 6 + fh, 0xFF262932u);
         for (int row = 0; row < 2; row++) {
             float val = row == 0 ? v->strip_a[h] : v->strip_b[h];

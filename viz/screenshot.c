@@ -85,7 +85,7 @@ int screenshot_headless(viewer *v, int w, int h, const char *path, int want_layo
     layout_compute(v, w, h);
     if (v->hover_q >= 0) {
         /* --hover: the pointer at the centre of the cell in the difference (or only) panel. */
-        const SDL_Rect *m = &v->panels[v->diffllama ? 3 : 0].map;
+        const SDL_Rect *m = &v->panels[v->differential ? 3 : 0].map;
         v->mouse_x = (int)cell_to_px(v, v->hover_k + 0.5, v->view_k0, m->x, m->w);
         v->mouse_y = (int)cell_to_px(v, v->hover_q + 0.5, v->view_q0, m->y, m->h);
     }

@@ -60,7 +60,7 @@ static void set_row(viewer *v, int row) {
 }
 
 static void set_lambda(viewer *v, double lambda) {
-    if (!v->diffllama) return;
+    if (!v->differential) return;
     viewer_set_lambda(v, lambda);
     v->panels[2].dirty = v->panels[3].dirty = 1; /* λ·softmax₂ and the difference */
 }
@@ -121,7 +121,7 @@ static int on_key(viewer *v, const SDL_KeyboardEvent *e) {
     case SDLK_COMMA: set_lambda(v, v->lambda - (shift ? 0.1 : 0.01)); break;
     case SDLK_r: set_lambda(v, viewer_lambda_dump(v)); break;
     case SDLK_m:
-        if (v->diffllama) set_lambda(v, v->li->lambda_model);
+        if (v->differential) set_lambda(v, v->li->lambda_model);
         break;
     case SDLK_l:
         v->log_scale = !v->log_scale;

@@ -62,7 +62,7 @@ typedef struct viewer {
     ds_dump_reader *dump, *vs;
     const ds_dump_info *info;
     int T;
-    int diffllama;
+    int differential;
     int layer;                   /* model layer number */
     int head;                    /* index among the layer's dumped heads */
     const ds_dump_layer_info *li;

@@ -15,7 +15,7 @@
  * attention), "map_heads" (heads of each attention map and of hook_z: H/2 when differential,
  * else H). -1 with a message for any other name. */
 long long ds_model_dim(const ds_model *m, const char *name);
-/* "llama" or "diffllama". */
+/* The config's model_type: "diffllama", "llama", "qwen2", "qwen3" (include/diffscope/arch.h). */
 const char *ds_model_arch(const ds_model *m);
 /* The text of the model's config.json. */
 const char *ds_model_config_json(const ds_model *m);

@@ -42,8 +42,8 @@ typedef struct {
     int *heads;         /* [Hs] the model head of each index */
     int has_map[DS_MAP_COUNT]; /* by ds_map; never set for DS_MAP_SCORES */
     int has_groupnorm;  /* /layers/{l}/groupnorm/scale present and [Hs, T] */
-    /* DiffLlama only (NAN for Llama). lambda_full is the λ the forward pass used (the one in
-     * `diff`); lambda_model is the model's own λ (== lambda_full unless overridden). */
+    /* Differential architectures only (NAN otherwise). lambda_full is the λ the forward pass
+     * used (the one in `diff`); lambda_model is the model's own λ (== lambda_full unless overridden). */
     double lambda_1, lambda_2, lambda_init, lambda_full, lambda_model;
     int lambda_overridden;
 } ds_dump_layer_info;

@@ -16,6 +16,7 @@ static const struct {
     {"num_hidden_layers", offsetof(ds_config, num_layers)},
     {"num_attention_heads", offsetof(ds_config, num_heads)},
     {"num_key_value_heads", offsetof(ds_config, num_kv_heads)},
+    {"map_heads", offsetof(ds_config, map_heads)},
     {"head_dim", offsetof(ds_config, head_dim)},
     {"max_position_embeddings", offsetof(ds_config, max_position_embeddings)},
     {"bos_token_id", offsetof(ds_config, bos_token_id)},
@@ -24,9 +25,7 @@ static const struct {
 
 long long ds_model_dim(const ds_model *m, const char *name) {
     const ds_config *c = ds_model_config(m);
-    const int differential = c->arch == DS_ARCH_DIFFLLAMA;
-    if (strcmp(name, "differential") == 0) return differential;
-    if (strcmp(name, "map_heads") == 0) return differential ? c->num_heads / 2 : c->num_heads;
+    if (strcmp(name, "differential") == 0) return c->desc->differential;
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
         if (strcmp(dims[i].name, name) == 0) return *(const int *)((const char *)c + dims[i].offset);
     return ds_fail("no config number named '%s'", name);
@@ -48,7 +47,7 @@ const char *ds_model_probe_name(const ds_model *m, int i, char *buf, int bufsize
     if (i-- == 0) return ds_hook_name(DS_HOOK_EMBED, -1, buf, bufsize);
     for (int l = 0; l < c->num_layers; l++)
         for (int p = 0; p < DS_HOOK_COUNT; p++) {
-            if (model_level(p) || (differential_only(p) && c->arch != DS_ARCH_DIFFLLAMA)) continue;
+            if (model_level(p) || (differential_only(p) && !c->desc->differential)) continue;
             if (i-- == 0) return ds_hook_name(p, l, buf, bufsize);
         }
     if (i == 0) return ds_hook_name(DS_HOOK_FINAL_NORM, -1, buf, bufsize);

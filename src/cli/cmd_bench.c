@@ -33,16 +33,26 @@ static const char *usage =
     "the sgemm run back to back for as long as the prefill took, right after it; the median over\n"
     "the rounds is reported (and sgemm's best single call as its peak).\n\n";
 
+/* Products of one prefill: T rows through each weight matrix of the architecture's table, and
+ * the output projection (lm_head or the tied embedding) for the last token. */
+typedef struct {
+    double T, flops;
+} flop_count;
+
+static int count_products(const ds_tensor_ref *t, void *user) {
+    flop_count *f = user;
+    if (t->desc->use == DS_USE_MATRIX) f->flops += 2 * f->T * (double)t->shape[0] * t->shape[1];
+    return 0;
+}
+
 /* FLOPs of a prefill of T tokens from an empty cache with last-token logits: every matrix
  * product the forward pass does (2 per multiply-add), attention over causal entries only. */
 static double prefill_flops(const ds_config *c, double T) {
-    double D = c->hidden_size, FF = c->intermediate_size, V = c->vocab_size;
-    double q = (double)c->num_heads * c->head_dim, kv = (double)c->num_kv_heads * c->head_dim;
-    double proj = 2 * T * D * (q + 2 * kv) + 2 * T * q * D;
-    double mlp = 3 * 2 * T * D * FF;
-    double causal = T * (T + 1) / 2;
+    flop_count f = {T, 0};
+    ds_config_tensors(c, count_products, &f);
+    double q = (double)c->num_heads * c->head_dim, causal = T * (T + 1) / 2;
     double attn = 2 * causal * q /* QK^T over all H heads */ + 2 * causal * q /* AV: H*hd output channels */;
-    return c->num_layers * (proj + mlp + attn) + 2 * D * V;
+    return f.flops + c->num_layers * attn + 2.0 * c->hidden_size * c->vocab_size;
 }
 
 /* The reference product y[M, N] = a[M, K] · b[N, K]ᵀ, OpenBLAS's own threading on all threads. */

@@ -8,7 +8,8 @@
 static const char *usage =
     "usage: diffscope info MODEL [--json]\n\n"
     "Prints the architecture, shapes, parameter count and storage dtype of the checkpoint in\n"
-    "the folder MODEL, and for DiffLlama lambda_init and lambda of every layer.\n\n";
+    "the folder MODEL, and for a differential model (DiffLlama) lambda_init and lambda of every\n"
+    "layer.\n\n";
 
 static int print_json(const ds_model *m) {
     const ds_config *c = ds_model_config(m);
@@ -25,12 +26,14 @@ static int print_json(const ds_model *m) {
     cJSON_AddStringToObject(o, "rope_type", c->rope_type == DS_ROPE_LLAMA3 ? "llama3" : "default");
     cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_word_embeddings);
-    cJSON_AddBoolToObject(o, "attention_bias", c->attention_bias);
+    cJSON_AddBoolToObject(o, "qkv_bias", c->qkv_bias);
+    cJSON_AddBoolToObject(o, "o_bias", c->o_bias);
     cJSON_AddBoolToObject(o, "mlp_bias", c->mlp_bias);
+    cJSON_AddBoolToObject(o, "qk_norm", c->desc->qk_norm);
     cJSON_AddNumberToObject(o, "rms_norm_eps", c->rms_norm_eps);
     cJSON_AddNumberToObject(o, "parameters", (double)ds_config_param_count(c));
     cJSON_AddStringToObject(o, "storage_dtype", ds_model_storage_dtype(m));
-    if (c->arch == DS_ARCH_DIFFLLAMA) {
+    if (c->desc->differential) {
         static const char *names[4] = {"lambda_1", "lambda_2", "lambda_init", "lambda_full"};
         cJSON *layers = cJSON_AddArrayToObject(o, "lambda");
         for (int l = 0; l < c->num_layers; l++) {
@@ -48,19 +51,20 @@ static int print_json(const ds_model *m) {
 static void print_text(const ds_model *m) {
     const ds_config *c = ds_model_config(m);
     printf("model          %s\n", ds_model_dir(m));
-    printf("architecture   %s\n", c->arch == DS_ARCH_DIFFLLAMA ? "DiffLlama (differential attention)" : "Llama");
+    printf("architecture   %s\n", c->desc->title);
     printf("parameters     %lld (%.1f M)\n", ds_config_param_count(c), ds_config_param_count(c) / 1e6);
     printf("storage dtype  %s\n", ds_model_storage_dtype(m));
     printf("layers         %d\n", c->num_layers);
     printf("hidden         %d (intermediate %d)\n", c->hidden_size, c->intermediate_size);
     printf("heads          %d query, %d key/value, head_dim %d", c->num_heads, c->num_kv_heads, c->head_dim);
-    if (c->arch == DS_ARCH_DIFFLLAMA) printf(" (%d differential heads)", c->num_heads / 2);
+    if (c->desc->differential) printf(" (%d differential heads)", c->map_heads);
     printf("\nvocabulary     %d\n", c->vocab_size);
     printf("positions      %d (RoPE %s, theta %g)\n", c->max_position_embeddings,
            c->rope_type == DS_ROPE_LLAMA3 ? "llama3" : "default", c->rope_theta);
-    printf("tied embedding %s, attention bias %s, mlp bias %s, rms_norm_eps %g\n", c->tie_word_embeddings ? "yes" : "no",
-           c->attention_bias ? "yes" : "no", c->mlp_bias ? "yes" : "no", c->rms_norm_eps);
-    if (c->arch != DS_ARCH_DIFFLLAMA) return;
+    printf("tied embedding %s, q/k/v bias %s, o bias %s, mlp bias %s, q/k norm %s, rms_norm_eps %g\n",
+           c->tie_word_embeddings ? "yes" : "no", c->qkv_bias ? "yes" : "no", c->o_bias ? "yes" : "no",
+           c->mlp_bias ? "yes" : "no", c->desc->qk_norm ? "yes" : "no", c->rms_norm_eps);
+    if (!c->desc->differential) return;
     printf("\nlayer  lambda_1   lambda_2   lambda_init  lambda\n");
     for (int l = 0; l < c->num_layers; l++) {
         double lam[4];

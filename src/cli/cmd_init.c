@@ -130,48 +130,11 @@ static void fill(const char *name, float *out, int64_t n, void *user) {
     }
 }
 
-static int declare(ds_st_writer *w, const ds_config *c) {
-    int64_t D = c->hidden_size, FF = c->intermediate_size, V = c->vocab_size, hd = c->head_dim;
-    int64_t q = (int64_t)c->num_heads * hd, kv = (int64_t)c->num_kv_heads * hd;
-    char n[160];
-    int64_t s[2];
-#define ADD2(name, a, b) (s[0] = (a), s[1] = (b), ds_st_writer_add(w, name, 2, s))
-#define ADD1(name, a) (s[0] = (a), ds_st_writer_add(w, name, 1, s))
-    if (ADD2("model.embed_tokens.weight", V, D)) return -1;
-    for (int l = 0; l < c->num_layers; l++) {
-        const struct { const char *suffix; int64_t a, b; } mats[] = {
-            {"self_attn.q_proj", q, D}, {"self_attn.k_proj", kv, D}, {"self_attn.v_proj", kv, D},
-            {"self_attn.o_proj", D, q}, {"mlp.gate_proj", FF, D},    {"mlp.up_proj", FF, D},
-            {"mlp.down_proj", D, FF}};
-        for (int i = 0; i < 7; i++) {
-            snprintf(n, sizeof n, "model.layers.%d.%s.weight", l, mats[i].suffix);
-            if (ADD2(n, mats[i].a, mats[i].b)) return -1;
-            int attn = i < 4;
-            if ((attn && c->attention_bias) || (!attn && c->mlp_bias)) {
-                snprintf(n, sizeof n, "model.layers.%d.%s.bias", l, mats[i].suffix);
-                if (ADD1(n, mats[i].a)) return -1;
-            }
-        }
-        snprintf(n, sizeof n, "model.layers.%d.input_layernorm.weight", l);
-        if (ADD1(n, D)) return -1;
-        snprintf(n, sizeof n, "model.layers.%d.post_attention_layernorm.weight", l);
-        if (ADD1(n, D)) return -1;
-        if (c->arch == DS_ARCH_DIFFLLAMA)
-            for (int i = 0; i < 4; i++) {
-                static const char *lam[] = {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"};
-                snprintf(n, sizeof n, "model.layers.%d.self_attn.%s", l, lam[i]);
-                if (ADD1(n, hd)) return -1;
-            }
-    }
-    if (ADD1("model.norm.weight", D)) return -1;
-    if (!c->tie_word_embeddings && ADD2("lm_head.weight", V, D)) return -1;
-#undef ADD1
-#undef ADD2
-    return 0;
-}
+/* Declares each tensor of the architecture's table (src/model/arch.c) for this config. */
+static int declare_one(const ds_tensor_ref *t, void *w) { return ds_st_writer_add(w, t->name, t->ndim, t->shape); }
 
 /* Builds the config.json text: the preset or file, with model_type and architectures set. */
-static char *config_text(const char *like, const char *arch, const char *dtype) {
+static char *config_text(const char *like, const ds_arch_desc *arch, const char *dtype) {
     const char *p = preset(like);
     char *file_text = NULL;
     if (!p) {
@@ -188,13 +151,12 @@ static char *config_text(const char *like, const char *arch, const char *dtype) 
         ds_fail("%s: not a JSON object", like);
         return NULL;
     }
-    int diff = !strcmp(arch, "diffllama");
     cJSON_DeleteItemFromObject(j, "model_type");
     cJSON_DeleteItemFromObject(j, "architectures");
     cJSON_DeleteItemFromObject(j, "dtype");
-    cJSON_AddStringToObject(j, "model_type", arch);
+    cJSON_AddStringToObject(j, "model_type", arch->model_type);
     cJSON *a = cJSON_AddArrayToObject(j, "architectures");
-    cJSON_AddItemToArray(a, cJSON_CreateString(diff ? "DiffLlamaForCausalLM" : "LlamaForCausalLM"));
+    cJSON_AddItemToArray(a, cJSON_CreateString(arch->hf_class));
     cJSON_AddStringToObject(j, "dtype", strcmp(dtype, "bf16") ? "float32" : "bfloat16");
     if (!cJSON_GetObjectItem(j, "hidden_act")) cJSON_AddStringToObject(j, "hidden_act", "silu");
     char *s = cJSON_Print(j);
@@ -203,8 +165,8 @@ static char *config_text(const char *like, const char *arch, const char *dtype) 
 }
 
 /* The weights of the config LIKE (a preset or a file) into DIR, then its config.json at PATH. */
-static int write_checkpoint(const char *dir, const char *path, const char *like, const char *arch, const char *dtype,
-                            int seed, int shard_mb) {
+static int write_checkpoint(const char *dir, const char *path, const char *like, const ds_arch_desc *arch,
+                            const char *dtype, int seed, int shard_mb) {
     char *text = config_text(like, arch, dtype);
     if (!text) return cli_lib_error();
     ds_config c;
@@ -219,7 +181,7 @@ static int write_checkpoint(const char *dir, const char *path, const char *like,
     cli_progress_start(&fc.progress, "init", 9L * c.num_layers + 3);
     if (!w) {
         rc = -1;
-    } else if (declare(w, &c)) {
+    } else if (ds_config_tensors(&c, declare_one, w)) {
         ds_st_writer_free(w);
         rc = -1;
     } else {
@@ -239,11 +201,13 @@ static int write_checkpoint(const char *dir, const char *path, const char *like,
 }
 
 int cmd_init(int argc, char **argv) {
-    const char *like = NULL, *arch = "diffllama", *dtype = "f32";
+    const char *like = NULL, *arch_name = "diffllama", *dtype = "f32";
+    char archs[128]; /* the choices: the model types of the architecture table */
     int seed = 0, shard_mb = 2000, force = 0, rc;
     const cli_opt opts[] = {
         {"like", 0, CLI_STRING, &like, 0, 0, "kajuma|small|tiny|CONFIG.json", NULL},
-        {"arch", 0, CLI_CHOICE, &arch, 0, 0, "diffllama|llama", "architecture (default diffllama)"},
+        {"arch", 0, CLI_CHOICE, &arch_name, 0, 0, ds_arch_names(archs, sizeof archs, "|"),
+         "architecture (default diffllama)"},
         {"dtype", 0, CLI_CHOICE, &dtype, 0, 0, "f32|bf16", "storage dtype (default f32)"},
         {"seed", 0, CLI_INT, &seed, 0, INT_MAX, "S", "random seed (default 0)"},
         {"shard-mb", 0, CLI_INT, &shard_mb, 1, 1 << 20, "N", "shard size in MB (default 2000)"},
@@ -252,6 +216,7 @@ int cmd_init(int argc, char **argv) {
     const cli_cmd cmd = {"init", usage, NULL, opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 1 || !like) return cli_error("init needs OUT_DIR and --like (see diffscope init --help)");
+    const ds_arch_desc *arch = ds_arch_find(arch_name);
     const char *dir = argv[optind];
     char *path = ds_path_join(dir, "config.json");
     struct stat st;

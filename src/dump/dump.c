@@ -39,7 +39,7 @@ struct ds_dump {
     ds_h5out out;
     ds_dump_opts o;
     const ds_model *m;
-    int T, L, H, Hd, is_diff;
+    int T, L, H, Hd, is_diff; /* Hd: heads per map (ds_config.map_heads) */
     char *layer_on;        /* [L] */
     int *heads;            /* selected heads (differential heads for DiffLlama) */
     int nheads;
@@ -501,10 +501,10 @@ int ds_dump_check_layers(const ds_config *c, const int *layers, int n) {
 }
 
 int ds_dump_check_heads(const ds_config *c, const int *heads, int n) {
-    int is_diff = c->arch == DS_ARCH_DIFFLLAMA, all_heads = is_diff ? c->num_heads / 2 : c->num_heads;
     for (int j = 0; heads && j < n; j++)
-        if (heads[j] < 0 || heads[j] >= all_heads)
-            return ds_fail("head %d out of range (0..%d%s)", heads[j], all_heads - 1, is_diff ? ", differential heads" : "");
+        if (heads[j] < 0 || heads[j] >= c->map_heads)
+            return ds_fail("head %d out of range (0..%d%s)", heads[j], c->map_heads - 1,
+                           c->desc->differential ? ", differential heads" : "");
     return 0;
 }
 
@@ -513,7 +513,7 @@ static int select_layers_heads(ds_dump *d) {
     if (ds_dump_check_layers(c, d->o.layers, d->o.nlayers) || ds_dump_check_heads(c, d->o.heads, d->o.nheads))
         return -1;
     d->layer_on = calloc((size_t)d->L, 1);
-    int all_heads = d->is_diff ? d->Hd : d->H;
+    int all_heads = d->Hd;
     d->nheads = d->o.heads ? d->o.nheads : all_heads;
     d->heads = malloc((size_t)(d->nheads > 0 ? d->nheads : 1) * sizeof *d->heads);
     if (!d->layer_on || !d->heads) return ds_failc(DS_ERR_NOMEM, "out of memory");
@@ -559,8 +559,8 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
     }
     d->o = *o;
     if (d->o.topk <= 0) d->o.topk = 100;
-    d->m = m, d->T = T, d->L = c->num_layers, d->H = c->num_heads, d->Hd = c->num_heads / 2;
-    d->is_diff = c->arch == DS_ARCH_DIFFLLAMA;
+    d->m = m, d->T = T, d->L = c->num_layers, d->H = c->num_heads, d->Hd = c->map_heads;
+    d->is_diff = c->desc->differential;
     d->layer = -1;
     d->f16 = make_f16_type();
     d->out.file = H5I_INVALID_HID;

@@ -336,25 +336,25 @@ static int read_root(ds_dump_reader *d) {
         goto out;
     }
     if (attr_string(d, d->file, "/", DS_DUMP_ATTR_ARCH, &arch) < 0) goto out;
-    if (!strcmp(arch, ds_arch_name(DS_ARCH_DIFFLLAMA))) d->info.arch = DS_ARCH_DIFFLLAMA;
-    else if (!strcmp(arch, ds_arch_name(DS_ARCH_LLAMA))) d->info.arch = DS_ARCH_LLAMA;
-    else {
-        char b[48];
-        ds_fail("%s: unknown arch '%s' (expected %s or %s)", d->path, shown(arch, b, sizeof b),
-                ds_arch_name(DS_ARCH_DIFFLLAMA), ds_arch_name(DS_ARCH_LLAMA));
+    const ds_arch_desc *desc = ds_arch_find(arch);
+    if (!desc) {
+        char b[48], names[128];
+        ds_fail("%s: unknown arch '%s' (expected one of %s)", d->path, shown(arch, b, sizeof b),
+                ds_arch_names(names, sizeof names, ", "));
         goto out;
     }
+    d->info.arch = desc->arch;
     ds_dump_info *in = &d->info;
     if (attr_int(d, d->file, "/", DS_DUMP_ATTR_NUM_LAYERS, &in->num_layers) < 0 ||
         attr_int(d, d->file, "/", DS_DUMP_ATTR_NUM_HEADS, &in->num_heads) < 0 ||
         attr_int(d, d->file, "/", DS_DUMP_ATTR_NUM_TOKENS, &in->num_tokens) < 0 ||
         check_range(d, DS_DUMP_ATTR_NUM_LAYERS, in->num_layers, 1, DS_DUMP_MAX_LAYERS) < 0 ||
-        check_range(d, DS_DUMP_ATTR_NUM_HEADS, in->num_heads, in->arch == DS_ARCH_DIFFLLAMA ? 2 : 1,
+        check_range(d, DS_DUMP_ATTR_NUM_HEADS, in->num_heads, desc->differential ? 2 : 1,
                     DS_DUMP_MAX_HEADS) < 0 ||
         check_range(d, DS_DUMP_ATTR_NUM_TOKENS, in->num_tokens, 1, DS_DUMP_MAX_TOKENS) < 0)
         goto out;
-    if (in->arch == DS_ARCH_DIFFLLAMA && in->num_heads % 2) {
-        ds_fail("%s: num_heads %d is odd, a DiffLlama model has an even number", d->path, in->num_heads);
+    if (desc->differential && in->num_heads % 2) {
+        ds_fail("%s: num_heads %d is odd, a %s model has an even number", d->path, in->num_heads, desc->label);
         goto out;
     }
     /* Shape attributes the viewer only displays: optional. */
@@ -468,9 +468,10 @@ static int load_layer(ds_dump_reader *d, int layer, ds_dump_layer_info *li) {
     hid_t g = H5Gopen2(d->file, where, H5P_DEFAULT);
     if (g < 0) return ds_fail("%s: %s is not a group", d->path, where);
     int rc = -1;
-    int max_heads = in->arch == DS_ARCH_DIFFLLAMA ? in->num_heads / 2 : in->num_heads;
+    const int differential = ds_arch_get(in->arch)->differential;
+    int max_heads = ds_arch_map_heads(ds_arch_get(in->arch), in->num_heads);
     /* `heads` belongs on the group; a writer that put it on the map datasets is read too. */
-    const char *first_map = ds_map_name(in->arch == DS_ARCH_DIFFLLAMA ? DS_MAP_SOFTMAX1 : DS_MAP_SOFTMAX);
+    const char *first_map = ds_map_name(differential ? DS_MAP_SOFTMAX1 : DS_MAP_SOFTMAX);
     if (!attr_exists(g, DS_DUMP_ATTR_HEADS) && H5Lexists(g, first_map, H5P_DEFAULT) > 0) {
         hid_t m = H5Oopen(g, first_map, H5P_DEFAULT);
         int found = m >= 0 && attr_exists(m, DS_DUMP_ATTR_HEADS);
@@ -491,7 +492,7 @@ static int load_layer(ds_dump_reader *d, int layer, ds_dump_layer_info *li) {
                     li->heads[i], max_heads - 1);
             goto out;
         }
-    if (in->arch == DS_ARCH_DIFFLLAMA) {
+    if (differential) {
         if (attr_double(d, g, where, DS_DUMP_ATTR_LAMBDA_FULL, &li->lambda_full) < 0 ||
             attr_double(d, g, where, DS_DUMP_ATTR_LAMBDA_INIT, &li->lambda_init) < 0 ||
             opt_attr_double(d, g, where, DS_DUMP_ATTR_LAMBDA_1, &li->lambda_1) < 0 ||
@@ -511,7 +512,7 @@ static int load_layer(ds_dump_reader *d, int layer, ds_dump_layer_info *li) {
     for (ds_map m = 0; m < DS_MAP_COUNT; m++) {
         if (m == DS_MAP_SCORES) continue; /* not read: its first axis holds sub-heads, not Hs heads */
         int diff_map = m != DS_MAP_SOFTMAX;
-        if (diff_map != (in->arch == DS_ARCH_DIFFLLAMA)) continue;
+        if (diff_map != differential) continue;
         snprintf(path, sizeof path, "%s/%s", where, ds_map_name(m));
         /* diff is optional: the viewer computes it from the two maps and lambda_full. */
         if (m == DS_MAP_DIFF && !ds_h5_exists(d->file, path)) continue;
@@ -521,7 +522,7 @@ static int load_layer(ds_dump_reader *d, int layer, ds_dump_layer_info *li) {
         li->has_map[m] = 1;
     }
     groupnorm_scale_path(path, sizeof path, layer);
-    if (in->arch == DS_ARCH_DIFFLLAMA && ds_h5_exists(d->file, path)) {
+    if (differential && ds_h5_exists(d->file, path)) {
         hid_t ds = dataset_open(d, path, H5T_FLOAT, 2, want);
         if (ds < 0) goto out;
         H5Dclose(ds);

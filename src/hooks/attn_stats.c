@@ -107,8 +107,8 @@ ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats
         return NULL;
     }
     s->o = *opts, s->T = T, s->L = c->num_layers;
-    s->is_diff = c->arch == DS_ARCH_DIFFLLAMA;
-    s->heads = s->is_diff ? c->num_heads / 2 : c->num_heads;
+    s->is_diff = c->desc->differential;
+    s->heads = c->map_heads;
     s->has_map[DS_MAP_DIFF] = s->has_map[DS_MAP_SOFTMAX1] = s->is_diff;
     s->has_map[DS_MAP_SOFTMAX] = !s->is_diff;
     s->rms_norm_eps = c->rms_norm_eps;

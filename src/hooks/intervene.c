@@ -28,7 +28,8 @@ static int zero_head(const ds_probe_event *ev, void *user) {
 
 int ds_intervene_lambda(ds_probes *p, const ds_model *m, int layer, float value) {
     const ds_config *c = ds_model_config(m);
-    if (c->arch != DS_ARCH_DIFFLLAMA) return ds_fail("%s is a Llama model, it has no lambda", ds_model_dir(m));
+    if (!c->desc->differential)
+        return ds_fail("%s is a %s model, it has no lambda", ds_model_dir(m), c->desc->label);
     if (layer < 0 || layer >= c->num_layers)
         return ds_fail("layer %d out of range (0..%d)", layer, c->num_layers - 1);
     return ds_probes_add_point_owned(p, DS_HOOK_LAMBDA, layer, set_lambda, new_intervention(value, 0));
@@ -36,11 +37,11 @@ int ds_intervene_lambda(ds_probes *p, const ds_model *m, int layer, float value)
 
 int ds_intervene_ablate(ds_probes *p, const ds_model *m, int layer, int head) {
     const ds_config *c = ds_model_config(m);
-    int heads = c->arch == DS_ARCH_DIFFLLAMA ? c->num_heads / 2 : c->num_heads;
+    int heads = c->map_heads;
     if (layer < 0 || layer >= c->num_layers)
         return ds_fail("layer %d out of range (0..%d)", layer, c->num_layers - 1);
     if (head < 0 || head >= heads)
         return ds_fail("head %d out of range (0..%d%s)", head, heads - 1,
-                       c->arch == DS_ARCH_DIFFLLAMA ? ", differential heads" : "");
+                       c->desc->differential ? ", differential heads" : "");
     return ds_probes_add_point_owned(p, DS_HOOK_Z, layer, zero_head, new_intervention(0, head));
 }

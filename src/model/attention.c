@@ -1,7 +1,8 @@
-/* Causal self-attention, standard (Llama) and differential (DiffLlama), over the KV cache.
+/* Causal self-attention, standard (Llama, Qwen) and differential (DiffLlama), over the KV cache.
  *
- * Follows docs/numerics.md. For DiffLlama, sub-head h in 0..H-1 gives the map
- * A_h = softmax(q_h k_{h/n_rep}ᵀ/√hd + mask); differential head i pairs A_i with A_{i+H/2}
+ * Follows docs/numerics.md. For a differential architecture, sub-head h in
+ * 0..H-1 gives the map A_h = softmax(q_h k_{h/n_rep}ᵀ/√hd + mask); differential head i pairs
+ * A_i with its partner A_{i+H/2} (ds_arch_desc.pairing: half, the only pairing implemented)
  * and reads the 2·hd-channel value V_i = [v_{i/n_rep}, v_{(i+H/2)/n_rep}]:
  *
  *     O_i = (A_i − λ A_{i+H/2}) V_i,   then   O_i ← (1 − λ_init) · O_i / √(mean(O_i²) + eps)
@@ -91,6 +92,15 @@ static void diff_rows(float *D, const float *A1, const float *A2, float lam, int
         }
 }
 
+int ds_attention_check(const ds_config *c) {
+    if (c->desc->differential && c->desc->pairing != DS_PAIRING_HALF)
+        return ds_fail("%s: differential head pairing %d is not implemented (i with i + H/2 is)",
+                       c->desc->model_type, (int)c->desc->pairing);
+    if (c->desc->differential && c->desc->subln_affine)
+        return ds_fail("%s: a GroupNorm with a learned weight is not implemented", c->desc->model_type);
+    return 0;
+}
+
 /* Shapes of one layer's attention call, shared by the staged and the fused paths. */
 typedef struct {
     int H, Hd, hd, nrep, qw, kvw, pos0, tk, is_diff;
@@ -112,7 +122,7 @@ static void head_values(const att_shape *a, float *O, const float *A, int h, int
 
 static void groupnorm(ds_session *s, int n, int layer) {
     const ds_config *c = &s->m->cfg;
-    int hd2 = 2 * c->head_dim, Hd = c->num_heads / 2, width = c->num_heads * c->head_dim;
+    int hd2 = 2 * c->head_dim, Hd = c->map_heads, width = c->num_heads * c->head_dim;
     float scale = (float)(1.0 - ds_lambda_init(layer)), eps = c->rms_norm_eps;
 #pragma omp parallel for schedule(static) if ((size_t)n * width >= DS_PAR_MIN)
     for (int t = 0; t < n; t++)
@@ -130,12 +140,17 @@ static void groupnorm_view(ds_probe_event *ev, ds_session *s, int n, int pos0) {
     memset(ev, 0, sizeof *ev);
     ev->pos0 = pos0;
     ev->ndim = 3;
-    ev->shape[0] = ev->full[0] = c->num_heads / 2;
+    ev->shape[0] = ev->full[0] = c->map_heads;
     ev->shape[1] = ev->full[1] = n;
     ev->shape[2] = ev->full[2] = 2 * c->head_dim;
     ev->strides[0] = 2 * c->head_dim, ev->strides[1] = (int64_t)c->num_heads * c->head_dim, ev->strides[2] = 1;
     ev->data = s->z;
 }
+
+/* The sub-head that differential head I pairs with its own sub-head I: I + H/2, the only
+ * pairing ds_attention_check lets through, which also keeps the first maps of all heads in
+ * sub-heads [0, H/2) and the second ones in [H/2, H). */
+static int partner(const att_shape *a, int i) { return i + a->Hd; }
 
 /* Rows r0 .. r0+nr of the block see keys 0 .. kmax-1. */
 static int block_kmax(const att_shape *a, int r0, int nr) { return a->pos0 + r0 + nr; }
@@ -161,7 +176,7 @@ static void attention_fused(ds_session *s, const att_shape *a, int n, int R) {
             continue;
         }
         float *S2 = S + (size_t)R * a->tk;
-        const int h2 = u + a->Hd;
+        const int h2 = partner(a, u);
         head_scores(a, S2, q, h2, nr, kmax);
         softmax_rows(S2, nr, a->tk, a->pos0 + r0, kmax);
         diff_rows(S, S, S2, a->lam, nr, a->tk, kmax);
@@ -223,16 +238,16 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
             if (ds_probes_fire(probes, DS_HOOK_PATTERN1, layer, &ev)) return -1;
         }
         if (want_p2) {
-            block_view(&ev, att + (size_t)Hd * nr * tk, Hd, nr, r0, n, tk, pos0);
+            block_view(&ev, att + (size_t)partner(a, 0) * nr * tk, Hd, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_PATTERN2, layer, &ev)) return -1;
         }
 #pragma omp parallel for schedule(dynamic) if (par)
         for (int i = 0; i < Hd; i++) {
             float *Dm = s->diff + (size_t)i * nr * tk;
-            diff_rows(Dm, att + (size_t)i * nr * tk, att + (size_t)(i + Hd) * nr * tk, a->lam, nr, tk, tk);
+            diff_rows(Dm, att + (size_t)i * nr * tk, att + (size_t)partner(a, i) * nr * tk, a->lam, nr, tk, tk);
             float *O = z + (size_t)i * 2 * hd;
             head_values(a, O, Dm, i, nr, kmax);
-            head_values(a, O + hd, Dm, i + Hd, nr, kmax);
+            head_values(a, O + hd, Dm, partner(a, i), nr, kmax);
         }
         if (want_diff) {
             block_view(&ev, s->diff, Hd, nr, r0, n, tk, pos0);
@@ -244,16 +259,14 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
 
 int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *probes) {
     const ds_config *c = &s->m->cfg;
-    att_shape a = {.H = c->num_heads, .Hd = c->num_heads / 2, .hd = c->head_dim, .nrep = c->num_heads / c->num_kv_heads,
+    att_shape a = {.H = c->num_heads, .Hd = c->map_heads, .hd = c->head_dim, .nrep = c->num_heads / c->num_kv_heads,
                    .qw = c->num_heads * c->head_dim, .kvw = c->num_kv_heads * c->head_dim, .pos0 = s->pos,
-                   .tk = s->pos + n, .is_diff = c->arch == DS_ARCH_DIFFLLAMA,
+                   .tk = s->pos + n, .is_diff = c->desc->differential,
                    .scale = (float)(1.0 / sqrt((double)c->head_dim)), .lam = (float)lambda};
     a.K = s->k_cache + (size_t)layer * s->max_tokens * a.kvw;
     a.V = s->v_cache + (size_t)layer * s->max_tokens * a.kvw;
     const uint32_t want = ds_probes_wanted(probes, layer);
-    const int want_maps = wants(want, DS_HOOK_SCORES) || wants(want, DS_HOOK_PATTERN) ||
-                          (a.is_diff && (wants(want, DS_HOOK_PATTERN1) || wants(want, DS_HOOK_PATTERN2) ||
-                                         wants(want, DS_HOOK_DIFF)));
+    const int want_maps = (want & c->desc->maps) != 0; /* a probe on one of the maps this attention makes */
 
     size_t per_row = (size_t)a.H * a.tk;
     int R = (int)(ATT_BLOCK_FLOATS / per_row);

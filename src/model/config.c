@@ -1,5 +1,5 @@
-/* config.json -> validated ds_config. Defaults are transformers' own (LlamaConfig,
- * DiffLlamaConfig) for keys a file leaves out. */
+/* config.json -> validated ds_config. Keys a file leaves out take transformers' defaults for
+ * its architecture (the rows of arch.c). */
 #include "diffscope/config.h"
 #include "diffscope/error.h"
 #include "base/fileio.h"
@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-const char *ds_arch_name(ds_arch a) { return a == DS_ARCH_DIFFLLAMA ? "diffllama" : "llama"; }
 
 double ds_lambda_init(int layer) { return 0.8 - 0.6 * exp(-0.3 * layer); }
 
@@ -42,7 +40,7 @@ static int get_bool(const cJSON *j, const char *key, int *out, const char *path)
 /* RoPE: transformers 5 writes rope_parameters {rope_type, rope_theta, ...}; older files
  * write rope_theta at the top level and rope_scaling {rope_type|type, factor, ...}. */
 static int parse_rope(ds_config *c, const cJSON *j, const char *path) {
-    c->rope_theta = 10000.0;
+    c->rope_theta = c->desc->default_rope_theta;
     c->rope_type = DS_ROPE_DEFAULT;
     if (get_double(j, "rope_theta", &c->rope_theta, path)) return -1;
     const cJSON *rp = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
@@ -91,6 +89,27 @@ static int parse_eos(ds_config *c, const cJSON *j, const char *path) {
     return 0;
 }
 
+static int bias(ds_bias_rule rule, int config_key) {
+    return rule == DS_BIAS_ALWAYS || (rule == DS_BIAS_CONFIG && config_key);
+}
+
+/* Qwen2/Qwen3 make layer l use a sliding window when use_sliding_window is true and l >=
+ * max_window_layers (or as layer_types lists): refused, since the attention here is full. */
+static int check_sliding_window(const ds_config *c, const cJSON *j, const char *path) {
+    int use = 0, max_window_layers = 28;
+    if (!c->desc->sliding_window_keys || get_bool(j, "use_sliding_window", &use, path) || !use) return 0;
+    if (get_int(j, "max_window_layers", 0, &max_window_layers, path)) return -1;
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(j, "layer_types");
+    int sliding = 0;
+    if (cJSON_IsArray(types)) {
+        for (const cJSON *t = types->child; t; t = t->next)
+            sliding |= cJSON_IsString(t) && !strcmp(t->valuestring, "sliding_attention");
+    } else {
+        sliding = c->num_layers > max_window_layers;
+    }
+    return sliding ? ds_fail("%s: use_sliding_window is true: sliding-window attention is not supported", path) : 0;
+}
+
 static int validate(const ds_config *c, const char *path) {
     const struct { const char *key; int v; } pos[] = {
         {"vocab_size", c->vocab_size}, {"hidden_size", c->hidden_size},
@@ -103,8 +122,8 @@ static int validate(const ds_config *c, const char *path) {
     if (c->num_heads % c->num_kv_heads)
         return ds_fail("%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path,
                        c->num_heads, c->num_kv_heads);
-    if (c->arch == DS_ARCH_DIFFLLAMA && c->num_heads % 2)
-        return ds_fail("%s: DiffLlama needs an even num_attention_heads (got %d)", path, c->num_heads);
+    if (c->desc->differential && c->num_heads % 2)
+        return ds_fail("%s: %s needs an even num_attention_heads (got %d)", path, c->desc->model_type, c->num_heads);
     if (c->head_dim % 2) return ds_fail("%s: head_dim must be even for RoPE (got %d)", path, c->head_dim);
     if (!(c->rms_norm_eps >= 0)) return ds_fail("%s: 'rms_norm_eps' must be non-negative", path);
     if (!(c->rope_theta > 0)) return ds_fail("%s: 'rope_theta' must be positive", path);
@@ -129,21 +148,23 @@ int ds_config_parse(ds_config *c, const char *text, const char *path) {
         ds_fail("%s: missing key 'model_type'", path);
         goto out;
     }
-    if (!strcmp(mt->valuestring, "diffllama")) c->arch = DS_ARCH_DIFFLLAMA;
-    else if (!strcmp(mt->valuestring, "llama")) c->arch = DS_ARCH_LLAMA;
-    else {
-        ds_fail("%s: model_type '%s' is not supported (diffllama and llama are)", path, mt->valuestring);
+    if (!(c->desc = ds_arch_find(mt->valuestring))) {
+        char names[128];
+        ds_fail("%s: model_type '%s' is not supported (%s are)", path, mt->valuestring,
+                ds_arch_names(names, sizeof names, ", "));
         goto out;
     }
+    c->arch = c->desc->arch;
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "hidden_act");
     if (act && !(cJSON_IsString(act) && !strcmp(act->valuestring, "silu"))) {
         ds_fail("%s: hidden_act must be \"silu\"", path);
         goto out;
     }
-    double eps = c->arch == DS_ARCH_DIFFLLAMA ? 1e-5 : 1e-6;
-    c->max_position_embeddings = 2048;
+    double eps = c->desc->default_rms_norm_eps;
+    int attention_bias = 0, mlp_bias = 0;
+    c->max_position_embeddings = c->desc->default_max_positions;
     c->bos_token_id = -1;
-    c->head_dim = 0;
+    c->head_dim = c->desc->default_head_dim;
     c->num_kv_heads = 0;
     if (get_int(j, "vocab_size", 1, &c->vocab_size, path) ||
         get_int(j, "hidden_size", 1, &c->hidden_size, path) ||
@@ -156,14 +177,16 @@ int ds_config_parse(ds_config *c, const char *text, const char *path) {
         get_int(j, "bos_token_id", 0, &c->bos_token_id, path) ||
         get_double(j, "rms_norm_eps", &eps, path) ||
         get_bool(j, "tie_word_embeddings", &c->tie_word_embeddings, path) ||
-        get_bool(j, "attention_bias", &c->attention_bias, path) ||
-        get_bool(j, "mlp_bias", &c->mlp_bias, path) || parse_rope(c, j, path) || parse_eos(c, j, path))
+        get_bool(j, "attention_bias", &attention_bias, path) || get_bool(j, "mlp_bias", &mlp_bias, path) ||
+        parse_rope(c, j, path) || parse_eos(c, j, path) || check_sliding_window(c, j, path))
         goto out;
-    /* DiffLlama's MLP has no bias whatever the config says (transformers ignores mlp_bias). */
-    if (c->arch == DS_ARCH_DIFFLLAMA) c->mlp_bias = 0;
+    c->qkv_bias = bias(c->desc->qkv_bias, attention_bias);
+    c->o_bias = bias(c->desc->o_bias, attention_bias);
+    c->mlp_bias = bias(c->desc->mlp_bias, mlp_bias);
     c->rms_norm_eps = (float)eps;
     if (c->num_kv_heads == 0) c->num_kv_heads = c->num_heads;
     if (c->head_dim == 0 && c->num_heads > 0) c->head_dim = c->hidden_size / c->num_heads;
+    c->map_heads = ds_arch_map_heads(c->desc, c->num_heads);
     if (validate(c, path)) goto out;
     c->json_text = strdup(text);
     rc = c->json_text ? 0 : ds_failc(DS_ERR_NOMEM, "%s: out of memory", path);
@@ -184,17 +207,6 @@ int ds_config_load(ds_config *c, const char *path) {
 void ds_config_free(ds_config *c) {
     free(c->json_text);
     c->json_text = NULL;
-}
-
-long long ds_config_param_count(const ds_config *c) {
-    long long D = c->hidden_size, I = c->intermediate_size, V = c->vocab_size, hd = c->head_dim;
-    long long q = (long long)c->num_heads * hd, kv = (long long)c->num_kv_heads * hd;
-    long long attn = D * q + 2 * D * kv + q * D;
-    if (c->attention_bias) attn += q + 2 * kv + D;
-    if (c->arch == DS_ARCH_DIFFLLAMA) attn += 4 * hd;
-    long long mlp = 3 * D * I + (c->mlp_bias ? 2 * I + D : 0);
-    long long layer = attn + mlp + 2 * D;
-    return V * D * (c->tie_word_embeddings ? 1 : 2) + c->num_layers * layer + D;
 }
 
 int ds_config_check_ids(const ds_config *c, const int *ids, int n, int first_pos) {

@@ -1,9 +1,11 @@
-/* The forward pass of a Llama / DiffLlama decoder (sessions: session.c).
+/* The forward pass of a Llama-family decoder (sessions: session.c), for every architecture of
+ * arch.c: what differs between them is read from the config's ds_arch_desc.
  *
  * One call runs n tokens through every layer at once (GEMMs over n rows):
  *
  *   x = embed[ids]
  *   for each layer:  x += o_proj(attention(rope(q), rope(k), v))   on rmsnorm_in(x)
+ *                         (q, k ← rmsnorm over each head first when the architecture has qk_norm)
  *                    x += down(silu(gate(y)) * up(y)),              y = rmsnorm_post(x)
  *   logits = lm_head(rmsnorm_final(x))
  *
@@ -75,6 +77,10 @@ static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
     const ds_linear_out qkv[3] = {{s->q, ly->wq, ly->bq, H * hd}, {kc, ly->wk, ly->bk, (int)kvw},
                                   {vc, ly->wv, ly->bv, (int)kvw}};
     ds_linear_shared(s->xb, n, D, qkv, 3);
+    if (c->desc->qk_norm) {
+        rmsnorm(s->q, s->q, ly->q_norm, n * H, hd, c->rms_norm_eps);
+        rmsnorm(kc, kc, ly->k_norm, n * KV, hd, c->rms_norm_eps);
+    }
     if (fire(pr, DS_HOOK_Q, l, pos0, s->q, 3, n, H, hd) || fire(pr, DS_HOOK_K, l, pos0, kc, 3, n, KV, hd) ||
         fire(pr, DS_HOOK_V, l, pos0, vc, 3, n, KV, hd))
         return -1;
@@ -82,7 +88,7 @@ static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
     ds_rope_apply(kc, n, KV, hd, pos0, s->rope_cos, s->rope_sin);
 
     double lambda = 0;
-    if (c->arch == DS_ARCH_DIFFLLAMA) {
+    if (c->desc->differential) {
         float lam[4] = {(float)ly->lambda[0], (float)ly->lambda[1], (float)ly->lambda[2], (float)ly->lambda[3]};
         lambda = ly->lambda[3];
         if (ds_probes_active(pr, DS_HOOK_LAMBDA, l)) {
@@ -90,12 +96,11 @@ static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
             if (lam[3] != (float)ly->lambda[3]) lambda = lam[3]; /* an intervention overrode λ */
         }
     }
-    if (ds_attention(s, l, n, lambda, pr)) return -1;
-    if (c->arch == DS_ARCH_DIFFLLAMA) {
-        if (fire(pr, DS_HOOK_Z, l, pos0, s->z, 3, n, H / 2, 2 * hd)) return -1;
-    } else if (fire(pr, DS_HOOK_Z, l, pos0, s->z, 3, n, H, hd)) {
+    /* z: [n, map_heads, H·hd / map_heads], one row per head a map shows (2·hd channels for a
+     * differential head) */
+    if (ds_attention(s, l, n, lambda, pr) ||
+        fire(pr, DS_HOOK_Z, l, pos0, s->z, 3, n, c->map_heads, H * hd / c->map_heads))
         return -1;
-    }
     ds_linear(s->tmp, s->z, ly->wo, ly->bo, n, H * hd, D);
     if (fire(pr, DS_HOOK_ATTN_OUT, l, pos0, s->tmp, 2, n, D, 0)) return -1;
     add_inplace(s->x, s->tmp, nD);

@@ -1,4 +1,4 @@
-/* Internal layout of ds_model and ds_session, shared by model_load.c, forward.c,
+/* Internal layout of ds_model and ds_session, shared by load.c, session.c, forward.c,
  * attention.c and rope.c. Not part of the public API. */
 #ifndef DIFFSCOPE_MODEL_INTERNAL_H
 #define DIFFSCOPE_MODEL_INTERNAL_H
@@ -6,14 +6,16 @@
 #include "io/safetensors.h"
 
 /* Weights of one decoder layer, float32, row-major [out, in] as transformers stores them.
- * Bias pointers are NULL when the config has no bias. */
+ * Pointers of tensors the architecture's table leaves out for this config are NULL. */
 typedef struct {
     const float *attn_norm, *mlp_norm;       /* [D] */
     const float *wq, *wk, *wv, *wo;          /* [H*hd, D], [KV*hd, D], [KV*hd, D], [D, H*hd] */
     const float *bq, *bk, *bv, *bo;
     const float *w_gate, *w_up, *w_down;     /* [I, D], [I, D], [D, I] */
     const float *b_gate, *b_up, *b_down;
-    double lambda[4];                        /* DiffLlama: lambda_1, lambda_2, lambda_init, lambda_full */
+    const float *q_norm, *k_norm;            /* [hd] when the architecture has qk_norm */
+    const float *lambda_vec[4];              /* [hd] each: lambda_q1, lambda_k1, lambda_q2, lambda_k2 */
+    double lambda[4];                        /* differential: lambda_1, lambda_2, lambda_init, lambda_full */
 } ds_layer;
 
 struct ds_model {
@@ -58,11 +60,14 @@ struct ds_session {
  * s->q (RoPE applied) whose keys/values are already in the cache. Writes s->z (before
  * o_proj, GroupNorm applied for DiffLlama). LAMBDA is λ_full for DiffLlama. */
 int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *probes);
+/* Fails for an attention feature value (head pairing) attention.c does not implement. */
+int ds_attention_check(const ds_config *c);
 
 /* session.c: makes the activation scratch hold N tokens (kept when it already does). */
 int ds_session_reserve(ds_session *s, int n);
 
-/* rope.c */
+/* rope.c: ds_rope_check fails for a RoPE layout this file does not implement. */
+int ds_rope_check(const ds_config *c);
 void ds_rope_table(const ds_config *c, int max_tokens, float *cos_out, float *sin_out);
 void ds_rope_apply(float *x, int n, int nheads, int hd, int pos0, const float *cos_t, const float *sin_t);
 

@@ -1,6 +1,6 @@
 /* Loading a model folder: config.json + safetensors -> ds_model with float32 weights.
  *
- * Every tensor the architecture needs is checked for presence, dtype and shape before any
+ * The tensors are the architecture's table (arch.c) for this config; every one is checked for presence, dtype and shape before any
  * computation; F32 tensors stay in the file mapping (zero-copy), BF16/F16 are converted once. */
 #include "model/internal.h"
 #include "diffscope/error.h"
@@ -10,11 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const float *load_tensor(ds_model *m, const char *name, int ndim, int64_t d0, int64_t d1,
-                                int required) {
+static const float *load_tensor(ds_model *m, const char *name, int ndim, int64_t d0, int64_t d1) {
     const ds_tensor *t = ds_weights_find(&m->weights, name);
     if (!t) {
-        if (required) ds_fail("%s: missing tensor '%s'", m->dir, name);
+        ds_fail("%s: missing tensor '%s'", m->dir, name);
         return NULL;
     }
     int64_t want[2] = {d0, d1};
@@ -49,8 +48,9 @@ static const float *load_tensor(ds_model *m, const char *name, int ndim, int64_t
 }
 
 /* λ of one layer as transformers computes it: exp(λq1·λk1) − exp(λq2·λk2) + λ_init. */
-static void compute_lambda(double out[4], const float *q1, const float *k1, const float *q2,
-                           const float *k2, int hd, int layer) {
+static void compute_lambda(ds_layer *ly, int hd, int layer) {
+    const float *q1 = ly->lambda_vec[0], *k1 = ly->lambda_vec[1], *q2 = ly->lambda_vec[2], *k2 = ly->lambda_vec[3];
+    double *out = ly->lambda;
     double s1 = 0, s2 = 0;
     for (int i = 0; i < hd; i++) {
         s1 += (double)q1[i] * k1[i];
@@ -62,53 +62,45 @@ static void compute_lambda(double out[4], const float *q1, const float *k1, cons
     out[3] = out[0] - out[1] + out[2];
 }
 
-static int load_layer(ds_model *m, int l) {
-    const ds_config *c = &m->cfg;
-    ds_layer *ly = &m->layers[l];
-    int D = c->hidden_size, I = c->intermediate_size, hd = c->head_dim;
-    int qd = c->num_heads * hd, kvd = c->num_kv_heads * hd;
-    char n[256];
-#define T2(field, suffix, d0, d1)                                                     \
-    snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);                            \
-    if (!(ly->field = load_tensor(m, n, 2, d0, d1, 1))) return -1;
-#define T1(field, suffix, d0, req)                                                    \
-    snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);                            \
-    if (!(ly->field = load_tensor(m, n, 1, d0, 0, req)) && (req)) return -1;
-    T1(attn_norm, "input_layernorm.weight", D, 1);
-    T1(mlp_norm, "post_attention_layernorm.weight", D, 1);
-    T2(wq, "self_attn.q_proj.weight", qd, D);
-    T2(wk, "self_attn.k_proj.weight", kvd, D);
-    T2(wv, "self_attn.v_proj.weight", kvd, D);
-    T2(wo, "self_attn.o_proj.weight", D, qd);
-    T2(w_gate, "mlp.gate_proj.weight", I, D);
-    T2(w_up, "mlp.up_proj.weight", I, D);
-    T2(w_down, "mlp.down_proj.weight", D, I);
-    if (c->attention_bias) {
-        T1(bq, "self_attn.q_proj.bias", qd, 1);
-        T1(bk, "self_attn.k_proj.bias", kvd, 1);
-        T1(bv, "self_attn.v_proj.bias", kvd, 1);
-        T1(bo, "self_attn.o_proj.bias", D, 1);
+/* Where the loader keeps tensor ID of layer LY (or of the model). */
+static const float **slot(ds_model *m, ds_layer *ly, ds_tensor_id id) {
+    switch (id) {
+    case DS_T_EMBED: return &m->embed;
+    case DS_T_FINAL_NORM: return &m->final_norm;
+    case DS_T_LM_HEAD: return &m->lm_head;
+    case DS_T_WQ: return &ly->wq;
+    case DS_T_BQ: return &ly->bq;
+    case DS_T_WK: return &ly->wk;
+    case DS_T_BK: return &ly->bk;
+    case DS_T_WV: return &ly->wv;
+    case DS_T_BV: return &ly->bv;
+    case DS_T_WO: return &ly->wo;
+    case DS_T_BO: return &ly->bo;
+    case DS_T_W_GATE: return &ly->w_gate;
+    case DS_T_B_GATE: return &ly->b_gate;
+    case DS_T_W_UP: return &ly->w_up;
+    case DS_T_B_UP: return &ly->b_up;
+    case DS_T_W_DOWN: return &ly->w_down;
+    case DS_T_B_DOWN: return &ly->b_down;
+    case DS_T_ATTN_NORM: return &ly->attn_norm;
+    case DS_T_MLP_NORM: return &ly->mlp_norm;
+    case DS_T_Q_NORM: return &ly->q_norm;
+    case DS_T_K_NORM: return &ly->k_norm;
+    case DS_T_LAMBDA_Q1: return &ly->lambda_vec[0];
+    case DS_T_LAMBDA_K1: return &ly->lambda_vec[1];
+    case DS_T_LAMBDA_Q2: return &ly->lambda_vec[2];
+    case DS_T_LAMBDA_K2: return &ly->lambda_vec[3];
+    case DS_T_COUNT: break;
     }
-    if (c->mlp_bias) {
-        T1(b_gate, "mlp.gate_proj.bias", I, 1);
-        T1(b_up, "mlp.up_proj.bias", I, 1);
-        T1(b_down, "mlp.down_proj.bias", D, 1);
-    }
-    if (c->arch == DS_ARCH_DIFFLLAMA) {
-        const float *lq1, *lk1, *lq2, *lk2;
-        snprintf(n, sizeof n, "model.layers.%d.self_attn.lambda_q1", l);
-        if (!(lq1 = load_tensor(m, n, 1, hd, 0, 1))) return -1;
-        snprintf(n, sizeof n, "model.layers.%d.self_attn.lambda_k1", l);
-        if (!(lk1 = load_tensor(m, n, 1, hd, 0, 1))) return -1;
-        snprintf(n, sizeof n, "model.layers.%d.self_attn.lambda_q2", l);
-        if (!(lq2 = load_tensor(m, n, 1, hd, 0, 1))) return -1;
-        snprintf(n, sizeof n, "model.layers.%d.self_attn.lambda_k2", l);
-        if (!(lk2 = load_tensor(m, n, 1, hd, 0, 1))) return -1;
-        compute_lambda(ly->lambda, lq1, lk1, lq2, lk2, hd, l);
-    }
-#undef T1
-#undef T2
-    return 0;
+    return NULL;
+}
+
+static int load_one(const ds_tensor_ref *t, void *user) {
+    ds_model *m = user;
+    const float **dst = slot(m, t->layer >= 0 ? &m->layers[t->layer] : NULL, t->desc->id);
+    if (!dst) return ds_fail("%s: tensor '%s' has no place in the model", m->dir, t->name);
+    *dst = load_tensor(m, t->name, t->ndim, t->shape[0], t->ndim == 2 ? t->shape[1] : 0);
+    return *dst ? 0 : -1;
 }
 
 ds_model *ds_model_load(const char *dir) {
@@ -123,18 +115,18 @@ ds_model *ds_model_load(const char *dir) {
     free(path);
     if (failed) goto fail;
     const ds_config *c = &m->cfg;
-    int V = c->vocab_size, D = c->hidden_size;
-    if (!(m->embed = load_tensor(m, "model.embed_tokens.weight", 2, V, D, 1))) goto fail;
-    if (!(m->final_norm = load_tensor(m, "model.norm.weight", 1, D, 0, 1))) goto fail;
-    if (c->tie_word_embeddings) m->lm_head = m->embed;
-    else if (!(m->lm_head = load_tensor(m, "lm_head.weight", 2, V, D, 1))) goto fail;
+    if (ds_rope_check(c) || ds_attention_check(c)) {
+        ds_err_prefix(m->dir);
+        goto fail;
+    }
     m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
     if (!m->layers) {
         ds_failc(DS_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    for (int l = 0; l < c->num_layers; l++)
-        if (load_layer(m, l)) goto fail;
+    if (ds_config_tensors(c, load_one, m)) goto fail;
+    if (c->tie_word_embeddings) m->lm_head = m->embed;
+    for (int l = 0; c->desc->differential && l < c->num_layers; l++) compute_lambda(&m->layers[l], c->head_dim, l);
     return m;
 fail:
     ds_model_free(m);

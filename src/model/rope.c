@@ -1,8 +1,17 @@
 /* Rotary position embedding in transformers' rotate_half layout (channel i pairs with
- * i + hd/2). Frequencies and angles are computed in float32 exactly as transformers does,
- * so that our angles carry the same rounding as its "float64" references. */
+ * i + hd/2), the layout of every architecture so far (ds_arch_desc.rope_layout).
+ * Frequencies and angles are computed in float32 exactly as transformers does, so that our
+ * angles carry the same rounding as its "float64" references. */
 #include "model/internal.h"
+#include "diffscope/error.h"
 #include <math.h>
+
+int ds_rope_check(const ds_config *c) {
+    if (c->desc->rope_layout != DS_ROPE_ROTATE_HALF)
+        return ds_fail("%s: RoPE layout %d is not implemented (rotate_half is)", c->desc->model_type,
+                       (int)c->desc->rope_layout);
+    return 0;
+}
 
 /* transformers' _compute_default_rope_parameters and _compute_llama3_parameters. */
 static void inv_freq(const ds_config *c, float *out) {

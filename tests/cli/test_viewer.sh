@@ -80,7 +80,7 @@ expect_bad viewer_bad_lambda_nan "--lambda: 'nan'" "$tmp/d.h5" --lambda nan
 expect_bad viewer_bad_option "unrecognized option '--frobnicate'" "$tmp/d.h5" --frobnicate
 mk "$tmp/l12.h5" --arch llama --tokens 12
 expect_bad viewer_bad_vs_tokens "--vs dump has 12 tokens" "$tmp/d.h5" --vs "$tmp/l12.h5"
-expect_bad viewer_bad_vs_arch "--vs needs a Llama dump" "$tmp/d.h5" --vs "$tmp/d.h5"
+expect_bad viewer_bad_vs_arch "--vs needs a standard-attention dump" "$tmp/d.h5" --vs "$tmp/d.h5"
 $PY - "$tmp/d.h5" "$tmp/shape.h5" "$tmp/version.h5" "$tmp/lambda.h5" "$tmp/vlen.h5" "$tmp/heap.h5" <<'EOF'
 import shutil, struct, sys, h5py, numpy as np
 src, shape, version, lam, vlen, heap = sys.argv[1:]

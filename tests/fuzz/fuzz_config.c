@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         cfg_check(c.vocab_size > 0 && c.hidden_size > 0 && c.intermediate_size > 0 && c.num_layers > 0);
         cfg_check(c.num_heads > 0 && c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0);
         cfg_check(c.head_dim > 0 && c.head_dim % 2 == 0 && c.max_position_embeddings > 0);
-        cfg_check(c.arch != DS_ARCH_DIFFLLAMA || c.num_heads % 2 == 0);
+        cfg_check(!c.desc->differential || c.num_heads % 2 == 0);
         cfg_check(c.n_eos >= 0 && c.n_eos <= DS_MAX_EOS && c.json_text != NULL);
         cfg_check(ds_config_param_count(&c) > 0);
         volatile double l = ds_lambda_init(c.num_layers - 1);

@@ -107,7 +107,7 @@ TEST(diff_maps_lambda_groupnorm_vs_fp64) {
     float *rms = ref("groupnorm_input_rms", &s);
     REQUIRE(rms, "%s", ds_errmsg());
     /* transformers applies GroupNorm on [T, H/2, 2hd]: its RMS comes as [L, T, H/2]. */
-    int Hd = c->num_heads / 2, T = cur.T;
+    int Hd = c->map_heads, T = cur.T;
     REQUIRE(s.numel == (int64_t)c->num_layers * T * Hd, "reference RMS has %lld values", (long long)s.numel);
     double worst = 0;
     for (int l = 0; l < c->num_layers; l++)
@@ -249,7 +249,7 @@ static void run_model(const char *label, const char *model_dir, const char *ref_
         for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
             if (subgroup[0] && i >= 6) continue; /* ../shared has no intervention references */
             /* Differential maps, λ and the intervention references exist for DiffLlama only. */
-            if (ds_model_config(cur.m)->arch != DS_ARCH_DIFFLLAMA && (i == 3 || i >= 6)) continue;
+            if (!ds_model_config(cur.m)->desc->differential && (i == 3 || i >= 6)) continue;
             snprintf(name, sizeof name, "%s[%s/%s]", checks[i].n, label, groups.names[g]);
             test_run(name, checks[i].fn);
         }
