@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Golden files for diffscope's tests, computed by Hugging Face transformers.
 
-Creates tiny random-weight DiffLlama and Llama checkpoints covering every loader and config
-variant diffscope supports, and records what transformers computes on them:
+Creates tiny random-weight DiffLlama, Llama, Qwen2 and Qwen3 checkpoints covering every loader
+and config variant diffscope supports, and records what transformers computes on them:
 
     OUT/models/<case>/        config.json + model.safetensors (or shards + index)
     OUT/refs/<case>.h5        per prompt length T:
@@ -33,7 +33,13 @@ Pitfalls handled (see ../shared/README.md): weights are rounded to the storage d
 copy, and the checkpoint is reloaded with from_pretrained(dtype=float32); generate() gets an
 all-ones attention_mask.
 
-Usage (needs torch, transformers 5.x, safetensors, h5py):  python3 tools/gen_reference.py OUT
+A case's `strip` keys are deleted from the saved config.json before transformers reloads it,
+so that the reference follows transformers' own defaults for them (e.g. Qwen2's RoPE theta).
+
+Usage (needs torch, transformers 5.x, safetensors, h5py):
+    python3 tools/gen_reference.py OUT                   every case
+    python3 tools/gen_reference.py --only A,B OUT        the named cases only (the others' files
+                                                        stay as they are when OUT is elsewhere)
 """
 import copy
 import json
@@ -47,9 +53,18 @@ import numpy as np
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import DiffLlamaConfig, DiffLlamaForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import (DiffLlamaConfig, DiffLlamaForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
-OUT = sys.argv[1]
+ARCHS = {"diff": (DiffLlamaConfig, DiffLlamaForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM),
+         "qwen2": (Qwen2Config, Qwen2ForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM)}
+
+ONLY = None
+if len(sys.argv) == 4 and sys.argv[1] == "--only":
+    ONLY = set(sys.argv[2].split(","))
+elif len(sys.argv) != 2:
+    sys.exit("usage: gen_reference.py [--only CASE,CASE] OUT")
+OUT = sys.argv[-1]
 LENS = [1, 6, 31]
 NEW_TOKENS = 12
 LAMBDA_OVERRIDE = 0.9
@@ -60,11 +75,11 @@ BASE = dict(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_laye
 
 
 def case(name, arch, dtype, seed, theta=10000.0, llama3=False, legacy_rope=False, shard=False,
-         expand_kv=None, **cfg):
+         expand_kv=None, strip=(), **cfg):
     c = dict(BASE)
     c.update(cfg)
     return dict(name=name, arch=arch, dtype=dtype, seed=seed, theta=theta, llama3=llama3,
-                legacy_rope=legacy_rope, shard=shard, expand_kv=expand_kv, cfg=c)
+                legacy_rope=legacy_rope, shard=shard, expand_kv=expand_kv, strip=strip, cfg=c)
 
 
 CASES = [
@@ -83,6 +98,14 @@ CASES = [
     case("llama-gqa-headdim-tied-bf16", "llama", "bfloat16", 22, num_key_value_heads=2, head_dim=12,
          tie_word_embeddings=True),
     case("llama-llama3-f16", "llama", "float16", 23, theta=500000.0, llama3=True, num_key_value_heads=1),
+    # Qwen2: q/k/v bias, no o bias. The f32 case leaves RoPE and eps to transformers' defaults.
+    case("qwen2-tied-f32", "qwen2", "float32", 31, tie_word_embeddings=True,
+         strip=("rope_parameters", "rope_theta", "rms_norm_eps")),
+    case("qwen2-gqa-bf16", "qwen2", "bfloat16", 32, theta=1000000.0, num_key_value_heads=2),
+    # Qwen3: RMSNorm on each q and k head before RoPE, head_dim apart from D / H.
+    case("qwen3-tied-f32", "qwen3", "float32", 33, head_dim=16, tie_word_embeddings=True),
+    case("qwen3-gqa-bias-bf16", "qwen3", "bfloat16", 34, head_dim=8, num_key_value_heads=2,
+         attention_bias=True, theta=1000000.0),
 ]
 
 
@@ -96,7 +119,7 @@ def rope_parameters(c):
 
 def build(c):
     torch.manual_seed(c["seed"])
-    Cfg, Model = (DiffLlamaConfig, DiffLlamaForCausalLM) if c["arch"] == "diff" else (LlamaConfig, LlamaForCausalLM)
+    Cfg, Model = ARCHS[c["arch"]]
     kw = dict(c["cfg"], initializer_range=0.15, rope_parameters=rope_parameters(c))
     cfg = Cfg(**kw)
     model = Model._from_config(cfg, attn_implementation="eager").eval()
@@ -152,6 +175,8 @@ def save_checkpoint(model, dt, c, cdir):
         cfg["rope_theta"] = rp.pop("rope_theta")
         rp["type"] = rp.pop("rope_type")
         cfg["rope_scaling"] = rp
+    for k in c["strip"]:
+        cfg.pop(k, None)
     json.dump(cfg, open(cfg_path, "w"), indent=2)
 
 
@@ -257,10 +282,14 @@ def run_case(c):
     h5.close()
 
 
+unknown = (ONLY or set()) - {c["name"] for c in CASES}
+if unknown:
+    sys.exit(f"unknown case(s): {', '.join(sorted(unknown))}")
 os.makedirs(os.path.join(OUT, "models"), exist_ok=True)
 os.makedirs(os.path.join(OUT, "refs"), exist_ok=True)
 for c in CASES:
-    run_case(c)
+    if ONLY is None or c["name"] in ONLY:
+        run_case(c)
 with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
     f.write(f"transformers {transformers.__version__}\ntorch {torch.__version__}\nh5py {h5py.__version__}\n")
 print("done", flush=True)

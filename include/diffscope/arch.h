@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { DS_ARCH_LLAMA, DS_ARCH_DIFFLLAMA, DS_ARCH_COUNT } ds_arch;
+typedef enum { DS_ARCH_LLAMA, DS_ARCH_DIFFLLAMA, DS_ARCH_QWEN2, DS_ARCH_QWEN3, DS_ARCH_COUNT } ds_arch;
 
 /* A tensor's dimension in config terms: D hidden, I intermediate, V vocabulary, Q = H·hd,
  * KV = KV·hd, HD = hd. */
@@ -91,7 +91,7 @@ typedef struct {
 const ds_arch_desc *ds_arch_get(ds_arch a);
 /* The architecture whose model_type is NAME, or NULL. */
 const ds_arch_desc *ds_arch_find(const char *model_type);
-/* "diffllama", "llama" */
+/* "diffllama", "llama", "qwen2", "qwen3" */
 const char *ds_arch_name(ds_arch a);
 /* Heads of each attention map (and of hook_z) of a model with NUM_HEADS query heads: H/2
  * differential heads, or H. */

@@ -11,6 +11,7 @@
  *   hook_embed                    [T, D]
  *   blocks.{l}.hook_resid_pre     [T, D]
  *   blocks.{l}.attn.hook_q/k/v    [T, H|KV, hd]              after the projections, before RoPE
+ *                                                            (q, k after q/k_norm for Qwen3)
  *   blocks.{l}.attn.hook_scores   [H, T, Tk]                 scaled q·k, masked = -inf
  *   blocks.{l}.attn.hook_pattern  [H, T, Tk]                 all H softmax maps
  *   blocks.{l}.attn.hook_pattern1 [H/2, T, Tk]  DiffLlama    first map of each diff head

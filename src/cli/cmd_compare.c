@@ -15,12 +15,13 @@
 
 static const char *usage =
     "usage: diffscope compare [--model] A [--vs B] (--prompt TEXT | --ids 1,2,3) [options]\n\n"
-    "Runs the prompt once through A (a DiffLlama) and, with --vs, through B (a Llama or another\n"
-    "DiffLlama) on the same tokens, and reports for the query row q, per layer (mean over heads):\n"
-    "answer_mass (on the span S), noise_mass (elsewhere, key 0 left out), sink_mass (key 0),\n"
-    "entropy and sparsity, for DiffLlama's diff and softmax1 maps and Llama's softmax map, plus\n"
-    "lambda_full and the Table-5 activation outliers (top-1/2/3/10/100 and median of |scores| and\n"
-    "|residual stream|). Without --vs the comparison is inside A: softmax1 against diff.\n"
+    "Runs the prompt once through A (a DiffLlama) and, with --vs, through B (a Llama, Qwen2, Qwen3\n"
+    "or another DiffLlama) on the same tokens, and reports for the query row q, per layer (mean\n"
+    "over heads): answer_mass (on the span S), noise_mass (elsewhere, key 0 left out), sink_mass\n"
+    "(key 0), entropy and sparsity, for DiffLlama's diff and softmax1 maps and the softmax map of\n"
+    "standard attention, plus lambda_full and the Table-5 activation outliers (top-1/2/3/10/100\n"
+    "and median of |scores| and |residual stream|). Without --vs the comparison is inside A:\n"
+    "softmax1 against diff.\n"
     "Definitions: docs/compare.md.\n\n";
 
 typedef struct {

@@ -47,7 +47,8 @@ static const ds_tensor_desc HF_DECODER[] = {
 
 static const ds_arch_desc ARCHS[DS_ARCH_COUNT] = {
     [DS_ARCH_LLAMA] = {
-        .arch = DS_ARCH_LLAMA, .model_type = "llama", .hf_class = "LlamaForCausalLM", .label = "Llama", .title = "Llama",
+        .arch = DS_ARCH_LLAMA, .model_type = "llama", .hf_class = "LlamaForCausalLM", .label = "Llama",
+        .title = "Llama",
         .default_rms_norm_eps = 1e-6, .default_rope_theta = 10000.0, .default_max_positions = 2048,
         .qkv_bias = DS_BIAS_CONFIG, .o_bias = DS_BIAS_CONFIG, .mlp_bias = DS_BIAS_CONFIG,
         .rope_layout = DS_ROPE_ROTATE_HALF, .maps = STANDARD_MAPS, .tensors = HF_DECODER_TENSORS,
@@ -60,6 +61,25 @@ static const ds_arch_desc ARCHS[DS_ARCH_COUNT] = {
         .qkv_bias = DS_BIAS_CONFIG, .o_bias = DS_BIAS_CONFIG, .mlp_bias = DS_BIAS_NEVER,
         .differential = 1, .pairing = DS_PAIRING_HALF, .rope_layout = DS_ROPE_ROTATE_HALF,
         .maps = DIFFERENTIAL_MAPS, .tensors = HF_DECODER_TENSORS,
+    },
+    /* q/k/v always have a bias and o_proj never: Qwen2Attention hard-codes both. */
+    [DS_ARCH_QWEN2] = {
+        .arch = DS_ARCH_QWEN2, .model_type = "qwen2", .hf_class = "Qwen2ForCausalLM", .label = "Qwen2",
+        .title = "Qwen2 (q/k/v bias)",
+        .default_rms_norm_eps = 1e-6, .default_rope_theta = 10000.0, .default_max_positions = 32768,
+        .qkv_bias = DS_BIAS_ALWAYS, .o_bias = DS_BIAS_NEVER, .mlp_bias = DS_BIAS_NEVER,
+        .rope_layout = DS_ROPE_ROTATE_HALF, .sliding_window_keys = 1, .maps = STANDARD_MAPS,
+        .tensors = HF_DECODER_TENSORS,
+    },
+    /* head_dim defaults to 128, not D / H (Qwen3Config). */
+    [DS_ARCH_QWEN3] = {
+        .arch = DS_ARCH_QWEN3, .model_type = "qwen3", .hf_class = "Qwen3ForCausalLM",
+        .label = "Qwen3", .title = "Qwen3 (RMSNorm on q and k)",
+        .default_rms_norm_eps = 1e-6, .default_rope_theta = 10000.0, .default_max_positions = 32768,
+        .default_head_dim = 128,
+        .qkv_bias = DS_BIAS_CONFIG, .o_bias = DS_BIAS_CONFIG, .mlp_bias = DS_BIAS_NEVER,
+        .rope_layout = DS_ROPE_ROTATE_HALF, .qk_norm = 1, .sliding_window_keys = 1, .maps = STANDARD_MAPS,
+        .tensors = HF_DECODER_TENSORS,
     },
 };
 

@@ -1,7 +1,8 @@
 /* Loading a model folder: config.json + safetensors -> ds_model with float32 weights.
  *
- * The tensors are the architecture's table (arch.c) for this config; every one is checked for presence, dtype and shape before any
- * computation; F32 tensors stay in the file mapping (zero-copy), BF16/F16 are converted once. */
+ * The tensors are the architecture's table (arch.c) for this config; every one is checked for
+ * presence, dtype and shape before any computation; F32 tensors stay in the file mapping
+ * (zero-copy), BF16/F16 are converted once. */
 #include "model/internal.h"
 #include "diffscope/error.h"
 #include "base/path.h"

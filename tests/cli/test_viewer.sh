@@ -4,9 +4,9 @@
 # `diffscope view` entry point, and the real window under Xvfb driven by xdotool.
 #
 # Two sets of dumps: real ones written by `diffscope dump` from the tiny checkpoints in
-# tests/data/golden/models (a DiffLlama and a Llama run on the same ids), and synthetic ones
-# from tools/make_sample_dump.py (several layers and heads, float16 written by h5py, and the
-# damaged variants of the bad-input cases). Expected values are read from the dumps with h5py.
+# tests/data/golden/models (a DiffLlama, and a Llama, a Qwen2 and a Qwen3 as the standard
+# side, run on the same ids), and synthetic ones from tools/make_sample_dump.py (several
+# layers and heads, float16 written by h5py, and the damaged variants of the bad-input cases). Expected values are read from the dumps with h5py.
 . tests/lib.sh
 MODELS=tests/data/golden/models
 if [ ! -x "$VIEW" ]; then
@@ -42,6 +42,14 @@ if [ -x "$DS" ] && "$DS" dump --help >/dev/null 2>&1; then
     else
         fail viewer_real_dumps "diffscope dump failed: $(head -c 300 "$tmp/err")"
     fi
+    # Qwen2 and Qwen3 dumps take the standard-attention side: their own heads, and --vs.
+    for q in qwen2-gqa-bf16 qwen3-tied-f32; do
+        if "$DS" dump "$MODELS/$q" --ids $IDS -o "$tmp/$q.h5" 2>"$tmp/err"; then
+            $PY tests/numerics/viewer_check.py "$VIEW" "$tmp/rd.h5" "$tmp/$q.h5" "$tmp/rf16.h5" "$tmp" "$q" || failed=1
+        else
+            fail "viewer_dump[$q]" "diffscope dump failed: $(head -c 300 "$tmp/err")"
+        fi
+    done
 else
     echo "skip viewer_real: $DS has no dump command"
 fi

@@ -7,8 +7,8 @@ HDF5 output (-o) must hold the same numbers as --json, and the table prints them
 prompts (given in its JSON) are checked for their format, dumped one by one, and its
 accuracy and masses recomputed. Then the bad inputs: one-line errors, exit status 2.
 
-Models: the golden tiny DiffLlama and Llama (tests/data/golden/models, vocab 96, --ids), and
-the trained demo pair (notebooks-data/models, with a tokenizer: --prompt, --span-text, the kv
+Models: the golden tiny DiffLlama, Llama, Qwen2 and Qwen3 (tests/data/golden/models, vocab 96,
+--ids), and the trained demo pair (notebooks-data/models, with a tokenizer: --prompt, --span-text, the kv
 task and a text haystack) when present.
 
 Run by tests/cli/test_compare.sh with Debian's python3 (h5py, numpy). Prints ok/FAIL/skip lines.
@@ -27,6 +27,8 @@ from common import DS, GOLDEN, exit_status, report, run
 GOLD = f"{GOLDEN}/models"
 DIFF = f"{GOLD}/diff-sharded-deep-f32"
 LLAMA = f"{GOLD}/llama-mha-bias-f32"
+QWEN2 = f"{GOLD}/qwen2-gqa-bf16"
+QWEN3 = f"{GOLD}/qwen3-tied-f32"
 DEMO = "notebooks-data/models"
 TMP = tempfile.mkdtemp(prefix="ds-compare-test-")
 MEDIAN_RTOL = 1.3e-4  # the documented histogram precision of the median
@@ -231,6 +233,33 @@ def golden_compare():
         if len(solo["models"]) != 1 or solo["models"][0]["layers"] != js["models"][0]["layers"]:
             p.append("A alone differs from A in the pair run")
     report("compare_without_vs_is_A_alone", p)
+
+
+def qwen_compare():
+    """compare --vs across families: a DiffLlama against a Qwen3 and a Qwen2 against a Qwen3
+    (all vocab 96), every number against NumPy over the two models' dumps."""
+    rng = np.random.default_rng(7)
+    ids = [1] + list(rng.integers(3, 96, 15))
+    ida = ",".join(map(str, ids))
+    q, span = len(ids) - 1, (4, 7)
+    for a, b in ((DIFF, QWEN3), (QWEN2, QWEN3)):
+        label = f"{os.path.basename(a)} vs {os.path.basename(b)}"
+        fa = dump(a, os.path.join(TMP, "qa.h5"), ids=ids)
+        fb = dump(b, os.path.join(TMP, "qb.h5"), ids=ids)
+        out = os.path.join(TMP, "qcmp.h5")
+        r = run("compare", "--model", a, "--vs", b, "--ids", ida, "--span-tokens", "4:7", "--per-head", "--json",
+                "-o", out, "--force")
+        if r.returncode:
+            report(f"compare_across_families_vs_numpy[{label}]", [f"exit {r.returncode}: {r.stderr.strip()}"])
+            continue
+        js = json.loads(r.stdout)
+        p = check_model_json("A", js["models"][0], reference(fa, q, span), True)
+        p += check_model_json("B", js["models"][1], reference(fb, q, span), True)
+        if [m["arch"] for m in js["models"]] != [fa.attrs["arch"], fb.attrs["arch"]]:
+            p.append(f"arch {[m['arch'] for m in js['models']]}")
+        report(f"compare_across_families_vs_numpy[{label}]", p)
+        report(f"compare_h5_equals_json[{label}]", check_h5_matches_json(out, js))
+        fa.close(), fb.close()
 
 
 # ---- compare on the demo models (tokenizer: --prompt, --span-text) ----
@@ -559,7 +588,7 @@ def main():
     if not os.access(DS, os.X_OK):
         print(f"FAIL compare_binary: {DS} missing")
         return 1
-    for fn in (golden_compare, demo_compare, demo_needle, needle_ids_without_tokenizer, bad_inputs):
+    for fn in (golden_compare, qwen_compare, demo_compare, demo_needle, needle_ids_without_tokenizer, bad_inputs):
         try:
             fn()
         except Exception as e:  # a crash in one group is one failure, the others still run
