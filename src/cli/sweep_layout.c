@@ -19,8 +19,8 @@ static void add(sweep_layout *lay, const char *a, const char *b, int shape) {
 void sweep_layout_init(sweep_layout *lay, const char *name, const char *path, const ds_config *c) {
     memset(lay, 0, sizeof *lay);
     lay->name = name, lay->path = path, lay->arch = ds_arch_name(c->arch);
-    lay->is_diff = c->arch == DS_ARCH_DIFFLLAMA;
-    lay->L = c->num_layers, lay->heads = lay->is_diff ? c->num_heads / 2 : c->num_heads;
+    lay->is_diff = c->desc->differential;
+    lay->L = c->num_layers, lay->heads = c->map_heads;
     for (int j = 0; j < DS_ATTN_NMAPS; j++)
         if ((ds_attn_maps[j] == DS_MAP_SOFTMAX) != lay->is_diff)
             for (int m = 0; m < 5; m++) add(lay, ds_map_name(ds_attn_maps[j]), cmp_metric_names[m], SWEEP_LH);
