@@ -133,7 +133,7 @@ test: test-plain
 	@$(MAKE) --no-print-directory test-asan
 
 test-asan:
-	$(MAKE) BUILD=build/asan OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test-plain
+	$(MAKE) BUILD=build/asan OPT="-O1" SAN="-fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all" test-plain
 
 bench: all $(BUILD)/bench_tokenizer
 	@BUILD=$(BUILD) sh tools/bench.sh

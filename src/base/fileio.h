@@ -3,8 +3,23 @@
 #define DIFFSCOPE_FILEIO_H
 #include <stddef.h>
 
+/* Size limits of the files read whole. They are far above any real file of the kind (a
+ * config.json is a few KB, an index of a 400B-parameter model 100 KB, the largest tokenizer.json
+ * files 35 MB) and keep a hostile or mistaken input (/dev/zero's twin, a weights file named as
+ * a config) from filling memory. */
+#define DS_MAX_CONFIG_BYTES ((size_t)4 << 20)      /* config.json, init --like */
+#define DS_MAX_INDEX_BYTES ((size_t)64 << 20)      /* model.safetensors.index.json */
+#define DS_MAX_TOKENIZER_BYTES ((size_t)256 << 20) /* tokenizer.json */
+#define DS_MAX_TEXT_BYTES ((size_t)256 << 20)      /* a haystack text or id list */
+
 /* The bytes of PATH in a new buffer with a NUL after them; *LEN (if LEN) gets their count.
- * NULL with a message naming PATH ("cannot open: ...", "read error", "out of memory"). */
-char *ds_read_file(const char *path, size_t *len);
+ * PATH must be a regular file (a FIFO would block, a device never end) of at most MAX bytes.
+ * NULL with a message naming PATH ("cannot open: ...", "not a regular file", "N bytes, more
+ * than the limit of M MiB", "read error", "out of memory"). */
+char *ds_read_file(const char *path, size_t max, size_t *len);
+
+/* 0 when PATH (followed through symlinks) is a regular file; else -1 with a message naming
+ * it: for inputs that a library opens itself (HDF5), which would block on a FIFO. */
+int ds_check_regular_file(const char *path);
 
 #endif

@@ -4,7 +4,10 @@
  * Cephes' expf: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-7 polynomial, 2^n put
  * into the exponent bits. Error ≤ 1 ulp over the normal range (tests/unit/test_vec_exp.c checks
  * it against libm's double exp). Results that would be subnormal (x < -87.34) are 0, and
- * x > 88 gives +inf (e^88..e^88.72 is still finite in float32; nothing here needs it). */
+ * x > 88 gives +inf (e^88..e^88.72 is still finite in float32; nothing here needs it), NaN
+ * gives NaN. The clamp is written so that NaN (which fails every comparison) becomes a finite
+ * number before the float-to-int conversion and the exponent shift, both undefined for NaN and
+ * for the negative values NaN would give; the result is then replaced by x itself. */
 #ifndef DIFFSCOPE_VEC_EXP_H
 #define DIFFSCOPE_VEC_EXP_H
 #include <math.h>
@@ -13,7 +16,8 @@
 
 static inline float ds_expf(float x) {
     const float hi = 88.0f, lo = -87.33654475f;
-    float xc = x > hi ? hi : (x < lo ? lo : x);
+    float xc = x < hi ? x : hi; /* NaN -> hi */
+    xc = xc > lo ? xc : lo;
     /* round(xc / ln2) by the 1.5·2^23 trick, which needs no rounding-mode call */
     float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693359375f - n * -2.12194440e-4f; /* ln2 in two parts: r is exact */
@@ -24,7 +28,8 @@ static inline float ds_expf(float x) {
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     float y = x < lo ? 0.0f : p * scale;
-    return x > hi ? INFINITY : y; /* NaN falls through both tests and stays NaN */
+    y = x > hi ? INFINITY : y;
+    return x == x ? y : x;
 }
 
 #endif

@@ -138,7 +138,7 @@ static char *config_text(const char *like, const ds_arch_desc *arch, const char 
     const char *p = preset(like);
     char *file_text = NULL;
     if (!p) {
-        if (!(file_text = ds_read_file(like, NULL))) {
+        if (!(file_text = ds_read_file(like, DS_MAX_CONFIG_BYTES, NULL))) {
             ds_fail("--like: '%s' is not kajuma, small, tiny or a readable config.json", like);
             return NULL;
         }

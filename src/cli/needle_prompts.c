@@ -31,7 +31,7 @@ static int special_prefix(const ds_tokenizer *t, int add_special, int **ids, int
 int needle_text_load(needle_text *nt, const ds_tokenizer *t, const char *haystack_path, const char *needle,
                      const char *question, int add_special) {
     memset(nt, 0, sizeof *nt);
-    char *hay = ds_read_file(haystack_path, NULL);
+    char *hay = ds_read_file(haystack_path, DS_MAX_TEXT_BYTES, NULL);
     if (!hay) return -1;
     int rc = ds_tokenizer_encode(t, hay, strlen(hay), 0, &nt->hay, &nt->nhay);
     free(hay);
@@ -54,7 +54,7 @@ static int parse_id_list(const char *source, const char *list, int **ids, int *n
 int needle_ids_load(needle_text *nt, const char *haystack_path, const char *needle_ids, const char *question_ids,
                     int prefix_id) {
     memset(nt, 0, sizeof *nt);
-    char *hay = ds_read_file(haystack_path, NULL);
+    char *hay = ds_read_file(haystack_path, DS_MAX_TEXT_BYTES, NULL);
     if (!hay) return -1;
     int rc = parse_id_list(haystack_path, hay, &nt->hay, &nt->nhay);
     free(hay);

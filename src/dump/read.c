@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "diffscope/error.h"
+#include "base/fileio.h"
 #include "base/half.h"
 #include "io/h5_guard.h"
 #include "io/h5in.h"
@@ -388,6 +389,7 @@ ds_dump_reader *ds_dump_reader_open(const char *path) {
         ds_fail("%s: %s", path, strerror(errno));
         return NULL;
     }
+    if (ds_check_regular_file(path)) return NULL; /* HDF5 would block on a FIFO */
     ds_dump_reader *d = calloc(1, sizeof *d);
     if (!d || !(d->path = strdup(path))) {
         free(d);

@@ -1,12 +1,14 @@
 /* Whole-dataset HDF5 reads (see diffscope/h5in.h). */
 #include "io/h5in.h"
 #include "diffscope/error.h"
+#include "base/fileio.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 hid_t ds_h5_open_read(const char *path) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (ds_check_regular_file(path)) return -1; /* HDF5 would block on a FIFO */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) ds_fail("%s: cannot open as HDF5", path);
     return f;

@@ -65,6 +65,36 @@ static int parse_u64(const cJSON *j, uint64_t *out) {
     return 0;
 }
 
+/* ---- the name hash ---- */
+
+static size_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
+/* The slot holding NAME, or the empty slot where it would go. */
+static int *name_slot(const ds_weights *w, const char *name) {
+    size_t mask = w->nslots - 1;
+    for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+        int *slot = &w->slots[i];
+        if (!*slot || !strcmp(w->tensors[*slot - 1].name, name)) return slot;
+    }
+}
+
+/* Room in the hash for N tensors in all: grown to keep it at most half full. */
+static int reserve_slots(ds_weights *w, size_t n) {
+    if (w->nslots >= 2 * n) return 0;
+    size_t want = 16;
+    while (want < 2 * n) want *= 2;
+    int *slots = calloc(want, sizeof *slots);
+    if (!slots) return -1;
+    free(w->slots);
+    w->slots = slots, w->nslots = want;
+    for (int i = 0; i < w->ntensors; i++) *name_slot(w, w->tensors[i].name) = i + 1;
+    return 0;
+}
+
 /* Validates and appends the tensors described by HEADER (data section DATA, DATASIZE bytes). */
 static int add_tensors(ds_weights *w, const char *path, const cJSON *header, const char *data,
                        uint64_t datasize) {
@@ -73,6 +103,7 @@ static int add_tensors(ds_weights *w, const char *path, const cJSON *header, con
     ds_tensor *nt = realloc(w->tensors, (size_t)(w->ntensors + count + 1) * sizeof *nt);
     if (!nt) return ds_failc(DS_ERR_NOMEM, "%s: out of memory", path);
     w->tensors = nt;
+    if (reserve_slots(w, (size_t)w->ntensors + (size_t)count)) return ds_failc(DS_ERR_NOMEM, "%s: out of memory", path);
     for (const cJSON *e = header->child; e; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) continue;
         const char *name = e->string;
@@ -118,13 +149,12 @@ static int add_tensors(ds_weights *w, const char *path, const cJSON *header, con
         t.nbytes = (size_t)nbytes;
         t.data = data + begin;
         t.file = path;
+        int *slot = name_slot(w, name);
+        if (*slot) return ds_fail("%s: tensor '%s' appears twice", path, name);
         t.name = strdup(name);
         if (!t.name) return ds_failc(DS_ERR_NOMEM, "%s: out of memory", path);
-        if (ds_weights_find(w, name)) {
-            free(t.name);
-            return ds_fail("%s: tensor '%s' appears twice", path, name);
-        }
         w->tensors[w->ntensors++] = t;
+        *slot = w->ntensors;
     }
     /* Byte ranges of one file must not overlap. */
     int n = w->ntensors - first;
@@ -168,7 +198,8 @@ static void *map_weights(int fd, size_t size) {
 }
 
 int ds_weights_add_file(ds_weights *w, const char *path) {
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: a FIFO in place of the file must be refused below, not wait for a writer. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return ds_fail("%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
@@ -213,7 +244,7 @@ int ds_weights_add_file(ds_weights *w, const char *path) {
 /* Sharded checkpoints: model.safetensors.index.json maps each tensor to a shard file. */
 static int open_index(ds_weights *w, const char *dir, const char *index_path) {
     size_t len;
-    char *text = ds_read_file(index_path, &len);
+    char *text = ds_read_file(index_path, DS_MAX_INDEX_BYTES, &len);
     if (!text) return -1;
     cJSON *j = cJSON_ParseWithLength(text, len);
     free(text);
@@ -266,13 +297,14 @@ void ds_weights_close(ds_weights *w) {
     }
     free(w->tensors);
     free(w->files);
+    free(w->slots);
     memset(w, 0, sizeof *w);
 }
 
 const ds_tensor *ds_weights_find(const ds_weights *w, const char *name) {
-    for (int i = 0; i < w->ntensors; i++)
-        if (!strcmp(w->tensors[i].name, name)) return &w->tensors[i];
-    return NULL;
+    if (!w->nslots) return NULL;
+    int slot = *name_slot(w, name);
+    return slot ? &w->tensors[slot - 1] : NULL;
 }
 
 float *ds_tensor_to_f32(const ds_tensor *t, int *owned) {

@@ -44,6 +44,11 @@ typedef struct {
     int nfiles;
     ds_tensor *tensors;
     int ntensors;
+    /* Open-addressing hash of the names: slot = tensor index + 1, 0 when empty; a power of two
+     * at least twice ntensors, so that a header of 10^5 names is checked for duplicates and
+     * looked up in linear time. */
+    int *slots;
+    size_t nslots;
 } ds_weights;
 
 const char *ds_dtype_name(ds_dtype dt);

@@ -197,7 +197,7 @@ out:
 
 int ds_config_load(ds_config *c, const char *path) {
     size_t len;
-    char *buf = ds_read_file(path, &len);
+    char *buf = ds_read_file(path, DS_MAX_CONFIG_BYTES, &len);
     if (!buf) return -1;
     int rc = len ? ds_config_parse(c, buf, path) : ds_fail("%s: empty file", path);
     free(buf);

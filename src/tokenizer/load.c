@@ -468,7 +468,7 @@ ds_tokenizer *ds_tokenizer_load(const char *path) {
         snprintf(t->path, plen, "%s", path);
     }
     size_t len = 0;
-    char *text = ds_read_file(t->path, &len);
+    char *text = ds_read_file(t->path, DS_MAX_TOKENIZER_BYTES, &len);
     if (text && !len) {
         free(text);
         text = NULL;

@@ -23,7 +23,7 @@ static int fuzz_replay_dir(const char *sub, const char *name, fuzz_fn fn) {
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         size_t len;
-        char *buf = ds_read_file(path, &len);
+        char *buf = ds_read_file(path, DS_MAX_TOKENIZER_BYTES, &len);
         if (!buf) continue;
         fn((const uint8_t *)buf, len);
         free(buf);

@@ -71,7 +71,7 @@ static int skips_by_id(const ds_tokenizer *t, const int *ids, int n, int *shown)
 static void check_vectors(const char *tokenizer, const char *vectors, int keep) {
     ds_tokenizer *t = ds_tokenizer_load(tokenizer);
     REQUIRE(t, "load %s: %s", tokenizer, ds_errmsg());
-    char *text = ds_read_file(vectors, NULL);
+    char *text = ds_read_file(vectors, DS_MAX_TEXT_BYTES, NULL);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!root) {
@@ -159,7 +159,7 @@ TEST(llamacpp_llama_spm) {
     snprintf(outp, sizeof outp, "%s/reference/tokenizers/llamacpp-vectors/ggml-vocab-llama-spm.gguf.out", sh);
     ds_tokenizer *t = ds_tokenizer_load(tok);
     REQUIRE(t, "%s", ds_errmsg());
-    char *in = ds_read_file(inp, NULL), *out = ds_read_file(outp, NULL);
+    char *in = ds_read_file(inp, DS_MAX_TEXT_BYTES, NULL), *out = ds_read_file(outp, DS_MAX_TEXT_BYTES, NULL);
     REQUIRE(in && out, "cannot read the llama.cpp vectors");
     const char *sep = "\n__ggml_vocab_test__\n";
     char *p = in, *line = out;
@@ -380,7 +380,7 @@ TEST(random_bytes_encode) {
 /* A tokenizer.json cut short anywhere is an error, never a crash. */
 TEST(truncated_json) {
     size_t len;
-    char *text = ds_read_file(FIXTURES "/llama3-bytebpe/tokenizer.json", &len);
+    char *text = ds_read_file(FIXTURES "/llama3-bytebpe/tokenizer.json", DS_MAX_TOKENIZER_BYTES, &len);
     REQUIRE(text, "cannot read the fixture");
     for (int i = 0; i < 40; i++) {
         size_t cut = rnd() % len;
@@ -392,7 +392,7 @@ TEST(truncated_json) {
         ds_tokenizer_free(t);
         remove(p);
         free(text);
-        text = ds_read_file(FIXTURES "/llama3-bytebpe/tokenizer.json", &len);
+        text = ds_read_file(FIXTURES "/llama3-bytebpe/tokenizer.json", DS_MAX_TOKENIZER_BYTES, &len);
     }
     free(text);
 }

@@ -42,8 +42,26 @@ TEST(vec_exp_range_ends) {
     CHECK(ulp_error(ds_expf(-87.3f), -87.3f) <= 1.0, "e^-87.3 = %g", ds_expf(-87.3f));
 }
 
+/* NaN and the infinities through the vectorised loop, from memory the compiler cannot fold:
+ * under UBSan (make test-asan, with float-cast-overflow) a float-to-int conversion of NaN or a
+ * left shift of a negative exponent aborts the test. */
+TEST(vec_exp_nonfinite_inputs) {
+    volatile float nan_v = NAN, inf_v = INFINITY;
+    float x[64], y[64];
+    for (int i = 0; i < 64; i++) x[i] = i % 4 == 0 ? nan_v : i % 4 == 1 ? inf_v : i % 4 == 2 ? -inf_v : -nan_v;
+#pragma omp simd
+    for (int i = 0; i < 64; i++) y[i] = ds_expf(x[i]);
+    for (int i = 0; i < 64; i++) {
+        if (i % 4 == 1) CHECK(y[i] == INFINITY, "e^inf = %g", y[i]);
+        else if (i % 4 == 2) CHECK(y[i] == 0.0f, "e^-inf = %g", y[i]);
+        else CHECK(isnan(y[i]), "e^%g = %g", x[i], y[i]);
+    }
+    CHECK(isnan(ds_expf(nan_v)), "scalar e^NaN = %g", ds_expf(nan_v));
+}
+
 int main(void) {
     RUN(vec_exp_within_one_ulp);
     RUN(vec_exp_range_ends);
+    RUN(vec_exp_nonfinite_inputs);
     return test_summary();
 }
