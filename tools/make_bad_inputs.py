@@ -415,6 +415,85 @@ def build_dump_and_prompt(c):
                    "not in model.vocab", "tokenizer.json")
 
 
+def build_nonfinite(c):
+    """NaN and infinity: in the weights (each conversion path), in lambda, in config.json's RoPE
+    and eps, in options. Weights are checked at load, so only the tensors up to the broken one
+    are needed."""
+    st = "model.safetensors"
+    emb = "model.embed_tokens.weight"
+    qproj = "model.layers.0.self_attn.q_proj.weight"
+    d_model = c.config["hidden_size"]
+
+    def replace(tensors, name, raw, dtype=None):
+        return [(n, dtype or d, s, raw if n == name else r) for n, d, s, r in tensors]
+
+    def set_bf16(raw, index, bits):
+        b = bytearray(raw)
+        b[2 * index : 2 * index + 2] = struct.pack("<H", bits)
+        return bytes(b)
+
+    # One NaN (BF16 0x7fc0) in q_proj at row 3, column 5: index 3 * D + 5.
+    q = dict((n, r) for n, _, _, r in c.tensors)[qproj]
+    nan_idx = 3 * d_model + 5
+    c.model("weight-nan", weights=pack(replace(c.tensors, qproj, set_bf16(q, nan_idx, 0x7FC0))))
+    c.logits("weight-nan", "one NaN in layer 0's q_proj (BF16)",
+             f"'{qproj}' holds NaN at index {nan_idx} (row 3, column 5)", st)
+    c.case("weight-nan-allowed", "the same model with --allow-nonfinite: loads, runs, writes the NaN logits",
+           "logits @BAD@/weight-nan/model --ids 1,2,3 --allow-nonfinite -o @OUT@", "", "", exit=0, output=True)
+    c.case("weight-nan-dump", "dump of the NaN model", "dump @BAD@/weight-nan/model --ids 1,2,3 -o @OUT@",
+           "holds NaN", st)
+    c.case("weight-nan-generate", "generate with the NaN model", "generate @BAD@/weight-nan/model --ids 1,2 -n 2",
+           "holds NaN", st)
+    c.case("weight-nan-info", "info of the NaN model", "info @BAD@/weight-nan/model", "holds NaN", st)
+    # The zero-copy F32 path (aligned F32 data are not converted) and the F64 path, where a value
+    # past float32's range becomes inf: the embedding is the first tensor loaded.
+    n_emb = c.config["vocab_size"] * d_model
+    f32 = struct.pack(f"<{n_emb}f", *([0.5] * 7 + [float("inf")] + [0.5] * (n_emb - 8)))
+    c.model("weight-inf-f32", weights=pack([(emb, "F32", [c.config["vocab_size"], d_model], f32)]))
+    c.logits("weight-inf-f32", "an F32 embedding holding +inf (the zero-copy path)", f"'{emb}' holds inf at index 7", st)
+    f64 = struct.pack(f"<{n_emb}d", *([0.25] * 40 + [-1e300] + [0.25] * (n_emb - 41)))
+    c.model("weight-f64-overflow", weights=pack([(emb, "F64", [c.config["vocab_size"], d_model], f64)]))
+    c.logits("weight-f64-overflow", "an F64 embedding holding -1e300, beyond float32",
+             f"'{emb}' holds -inf at index 40 (row 1, column 8)", st)
+    # lambda_q1 = lambda_k1 = 30 in every entry: lambda_1 = exp(8 * 900) overflows.
+    thirty = struct.pack("<H", 0x41F0) * c.config["head_dim"]  # BF16 30.0
+    ts = replace(replace(c.tensors, "model.layers.0.self_attn.lambda_q1", thirty),
+                 "model.layers.0.self_attn.lambda_k1", thirty)
+    c.model("lambda-overflow", weights=pack(ts))
+    c.logits("lambda-overflow", "lambda_q1 . lambda_k1 = 7200: exp overflows", "lambda_full is not finite",
+             "lambda-overflow/model")
+
+    # config.json: RoPE frequencies and eps that are not finite or make no sense.
+    w = c.small_weights()
+    rope = c.config["rope_parameters"]
+    for name, why, expect, cfg_text in [
+        ("config-rope-theta-tiny", "rope_theta 1e-300: infinite frequencies", "'rope_theta' must be a finite number above 1",
+         json.dumps(dict(c.config, rope_parameters=dict(rope, rope_theta=1e-300)))),
+        ("config-rope-theta-inf", "rope_theta 1e999 (parses as inf)", "'rope_theta' must be a finite number above 1",
+         json.dumps(dict(c.config, rope_parameters=dict(rope, rope_theta=123.0))).replace("123.0", "1e999")),
+        ("config-eps-inf", "rms_norm_eps 1e999 (parses as inf)", "'rms_norm_eps' must be",
+         json.dumps(dict(c.config, rms_norm_eps=123.0)).replace("123.0", "1e999")),
+        ("config-llama3-factor-below-1", "llama3 RoPE with factor 1e-300", "llama3 RoPE parameters out of range",
+         json.dumps(dict(c.config, rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 1e-300,
+                                                    "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                                    "original_max_position_embeddings": 8}))),
+    ]:
+        c.model(name, config_text=cfg_text, weights=w)
+        c.logits(name, why, expect, "config.json")
+
+    # Options whose value is not finite: refused by the library whatever the option parser does.
+    dump = "dump @BAD@/valid/model --ids 1,2,3 -o @OUT@"
+    c.case("lambda-override-nan", "--lambda-override 0=nan", dump + " --lambda-override 0=nan",
+           "is not a finite number", "--lambda-override")
+    c.case("lambda-override-inf", "--lambda-override 0=1e39 (inf in float32)",
+           "logits @BAD@/valid/model --ids 1,2,3 -o @OUT@ --lambda-override 0=1e39", "is not a finite number",
+           "--lambda-override")
+    gen = "generate @BAD@/valid/model --ids 1,2 -n 2"
+    c.case("generate-temperature-nan", "--temperature nan", gen + " --temperature nan", "not a finite number",
+           "--temperature")
+    c.case("generate-top-p-nan", "--top-p nan", gen + " --top-p nan", "not a number in (0, 1]", "--top-p")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--golden", default=GOLDEN)
@@ -426,6 +505,7 @@ def main():
     c = Corpus(a.golden, a.out)
     build(c)
     build_dump_and_prompt(c)
+    build_nonfinite(c)
     with open(os.path.join(a.out, "README.md"), "w") as f:
         f.write("# Malformed-input corpus\n\nGenerated by `python3 tools/make_bad_inputs.py` from "
                 f"`{a.golden}`; run by `tests/cli/test_bad_inputs.sh`.\nSee docs/reliability.md. "

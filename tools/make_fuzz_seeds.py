@@ -56,9 +56,30 @@ def trim_tokenizer(j):
     return j
 
 
+def nonfinite_safetensors(d):
+    """One small file per float dtype with NaN, +inf and -inf among finite values (F64 also a
+    value beyond float32's range), for the harness's finite-value check. Returns the count."""
+    import struct
+    raws = {
+        "F32": struct.pack("<8f", 1.0, float("nan"), 2.0, float("inf"), -3.0, float("-inf"), 0.5, 0.0),
+        "F64": struct.pack("<8d", 1.0, 1e300, 2.0, float("nan"), -1e-300, float("-inf"), 0.5, 0.0),
+        "BF16": struct.pack("<8H", 0x3F80, 0x7FC0, 0x4000, 0x7F80, 0xC040, 0xFF80, 0x3F00, 0),
+        "F16": struct.pack("<8H", 0x3C00, 0x7E00, 0x4000, 0x7C00, 0xC200, 0xFC00, 0x3800, 0),
+    }
+    for dtype, raw in raws.items():
+        header = {"finite": {"dtype": dtype, "shape": [1], "data_offsets": [0, len(raw) // 8]},
+                  "nonfinite": {"dtype": dtype, "shape": [2, 4], "data_offsets": [len(raw) // 8, len(raw) + len(raw) // 8]}}
+        text = json.dumps(header, separators=(",", ":")).encode()
+        text += b" " * (-len(text) % 8)
+        with open(os.path.join(d, f"nonfinite-{dtype.lower()}"), "wb") as f:
+            f.write(struct.pack("<Q", len(text)) + text + raw[: len(raw) // 8] + raw)
+    return len(raws)
+
+
 def main():
     d = reset("fuzz_safetensors")
     n = copy_small(glob.glob("tests/bad/*/model/model.safetensors"), d, 2048)
+    n += nonfinite_safetensors(d)
     print(f"fuzz_safetensors: {n} seeds")
 
     d = reset("fuzz_config")

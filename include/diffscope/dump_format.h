@@ -46,6 +46,7 @@ const char *ds_map_name(ds_map map);
 #define DS_DUMP_ATTR_CREATED "created"
 #define DS_DUMP_ATTR_LAYERS "layers"
 #define DS_DUMP_ATTR_WHAT "what"
+#define DS_DUMP_ATTR_ALLOW_NONFINITE "allow_nonfinite" /* 1, only when NaN/inf were let through */
 
 /* Tokens. */
 #define DS_DUMP_TOKENS "/tokens"

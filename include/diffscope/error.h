@@ -23,7 +23,8 @@ typedef enum {
     DS_ERR_INPUT,   /* bad input: a file, a config, a tensor, an id, an option value */
     DS_ERR_NOMEM,   /* out of memory */
     DS_ERR_IO,      /* reading or writing a file failed (full disk, file-size limit, I/O error) */
-    DS_ERR_INTERNAL /* a failure that is neither the input's nor the machine's: a bug */
+    DS_ERR_INTERNAL, /* a failure that is neither the input's nor the machine's: a bug */
+    DS_ERR_NONFINITE /* a NaN or infinity in weights or results (ds_set_allow_nonfinite lets them through) */
 } ds_status;
 
 /* Records a printf-style message with STATUS and returns -1, so `return ds_failc(...)` reads

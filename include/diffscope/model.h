@@ -37,6 +37,13 @@ void ds_session_reset(ds_session *s);
 int ds_forward(ds_session *s, const int *ids, int n, float *logits, int last_only,
                ds_probes *probes);
 
+/* Non-finite values (docs/reliability.md): by default a weight that is NaN or ±inf fails
+ * ds_model_load, and a forward pass whose final hidden states or logits are not finite fails
+ * ds_forward (so does a dump whose maps are not). ds_set_allow_nonfinite(1), before loading,
+ * lets them through, for whoever studies the blow-up. Process-wide, like the thread count. */
+void ds_set_allow_nonfinite(int allow);
+int ds_get_allow_nonfinite(void);
+
 /* Thread count for OpenBLAS and our own loops (0: leave the default). */
 void ds_set_threads(int n);
 int ds_get_threads(void);

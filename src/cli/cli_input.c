@@ -116,6 +116,7 @@ int cli_run_open(cli_run *r, const char *model_dir, const cli_input *in, int ext
     if (!in->prompt == !in->ids)
         return cli_error("give the prompt as --prompt TEXT or as --ids 1,2,3 (exactly one of them)");
     if (in->threads) ds_set_threads(in->threads);
+    ds_set_allow_nonfinite(in->allow_nonfinite);
     struct stat st;
     if (stat(model_dir, &st) || !S_ISDIR(st.st_mode)) return cli_error("%s: model folder not found", model_dir);
     int rc = read_prompt(r, in) ? cli_lib_error() : check_prompt(r, in, extra_tokens);

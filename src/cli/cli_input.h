@@ -17,6 +17,8 @@
     {"threads", 0, CLI_INT, &(in)->threads, 1, 1024, "N", "threads for OpenBLAS and our loops (default: all cores)"}, \
     {"allow-long", 0, CLI_FLAG, &(in)->allow_long, 0, 0, NULL,                                      \
      "run prompts longer than max_position_embeddings (warns)"},                                    \
+    {"allow-nonfinite", 0, CLI_FLAG, &(in)->allow_nonfinite, 0, 0, NULL,                            \
+     "load NaN/inf weights and keep NaN/inf results instead of failing"},                           \
     {"lambda-override", 0, CLI_CALL, (in), 0, 0, "L=V", "use lambda V in layer L (DiffLlama; repeatable)", \
      cli_input_add_lambda},                                                                         \
     {"ablate-head", 0, CLI_CALL, (in), 0, 0, "L.H", "zero head H of layer L before o_proj (repeatable)",     \
@@ -30,6 +32,7 @@ typedef struct {
     const char *ids;
     int threads;
     int allow_long;
+    int allow_nonfinite;
     int no_special;
     int n_lambda, lambda_layer[CLI_MAX_INTERVENTIONS];
     float lambda_value[CLI_MAX_INTERVENTIONS];

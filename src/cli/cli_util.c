@@ -42,6 +42,7 @@ static const int exit_status[] = {
     [DS_ERR_IO] = DS_EXIT_INPUT,
     [DS_ERR_NOMEM] = DS_EXIT_INTERNAL,
     [DS_ERR_INTERNAL] = DS_EXIT_INTERNAL,
+    [DS_ERR_NONFINITE] = DS_EXIT_INPUT,
 };
 
 int cli_exit_status(ds_status status) {
@@ -49,7 +50,8 @@ int cli_exit_status(ds_status status) {
 }
 
 int cli_lib_error(void) {
-    cli_error("%s", ds_errmsg());
+    if (ds_errcode() == DS_ERR_NONFINITE) cli_error("%s; --allow-nonfinite keeps going", ds_errmsg());
+    else cli_error("%s", ds_errmsg());
     return cli_exit_status(ds_errcode());
 }
 

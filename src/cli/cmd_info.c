@@ -1,4 +1,5 @@
 /* diffscope info MODEL: architecture, shapes, parameters, storage dtype, λ per layer. */
+#include <math.h>
 #include <stdio.h>
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -6,7 +7,7 @@
 #include <cjson/cJSON.h>
 
 static const char *usage =
-    "usage: diffscope info MODEL [--json]\n\n"
+    "usage: diffscope info MODEL [--json] [--allow-nonfinite]\n\n"
     "Prints the architecture, shapes, parameter count and storage dtype of the checkpoint in\n"
     "the folder MODEL, and for a differential model (DiffLlama) lambda_init and lambda of every\n"
     "layer.\n\n";
@@ -74,10 +75,14 @@ static void print_text(const ds_model *m) {
 }
 
 int cmd_info(int argc, char **argv) {
-    int json = 0, rc;
-    const cli_opt opts[] = {{"json", 0, CLI_FLAG, &json, 0, 0, NULL, "one JSON object on stdout"}, {0}};
+    int json = 0, allow_nonfinite = 0, rc;
+    const cli_opt opts[] = {{"json", 0, CLI_FLAG, &json, 0, 0, NULL, "one JSON object on stdout"},
+                            {"allow-nonfinite", 0, CLI_FLAG, &allow_nonfinite, 0, 0, NULL,
+                             "load a checkpoint with NaN/inf weights or lambda (JSON shows null)"},
+                            {0}};
     const cli_cmd cmd = {"info", usage, NULL, opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
+    ds_set_allow_nonfinite(allow_nonfinite);
     if (optind != argc - 1) return cli_error("info needs one MODEL folder (see diffscope info --help)");
     ds_model *m = ds_model_load(argv[optind]);
     if (!m) return cli_lib_error();

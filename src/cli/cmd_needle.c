@@ -203,6 +203,7 @@ static int check_needle_opts(needle_opts *no, int trials, const cli_list *depths
 static int run_needle(const needle_opts *no, const cli_input *in) {
     int by_ids = no->haystack_ids != NULL, nmodels = 0, rc = DS_EXIT_INPUT;
     if (in->threads) ds_set_threads(in->threads);
+    ds_set_allow_nonfinite(in->allow_nonfinite);
     needle_model nm[2] = {{0}};
     needle_prompt_set ps = {0};
     ds_tokenizer *t = NULL;

@@ -18,6 +18,7 @@
 #include <hdf5_hl.h>
 #include "dump/outliers.h"
 #include "io/raw_writer.h"
+#include "base/finite.h"
 #include "base/half.h"
 #include <math.h>
 #include <omp.h>
@@ -164,9 +165,28 @@ static hid_t layer_group(ds_dump *d, int l, const char *sub) {
 
 /* ---- per-event writers ---- */
 
+/* Fails when a selected head's block holds NaN or ±inf among the keys its queries see (the
+ * masked rest is 0, or -inf for scores), unless non-finite values are allowed. */
+static int check_map_block(const ds_dump *d, ds_map kind, const ds_probe_event *ev, int head_base) {
+    if (ds_get_allow_nonfinite()) return 0;
+    for (int j = 0; j < d->nheads; j++)
+        for (int64_t r = 0; r < ev->shape[1]; r++) {
+            const float *row = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0] + r * ev->strides[1];
+            int64_t seen = ev->pos0 + ev->offset[1] + r + 1;
+            int64_t bad = ds_first_nonfinite(row, (size_t)(seen < ev->shape[2] ? seen : ev->shape[2]));
+            if (bad >= 0)
+                return ds_failc(DS_ERR_NONFINITE, "layer %d: attention map '%s' holds %s (head %d, query %lld, "
+                                "key %lld)", ev->layer, ds_map_name(kind),
+                               ds_nonfinite_name(row[bad]), d->heads[j] + head_base,
+                               (long long)(ev->pos0 + ev->offset[1] + r), (long long)bad);
+        }
+    return 0;
+}
+
 /* A block of maps [heads, nr, T] from the forward pass -> the selected heads of dataset KIND.
  * HEAD_BASE shifts the selection (second maps of a diff head live at i + H/2 in scores). */
 static int write_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, int out_base, int head_base) {
+    if (check_map_block(d, kind, ev, head_base)) return -1;
     if (d->maps[kind] < 0) {
         int heads = kind == DS_MAP_SCORES && d->is_diff ? 2 * d->nheads : d->nheads;
         hid_t g = layer_group(d, ev->layer, DS_DUMP_ATTN);
@@ -488,7 +508,8 @@ static int write_root(ds_dump *d) {
              ds_h5_attr_str(f, DS_DUMP_ATTR_MODEL_PATH, d->o.model_path ? d->o.model_path : ds_model_dir(d->m)) ||
              ds_h5_attr_str(f, DS_DUMP_ATTR_TOOL_VERSION, d->o.tool_version ? d->o.tool_version : DS_VERSION) ||
              ds_h5_attr_str(f, DS_DUMP_ATTR_CREATED, created) || ds_h5_attr_int_array(f, DS_DUMP_ATTR_LAYERS, layers, nl) ||
-             ds_h5_attr_str(f, DS_DUMP_ATTR_WHAT, what);
+             ds_h5_attr_str(f, DS_DUMP_ATTR_WHAT, what) ||
+             (ds_get_allow_nonfinite() && ds_h5_attr_int(f, DS_DUMP_ATTR_ALLOW_NONFINITE, 1));
     free(layers);
     return rc ? -1 : 0;
 }

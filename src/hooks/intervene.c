@@ -1,6 +1,7 @@
 /* λ override and head ablation as writing probe hooks. */
 #include "diffscope/intervene.h"
 #include "diffscope/error.h"
+#include <math.h>
 #include <stdlib.h>
 
 typedef struct {
@@ -32,6 +33,7 @@ int ds_intervene_lambda(ds_probes *p, const ds_model *m, int layer, float value)
         return ds_fail("%s is a %s model, it has no lambda", ds_model_dir(m), c->desc->label);
     if (layer < 0 || layer >= c->num_layers)
         return ds_fail("layer %d out of range (0..%d)", layer, c->num_layers - 1);
+    if (!isfinite(value)) return ds_fail("lambda %g for layer %d is not a finite number", value, layer);
     return ds_probes_add_point_owned(p, DS_HOOK_LAMBDA, layer, set_lambda, new_intervention(value, 0));
 }
 

@@ -5,6 +5,7 @@
 #include "diffscope/error.h"
 #include "base/fileio.h"
 #include <cjson/cJSON.h>
+#include "base/finite.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -307,10 +308,27 @@ const ds_tensor *ds_weights_find(const ds_weights *w, const char *name) {
     return slot ? &w->tensors[slot - 1] : NULL;
 }
 
-float *ds_tensor_to_f32(const ds_tensor *t, int *owned) {
+/* The message for a non-finite element I of T (value V): its flat index and, for a matrix, its
+ * row and column. */
+static void fail_nonfinite(const ds_tensor *t, int64_t i, float v) {
+    char where[96] = "";
+    if (t->ndim == 2 && t->shape[1] > 0)
+        snprintf(where, sizeof where, " (row %lld, column %lld)", (long long)(i / t->shape[1]),
+                 (long long)(i % t->shape[1]));
+    ds_failc(DS_ERR_NONFINITE, "%s: tensor '%s' holds %s at index %lld%s: the checkpoint is damaged or overflowed",
+             t->file, t->name, ds_nonfinite_name(v), (long long)i, where);
+}
+
+float *ds_tensor_to_f32(const ds_tensor *t, int check_finite, int *owned) {
     if (t->dtype == DS_DT_F32 && ((uintptr_t)t->data & 3) == 0) {
+        const float *f = t->data;
+        int64_t bad = check_finite ? ds_first_nonfinite(f, (size_t)t->numel) : -1;
+        if (bad >= 0) {
+            fail_nonfinite(t, bad, f[bad]);
+            return NULL;
+        }
         *owned = 0;
-        return (float *)t->data;
+        return (float *)f;
     }
     if (t->dtype != DS_DT_F32 && t->dtype != DS_DT_BF16 && t->dtype != DS_DT_F16 && t->dtype != DS_DT_F64) {
         ds_fail("%s: tensor '%s' has dtype %s; only F32, BF16, F16 and F64 weights are supported", t->file,
@@ -322,14 +340,26 @@ float *ds_tensor_to_f32(const ds_tensor *t, int *owned) {
         ds_failc(DS_ERR_NOMEM, "%s: out of memory converting '%s'", t->file, t->name);
         return NULL;
     }
+    /* Block by block, each checked while it is still in the cache: one pass over memory. F64
+     * values beyond float32's range become ±inf here and are caught with the rest. */
     const unsigned char *p = t->data;
-    for (int64_t i = 0; i < t->numel; i++) {
-        uint16_t h;
-        switch (t->dtype) {
-        case DS_DT_F32: memcpy(&out[i], p + 4 * i, 4); break;
-        case DS_DT_F64: { double d; memcpy(&d, p + 8 * i, 8); out[i] = (float)d; break; }
-        case DS_DT_BF16: memcpy(&h, p + 2 * i, 2); out[i] = ds_bf16_to_f32(h); break;
-        default: memcpy(&h, p + 2 * i, 2); out[i] = ds_f16_to_f32(h); break;
+    const int64_t block = 4096;
+    for (int64_t b = 0; b < t->numel; b += block) {
+        int64_t e = b + block < t->numel ? b + block : t->numel;
+        for (int64_t i = b; i < e; i++) {
+            uint16_t h;
+            switch (t->dtype) {
+            case DS_DT_F32: memcpy(&out[i], p + 4 * i, 4); break;
+            case DS_DT_F64: { double d; memcpy(&d, p + 8 * i, 8); out[i] = (float)d; break; }
+            case DS_DT_BF16: memcpy(&h, p + 2 * i, 2); out[i] = ds_bf16_to_f32(h); break;
+            default: memcpy(&h, p + 2 * i, 2); out[i] = ds_f16_to_f32(h); break;
+            }
+        }
+        int64_t bad = check_finite ? ds_first_nonfinite(out + b, (size_t)(e - b)) : -1;
+        if (bad >= 0) {
+            fail_nonfinite(t, b + bad, out[b + bad]);
+            free(out);
+            return NULL;
         }
     }
     *owned = 1;

@@ -62,7 +62,9 @@ void ds_weights_close(ds_weights *w);
 const ds_tensor *ds_weights_find(const ds_weights *w, const char *name);
 
 /* Float32 data of a floating tensor: the mapped bytes themselves when F32 and aligned
- * (*owned = 0), else a new malloc'd converted copy (*owned = 1). NULL on failure. */
-float *ds_tensor_to_f32(const ds_tensor *t, int *owned);
+ * (*owned = 0), else a new malloc'd converted copy (*owned = 1). NULL on failure, which with
+ * CHECK_FINITE includes a NaN or infinity in the data (or an F64 value beyond float32's
+ * range): the message names the tensor and the element's index. */
+float *ds_tensor_to_f32(const ds_tensor *t, int check_finite, int *owned);
 
 #endif

@@ -4,6 +4,7 @@
 #include "diffscope/error.h"
 #include "base/fileio.h"
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,8 +69,13 @@ static int parse_rope(ds_config *c, const cJSON *j, const char *path) {
     get_double(rp, "low_freq_factor", &c->rope_low_freq_factor, path);
     get_double(rp, "high_freq_factor", &c->rope_high_freq_factor, path);
     if (get_int(rp, "original_max_position_embeddings", 1, &c->rope_original_max_pos, path)) return -1;
-    if (c->rope_factor <= 0 || c->rope_high_freq_factor <= c->rope_low_freq_factor || c->rope_original_max_pos <= 0)
-        return ds_fail("%s: llama3 RoPE parameters out of range", path);
+    /* transformers warns below factor 1 and needs low < high; every one finite, so that the
+     * scaled frequencies are too. */
+    if (!(c->rope_factor >= 1 && c->rope_factor <= FLT_MAX) || !(c->rope_low_freq_factor > 0) ||
+        !(c->rope_high_freq_factor > c->rope_low_freq_factor && c->rope_high_freq_factor <= FLT_MAX) ||
+        c->rope_original_max_pos <= 0)
+        return ds_fail("%s: llama3 RoPE parameters out of range (factor >= 1, 0 < low_freq_factor < "
+                       "high_freq_factor, all finite)", path);
     return 0;
 }
 
@@ -125,8 +131,13 @@ static int validate(const ds_config *c, const char *path) {
     if (c->desc->differential && c->num_heads % 2)
         return ds_fail("%s: %s needs an even num_attention_heads (got %d)", path, c->desc->model_type, c->num_heads);
     if (c->head_dim % 2) return ds_fail("%s: head_dim must be even for RoPE (got %d)", path, c->head_dim);
-    if (!(c->rms_norm_eps >= 0)) return ds_fail("%s: 'rms_norm_eps' must be non-negative", path);
-    if (!(c->rope_theta > 0)) return ds_fail("%s: 'rope_theta' must be positive", path);
+    if (!(c->rms_norm_eps >= 0 && c->rms_norm_eps <= 1))
+        return ds_fail("%s: 'rms_norm_eps' must be a non-negative number no larger than 1 (got %g)", path,
+                       (double)c->rms_norm_eps);
+    /* The frequencies theta^(-2i/hd) lie in [1/theta, 1] only for theta > 1; a theta near 0
+     * (1e-300) gives infinite frequencies and NaN angles, a theta past float range inf. */
+    if (!(c->rope_theta > 1 && c->rope_theta <= FLT_MAX))
+        return ds_fail("%s: 'rope_theta' must be a finite number above 1 (got %g)", path, c->rope_theta);
     /* Keep every later size product (T x vocab, H x hd, ...) inside int64 and sane memory. */
     if ((long long)c->num_heads * c->head_dim > (1 << 20) || c->hidden_size > (1 << 20) ||
         c->intermediate_size > (1 << 22) || c->vocab_size > (1 << 24) || c->num_layers > 4096)

@@ -13,6 +13,7 @@
 #include "model/internal.h"
 #include "diffscope/error.h"
 #include "base/vec_exp.h"
+#include "base/finite.h"
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -122,6 +123,17 @@ static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
     return fire(pr, DS_HOOK_RESID_POST, l, pos0, s->x, 2, n, D, 0);
 }
 
+/* Fails when WHAT ([rows, width], first row at position POS0) holds NaN or ±inf, unless the
+ * caller allowed them: a result built on them is meaningless, and silently so. */
+static int check_finite(const float *x, int rows, int width, int pos0, const char *what) {
+    if (ds_get_allow_nonfinite()) return 0;
+    int64_t bad = ds_first_nonfinite(x, (size_t)rows * width);
+    if (bad < 0) return 0;
+    return ds_failc(DS_ERR_NONFINITE, "the %s of token position %lld hold %s (at index %lld): the model "
+                    "overflowed or an input is not finite", what, (long long)(pos0 + bad / width),
+                   ds_nonfinite_name(x[bad]), (long long)(bad % width));
+}
+
 int ds_forward(ds_session *s, const int *ids, int n, float *logits, int last_only, ds_probes *pr) {
     const ds_model *m = s->m;
     const ds_config *c = &m->cfg;
@@ -136,10 +148,14 @@ int ds_forward(ds_session *s, const int *ids, int n, float *logits, int last_onl
         }
     const int first = last_only ? n - 1 : 0, rows = n - first;
     rmsnorm(s->xb, s->x + (size_t)first * D, m->final_norm, rows, D, c->rms_norm_eps);
-    if (fire(pr, DS_HOOK_FINAL_NORM, -1, s->pos, s->xb, 2, rows, D, 0)) return -1;
+    if (check_finite(s->xb, rows, D, s->pos + first, "final hidden states") ||
+        fire(pr, DS_HOOK_FINAL_NORM, -1, s->pos, s->xb, 2, rows, D, 0))
+        return -1;
     if (logits) {
         ds_linear(logits, s->xb, m->lm_head, NULL, rows, D, V);
-        if (fire(pr, DS_HOOK_LOGITS, -1, s->pos, logits, 2, rows, V, 0)) return -1;
+        if (check_finite(logits, rows, V, s->pos + first, "logits") ||
+            fire(pr, DS_HOOK_LOGITS, -1, s->pos, logits, 2, rows, V, 0))
+            return -1;
     }
     s->pos += n;
     return 0;

@@ -30,7 +30,7 @@ static const float *load_tensor(ds_model *m, const char *name, int ndim, int64_t
         return NULL;
     }
     int owned;
-    float *f = ds_tensor_to_f32(t, &owned);
+    float *f = ds_tensor_to_f32(t, !ds_get_allow_nonfinite(), &owned);
     if (!f) return NULL;
     if (owned) {
         float **no = realloc(m->owned, (size_t)(m->nowned + 1) * sizeof *no);
@@ -127,7 +127,15 @@ ds_model *ds_model_load(const char *dir) {
     }
     if (ds_config_tensors(c, load_one, m)) goto fail;
     if (c->tie_word_embeddings) m->lm_head = m->embed;
-    for (int l = 0; c->desc->differential && l < c->num_layers; l++) compute_lambda(&m->layers[l], c->head_dim, l);
+    for (int l = 0; c->desc->differential && l < c->num_layers; l++) {
+        const double *lam = m->layers[l].lambda;
+        compute_lambda(&m->layers[l], c->head_dim, l);
+        if (!isfinite(lam[3]) && !ds_get_allow_nonfinite()) {
+            ds_failc(DS_ERR_NONFINITE, "%s: layer %d: lambda_full is not finite (lambda_1 = exp(q1.k1) = %g, "
+                     "lambda_2 = exp(q2.k2) = %g)", m->dir, l, lam[0], lam[1]);
+            goto fail;
+        }
+    }
     return m;
 fail:
     ds_model_free(m);

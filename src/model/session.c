@@ -14,6 +14,10 @@ void ds_set_threads(int n) {
 
 int ds_get_threads(void) { return omp_get_max_threads(); }
 
+static int allow_nonfinite;
+void ds_set_allow_nonfinite(int allow) { allow_nonfinite = allow != 0; }
+int ds_get_allow_nonfinite(void) { return allow_nonfinite; }
+
 ds_session *ds_session_new(const ds_model *m, int max_tokens, int allow_long) {
     const ds_config *c = &m->cfg;
     if (max_tokens <= 0) {
