@@ -410,6 +410,15 @@ def build_dump_and_prompt(c):
                    "not valid JSON", "tokenizer.json")
     tokenizer_case("tokenizer-unsupported-model", "a Unigram tokenizer", '{"model": {"type": "Unigram", "vocab": []}}',
                    "unsupported model type 'Unigram'", "tokenizer.json")
+    # Ids near INT_MAX: max id + 1 overflowed an int; 1e9 made id tables of 8 GB.
+    small_bpe = '{"model": {"type": "BPE", "vocab": {"a": 0, "b": %s}, "merges": []}, "added_tokens": [%s]}'
+    for name, vocab_b, added, where in [
+        ("tokenizer-added-id-intmax", "1", '{"id": 2147483647, "content": "<x>", "special": true}', "added_tokens[0]"),
+        ("tokenizer-added-id-1e9", "1", '{"id": 1e9, "content": "<x>", "special": true}', "added_tokens[0]"),
+        ("tokenizer-vocab-id-1e9", "1e9", "", "model.vocab entry 'b'"),
+    ]:
+        tokenizer_case(name, f"{where} has an id of {vocab_b if vocab_b != '1' else added}",
+                       small_bpe % (vocab_b, added), "from 0 to 16777215", "tokenizer.json")
     tokenizer_case("tokenizer-merge-unknown-token", "a merge names a token that is not in the vocabulary",
                    '{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a c"]}}',
                    "not in model.vocab", "tokenizer.json")

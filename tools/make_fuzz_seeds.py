@@ -96,9 +96,15 @@ def main():
             j = trim_tokenizer(json.load(f))
         with open(os.path.join(d, "json-" + p.split(os.sep)[-2]), "wb") as f:
             f.write(b"\x00" + json.dumps(j, ensure_ascii=False, separators=(",", ":")).encode())
+    big_ids = {"intmax": '{"id": 2147483647, "content": "<x>"}', "1e9": '{"id": 1e9, "content": "<x>"}',
+               "fraction": '{"id": 2.5, "content": "<x>"}'}
+    for name, added in big_ids.items():
+        with open(os.path.join(d, "json-added-id-" + name), "wb") as f:
+            f.write(b"\x00" + ('{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}, '
+                               '"added_tokens": [%s]}' % added).encode())
     texts = [b"Hello world", b" leading and  double  spaces\n\ttabs", "caf\u00e9 \u65e5\u672c \U0001F600".encode(),
              b"<s> special </s> <|eot_id|>", b"\xff\xfe invalid \xc3 utf8", b"1234567 numbers 3.14"]
-    n = len(fixtures)
+    n = len(fixtures) + len(big_ids)
     for k in range(4):  # the harness picks fixture (mode >> 2) % 4
         for i, t in enumerate(texts):
             with open(os.path.join(d, f"text-{k}-{i}"), "wb") as f:

@@ -6,6 +6,9 @@
 typedef enum { DS_ROPE_DEFAULT, DS_ROPE_LLAMA3 } ds_rope_type;
 
 #define DS_MAX_EOS 8
+/* The largest vocabulary accepted (config.json's vocab_size, a tokenizer's ids): 2^24, past
+ * every real one (262,144), and small enough that id tables and [T, V] logits stay sane. */
+#define DS_MAX_VOCAB (1 << 24)
 
 typedef struct {
     ds_arch arch;

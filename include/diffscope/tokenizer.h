@@ -22,13 +22,16 @@ void ds_tokenizer_free(ds_tokenizer *t);
 int ds_tokenizer_encode(const ds_tokenizer *t, const char *text, size_t len, int add_special,
                         int **ids, int *n);
 
-/* Decodes N ids into a new malloc'd NUL-terminated UTF-8 string (HF `decode`). SKIP_SPECIAL
- * drops special tokens. Ids outside the vocabulary are skipped, as HF does. NULL on failure. */
-char *ds_tokenizer_decode(const ds_tokenizer *t, const int *ids, int n, int skip_special);
+/* Decodes N ids into a new malloc'd UTF-8 string (HF `decode`) with a NUL after it; *LEN (when
+ * LEN is not NULL) gets its length, which counts the NUL bytes the text itself may hold (a
+ * byte-fallback <0x00> or byte-level 'Ā' decodes to one): print it with fwrite, not as a C
+ * string. SKIP_SPECIAL drops special tokens. Ids outside the vocabulary are skipped, as HF
+ * does. NULL on failure. */
+char *ds_tokenizer_decode(const ds_tokenizer *t, const int *ids, int n, int skip_special, size_t *len);
 
 /* A printable label for one id (for axis labels), malloc'd: byte-level characters decoded to
- * their bytes, '▁' shown as a space, byte-fallback pieces <0xNN> as their byte; bytes that do
- * not form valid UTF-8 are shown escaped as \xNN. NULL when ID is not in the vocabulary. */
+ * their bytes, '▁' shown as a space, byte-fallback pieces <0xNN> as their byte; NUL and bytes
+ * that do not form valid UTF-8 are shown escaped as \xNN. NULL when ID is not in the vocabulary. */
 char *ds_tokenizer_piece(const ds_tokenizer *t, int id);
 
 /* One more than the largest id (model vocabulary and added tokens). */

@@ -60,7 +60,7 @@ _SIGNATURES = {
     "ds_tokenizer_free": (None, [_P]),
     "ds_tokenizer_encode": (_I, [_P, _S, ctypes.c_size_t, _I, ctypes.POINTER(ctypes.POINTER(_I)),
                                  ctypes.POINTER(_I)]),
-    "ds_tokenizer_decode": (_P, [_P, ctypes.POINTER(_I), _I, _I]),
+    "ds_tokenizer_decode": (_P, [_P, ctypes.POINTER(_I), _I, _I, ctypes.POINTER(ctypes.c_size_t)]),
     "ds_tokenizer_piece": (_P, [_P, _I]),
     "ds_tokenizer_vocab_size": (_I, [_P]),
     "ds_tokenizer_token_id": (_I, [_P, _S]),
@@ -141,9 +141,10 @@ def fail(prefix=None):
     return Error((prefix + ": " if prefix else "") + (msg or "the library reported a failure"))
 
 
-def take_string(ptr):
-    """A malloc'd C string returned by the library, as str; the memory is freed."""
+def take_string(ptr, size=-1):
+    """A malloc'd C string returned by the library (SIZE bytes, NULs included, when given), as
+    str; the memory is freed."""
     try:
-        return ctypes.string_at(ptr).decode("utf-8", "replace")
+        return ctypes.string_at(ptr, size).decode("utf-8", "replace")
     finally:
         lib().ds_free(ptr)

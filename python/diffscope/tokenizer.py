@@ -43,11 +43,12 @@ class Tokenizer(_lib.Owned):
     def decode(self, ids, skip_special=False):
         """The text of IDS (HF `decode`); ids outside the vocabulary are skipped, as HF does."""
         arr = as_ids(ids, allow_empty=True)
+        size = ctypes.c_size_t(0)
         ptr = _lib.lib().ds_tokenizer_decode(self._handle(), arr.ctypes.data_as(ctypes.POINTER(ctypes.c_int)),
-                                             len(arr), int(bool(skip_special)))
+                                             len(arr), int(bool(skip_special)), ctypes.byref(size))
         if not ptr:
             raise _lib.fail(self.path)
-        return _lib.take_string(ptr)
+        return _lib.take_string(ptr, size.value)  # NULs in the text included, as HF decodes them
 
     def piece(self, token_id):
         """A printable label of one id (byte-level characters as their bytes, '▁' as a space)."""

@@ -56,7 +56,8 @@ int cli_has_tokenizer(const char *model_dir);
 /* Printable pieces of IDS from MODEL_DIR's tokenizer.json, or an array of NULLs when the
  * folder has none (callers then label tokens by id). */
 int cli_token_labels(const char *model_dir, const int *ids, int n, char ***labels);
-/* Text of IDS with MODEL_DIR's tokenizer.json (malloc'd), NULL when it has none. */
-char *cli_detokenize(const char *model_dir, const int *ids, int n);
+/* Text of IDS with MODEL_DIR's tokenizer.json (malloc'd; *LEN bytes, which may include NULs),
+ * NULL when it has none. */
+char *cli_detokenize(const char *model_dir, const int *ids, int n, size_t *len);
 
 #endif

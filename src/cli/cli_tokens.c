@@ -77,8 +77,8 @@ int cli_token_labels(const char *model_dir, const int *ids, int n, char ***label
     return t ? labels_from(t, ids, n, labels) : -1;
 }
 
-char *cli_detokenize(const char *model_dir, const int *ids, int n) {
+char *cli_detokenize(const char *model_dir, const int *ids, int n, size_t *len) {
     if (!cli_has_tokenizer(model_dir)) return NULL;
     const ds_tokenizer *t = cli_tokenizer(model_dir);
-    return t ? ds_tokenizer_decode(t, ids, n, 1) : NULL;
+    return t ? ds_tokenizer_decode(t, ids, n, 1, len) : NULL;
 }

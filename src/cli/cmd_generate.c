@@ -24,9 +24,11 @@ static int report(const cli_run *run, int text_prompt, const int *out, int n_out
         cJSON_AddItemToObject(o, "timing", timing);
         return cli_print_json(o);
     }
-    char *text = text_prompt ? cli_detokenize(run->dir, out, n_out) : NULL;
+    size_t len = 0;
+    char *text = text_prompt ? cli_detokenize(run->dir, out, n_out, &len) : NULL;
     if (text) {
-        printf("%s\n", text);
+        fwrite(text, 1, len, stdout); /* NULs and all */
+        putchar('\n');
     } else {
         for (int i = 0; i < n_out; i++) printf("%s%d", i ? ", " : "", out[i]);
         printf("\n");

@@ -116,11 +116,12 @@ int cmd_detokenize(int argc, char **argv) {
             rc = cli_error("--ids: id %d is not in the vocabulary of %s (%d ids)", ids[i], argv[optind],
                            ds_tokenizer_vocab_size(t));
     if (rc == DS_EXIT_OK) {
-        char *text = ds_tokenizer_decode(t, ids, n, skip);
+        size_t len;
+        char *text = ds_tokenizer_decode(t, ids, n, skip, &len);
         if (!text) {
             rc = cli_lib_error();
         } else {
-            fputs(text, stdout);
+            fwrite(text, 1, len, stdout); /* NULs included, as HF decodes them */
             putchar('\n');
             free(text);
         }

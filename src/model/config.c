@@ -140,7 +140,7 @@ static int validate(const ds_config *c, const char *path) {
         return ds_fail("%s: 'rope_theta' must be a finite number above 1 (got %g)", path, c->rope_theta);
     /* Keep every later size product (T x vocab, H x hd, ...) inside int64 and sane memory. */
     if ((long long)c->num_heads * c->head_dim > (1 << 20) || c->hidden_size > (1 << 20) ||
-        c->intermediate_size > (1 << 22) || c->vocab_size > (1 << 24) || c->num_layers > 4096)
+        c->intermediate_size > (1 << 22) || c->vocab_size > DS_MAX_VOCAB || c->num_layers > 4096)
         return ds_fail("%s: model dimensions are implausibly large", path);
     return 0;
 }

@@ -227,7 +227,7 @@ const char *tk_decode_string(const ds_tokenizer *t, int id, size_t *len) {
     return s;
 }
 
-char *ds_tokenizer_decode(const ds_tokenizer *t, const int *ids, int n, int skip_special) {
+char *ds_tokenizer_decode(const ds_tokenizer *t, const int *ids, int n, int skip_special, size_t *len) {
     toklist l;
     if (toklist_init(&l, n)) return NULL;
     l.n = 0;
@@ -255,6 +255,7 @@ char *ds_tokenizer_decode(const ds_tokenizer *t, const int *ids, int n, int skip
         tk_buf_free(&out);
         return NULL;
     }
+    if (len) *len = out.len;
     return out.s;
 }
 
@@ -300,9 +301,9 @@ char *ds_tokenizer_piece(const ds_tokenizer *t, int id) {
     for (size_t j = 0; !rc && j < bytes.len;) {
         int32_t cp;
         int k = tk_utf8_next(bytes.s + j, bytes.len - j, &cp);
-        if (cp >= 0) {
+        if (cp > 0) {
             rc |= tk_buf_put(&out, bytes.s + j, k);
-        } else {
+        } else { /* invalid UTF-8, or a NUL, which would end the label as a C string */
             char esc[8];
             snprintf(esc, sizeof esc, "\\x%02X", (unsigned char)bytes.s[j]);
             rc |= tk_buf_puts(&out, esc);

@@ -3,12 +3,14 @@
 #include "tokenizer/internal.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "diffscope/error.h"
 #include "base/fileio.h"
+#include "diffscope/config.h"
 
 #define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 
@@ -194,6 +196,15 @@ static int parse_dec(const ctx *c, const cJSON *o, tk_dec *d) {
     return ds_fail("%s: unsupported decoder '%s'", c->file, type);
 }
 
+/* A token id: an integer in [0, DS_MAX_VOCAB), so that the id tables (one entry per id up to
+ * the largest) stay small and max_id + 1 cannot overflow; -1 when V is anything else. */
+static int token_id(const cJSON *v) {
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < DS_MAX_VOCAB) ||
+        v->valuedouble != floor(v->valuedouble))
+        return -1;
+    return (int)v->valuedouble;
+}
+
 static int push_id(int **v, int *n, int id) {
     int *nv = realloc(*v, (*n + 1) * sizeof *nv);
     if (!nv) return ds_failc(DS_ERR_NOMEM, "out of memory");
@@ -215,10 +226,9 @@ static int parse_post(const ctx *c, const cJSON *o, tk_post *post) {
     if (!strcmp(type, "RobertaProcessing") || !strcmp(type, "BertProcessing")) {
         const cJSON *cls = cJSON_GetObjectItemCaseSensitive(o, "cls"), *sep = cJSON_GetObjectItemCaseSensitive(o, "sep");
         const cJSON *ci = cJSON_GetArrayItem(cls, 1), *si = cJSON_GetArrayItem(sep, 1);
-        if (!cJSON_IsNumber(ci) || !cJSON_IsNumber(si))
-            return ds_fail("%s: %s without cls/sep ids", c->file, type);
-        return push_id(&post->before, &post->nbefore, ci->valueint) ||
-               push_id(&post->after, &post->nafter, si->valueint) ? -1 : 0;
+        if (token_id(ci) < 0 || token_id(si) < 0) return ds_fail("%s: %s without valid cls/sep ids", c->file, type);
+        return push_id(&post->before, &post->nbefore, token_id(ci)) ||
+               push_id(&post->after, &post->nafter, token_id(si)) ? -1 : 0;
     }
     if (strcmp(type, "TemplateProcessing")) return ds_fail("%s: unsupported post_processor '%s'", c->file, type);
     const cJSON *single = cJSON_GetObjectItemCaseSensitive(o, "single");
@@ -235,10 +245,10 @@ static int parse_post(const ctx *c, const cJSON *o, tk_post *post) {
         if (!name || !cJSON_IsArray(ids))
             return ds_fail("%s: TemplateProcessing names special token '%s' without ids", c->file, name ? name : "?");
         cJSON_ArrayForEach(id, ids) {
-            if (!cJSON_IsNumber(id) || id->valuedouble < 0)
+            if (token_id(id) < 0)
                 return ds_fail("%s: TemplateProcessing special token '%s' has a bad id", c->file, name);
-            if (seen_seq ? push_id(&post->after, &post->nafter, id->valueint)
-                         : push_id(&post->before, &post->nbefore, id->valueint))
+            if (seen_seq ? push_id(&post->after, &post->nafter, token_id(id))
+                         : push_id(&post->before, &post->nbefore, token_id(id)))
                 return -1;
         }
     }
@@ -254,9 +264,11 @@ static int has_bytelevel_pre(const tk_pre *p) {
 }
 
 static int vocab_id(const cJSON *v, const char *file, const char *tok) {
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 0x7fffffff || v->valuedouble != (int)v->valuedouble)
-        return ds_fail("%s: model.vocab entry '%s' has no valid id", file, tok);
-    return v->valueint;
+    int id = token_id(v);
+    if (id < 0)
+        return ds_fail("%s: model.vocab entry '%s' has no valid id (an integer from 0 to %d)", file, tok,
+                       DS_MAX_VOCAB - 1);
+    return id;
 }
 
 /* Splits merge I ("a b" or ["a", "b"]) into its two tokens. */
@@ -340,12 +352,15 @@ static int load_added(const ctx *c, ds_tokenizer *t, const cJSON *arr, int *max_
     cJSON_ArrayForEach(it, arr) {
         const char *content = get_str(it, "content");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (!content || !cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 0x7fffffff)
+        if (!content || !cJSON_IsNumber(id))
             return ds_fail("%s: added_tokens[%d] needs a \"content\" string and an \"id\"", c->file, t->nadded);
+        if (token_id(id) < 0)
+            return ds_fail("%s: added_tokens[%d] has id %.17g, not an integer from 0 to %d", c->file, t->nadded,
+                           id->valuedouble, DS_MAX_VOCAB - 1);
         tk_added *a = &t->added[t->nadded++];
         if (!(a->content = dup_or_fail(content))) return -1;
         a->len = strlen(content);
-        a->id = id->valueint;
+        a->id = token_id(id);
         a->special = get_bool(it, "special", 0);
         a->single_word = get_bool(it, "single_word", 0);
         a->lstrip = get_bool(it, "lstrip", 0);

@@ -118,4 +118,23 @@ expect_err bad_id "not in the vocabulary" "$DS" detokenize "$FIX/llama2-bpe" --i
 expect_err bad_ids_list "--ids" "$DS" detokenize "$FIX/llama2-bpe" --ids 1,x
 expect_err bad_missing_path "missing PATH" "$DS" tokenize
 expect_err bad_option "unrecognized option '--bogus'" "$DS" tokenize --bogus "$FIX/llama2-bpe" x
+
+# Embedded NUL bytes are text like any other: HF decodes Llama 2's <0x00> (byte fallback) and
+# GPT-2's 'Ā' (byte-level) to a NUL, and `tokenizers` gives "a\0 a" for ▁a <0x00> ▁a. The
+# output is compared byte for byte (od, in hex), the NUL included. The fixture's ids differ from the
+# full Llama 2 vocabulary's (263, 3, 263), which ../shared holds.
+nul_case() {
+    name=$1 want=$2
+    shift 2
+    got=$("$@" | od -An -tx1 | tr -s ' ' | sed 's/^ //')
+    [ "$got" = "$want" ] && ok "$name" || fail "$name" "got '$got' want '$want'"
+}
+nul_case detokenize_nul_byte_fallback '61 00 20 61 0a' "$DS" detokenize "$FIX/llama2-bpe" --ids 416,3,416
+nul_case detokenize_nul_byte_level '61 00 61 0a' "$DS" detokenize "$FIX/gpt2-bytelevel" --ids 64,188,64
+LLAMA2=../shared/reference/tokenizers/llama2
+if [ -f "$LLAMA2/tokenizer.json" ]; then
+    nul_case detokenize_nul_llama2 '61 00 20 61 0a' "$DS" detokenize "$LLAMA2" --ids 263,3,263
+else
+    skip detokenize_nul_llama2 "no $LLAMA2 (../shared is absent)"
+fi
 exit 0

@@ -47,7 +47,7 @@ static void tok_roundtrip(const ds_tokenizer *t, const char *text, size_t len, i
         int v = ds_tokenizer_vocab_size(t);
         tok_check(n >= 0 && (n == 0 || ids));
         for (int i = 0; i < n; i++) tok_check(ids[i] >= 0 && ids[i] < v);
-        for (int skip = 0; skip < 2; skip++) free(ds_tokenizer_decode(t, ids, n, skip));
+        for (int skip = 0; skip < 2; skip++) free(ds_tokenizer_decode(t, ids, n, skip, NULL));
         for (int i = 0; i < n && i < 64; i++) free(ds_tokenizer_piece(t, ids[i]));
         free(ids);
     } else {
@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char sample[] = "Hello world! \xc3\xa9t\xc3\xa9 123  \n\t<s> \xe2\x96\x81x \xff\xfe end";
     tok_roundtrip(t, sample, sizeof sample - 1, 1);
     int ids[] = {0, 1, 2, 3, 255, 256, 1000, -1, 0x7fffffff};
-    free(ds_tokenizer_decode(t, ids, (int)(sizeof ids / sizeof ids[0]), 0));
+    free(ds_tokenizer_decode(t, ids, (int)(sizeof ids / sizeof ids[0]), 0, NULL));
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         free(ds_tokenizer_piece(t, ids[i]));
         (void)ds_tokenizer_token_str(t, ids[i]);

@@ -24,7 +24,7 @@ static void print_ids(const char *label, const int *a, int n) {
 
 /* 1 when IDS decode to WANT (SKIP_SPECIAL as in HF's decode); the first mismatches are shown. */
 static int decodes_to(const ds_tokenizer *t, const int *ids, int n, int skip_special, const char *want, int *shown) {
-    char *d = ds_tokenizer_decode(t, ids, n, skip_special);
+    char *d = ds_tokenizer_decode(t, ids, n, skip_special, NULL);
     int good = d && !strcmp(d, want);
     if (!good && (*shown)++ < 3)
         printf("  decode%s mismatch: got '%.80s' want '%.80s'\n", skip_special ? "" : " (keep special)",
@@ -338,7 +338,7 @@ TEST(roundtrip_random_text) {
             size_t n = random_text(buf, sizeof buf);
             int *ids, m;
             if (ds_tokenizer_encode(t, buf, n, 0, &ids, &m)) { bad++; continue; }
-            char *d = ds_tokenizer_decode(t, ids, m, 1);
+            char *d = ds_tokenizer_decode(t, ids, m, 1, NULL);
             if (!d || strcmp(d, buf)) {
                 if (bad++ < 3) printf("  %s: '%s' came back as '%s'\n", names[k], buf, d ? d : "(null)");
             }
@@ -368,7 +368,7 @@ TEST(random_bytes_encode) {
             if (rc) break;
             for (int j = 0; j < m; j++)
                 CHECK(ids[j] >= 0 && ids[j] < ds_tokenizer_vocab_size(t), "%s: id %d out of range", names[k], ids[j]);
-            char *d = ds_tokenizer_decode(t, ids, m, 0);
+            char *d = ds_tokenizer_decode(t, ids, m, 0, NULL);
             CHECK(d != NULL, "%s: decode failed", names[k]);
             free(d);
             free(ids);
