@@ -63,6 +63,10 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
 /* Fails for an attention feature value (head pairing) attention.c does not implement. */
 int ds_attention_check(const ds_config *c);
 
+/* threads.c: cuts the thread count to what an address-space limit (RLIMIT_AS) leaves room for
+ * once PLANNED more bytes are allocated; -1 ("out of memory: ...") when not one thread fits. */
+int ds_fit_threads_to_address_space(size_t planned);
+
 /* session.c: makes the activation scratch hold N tokens (kept when it already does). */
 int ds_session_reserve(ds_session *s, int n);
 

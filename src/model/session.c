@@ -1,18 +1,9 @@
-/* Sessions: the KV cache, the RoPE tables and the activation scratch of one sequence, and the
- * thread count the forward pass runs with. */
-#include <cblas.h>
-#include <omp.h>
+/* Sessions: the KV cache, the RoPE tables and the activation scratch of one sequence (the
+ * thread count: threads.c). */
 #include <stdlib.h>
+#include <string.h>
 #include "diffscope/error.h"
 #include "model/internal.h"
-
-void ds_set_threads(int n) {
-    if (n <= 0) return;
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
-}
-
-int ds_get_threads(void) { return omp_get_max_threads(); }
 
 static int allow_nonfinite;
 void ds_set_allow_nonfinite(int allow) { allow_nonfinite = allow != 0; }
@@ -44,6 +35,16 @@ ds_session *ds_session_new(const ds_model *m, int max_tokens, int allow_long) {
     s->rope_sin = malloc(rope * sizeof(float));
     if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin) goto oom;
     ds_rope_table(c, max_tokens, s->rope_cos, s->rope_sin);
+    /* The activations of a full-length call (ds_session_reserve) are still to come. */
+    size_t acts = (size_t)max_tokens * (3 * (size_t)c->hidden_size + 2 * (size_t)c->num_heads * c->head_dim +
+                                        2 * (size_t)c->intermediate_size) * sizeof(float);
+    if (ds_fit_threads_to_address_space(acts)) {
+        char *msg = strdup(ds_errmsg());
+        ds_session_free(s);
+        ds_fail("%s", msg ? msg : "out of memory");
+        free(msg);
+        return NULL;
+    }
     return s;
 oom:
     ds_session_free(s);
