@@ -497,6 +497,10 @@ def build_nonfinite(c):
     c.case("lambda-override-inf", "--lambda-override 0=1e39 (inf in float32)",
            "logits @BAD@/valid/model --ids 1,2,3 -o @OUT@ --lambda-override 0=1e39", "is not a finite number",
            "--lambda-override")
+    d = c.case("needle-context-huge", "needle --context-tokens 100000000: refused before any prompt is built",
+               "needle @BAD@/valid/model --haystack-ids @CASE@/hay.txt --needle-ids 5 --question-ids 6 --answer-id 7 "
+               "--context-tokens 100000000", "the prompts would have at least 100000002 tokens", "--context-tokens")
+    write(os.path.join(d, "hay.txt"), b"5 5 5 5\n")
     gen = "generate @BAD@/valid/model --ids 1,2 -n 2"
     c.case("generate-temperature-nan", "--temperature nan", gen + " --temperature nan", "not a finite number",
            "--temperature")

@@ -38,7 +38,8 @@ typedef struct {
     int topk;               /* outliers kept per statistic */
     int logits;             /* write /logits */
     int hidden;             /* write /hidden_states */
-    int force;              /* overwrite an existing file */
+    int force;              /* overwrite an existing file; write even when the estimated size
+                             * exceeds the free space (else refused before the forward pass) */
     const char *prompt;     /* root attribute (may be NULL) */
     const char *model_path;
     const char *tool_version; /* NULL: DS_VERSION */

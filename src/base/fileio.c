@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 static int refuse_irregular(const char *path, const struct stat *st) {
@@ -22,6 +24,29 @@ int ds_check_regular_file(const char *path) {
     struct stat st;
     if (stat(path, &st)) return ds_fail("%s: cannot open: %s", path, strerror(errno));
     return S_ISREG(st.st_mode) ? 0 : refuse_irregular(path, &st);
+}
+
+/* "12.3 GB" or "4.1 MB" */
+static const char *size_text(double bytes, char *buf, size_t n) {
+    if (bytes >= 1e9) snprintf(buf, n, "%.1f GB", bytes / 1e9);
+    else snprintf(buf, n, "%.1f MB", bytes / 1e6);
+    return buf;
+}
+
+int ds_check_free_space(const char *path, double bytes) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+    struct statvfs fs;
+    if (statvfs(dir, &fs)) return 0;
+    double avail = (double)fs.f_bavail * (double)fs.f_frsize;
+    if (bytes <= avail) return 0;
+    char need[32], have[32];
+    return ds_fail("%s: the output would take about %s, more than the %s free in %s; --force writes it anyway", path,
+                   size_text(bytes, need, sizeof need), size_text(avail, have, sizeof have), dir);
 }
 
 static int too_big(const char *path, unsigned long long size, size_t max) {

@@ -22,4 +22,9 @@ char *ds_read_file(const char *path, size_t max, size_t *len);
  * it: for inputs that a library opens itself (HDF5), which would block on a FIFO. */
 int ds_check_regular_file(const char *path);
 
+/* 0 when the file system that will hold the output PATH (its folder) has at least BYTES free
+ * for an unprivileged user (statvfs f_bavail); else -1 with a message naming PATH, both sizes
+ * and --force. Also 0 when the folder cannot be examined: creating the file will say why. */
+int ds_check_free_space(const char *path, double bytes);
+
 #endif

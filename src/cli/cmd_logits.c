@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "cli/cli_input.h"
 #include "cli/commands.h"
+#include "base/fileio.h"
 #include "io/h5out.h"
 #include "diffscope/hidden_states.h"
 
@@ -51,6 +52,9 @@ int cmd_logits(int argc, char **argv) {
     float *logits = malloc((size_t)run.n * c->vocab_size * sizeof(float));
     hs.out = malloc((size_t)(c->num_layers + 1) * run.n * c->hidden_size * sizeof(float));
     int failed = !logits || !hs.out ? ds_failc(DS_ERR_NOMEM, "out of memory for the logits and hidden states") : 0;
+    /* Refused before the forward pass when the file cannot fit (docs/reliability.md). */
+    double bytes = ((double)run.n * c->vocab_size + (double)(c->num_layers + 1) * run.n * c->hidden_size) * sizeof(float);
+    if (!failed && !force) failed = ds_check_free_space(out_path, bytes);
     if (!failed)
         failed = ds_hidden_states_attach(run.p, &hs) || ds_forward(run.s, run.ids, run.n, logits, 0, run.p) ||
                  write_file(out_path, force, &run, logits, hs.out);

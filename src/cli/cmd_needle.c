@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -32,6 +33,26 @@ static const char *usage =
     "context tokens, K random prompts per depth; top-1 is then an accuracy.\n\n";
 
 /* ---- prompts ---- */
+
+/* Sizes before work: a prompt has at least N + 2 tokens, so an N past max_position_embeddings
+ * (without --allow-long), or prompts and a KV cache larger than the machine's memory, are
+ * refused before any prompt is built (--context-tokens 100000000 built 7.8 GB of prompts in
+ * 26 s before). */
+static int check_prompt_sizes(const needle_opts *no, const ds_config *c, int allow_long) {
+    long long least = (long long)no->N + 2, limit = c->max_position_embeddings;
+    if (!no->N) return 0; /* text without --context-tokens: N is what fits */
+    if (least > limit && !allow_long)
+        return ds_fail("--context-tokens %d: the prompts would have at least %lld tokens, more than "
+                       "max_position_embeddings (%lld) of %s; --allow-long runs them anyway", no->N, least, limit,
+                       no->model[0]);
+    double prompts = (double)no->ndepths * no->trials * least * sizeof(int);
+    double kv = 2.0 * c->num_layers * c->num_kv_heads * c->head_dim * (double)least * sizeof(float);
+    double memory = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (memory > 0 && prompts + kv > memory)
+        return ds_fail("--context-tokens %d: the prompts and the KV cache would take %.1f GB, more than the %.1f GB "
+                       "of memory here", no->N, (prompts + kv) / 1e9, memory / 1e9);
+    return 0;
+}
 
 static int build_prompts(const needle_opts *no, const ds_tokenizer *t, const ds_config *c, int add_special,
                          needle_prompt_set *ps) {
@@ -212,7 +233,7 @@ static int run_needle(const needle_opts *no, const cli_input *in) {
     /* The prompts come from A's config.json and tokenizer, before any weights are read. */
     if (cli_load_config(no->model[0], &ca)) return cli_lib_error();
     if (!by_ids && !(t = ds_tokenizer_load(no->model[0]))) goto fail;
-    if (build_prompts(no, t, &ca, !in->no_special, &ps)) goto fail;
+    if (check_prompt_sizes(no, &ca, in->allow_long) || build_prompts(no, t, &ca, !in->no_special, &ps)) goto fail;
     if (by_ids && check_ids_in_vocabulary(no, &ps, ca.vocab_size)) goto fail;
     if ((rc = cli_check_length(no->model[0], &ca, ps.maxlen, in->allow_long))) goto out;
     for (int i = 0; i < 2 && no->model[i]; i++) {

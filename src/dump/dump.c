@@ -18,6 +18,7 @@
 #include <hdf5_hl.h>
 #include "dump/outliers.h"
 #include "io/raw_writer.h"
+#include "base/fileio.h"
 #include "base/finite.h"
 #include "base/half.h"
 #include <math.h>
@@ -570,6 +571,23 @@ static void reserve_outliers(ds_dump *d, const ds_config *c) {
     }
 }
 
+/* The file's size, roughly: the maps (allocated whole when uncompressed; the causal zeros, half
+ * of each, vanish under gzip), GroupNorm statistics, logits and hidden states. For refusing
+ * a dump the disk cannot hold before the forward pass (--allow-long can ask for tens of GB). */
+static double estimate_bytes(const ds_dump *d, const ds_config *c) {
+    unsigned w = d->o.what;
+    int maps = (w & DS_DUMP_SOFTMAX ? (d->is_diff ? 2 : 1) : 0) + (w & DS_DUMP_DIFF && d->is_diff ? 1 : 0) +
+               (w & DS_DUMP_SCORES ? (d->is_diff ? 2 : 1) : 0);
+    double per_layer = (double)maps * d->nheads * d->T * d->T * (d->o.f16 ? 2 : 4) / (d->o.compress > 0 ? 2 : 1);
+    if (w & DS_DUMP_GROUPNORM && d->is_diff) per_layer += 2.0 * d->nheads * d->T * sizeof(float);
+    double bytes = 0;
+    for (int l = 0; l < d->L; l++)
+        if (d->layer_on[l]) bytes += per_layer;
+    if (d->o.logits) bytes += (double)d->T * c->vocab_size * sizeof(float);
+    if (d->o.hidden) bytes += (double)(d->L + 1) * d->T * c->hidden_size * sizeof(float);
+    return bytes;
+}
+
 ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *m, const int *ids, int T,
                        ds_probes *p) {
     const ds_config *c = ds_model_config(m);
@@ -592,6 +610,7 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
         if (ds_outliers_init(&d->scores[p], d->o.topk, 3) || ds_outliers_init(&d->resid[p], d->o.topk, 2) ||
             ds_outliers_init(&d->mlp[p], d->o.topk, 2))
             goto fail;
+    if (!o->force && ds_check_free_space(path, estimate_bytes(d, c))) goto fail; /* before any big buffer */
     if (o->what & DS_DUMP_OUTLIERS) reserve_outliers(d, c);
     d->hidden = (ds_hidden_states){NULL, T, c->hidden_size, d->L};
     if (o->hidden && !(d->hidden.out = malloc((size_t)(d->L + 1) * T * c->hidden_size * sizeof(float)))) {

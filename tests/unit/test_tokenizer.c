@@ -40,7 +40,7 @@ static int decodes_to(const ds_tokenizer *t, const int *ids, int n, int skip_spe
 static char *normalized_specials(const char *tokenizer, int n_ids) {
     char path[8192];
     snprintf(path, sizeof path, "%s%s", tokenizer, strstr(tokenizer, ".json") ? "" : "/tokenizer.json");
-    char *text = ds_read_file(path, NULL);
+    char *text = ds_read_file(path, DS_MAX_TOKENIZER_BYTES, NULL);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);
     char *flags = calloc((size_t)n_ids + 1, 1);
@@ -60,7 +60,7 @@ static int skips_by_id(const ds_tokenizer *t, const int *ids, int n, int *shown)
     int *rest = malloc(((size_t)n + 1) * sizeof *rest), m = 0;
     for (int i = 0; i < n; i++)
         if (!ds_tokenizer_is_special(t, ids[i])) rest[m++] = ids[i];
-    char *want = ds_tokenizer_decode(t, rest, m, 0);
+    char *want = ds_tokenizer_decode(t, rest, m, 0, NULL);
     int good = want && decodes_to(t, ids, n, 1, want, shown);
     free(want);
     free(rest);
