@@ -490,10 +490,11 @@ def build_nonfinite(c):
         c.model(name, config_text=cfg_text, weights=w)
         c.logits(name, why, expect, "config.json")
 
-    # Options whose value is not finite: refused by the library whatever the option parser does.
+    # Options whose value is not finite: refused by the option parser, and (--lambda-override
+    # 0=1e39, finite as a double, inf as the float lambda) by the library.
     dump = "dump @BAD@/valid/model --ids 1,2,3 -o @OUT@"
     c.case("lambda-override-nan", "--lambda-override 0=nan", dump + " --lambda-override 0=nan",
-           "is not a finite number", "--lambda-override")
+           "a finite number", "--lambda-override")
     c.case("lambda-override-inf", "--lambda-override 0=1e39 (inf in float32)",
            "logits @BAD@/valid/model --ids 1,2,3 -o @OUT@ --lambda-override 0=1e39", "is not a finite number",
            "--lambda-override")
@@ -502,7 +503,7 @@ def build_nonfinite(c):
                "--context-tokens 100000000", "the prompts would have at least 100000002 tokens", "--context-tokens")
     write(os.path.join(d, "hay.txt"), b"5 5 5 5\n")
     gen = "generate @BAD@/valid/model --ids 1,2 -n 2"
-    c.case("generate-temperature-nan", "--temperature nan", gen + " --temperature nan", "not a finite number",
+    c.case("generate-temperature-nan", "--temperature nan", gen + " --temperature nan", "'nan' is not a number",
            "--temperature")
     c.case("generate-top-p-nan", "--top-p nan", gen + " --top-p nan", "not a number in (0, 1]", "--top-p")
 
