@@ -166,11 +166,18 @@ static char *config_text(const char *like, const ds_arch_desc *arch, const char 
 
 /* The weights of the config LIKE (a preset or a file) into DIR, then its config.json at PATH. */
 static int write_checkpoint(const char *dir, const char *path, const char *like, const ds_arch_desc *arch,
-                            const char *dtype, int seed, int shard_mb) {
+                            const char *dtype, int seed, int shard_mb, int force) {
     char *text = config_text(like, arch, dtype);
     if (!text) return cli_lib_error();
     ds_config c;
     if (ds_config_parse(&c, text, like)) {
+        free(text);
+        return cli_lib_error();
+    }
+    /* The checkpoint's size against the free space of the folder holding DIR, unless --force. */
+    double bytes = (double)ds_config_param_count(&c) * (strcmp(dtype, "bf16") ? 4 : 2);
+    if (!force && ds_check_free_space(dir, bytes)) {
+        ds_config_free(&c);
         free(text);
         return cli_lib_error();
     }
@@ -223,7 +230,7 @@ int cmd_init(int argc, char **argv) {
     if (!path) return cli_lib_error();
     if (!force && stat(path, &st) == 0) rc = cli_error("%s: already holds a checkpoint (use --force)", dir);
     else if (make_dirs(dir)) rc = cli_error("%s: cannot create the folder", dir);
-    else rc = write_checkpoint(dir, path, like, arch, dtype, seed, shard_mb);
+    else rc = write_checkpoint(dir, path, like, arch, dtype, seed, shard_mb, force);
     free(path);
     return rc;
 }

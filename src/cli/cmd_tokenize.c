@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/fileio.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "diffscope/tokenizer.h"
@@ -21,19 +22,26 @@ static const char *detokenize_usage =
 
 /* All of stdin as bytes; NULL with a message on failure. */
 static char *read_stdin(size_t *len) {
-    size_t cap = 65536, n = 0;
+    size_t cap = 65536, n = 0, k;
     char *buf = malloc(cap);
-    if (!buf) return NULL;
-    size_t k;
-    while ((k = fread(buf + n, 1, cap - n, stdin)) > 0) {
+    while (buf && (k = fread(buf + n, 1, cap - n, stdin)) > 0) {
         n += k;
+        if (n > DS_MAX_TEXT_BYTES) { /* /dev/zero or a runaway pipe: not read until memory runs out */
+            free(buf);
+            ds_fail("standard input: more than the limit of %zu MiB of text", DS_MAX_TEXT_BYTES >> 20);
+            return NULL;
+        }
         if (n == cap) {
             char *nb = realloc(buf, cap *= 2);
-            if (!nb) { free(buf); return NULL; }
+            if (!nb) free(buf);
             buf = nb;
         }
     }
-    if (ferror(stdin)) { free(buf); return NULL; }
+    if (!buf) return ds_fail("out of memory reading standard input"), NULL;
+    if (ferror(stdin)) {
+        free(buf);
+        return ds_fail("standard input: read error"), NULL;
+    }
     *len = n;
     return buf;
 }
@@ -71,7 +79,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
     if (!text) {
         ds_tokenizer_free(t);
-        return cli_error("tokenize: cannot read the text from standard input");
+        return cli_lib_error();
     }
     int *ids, n;
     if (ds_tokenizer_encode(t, text, len, add_special, &ids, &n)) {

@@ -5,7 +5,8 @@
 #  - a dump or logits file larger than the free space of its folder is refused before the
 #    forward pass, unless --force; on a 1 MiB tmpfs (needs the right to mount: skipped
 #    otherwise), a dump of 300 tokens (about 4 MB of maps) is refused with one line; with
-#    --force it runs into the full disk and fails cleanly, leaving nothing.
+#    --force it runs into the full disk and fails cleanly, leaving nothing; `logits` and
+#    `init` too.
 # `ulimit -v` and `timeout` only keep a regression from taking the machine down.
 . tests/lib.sh
 MODEL=$GOLDEN/diff-gqa-tied-bf16
@@ -62,4 +63,7 @@ ids=$(seq -s, 1 3000 | sed 's/[0-9][0-9]*/5/g')
 rc=$?
 grep -v 'warning: ' "$work/err.all" >"$work/err"
 one_line logits_over_free_space $rc "more than the 1.0 MB free"
+# init --like small: its parameter count in BF16 is far more than 1 MiB.
+"$DS" init "$work/small/m" --like small >/dev/null 2>"$work/err"
+one_line init_over_free_space $? "m: the output would take about"
 exit 0
