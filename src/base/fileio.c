@@ -45,7 +45,7 @@ int ds_check_free_space(const char *path, double bytes) {
     double avail = (double)fs.f_bavail * (double)fs.f_frsize;
     if (bytes <= avail) return 0;
     char need[32], have[32];
-    return ds_fail("%s: the output would take about %s, more than the %s free in %s; --force writes it anyway", path,
+    return ds_failc(DS_ERR_IO, "%s: the output would take about %s, more than the %s free in %s", path,
                    size_text(bytes, need, sizeof need), size_text(avail, have, sizeof have), dir);
 }
 

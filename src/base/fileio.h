@@ -23,8 +23,8 @@ char *ds_read_file(const char *path, size_t max, size_t *len);
 int ds_check_regular_file(const char *path);
 
 /* 0 when the file system that will hold the output PATH (its folder) has at least BYTES free
- * for an unprivileged user (statvfs f_bavail); else -1 with a message naming PATH, both sizes
- * and --force. Also 0 when the folder cannot be examined: creating the file will say why. */
+ * for an unprivileged user (statvfs f_bavail); else -1 with a message naming PATH and both
+ * sizes (DS_ERR_IO). Also 0 when the folder cannot be examined: creating the file will say why. */
 int ds_check_free_space(const char *path, double bytes);
 
 #endif

@@ -102,7 +102,7 @@ int cmd_dump(int argc, char **argv) {
     const cli_opt opts[] = {
         CLI_INPUT_OPTS(&in),
         {"output", 'o', CLI_STRING, &out_path, 0, 0, "FILE", "the HDF5 file (written to a temporary name, renamed when done)"},
-        {"force", 0, CLI_FLAG, &d.force, 0, 0, NULL, "overwrite FILE if it exists"},
+        {"force", 0, CLI_FLAG, &d.force, 0, 0, NULL, "overwrite FILE if it exists; write it even when its estimated\nsize exceeds the free space"},
         {"layers", 0, CLI_LIST, &layers, 0, INT_MAX, "LIST", "layers to dump, e.g. 0,3-5 (default: all)"},
         {"heads", 0, CLI_LIST, &heads, 0, INT_MAX, "LIST", "heads to dump (differential heads for DiffLlama; default: all)"},
         {"what", 0, CLI_CALL, &d.what, 0, 0, "LIST", "the items below to write, comma-separated (default: all but scores)",

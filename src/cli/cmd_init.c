@@ -218,7 +218,7 @@ int cmd_init(int argc, char **argv) {
         {"dtype", 0, CLI_CHOICE, &dtype, 0, 0, "f32|bf16", "storage dtype (default f32)"},
         {"seed", 0, CLI_INT, &seed, 0, INT_MAX, "S", "random seed (default 0)"},
         {"shard-mb", 0, CLI_INT, &shard_mb, 1, 1 << 20, "N", "shard size in MB (default 2000)"},
-        {"force", 0, CLI_FLAG, &force, 0, 0, NULL, "write into OUT_DIR even if it holds a config.json"},
+        {"force", 0, CLI_FLAG, &force, 0, 0, NULL, "write into OUT_DIR even if it holds a config.json, and even when\nthe checkpoint exceeds the free space"},
         {0}};
     const cli_cmd cmd = {"init", usage, NULL, opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;

@@ -39,7 +39,7 @@ int cmd_logits(int argc, char **argv) {
     int force = 0, rc;
     const cli_opt opts[] = {CLI_INPUT_OPTS(&in),
                             {"output", 'o', CLI_STRING, &out_path, 0, 0, "FILE", "the HDF5 file to write"},
-                            {"force", 0, CLI_FLAG, &force, 0, 0, NULL, "overwrite FILE if it exists"},
+                            {"force", 0, CLI_FLAG, &force, 0, 0, NULL, "overwrite FILE if it exists; write it even when its estimated\nsize exceeds the free space"},
                             {0}};
     const cli_cmd cmd = {"logits", usage, NULL, opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;

@@ -37,7 +37,7 @@ static char *read_stdin(size_t *len) {
             buf = nb;
         }
     }
-    if (!buf) return ds_fail("out of memory reading standard input"), NULL;
+    if (!buf) return ds_failc(DS_ERR_NOMEM, "out of memory reading standard input"), NULL;
     if (ferror(stdin)) {
         free(buf);
         return ds_fail("standard input: read error"), NULL;

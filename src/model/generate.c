@@ -74,8 +74,8 @@ int ds_generate(ds_session *s, const int *prompt, int n, const ds_gen_opts *o, i
                 ds_probes *probes, ds_token_fn fn, void *user) {
     const ds_config *c = ds_model_config(ds_session_model(s));
     if (!(o->temperature >= 0 && isfinite(o->temperature)))
-        return ds_fail("--temperature: %g is not a finite number >= 0", (double)o->temperature);
-    if (!(o->top_p >= 0 && o->top_p <= 1)) return ds_fail("--top-p: %g is not a number in (0, 1]", (double)o->top_p);
+        return ds_fail("temperature %g is not a finite number >= 0", (double)o->temperature);
+    if (!(o->top_p >= 0 && o->top_p <= 1)) return ds_fail("top_p %g is not a number in [0, 1]", (double)o->top_p);
     float *logits = malloc((size_t)c->vocab_size * sizeof *logits);
     if (!logits) return ds_failc(DS_ERR_NOMEM, "out of memory");
     uint64_t rng = o->seed * 0x9E3779B97F4A7C15ull + 1;

@@ -38,11 +38,8 @@ ds_session *ds_session_new(const ds_model *m, int max_tokens, int allow_long) {
     /* The activations of a full-length call (ds_session_reserve) are still to come. */
     size_t acts = (size_t)max_tokens * (3 * (size_t)c->hidden_size + 2 * (size_t)c->num_heads * c->head_dim +
                                         2 * (size_t)c->intermediate_size) * sizeof(float);
-    if (ds_fit_threads_to_address_space(acts)) {
-        char *msg = strdup(ds_errmsg());
+    if (ds_fit_threads_to_address_space(acts)) { /* its message stays: freeing records none */
         ds_session_free(s);
-        ds_fail("%s", msg ? msg : "out of memory");
-        free(msg);
         return NULL;
     }
     return s;

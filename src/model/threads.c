@@ -97,7 +97,7 @@ int ds_fit_threads_to_address_space(size_t planned) {
     if (fit < 1) {
         struct rlimit as;
         getrlimit(RLIMIT_AS, &as);
-        return ds_fail("out of memory: the address-space limit (ulimit -v) of %zu MiB is too small for the "
+        return ds_failc(DS_ERR_NOMEM, "out of memory: the address-space limit (ulimit -v) of %zu MiB is too small for the "
                        "model and a session of this length", (size_t)as.rlim_cur >> 20);
     }
     if (ds_get_threads() > fit) ds_set_threads(fit);

@@ -15,7 +15,7 @@ TEST(fail_is_input) {
 }
 
 TEST(failc_keeps_status_through_prefix) {
-    static const ds_status all[] = {DS_ERR_INPUT, DS_ERR_NOMEM, DS_ERR_IO, DS_ERR_INTERNAL};
+    static const ds_status all[] = {DS_ERR_INPUT, DS_ERR_NOMEM, DS_ERR_IO, DS_ERR_INTERNAL, DS_ERR_NONFINITE};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         CHECK(ds_failc(all[i], "line\nbreak") == -1, "ds_failc returns -1");
         ds_err_prefix("file.h5");
