@@ -10,7 +10,8 @@
 #define DS_MAX_CONFIG_BYTES ((size_t)4 << 20)      /* config.json, init --like */
 #define DS_MAX_INDEX_BYTES ((size_t)64 << 20)      /* model.safetensors.index.json */
 #define DS_MAX_TOKENIZER_BYTES ((size_t)256 << 20) /* tokenizer.json */
-#define DS_MAX_TEXT_BYTES ((size_t)256 << 20)      /* a haystack text or id list */
+#define DS_MAX_TEXT_BYTES ((size_t)256 << 20)      /* a haystack, id list or prompts file */
+#define DS_MAX_JOURNAL_BYTES ((size_t)4 << 30)     /* a sweep journal, re-read on resume */
 
 /* The bytes of PATH in a new buffer with a NUL after them; *LEN (if LEN) gets their count.
  * PATH must be a regular file (a FIFO would block, a device never end) of at most MAX bytes.

@@ -56,7 +56,7 @@ int sweep_journal_open(sweep_journal *j, const char *dir, int rank, int nranks, 
     snprintf(j->path, len, "%s/journal-%05d-of-%05d.bin", dir, rank, nranks);
     size_t size = 0;
     struct stat sb;
-    unsigned char *old = stat(j->path, &sb) ? NULL : (unsigned char *)ds_read_file(j->path, &size);
+    unsigned char *old = stat(j->path, &sb) ? NULL : (unsigned char *)ds_read_file(j->path, DS_MAX_JOURNAL_BYTES, &size);
     if (!old && !stat(j->path, &sb)) return -1;
     int bad;
     long n = valid_records(j->path, old, size, su, &bad);
@@ -93,7 +93,7 @@ void sweep_journal_close(sweep_journal *j) {
 
 static int load_one(const char *path, const sweep_setup *su, int nprompts, void **recs) {
     size_t len;
-    unsigned char *buf = (unsigned char *)ds_read_file(path, &len);
+    unsigned char *buf = (unsigned char *)ds_read_file(path, DS_MAX_JOURNAL_BYTES, &len);
     if (!buf) return -1;
     int bad;
     long n = valid_records(path, buf, len, su, &bad);

@@ -109,7 +109,7 @@ out:
 }
 
 static int load_jsonl(sweep_prompts *ps, const sweep_opts *o, const ds_config *ca) {
-    char *buf = ds_read_file(o->prompts, NULL);
+    char *buf = ds_read_file(o->prompts, DS_MAX_TEXT_BYTES, NULL);
     if (!buf) return -1;
     int cap = 0, lineno = 0, rc = 0;
     for (char *line = buf, *next; !rc && line; line = next) {
