@@ -16,3 +16,12 @@ skip() { echo "skip $1: $2"; }
 check() { if [ "$2" = 0 ]; then ok "$1"; else fail "$1" "$3"; fi; }
 # has_python_modules M...: the interpreter can import every module named.
 has_python_modules() { $PY -c "import $(echo "$@" | tr ' ' ',')" 2>/dev/null; }
+# wait_stopped PID: returns 0 once process PID has stopped itself (the DIFFSCOPE_TEST_STOP hook,
+# docs/reliability.md), 1 if it ended first. No timing: it waits as long as the process runs.
+wait_stopped() {
+    while st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null); do
+        case $st in T | t) return 0 ;; Z | X) return 1 ;; esac
+        sleep 0.01
+    done
+    return 1
+}

@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include "cli/cli.h"
 #include "diffscope/error.h"
+#include "base/tmpfiles.h"
+#include "io/outfile.h"
 #include "text.h"
 #include "viewer.h"
 
@@ -239,7 +241,7 @@ static int run_window(viewer *v, const options *o) {
     return DS_EXIT_OK;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     options o;
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc < 0 ? DS_EXIT_OK : rc;
@@ -279,5 +281,13 @@ out:
     viewer_free_maps(&v);
     ds_dump_reader_close(v.vs);
     ds_dump_reader_close(v.dump);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    ds_tmpfiles_catch_signals(); /* a signal removes the screenshot's temporary file */
+    int rc = run(argc, argv);
+    /* A --print-layout that did not arrive (a full disk) is a failure. */
+    if (ds_close_stdout() && !rc) rc = cli_lib_error();
     return rc;
 }

@@ -1,34 +1,45 @@
 /* PNG output: from a window's renderer (the 's' key) or headless, drawing one frame with a
  * software renderer on a memory surface, so no display or video driver is needed. */
 #include <SDL_image.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 #include "diffscope/error.h"
+#include "io/outfile.h"
 #include "viewer.h"
 
-/* Writes SURF (any format) as an RGB image at PATH, through a temporary name: BMP when PATH
- * ends in .bmp (the tests read those without an image library), else PNG. */
+/* Writes SURF (any format) as an RGB image at PATH, through a temporary file (the rules of
+ * src/io/outfile.h, with --force always: the viewer's user names the file to write): BMP when
+ * PATH ends in .bmp (the tests read those without an image library), else PNG. */
 static int save_surface(SDL_Surface *surf, const char *path) {
     size_t n = strlen(path);
     int bmp = n > 4 && !strcasecmp(path + n - 4, ".bmp");
     SDL_Surface *rgb = SDL_ConvertSurfaceFormat(surf, SDL_PIXELFORMAT_RGB24, 0);
     if (!rgb) return ds_fail("%s: cannot convert the frame: %s", path, SDL_GetError());
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    int rc = bmp ? SDL_SaveBMP(rgb, tmp) : IMG_SavePNG(rgb, tmp);
+    ds_outfile out;
+    if (ds_outfile_create(&out, path, 1)) {
+        SDL_FreeSurface(rgb);
+        return -1;
+    }
+    FILE *f = fdopen(out.fd, "wb");
+    if (f) out.fd = -1; /* the stream owns it now */
+    SDL_RWops *rw = f ? SDL_RWFromFP(f, SDL_FALSE) : NULL;
+    int rc = !rw ? -1 : bmp ? SDL_SaveBMP_RW(rgb, rw, 1) : IMG_SavePNG_RW(rgb, rw, 1);
     SDL_FreeSurface(rgb);
-    if (rc < 0) {
-        unlink(tmp);
-        return ds_failc(DS_ERR_IO, "%s: cannot write the image: %s", path, bmp ? SDL_GetError() : IMG_GetError());
+    const char *why = rc < 0 ? (bmp || !rw ? SDL_GetError() : IMG_GetError()) : NULL;
+    if (f) {
+        int bad = fflush(f) != 0 || ferror(f);
+        bad |= fclose(f) != 0;
+        if (bad && !why) why = strerror(errno);
     }
-    if (rename(tmp, path) < 0) {
-        unlink(tmp);
-        return ds_failc(DS_ERR_IO, "%s: cannot rename the written PNG into place", path);
+    if (why) {
+        ds_outfile_abort(&out);
+        return ds_failc(DS_ERR_IO, "%s: cannot write the image: %s", path, why);
     }
-    return 0;
+    return ds_outfile_commit(&out);
 }
 
 int screenshot_save(SDL_Renderer *ren, int w, int h, const char *path) {

@@ -21,6 +21,7 @@
 #include "cli/bench_stages.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "io/outfile.h"
 #include "diffscope/dump.h"
 #include "diffscope/generate.h"
 #include "diffscope/model.h"
@@ -184,8 +185,12 @@ static double plain_write_gbs(double bytes) {
 /* One dump of every default map of T tokens into a temporary file: its time, or -1 on failure
  * (with the error printed); *MB receives the file size. */
 static double time_dump(const ds_model *m, ds_session *s, const int *ids, int T, float *logits, double *mb) {
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/diffscope-bench-%d.h5", (int)getpid());
+    /* A private folder in $TMPDIR: nobody else can plant a link or a file at the dump's name. */
+    const char *tmpdir = getenv("TMPDIR");
+    char *dir = ds_tmpdir_create(tmpdir && *tmpdir ? tmpdir : "/tmp", "diffscope-bench");
+    if (!dir) return -1;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/dump.h5", dir);
     ds_dump_opts d = {.what = DS_DUMP_DEFAULT, .topk = 100, .force = 1};
     ds_probes *p = ds_probes_new();
     ds_session_reset(s);
@@ -196,7 +201,7 @@ static double time_dump(const ds_model *m, ds_session *s, const int *ids, int T,
     double secs = cli_now() - t0;
     struct stat st;
     *mb = !rc && !stat(path, &st) ? st.st_size / 1e6 : 0;
-    unlink(path);
+    ds_tmpdir_remove(dir);
     ds_probes_free(p);
     return rc ? -1 : secs;
 }
@@ -383,7 +388,7 @@ int cmd_bench(int argc, char **argv) {
     const cli_opt opts[] = {
         {"tokens", 0, CLI_INT, &f.T, 1, 1 << 20, "N", "prompt length"},
         {"decode", 0, CLI_INT, &f.n_dec, 0, 1 << 20, "N", "decode steps after the prefill"},
-        {"dump", 0, CLI_FLAG, &f.do_dump, 0, 0, NULL, "also time `dump` (default --what) into a temporary file, once per round"},
+        {"dump", 0, CLI_FLAG, &f.do_dump, 0, 0, NULL, "also time `dump` (default --what) in $TMPDIR (default /tmp), once per round"},
         {"rounds", 0, CLI_INT, &f.rounds, 1, MAX_ROUNDS, "N", "measured rounds after one warm-up prefill (default 3)"},
         {"threads", 0, CLI_INT, &threads, 1, 1024, "N", "threads (default: all cores)"},
         {"json", 0, CLI_FLAG, &json, 0, 0, NULL, "one JSON object on stdout"},

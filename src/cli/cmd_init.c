@@ -15,7 +15,7 @@
 #include "diffscope/config.h"
 #include "base/fileio.h"
 #include "io/st_writer.h"
-#include "base/path.h"
+#include "io/ckpt_folder.h"
 
 static const char *usage =
     "usage: diffscope init OUT_DIR --like kajuma|small|tiny|CONFIG.json [options]\n\n"
@@ -25,37 +25,6 @@ static const char *usage =
     "          heads, head_dim 64, MLP 8192, vocab 128256, llama3 RoPE, tied (1.24 B params)\n"
     "  small   D 768, 12 layers, 12 heads, 4 kv heads, MLP 2048, vocab 32000 (125 M params)\n"
     "  tiny    D 64, 2 layers, 4 heads, 2 kv heads, MLP 128, vocab 256\n\n";
-
-/* mkdir -p: creates DIR and any missing parents. */
-static int make_dirs(const char *dir) {
-    char *buf = strdup(dir);
-    if (!buf) return -1;
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    struct stat st;
-    int rc = mkdir(buf, 0755) == 0 || (stat(buf, &st) == 0 && S_ISDIR(st.st_mode)) ? 0 : -1;
-    free(buf);
-    return rc;
-}
-
-/* TEXT as PATH, through a temporary file renamed into place. */
-static int write_config(const char *path, const char *text) {
-    char *tmp;
-    if (asprintf(&tmp, "%s.tmp", path) < 0) return ds_failc(DS_ERR_NOMEM, "out of memory");
-    FILE *f = fopen(tmp, "w");
-    int bad = !f || fputs(text, f) < 0;
-    if (f && fclose(f)) bad = 1;
-    if (bad || rename(tmp, path)) {
-        bad = ds_failc(DS_ERR_IO, "%s: cannot write", path);
-        unlink(tmp);
-    }
-    free(tmp);
-    return bad ? -1 : 0;
-}
 
 static const char *preset(const char *name) {
     if (!strcmp(name, "kajuma"))
@@ -164,9 +133,10 @@ static char *config_text(const char *like, const ds_arch_desc *arch, const char 
     return s;
 }
 
-/* The weights of the config LIKE (a preset or a file) into DIR, then its config.json at PATH. */
-static int write_checkpoint(const char *dir, const char *path, const char *like, const ds_arch_desc *arch,
-                            const char *dtype, int seed, int shard_mb, int force) {
+/* The checkpoint of the config LIKE (a preset or a file) into DIR, whole or not at all
+ * (src/io/ckpt_folder.h). Everything that can be refused is checked before anything is created. */
+static int write_checkpoint(const char *dir, const char *like, const ds_arch_desc *arch, const char *dtype, int seed,
+                            int shard_mb, int force) {
     char *text = config_text(like, arch, dtype);
     if (!text) return cli_lib_error();
     ds_config c;
@@ -174,15 +144,18 @@ static int write_checkpoint(const char *dir, const char *path, const char *like,
         free(text);
         return cli_lib_error();
     }
-    /* The checkpoint's size against the free space of the folder holding DIR, unless --force. */
+    ds_ckpt_folder t;
+    int rc = ds_ckpt_folder_open(&t, dir, force);
+    /* The checkpoint's size against the free space of DIR, unless --force. */
     double bytes = (double)ds_config_param_count(&c) * (strcmp(dtype, "bf16") ? 4 : 2);
-    if (!force && ds_check_free_space(dir, bytes)) {
+    if (!rc && !force && ds_check_free_space(dir, bytes)) {
+        ds_ckpt_folder_abort(&t);
         ds_config_free(&c);
         free(text);
         return cli_lib_error();
     }
-    int rc;
-    ds_st_writer *w = ds_st_writer_new(dir, strcmp(dtype, "bf16") ? DS_DT_F32 : DS_DT_BF16, (uint64_t)shard_mb * 1000000ull);
+    ds_st_writer *w = rc ? NULL : ds_st_writer_new(t.stage, dir, strcmp(dtype, "bf16") ? DS_DT_F32 : DS_DT_BF16,
+                                                   (uint64_t)shard_mb * 1000000ull);
     fill_ctx fc = {.seed = (uint64_t)seed};
     /* 9-13 tensors per layer plus embeddings, norm and head: the exact count only sizes the bar. */
     cli_progress_start(&fc.progress, "init", 9L * c.num_layers + 3);
@@ -194,7 +167,9 @@ static int write_checkpoint(const char *dir, const char *path, const char *like,
     } else {
         rc = ds_st_writer_write(w, fill, &fc); /* frees w */
     }
-    if (!rc) rc = write_config(path, text);
+    if (!rc) rc = ds_ckpt_folder_add_file(&t, "config.json", text);
+    if (!rc) rc = ds_ckpt_folder_commit(&t);
+    else ds_ckpt_folder_abort(&t);
     cli_progress_end(&fc.progress);
     free(text);
     if (rc) {
@@ -218,20 +193,10 @@ int cmd_init(int argc, char **argv) {
         {"dtype", 0, CLI_CHOICE, &dtype, 0, 0, "f32|bf16", "storage dtype (default f32)"},
         {"seed", 0, CLI_INT, &seed, 0, INT_MAX, "S", "random seed (default 0)"},
         {"shard-mb", 0, CLI_INT, &shard_mb, 1, 1 << 20, "N", "shard size in MB (default 2000)"},
-        {"force", 0, CLI_FLAG, &force, 0, 0, NULL, "write into OUT_DIR even if it holds a config.json, and even when\nthe checkpoint exceeds the free space"},
+        {"force", 0, CLI_FLAG, &force, 0, 0, NULL, "replace the checkpoint OUT_DIR holds (its whole layout), even when\nthe checkpoint exceeds the free space"},
         {0}};
     const cli_cmd cmd = {"init", usage, NULL, opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 1 || !like) return cli_error("init needs OUT_DIR and --like (see diffscope init --help)");
-    const ds_arch_desc *arch = ds_arch_find(arch_name);
-    const char *dir = argv[optind];
-    char *path = ds_path_join(dir, "config.json");
-    struct stat st;
-    if (!path) return cli_lib_error();
-    if (!force && stat(path, &st) == 0) rc = cli_error("%s: already holds a checkpoint (use --force)", dir);
-    else if (make_dirs(dir)) rc = cli_error("%s: cannot create the folder", dir);
-    else rc = write_checkpoint(dir, path, like, arch, dtype, seed, shard_mb, force);
-    free(path);
-    return rc;
+    return write_checkpoint(argv[optind], like, ds_arch_find(arch_name), dtype, seed, shard_mb, force);
 }
-

@@ -1,7 +1,9 @@
 /* diffscope verify DUMP REFERENCE [--atol A] [--rtol R]: regression check of one HDF5 file
- * against another. Every numeric dataset (and numeric attribute) the two files share is
- * compared element-wise with numpy's allclose rule |a - b| <= atol + rtol * |b|; equal
- * infinities and NaN pairs match. Exit 1 when any comparison fails. */
+ * against another. Everything REFERENCE holds must be in DUMP: every group and dataset (with
+ * the same kind of object, and numeric where the reference is numeric, of the same shape) and
+ * every numeric attribute. Numbers are compared element-wise with numpy's allclose rule
+ * |a - b| <= atol + rtol * |b|, except that an infinity matches only the same infinity and a NaN
+ * only a NaN (the NaN pairs are counted and reported). Exit 1 when anything fails. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,52 +15,75 @@
 
 static const char *usage =
     "usage: diffscope verify DUMP REFERENCE [--atol A] [--rtol R] [--json]\n\n"
-    "Compares every numeric dataset and attribute that both HDF5 files hold and prints the\n"
-    "maximum absolute and relative error of each. Exit status 1 when one exceeds\n"
-    "|a - b| <= atol + rtol * |b| (default atol 1e-5, rtol 1e-4), 2 when a file is unreadable.\n\n";
+    "Checks DUMP against REFERENCE: every group, dataset and numeric attribute of REFERENCE must\n"
+    "be in DUMP (numeric where REFERENCE is, same shape), and every number must satisfy\n"
+    "|a - b| <= atol + rtol * |b| (default atol 1e-5, rtol 1e-4); an infinity must be the same\n"
+    "infinity and a NaN a NaN (NaN pairs are counted). Prints the maximum absolute and relative\n"
+    "error of each. Exit status 1 when anything fails, 2 when a file is unreadable.\n\n";
 
 typedef struct {
-    hid_t a, b;
+    hid_t dump, ref;
     double atol, rtol;
-    int json, compared, failed, only_a;
+    int json, compared, failed;
+    long long nan_pairs;
     cJSON *rows; /* --json: one object per comparison */
 } verify_ctx;
 
 typedef struct {
     double max_abs, max_rel;
+    long long nan_pairs;
     int ok;
 } cmp_result;
 
 static cmp_result compare(const double *x, const double *y, int64_t n, double atol, double rtol) {
-    cmp_result r = {0, 0, 1};
+    cmp_result r = {0, 0, 0, 1};
     for (int64_t i = 0; i < n; i++) {
         double a = x[i], b = y[i];
-        if ((isnan(a) && isnan(b)) || (isinf(a) && a == b)) continue;
-        double d = fabs(a - b);
-        if (isnan(d)) d = INFINITY;
-        double rel = d / fmax(fabs(b), 1e-30);
-        if (d > r.max_abs) r.max_abs = d;
-        if (rel > r.max_rel) r.max_rel = rel;
-        if (!(d <= atol + rtol * fabs(b))) r.ok = 0;
+        if (isnan(a) || isnan(b)) {
+            if (isnan(a) && isnan(b)) {
+                r.nan_pairs++;
+                continue;
+            }
+            r.ok = 0, r.max_abs = r.max_rel = INFINITY;
+        } else if (isinf(a) || isinf(b)) {
+            if (a == b) continue;
+            /* a finite value is not close to an infinity, nor +inf to -inf, whatever rtol */
+            r.ok = 0, r.max_abs = r.max_rel = INFINITY;
+        } else {
+            double d = fabs(a - b), rel = d / fmax(fabs(b), 1e-30);
+            if (d > r.max_abs) r.max_abs = d;
+            if (rel > r.max_rel) r.max_rel = rel;
+            if (!(d <= atol + rtol * fabs(b))) r.ok = 0;
+        }
     }
     return r;
 }
 
 static void report(verify_ctx *v, const char *what, const char *shape, cmp_result r, const char *note) {
     v->compared++;
+    v->nan_pairs += r.nan_pairs;
     if (!r.ok) v->failed++;
+    char nan_note[64] = "";
+    if (r.nan_pairs && !note) snprintf(nan_note, sizeof nan_note, "%lld NaN in both", r.nan_pairs), note = nan_note;
     if (v->json) {
         cJSON *row = cJSON_CreateObject();
         cJSON_AddStringToObject(row, "name", what);
         cJSON_AddStringToObject(row, "shape", shape);
         cJSON_AddNumberToObject(row, "max_abs", r.max_abs);
         cJSON_AddNumberToObject(row, "max_rel", r.max_rel);
+        cJSON_AddNumberToObject(row, "nan_pairs", (double)r.nan_pairs);
         cJSON_AddBoolToObject(row, "ok", r.ok);
         if (note) cJSON_AddStringToObject(row, "note", note);
         cJSON_AddItemToArray(v->rows, row);
-    } else
+    } else {
         printf("%-48s %-16s %11.3e %11.3e  %s%s%s\n", what, shape, r.max_abs, r.max_rel, r.ok ? "ok" : "FAIL",
                note ? "  " : "", note ? note : "");
+    }
+}
+
+static void report_missing(verify_ctx *v, const char *what, const char *why) {
+    cmp_result r = {INFINITY, INFINITY, 0, 0};
+    report(v, what, "-", r, why);
 }
 
 static void shape_str(const ds_h5_shape *s, char *buf, size_t n) {
@@ -68,36 +93,59 @@ static void shape_str(const ds_h5_shape *s, char *buf, size_t n) {
     if (!s->ndim) snprintf(buf, n, "scalar");
 }
 
+static int same_shape(const ds_h5_shape *a, const ds_h5_shape *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->dims[i] != b->dims[i]) return 0;
+    return 1;
+}
+
 static int is_numeric(hid_t type) {
     H5T_class_t c = H5Tget_class(type);
     return c == H5T_FLOAT || c == H5T_INTEGER;
 }
 
+/* The kind of object at PATH in FILE: H5I_GROUP, H5I_DATASET, another H5I type, or H5I_BADID
+ * when there is none (or only a soft or external link, which verify does not follow). */
+static H5I_type_t object_kind(hid_t file, const char *path) {
+    H5L_info_t li;
+    if (strcmp(path, "/") && (H5Lexists(file, path, H5P_DEFAULT) <= 0 || H5Lget_info(file, path, &li, H5P_DEFAULT) < 0 ||
+                              li.type != H5L_TYPE_HARD))
+        return H5I_BADID;
+    hid_t o = H5Oopen(file, path, H5P_DEFAULT);
+    if (o < 0) return H5I_BADID;
+    H5I_type_t t = H5Iget_type(o);
+    H5Oclose(o);
+    return t;
+}
+
+static int dataset_is_numeric(hid_t file, const char *path) {
+    hid_t d = H5Dopen2(file, path, H5P_DEFAULT);
+    hid_t t = d >= 0 ? H5Dget_type(d) : -1;
+    int numeric = t >= 0 && is_numeric(t);
+    if (t >= 0) H5Tclose(t);
+    if (d >= 0) H5Dclose(d);
+    return numeric;
+}
+
 static void compare_dataset(verify_ctx *v, const char *path) {
-    if (!ds_h5_exists(v->b, path)) {
-        v->only_a++;
+    if (!dataset_is_numeric(v->ref, path)) return; /* strings: nothing to compare numerically */
+    if (!dataset_is_numeric(v->dump, path)) {
+        report_missing(v, path, "not numeric in DUMP");
         return;
     }
-    hid_t da = H5Dopen2(v->a, path, H5P_DEFAULT), db = H5Dopen2(v->b, path, H5P_DEFAULT);
-    hid_t ta = H5Dget_type(da), tb = db >= 0 ? H5Dget_type(db) : -1;
-    int numeric = is_numeric(ta) && tb >= 0 && is_numeric(tb);
-    H5Tclose(ta);
-    if (tb >= 0) H5Tclose(tb);
-    H5Dclose(da);
-    if (db >= 0) H5Dclose(db);
-    if (!numeric) return;
-    ds_h5_shape sa, sb;
+    ds_h5_shape sd, sr;
     char shape[64];
-    double *x = ds_h5_read_f64(v->a, path, &sa), *y = ds_h5_read_f64(v->b, path, &sb);
-    cmp_result r = {0, 0, 0};
+    double *x = ds_h5_read_f64(v->dump, path, &sd), *y = ds_h5_read_f64(v->ref, path, &sr);
+    cmp_result r = {INFINITY, INFINITY, 0, 0};
     if (!x || !y) {
         report(v, path, "?", r, "unreadable");
-    } else if (sa.numel != sb.numel || sa.ndim != sb.ndim) {
-        shape_str(&sa, shape, sizeof shape);
+    } else if (!same_shape(&sd, &sr)) {
+        shape_str(&sd, shape, sizeof shape);
         report(v, path, shape, r, "shapes differ");
     } else {
-        shape_str(&sa, shape, sizeof shape);
-        report(v, path, shape, compare(x, y, sa.numel, v->atol, v->rtol), NULL);
+        shape_str(&sr, shape, sizeof shape);
+        report(v, path, shape, compare(x, y, sr.numel, v->atol, v->rtol), NULL);
     }
     free(x);
     free(y);
@@ -108,54 +156,87 @@ typedef struct {
     const char *obj;
 } attr_ctx;
 
+/* Reads a numeric attribute whole as doubles: malloc'd, *N its element count; NULL if not one. */
+static double *read_numeric_attr(hid_t a, hssize_t *n) {
+    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
+    *n = H5Sget_simple_extent_npoints(s);
+    double *x = NULL;
+    if (is_numeric(t) && *n > 0 && *n <= (1 << 20) && (x = malloc((size_t)*n * sizeof *x)) &&
+        H5Aread(a, H5T_NATIVE_DOUBLE, x) < 0)
+        free(x), x = NULL;
+    H5Sclose(s), H5Tclose(t);
+    return x;
+}
+
 static herr_t compare_attr(hid_t obj, const char *name, const H5A_info_t *info, void *u) {
     attr_ctx *ac = u;
     verify_ctx *v = ac->v;
-    if (H5Aexists_by_name(v->b, ac->obj, name, H5P_DEFAULT) <= 0) return 0;
-    hid_t aa = H5Aopen(obj, name, H5P_DEFAULT), ab = H5Aopen_by_name(v->b, ac->obj, name, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t ta = H5Aget_type(aa), tb = H5Aget_type(ab), sa = H5Aget_space(aa), sb = H5Aget_space(ab);
-    hssize_t na = H5Sget_simple_extent_npoints(sa), nb = H5Sget_simple_extent_npoints(sb);
-    if (is_numeric(ta) && is_numeric(tb) && na > 0 && na <= (1 << 20)) {
-        char label[512];
-        snprintf(label, sizeof label, "%s@%s", ac->obj, name);
-        double *x = malloc((size_t)na * sizeof *x), *y = malloc((size_t)(nb > 0 ? nb : 1) * sizeof *y);
-        cmp_result r = {0, 0, 0};
-        if (x && y && na == nb && H5Aread(aa, H5T_NATIVE_DOUBLE, x) >= 0 && H5Aread(ab, H5T_NATIVE_DOUBLE, y) >= 0)
-            r = compare(x, y, na, v->atol, v->rtol);
-        char shape[32];
-        snprintf(shape, sizeof shape, "%lld", (long long)na);
-        report(v, label, shape, r, r.ok || na == nb ? NULL : "sizes differ");
-        free(x);
-        free(y);
+    hid_t ar = H5Aopen(obj, name, H5P_DEFAULT), t = ar >= 0 ? H5Aget_type(ar) : -1;
+    int numeric = t >= 0 && is_numeric(t);
+    if (t >= 0) H5Tclose(t);
+    if (!numeric) {
+        if (ar >= 0) H5Aclose(ar);
+        return 0;
     }
-    H5Sclose(sa);
-    H5Sclose(sb);
-    H5Tclose(ta);
-    H5Tclose(tb);
-    H5Aclose(aa);
-    H5Aclose(ab);
+    char label[1024];
+    snprintf(label, sizeof label, "%s@%s", ac->obj, name);
+    hssize_t nr = 0, nd = 0;
+    double *y = read_numeric_attr(ar, &nr), *x = NULL;
+    H5Aclose(ar);
+    if (H5Aexists_by_name(v->dump, ac->obj, name, H5P_DEFAULT) <= 0) {
+        report_missing(v, label, "missing in DUMP");
+    } else {
+        hid_t ad = H5Aopen_by_name(v->dump, ac->obj, name, H5P_DEFAULT, H5P_DEFAULT);
+        x = ad >= 0 ? read_numeric_attr(ad, &nd) : NULL;
+        if (ad >= 0) H5Aclose(ad);
+        char shape[32];
+        snprintf(shape, sizeof shape, "%lld", (long long)nr);
+        cmp_result r = {INFINITY, INFINITY, 0, 0};
+        if (!x || !y) report(v, label, shape, r, x ? "unreadable" : "not numeric in DUMP");
+        else if (nd != nr) report(v, label, shape, r, "sizes differ");
+        else report(v, label, shape, compare(x, y, nr, v->atol, v->rtol), NULL);
+    }
+    free(x), free(y);
     return 0;
 }
 
 static void compare_attrs(verify_ctx *v, const char *path) {
-    if (!ds_h5_exists(v->b, path) && strcmp(path, "/")) return;
-    hid_t o = H5Oopen(v->a, path, H5P_DEFAULT);
+    hid_t o = H5Oopen(v->ref, path, H5P_DEFAULT);
     if (o < 0) return;
     attr_ctx ac = {v, path};
     H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, NULL, compare_attr, &ac);
     H5Oclose(o);
 }
 
+/* One object of REFERENCE: it must be in DUMP as the same kind of object. */
 static herr_t visit(hid_t group, const char *name, const H5L_info_t *info, void *u) {
     verify_ctx *v = u;
-    char path[512];
-    snprintf(path, sizeof path, "/%s", name);
-    hid_t o = H5Oopen(v->a, path, H5P_DEFAULT);
-    if (o < 0) return 0;
-    H5I_type_t t = H5Iget_type(o);
-    H5Oclose(o);
-    if (t == H5I_DATASET) compare_dataset(v, path);
-    compare_attrs(v, path);
+    if (info->type != H5L_TYPE_HARD) return 0;
+    size_t n = strlen(name) + 2;
+    char *path = malloc(n);
+    if (!path) return -1;
+    snprintf(path, n, "/%s", name);
+    H5I_type_t want = object_kind(v->ref, path), have = object_kind(v->dump, path);
+    if (have == H5I_BADID) report_missing(v, path, "missing in DUMP");
+    else if (have != want) report_missing(v, path, want == H5I_GROUP ? "not a group in DUMP" : "not a dataset in DUMP");
+    else {
+        if (want == H5I_DATASET) compare_dataset(v, path);
+        compare_attrs(v, path);
+    }
+    free(path);
+    return 0;
+}
+
+/* Counts what DUMP holds beyond REFERENCE (reported, not a failure: a newer dump may hold more). */
+static herr_t count_extra(hid_t group, const char *name, const H5L_info_t *info, void *u) {
+    void **ctx = u;
+    verify_ctx *v = ctx[0];
+    size_t n = strlen(name) + 2;
+    char *path = malloc(n);
+    if (!path) return -1;
+    snprintf(path, n, "/%s", name);
+    if (object_kind(v->ref, path) == H5I_BADID) ++*(int *)ctx[1];
+    free(path);
     return 0;
 }
 
@@ -169,23 +250,33 @@ int cmd_verify(int argc, char **argv) {
     const cli_cmd cmd = {"verify", usage, NULL, opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 2) return cli_error("verify needs DUMP and REFERENCE (see diffscope verify --help)");
-    v.a = ds_h5_open_read(argv[optind]);
-    if (v.a < 0) return cli_lib_error();
-    v.b = ds_h5_open_read(argv[optind + 1]);
-    if (v.b < 0) {
-        H5Fclose(v.a);
+    v.dump = ds_h5_open_read(argv[optind]);
+    if (v.dump < 0) return cli_lib_error();
+    v.ref = ds_h5_open_read(argv[optind + 1]);
+    if (v.ref < 0) {
+        H5Fclose(v.dump);
         return cli_lib_error();
     }
     if (v.json) v.rows = cJSON_CreateArray();
     else
         printf("%-48s %-16s %11s %11s  %s\n", "dataset", "shape", "max_abs", "max_rel", "status");
     compare_attrs(&v, "/");
-    H5Lvisit(v.a, H5_INDEX_NAME, H5_ITER_INC, visit, &v);
-    H5Fclose(v.a);
-    H5Fclose(v.b);
+    int extra = 0;
+    void *ctx[2] = {&v, &extra};
+    herr_t walked = H5Lvisit(v.ref, H5_INDEX_NAME, H5_ITER_INC, visit, &v);
+    if (walked >= 0) walked = H5Lvisit(v.dump, H5_INDEX_NAME, H5_ITER_INC, count_extra, ctx);
+    H5Fclose(v.dump);
+    H5Fclose(v.ref);
+    if (walked < 0) {
+        cJSON_Delete(v.rows);
+        return cli_error("%s: cannot read the structure of the file", argv[optind + 1]);
+    }
     if (v.json && cli_print_json(v.rows)) return cli_lib_error();
-    if (!v.compared) return cli_error("%s and %s share no numeric dataset", argv[optind], argv[optind + 1]);
-    fprintf(stderr, "diffscope: %d compared, %d failed (atol %g, rtol %g)%s\n", v.compared, v.failed, v.atol, v.rtol,
-            v.only_a ? "; some datasets exist only in the first file" : "");
+    if (!v.compared) return cli_error("%s holds nothing numeric to compare with", argv[optind + 1]);
+    char nan_note[80] = "", extra_note[80] = "";
+    if (v.nan_pairs) snprintf(nan_note, sizeof nan_note, "; %lld NaN in both files", v.nan_pairs);
+    if (extra) snprintf(extra_note, sizeof extra_note, "; %d objects only in %s", extra, argv[optind]);
+    fprintf(stderr, "diffscope: %d compared, %d failed (atol %g, rtol %g)%s%s\n", v.compared, v.failed, v.atol,
+            v.rtol, nan_note, extra_note);
     return v.failed ? DS_EXIT_CHECK : DS_EXIT_OK;
 }

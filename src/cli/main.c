@@ -6,14 +6,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "base/tmpfiles.h"
-
-/* Ctrl-C, kill or a closed terminal: remove the temporary output file being written, then die
- * of the same signal, so the exit status still says what happened (130 for SIGINT). */
-static void on_interrupt(int sig) {
-    ds_tmpfiles_remove_all();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
+#include "io/outfile.h"
 
 static const struct {
     const char *name;
@@ -45,21 +38,21 @@ static void usage(FILE *f) {
                "exit status: 0 ok, 1 a check failed (verify), 2 bad input, 3 internal error\n");
 }
 
-int main(int argc, char **argv) {
-    /* Past a file-size limit (ulimit -f), a write should fail with EFBIG, so that the output
-     * writer reports it and removes its temporary file, instead of SIGXFSZ killing us. */
-    signal(SIGXFSZ, SIG_IGN);
+/* Results on stdout that did not arrive (a full disk, /dev/full) turn success into status 2. */
+static int finish(int rc) {
+    if (ds_close_stdout() && (rc == DS_EXIT_OK || rc == DS_EXIT_CHECK)) return cli_lib_error();
+    return rc;
+}
+
+static int run(int argc, char **argv) {
     /* HDF5 1.10 crashes in its exit-time clean-up after a file failed to close (disk full,
      * ulimit -f). Every file is closed explicitly, so that clean-up is not needed. It must be
      * turned off before any other HDF5 call. */
     H5dont_atexit();
     cli_choose_blas_kernel();
-    static const int interrupts[] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < sizeof interrupts / sizeof *interrupts; i++) {
-        struct sigaction old;
-        /* A signal ignored by whoever started us (nohup, a background job) stays ignored. */
-        if (!sigaction(interrupts[i], NULL, &old) && old.sa_handler != SIG_IGN) signal(interrupts[i], on_interrupt);
-    }
+    /* A signal removes the temporary output being written, then ends the process; a write past
+     * `ulimit -f` fails with EFBIG instead of SIGXFSZ killing us (src/base/tmpfiles.h). */
+    ds_tmpfiles_catch_signals();
     if (argc < 2) {
         usage(stderr);
         return DS_EXIT_INPUT;
@@ -76,3 +69,5 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     return cli_error("unknown command '%s' (see diffscope --help)", argv[1]);
 }
+
+int main(int argc, char **argv) { return finish(run(argc, argv)); }

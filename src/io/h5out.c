@@ -11,59 +11,51 @@
 
 static const char *current_path = "";
 
+/* HDF5 opens the temporary file again by name: make sure that it found the file we created. */
+static int same_file(hid_t file, int fd) {
+    void *handle = NULL;
+    struct stat a, b;
+    return H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) >= 0 && handle && !fstat(*(int *)handle, &a) &&
+           !fstat(fd, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int ds_h5out_open(ds_h5out *o, const char *path, int force) {
     memset(o, 0, sizeof *o);
     o->file = H5I_INVALID_HID;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages, not HDF5's error stack dumps */
-    struct stat st;
-    if (!force && stat(path, &st) == 0)
-        return ds_fail("%s: already exists (use --force to overwrite)", path);
-    size_t n = strlen(path) + 32;
-    o->path = strdup(path);
-    o->tmp = malloc(n);
-    if (!o->path || !o->tmp) return ds_failc(DS_ERR_NOMEM, "out of memory");
-    snprintf(o->tmp, n, "%s.tmp%ld", path, (long)getpid());
-    ds_tmpfile_register(o->tmp); /* before it exists: an interruption removes it from then on */
+    if (ds_outfile_create(&o->f, path, force)) return -1;
+    o->path = o->f.path, o->tmp = o->f.tmp;
+    errno = 0;
     o->file = H5Fcreate(o->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (o->file < 0) {
+    if (o->file < 0 || !same_file(o->file, o->f.fd)) {
         int e = errno;
-        ds_tmpfile_unregister(o->tmp);
-        free(o->path), free(o->tmp);
-        o->path = o->tmp = NULL;
-        return ds_fail("%s: cannot create output file: %s", path, e ? strerror(e) : "HDF5 error");
+        ds_h5out_abort(o);
+        return ds_fail("%s: cannot create output file: %s", path,
+                       e ? strerror(e) : "HDF5 error (or its temporary file was replaced)");
     }
     current_path = o->path;
     return 0;
 }
 
 int ds_h5out_commit(ds_h5out *o) {
+    errno = 0;
     herr_t rc = H5Fclose(o->file);
     o->file = H5I_INVALID_HID;
     if (rc < 0) {
         int e = errno;
-        unlink(o->tmp);
         ds_failc(DS_ERR_IO, "%s: writing failed: %s", o->path, e ? strerror(e) : "HDF5 error");
         ds_h5out_abort(o);
         return -1;
     }
-    if (rename(o->tmp, o->path)) {
-        int e = errno;
-        unlink(o->tmp);
-        ds_failc(DS_ERR_IO, "%s: cannot rename the finished file into place: %s", o->path, strerror(e));
-        ds_h5out_abort(o);
-        return -1;
-    }
-    ds_tmpfile_unregister(o->tmp);
-    free(o->path), free(o->tmp);
+    rc = ds_outfile_commit(&o->f);
     o->path = o->tmp = NULL;
-    return 0;
+    return rc;
 }
 
 void ds_h5out_abort(ds_h5out *o) {
     if (o->file >= 0) H5Fclose(o->file);
     o->file = H5I_INVALID_HID;
-    if (o->tmp) unlink(o->tmp), ds_tmpfile_unregister(o->tmp);
-    free(o->path), free(o->tmp);
+    ds_outfile_abort(&o->f);
     o->path = o->tmp = NULL;
 }
 

@@ -1,14 +1,16 @@
-/* Writing HDF5 output files safely: created under a temporary name in the target folder,
- * renamed over the target only when complete (ds_h5out_commit), removed on failure
- * (ds_h5out_abort). An existing target is refused unless FORCE. */
+/* Writing HDF5 output files safely: written under a temporary name next to the target and
+ * committed only when complete (ds_h5out_commit), removed on failure (ds_h5out_abort); the
+ * rules of src/io/outfile.h (an existing target is refused unless FORCE, and so on). */
 #ifndef DIFFSCOPE_H5OUT_H
 #define DIFFSCOPE_H5OUT_H
 #include <hdf5.h>
+#include "io/outfile.h"
 
 typedef struct {
     hid_t file;
-    char *path;
+    char *path; /* the target and the temporary file: f.path and f.tmp */
     char *tmp;
+    ds_outfile f;
 } ds_h5out;
 
 int ds_h5out_open(ds_h5out *o, const char *path, int force);

@@ -104,7 +104,7 @@ ds_raw_writer *ds_raw_writer_open(const char *path, const char *shown_path, size
     w->nfree = nbufs;
     if (!ok) {
         ds_failc(DS_ERR_NOMEM, "out of memory for %d write buffers of %zu bytes", nbufs, buf_bytes);
-    } else if ((w->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+    } else if ((w->fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
         ds_fail("%s: cannot open for writing: %s", shown_path, strerror(errno));
     } else if (pthread_create(&w->threads[0], NULL, writer_main, w)) {
         ds_fail("cannot start the writer thread");

@@ -281,10 +281,17 @@ int ds_weights_open_dir(ds_weights *w, const char *dir) {
     if (stat(dir, &st) || !S_ISDIR(st.st_mode)) return ds_fail("%s: not a model folder", dir);
     char *single = ds_path_join(dir, "model.safetensors"), *index = ds_path_join(dir, "model.safetensors.index.json");
     int rc;
-    if (!single || !index) rc = -1;
-    else if (stat(single, &st) == 0) rc = ds_weights_add_file(w, single);
-    else if (stat(index, &st) == 0) rc = open_index(w, dir, index);
-    else rc = ds_fail("%s: no model.safetensors or model.safetensors.index.json", dir);
+    if (!single || !index) {
+        rc = -1;
+    } else {
+        int has_single = lstat(single, &st) == 0, has_index = lstat(index, &st) == 0;
+        /* Which one transformers would load depends on its version and options: refuse to guess. */
+        if (has_single && has_index)
+            rc = ds_fail("%s: holds both model.safetensors and model.safetensors.index.json; remove the stale one", dir);
+        else if (has_single) rc = ds_weights_add_file(w, single);
+        else if (has_index) rc = open_index(w, dir, index);
+        else rc = ds_fail("%s: no model.safetensors or model.safetensors.index.json", dir);
+    }
     free(single);
     free(index);
     return rc;

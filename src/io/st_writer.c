@@ -20,16 +20,17 @@ typedef struct {
 } entry;
 
 struct ds_st_writer {
-    char *dir;
+    char *dir, *shown_dir; /* where the files go, and the folder messages name */
     ds_dtype dtype;
     uint64_t shard_bytes;
     entry *e;
     int n, nshards;
 };
 
-ds_st_writer *ds_st_writer_new(const char *dir, ds_dtype dtype, uint64_t shard_bytes) {
+ds_st_writer *ds_st_writer_new(const char *dir, const char *shown_dir, ds_dtype dtype, uint64_t shard_bytes) {
     ds_st_writer *w = calloc(1, sizeof *w);
-    if (!w || !(w->dir = strdup(dir))) {
+    if (!w || !(w->dir = strdup(dir)) || !(w->shown_dir = strdup(shown_dir))) {
+        if (w) free(w->dir);
         free(w);
         ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
@@ -97,10 +98,18 @@ static int write_all(FILE *f, const void *p, size_t n, const char *path) {
     return fwrite(p, 1, n, f) == n ? 0 : ds_failc(DS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
 }
 
+/* A new file PATH, never an existing one or through a planted link. */
+static FILE *create_new(const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
+    if (fd >= 0 && !f) close(fd);
+    return f;
+}
+
 static int write_index(const ds_st_writer *w) {
-    char path[4200], tmp[4300], shard[64];
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", w->dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char real[4200], path[4200], shard[64];
+    snprintf(real, sizeof real, "%s/model.safetensors.index.json", w->dir);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", w->shown_dir);
     cJSON *j = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(j, "metadata");
     uint64_t total = 0;
     for (int i = 0; i < w->n; i++) total += (uint64_t)w->e[i].numel * ds_dtype_size(w->dtype);
@@ -112,27 +121,23 @@ static int write_index(const ds_st_writer *w) {
     }
     char *s = cJSON_Print(j);
     cJSON_Delete(j);
-    FILE *f = fopen(tmp, "wb");
+    FILE *f = s ? create_new(real) : NULL;
     int rc = !s || !f ? ds_failc(DS_ERR_IO, "%s: cannot write: %s", path, strerror(errno)) : write_all(f, s, strlen(s), path);
-    if (f && fclose(f) && !rc) rc = ds_failc(DS_ERR_IO, "%s: write failed", path);
+    if (f && fclose(f) && !rc) rc = ds_failc(DS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     free(s);
-    if (!rc && rename(tmp, path)) rc = ds_failc(DS_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
-    if (rc) unlink(tmp);
     return rc;
 }
 
 static int write_shard(ds_st_writer *w, int s, ds_fill_fn fill, void *user) {
-    char name[64], path[4200], tmp[4300];
+    char name[64], real[4200], path[4200];
     shard_name(w, s, name, sizeof name);
-    snprintf(path, sizeof path, "%s/%s", w->dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(real, sizeof real, "%s/%s", w->dir, name);
+    snprintf(path, sizeof path, "%s/%s", w->shown_dir, name);
     char *hdr = header_json(w, s);
-    ds_tmpfile_register(tmp); /* a shard takes seconds to write: remove it if interrupted */
-    FILE *f = hdr ? fopen(tmp, "wb") : NULL;
+    FILE *f = hdr ? create_new(real) : NULL;
     if (!f) {
         free(hdr);
-        ds_tmpfile_unregister(tmp);
-        return ds_fail("%s: cannot create: %s", path, strerror(errno));
+        return ds_failc(DS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     }
     size_t hl = strlen(hdr), padded = (hl + 7) / 8 * 8; /* data section 8-byte aligned */
     unsigned char len8[8];
@@ -167,9 +172,7 @@ static int write_shard(ds_st_writer *w, int s, ds_fill_fn fill, void *user) {
     if (!rc && (fflush(f) || fdatasync(fileno(f)))) rc = ds_failc(DS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     if (!rc) posix_fadvise(fileno(f), 0, 0, POSIX_FADV_DONTNEED);
     if (fclose(f) && !rc) rc = ds_failc(DS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    if (!rc && rename(tmp, path)) rc = ds_failc(DS_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
-    if (rc) unlink(tmp);
-    ds_tmpfile_unregister(tmp);
+    if (!rc) ds_test_stop_point("shard-written");
     return rc;
 }
 
@@ -187,5 +190,6 @@ void ds_st_writer_free(ds_st_writer *w) {
     for (int i = 0; i < w->n; i++) free(w->e[i].name);
     free(w->e);
     free(w->dir);
+    free(w->shown_dir);
     free(w);
 }

@@ -1,0 +1,53 @@
+/* Output files that never clobber, never follow a planted link and never stay half-written
+ * (the contract is in docs/reliability.md, "Output safety").
+ *
+ * ds_outfile_create() checks the target (see ds_outfile_check_target), removes the stale
+ * temporary files that dead diffscope processes of this machine left in the target's folder,
+ * and creates a temporary file next to the target under a fresh name
+ * (TARGET.tmp-PID-MACHINE-RANDOM) with O_CREAT|O_EXCL|O_NOFOLLOW, registered for removal on a
+ * fatal signal. ds_outfile_commit() gives it the target's name: without FORCE only if that name
+ * is still free at that instant (renameat2 RENAME_NOREPLACE, or link()+unlink() where the file
+ * system lacks it), so a file that appeared meanwhile is never replaced; with FORCE by
+ * rename(), after checking the target again. */
+#ifndef DIFFSCOPE_OUTFILE_H
+#define DIFFSCOPE_OUTFILE_H
+#include <stddef.h>
+
+typedef struct {
+    char *path; /* the file asked for */
+    char *tmp;  /* the temporary file being written */
+    int fd;     /* open for reading and writing on tmp; a writer may take it (then set -1) */
+    int force;
+} ds_outfile;
+
+/* 0 when PATH may be written: it does not exist, or FORCE and it is a regular file with a write
+ * permission bit. Refused (-1 and a message naming PATH): an existing PATH without FORCE; with
+ * FORCE, a symbolic link, folder, device, FIFO or socket, or a read-only file. */
+int ds_outfile_check_target(const char *path, int force);
+int ds_outfile_create(ds_outfile *o, const char *path, int force);
+/* Closes fd (when still open) and commits; on failure the temporary file is removed. */
+int ds_outfile_commit(ds_outfile *o);
+/* Removes the temporary file; harmless on a zeroed or finished ds_outfile. */
+void ds_outfile_abort(ds_outfile *o);
+
+/* rename(FROM, TO) only if TO does not exist at that instant: -1 with errno EEXIST if it does. */
+int ds_rename_noreplace(const char *from, const char *to);
+
+/* A new private folder PARENT/BASE.tmp-PID-MACHINE-RANDOM (mode 0700), registered for removal
+ * with its files on a fatal signal; stale ones of dead processes in PARENT are removed first.
+ * Returns its malloc'd path, or NULL with a message. */
+char *ds_tmpdir_create(const char *parent, const char *base);
+/* Removes the folder (and the plain files in it), unregisters it and frees DIR. */
+void ds_tmpdir_remove(char *dir);
+
+/* Removes temporary files and folders in DIR whose name says a diffscope process of this
+ * machine (same host name and PID namespace) made them and whose process is gone. */
+void ds_outfile_remove_stale(const char *dir);
+/* Splits a temporary name made here: 1 and *PID, *MACHINE when NAME is one. */
+int ds_outfile_parse_tmp_name(const char *name, long *pid, unsigned *machine);
+
+/* Flushes and closes stdout: 0, or -1 and a message when something written to it was lost
+ * (a full disk, /dev/full, a closed pipe with SIGPIPE ignored). */
+int ds_close_stdout(void);
+
+#endif

@@ -1,0 +1,71 @@
+/* src/io/outfile.c and src/io/ckpt_folder.c at the library level: temporary names are parsed
+ * back exactly (the stale clean-up must never take a user's file for one of ours), names of a
+ * checkpoint's layout are recognised, a commit without force never replaces a file that
+ * appeared meanwhile, and an abandoned ds_outfile leaves nothing. */
+#include "test.h"
+#include "diffscope/error.h"
+#include "io/ckpt_folder.h"
+#include "io/outfile.h"
+#include <dirent.h>
+#include <unistd.h>
+
+TEST(tmp_names_parse_exactly) {
+    long pid;
+    unsigned m;
+    CHECK(ds_outfile_parse_tmp_name("out.h5.tmp-123-0a1b2c3d-x9y8z7", &pid, &m) && pid == 123 && m == 0x0a1b2c3du,
+          "pid %ld machine %x", pid, m);
+    CHECK(ds_outfile_parse_tmp_name("a.tmp-b.tmp-7-ffffffff-aaaaaa", &pid, &m) && pid == 7, "last .tmp- counts");
+    static const char *not_ours[] = {"out.h5", "out.h5.tmp123", "out.h5.tmp-123-0a1b2c3d-x9y8z", "x.tmp-123-0a1b2c3d-x9y8z7.bak",
+                                     "x.tmp-123-0A1B2C3D-x9y8z7", "x.tmp--0a1b2c3d-x9y8z7", "x.tmp-0-0a1b2c3d-x9y8z7",
+                                     "x.tmp-12-0a1b2c3-x9y8z7a"};
+    for (size_t i = 0; i < sizeof not_ours / sizeof *not_ours; i++)
+        CHECK(!ds_outfile_parse_tmp_name(not_ours[i], &pid, &m), "'%s' taken for a temporary name", not_ours[i]);
+}
+
+TEST(layout_file_names) {
+    static const char *yes[] = {"config.json", "model.safetensors", "model.safetensors.index.json",
+                                "model-00001-of-00002.safetensors"};
+    static const char *no[] = {"tokenizer.json", "model-00001-of-00002.safetensors.bak", "model.safetensors.tmp",
+                               "model-1.safetensors", "generation_config.json"};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) CHECK(ds_ckpt_is_layout_file(yes[i]), "%s", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++) CHECK(!ds_ckpt_is_layout_file(no[i]), "%s", no[i]);
+}
+
+static int entries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
+    if (d) closedir(d);
+    return n;
+}
+
+TEST(commit_never_replaces_without_force) {
+    char dir[] = "/tmp/ds-outfile-XXXXXX", path[64];
+    REQUIRE(mkdtemp(dir), "mkdtemp");
+    snprintf(path, sizeof path, "%s/out", dir);
+    ds_outfile o;
+    REQUIRE(!ds_outfile_create(&o, path, 0), "create: %s", ds_errmsg());
+    CHECK(write(o.fd, "new", 3) == 3, "write");
+    FILE *f = fopen(path, "w"); /* someone else's file appears at the target */
+    fputs("theirs", f);
+    fclose(f);
+    CHECK(ds_outfile_commit(&o) < 0, "the commit replaced a file that appeared meanwhile");
+    char buf[16] = {0};
+    f = fopen(path, "r");
+    CHECK(f && fread(buf, 1, sizeof buf - 1, f) == 6 && !strcmp(buf, "theirs"), "target now '%s'", buf);
+    if (f) fclose(f);
+    CHECK(entries(dir) == 1, "%d files left in the folder", entries(dir));
+
+    REQUIRE(!ds_outfile_create(&o, path, 1), "create with force: %s", ds_errmsg());
+    ds_outfile_abort(&o);
+    CHECK(entries(dir) == 1, "abort left %d files", entries(dir));
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void) {
+    RUN(tmp_names_parse_exactly);
+    RUN(layout_file_names);
+    RUN(commit_never_replaces_without_force);
+    return test_summary();
+}
