@@ -3,8 +3,9 @@
 # FIFO, symbolic link or read-only file), temporary files that no planted link can redirect,
 # commits that never replace a file created meanwhile without --force, every fatal signal
 # removing the temporary file, stale temporary files of dead processes removed by the next run,
-# stdout write errors, and bench's $TMPDIR. Runs that must be caught half-way stop themselves at
-# a known point (DIFFSCOPE_TEST_STOP), so nothing here depends on the machine's speed.
+# stdout write errors, bench's $TMPDIR, and the viewer's screenshot. Runs that must be caught
+# half-way stop themselves at a known point (DIFFSCOPE_TEST_STOP), so nothing here depends on
+# the machine's speed.
 . tests/lib.sh
 MODEL=$GOLDEN/diff-gqa-tied-bf16
 IDS=1,2,3
@@ -161,4 +162,25 @@ wait $pid
 rc=$?
 [ $rc -eq 0 ] && [ "$during" -eq 1 ] && [ -z "$(ls -A "$T/tmpdir")" ]
 check bench_uses_tmpdir $? "exit $rc, $during temporary dumps in TMPDIR while running: $(cat "$T/err")"
+
+# The viewer's screenshot: a link planted at the old temporary name (OUT.tmp<PID>) is not
+# followed, a FIFO target is refused, and stdout (--print-layout) to /dev/full is status 2.
+if [ -x "$VIEW" ] && $DS dump $MODEL --ids $IDS -o "$T/d.h5" 2>/dev/null; then
+    mkdir "$T/v"
+    sh -c 'ln -s ../victim "$1/shot.bmp.tmp$$"; exec "$2" "$3" --size 640x480 --screenshot "$1/shot.bmp"' sh "$T/v" "$VIEW" "$T/d.h5" >/dev/null 2>"$T/err"
+    rc=$?
+    [ $rc -eq 0 ] && [ "$(cat "$T/victim")" = precious ] && [ -s "$T/v/shot.bmp" ]
+    check view_planted_tmp_link_not_followed $? "exit $rc, victim now $(head -c 20 "$T/victim" | tr -cd '[:print:]'): $(cat "$T/err")"
+    mkfifo "$T/v/fifo.bmp"
+    "$VIEW" "$T/d.h5" --size 640x480 --screenshot "$T/v/fifo.bmp" >/dev/null 2>"$T/err"
+    rc=$?
+    [ $rc -eq 2 ] && [ -p "$T/v/fifo.bmp" ]
+    check view_fifo_target_refused $? "exit $rc: $(cat "$T/err")"
+    "$VIEW" "$T/d.h5" --size 640x480 --screenshot "$T/v/l.bmp" --print-layout >/dev/full 2>"$T/err"
+    rc=$?
+    [ $rc -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ]
+    check view_stdout_full $? "exit $rc: $(cat "$T/err")"
+else
+    skip view_output_safety "no viewer built or no dump"
+fi
 exit $failed
