@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,6 +106,29 @@ static const char *file_kind(mode_t m) {
          : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
 }
 
+/* 1 when the file of ST is open or mapped in this process: one of this run's inputs (a model's
+ * weights stay mapped, a dump being compared stays open). */
+static int is_own_input(const struct stat *st) {
+    int found = 0;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        struct stat s;
+        found = e->d_name[0] != '.' && !fstatat(dirfd(d), e->d_name, &s, 0) && s.st_dev == st->st_dev &&
+                s.st_ino == st->st_ino;
+    }
+    if (d) closedir(d);
+    FILE *f = found ? NULL : fopen("/proc/self/maps", "r");
+    char line[4608];
+    while (f && !found && fgets(line, sizeof line, f)) {
+        unsigned maj, min;
+        unsigned long ino;
+        found = sscanf(line, "%*s %*s %*s %x:%x %lu", &maj, &min, &ino) == 3 && ino == st->st_ino &&
+                makedev(maj, min) == st->st_dev;
+    }
+    if (f) fclose(f);
+    return found;
+}
+
 int ds_outfile_check_target(const char *path, int force) {
     struct stat st;
     if (lstat(path, &st)) return 0; /* absent, or creating the file next to it reports why not */
@@ -114,6 +138,7 @@ int ds_outfile_check_target(const char *path, int force) {
     if (!S_ISREG(st.st_mode))
         return ds_fail("%s: exists and is %s; --force replaces only regular files", path, file_kind(st.st_mode));
     if (!(st.st_mode & 0222)) return ds_fail("%s: is read-only; --force does not replace it (chmod u+w first)", path);
+    if (is_own_input(&st)) return ds_fail("%s: is one of this run's inputs; --force does not replace it", path);
     return 0;
 }
 

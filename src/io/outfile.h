@@ -22,7 +22,8 @@ typedef struct {
 
 /* 0 when PATH may be written: it does not exist, or FORCE and it is a regular file with a write
  * permission bit. Refused (-1 and a message naming PATH): an existing PATH without FORCE; with
- * FORCE, a symbolic link, folder, device, FIFO or socket, or a read-only file. */
+ * FORCE, a symbolic link, folder, device, FIFO or socket, a read-only file, or a file this
+ * process has open or mapped (one of its inputs: -o naming the model's weights). */
 int ds_outfile_check_target(const char *path, int force);
 int ds_outfile_create(ds_outfile *o, const char *path, int force);
 /* Closes fd (when still open) and commits; on failure the temporary file is removed. */

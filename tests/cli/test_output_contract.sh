@@ -1,6 +1,6 @@
 #!/bin/sh
 # The output contract of docs/reliability.md at its edges: what -o may replace (never a device,
-# FIFO, symbolic link or read-only file), temporary files that no planted link can redirect,
+# FIFO, symbolic link, read-only file or one of the run's inputs), temporary files that no planted link can redirect,
 # commits that never replace a file created meanwhile without --force, every fatal signal
 # removing the temporary file, stale temporary files of dead processes removed by the next run,
 # stdout write errors, bench's $TMPDIR, and the viewer's screenshot. Runs that must be caught
@@ -58,6 +58,15 @@ rc=$?
 [ $rc -eq 2 ] && [ "$(cat "$T/ro.h5")" = precious ]
 check output_readonly_refused $? "exit $rc: $(cat "$T/err")"
 rm -f "$T/ro.h5"
+
+# -o naming one of the run's own inputs (the model's weights) is not replaced even with --force.
+cp -r $MODEL "$T/m"
+cp "$T/m/model.safetensors" "$T/weights"
+$DS logits "$T/m" --ids $IDS -o "$T/m/model.safetensors" --force 2>"$T/err"
+rc=$?
+[ $rc -eq 2 ] && cmp -s "$T/m/model.safetensors" "$T/weights" && [ -z "$(leftovers "$T/m")" ]
+check output_own_input_refused $? "exit $rc: $(cat "$T/err")"
+rm -rf "$T/m" "$T/weights"
 
 # A link planted at the temporary name the old writer used (OUT.tmp<PID>) is not followed.
 mkdir "$T/o"
