@@ -32,7 +32,7 @@ static char *join(const char *dir, const char *name) {
 /* mkdir -p, remembering (and registering for removal on a signal) each folder it creates. */
 static int make_dirs(ds_ckpt_folder *t, const char *dir) {
     char *buf = strdup(dir);
-    if (!buf) return ds_fail("out of memory");
+    if (!buf) return ds_failc(DS_ERR_NOMEM, "out of memory");
     int rc = 0;
     for (char *p = buf + 1;; p++) {
         if (*p && *p != '/') continue;
@@ -45,7 +45,7 @@ static int make_dirs(ds_ckpt_folder *t, const char *dir) {
             if (!m || !copy) {
                 free(copy), rmdir(buf);
                 if (m) t->made = m;
-                rc = ds_fail("out of memory");
+                rc = ds_failc(DS_ERR_NOMEM, "out of memory");
                 break;
             }
             t->made = m, t->made[t->n_made++] = copy;
@@ -84,7 +84,7 @@ static int check_old_layout(const ds_ckpt_folder *t) {
             break;
         }
         char *p = join(t->dir, e->d_name);
-        rc = p ? ds_outfile_check_target(p, 1) : ds_fail("out of memory");
+        rc = p ? ds_outfile_check_target(p, 1) : ds_failc(DS_ERR_NOMEM, "out of memory");
         free(p);
     }
     closedir(d);
@@ -96,7 +96,7 @@ int ds_ckpt_folder_open(ds_ckpt_folder *t, const char *dir, int force) {
     t->lock_fd = -1;
     t->force = force;
     if (!*dir) return ds_fail("the output folder name is empty");
-    if (!(t->dir = strdup(dir))) return ds_fail("out of memory");
+    if (!(t->dir = strdup(dir))) return ds_failc(DS_ERR_NOMEM, "out of memory");
     if (make_dirs(t, dir)) goto fail;
     t->lock_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (t->lock_fd < 0) {
@@ -124,7 +124,7 @@ int ds_ckpt_folder_add_file(ds_ckpt_folder *t, const char *name, const char *tex
     int err = errno;
     if (fd >= 0 && close(fd) && !rc) rc = -1, err = errno;
     free(p);
-    return rc ? ds_fail("%s/%s: cannot write: %s", t->dir, name, strerror(err)) : 0;
+    return rc ? ds_failc(DS_ERR_IO, "%s/%s: cannot write: %s", t->dir, name, strerror(err)) : 0;
 }
 
 /* The names in the staging folder, config.json last (it is what makes a folder a checkpoint). */
@@ -140,11 +140,11 @@ static int staged_names(const ds_ckpt_folder *t, char ***names, int *n) {
             continue;
         }
         char **m = realloc(*names, (size_t)(*n + 2) * sizeof *m);
-        if (!m || !(m[*n] = strdup(e->d_name))) rc = ds_fail("out of memory");
+        if (!m || !(m[*n] = strdup(e->d_name))) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
         if (m) *names = m, *n += !rc;
     }
     closedir(d);
-    if (!rc && config && !((*names)[(*n)++] = strdup("config.json"))) rc = ds_fail("out of memory");
+    if (!rc && config && !((*names)[(*n)++] = strdup("config.json"))) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
     return rc;
 }
 
@@ -161,7 +161,7 @@ static int remove_old_layout(const ds_ckpt_folder *t, char **names, int n) {
     int rc = 0;
     for (struct dirent *e; !rc && (e = readdir(d));)
         if (ds_ckpt_is_layout_file(e->d_name) && !contains(names, n, e->d_name) && unlinkat(dirfd(d), e->d_name, 0))
-            rc = ds_fail("%s/%s: cannot remove the old file: %s", t->dir, e->d_name, strerror(errno));
+            rc = ds_failc(DS_ERR_IO, "%s/%s: cannot remove the old file: %s", t->dir, e->d_name, strerror(errno));
     closedir(d);
     return rc;
 }
@@ -172,11 +172,11 @@ static int move_into_place(const ds_ckpt_folder *t, char **names, int n) {
     int rc = 0, moved = 0;
     for (; moved < n && !rc; moved++) {
         char *from = join(t->stage, names[moved]), *to = join(t->dir, names[moved]);
-        if (!from || !to) rc = ds_fail("out of memory");
+        if (!from || !to) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
         else if (t->force && ds_outfile_check_target(to, 1)) rc = -1;
         else if (t->force ? rename(from, to) : ds_rename_noreplace(from, to))
             rc = errno == EEXIST ? ds_fail("%s: appeared while this run was writing; left as it is (use --force)", to)
-                                 : ds_fail("%s: cannot move into place: %s", to, strerror(errno));
+                                 : ds_failc(DS_ERR_IO, "%s: cannot move into place: %s", to, strerror(errno));
         free(from), free(to);
     }
     for (int i = 0; rc && !t->force && i < moved - 1; i++) {

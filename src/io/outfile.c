@@ -152,7 +152,7 @@ int ds_outfile_create(ds_outfile *o, const char *path, int force) {
     char *dir = dir_of(path, &base);
     if (!dir || !(o->path = strdup(path))) {
         free(dir);
-        return ds_fail("out of memory");
+        return ds_failc(DS_ERR_NOMEM, "out of memory");
     }
     if (!*base) {
         free(dir);
@@ -175,7 +175,7 @@ int ds_outfile_create(ds_outfile *o, const char *path, int force) {
     if (o->fd < 0) {
         free(o->tmp), o->tmp = NULL;
         ds_outfile_abort(o);
-        return ds_fail("%s: cannot create output file: %s", path, err ? strerror(err) : "out of memory");
+        return ds_failc(DS_ERR_IO, "%s: cannot create output file: %s", path, err ? strerror(err) : "out of memory");
     }
     ds_test_stop_point("tmpfile-created");
     return 0;
@@ -195,16 +195,16 @@ int ds_rename_noreplace(const char *tmp, const char *path) {
 
 int ds_outfile_commit(ds_outfile *o) {
     int rc = 0;
-    if (o->fd >= 0 && close(o->fd)) rc = ds_fail("%s: writing failed: %s", o->path, strerror(errno));
+    if (o->fd >= 0 && close(o->fd)) rc = ds_failc(DS_ERR_IO, "%s: writing failed: %s", o->path, strerror(errno));
     o->fd = -1;
     ds_test_stop_point("before-commit");
     if (!rc && o->force) {
         if (ds_outfile_check_target(o->path, 1)) rc = -1;
         else if (rename(o->tmp, o->path))
-            rc = ds_fail("%s: cannot rename the finished file into place: %s", o->path, strerror(errno));
+            rc = ds_failc(DS_ERR_IO, "%s: cannot rename the finished file into place: %s", o->path, strerror(errno));
     } else if (!rc && ds_rename_noreplace(o->tmp, o->path)) {
         rc = errno == EEXIST ? ds_fail("%s: appeared while this run was writing it; left as it is (use --force to replace it)", o->path)
-                             : ds_fail("%s: cannot rename the finished file into place: %s", o->path, strerror(errno));
+                             : ds_failc(DS_ERR_IO, "%s: cannot rename the finished file into place: %s", o->path, strerror(errno));
     }
     if (rc) {
         ds_outfile_abort(o);
@@ -232,7 +232,7 @@ char *ds_tmpdir_create(const char *parent, const char *base) {
         if (!mkdir(dir, 0700)) return ds_tmpfile_register(dir, DS_TMP_TREE), dir;
         int err = errno;
         free(dir);
-        if (err != EEXIST) return ds_fail("%s: cannot create a temporary folder: %s", parent, strerror(err)), NULL;
+        if (err != EEXIST) return ds_failc(DS_ERR_IO, "%s: cannot create a temporary folder: %s", parent, strerror(err)), NULL;
     }
     return ds_fail("%s: cannot create a temporary folder", parent), NULL;
 }
@@ -252,5 +252,5 @@ int ds_close_stdout(void) {
      * was closed from the start and nothing was written. */
     if (fclose(stdout) && !bad && errno != EBADF) bad = 1, err = errno;
     if (!bad) return 0;
-    return ds_fail("cannot write the standard output: %s", err ? strerror(err) : "write error");
+    return ds_failc(DS_ERR_IO, "cannot write the standard output: %s", err ? strerror(err) : "write error");
 }
