@@ -189,7 +189,8 @@ static int run_range(const sweep_opts *o, const sweep_setup *su, const sweep_pro
     sweep_journal j = {.fd = -1};
     long todo = 0, done = 0;
     for (int i = a; i < b; i++) todo += !recs[i];
-    int rc = todo ? sweep_journal_open(&j, dir, rank, nranks, su) : 0;
+    /* Opened even with nothing left to run: opening cuts a record torn by a kill. */
+    int rc = sweep_journal_open(&j, dir, rank, nranks, su);
     cli_progress prog;
     char label[48];
     snprintf(label, sizeof label, nranks > 1 ? "rank %d/%d" : "sweep", rank, nranks);
