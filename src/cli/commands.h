@@ -10,6 +10,7 @@ int cmd_init(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_view(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_lens(int argc, char **argv);
 int cmd_needle(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

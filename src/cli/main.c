@@ -21,6 +21,7 @@ static const struct {
     {"bench", cmd_bench, "prefill/decode speed, GFLOP/s against sgemm, peak memory, dump cost"},
     {"verify", cmd_verify, "compare two HDF5 files dataset by dataset (regression check)"},
     {"view", cmd_view, "interactive viewer of a dump's attention maps (diffscope-view)"},
+    {"lens", cmd_lens, "logit lens of every layer and direct logit attribution to heads and MLPs"},
     {"compare", cmd_compare, "attention on a span vs noise per layer (diff vs softmax), Table-5 outliers"},
     {"needle", cmd_needle, "key-information retrieval by depth: top-1 answer and answer/noise mass"},
     {"sweep", cmd_sweep, "compare's statistics over a data set of prompts, on one process or MPI ranks"},
