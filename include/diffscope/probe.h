@@ -9,13 +9,14 @@
  *
  *   point                         full shape                 notes
  *   hook_embed                    [T, D]
- *   blocks.{l}.hook_resid_pre     [T, D]
+ *   blocks.{l}.hook_resid_pre     [T, D]                     W
  *   blocks.{l}.attn.hook_q/k/v    [T, H|KV, hd]              after the projections, before RoPE
  *                                                            (q, k after q/k_norm for Qwen3)
  *   blocks.{l}.attn.hook_scores   [H, T, Tk]                 scaled q·k, masked = -inf
  *   blocks.{l}.attn.hook_pattern  [H, T, Tk]                 all H softmax maps
- *   blocks.{l}.attn.hook_pattern1 [H/2, T, Tk]  DiffLlama    first map of each diff head
- *   blocks.{l}.attn.hook_pattern2 [H/2, T, Tk]  DiffLlama    second map
+ *   blocks.{l}.attn.hook_pattern1 [H/2, T, Tk]  DiffLlama, W first map of each diff head
+ *   blocks.{l}.attn.hook_pattern2 [H/2, T, Tk]  DiffLlama, W second map; the difference map
+ *                                                            is made from the written maps
  *   blocks.{l}.attn.hook_diff     [H/2, T, Tk]  DiffLlama    pattern1 - λ·pattern2
  *   blocks.{l}.attn.hook_lambda   [4]           DiffLlama, W lambda_1, lambda_2, lambda_init,
  *                                                            lambda_full; writing [3] overrides λ

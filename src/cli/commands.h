@@ -13,6 +13,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_lens(int argc, char **argv);
 int cmd_needle(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_patch(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 #endif

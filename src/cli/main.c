@@ -25,6 +25,7 @@ static const struct {
     {"compare", cmd_compare, "attention on a span vs noise per layer (diff vs softmax), Table-5 outliers"},
     {"needle", cmd_needle, "key-information retrieval by depth: top-1 answer and answer/noise mass"},
     {"sweep", cmd_sweep, "compare's statistics over a data set of prompts, on one process or MPI ranks"},
+    {"patch", cmd_patch, "activation patching: clean into corrupted run per layer, position, head, lambda"},
     {"tokenize", cmd_tokenize, "text -> token ids with a tokenizer.json (HF tokenizers exactly)"},
     {"detokenize", cmd_detokenize, "token ids -> text with a tokenizer.json"},
 };
