@@ -25,3 +25,15 @@ wait_stopped() {
     done
     return 1
 }
+# python_with_library SCRIPT ARGS...: runs SCRIPT with the Python package over
+# $BUILD/libdiffscope.so. In the sanitizer pass the library is built with ASan + UBSan: their
+# runtimes must be loaded first, and Python's own allocations are not leak-checked.
+python_with_library() (
+    if nm -D "$BUILD/libdiffscope.so" 2>/dev/null | grep -q __asan_init; then
+        LD_PRELOAD="$(${CC:-cc} -print-file-name=libasan.so) $(${CC:-cc} -print-file-name=libubsan.so)"
+        ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}
+        export LD_PRELOAD ASAN_OPTIONS
+    fi
+    DIFFSCOPE_LIB=$BUILD/libdiffscope.so PYTHONPATH=python:tests/numerics MPLBACKEND=Agg \
+        MPLCONFIGDIR=$(mktemp -d) exec $PY "$@"
+)

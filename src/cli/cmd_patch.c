@@ -167,6 +167,7 @@ static int run_patch(const cli_cmd *cmd, cli_input *in, const patch_opts *po, co
     if (!rc && j.metric == PATCH_METRIC_LOGIT_DIFF)
         rc = resolve_token(&run, "--wrong", po->wrong, po->wrong_id, &j.wrong, &j.wrong_text);
     if (!rc) rc = choose_tables(&j, po);
+    if (!rc && patch_check_interventions(&j)) rc = cli_lib_error();
     if (!rc && patch_execute(&j)) rc = cli_lib_error();
     if (!rc) rc = report(&j, po);
     patch_job_free(&j);

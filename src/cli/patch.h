@@ -65,6 +65,9 @@ typedef struct {
     patch_table tables[PATCH_KINDS];
 } patch_job;
 
+/* 0 when the interventions of J fit the model (layers, lambda only for DiffLlama), before any
+ * run; else -1 with a message. */
+int patch_check_interventions(const patch_job *j);
 /* The number of forward passes the tables of J need (2 for the unpatched runs included). */
 long patch_count_runs(const patch_job *j);
 /* Runs everything: the clean capture, the corrupted run, every table that is on. 0, or -1 with

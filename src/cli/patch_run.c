@@ -141,6 +141,12 @@ static int run_metric(const patch_job *j, const int *ids, ds_probes *p, float *l
     return rc;
 }
 
+int patch_check_interventions(const patch_job *j) {
+    ds_probes *p = run_probes(j, 1);
+    ds_probes_free(p);
+    return p ? 0 : -1;
+}
+
 long patch_count_runs(const patch_job *j) {
     long n = 2;
     for (int k = 0; k < PATCH_KINDS; k++)

@@ -1,6 +1,7 @@
 #!/bin/sh
-# diffscope patch: bad inputs (one line, exit 2), text prompts on the demo model, and the
-# checks against transformers in tests/numerics/test_patch.py.
+# diffscope patch: bad inputs (one line, exit 2), text prompts on the demo model, the checks
+# against transformers in tests/numerics/test_patch.py, and maps in two row blocks against the
+# Python package's hooks (tests/numerics/patch_blocks.py).
 . tests/lib.sh
 DIFF=$GOLDEN/diff-mha-f32
 LLAMA=$GOLDEN/llama-mha-bias-f32
@@ -65,6 +66,8 @@ fi
 
 if has_python_modules h5py numpy; then
     $PY tests/numerics/test_patch.py || failed=1
+    if [ -f $DEMO/config.json ]; then python_with_library tests/numerics/patch_blocks.py || failed=1
+    else skip patch_two_row_blocks_vs_python_hooks "no $DEMO"; fi
 else
     skip patch_vs_transformers "/usr/bin/python3 lacks h5py or numpy"
 fi
