@@ -36,6 +36,7 @@ def ids_arg(a):
 
 
 def patch_args(case, ref, metric, corrupt=True, extra=()):
+    """The command of REF's case; CORRUPT: with the reference's --corrupt-lambda."""
     a = dict(ref.attrs)
     args = ["patch", f"{GOLDEN}/models/{case}", "--clean-ids", ids_arg(ref["clean_ids"][:]), "--corrupted-ids",
             ids_arg(ref["corrupted_ids"][:]), "--answer-id", str(a["answer_id"]), "--threads", "1"]
@@ -118,6 +119,17 @@ def check_invariants(case, ref):
             problems.append("patching the corrupted layer's lambda back changed nothing")
     if not same:
         problems.append("no position with equal tokens: the invariant is not exercised")
+    # --ablate-head acts on every run: the ablated head is zero in the clean run too, so
+    # patching it changes nothing; likewise a --lambda-override of every run for the lambda table
+    extra = ["--ablate-head", "1.0"] + (["--lambda-override", "1=0.25"] if diff else [])
+    out, err = run_json(patch_args(case, ref, "logit_diff", False, extra))
+    if err:
+        return problems + [err]
+    if out["tables"]["head_out"]["raw"][1][0] != out["corrupted"]:
+        problems.append(f"ablated head 1.0 patched: {out['tables']['head_out']['raw'][1][0]!r}, corrupted "
+                        f"{out['corrupted']!r}")
+    if diff and out["tables"]["lambda"]["raw"][1] != out["corrupted"]:
+        problems.append(f"lambda[1] under --lambda-override: {out['tables']['lambda']['raw'][1]!r}")
     return problems
 
 
