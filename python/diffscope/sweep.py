@@ -1,12 +1,13 @@
 """Reader for `diffscope sweep` files (docs/sweep.md): per prompt, layer and head figures of
 each model, their aggregates over prompts, the needle-style grid, and the prompts."""
 import json
+import os
 
 import numpy as np
 
 from .errors import Error
 from .labelled import Labelled
-from .readers import _File, _text
+from .readers import Dump, _File, _text
 
 OUTLIER_STATS = ("top1", "top2", "top3", "top10", "top100", "median")
 
@@ -19,7 +20,9 @@ def _dims(member, ndim):
 
 
 class SweepModel:
-    """One model of a sweep: name (A or B), path, arch, heads, num_layers, maps."""
+    """One model of a sweep: name (A or B), path, arch, heads, num_layers, maps (the maps the
+    statistics cover); kept_layers and kept_heads: the maps kept of every prompt (sweep
+    --dump-layers/--dump-heads; empty when none), read with dump(i)."""
 
     def __init__(self, sweep, name):
         self._sweep, self.name = sweep, name
@@ -28,6 +31,21 @@ class SweepModel:
         self.path, self.arch = _text(g.attrs.get("path", "")), _text(g.attrs.get("arch", ""))
         self.heads, self.num_layers = int(g.attrs.get("heads", 0)), int(g.attrs.get("layers", 0))
         self.maps = [m for m in ("diff", "softmax1", "softmax") if m in g]
+        kept = g.get("maps")
+        self.kept_layers = [int(l) for l in kept.attrs["layers"]] if kept is not None else []
+        self.kept_heads = [int(h) for h in kept.attrs["heads"]] if kept is not None else []
+
+    def dump(self, i):
+        """Prompt I's kept maps as a diffscope.Dump (an ordinary dump file, the target of the
+        master's link /{model}/maps/{i}): .attn("diff", layer, head) and the rest of read_dump."""
+        i = self._sweep._prompt(i)
+        kept = self._g.get("maps")
+        if kept is None:
+            raise Error("%s: model %s kept no maps (sweep --dump-layers/--dump-heads)" % (self._sweep.path, self.name))
+        link = kept.get(str(i), getlink=True)
+        if link is None:
+            raise Error("%s: no maps of prompt %d for model %s" % (self._sweep.path, i, self.name))
+        return Dump(os.path.join(os.path.dirname(self._sweep.path), _text(link.filename)))
 
     def __repr__(self):
         return "<SweepModel %s: %s (%s), maps %s>" % (self.name, self.path, self.arch, ", ".join(self.maps))

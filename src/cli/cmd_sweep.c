@@ -15,6 +15,7 @@
 #include "cli/compare.h"
 #include "cli/needle.h"
 #include "cli/sweep.h"
+#include "diffscope/dump.h"
 #include "diffscope/error.h"
 
 static const char *usage =
@@ -84,8 +85,9 @@ static uint64_t hash(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
-/* What the results depend on: the models' shapes, the prompts, A's interventions. */
-static uint64_t fingerprint(const sweep_setup *su, const sweep_prompts *ps, const cli_input *in) {
+/* What the results depend on: the models' shapes, the prompts, the maps kept, A's interventions. */
+static uint64_t fingerprint(const sweep_setup *su, const sweep_prompts *ps, const sweep_opts *o) {
+    const cli_input *in = &o->in;
     uint64_t h = 0xcbf29ce484222325ull;
     for (int m = 0; m < su->nmodels; m++) {
         const sweep_layout *l = &su->lay[m];
@@ -97,10 +99,22 @@ static uint64_t fingerprint(const sweep_setup *su, const sweep_prompts *ps, cons
         int v[5] = {p->n, p->query, p->span_begin, p->span_end, p->answer_id};
         h = hash(h, v, sizeof v), h = hash(h, p->ids, (size_t)p->n * sizeof *p->ids);
     }
+    h = hash(h, &o->maps, sizeof o->maps);
+    h = hash(h, o->map_layers, (size_t)o->nmap_layers * sizeof(int));
+    h = hash(h, o->map_heads, (size_t)o->nmap_heads * sizeof(int));
     h = hash(h, in->lambda_layer, (size_t)in->n_lambda * sizeof(int));
     h = hash(h, in->lambda_value, (size_t)in->n_lambda * sizeof(float));
     h = hash(h, in->ablate_layer, (size_t)in->n_ablate * sizeof(int));
     return hash(h, in->ablate_head, (size_t)in->n_ablate * sizeof(int));
+}
+
+/* --dump-layers and --dump-heads are in model C (at PATH). */
+static int check_map_selection(const sweep_opts *o, const ds_config *c, const char *path) {
+    if (ds_dump_check_layers(c, o->map_layers, o->nmap_layers))
+        return ds_err_prefix("--dump-layers"), ds_err_prefix(path), -1;
+    if (ds_dump_check_heads(c, o->map_heads, o->nmap_heads))
+        return ds_err_prefix("--dump-heads"), ds_err_prefix(path), -1;
+    return 0;
 }
 
 /* Configurations, layouts, prompts, fingerprint: no model weights yet. */
@@ -109,7 +123,7 @@ static int setup(const sweep_opts *o, sweep_setup *su, sweep_prompts *ps) {
     int rc = 0;
     su->nmodels = o->model[1] ? 2 : 1;
     for (int m = 0; !rc && m < su->nmodels; m++) {
-        rc = cli_load_config(o->model[m], &c[m]);
+        rc = cli_load_config(o->model[m], &c[m]) || check_map_selection(o, &c[m], o->model[m]);
         if (!rc) sweep_layout_init(&su->lay[m], m ? "B" : "A", o->model[m], &c[m]);
     }
     if (!rc && su->nmodels == 2 && c[0].vocab_size != c[1].vocab_size)
@@ -119,7 +133,7 @@ static int setup(const sweep_opts *o, sweep_setup *su, sweep_prompts *ps) {
     for (int m = 0; m < su->nmodels; m++) ds_config_free(&c[m]);
     if (rc) return -1;
     su->rec_size = sizeof(sweep_rec_head) + (su->lay[0].ndoubles + su->lay[1].ndoubles) * sizeof(double) + 8;
-    su->fingerprint = fingerprint(su, ps, &o->in);
+    su->fingerprint = fingerprint(su, ps, o);
     return 0;
 }
 
@@ -131,7 +145,14 @@ static int prepare_dir(const sweep_opts *o, const char *dir, int rank) {
     if (o->force && rank == 0 && !o->shard_n && !o->merge && sweep_dir_clear(dir)) return -1;
     if (mkdir(dir, 0755) && errno != EEXIST) return ds_fail("%s: cannot create the sweep's folder: %s", dir, strerror(errno));
     if (access(dir, W_OK)) return ds_fail("%s: not writable: %s", dir, strerror(errno));
-    return 0;
+    if (!o->maps || o->merge) return 0;
+    size_t n = strlen(dir) + sizeof "/" SWEEP_MAPS_DIR;
+    char *maps = malloc(n);
+    if (!maps) return ds_failc(DS_ERR_NOMEM, "out of memory");
+    snprintf(maps, n, "%s/" SWEEP_MAPS_DIR, dir);
+    int rc = mkdir(maps, 0755) && errno != EEXIST ? ds_fail("%s: cannot create: %s", maps, strerror(errno)) : 0;
+    free(maps);
+    return rc;
 }
 
 /* ---- running this rank's prompts ---- */
@@ -155,9 +176,26 @@ static void free_models(sweep_models *sm) {
     for (int m = 0; m < 2; m++) ds_session_free(sm->s[m]), ds_model_free(sm->m[m]);
 }
 
+/* Model M's maps of prompt P (index I), kept as a dump file: its hooks are added to PROBES
+ * before the statistics' (as `diffscope dump` adds them after the interventions). */
+static ds_dump *begin_maps(const sweep_opts *o, const char *dir, int m, const sweep_prompt *p, int i,
+                           const ds_model *model, ds_probes *probes) {
+    ds_dump_opts d = {.what = DS_DUMP_SOFTMAX | DS_DUMP_DIFF, .layers = o->map_layers, .nlayers = o->nmap_layers,
+                      .heads = o->map_heads, .nheads = o->nmap_heads, .model_path = o->model[m],
+                      .tool_version = DS_VERSION};
+    char *path = sweep_maps_path(dir, m ? "B" : "A", i);
+    ds_dump *dump = NULL;
+    if (!path) return NULL;
+    /* A file without its journal record is from a run killed in between: made again. */
+    if (unlink(path) && errno != ENOENT) ds_fail("%s: cannot replace: %s", path, strerror(errno));
+    else dump = ds_dump_begin(path, &d, model, p->ids, p->n, probes);
+    free(path);
+    return dump;
+}
+
 /* Prompt I through every model into REC. */
-static int run_prompt(const sweep_opts *o, const sweep_setup *su, const sweep_prompt *p, int i, sweep_models *sm,
-                      void *rec) {
+static int run_prompt(const sweep_opts *o, const sweep_setup *su, const char *dir, const sweep_prompt *p, int i,
+                      sweep_models *sm, void *rec) {
     sweep_rec_head h = {.index = i, .T = p->n, .query = p->query, .span_begin = p->span_begin, .span_end = p->span_end,
                         .correct = {-1, -1}};
     double *vals = sweep_rec_values(rec);
@@ -167,9 +205,13 @@ static int run_prompt(const sweep_opts *o, const sweep_setup *su, const sweep_pr
         int top1 = -1;
         ds_probes *probes = ds_probes_new();
         ds_attn_stats *st = NULL;
+        ds_dump *maps = NULL;
         if (!probes) ds_failc(DS_ERR_NOMEM, "out of memory");
-        else if (m > 0 || !cli_add_interventions(&o->in, sm->m[m], probes)) /* interventions are A's */
+        else if ((m > 0 || !cli_add_interventions(&o->in, sm->m[m], probes)) && /* interventions are A's */
+                 (!o->maps || (maps = begin_maps(o, dir, m, p, i, sm->m[m], probes))))
             st = cmp_run(sm->m[m], sm->s[m], probes, p->ids, p->n, &so, &top1);
+        if (maps && !st) ds_dump_abort(maps);
+        else if (maps && ds_dump_finish(maps, NULL)) ds_attn_stats_free(st), st = NULL;
         ds_probes_free(probes);
         if (!st) return ds_err_prefix(o->model[m]), -1;
         sweep_layout_extract(&su->lay[m], st, vals);
@@ -183,9 +225,15 @@ static int run_prompt(const sweep_opts *o, const sweep_setup *su, const sweep_pr
     return 0;
 }
 
+/* Where a rank's time went (seconds), for the --shard report. */
+typedef struct {
+    double start, setup, load, run, shard;
+    int ran;
+} sweep_times;
+
 /* Runs the prompts of [a, b) missing from RECS, journaling each; then writes the shard. */
 static int run_range(const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, const char *dir, int rank,
-                     int nranks, int a, int b, sweep_models *sm, void **recs) {
+                     int nranks, int a, int b, sweep_models *sm, void **recs, sweep_times *t) {
     sweep_journal j = {.fd = -1};
     long todo = 0, done = 0;
     for (int i = a; i < b; i++) todo += !recs[i];
@@ -198,14 +246,18 @@ static int run_range(const sweep_opts *o, const sweep_setup *su, const sweep_pro
     for (int i = a; !rc && i < b; i++) {
         if (recs[i]) continue;
         if (!(recs[i] = calloc(1, su->rec_size))) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
-        rc = rc || run_prompt(o, su, &ps->p[i], i, sm, recs[i]) || sweep_journal_append(&j, su, recs[i]);
-        if (rank == 0) cli_progress_step(&prog, ++done);
+        rc = rc || run_prompt(o, su, dir, &ps->p[i], i, sm, recs[i]) || sweep_journal_append(&j, su, recs[i]);
+        done++;
+        if (rank == 0) cli_progress_step(&prog, done);
     }
     if (rank == 0) cli_progress_end(&prog);
     sweep_journal_close(&j);
+    double t0 = cli_now();
+    t->run = t0 - t->run, t->ran = (int)done;
     char *path = rc ? NULL : sweep_shard_path(dir, rank, nranks);
     rc = rc || !path || sweep_shard_write(path, su, recs, a, b);
     free(path);
+    t->shard = cli_now() - t0;
     return rc ? -1 : 0;
 }
 
@@ -230,7 +282,9 @@ static int sweep(sweep_opts *o, int rank, int nranks, const char *command) {
     void **recs = NULL;
     char *dir = sweep_dir(o->out);
     int part = o->shard_n ? o->shard_i : rank, parts = o->shard_n ? o->shard_n : nranks;
+    sweep_times t = {.start = cli_now()};
     int others = 0, rc = !dir || setup(o, &su, &ps) || prepare_dir(o, dir, rank);
+    t.setup = cli_now() - t.start;
     if (!rc && o->merge) rc = sweep_find_shards(dir, &parts);
     int *first = rc ? NULL : malloc(((size_t)parts + 1) * sizeof *first);
     if (!rc && !first) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
@@ -238,15 +292,19 @@ static int sweep(sweep_opts *o, int rank, int nranks, const char *command) {
     if (!o->merge) {
         /* Every rank loads before any runs, so that a missing model stops them all at once. */
         rc = rc || load_models(o, &su, &ps, first[part], first[part + 1], &sm);
+        t.load = cli_now() - t.start - t.setup;
         others = sweep_mpi_max(rc) && !rc; /* another rank failed and said why */
+        t.run = cli_now();
         rc = rc || others || sweep_journal_load(dir, &su, ps.n, &recs) ||
-             run_range(o, &su, &ps, dir, part, parts, first[part], first[part + 1], &sm, recs);
+             run_range(o, &su, &ps, dir, part, parts, first[part], first[part + 1], &sm, recs, &t);
         others |= sweep_mpi_max(rc) && !rc;
         rc |= others;
     }
     if (!rc && o->shard_n)
-        fprintf(stderr, "diffscope: shard %d/%d done (prompts %d..%d); when all %d are: the same command with --merge "
-                        "instead of --shard\n", o->shard_i, o->shard_n, first[part], first[part + 1] - 1, o->shard_n);
+        fprintf(stderr, "diffscope: shard %d/%d done (prompts %d..%d; %.2f s: prompts checked in %.2f s, models loaded "
+                        "in %.2f s, %d prompts run in %.2f s, shard written in %.2f s); when all %d are: the same "
+                        "command with --merge instead of --shard\n", o->shard_i, o->shard_n, first[part],
+                first[part + 1] - 1, cli_now() - t.start, t.setup, t.load, t.ran, t.run, t.shard, o->shard_n);
     else if (!rc && rank == 0) {
         rc = sweep_master_write(o, &su, &ps, parts, command, &ag);
         if (!rc && o->json) rc = sweep_print_json(o, &su, &ps, &ag);
@@ -262,7 +320,7 @@ static int sweep(sweep_opts *o, int rank, int nranks, const char *command) {
 
 int cmd_sweep(int argc, char **argv) {
     sweep_opts o = {.seed = 1};
-    cli_list lengths = {0};
+    cli_list lengths = {0}, map_layers = {0}, map_heads = {0};
     int rank = 0, nranks = 1, rc;
     const cli_opt opts[] = {
         {"prompt", 0, CLI_CALL, NULL, 0, 0, "TEXT", NULL, own_prompts},
@@ -290,11 +348,18 @@ int cmd_sweep(int argc, char **argv) {
          parse_shard},
         {"merge", 0, CLI_FLAG, &o.merge, 0, 0, NULL, "write the master from the N shards of --shard runs"},
         {"json", 0, CLI_FLAG, &o.json, 0, 0, NULL, "the aggregates as JSON on stdout instead of the table"},
+        {"dump-layers", 0, CLI_LIST, &map_layers, 0, INT_MAX, "LIST",
+         "also keep every prompt's attention maps of these layers\n(e.g. 0,3-5; default all when --dump-heads is given),\n"
+         "as dump files under OUT.h5.shards/maps/"},
+        {"dump-heads", 0, CLI_LIST, &map_heads, 0, INT_MAX, "LIST",
+         "... of these heads (differential heads for DiffLlama;\ndefault all when --dump-layers is given)"},
         {0}};
     const cli_cmd cmd = {"sweep", usage, "--lambda-override and --ablate-head apply to A only.\n", opts};
     char *command = command_line(argc, argv);
     if (cli_parse(&cmd, argc, argv, &rc)) goto out;
     o.lengths = lengths.v, o.nlengths = lengths.n;
+    o.map_layers = map_layers.v, o.nmap_layers = map_layers.n, o.map_heads = map_heads.v, o.nmap_heads = map_heads.n;
+    o.maps = map_layers.n || map_heads.n;
     rc = DS_EXIT_INPUT;
     if (!o.model[0] && optind < argc) o.model[0] = argv[optind++];
     if (optind != argc) {

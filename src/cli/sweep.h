@@ -36,6 +36,10 @@ typedef struct {
     int trials, pairs, seed;
     int json, force, merge;
     int shard_i, shard_n; /* --shard I/N; shard_n == 0: not given */
+    /* --dump-layers / --dump-heads: the maps of every prompt kept as dump files (NULL: all) */
+    int maps;
+    const int *map_layers, *map_heads;
+    int nmap_layers, nmap_heads;
     cli_input in;
 } sweep_opts;
 
@@ -124,6 +128,11 @@ char *sweep_shard_relpath(const char *out, int rank, int nranks);
 int sweep_dir_clear(const char *dir);
 /* The N of DIR's complete set of shard-R-of-N.h5 files (--merge). */
 int sweep_find_shards(const char *dir, int *nranks);
+#define SWEEP_MAPS_DIR "maps"
+/* DIR/maps/M-PPPPPPPP.h5 (malloc'd): model M's maps of prompt P, a dump file; and the same
+ * relative to the master's folder. */
+char *sweep_maps_path(const char *dir, const char *model, int prompt);
+char *sweep_maps_relpath(const char *out, const char *model, int prompt);
 /* Writes the shard of prompts [a, b) from RECS (all present). */
 int sweep_shard_write(const char *path, const sweep_setup *su, void *const *recs, int a, int b);
 

@@ -42,10 +42,30 @@ char *sweep_shard_path(const char *dir, int rank, int nranks) {
     return p;
 }
 
-char *sweep_shard_relpath(const char *out, int rank, int nranks) {
+/* The sweep's folder as the master names it: relative to the master's own folder. */
+static char *rel_dir(const char *out) {
     const char *base = strrchr(out, '/');
-    char *dir = sweep_dir(base ? base + 1 : out);
+    return sweep_dir(base ? base + 1 : out);
+}
+
+char *sweep_shard_relpath(const char *out, int rank, int nranks) {
+    char *dir = rel_dir(out);
     char *p = dir ? sweep_shard_path(dir, rank, nranks) : NULL;
+    free(dir);
+    return p;
+}
+
+char *sweep_maps_path(const char *dir, const char *model, int prompt) {
+    size_t n = strlen(dir) + strlen(model) + 32;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/" SWEEP_MAPS_DIR "/%s-%08d.h5", dir, model, prompt);
+    else ds_failc(DS_ERR_NOMEM, "out of memory");
+    return p;
+}
+
+char *sweep_maps_relpath(const char *out, const char *model, int prompt) {
+    char *dir = rel_dir(out);
+    char *p = dir ? sweep_maps_path(dir, model, prompt) : NULL;
     free(dir);
     return p;
 }
@@ -120,13 +140,19 @@ static int parse_part(const char *name, const char *prefix, const char *ext, int
     return !strncmp(name, prefix, lp) && sscanf(name + lp, "-%5d-of-%5d.%15s", r, n, tail) == 3 && !strcmp(tail, ext);
 }
 
-int sweep_dir_clear(const char *dir) {
+/* A file of the maps folder: "A-00000017.h5", "B-...", and their temporary names. */
+static int is_maps_file(const char *name) { return (name[0] == 'A' || name[0] == 'B') && name[1] == '-'; }
+
+/* Removes the sweep's files from DIR: journals and shards, or with MAPS every maps file and then DIR. */
+static int clear(const char *dir, int maps) {
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : ds_fail("%s: cannot read: %s", dir, strerror(errno));
     struct dirent *e;
     int rc = 0, r, n;
     while (!rc && (e = readdir(d))) {
-        if (!parse_part(e->d_name, "journal", "bin", &r, &n) && !parse_part(e->d_name, "shard", "h5", &r, &n)) continue;
+        if (maps ? !is_maps_file(e->d_name)
+                 : !parse_part(e->d_name, "journal", "bin", &r, &n) && !parse_part(e->d_name, "shard", "h5", &r, &n))
+            continue;
         size_t len = strlen(dir) + strlen(e->d_name) + 2;
         char *path = malloc(len);
         if (!path) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
@@ -135,7 +161,19 @@ int sweep_dir_clear(const char *dir) {
         free(path);
     }
     closedir(d);
+    if (!rc && maps && rmdir(dir) && errno != ENOTEMPTY && errno != EEXIST)
+        rc = ds_fail("%s: cannot remove: %s", dir, strerror(errno));
     return rc;
+}
+
+int sweep_dir_clear(const char *dir) {
+    size_t n = strlen(dir) + sizeof "/" SWEEP_MAPS_DIR;
+    char *maps = malloc(n);
+    if (!maps) return ds_failc(DS_ERR_NOMEM, "out of memory");
+    snprintf(maps, n, "%s/" SWEEP_MAPS_DIR, dir);
+    int rc = clear(maps, 1) || clear(dir, 0);
+    free(maps);
+    return rc ? -1 : 0;
 }
 
 int sweep_find_shards(const char *dir, int *nranks) {

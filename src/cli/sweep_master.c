@@ -2,10 +2,12 @@
  * shards (one array of all prompts for h5py and h5dump), the prompts' metadata is stored in it
  * directly, and the aggregates are computed by reading those virtual datasets back in prompt
  * order, so that they do not depend on how the prompts were split between ranks. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "cli/cli.h"
 #include "cli/sweep.h"
 #include "diffscope/error.h"
@@ -295,6 +297,43 @@ static int write_models(hid_t f, const char *out, const sweep_setup *su, int P, 
     return rc;
 }
 
+/* The model's maps of every prompt: /{model}/maps/{i}, an external link to the root of the
+ * prompt's dump file (relative to the master's folder, like the virtual datasets' sources),
+ * with the layers and heads kept as attributes of /{model}/maps. Every file must be there. */
+static int write_map_links(hid_t f, const sweep_opts *o, const sweep_layout *lay, int P) {
+    char path[128], name[16];
+    snprintf(path, sizeof path, "/%s/" SWEEP_MAPS_DIR, lay->name);
+    hid_t g = ds_h5_group(f, path);
+    int n = lay->L > lay->heads ? lay->L : lay->heads, *all = malloc((size_t)n * sizeof *all);
+    for (int k = 0; all && k < n; k++) all[k] = k;
+    int rc = g < 0 || !all ||
+             ds_h5_attr_int_array(g, "layers", o->map_layers ? o->map_layers : all, o->map_layers ? o->nmap_layers : lay->L) ||
+             ds_h5_attr_int_array(g, "heads", o->map_heads ? o->map_heads : all, o->map_heads ? o->nmap_heads : lay->heads);
+    char *dir = sweep_dir(o->out);
+    for (int i = 0; !rc && i < P; i++) {
+        char *file = dir ? sweep_maps_path(dir, lay->name, i) : NULL, *rel = sweep_maps_relpath(o->out, lay->name, i);
+        struct stat st;
+        if (!file || !rel) rc = -1;
+        else if (stat(file, &st)) rc = ds_fail("%s: missing (%s): the maps of prompt %d; rerun the sweep", file, strerror(errno), i);
+        else if (snprintf(name, sizeof name, "%d", i), H5Lcreate_external(rel, "/", g, name, H5P_DEFAULT, H5P_DEFAULT) < 0)
+            rc = ds_fail("%s: cannot link %s", o->out, rel);
+        free(file), free(rel);
+    }
+    free(dir), free(all);
+    if (g >= 0) H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+/* Maps in the folder that the options do not ask for: --merge without --dump-layers/--dump-heads. */
+static int check_no_maps(const sweep_opts *o) {
+    char *dir = sweep_dir(o->out), *file = dir ? sweep_maps_path(dir, "A", 0) : NULL;
+    struct stat st;
+    int rc = !file ? -1 : stat(file, &st) ? 0 : ds_fail("%s: the sweep kept maps: give --merge the same --dump-layers "
+                                                         "and --dump-heads as the sweep", file);
+    free(dir), free(file);
+    return rc;
+}
+
 static int write_grid_axes(hid_t f, const sweep_opts *o) {
     hsize_t nl = (hsize_t)o->nlengths, nd = (hsize_t)o->ndepths;
     return write_i32(f, "/aggregates/grid/lengths", 1, &nl, o->lengths) ||
@@ -313,7 +352,8 @@ int sweep_master_write(const sweep_opts *o, const sweep_setup *su, const sweep_p
              ds_h5_attr_str(f, "tool_version", DS_VERSION) || ds_h5_attr_str(f, "command", command) ||
              ds_h5_attr_str(f, "source", o->task ? o->task : o->prompts) || ds_h5_attr_int(f, "prompts", ps->n) ||
              ds_h5_attr_int(f, "shards", nranks) || ds_h5_attr_int_array(f, "shard_first_prompt", first, nranks + 1) ||
-             write_prompts(f, ps) || write_models(f, o->out, su, ps->n, first, nranks);
+             write_prompts(f, ps) || write_models(f, o->out, su, ps->n, first, nranks) || (!o->maps && check_no_maps(o));
+    for (int m = 0; !rc && o->maps && m < su->nmodels; m++) rc = write_map_links(f, o, &su->lay[m], ps->n);
     ag->nmodels = su->nmodels;
     rc = rc || (o->task && write_grid_axes(f, o));
     for (int m = 0; !rc && m < su->nmodels; m++) rc = model_aggregates(f, o, su, ps, m, ag);

@@ -355,7 +355,8 @@ def check_sweep_reader():
         return
     out = os.path.join(TMP, "sweep.h5")
     r = subprocess.run([DS, "sweep", "--model", DEMO, "--vs", "notebooks-data/models/llama", "--task", "kv",
-                        "--lengths", "64", "--depths", "0:100:50", "--trials", "2", "-o", out, "--force"],
+                        "--lengths", "64", "--depths", "0:100:50", "--trials", "2", "-o", out, "--force",
+                        "--dump-layers", "1,3", "--dump-heads", "0"],
                        capture_output=True, text=True)
     if r.returncode:
         report("sweep_reader_matches_h5py", ["sweep exit %d: %s" % (r.returncode, r.stderr.strip()[-300:])])
@@ -367,6 +368,8 @@ def check_sweep_reader():
         for name, mod in s.models.items():
             def each(g, prefix=""):
                 for k, v in g.items():
+                    if not prefix and k == "maps":  # the kept maps: links to dump files, below
+                        continue
                     if isinstance(v, h5py.Group):
                         each(v, prefix + k + "/")
                         continue
@@ -384,6 +387,20 @@ def check_sweep_reader():
                 p.append("%s differs from h5py" % over)
             if mod.stat("answer_mass").dims != ("prompt", "layer", "head"):
                 p.append("%s stat dims %s" % (name, mod.stat("answer_mass").dims))
+        for name, mod in s.models.items():
+            first = mod.maps[0] if name == "A" else "softmax"
+            if mod.kept_layers != [1, 3] or mod.kept_heads != [0]:
+                p.append("%s kept layers %s heads %s" % (name, mod.kept_layers, mod.kept_heads))
+            with mod.dump(5) as d:
+                x = d.attn(first, layer=3, head=0)
+                if d.layers != [1, 3] or not np.array_equal(x, f["%s/maps/5/layers/3/attn/%s" % (name, first)][0]) or \
+                        x.dims != ("query", "key") or x.shape[0] != f["prompts/tokens"][5]:
+                    p.append("%s dump(5) differs from h5py through the link" % name)
+        try:
+            s.models["A"].dump(6)
+            p.append("dump(6) of 6 prompts did not raise")
+        except IndexError:
+            pass
         acc = s.grid("acc", "A")
         if not np.array_equal(acc, f["aggregates/grid/A/acc"][:]) or list(acc.coords["depth"]) != [0, 50, 100]:
             p.append("grid acc or its depths differ")

@@ -5,8 +5,11 @@
 * the aggregates equal NumPy's (nanmean, nanstd ddof=1, 1.96 std/sqrt(n), nanmedian) over the
   per-prompt datasets read through the master's virtual datasets;
 * 1, 2 and 3 MPI ranks (mpirun --oversubscribe) and --shard I/N + --merge give identical files;
+* the maps kept with --dump-layers/--dump-heads, read through the master, have the bits of
+  `diffscope dump` on the same ids; 1, 2 and 3 ranks keep the same maps; a selection outside
+  either model is one message, exit 2, nothing written;
 * a rank killed by SIGKILL mid-sweep, plus a torn journal record, then a rerun: the same
-  datasets as an uninterrupted run, and no prompt run twice;
+  datasets (maps included) as an uninterrupted run, and no prompt run twice;
 * the kv grid: the prompts, top-1 tokens, accuracy and masses of `diffscope needle`;
 * bad input: bad JSONL lines (one line naming the line, exit 2, nothing written), a missing
   model, an output folder that cannot be created, another sweep's results.
@@ -59,10 +62,18 @@ def write_jsonl(name, rows):
 
 
 def datasets(path):
-    """Every dataset of an HDF5 file (virtual ones read through), by name."""
+    """Every dataset of an HDF5 file (virtual ones read through), by name, and the maps of every
+    prompt through the master's external links /{model}/maps/{i} (h5py's visit does not follow
+    them)."""
     out = {}
     with h5py.File(path, "r") as f:
         f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        for mod in ("A", "B"):
+            for i in f[mod].get("maps", {}) if mod in f else ():
+                def keep(name, obj, at=f"{mod}/maps/{i}/"):
+                    if isinstance(obj, h5py.Dataset) and name.startswith("layers/"):
+                        out[at + name] = obj[()]
+                f[f"{mod}/maps/{i}"].visititems(keep)
     return out
 
 
@@ -151,6 +162,100 @@ def check_groupnorm_vs_dump(out, rows):
                         if not np.allclose(got, ref, rtol=2e-6, atol=0):
                             problems.append(f"prompt {i} layer {l} {k}: {got} vs {ref}")
     return problems
+
+
+# ---- kept maps (--dump-layers / --dump-heads) ----
+
+MAPS = ["--dump-layers", "0,1", "--dump-heads", "1,3"]  # in both golden models (Llama: 2 layers, 4 heads)
+
+
+def map_datasets(group):
+    """NAME -> dataset of every map under a dump file's (or a link's) /layers group."""
+    out = {}
+    group.visititems(lambda n, o: out.__setitem__(n, o) if isinstance(o, h5py.Dataset) else None)
+    return out
+
+
+def check_maps_vs_dump(out, rows):
+    """Every kept map, read through the master's link, has the bits of `diffscope dump` on the
+    same ids with the same --layers/--heads (float32), and its heads attribute."""
+    problems = []
+    with h5py.File(out, "r") as m:
+        for mod, model, names in (("A", DIFF, ("diff", "softmax1", "softmax2")), ("B", LLAMA, ("softmax",))):
+            g = m[f"{mod}/maps"]
+            if sorted(g, key=int) != [str(i) for i in range(len(rows))]:
+                problems.append(f"{mod}/maps holds {sorted(g)}")
+            if list(g.attrs["layers"]) != [0, 1] or list(g.attrs["heads"]) != [1, 3]:
+                problems.append(f"{mod}/maps attributes {dict(g.attrs)}")
+            for i in (0, 4, 7):
+                path = os.path.join(TMP, "d.h5")
+                r = run("dump", model, "--ids", ",".join(map(str, rows[i]["ids"])), "--layers", "0,1", "--heads", "1,3",
+                        "--what", "softmax,diff", "-o", path, "--force")
+                if r.returncode:
+                    return [f"dump {mod} prompt {i}: {r.stderr.strip()}"]
+                with h5py.File(path, "r") as d:
+                    ref, got = map_datasets(d["layers"]), map_datasets(m[f"{mod}/maps/{i}/layers"])
+                    want = sorted(f"{l}/attn/{n}" for l in (0, 1) for n in names)
+                    if sorted(ref) != want or sorted(got) != want:
+                        problems.append(f"{mod} prompt {i}: maps {sorted(got)}, dump {sorted(ref)}, expected {want}")
+                        continue
+                    for k in want:
+                        a, b = got[k], ref[k]
+                        if a.dtype != np.float32 or a.shape != (2, len(rows[i]["ids"]), len(rows[i]["ids"])) or \
+                                not np.array_equal(a[()].view(np.uint32), b[()].view(np.uint32)) or \
+                                list(a.attrs["heads"]) != list(b.attrs["heads"]):
+                            problems.append(f"{mod} prompt {i} {k}: differs from dump")
+    return problems
+
+
+def sweep_ranks(args, out, n):
+    """ARGS on N MPI ranks, or as N --shard jobs and --merge without mpirun; problems."""
+    if MPIRUN:
+        r = sweep(*args, "-o", out, ranks=n)
+        return [f"{n} ranks: exit {r.returncode}: {r.stderr.strip()[-300:]}"] if r.returncode else []
+    for i in range(n):
+        r = sweep(*args, "-o", out, "--shard", f"{i}/{n}")
+        if r.returncode:
+            return [f"--shard {i}/{n}: exit {r.returncode}: {r.stderr.strip()[-300:]}"]
+    r = sweep(*args, "-o", out, "--merge")
+    return [f"{n} shards, --merge: exit {r.returncode}: {r.stderr.strip()[-300:]}"] if r.returncode else []
+
+
+def check_maps(base, rows):
+    args = base + MAPS
+    one = os.path.join(TMP, "maps1.h5")
+    r = sweep(*args, "-o", one)
+    if r.returncode:
+        report("sweep_maps_equal_dump", [f"exit {r.returncode}: {r.stderr.strip()}"])
+        return
+    report("sweep_maps_equal_dump", check_maps_vs_dump(one, rows))
+
+    problems = []
+    if not any(k.startswith("B/maps/8/layers/1/attn/softmax") for k in datasets(one)):
+        problems.append("the maps are not among the compared datasets")
+    for n in (2, 3):
+        o = os.path.join(TMP, f"maps{n}.h5")
+        p = sweep_ranks(args, o, n)
+        problems += p or [f"{n} ranks: {q}" for q in same_files(one, o)]
+    report("sweep_maps_1_2_3_ranks_identical", problems)
+
+    problems = []
+    for sel, culprit in ((["--dump-layers", "4"], DIFF), (["--dump-layers", "3"], LLAMA), (["--dump-heads", "0,4"], DIFF),
+                         (["--dump-heads", "1", "--dump-layers", "0,2-5"], DIFF)):
+        out = os.path.join(TMP, "badmaps.h5")
+        r = sweep(*base, *sel, "-o", out)
+        lines = r.stderr.strip().splitlines()
+        if r.returncode != 2 or len(lines) != 1 or culprit not in lines[0] or sel[-2] not in lines[0] or \
+                "out of range" not in lines[0]:
+            problems.append(f"{sel}: exit {r.returncode}, {r.stderr.strip()!r}")
+        if os.path.exists(out) or os.path.exists(out + ".shards"):
+            problems.append(f"{sel}: wrote output")
+    sh = os.path.join(TMP, "maps-merge.h5")
+    r = sweep(*args, "-o", sh, "--shard", "0/1")
+    m = sweep(*base, "-o", sh, "--merge")
+    if r.returncode or m.returncode != 2 or "--dump-layers" not in m.stderr or os.path.exists(sh):
+        problems.append(f"--merge without the maps options: exit {m.returncode}, {m.stderr.strip()!r}")
+    report("sweep_maps_bad_selection", problems)
 
 
 # ---- aggregates ----
@@ -273,6 +378,7 @@ def main():
     r = sweep(*base, "-o", os.path.join(TMP, "nomerge.h5"), "--merge")
     report("sweep_merge_without_shards", [] if r.returncode == 2 and "--shard" in r.stderr else [r.stderr.strip()])
 
+    check_maps(base, rows)
     check_resume(base, one)
     check_grid()
     check_bad_inputs(rows)
@@ -282,7 +388,7 @@ def check_resume(base, one):
     """SIGKILL a rank once it has finished a prompt, tear the other journal's tail, rerun."""
     rows = golden_prompts() * 6
     prompts = write_jsonl("many.jsonl", rows)
-    args = ["--model", DIFF, "--vs", LLAMA, "--prompts", prompts]
+    args = ["--model", DIFF, "--vs", LLAMA, "--prompts", prompts, *MAPS]
     ref = os.path.join(TMP, "uninterrupted.h5")
     r = sweep(*args, "-o", ref)
     if r.returncode:
