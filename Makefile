@@ -23,7 +23,7 @@ VIZ_PKGS  = sdl2 SDL2_ttf SDL2_image hdf5
 DEB_PKGS = build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libcjson-dev \
            libpcre2-dev libutf8proc-dev libsdl2-dev libsdl2-ttf-dev libsdl2-image-dev \
            fonts-dejavu-core python3 python3-h5py python3-numpy python3-matplotlib xvfb xdotool time \
-           openmpi-bin libopenmpi-dev
+           openmpi-bin libopenmpi-dev libdnnl-dev
 
 DEPS_STAMP = $(BUILD)/.deps-ok
 
@@ -40,7 +40,8 @@ BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-openmp
 BLAS_LIBS   = $(BLAS_DIR)/libopenblas.a
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(BLAS_CFLAGS)
 # libhdf5_hl: the dimension labels of the dump's maps (H5DSset_label).
-PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhdf5_hl $(BLAS_LIBS) -lutf8proc -lm -fopenmp
+# oneDNN (libdnnl, shared: Debian ships no archive): the bf16 compute mode's products.
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhdf5_hl $(BLAS_LIBS) -ldnnl -lutf8proc -lm -fopenmp
 VIZ_CFLAGS  = $(shell pkg-config --cflags $(VIZ_PKGS) 2>/dev/null)
 VIZ_LIBS    = $(shell pkg-config --libs $(VIZ_PKGS) 2>/dev/null) -lm
 

@@ -44,6 +44,22 @@ int ds_forward(ds_session *s, const int *ids, int n, float *logits, int last_onl
 void ds_set_allow_nonfinite(int allow);
 int ds_get_allow_nonfinite(void);
 
+/* How the matrix products run (docs/numerics.md, "bf16 compute"): DS_COMPUTE_F32, the default
+ * and the exact reference, or DS_COMPUTE_BF16: the projections and lm_head with bfloat16 operands
+ * and float32 accumulation (oneDNN), the weights held as bfloat16; everything else float32.
+ * Set before ds_model_load: a model keeps the mode it was loaded with. Process-wide. */
+typedef enum { DS_COMPUTE_F32, DS_COMPUTE_BF16 } ds_compute;
+void ds_set_compute(ds_compute mode);
+ds_compute ds_get_compute(void);
+ds_compute ds_model_compute(const ds_model *m);
+const char *ds_compute_name(ds_compute mode);         /* "f32", "bf16" */
+int ds_compute_parse(const char *name, ds_compute *mode); /* -1 for another name */
+/* The kernel family bf16 products run on here: "AMX", "AVX512-BF16", "AVX512 (bf16 emulated)"
+ * (oneDNN's), or "AVX2 (bf16 widened to f32, OpenBLAS)" where oneDNN has no bf16 matmul. */
+const char *ds_bf16_kernel(void);
+/* oneDNN's implementation name for a bf16 product (e.g. "brg:avx512_core_amx"), or "none". */
+const char *ds_bf16_impl(void);
+
 /* Thread count for OpenBLAS and our own loops (0: leave the default). */
 void ds_set_threads(int n);
 int ds_get_threads(void);

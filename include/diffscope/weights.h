@@ -1,6 +1,7 @@
 /* Read-only float32 views of a loaded model's weights, for analyses that project activations
  * through them (the logit lens, direct logit attribution). Row-major [out, in] as transformers
- * stores them; valid while the model is loaded. */
+ * stores them; valid while the model is loaded. A model loaded in the bf16 compute mode
+ * (ds_set_compute) holds these matrices as bf16 only: NULL then. */
 #ifndef DIFFSCOPE_WEIGHTS_H
 #define DIFFSCOPE_WEIGHTS_H
 #include "diffscope/model.h"

@@ -49,6 +49,8 @@ _SIGNATURES = {
     "ds_forward": (_I, [_P, ctypes.POINTER(_I), _I, ctypes.POINTER(ctypes.c_float), _I, _P]),
     "ds_generate": (_I, [_P, ctypes.POINTER(_I), _I, ctypes.POINTER(GenOpts), ctypes.POINTER(_I),
                          ctypes.POINTER(_I), _P, TOKEN_FN, _P]),
+    "ds_set_compute": (None, [_I]),
+    "ds_compute_parse": (_I, [_S, ctypes.POINTER(_I)]),
     "ds_set_threads": (None, [_I]),
     "ds_get_threads": (_I, []),
     "ds_probes_new": (_P, []),

@@ -35,11 +35,17 @@ class Model(_lib.Owned):
     """A checkpoint loaded by libdiffscope: load(MODEL_DIR). Attributes: path, config (config.json
     as a dict), arch, vocab_size, d_model, num_layers, num_heads, num_kv_heads, head_dim,
     max_positions, is_diff (differential attention), heads (per attention map: H/2 differential
-    heads, or H), probe_names (every probe point this model fires, in the forward pass's order)."""
+    heads, or H), probe_names (every probe point this model fires, in the forward pass's order),
+    compute ("f32" or "bf16": how its matrix products run, docs/numerics.md)."""
 
-    def __init__(self, model_dir):
+    def __init__(self, model_dir, compute="f32"):
         self.path = os.fspath(model_dir)
         L = _lib.lib()
+        mode = ctypes.c_int()
+        if L.ds_compute_parse(str(compute).encode(), ctypes.byref(mode)):
+            raise ValueError("compute must be 'f32' or 'bf16', not %r" % (compute,))
+        self.compute = str(compute)
+        L.ds_set_compute(mode.value)
         self._ptr = L.ds_model_load(self.path.encode())
         if not self._ptr:
             raise _lib.fail()
@@ -204,6 +210,8 @@ class Model(_lib.Owned):
         return [int(i) for i in out[:n_out.value]]
 
 
-def load(model_dir):
-    """Loads MODEL_DIR (config.json + safetensors) as a Model; diffscope.Error when it cannot."""
-    return Model(model_dir)
+def load(model_dir, compute="f32"):
+    """Loads MODEL_DIR (config.json + safetensors) as a Model; diffscope.Error when it cannot.
+    COMPUTE "bf16" keeps the weight matrices in bfloat16 and runs the products with bf16 operands
+    and float32 sums (docs/numerics.md, "bf16 compute"); "f32" (the default) is exact."""
+    return Model(model_dir, compute)

@@ -111,12 +111,19 @@ static int load(cli_run *r, const cli_input *in, int extra_tokens) {
     return 0;
 }
 
+void cli_input_apply(const cli_input *in) {
+    ds_compute mode = DS_COMPUTE_F32;
+    if (in->compute) ds_compute_parse(in->compute, &mode); /* a CLI_CHOICE: one of the names */
+    if (in->threads) ds_set_threads(in->threads);
+    ds_set_allow_nonfinite(in->allow_nonfinite);
+    ds_set_compute(mode);
+}
+
 int cli_run_open(cli_run *r, const char *model_dir, const cli_input *in, int extra_tokens) {
     *r = (cli_run){.dir = model_dir, .want_labels = r->want_labels};
     if (!in->prompt == !in->ids)
         return cli_error("give the prompt as --prompt TEXT or as --ids 1,2,3 (exactly one of them)");
-    if (in->threads) ds_set_threads(in->threads);
-    ds_set_allow_nonfinite(in->allow_nonfinite);
+    cli_input_apply(in);
     struct stat st;
     if (stat(model_dir, &st) || !S_ISDIR(st.st_mode)) return cli_error("%s: model folder not found", model_dir);
     int rc = read_prompt(r, in) ? cli_lib_error() : check_prompt(r, in, extra_tokens);

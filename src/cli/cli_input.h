@@ -19,6 +19,8 @@
      "run prompts longer than max_position_embeddings (warns)"},                                    \
     {"allow-nonfinite", 0, CLI_FLAG, &(in)->allow_nonfinite, 0, 0, NULL,                            \
      "load NaN/inf weights and keep NaN/inf results instead of failing"},                           \
+    {"compute", 0, CLI_CHOICE, &(in)->compute, 0, 0, "f32|bf16",                                    \
+     "matrix products in f32 (default, exact) or bf16 operands with f32 sums (docs/numerics.md)"},  \
     {"lambda-override", 0, CLI_CALL, (in), 0, 0, "L=V", "use lambda V in layer L (DiffLlama; repeatable)", \
      cli_input_add_lambda},                                                                         \
     {"ablate-head", 0, CLI_CALL, (in), 0, 0, "L.H", "zero head H of layer L before o_proj (repeatable)",     \
@@ -33,6 +35,7 @@ typedef struct {
     int threads;
     int allow_long;
     int allow_nonfinite;
+    const char *compute; /* "f32", "bf16" or NULL (f32) */
     int no_special;
     int n_lambda, lambda_layer[CLI_MAX_INTERVENTIONS];
     float lambda_value[CLI_MAX_INTERVENTIONS];
@@ -42,6 +45,9 @@ typedef struct {
 /* --lambda-override L=V and --ablate-head L.H (IN is a cli_input). */
 int cli_input_add_lambda(void *in, const char *arg);
 int cli_input_add_ablation(void *in, const char *arg);
+
+/* Applies IN's process-wide settings (threads, non-finite values, compute mode): before loading. */
+void cli_input_apply(const cli_input *in);
 
 /* One model run: the prompt's tokens, the model, a session and probes. The commands that run a
  * model go parse -> cli_run_open -> attach their probes to P -> ds_forward -> report ->

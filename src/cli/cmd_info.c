@@ -7,10 +7,11 @@
 #include <cjson/cJSON.h>
 
 static const char *usage =
-    "usage: diffscope info MODEL [--json] [--allow-nonfinite]\n\n"
+    "usage: diffscope info MODEL [--json] [--allow-nonfinite] [--compute f32|bf16]\n\n"
     "Prints the architecture, shapes, parameter count and storage dtype of the checkpoint in\n"
-    "the folder MODEL, and for a differential model (DiffLlama) lambda_init and lambda of every\n"
-    "layer.\n\n";
+    "the folder MODEL, the compute mode it was loaded in and the kernel family bf16 products\n"
+    "run on here (AMX, AVX512-BF16, AVX512 emulation or AVX2), and for a differential model\n"
+    "(DiffLlama) lambda_init and lambda of every layer.\n\n";
 
 static int print_json(const ds_model *m) {
     const ds_config *c = ds_model_config(m);
@@ -34,6 +35,9 @@ static int print_json(const ds_model *m) {
     cJSON_AddNumberToObject(o, "rms_norm_eps", c->rms_norm_eps);
     cJSON_AddNumberToObject(o, "parameters", (double)ds_config_param_count(c));
     cJSON_AddStringToObject(o, "storage_dtype", ds_model_storage_dtype(m));
+    cJSON_AddStringToObject(o, "compute", ds_compute_name(ds_model_compute(m)));
+    cJSON_AddStringToObject(o, "bf16_kernel", ds_bf16_kernel());
+    cJSON_AddStringToObject(o, "bf16_impl", ds_bf16_impl());
     if (c->desc->differential) {
         static const char *names[4] = {"lambda_1", "lambda_2", "lambda_init", "lambda_full"};
         cJSON *layers = cJSON_AddArrayToObject(o, "lambda");
@@ -55,6 +59,8 @@ static void print_text(const ds_model *m) {
     printf("architecture   %s\n", c->desc->title);
     printf("parameters     %lld (%.1f M)\n", ds_config_param_count(c), ds_config_param_count(c) / 1e6);
     printf("storage dtype  %s\n", ds_model_storage_dtype(m));
+    printf("compute        %s\n", ds_compute_name(ds_model_compute(m)));
+    printf("bf16 kernel    %s (oneDNN: %s)\n", ds_bf16_kernel(), ds_bf16_impl());
     printf("layers         %d\n", c->num_layers);
     printf("hidden         %d (intermediate %d)\n", c->hidden_size, c->intermediate_size);
     printf("heads          %d query, %d key/value, head_dim %d", c->num_heads, c->num_kv_heads, c->head_dim);
@@ -76,13 +82,19 @@ static void print_text(const ds_model *m) {
 
 int cmd_info(int argc, char **argv) {
     int json = 0, allow_nonfinite = 0, rc;
+    const char *compute = "f32";
     const cli_opt opts[] = {{"json", 0, CLI_FLAG, &json, 0, 0, NULL, "one JSON object on stdout"},
+                            {"compute", 0, CLI_CHOICE, &compute, 0, 0, "f32|bf16",
+                             "load the weights for this compute mode (default f32)"},
                             {"allow-nonfinite", 0, CLI_FLAG, &allow_nonfinite, 0, 0, NULL,
                              "load a checkpoint with NaN/inf weights or lambda (JSON shows null)"},
                             {0}};
     const cli_cmd cmd = {"info", usage, NULL, opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     ds_set_allow_nonfinite(allow_nonfinite);
+    ds_compute mode = DS_COMPUTE_F32;
+    ds_compute_parse(compute, &mode);
+    ds_set_compute(mode);
     if (optind != argc - 1) return cli_error("info needs one MODEL folder (see diffscope info --help)");
     ds_model *m = ds_model_load(argv[optind]);
     if (!m) return cli_lib_error();

@@ -223,8 +223,7 @@ static int check_needle_opts(needle_opts *no, int trials, const cli_list *depths
 /* Builds the prompts, runs A (and B) on them and prints the report. */
 static int run_needle(const needle_opts *no, const cli_input *in) {
     int by_ids = no->haystack_ids != NULL, nmodels = 0, rc = DS_EXIT_INPUT;
-    if (in->threads) ds_set_threads(in->threads);
-    ds_set_allow_nonfinite(in->allow_nonfinite);
+    cli_input_apply(in);
     needle_model nm[2] = {{0}};
     needle_prompt_set ps = {0};
     ds_tokenizer *t = NULL;

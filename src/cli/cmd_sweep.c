@@ -371,7 +371,7 @@ int cmd_sweep(int argc, char **argv) {
         if (rank == 0) cli_lib_error();
         goto out;
     }
-    if (o.in.threads) ds_set_threads(o.in.threads);
+    cli_input_apply(&o.in);
     int r = sweep(&o, rank, nranks, command ? command : "diffscope sweep");
     /* Only rank 0 reports a problem every rank has (bad input); a rank's own failure, each. */
     rc = r == -1 ? cli_exit_status(ds_errcode()) : r ? DS_EXIT_INPUT : DS_EXIT_OK;

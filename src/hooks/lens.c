@@ -159,6 +159,11 @@ static int add_readers(ds_probes *p, ds_lens *x) {
 
 ds_lens *ds_lens_begin(ds_probes *p, const ds_model *m, int pos) {
     const ds_config *c = ds_model_config(m);
+    if (ds_model_compute(m) != DS_COMPUTE_F32) { /* its weights are bf16 (weights.h) */
+        ds_fail("the lens projects through float32 weights: load the model with --compute f32, not %s",
+                ds_compute_name(ds_model_compute(m)));
+        return NULL;
+    }
     if (pos < 0) {
         ds_fail("position %d out of range", pos);
         return NULL;

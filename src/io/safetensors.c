@@ -372,3 +372,46 @@ float *ds_tensor_to_f32(const ds_tensor *t, int check_finite, int *owned) {
     *owned = 1;
     return out;
 }
+
+/* Index of the first NaN or ±inf (exponent all ones) in bf16 X[0..n), or -1. */
+static int64_t first_nonfinite_bf16(const uint16_t *x, int64_t n) {
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int64_t i = 0; i < n; i++) any |= (x[i] & 0x7f80) == 0x7f80;
+    for (int64_t i = 0; any && i < n; i++)
+        if ((x[i] & 0x7f80) == 0x7f80) return i;
+    return -1;
+}
+
+uint16_t *ds_tensor_to_bf16(const ds_tensor *t, int check_finite, int *owned) {
+    if (t->dtype == DS_DT_BF16 && ((uintptr_t)t->data & 1) == 0) {
+        const uint16_t *h = t->data;
+        int64_t bad = check_finite ? first_nonfinite_bf16(h, t->numel) : -1;
+        if (bad >= 0) {
+            fail_nonfinite(t, bad, ds_bf16_to_f32(h[bad]));
+            return NULL;
+        }
+        *owned = 0;
+        return (uint16_t *)h;
+    }
+    int f32_owned;
+    float *f = ds_tensor_to_f32(t, check_finite, &f32_owned);
+    if (!f) return NULL;
+    uint16_t *out = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *out);
+    if (!out) {
+        if (f32_owned) free(f);
+        ds_failc(DS_ERR_NOMEM, "%s: out of memory converting '%s' to bfloat16", t->file, t->name);
+        return NULL;
+    }
+    for (int64_t i = 0; i < t->numel; i++) out[i] = ds_f32_to_bf16(f[i]);
+    if (f32_owned) free(f);
+    /* a float32 value within half a bf16 step of FLT_MAX rounds to inf */
+    int64_t bad = check_finite ? first_nonfinite_bf16(out, t->numel) : -1;
+    if (bad >= 0) {
+        fail_nonfinite(t, bad, ds_bf16_to_f32(out[bad]));
+        free(out);
+        return NULL;
+    }
+    *owned = 1;
+    return out;
+}

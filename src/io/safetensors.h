@@ -66,5 +66,8 @@ const ds_tensor *ds_weights_find(const ds_weights *w, const char *name);
  * CHECK_FINITE includes a NaN or infinity in the data (or an F64 value beyond float32's
  * range): the message names the tensor and the element's index. */
 float *ds_tensor_to_f32(const ds_tensor *t, int check_finite, int *owned);
+/* The same as bfloat16 (the bf16 compute mode): the mapped bytes when BF16 and 2-byte aligned,
+ * else a converted copy rounded to nearest even. */
+uint16_t *ds_tensor_to_bf16(const ds_tensor *t, int check_finite, int *owned);
 
 #endif

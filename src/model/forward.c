@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
+#include "model/linear_bf16.h"
 
 /* out = w * x / sqrt(mean(x²) + eps), row by row (transformers' LlamaRMSNorm). */
 static void rmsnorm(float *out, const float *x, const float *w, int n, int D, float eps) {
@@ -63,6 +64,13 @@ static int check_ids(const ds_session *s, const int *ids, int n) {
     return ds_config_check_ids(c, ids, n, s->pos);
 }
 
+/* The model's products of one x: f32 (linear.c) or bf16 (linear_bf16.c), by the compute mode. */
+static int products(const ds_model *m, const float *x, int n, int in, const ds_linear_out *outs, int count) {
+    if (m->compute == DS_COMPUTE_BF16) return ds_linear_bf16(x, n, in, outs, count);
+    ds_linear_shared(x, n, in, outs, count);
+    return 0;
+}
+
 static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
     const ds_model *m = s->m;
     const ds_config *c = &m->cfg;
@@ -75,9 +83,9 @@ static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
 
     if (fire(pr, DS_HOOK_RESID_PRE, l, pos0, s->x, 2, n, D, 0)) return -1;
     rmsnorm(s->xb, s->x, ly->attn_norm, n, D, c->rms_norm_eps);
-    const ds_linear_out qkv[3] = {{s->q, ly->wq, ly->bq, H * hd}, {kc, ly->wk, ly->bk, (int)kvw},
-                                  {vc, ly->wv, ly->bv, (int)kvw}};
-    ds_linear_shared(s->xb, n, D, qkv, 3);
+    const ds_linear_out qkv[3] = {{s->q, ly->wq, ly->bq, H * hd, ly->wq16}, {kc, ly->wk, ly->bk, (int)kvw, ly->wk16},
+                                  {vc, ly->wv, ly->bv, (int)kvw, ly->wv16}};
+    if (products(m, s->xb, n, D, qkv, 3)) return -1;
     if (c->desc->qk_norm) {
         rmsnorm(s->q, s->q, ly->q_norm, n * H, hd, c->rms_norm_eps);
         rmsnorm(kc, kc, ly->k_norm, n * KV, hd, c->rms_norm_eps);
@@ -102,14 +110,16 @@ static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
     if (ds_attention(s, l, n, lambda, pr) ||
         fire(pr, DS_HOOK_Z, l, pos0, s->z, 3, n, c->map_heads, H * hd / c->map_heads))
         return -1;
-    ds_linear(s->tmp, s->z, ly->wo, ly->bo, n, H * hd, D);
+    const ds_linear_out o_proj = {s->tmp, ly->wo, ly->bo, D, ly->wo16};
+    if (products(m, s->z, n, H * hd, &o_proj, 1)) return -1;
     if (fire(pr, DS_HOOK_ATTN_OUT, l, pos0, s->tmp, 2, n, D, 0)) return -1;
     add_inplace(s->x, s->tmp, nD);
     if (fire(pr, DS_HOOK_RESID_MID, l, pos0, s->x, 2, n, D, 0)) return -1;
 
     rmsnorm(s->xb, s->x, ly->mlp_norm, n, D, c->rms_norm_eps);
-    const ds_linear_out gate_up[2] = {{s->gate, ly->w_gate, ly->b_gate, FF}, {s->up, ly->w_up, ly->b_up, FF}};
-    ds_linear_shared(s->xb, n, D, gate_up, 2);
+    const ds_linear_out gate_up[2] = {{s->gate, ly->w_gate, ly->b_gate, FF, ly->w_gate16},
+                                      {s->up, ly->w_up, ly->b_up, FF, ly->w_up16}};
+    if (products(m, s->xb, n, D, gate_up, 2)) return -1;
     const size_t nI = (size_t)n * FF;
 #pragma omp parallel for simd schedule(static) if (nI >= DS_PAR_MIN)
     for (size_t i = 0; i < nI; i++) {
@@ -117,7 +127,8 @@ static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
         s->gate[i] = (g / (1.0f + ds_expf(-g))) * s->up[i];
     }
     if (fire(pr, DS_HOOK_MLP_POST, l, pos0, s->gate, 2, n, FF, 0)) return -1;
-    ds_linear(s->tmp, s->gate, ly->w_down, ly->b_down, n, FF, D);
+    const ds_linear_out down = {s->tmp, ly->w_down, ly->b_down, D, ly->w_down16};
+    if (products(m, s->gate, n, FF, &down, 1)) return -1;
     if (fire(pr, DS_HOOK_MLP_OUT, l, pos0, s->tmp, 2, n, D, 0)) return -1;
     add_inplace(s->x, s->tmp, nD);
     return fire(pr, DS_HOOK_RESID_POST, l, pos0, s->x, 2, n, D, 0);
@@ -139,7 +150,13 @@ int ds_forward(ds_session *s, const int *ids, int n, float *logits, int last_onl
     const ds_config *c = &m->cfg;
     const int D = c->hidden_size, V = c->vocab_size;
     if (check_ids(s, ids, n) || ds_session_reserve(s, n) || ds_probes_bind(pr, c->num_layers)) return -1;
-    for (int t = 0; t < n; t++) memcpy(s->x + (size_t)t * D, m->embed + (size_t)ids[t] * D, D * sizeof(float));
+    for (int t = 0; t < n; t++) {
+        float *row = s->x + (size_t)t * D;
+        if (m->embed16)
+            for (int i = 0; i < D; i++) row[i] = ds_bf16_to_f32(m->embed16[(size_t)ids[t] * D + i]);
+        else
+            memcpy(row, m->embed + (size_t)ids[t] * D, D * sizeof(float));
+    }
     if (fire(pr, DS_HOOK_EMBED, -1, s->pos, s->x, 2, n, D, 0)) return -1;
     for (int l = 0; l < c->num_layers; l++)
         if (layer_forward(s, l, n, pr)) {
@@ -152,8 +169,8 @@ int ds_forward(ds_session *s, const int *ids, int n, float *logits, int last_onl
         fire(pr, DS_HOOK_FINAL_NORM, -1, s->pos, s->xb, 2, rows, D, 0))
         return -1;
     if (logits) {
-        ds_linear(logits, s->xb, m->lm_head, NULL, rows, D, V);
-        if (check_finite(logits, rows, V, s->pos + first, "logits") ||
+        const ds_linear_out head = {logits, m->lm_head, NULL, V, m->lm_head16};
+        if (products(m, s->xb, rows, D, &head, 1) || check_finite(logits, rows, V, s->pos + first, "logits") ||
             fire(pr, DS_HOOK_LOGITS, -1, s->pos, logits, 2, rows, V, 0))
             return -1;
     }

@@ -16,6 +16,8 @@ typedef struct {
     const float *q_norm, *k_norm;            /* [hd] when the architecture has qk_norm */
     const float *lambda_vec[4];              /* [hd] each: lambda_q1, lambda_k1, lambda_q2, lambda_k2 */
     double lambda[4];                        /* differential: lambda_1, lambda_2, lambda_init, lambda_full */
+    /* bf16 compute: the matrices as bf16 (their float pointers above are then NULL) */
+    const uint16_t *wq16, *wk16, *wv16, *wo16, *w_gate16, *w_up16, *w_down16;
 } ds_layer;
 
 struct ds_model {
@@ -26,7 +28,9 @@ struct ds_model {
     const float *final_norm; /* [D] */
     const float *lm_head;    /* [V, D]; == embed when tied */
     ds_layer *layers;
-    float **owned;           /* converted (non-mapped) buffers to free */
+    ds_compute compute;
+    const uint16_t *embed16, *lm_head16; /* bf16 compute: [V, D] as bf16, embed and lm_head NULL */
+    void **owned;            /* converted (non-mapped) buffers to free */
     int nowned;
     char storage_dtype[8];
 };
@@ -85,6 +89,7 @@ typedef struct {
     const float *w; /* [out, in] */
     const float *b; /* [out] or NULL */
     int out;
+    const uint16_t *w16; /* [out, in] bf16, in place of w in the bf16 compute mode */
 } ds_linear_out;
 void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, int count);
 

@@ -2,7 +2,9 @@
  *
  * The tensors are the architecture's table (arch.c) for this config; every one is checked for
  * presence, dtype and shape before any computation; F32 tensors stay in the file mapping
- * (zero-copy), BF16/F16 are converted once. */
+ * (zero-copy), BF16/F16 are converted once. In the bf16 compute mode the matrices (the
+ * projections, the embedding, lm_head) are kept as bf16 instead: BF16 ones stay in the mapping,
+ * others are rounded once; the vectors (norms, biases, λ) are float32 as in the f32 mode. */
 #include "model/internal.h"
 #include "diffscope/error.h"
 #include "base/path.h"
@@ -11,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const float *load_tensor(ds_model *m, const char *name, int ndim, int64_t d0, int64_t d1) {
+/* Tensor NAME, checked to have shape [d0] or [d0, d1]. */
+static const ds_tensor *shaped_tensor(ds_model *m, const char *name, int ndim, int64_t d0, int64_t d1) {
     const ds_tensor *t = ds_weights_find(&m->weights, name);
     if (!t) {
         ds_fail("%s: missing tensor '%s'", m->dir, name);
@@ -29,23 +32,37 @@ static const float *load_tensor(ds_model *m, const char *name, int ndim, int64_t
         ds_fail("%s: tensor '%s' has shape [%s], expected [%s]", t->file, name, got, exp);
         return NULL;
     }
-    int owned;
-    float *f = ds_tensor_to_f32(t, !ds_get_allow_nonfinite(), &owned);
-    if (!f) return NULL;
-    if (owned) {
-        float **no = realloc(m->owned, (size_t)(m->nowned + 1) * sizeof *no);
-        if (!no) {
-            free(f);
-            ds_failc(DS_ERR_NOMEM, "out of memory");
-            return NULL;
-        }
-        m->owned = no;
-        m->owned[m->nowned++] = f;
-    }
     const char *dt = ds_dtype_name(t->dtype);
     if (!m->storage_dtype[0]) snprintf(m->storage_dtype, sizeof m->storage_dtype, "%s", dt);
     else if (strcmp(m->storage_dtype, dt)) snprintf(m->storage_dtype, sizeof m->storage_dtype, "mixed");
-    return f;
+    return t;
+}
+
+/* DATA (converted, not mapped) is freed with the model; frees it and fails when it cannot be
+ * recorded. */
+static int keep_owned(ds_model *m, void *data) {
+    void **no = realloc(m->owned, (size_t)(m->nowned + 1) * sizeof *no);
+    if (!no) {
+        free(data);
+        return ds_failc(DS_ERR_NOMEM, "out of memory");
+    }
+    m->owned = no;
+    m->owned[m->nowned++] = data;
+    return 0;
+}
+
+static const float *load_tensor(ds_model *m, const char *name, int ndim, int64_t d0, int64_t d1) {
+    const ds_tensor *t = shaped_tensor(m, name, ndim, d0, d1);
+    int owned;
+    float *f = t ? ds_tensor_to_f32(t, !ds_get_allow_nonfinite(), &owned) : NULL;
+    return f && owned && keep_owned(m, f) ? NULL : f;
+}
+
+static const uint16_t *load_tensor_bf16(ds_model *m, const char *name, int64_t d0, int64_t d1) {
+    const ds_tensor *t = shaped_tensor(m, name, 2, d0, d1);
+    int owned;
+    uint16_t *h = t ? ds_tensor_to_bf16(t, !ds_get_allow_nonfinite(), &owned) : NULL;
+    return h && owned && keep_owned(m, h) ? NULL : h;
 }
 
 /* λ of one layer as transformers computes it: exp(λq1·λk1) − exp(λq2·λk2) + λ_init. */
@@ -96,8 +113,31 @@ static const float **slot(ds_model *m, ds_layer *ly, ds_tensor_id id) {
     return NULL;
 }
 
+/* Where the bf16 compute mode keeps matrix ID as bf16 (NULL for the tensors that stay f32). */
+static const uint16_t **slot16(ds_model *m, ds_layer *ly, ds_tensor_id id) {
+    switch (id) {
+    case DS_T_EMBED: return &m->embed16;
+    case DS_T_LM_HEAD: return &m->lm_head16;
+    case DS_T_WQ: return &ly->wq16;
+    case DS_T_WK: return &ly->wk16;
+    case DS_T_WV: return &ly->wv16;
+    case DS_T_WO: return &ly->wo16;
+    case DS_T_W_GATE: return &ly->w_gate16;
+    case DS_T_W_UP: return &ly->w_up16;
+    case DS_T_W_DOWN: return &ly->w_down16;
+    default: return NULL;
+    }
+}
+
 static int load_one(const ds_tensor_ref *t, void *user) {
     ds_model *m = user;
+    const uint16_t **dst16 = m->compute == DS_COMPUTE_BF16 && t->ndim == 2
+                                 ? slot16(m, t->layer >= 0 ? &m->layers[t->layer] : NULL, t->desc->id)
+                                 : NULL;
+    if (dst16) {
+        *dst16 = load_tensor_bf16(m, t->name, t->shape[0], t->shape[1]);
+        return *dst16 ? 0 : -1;
+    }
     const float **dst = slot(m, t->layer >= 0 ? &m->layers[t->layer] : NULL, t->desc->id);
     if (!dst) return ds_fail("%s: tensor '%s' has no place in the model", m->dir, t->name);
     *dst = load_tensor(m, t->name, t->ndim, t->shape[0], t->ndim == 2 ? t->shape[1] : 0);
@@ -111,6 +151,7 @@ ds_model *ds_model_load(const char *dir) {
         return NULL;
     }
     m->dir = strdup(dir);
+    m->compute = ds_get_compute();
     char *path = ds_path_join(dir, "config.json");
     int failed = !m->dir || !path || ds_config_load(&m->cfg, path) || ds_weights_open_dir(&m->weights, dir);
     free(path);
@@ -126,7 +167,7 @@ ds_model *ds_model_load(const char *dir) {
         goto fail;
     }
     if (ds_config_tensors(c, load_one, m)) goto fail;
-    if (c->tie_word_embeddings) m->lm_head = m->embed;
+    if (c->tie_word_embeddings) m->lm_head = m->embed, m->lm_head16 = m->embed16;
     for (int l = 0; c->desc->differential && l < c->num_layers; l++) {
         const double *lam = m->layers[l].lambda;
         compute_lambda(&m->layers[l], c->head_dim, l);
@@ -156,6 +197,7 @@ void ds_model_free(ds_model *m) {
 const ds_config *ds_model_config(const ds_model *m) { return &m->cfg; }
 const char *ds_model_dir(const ds_model *m) { return m->dir; }
 const char *ds_model_storage_dtype(const ds_model *m) { return m->storage_dtype; }
+ds_compute ds_model_compute(const ds_model *m) { return m->compute; }
 
 void ds_model_lambda(const ds_model *m, int layer, double out[4]) {
     memcpy(out, m->layers[layer].lambda, sizeof m->layers[layer].lambda);

@@ -9,6 +9,17 @@ static int allow_nonfinite;
 void ds_set_allow_nonfinite(int allow) { allow_nonfinite = allow != 0; }
 int ds_get_allow_nonfinite(void) { return allow_nonfinite; }
 
+static ds_compute compute_mode = DS_COMPUTE_F32;
+static const char *const COMPUTE_NAMES[] = {[DS_COMPUTE_F32] = "f32", [DS_COMPUTE_BF16] = "bf16"};
+void ds_set_compute(ds_compute mode) { compute_mode = mode; }
+ds_compute ds_get_compute(void) { return compute_mode; }
+const char *ds_compute_name(ds_compute mode) { return COMPUTE_NAMES[mode == DS_COMPUTE_BF16]; }
+int ds_compute_parse(const char *name, ds_compute *mode) {
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(name, COMPUTE_NAMES[i])) return *mode = (ds_compute)i, 0;
+    return -1;
+}
+
 ds_session *ds_session_new(const ds_model *m, int max_tokens, int allow_long) {
     const ds_config *c = &m->cfg;
     if (max_tokens <= 0) {

@@ -1,0 +1,88 @@
+/* The bf16 compute mode's products (src/model/linear_bf16.c, dnnl_matmul.c) against a
+ * double-precision product of the same bf16-rounded operands, on whichever kernel this CPU
+ * runs (oneDNN's, or the widening path where oneDNN has no bf16 matmul), and the rounding of
+ * ds_f32_to_bf16 against hand-worked values. */
+#include <float.h>
+#include <omp.h>
+#include "test.h"
+#include "base/half.h"
+#include "diffscope/error.h"
+#include "diffscope/model.h"
+#include "model/linear_bf16.h"
+
+static float bits_to_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+TEST(bf16_round_nearest_even) {
+    CHECK(ds_f32_to_bf16(1.0f) == 0x3f80, "1.0");
+    /* 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to the even mantissa, 1 */
+    CHECK(ds_f32_to_bf16(1.0f + 0x1p-8f) == 0x3f80, "1 + 2^-8 -> %#x", ds_f32_to_bf16(1.0f + 0x1p-8f));
+    /* 1 + 3·2^-8 lies halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even): up */
+    CHECK(ds_f32_to_bf16(1.0f + 3 * 0x1p-8f) == 0x3f82, "1 + 3*2^-8 -> %#x", ds_f32_to_bf16(1.0f + 3 * 0x1p-8f));
+    CHECK(ds_f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f) == 0x3f81, "just above the tie rounds up");
+    CHECK(ds_f32_to_bf16(-2.0f) == 0xc000, "-2");
+    CHECK(ds_f32_to_bf16(INFINITY) == 0x7f80 && ds_f32_to_bf16(-INFINITY) == 0xff80, "infinities");
+    CHECK(isnan(ds_bf16_to_f32(ds_f32_to_bf16(NAN))), "NaN stays NaN");
+    CHECK(isnan(ds_bf16_to_f32(ds_f32_to_bf16(bits_to_f32(0x7f800001u)))), "a NaN with only low bits stays NaN");
+    CHECK(ds_f32_to_bf16(FLT_MAX) == 0x7f80, "FLT_MAX rounds to inf (beyond bf16's largest finite)");
+    CHECK(ds_f32_to_bf16(0x1p-130f) == 0x0008, "subnormal 2^-130 -> %#x", ds_f32_to_bf16(0x1p-130f));
+}
+
+/* A product of N rows through ds_linear_bf16, checked against double sums of bf16(x)·w + b.
+ * The f32 sums may be ordered any way: each is within in·2^-24·Σ|x·w| of the exact one. The
+ * check also fails when x is not rounded to bf16: that changes results by far more. */
+static void check_product(int n, int in, int out, int threads) {
+    float *x = malloc((size_t)n * in * sizeof *x), *b = malloc((size_t)out * sizeof *b);
+    float *y1 = malloc((size_t)n * out * sizeof *y1), *y2 = malloc((size_t)n * out * sizeof *y2);
+    uint16_t *w = malloc((size_t)out * in * sizeof *w);
+    REQUIRE(x && b && y1 && y2 && w, "out of memory");
+    unsigned seed = 12345u + (unsigned)(n * 7 + in * 13 + out);
+    for (size_t i = 0; i < (size_t)n * in; i++) x[i] = (float)((seed = seed * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
+    for (size_t i = 0; i < (size_t)out * in; i++)
+        w[i] = ds_f32_to_bf16((float)((seed = seed * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f);
+    for (int j = 0; j < out; j++) b[j] = 0.01f * (float)j;
+    /* two products of the same x, as q/k/v or gate/up: the second without a bias */
+    const int half = out / 2;
+    ds_linear_out o[2] = {{.y = y1, .b = b, .out = half, .w16 = w},
+                          {.y = y2, .b = NULL, .out = out - half, .w16 = w + (size_t)half * in}};
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    int rc = ds_linear_bf16(x, n, in, o, 2);
+    omp_set_num_threads(before);
+    REQUIRE(rc == 0, "ds_linear_bf16 failed: %s", ds_errmsg());
+    double worst = 0, worst_unrounded = 0;
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < out; j++) {
+            double exact = j < half ? b[j] : 0, unrounded = exact, mag = 0;
+            for (int i = 0; i < in; i++) {
+                double xi = ds_bf16_to_f32(ds_f32_to_bf16(x[(size_t)t * in + i])), wi = ds_bf16_to_f32(w[(size_t)j * in + i]);
+                exact += xi * wi;
+                unrounded += (double)x[(size_t)t * in + i] * wi;
+                mag += fabs(xi * wi);
+            }
+            double got = j < half ? y1[(size_t)t * half + j] : y2[(size_t)t * (out - half) + j - half];
+            double bound = in * 0x1p-24 * mag + 1e-6;
+            if (fabs(got - exact) / bound > worst) worst = fabs(got - exact) / bound;
+            if (fabs(unrounded - exact) / bound > worst_unrounded) worst_unrounded = fabs(unrounded - exact) / bound;
+        }
+    CHECK(worst <= 1.0, "%d x %d x %d on %d threads: error %.3g of the f32 summation bound", n, in, out, threads, worst);
+    CHECK(worst_unrounded > 4.0, "%d x %d x %d: unrounded x is only %.3g bounds away, the check could not tell", n, in,
+          out, worst_unrounded);
+    free(x), free(b), free(y1), free(y2), free(w);
+}
+
+TEST(bf16_products_match_double) {
+    printf("# bf16 kernel: %s (oneDNN: %s)\n", ds_bf16_kernel(), ds_bf16_impl());
+    const int shapes[][3] = {{1, 64, 40}, {1, 300, 260}, {3, 96, 130}, {130, 64, 300}, {257, 200, 96}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int threads = 1; threads <= 2; threads++) check_product(shapes[i][0], shapes[i][1], shapes[i][2], threads);
+}
+
+int main(void) {
+    RUN(bf16_round_nearest_even);
+    RUN(bf16_products_match_double);
+    return test_summary();
+}
