@@ -84,6 +84,16 @@ $(FLAGS_STAMP): FORCE
 	@echo '$(CC) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS)' >$@
 .PHONY: FORCE
 
+# The commit the build is made from, which provenance records (src/io/provenance.c): the
+# header is rewritten only when `git describe` says something new, "unknown" outside git.
+GIT_COMMIT_H = $(BUILD)/git_commit.h
+$(GIT_COMMIT_H): FORCE
+	@mkdir -p $(dir $@)
+	@line="#define DS_GIT_COMMIT \"$$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)\""; \
+	 echo "$$line" | cmp -s - $@ || echo "$$line" >$@
+$(BUILD)/src/io/provenance.o: $(GIT_COMMIT_H)
+$(BUILD)/src/io/provenance.o: CFLAGS += -I$(BUILD)
+
 $(BUILD)/src/%.o: src/%.c $(DEPS_STAMP) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@

@@ -115,9 +115,7 @@ def main():
             f.attrs[name] = np.int32(v)
         f.attrs["config"] = json.dumps(config)
         f.attrs["prompt"] = "".join(w.replace("\u2581", " ") for w in texts[1:])
-        f.attrs["model_path"] = "synthetic"
-        f.attrs["tool_version"] = "make_sample_dump.py"
-        f.attrs["created"] = "2025-01-01T00:00:00Z"
+        f.create_group("provenance").attrs["command"] = "tools/make_sample_dump.py"
         f.attrs["layers"] = np.arange(L, dtype=np.int32)
         f.attrs["what"] = "softmax,diff,groupnorm" if diff else "softmax"
         f.create_dataset("tokens/ids", data=ids)

@@ -15,6 +15,7 @@
 #include "diffscope/intervene.h"
 #include "diffscope/model.h"
 #include "diffscope/probe.h"
+#include "diffscope/provenance.h"
 #include "diffscope/span.h"
 #include "diffscope/table5.h"
 #include "diffscope/tokenizer.h"

@@ -17,6 +17,7 @@
 #define DIFFSCOPE_DUMP_H
 #include "diffscope/dump_format.h"
 #include "diffscope/model.h"
+#include "diffscope/provenance.h"
 
 enum {
     DS_DUMP_SOFTMAX = 1 << 0,   /* softmax1/softmax2 (DiffLlama) or softmax (Llama) */
@@ -41,8 +42,8 @@ typedef struct {
     int force;              /* overwrite an existing file; write even when the estimated size
                              * exceeds the free space (else refused before the forward pass) */
     const char *prompt;     /* root attribute (may be NULL) */
-    const char *model_path;
-    const char *tool_version; /* NULL: DS_VERSION */
+    const ds_provenance *provenance; /* /provenance; NULL: a record of this process and the
+                                      * model's folder, without command line or interventions */
     char *const *token_text; /* [T] labels (NULL entries: the id is used) */
 } ds_dump_opts;
 

@@ -4,6 +4,7 @@
  * in the file, so the format version has to change with it.
  *
  *   /                                   root attributes DS_DUMP_ATTR_FORMAT ... _WHAT
+ *   /provenance                         how the file was made (diffscope/provenance.h)
  *   /tokens/{ids,text}
  *   /layers/{l}/attn/{map}              one dataset per ds_map, attribute DS_DUMP_ATTR_HEADS;
  *                                       the group carries the λ attributes (DiffLlama)
@@ -41,9 +42,6 @@ const char *ds_map_name(ds_map map);
 #define DS_DUMP_ATTR_NUM_TOKENS "num_tokens"
 #define DS_DUMP_ATTR_CONFIG "config"
 #define DS_DUMP_ATTR_PROMPT "prompt"
-#define DS_DUMP_ATTR_MODEL_PATH "model_path"
-#define DS_DUMP_ATTR_TOOL_VERSION "tool_version"
-#define DS_DUMP_ATTR_CREATED "created"
 #define DS_DUMP_ATTR_LAYERS "layers"
 #define DS_DUMP_ATTR_WHAT "what"
 #define DS_DUMP_ATTR_ALLOW_NONFINITE "allow_nonfinite" /* 1, only when NaN/inf were let through */

@@ -13,10 +13,11 @@ from .labelled import Labelled
 from .model import Cache, Model, get_threads, load, set_threads
 from .patch import Patch, read_patch
 from .probes import Hook, ablate_head, lambda_override
-from .readers import Compare, Dump, Needle, read_compare, read_dump, read_needle
+from .readers import Compare, Dump, Needle, read_compare, read_dump, read_needle, read_provenance
 from .sweep import Sweep, read_sweep
 from .tokenizer import Tokenizer
 
 __all__ = ["Error", "Labelled", "Cache", "Model", "load", "set_threads", "get_threads", "Hook", "ablate_head",
-           "lambda_override", "Patch", "read_patch", "Compare", "Dump", "Needle", "read_compare", "read_dump", "read_needle", "Sweep", "read_sweep",
+           "lambda_override", "Patch", "read_patch", "Compare", "Dump", "Needle", "read_compare", "read_dump", "read_needle",
+           "read_provenance", "Sweep", "read_sweep",
            "Tokenizer"]

@@ -31,13 +31,32 @@ def _open(path, fmt):
     return f
 
 
+def _provenance(f):
+    """The record of group /provenance of the open h5py file F as a dict, the same as the
+    "provenance" object of the JSON outputs (docs/dump-format.md#provenance); {} without one."""
+    g = f.get("provenance")
+    if g is None:
+        return {}
+    out = {}
+    for k, v in g.attrs.items():
+        if isinstance(v, np.ndarray):
+            out[k] = [_text(x) for x in v]
+        elif isinstance(v, np.integer):
+            out[k] = int(v)
+        else:
+            out[k] = _text(v)
+    return out
+
+
 class _File:
-    """An open HDF5 output: attrs (root attributes, strings decoded), close / context manager."""
+    """An open HDF5 output: attrs (root attributes, strings decoded), provenance (how the file
+    was made, a dict), close / context manager."""
 
     def __init__(self, path, fmt):
         self.path = str(path)
         self._f = _open(self.path, fmt)
         self.attrs = {k: _text(v) for k, v in self._f.attrs.items()}
+        self.provenance = _provenance(self._f)
 
     def close(self):
         self._f.close()
@@ -257,6 +276,7 @@ class Needle:
         if not isinstance(d, dict) or not isinstance(d.get("models"), list) or "depths" not in d:
             raise Error("%s: not the JSON of `diffscope needle --json` (no models or depths)" % self.path)
         self.raw = d
+        self.provenance = d.get("provenance", {})
         self.mode = d.get("mode")
         self.depths = list(d["depths"])
         try:
@@ -267,6 +287,25 @@ class Needle:
     def __repr__(self):
         return "<diffscope.Needle %s: %s, depths %s, models %s>" % (self.path, self.mode, self.depths,
                                                                   ", ".join(self.models))
+
+
+def read_provenance(path):
+    """How the output file PATH was made, as a dict (docs/dump-format.md#provenance): the group
+    /provenance of an HDF5 file of any kind, or the "provenance" object of a saved JSON output;
+    {} when it has none."""
+    import h5py
+    path = str(path)
+    try:
+        if h5py.is_hdf5(path):
+            with h5py.File(path, "r") as f:
+                return _provenance(f)
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except FileNotFoundError:
+        raise Error("%s: no such file" % path) from None
+    except (OSError, ValueError) as e:
+        raise Error("%s: neither an HDF5 file nor JSON (%s)" % (path, e)) from None
+    return d.get("provenance", {}) if isinstance(d, dict) else {}
 
 
 def read_dump(path):

@@ -3,6 +3,7 @@
 #ifndef DIFFSCOPE_CLI_INPUT_H
 #define DIFFSCOPE_CLI_INPUT_H
 #include "diffscope/model.h"
+#include "diffscope/provenance.h"
 #include "cli/cli.h"
 #include "cli/cli_opt.h"
 
@@ -79,6 +80,13 @@ void cli_free_labels(char **labels, int n);
 
 /* Registers the --lambda-override and --ablate-head interventions on P (before any reader). */
 int cli_add_interventions(const cli_input *in, const ds_model *m, ds_probes *p);
+
+/* Provenance records (diffscope/provenance.h, src/cli/cli_provenance.c). main() saves the
+ * command line; cli_provenance makes a record of this process with it, the model folders
+ * MODELS[0..NMODELS) in the output's order, and IN's interventions (IN may be NULL). Make it
+ * after the thread count is set (cli_run_open sets it). NULL with a message on failure. */
+void cli_set_command_line(int argc, char **argv);
+ds_provenance *cli_provenance(const char *const *models, int nmodels, const cli_input *in);
 
 /* Draws PG (started with the layer count as total) as each layer finishes; it is drawn only
  * when stderr is a terminal. Register it after the probes whose work it should count. */

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/compare.h"
+#include "diffscope/provenance.h"
 #include "diffscope/span.h"
 #include "diffscope/tokenizer.h"
 #include "base/path.h"
@@ -146,11 +147,16 @@ int cmd_compare(int argc, char **argv) {
     r.prompt = in.prompt, r.span_text = co.span_text;
     rc = run_model(&r, &co, &in, 0);
     if (!rc && co.model_b) rc = run_model(&r, &co, &in, 1);
+    const char *models[2] = {co.model_a, co.model_b};
+    ds_provenance *pv = rc ? NULL : cli_provenance(models, r.nmodels, &in);
+    if (!rc && !pv) rc = cli_lib_error();
+    r.provenance = pv;
     if (!rc && co.out_path && cmp_write_h5(co.out_path, co.force, &r)) rc = cli_lib_error();
     if (!rc) {
         if (co.json) rc = cmp_print_json(stdout, &r) ? cli_lib_error() : DS_EXIT_OK;
         else cmp_print_table(stdout, &r);
     }
+    ds_provenance_free(pv);
     for (int i = 0; i < r.nmodels; i++) ds_attn_stats_free(r.models[i].st);
     cli_free_labels(r.labels, r.T);
     free(r.ids);

@@ -9,6 +9,7 @@
 #include "cli/cli_input.h"
 #include "cli/commands.h"
 #include "diffscope/dump.h"
+#include "io/provenance.h"
 #include <cjson/cJSON.h>
 
 static const char *usage =
@@ -63,7 +64,7 @@ static int write_dump(cli_run *run, const ds_dump_opts *d, const char *out_path)
     return rc;
 }
 
-static int report(const char *out_path, int tokens, double secs, int json) {
+static int report(const char *out_path, int tokens, double secs, int json, const ds_provenance *pv) {
     struct stat st;
     long long size = stat(out_path, &st) ? -1 : (long long)st.st_size;
     if (!json) {
@@ -75,6 +76,10 @@ static int report(const char *out_path, int tokens, double secs, int json) {
     cJSON_AddNumberToObject(o, "tokens", tokens);
     cJSON_AddNumberToObject(o, "seconds", secs);
     cJSON_AddNumberToObject(o, "bytes", (double)size);
+    if (ds_provenance_add_to_json(pv, o)) {
+        cJSON_Delete(o);
+        return -1;
+    }
     return cli_print_json(o);
 }
 
@@ -82,20 +87,22 @@ static int run_dump(const char *model_dir, const cli_input *in, ds_dump_opts *d,
     cli_run run = {.want_labels = 1};
     int rc = cli_run_open(&run, model_dir, in, 0);
     if (rc) return rc;
+    ds_provenance *pv = cli_provenance(&model_dir, 1, in);
     d->prompt = in->prompt;
-    d->model_path = model_dir;
+    d->provenance = pv;
     d->token_text = run.labels;
     double t0 = cli_now();
-    if (check_selection(d, ds_model_config(run.m)) || write_dump(&run, d, out_path) ||
-        report(out_path, run.n, cli_now() - t0, json))
+    if (!pv || check_selection(d, ds_model_config(run.m)) || write_dump(&run, d, out_path) ||
+        report(out_path, run.n, cli_now() - t0, json, pv))
         rc = cli_lib_error();
+    ds_provenance_free(pv);
     cli_run_close(&run);
     return rc;
 }
 
 int cmd_dump(int argc, char **argv) {
     cli_input in = {0};
-    ds_dump_opts d = {.what = DS_DUMP_DEFAULT, .topk = 100, .tool_version = DS_VERSION};
+    ds_dump_opts d = {.what = DS_DUMP_DEFAULT, .topk = 100};
     const char *out_path = NULL, *dtype = "f32";
     cli_list layers = {0}, heads = {0};
     int json = 0, rc = DS_EXIT_INPUT;

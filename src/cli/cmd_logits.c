@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "base/fileio.h"
 #include "io/h5out.h"
+#include "io/provenance.h"
 #include "diffscope/hidden_states.h"
 
 static const char *usage =
@@ -17,19 +18,23 @@ static const char *usage =
     "entry 0 = embeddings, entry i = output of layer i-1, the last entry after the final norm,\n"
     "as transformers' output_hidden_states.\n\n";
 
-/* /logits, /hidden_states, /input_ids and the model path, committed to OUT_PATH. */
-static int write_file(const char *out_path, int force, const cli_run *run, const float *logits, const float *hidden) {
+/* /logits, /hidden_states, /input_ids and /provenance, committed to OUT_PATH. */
+static int write_file(const char *out_path, int force, const cli_run *run, const cli_input *in, const float *logits,
+                      const float *hidden) {
     const ds_config *c = ds_model_config(run->m);
+    ds_provenance *pv = cli_provenance(&run->dir, 1, in);
     ds_h5out out;
-    if (ds_h5out_open(&out, out_path, force)) return -1;
+    if (!pv || ds_h5out_open(&out, out_path, force)) return ds_provenance_free(pv), -1;
     hsize_t d2[2] = {(hsize_t)run->n, (hsize_t)c->vocab_size};
     hsize_t d3[3] = {(hsize_t)c->num_layers + 1, (hsize_t)run->n, (hsize_t)c->hidden_size};
     hsize_t d1[1] = {(hsize_t)run->n};
     if (ds_h5_write_f32(out.file, "logits", 2, d2, logits) || ds_h5_write_f32(out.file, "hidden_states", 3, d3, hidden) ||
-        ds_h5_write_i32(out.file, "input_ids", 1, d1, run->ids) || ds_h5_attr_str(out.file, "model_path", run->dir)) {
+        ds_h5_write_i32(out.file, "input_ids", 1, d1, run->ids) || ds_provenance_write_h5(pv, out.file)) {
+        ds_provenance_free(pv);
         ds_h5out_abort(&out);
         return -1;
     }
+    ds_provenance_free(pv);
     return ds_h5out_commit(&out);
 }
 
@@ -57,7 +62,7 @@ int cmd_logits(int argc, char **argv) {
     if (!failed && !force) failed = ds_check_free_space(out_path, bytes);
     if (!failed)
         failed = ds_hidden_states_attach(run.p, &hs) || ds_forward(run.s, run.ids, run.n, logits, 0, run.p) ||
-                 write_file(out_path, force, &run, logits, hs.out);
+                 write_file(out_path, force, &run, &in, logits, hs.out);
     rc = failed ? cli_lib_error() : DS_EXIT_OK;
     free(hs.out);
     free(logits);

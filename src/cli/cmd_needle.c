@@ -228,6 +228,7 @@ static int run_needle(const needle_opts *no, const cli_input *in) {
     needle_prompt_set ps = {0};
     ds_tokenizer *t = NULL;
     ds_model *m = NULL;
+    ds_provenance *pv = NULL;
     ds_config ca;
     /* The prompts come from A's config.json and tokenizer, before any weights are read. */
     if (cli_load_config(no->model[0], &ca)) return cli_lib_error();
@@ -245,8 +246,11 @@ static int run_needle(const needle_opts *no, const cli_input *in) {
         nmodels = i + 1;
         if (run_model(no, in, i, m, t, &ps, &nm[i])) goto fail;
     }
-    if (!no->json) needle_print_table(no, &ps, nm, nmodels);
-    if (!no->json || !needle_print_json(no, &ps, t, nm, nmodels)) rc = DS_EXIT_OK;
+    needle_opts done = *no;
+    if (!(pv = cli_provenance(no->model, nmodels, in))) goto fail;
+    done.provenance = pv;
+    if (!no->json) needle_print_table(&done, &ps, nm, nmodels);
+    if (!no->json || !needle_print_json(&done, &ps, t, nm, nmodels)) rc = DS_EXIT_OK;
     else rc = cli_lib_error();
     goto out;
 fail:
@@ -257,6 +261,7 @@ out:
     ds_model_free(m);
     ds_tokenizer_free(t);
     ds_config_free(&ca);
+    ds_provenance_free(pv);
     return rc;
 }
 

@@ -160,6 +160,7 @@ static int prepare_dir(const sweep_opts *o, const char *dir, int rank) {
 typedef struct {
     ds_model *m[2];
     ds_session *s[2];
+    ds_provenance *maps_provenance[2]; /* of each model's map files (--dump-layers) */
 } sweep_models;
 
 static int load_models(const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, int a, int b,
@@ -167,28 +168,29 @@ static int load_models(const sweep_opts *o, const sweep_setup *su, const sweep_p
     int maxlen = 1;
     for (int i = a; i < b; i++) maxlen = ps->p[i].n > maxlen ? ps->p[i].n : maxlen;
     for (int m = 0; m < su->nmodels; m++)
-        if (!(sm->m[m] = ds_model_load(o->model[m])) || !(sm->s[m] = ds_session_new(sm->m[m], maxlen, o->in.allow_long)))
+        if (!(sm->m[m] = ds_model_load(o->model[m])) || !(sm->s[m] = ds_session_new(sm->m[m], maxlen, o->in.allow_long)) ||
+            (o->maps && !(sm->maps_provenance[m] = cli_provenance(&o->model[m], 1, m ? NULL : &o->in))))
             return -1;
     return 0;
 }
 
 static void free_models(sweep_models *sm) {
-    for (int m = 0; m < 2; m++) ds_session_free(sm->s[m]), ds_model_free(sm->m[m]);
+    for (int m = 0; m < 2; m++)
+        ds_session_free(sm->s[m]), ds_model_free(sm->m[m]), ds_provenance_free(sm->maps_provenance[m]);
 }
 
 /* Model M's maps of prompt P (index I), kept as a dump file: its hooks are added to PROBES
  * before the statistics' (as `diffscope dump` adds them after the interventions). */
 static ds_dump *begin_maps(const sweep_opts *o, const char *dir, int m, const sweep_prompt *p, int i,
-                           const ds_model *model, ds_probes *probes) {
+                           const sweep_models *sm, ds_probes *probes) {
     ds_dump_opts d = {.what = DS_DUMP_SOFTMAX | DS_DUMP_DIFF, .layers = o->map_layers, .nlayers = o->nmap_layers,
-                      .heads = o->map_heads, .nheads = o->nmap_heads, .model_path = o->model[m],
-                      .tool_version = DS_VERSION};
+                      .heads = o->map_heads, .nheads = o->nmap_heads, .provenance = sm->maps_provenance[m]};
     char *path = sweep_maps_path(dir, m ? "B" : "A", i);
     ds_dump *dump = NULL;
     if (!path) return NULL;
     /* A file without its journal record is from a run killed in between: made again. */
     if (unlink(path) && errno != ENOENT) ds_fail("%s: cannot replace: %s", path, strerror(errno));
-    else dump = ds_dump_begin(path, &d, model, p->ids, p->n, probes);
+    else dump = ds_dump_begin(path, &d, sm->m[m], p->ids, p->n, probes);
     free(path);
     return dump;
 }
@@ -208,7 +210,7 @@ static int run_prompt(const sweep_opts *o, const sweep_setup *su, const char *di
         ds_dump *maps = NULL;
         if (!probes) ds_failc(DS_ERR_NOMEM, "out of memory");
         else if ((m > 0 || !cli_add_interventions(&o->in, sm->m[m], probes)) && /* interventions are A's */
-                 (!o->maps || (maps = begin_maps(o, dir, m, p, i, sm->m[m], probes))))
+                 (!o->maps || (maps = begin_maps(o, dir, m, p, i, sm, probes))))
             st = cmp_run(sm->m[m], sm->s[m], probes, p->ids, p->n, &so, &top1);
         if (maps && !st) ds_dump_abort(maps);
         else if (maps && ds_dump_finish(maps, NULL)) ds_attn_stats_free(st), st = NULL;
@@ -263,23 +265,14 @@ static int run_range(const sweep_opts *o, const sweep_setup *su, const sweep_pro
 
 /* ---- the command ---- */
 
-static char *command_line(int argc, char **argv) {
-    size_t n = 16;
-    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
-    char *s = malloc(n);
-    if (!s) return NULL;
-    strcpy(s, "diffscope");
-    for (int i = 0; i < argc; i++) strcat(strcat(s, " "), argv[i]);
-    return s;
-}
-
 /* Everything after option parsing; RANK 0 of NRANKS writes the master (unless --shard). */
-static int sweep(sweep_opts *o, int rank, int nranks, const char *command) {
+static int sweep(sweep_opts *o, int rank, int nranks) {
     sweep_setup su = {0};
     sweep_prompts ps = {0};
     sweep_models sm = {0};
     sweep_aggs ag = {0};
     void **recs = NULL;
+    ds_provenance *pv = NULL;
     char *dir = sweep_dir(o->out);
     int part = o->shard_n ? o->shard_i : rank, parts = o->shard_n ? o->shard_n : nranks;
     sweep_times t = {.start = cli_now()};
@@ -306,10 +299,13 @@ static int sweep(sweep_opts *o, int rank, int nranks, const char *command) {
                         "command with --merge instead of --shard\n", o->shard_i, o->shard_n, first[part],
                 first[part + 1] - 1, cli_now() - t.start, t.setup, t.load, t.ran, t.run, t.shard, o->shard_n);
     else if (!rc && rank == 0) {
-        rc = sweep_master_write(o, &su, &ps, parts, command, &ag);
+        o->provenance = pv = cli_provenance(o->model, o->model[1] ? 2 : 1, &o->in);
+        rc = !pv || sweep_master_write(o, &su, &ps, parts, &ag);
         if (!rc && o->json) rc = sweep_print_json(o, &su, &ps, &ag);
         else if (!rc) sweep_print_table(o, &su, &ps, &ag);
     }
+    ds_provenance_free(pv);
+    o->provenance = NULL;
     sweep_aggs_free(&ag);
     sweep_journal_free(recs, ps.n);
     free_models(&sm);
@@ -355,7 +351,6 @@ int cmd_sweep(int argc, char **argv) {
          "... of these heads (differential heads for DiffLlama;\ndefault all when --dump-layers is given)"},
         {0}};
     const cli_cmd cmd = {"sweep", usage, "--lambda-override and --ablate-head apply to A only.\n", opts};
-    char *command = command_line(argc, argv);
     if (cli_parse(&cmd, argc, argv, &rc)) goto out;
     o.lengths = lengths.v, o.nlengths = lengths.n;
     o.map_layers = map_layers.v, o.nmap_layers = map_layers.n, o.map_heads = map_heads.v, o.nmap_heads = map_heads.n;
@@ -372,13 +367,13 @@ int cmd_sweep(int argc, char **argv) {
         goto out;
     }
     cli_input_apply(&o.in);
-    int r = sweep(&o, rank, nranks, command ? command : "diffscope sweep");
+    int r = sweep(&o, rank, nranks);
     /* Only rank 0 reports a problem every rank has (bad input); a rank's own failure, each. */
     rc = r == -1 ? cli_exit_status(ds_errcode()) : r ? DS_EXIT_INPUT : DS_EXIT_OK;
     if (r == -1 && (rank == 0 || !strstr(ds_errmsg(), ".jsonl:"))) cli_lib_error();
 out:
     sweep_mpi_finalize();
     cli_opts_free(opts);
-    free(o.depths), free(command);
+    free(o.depths);
     return rc;
 }

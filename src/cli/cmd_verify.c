@@ -3,7 +3,9 @@
  * the same kind of object, and numeric where the reference is numeric, of the same shape) and
  * every numeric attribute. Numbers are compared element-wise with numpy's allclose rule
  * |a - b| <= atol + rtol * |b|, except that an infinity matches only the same infinity and a NaN
- * only a NaN (the NaN pairs are counted and reported). Exit 1 when anything fails. */
+ * only a NaN (the NaN pairs are counted and reported). Exit 1 when anything fails. The
+ * provenance records (/provenance) are not numbers to check: verify names the fields that
+ * differ, and --provenance shows their values instead of checking numbers. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,15 +13,20 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "io/h5in.h"
+#include "io/provenance.h"
 #include <cjson/cJSON.h>
 
 static const char *usage =
-    "usage: diffscope verify DUMP REFERENCE [--atol A] [--rtol R] [--json]\n\n"
+    "usage: diffscope verify DUMP REFERENCE [--atol A] [--rtol R] [--json]\n"
+    "       diffscope verify DUMP REFERENCE --provenance [--json]\n\n"
     "Checks DUMP against REFERENCE: every group, dataset and numeric attribute of REFERENCE must\n"
     "be in DUMP (numeric where REFERENCE is, same shape), and every number must satisfy\n"
     "|a - b| <= atol + rtol * |b| (default atol 1e-5, rtol 1e-4); an infinity must be the same\n"
     "infinity and a NaN a NaN (NaN pairs are counted). Prints the maximum absolute and relative\n"
-    "error of each. Exit status 1 when anything fails, 2 when a file is unreadable.\n\n";
+    "error of each. Exit status 1 when anything fails, 2 when a file is unreadable.\n"
+    "The files' provenance records (/provenance: command line, interventions, model hashes,\n"
+    "threads, ...) are left out of the check; the fields that differ are named on stderr.\n"
+    "--provenance prints those fields' values instead (- DUMP, + REFERENCE), exit status 0.\n\n";
 
 typedef struct {
     hid_t dump, ref;
@@ -208,10 +215,16 @@ static void compare_attrs(verify_ctx *v, const char *path) {
     H5Oclose(o);
 }
 
+/* 1 for the provenance group and what is under it: a record of how the file was made. */
+static int is_provenance(const char *name) {
+    size_t n = strlen(DS_PROVENANCE_GROUP) - 1;
+    return !strncmp(name, DS_PROVENANCE_GROUP + 1, n) && (!name[n] || name[n] == '/');
+}
+
 /* One object of REFERENCE: it must be in DUMP as the same kind of object. */
 static herr_t visit(hid_t group, const char *name, const H5L_info_t *info, void *u) {
     verify_ctx *v = u;
-    if (info->type != H5L_TYPE_HARD) return 0;
+    if (info->type != H5L_TYPE_HARD || is_provenance(name)) return 0;
     size_t n = strlen(name) + 2;
     char *path = malloc(n);
     if (!path) return -1;
@@ -231,6 +244,7 @@ static herr_t visit(hid_t group, const char *name, const H5L_info_t *info, void 
 static herr_t count_extra(hid_t group, const char *name, const H5L_info_t *info, void *u) {
     void **ctx = u;
     verify_ctx *v = ctx[0];
+    if (is_provenance(name)) return 0;
     size_t n = strlen(name) + 2;
     char *path = malloc(n);
     if (!path) return -1;
@@ -240,12 +254,67 @@ static herr_t count_extra(hid_t group, const char *name, const H5L_info_t *info,
     return 0;
 }
 
+/* ---- provenance ---- */
+
+/* A field's value as one line: text as it is, lists and numbers as JSON. */
+static void print_value(char sign, const char *name, const cJSON *x) {
+    char *s = !x ? NULL : cJSON_IsString(x) ? x->valuestring : cJSON_PrintUnformatted(x);
+    printf("%c %s: %s\n", sign, name, x ? (s ? s : "?") : "(absent)");
+    if (s && !cJSON_IsString(x)) free(s);
+}
+
+/* The two files' records (*A from DUMP, *B from REFERENCE; NULL when a file has none) and the
+ * names of the fields that differ. */
+static int read_provenances(hid_t dump, hid_t ref, cJSON **a, cJSON **b, cJSON **names) {
+    *a = *b = *names = NULL;
+    if (ds_provenance_read_h5(dump, a) || ds_provenance_read_h5(ref, b)) return -1;
+    return (*names = ds_provenance_diff(*a, *b)) ? 0 : -1;
+}
+
+/* --provenance: the differing fields' values, "- " DUMP's and "+ " REFERENCE's, or with JSON
+ * {"dump": record, "reference": record, "differ": [names]} (null for a file without one). */
+static int show_provenance(const verify_ctx *v, const char *dump_path, const char *ref_path) {
+    cJSON *a, *b, *names;
+    if (read_provenances(v->dump, v->ref, &a, &b, &names)) return cli_lib_error();
+    int rc = DS_EXIT_OK, n = cJSON_GetArraySize(names);
+    if (v->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "dump", a ? a : cJSON_CreateNull());
+        cJSON_AddItemToObject(o, "reference", b ? b : cJSON_CreateNull());
+        cJSON_AddItemToObject(o, "differ", names);
+        a = b = names = NULL;
+        if (cli_print_json(o)) rc = cli_lib_error();
+    } else {
+        printf("--- %s%s\n+++ %s%s\n", dump_path, a ? "" : " (no provenance)", ref_path, b ? "" : " (no provenance)");
+        for (const cJSON *e = names ? names->child : NULL; e; e = e->next) {
+            print_value('-', e->valuestring, cJSON_GetObjectItemCaseSensitive(a, e->valuestring));
+            print_value('+', e->valuestring, cJSON_GetObjectItemCaseSensitive(b, e->valuestring));
+        }
+    }
+    if (rc == DS_EXIT_OK) fprintf(stderr, "diffscope: provenance: %d field%s differ%s\n", n, n == 1 ? "" : "s", n == 1 ? "s" : "");
+    cJSON_Delete(a), cJSON_Delete(b), cJSON_Delete(names);
+    return rc;
+}
+
+/* After the numeric check: one line naming the provenance fields that differ, if any. */
+static void note_provenance(const verify_ctx *v) {
+    cJSON *a, *b, *names;
+    if (!read_provenances(v->dump, v->ref, &a, &b, &names) && a && b && cJSON_GetArraySize(names)) {
+        fprintf(stderr, "diffscope: provenance differs in");
+        for (const cJSON *e = names->child; e; e = e->next) fprintf(stderr, "%s %s", e == names->child ? "" : ",", e->valuestring);
+        fprintf(stderr, " (verify --provenance shows the values)\n");
+    }
+    cJSON_Delete(a), cJSON_Delete(b), cJSON_Delete(names);
+}
+
 int cmd_verify(int argc, char **argv) {
     verify_ctx v = {.atol = 1e-5, .rtol = 1e-4};
-    int rc;
+    int rc, provenance = 0;
     const cli_opt opts[] = {{"atol", 0, CLI_DOUBLE, &v.atol, 0, HUGE_VAL, "A", "absolute tolerance"},
                             {"rtol", 0, CLI_DOUBLE, &v.rtol, 0, HUGE_VAL, "R", "relative tolerance"},
                             {"json", 0, CLI_FLAG, &v.json, 0, 0, NULL, "a JSON array of comparisons on stdout"},
+                            {"provenance", 0, CLI_FLAG, &provenance, 0, 0, NULL,
+                             "show how the files' provenance records differ instead"},
                             {0}};
     const cli_cmd cmd = {"verify", usage, NULL, opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
@@ -257,6 +326,12 @@ int cmd_verify(int argc, char **argv) {
         H5Fclose(v.dump);
         return cli_lib_error();
     }
+    if (provenance) {
+        rc = show_provenance(&v, argv[optind], argv[optind + 1]);
+        H5Fclose(v.dump);
+        H5Fclose(v.ref);
+        return rc;
+    }
     if (v.json) v.rows = cJSON_CreateArray();
     else
         printf("%-48s %-16s %11s %11s  %s\n", "dataset", "shape", "max_abs", "max_rel", "status");
@@ -265,6 +340,7 @@ int cmd_verify(int argc, char **argv) {
     void *ctx[2] = {&v, &extra};
     herr_t walked = H5Lvisit(v.ref, H5_INDEX_NAME, H5_ITER_INC, visit, &v);
     if (walked >= 0) walked = H5Lvisit(v.dump, H5_INDEX_NAME, H5_ITER_INC, count_extra, ctx);
+    if (walked >= 0) note_provenance(&v);
     H5Fclose(v.dump);
     H5Fclose(v.ref);
     if (walked < 0) {

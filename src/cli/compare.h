@@ -29,6 +29,7 @@ typedef struct {
     int per_head;
     int nmodels;
     cmp_model models[2];
+    const ds_provenance *provenance;
 } cmp_result;
 
 /* Runs IDS[0..T) through M in session S (reset first) with the statistics of O added to P

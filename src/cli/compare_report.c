@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "cli/compare.h"
 #include "io/h5out.h"
+#include "io/provenance.h"
 
 const char *const cmp_metric_names[5] = {"answer_mass", "noise_mass", "sink_mass", "entropy", "sparsity"};
 static const char *const metric_help[5] = {
@@ -220,7 +221,7 @@ int cmp_print_json(FILE *f, const cmp_result *r) {
     if (r->span_text) cJSON_AddStringToObject(o, "span_text", r->span_text);
     cJSON *models = cJSON_AddArrayToObject(o, "models");
     for (int i = 0; models && i < r->nmodels; i++) cJSON_AddItemToArray(models, model_json(r, &r->models[i]));
-    char *s = cJSON_Print(o);
+    char *s = ds_provenance_add_to_json(r->provenance, o) ? NULL : cJSON_Print(o);
     cJSON_Delete(o);
     if (!s) return ds_failc(DS_ERR_NOMEM, "out of memory for JSON output");
     fprintf(f, "%s\n", s);
@@ -300,7 +301,7 @@ int cmp_write_h5(const char *path, int force, const cmp_result *r) {
     hid_t f = o.file;
     hsize_t n = (hsize_t)r->T;
     int rc = ds_h5_attr_str(f, "format", CMP_FORMAT) || ds_h5_attr_int(f, "format_version", CMP_FORMAT_VERSION) ||
-             ds_h5_attr_str(f, "tool_version", DS_VERSION) || ds_h5_attr_int(f, "query_pos", r->query) ||
+             ds_provenance_write_h5(r->provenance, f) || ds_h5_attr_int(f, "query_pos", r->query) ||
              ds_h5_attr_int(f, "span_begin", r->span_end ? r->span_begin : -1) ||
              ds_h5_attr_int(f, "span_end", r->span_end ? r->span_end : -1) ||
              ds_h5_attr_str(f, "prompt", r->prompt ? r->prompt : "") ||

@@ -2,8 +2,10 @@
 #include <hdf5.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "cli/cli_input.h"
 #include "cli/commands.h"
 #include "base/tmpfiles.h"
 #include "io/outfile.h"
@@ -72,4 +74,12 @@ static int run(int argc, char **argv) {
     return cli_error("unknown command '%s' (see diffscope --help)", argv[1]);
 }
 
-int main(int argc, char **argv) { return finish(run(argc, argv)); }
+int main(int argc, char **argv) {
+    /* Provenance records the command line as given; getopt reorders ARGV as it parses. */
+    char **given = malloc(((size_t)argc + 1) * sizeof *given);
+    if (given) memcpy(given, argv, ((size_t)argc + 1) * sizeof *given);
+    cli_set_command_line(given ? argc : 0, given);
+    int rc = finish(run(argc, argv));
+    free(given);
+    return rc;
+}

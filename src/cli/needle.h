@@ -11,6 +11,7 @@
 #define DIFFSCOPE_CLI_NEEDLE_H
 #include <stdint.h>
 #include "diffscope/attn_stats.h"
+#include "diffscope/provenance.h"
 #include "diffscope/tokenizer.h"
 
 typedef struct {
@@ -69,6 +70,7 @@ typedef struct {
     int N;          /* context tokens (text: resolved by build_prompts when not given) */
     int pairs, trials, json;
     int seed;
+    const ds_provenance *provenance;
 } needle_opts;
 
 typedef struct {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/needle.h"
+#include "io/provenance.h"
 
 double needle_last_half(const double *x, int L) {
     double sum = 0;
@@ -136,7 +137,7 @@ int needle_print_json(const needle_opts *no, const needle_prompt_set *ps, const 
     }
     cJSON *models = cJSON_AddArrayToObject(o, "models");
     for (int i = 0; models && i < nmodels; i++) cJSON_AddItemToArray(models, model_json(no, ps, t, &nm[i]));
-    char *s = cJSON_Print(o);
+    char *s = ds_provenance_add_to_json(no->provenance, o) ? NULL : cJSON_Print(o);
     cJSON_Delete(o);
     if (!s) return ds_failc(DS_ERR_NOMEM, "out of memory for JSON output");
     printf("%s\n", s);

@@ -41,6 +41,7 @@ typedef struct {
     const int *map_layers, *map_heads;
     int nmap_layers, nmap_heads;
     cli_input in;
+    const ds_provenance *provenance; /* of the run that writes the master */
 } sweep_opts;
 
 typedef struct {
@@ -155,7 +156,7 @@ typedef struct {
 /* Writes OUT: virtual datasets over the NRANKS shards, the prompts' metadata, the aggregates
  * (computed from the shards in prompt order into AG). */
 int sweep_master_write(const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, int nranks,
-                       const char *command, sweep_aggs *ag);
+                       sweep_aggs *ag);
 void sweep_aggs_free(sweep_aggs *ag);
 /* Mean, std (n-1), 95 % half-width 1.96 std / sqrt(n), median of the non-NaN X[0..n). */
 void sweep_stats(double *x, int n, double *mean, double *std, double *ci95, double *median, int *count);

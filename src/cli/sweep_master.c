@@ -12,6 +12,7 @@
 #include "cli/sweep.h"
 #include "diffscope/error.h"
 #include "io/h5out.h"
+#include "io/provenance.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -341,7 +342,7 @@ static int write_grid_axes(hid_t f, const sweep_opts *o) {
 }
 
 int sweep_master_write(const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, int nranks,
-                       const char *command, sweep_aggs *ag) {
+                       sweep_aggs *ag) {
     int *first = malloc(((size_t)nranks + 1) * sizeof *first);
     ds_h5out h;
     if (!first) return ds_failc(DS_ERR_NOMEM, "out of memory");
@@ -349,7 +350,7 @@ int sweep_master_write(const sweep_opts *o, const sweep_setup *su, const sweep_p
     sweep_ranges(ps, nranks, first);
     hid_t f = h.file;
     int rc = ds_h5_attr_str(f, "format", "diffscope-sweep") || ds_h5_attr_int(f, "format_version", 1) ||
-             ds_h5_attr_str(f, "tool_version", DS_VERSION) || ds_h5_attr_str(f, "command", command) ||
+             ds_provenance_write_h5(o->provenance, f) ||
              ds_h5_attr_str(f, "source", o->task ? o->task : o->prompts) || ds_h5_attr_int(f, "prompts", ps->n) ||
              ds_h5_attr_int(f, "shards", nranks) || ds_h5_attr_int_array(f, "shard_first_prompt", first, nranks + 1) ||
              write_prompts(f, ps) || write_models(f, o->out, su, ps->n, first, nranks) || (!o->maps && check_no_maps(o));

@@ -9,6 +9,7 @@
 #include "cli/compare.h"
 #include "cli/sweep.h"
 #include "diffscope/error.h"
+#include "io/provenance.h"
 
 static void print_pm(double m, double ci) {
     if (isnan(m)) printf(" %17s", "-");
@@ -185,5 +186,9 @@ int sweep_print_json(const sweep_opts *o, const sweep_setup *su, const sweep_pro
     cJSON *models = cJSON_AddArrayToObject(j, "models");
     for (int m = 0; models && m < su->nmodels; m++) cJSON_AddItemToArray(models, model_json(&su->lay[m], ag, m));
     if (o->task) cJSON_AddItemToObject(j, "grid", grid_json(o, su, ag));
+    if (ds_provenance_add_to_json(o->provenance, j)) {
+        cJSON_Delete(j);
+        return -1;
+    }
     return cli_print_json(j);
 }

@@ -9,7 +9,7 @@
  * the forward pass goes on. HDF5 itself is only called from the callback's thread. Compressed,
  * a map is chunked ([1, R, T], R = the forward pass's row-block height, so each block covers
  * whole chunks) and each block goes through H5Dwrite and its filters on the callback's thread. */
-#include "diffscope/diffscope.h" /* DS_VERSION */
+#include "io/provenance.h"
 #include "diffscope/dump.h"
 #include "diffscope/dump_format.h"
 #include "diffscope/error.h"
@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Each outlier statistic is collected in this many parts, filled and finished in parallel
  * (heads, or ranges of tokens, split evenly) and combined in order when the layer ends. The
@@ -485,12 +484,18 @@ static int write_tokens(ds_dump *d, const int *ids) {
     return rc ? -1 : 0;
 }
 
+/* The caller's provenance record, or one made here from the model's folder. */
+static int write_provenance(ds_dump *d) {
+    if (d->o.provenance) return ds_provenance_write_h5(d->o.provenance, d->out.file);
+    ds_provenance *pv = ds_provenance_new();
+    int rc = !pv || ds_provenance_add_model(pv, ds_model_dir(d->m)) || ds_provenance_write_h5(pv, d->out.file);
+    ds_provenance_free(pv);
+    return rc ? -1 : 0;
+}
+
 static int write_root(ds_dump *d) {
     const ds_config *c = ds_model_config(d->m);
     hid_t f = d->out.file;
-    char created[32];
-    time_t now = time(NULL);
-    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     int *layers = malloc((size_t)d->L * sizeof *layers), nl = 0;
     if (!layers) return ds_failc(DS_ERR_NOMEM, "out of memory");
     char what[96];
@@ -506,9 +511,7 @@ static int write_root(ds_dump *d) {
              ds_h5_attr_int(f, DS_DUMP_ATTR_HEAD_DIM, c->head_dim) || ds_h5_attr_int(f, DS_DUMP_ATTR_NUM_TOKENS, d->T) ||
              ds_h5_attr_str(f, DS_DUMP_ATTR_CONFIG, c->json_text) ||
              ds_h5_attr_str(f, DS_DUMP_ATTR_PROMPT, d->o.prompt ? d->o.prompt : "") ||
-             ds_h5_attr_str(f, DS_DUMP_ATTR_MODEL_PATH, d->o.model_path ? d->o.model_path : ds_model_dir(d->m)) ||
-             ds_h5_attr_str(f, DS_DUMP_ATTR_TOOL_VERSION, d->o.tool_version ? d->o.tool_version : DS_VERSION) ||
-             ds_h5_attr_str(f, DS_DUMP_ATTR_CREATED, created) || ds_h5_attr_int_array(f, DS_DUMP_ATTR_LAYERS, layers, nl) ||
+             ds_h5_attr_int_array(f, DS_DUMP_ATTR_LAYERS, layers, nl) ||
              ds_h5_attr_str(f, DS_DUMP_ATTR_WHAT, what) ||
              (ds_get_allow_nonfinite() && ds_h5_attr_int(f, DS_DUMP_ATTR_ALLOW_NONFINITE, 1));
     free(layers);
@@ -617,9 +620,10 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
         ds_failc(DS_ERR_NOMEM, "out of memory for hidden states");
         goto fail;
     }
-    if (ds_h5out_open(&d->out, path, o->force)) goto fail;
+    /* The provenance before a core is left to the writers: it records the caller's threads. */
+    if (ds_h5out_open(&d->out, path, o->force) || write_root(d) || write_provenance(d)) goto fail;
     leave_a_core_to_the_writers(d);
-    if (write_root(d) || write_tokens(d, ids) || register_hooks(d, p)) goto fail;
+    if (write_tokens(d, ids) || register_hooks(d, p)) goto fail;
     return d;
 fail:
     ds_dump_abort(d);

@@ -99,6 +99,19 @@ int ds_h5_attr_str(hid_t loc, const char *name, const char *value) {
     return rc;
 }
 
+int ds_h5_attr_str_array(hid_t loc, const char *name, const char *const *v, int n) {
+    hsize_t d = (hsize_t)n;
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate_simple(1, &d, NULL);
+    const char *none = NULL; /* H5Awrite wants a buffer even for no element */
+    int rc = write_attr(loc, name, t, sp, n ? (const void *)v : &none);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return rc;
+}
+
 int ds_h5_attr_int(hid_t loc, const char *name, long long value) {
     hid_t sp = H5Screate(H5S_SCALAR);
     int v32 = (int)value;

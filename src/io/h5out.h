@@ -22,6 +22,8 @@ int ds_h5_write_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, 
 int ds_h5_write_f64(hid_t loc, const char *name, int ndim, const hsize_t *dims, const double *data);
 int ds_h5_write_i32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const int *data);
 int ds_h5_attr_str(hid_t loc, const char *name, const char *value);
+/* A 1-D attribute of N variable-length UTF-8 strings (N may be 0). */
+int ds_h5_attr_str_array(hid_t loc, const char *name, const char *const *v, int n);
 int ds_h5_attr_int(hid_t loc, const char *name, long long value);
 int ds_h5_attr_double(hid_t loc, const char *name, double value);
 int ds_h5_attr_int_array(hid_t loc, const char *name, const int *v, int n);

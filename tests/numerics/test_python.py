@@ -15,6 +15,7 @@ Run by tests/cli/test_python.sh with Debian's python3 (h5py, NumPy), PYTHONPATH=
 import glob
 import json
 import os
+import shlex
 import struct
 import subprocess
 import sys
@@ -312,6 +313,10 @@ def check_readers(model, ids):
             p.append("logits or hidden_states differ")
         if d.tokens != [t.decode() if isinstance(t, bytes) else t for t in f["tokens/text"][:]]:
             p.append("token texts differ")
+        pv = d.provenance
+        if shlex.split(pv.get("command", ""))[1:3] != ["dump", model] or pv != ds.read_provenance(out) or \
+                pv.get("model_path") != [model] or not isinstance(pv.get("threads"), int):
+            p.append("dump provenance %s" % pv)
 
     cmp_out = os.path.join(TMP, "compare.h5")
     subprocess.run([DS, "compare", DEMO, "--vs", "notebooks-data/models/llama", "--ids", "1,132,4,110,5,111,3,4",
@@ -331,6 +336,8 @@ def check_readers(model, ids):
                 p.append("compare %s outliers differ" % name)
         if not np.array_equal(c.models["A"].lambda_full, f["models/A/lambda_full"][:]):
             p.append("compare lambda_full differs")
+        if c.provenance.get("model_path") != [DEMO, "notebooks-data/models/llama"]:
+            p.append("compare provenance %s" % c.provenance)
 
     nd_out = os.path.join(TMP, "needle.json")
     r = subprocess.run([DS, "needle", DEMO, "--task", "kv", "--trials", "2", "--depths", "0,50,100", "--json"],
@@ -338,6 +345,8 @@ def check_readers(model, ids):
     open(nd_out, "w").write(r.stdout)
     raw = json.loads(r.stdout)
     n = ds.read_needle(nd_out)
+    if not n.provenance or n.provenance != raw["provenance"] or ds.read_provenance(nd_out) != raw["provenance"]:
+        p.append("needle provenance %s" % n.provenance)
     a = n.models["A"]
     if n.depths != [0, 50, 100] or list(a.accuracy) != [x["accuracy"] for x in raw["models"][0]["depths"]]:
         p.append("needle depths or accuracy differ")
