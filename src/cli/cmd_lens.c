@@ -146,6 +146,7 @@ static int report(const lens_opts *o, const lens_result *r) {
 
 static int lens_model(const char *model_dir, const cli_input *in, const lens_opts *o, int k) {
     cli_run run = {.want_labels = 1};
+    ds_provenance *pv = NULL;
     int rc = cli_run_open(&run, model_dir, in, 0);
     if (rc) return rc;
     const ds_config *c = ds_model_config(run.m);
@@ -157,8 +158,11 @@ static int lens_model(const char *model_dir, const cli_input *in, const lens_opt
         rc = cli_error("--position %d out of range for %d tokens (%d..%d)", o->position, run.n, -run.n, run.n - 1);
     else if (k > r.V)
         rc = cli_error("--top-k %d exceeds the vocabulary of %s (%d tokens)", k, model_dir, r.V);
-    else if (!(rc = run_lens(&run, o, &r)))
+    else if (!(rc = run_lens(&run, o, &r)) && !(r.provenance = pv = cli_provenance(&model_dir, 1, in)))
+        rc = cli_lib_error();
+    else if (!rc)
         rc = report(o, &r);
+    ds_provenance_free(pv);
     free_result(&r);
     cli_run_close(&run);
     return rc;

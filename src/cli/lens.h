@@ -3,6 +3,7 @@
 #ifndef DIFFSCOPE_CLI_LENS_H
 #define DIFFSCOPE_CLI_LENS_H
 #include "diffscope/lens.h"
+#include "diffscope/provenance.h"
 
 /* The root attributes `format` and `format_version` of lens's HDF5 file (docs/lens.md). */
 #define LENS_FORMAT "diffscope-lens"
@@ -11,7 +12,7 @@
 typedef struct {
     const char *model_dir, *arch, *config_json;
     const char *prompt;    /* NULL with --ids */
-    const char *command;   /* the command line */
+    const ds_provenance *provenance;
     const int *ids;        /* [T] the prompt */
     char **labels;         /* [T] printable pieces (entries NULL without a tokenizer) */
     int T, pos;

@@ -4,10 +4,10 @@
 #include <hdf5_hl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "cli/cli.h"
 #include "cli/lens.h"
 #include "io/h5out.h"
+#include "io/provenance.h"
 
 /* The residual stream of lens row L: the probe point it is read at. */
 static const char *stream_name(int l, char *buf, int size) {
@@ -166,6 +166,10 @@ int lens_print_json(const lens_result *r) {
     else cJSON_AddNullToObject(o, "vs");
     cJSON_AddItemToObject(o, "lens", lens_json(r));
     cJSON_AddItemToObject(o, "dla", dla_json(&r->dla));
+    if (ds_provenance_add_to_json(r->provenance, o)) {
+        cJSON_Delete(o);
+        return -1;
+    }
     return cli_print_json(o);
 }
 
@@ -182,14 +186,10 @@ static int write_labelled(hid_t loc, const char *name, int ndim, const hsize_t *
     return ok ? 0 : ds_fail("cannot label the axes of dataset '%s'", name);
 }
 
-/* How the file was made: the attributes every diffscope output carries. */
-static int write_provenance(hid_t f, const lens_result *r) {
-    char created[32];
-    time_t now = time(NULL);
-    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+/* The format, how the file was made (/provenance) and the model it describes. */
+static int write_root(hid_t f, const lens_result *r) {
     return ds_h5_attr_str(f, "format", LENS_FORMAT) || ds_h5_attr_int(f, "format_version", LENS_FORMAT_VERSION) ||
-           ds_h5_attr_str(f, "tool_version", DS_VERSION) || ds_h5_attr_str(f, "created", created) ||
-           ds_h5_attr_str(f, "model_path", r->model_dir) || ds_h5_attr_str(f, "arch", r->arch) ||
+           ds_provenance_write_h5(r->provenance, f) || ds_h5_attr_str(f, "arch", r->arch) ||
            ds_h5_attr_str(f, "config", r->config_json) || ds_h5_attr_str(f, "prompt", r->prompt ? r->prompt : "");
 }
 
@@ -229,7 +229,7 @@ int lens_write_h5(const char *path, int force, const lens_result *r) {
     ds_h5out o;
     if (ds_h5out_open(&o, path, force)) return -1;
     hid_t f = o.file;
-    int rc = write_provenance(f, r) || ds_h5_attr_int(f, "position", r->pos) ||
+    int rc = write_root(f, r) || ds_h5_attr_int(f, "position", r->pos) ||
              ds_h5_attr_int(f, "target", r->target) || ds_h5_attr_int(f, "vs", r->vs) ||
              ds_h5_attr_str(f, "target_text", r->target_text ? r->target_text : "") ||
              ds_h5_write_i32(f, "input_ids", 1, &n, r->ids) || write_lens_group(f, r) || write_dla_group(f, &r->dla);

@@ -245,6 +245,9 @@ def main():
         run("provenance_needle_json", [DS, "needle", diff, "--vs", llama, "--task", "kv", "--pairs", "2",
                                        "--context-tokens", "8", "--trials", "1", "--depths", "0,100", "--threads", "1",
                                        "--json"], [diff, llama], 1, [], json_out=True)
+        out = os.path.join(T, "lens.h5")
+        run("provenance_lens", [DS, "lens", diff, "--ids", "1,5,9,13", "--threads", "1", "--ablate-head", "1.0",
+                                "-o", out, "--json"], [diff], 1, ["ablate-head 1.0"], h5=out, json_out=True)
         prompts = os.path.join(T, "p.jsonl")
         with open(prompts, "w") as f:
             f.write('{"ids": [1, 5, 9, 13], "span": [1, 3]}\n{"ids": [1, 7, 8, 9, 10]}\n')
