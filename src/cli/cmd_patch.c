@@ -142,9 +142,23 @@ static int report(patch_job *j, const patch_opts *po) {
     return DS_EXIT_OK;
 }
 
+/* The record of the outputs: the interventions of every run, then the corrupted run's. */
+static ds_provenance *provenance(const cli_run *run, const cli_input *in, const patch_corruption *corrupt) {
+    ds_provenance *pv = cli_provenance(&run->dir, 1, in);
+    char text[64];
+    for (int i = 0; pv && i < corrupt->n; i++) {
+        snprintf(text, sizeof text, "corrupt-lambda %d=%.9g", corrupt->layer[i], corrupt->value[i]);
+        if (ds_provenance_add_intervention(pv, text)) {
+            ds_provenance_free(pv);
+            return NULL;
+        }
+    }
+    return pv;
+}
+
 /* Everything after the option parser: checks, the runs, the report. */
 static int run_patch(const cli_cmd *cmd, cli_input *in, const patch_opts *po, const patch_corruption *corrupt,
-                     const char *command, int argc, char **argv) {
+                     int argc, char **argv) {
     int rc;
     if (cli_parse(cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 1) return cli_error("patch needs one MODEL folder (see diffscope patch --help)");
@@ -160,7 +174,7 @@ static int run_patch(const cli_cmd *cmd, cli_input *in, const patch_opts *po, co
     cli_run run = {.want_labels = 1};
     if ((rc = cli_run_open(&run, argv[optind], in, 0))) return rc;
     patch_job j = {.run = &run, .in = in, .corrupt = corrupt, .clean_prompt = in->prompt,
-                   .corrupted_prompt = po->corrupted, .command = command, .wrong = -1};
+                   .corrupted_prompt = po->corrupted, .wrong = -1};
     j.metric = po->wrong || po->wrong_id >= 0 ? PATCH_METRIC_LOGIT_DIFF : PATCH_METRIC_LOGPROB;
     rc = corrupted_prompt(&j, po, in);
     if (!rc) rc = resolve_token(&run, "--answer", po->answer, po->answer_id, &j.answer, &j.answer_text);
@@ -169,7 +183,10 @@ static int run_patch(const cli_cmd *cmd, cli_input *in, const patch_opts *po, co
     if (!rc) rc = choose_tables(&j, po);
     if (!rc && patch_check_interventions(&j)) rc = cli_lib_error();
     if (!rc && patch_execute(&j)) rc = cli_lib_error();
+    ds_provenance *pv = rc ? NULL : provenance(&run, in, corrupt);
+    if (!rc && !(j.provenance = pv)) rc = cli_lib_error();
     if (!rc) rc = report(&j, po);
+    ds_provenance_free(pv);
     patch_job_free(&j);
     cli_run_close(&run);
     return rc;
@@ -179,7 +196,6 @@ int cmd_patch(int argc, char **argv) {
     cli_input in = {0};
     patch_opts po = {.answer_id = -1, .wrong_id = -1};
     patch_corruption corrupt = {0};
-    int rc;
     const cli_opt opts[] = {
         {"clean", 0, CLI_STRING, &in.prompt, 0, 0, "TEXT", "the clean prompt, tokenized with the model's tokenizer.json"},
         {"clean-ids", 0, CLI_STRING, &in.ids, 0, 0, "1,2,3", "the clean prompt as token ids"},
@@ -203,9 +219,5 @@ int cmd_patch(int argc, char **argv) {
         {"force", 0, CLI_FLAG, &po.force, 0, 0, NULL, "overwrite FILE.h5 if it exists"},
         {0}};
     const cli_cmd cmd = {"patch", usage, epilog, opts};
-    char *command = patch_command_line(argc, argv);
-    if (!command) return cli_fail(DS_EXIT_INTERNAL, "out of memory");
-    rc = run_patch(&cmd, &in, &po, &corrupt, command, argc, argv);
-    free(command);
-    return rc;
+    return run_patch(&cmd, &in, &po, &corrupt, argc, argv);
 }

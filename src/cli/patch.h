@@ -59,7 +59,7 @@ typedef struct {
     int answer, wrong;           /* token ids; wrong is -1 for the log-prob metric */
     char *answer_text, *wrong_text; /* printable pieces, or NULL */
     const char *clean_prompt, *corrupted_prompt; /* NULL with --*-ids */
-    const char *command;         /* the command line (patch_command_line) */
+    const ds_provenance *provenance; /* how the outputs were made */
     /* results */
     double clean, corrupted;     /* the metric of the unpatched runs */
     patch_table tables[PATCH_KINDS];
@@ -81,8 +81,5 @@ double patch_normalized(const patch_job *j, double raw);
 void patch_print_tables(const patch_job *j);
 int patch_print_json(const patch_job *j);
 int patch_write_h5(const char *path, int force, const patch_job *j);
-/* "diffscope patch ARGV[1] ...": the command line as given (ARGV[0] is the command's name),
- * taken before the option parser reorders ARGV; malloc'd, NULL when out of memory. */
-char *patch_command_line(int argc, char **argv);
 
 #endif

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "cli/patch.h"
 #include "io/h5out.h"
+#include "io/provenance.h"
 
 static const char *metric_name(const patch_job *j) {
     return j->metric == PATCH_METRIC_LOGIT_DIFF ? "logit_diff" : "logprob";
@@ -127,44 +127,11 @@ int patch_print_json(const patch_job *j) {
         cJSON_AddItemToObject(tables, patch_kinds[k].name, tj);
     }
     cJSON_AddItemToObject(o, "tables", tables);
+    if (ds_provenance_add_to_json(j->provenance, o)) {
+        cJSON_Delete(o);
+        return -1;
+    }
     return cli_print_json(o);
-}
-
-char *patch_command_line(int argc, char **argv) {
-    size_t n = sizeof "diffscope";
-    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
-    char *s = malloc(n), *p = s;
-    if (s) p += sprintf(p, "diffscope");
-    for (int i = 0; s && i < argc; i++) p += sprintf(p, " %s", argv[i]);
-    return s;
-}
-
-/* "0=0.5,2=0.1" or "1.3,2.0": a list of interventions, or "" */
-static void intervention_text(char *buf, size_t size, int n, const int *a, const float *fv, const int *iv) {
-    size_t used = 0;
-    buf[0] = 0;
-    for (int i = 0; i < n && used < size; i++)
-        used += fv ? (size_t)snprintf(buf + used, size - used, "%s%d=%.9g", i ? "," : "", a[i], fv[i])
-                   : (size_t)snprintf(buf + used, size - used, "%s%d.%d", i ? "," : "", a[i], iv[i]);
-}
-
-/* How the file was made: the provenance attributes every diffscope output carries (tool
- * version, command line, model, config, time, interventions). */
-static int write_provenance(hid_t f, const patch_job *j) {
-    const cli_input *in = j->in;
-    const ds_config *c = ds_model_config(j->run->m);
-    char created[32], lam[CLI_MAX_INTERVENTIONS * 24], abl[CLI_MAX_INTERVENTIONS * 24], cor[CLI_MAX_INTERVENTIONS * 24];
-    time_t now = time(NULL);
-    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    intervention_text(lam, sizeof lam, in->n_lambda, in->lambda_layer, in->lambda_value, NULL);
-    intervention_text(abl, sizeof abl, in->n_ablate, in->ablate_layer, NULL, in->ablate_head);
-    intervention_text(cor, sizeof cor, j->corrupt->n, j->corrupt->layer, j->corrupt->value, NULL);
-    int rc = ds_h5_attr_str(f, "tool_version", DS_VERSION) || ds_h5_attr_str(f, "command", j->command) ||
-         ds_h5_attr_str(f, "model_path", j->run->dir) || ds_h5_attr_str(f, "config", c->json_text) ||
-         ds_h5_attr_str(f, "created", created) || ds_h5_attr_str(f, "lambda_override", lam) ||
-         ds_h5_attr_str(f, "ablate_head", abl) || ds_h5_attr_str(f, "corrupt_lambda", cor) ||
-         (ds_get_allow_nonfinite() && ds_h5_attr_int(f, "allow_nonfinite", 1));
-    return rc;
 }
 
 /* GROUP/NAME [rows, cols] (or [rows]) with its axes labelled. */
@@ -197,7 +164,9 @@ static int write_contents(hid_t f, const patch_job *j) {
     const cli_run *r = j->run;
     hsize_t n = (hsize_t)r->n;
     int rc = ds_h5_attr_str(f, "format", PATCH_FORMAT) || ds_h5_attr_int(f, "format_version", PATCH_FORMAT_VERSION) ||
-             write_provenance(f, j) ||
+             ds_provenance_write_h5(j->provenance, f) ||
+             ds_h5_attr_str(f, "config", ds_model_config(r->m)->json_text) ||
+             (ds_get_allow_nonfinite() && ds_h5_attr_int(f, "allow_nonfinite", 1)) ||
              ds_h5_attr_str(f, "arch", ds_arch_name(ds_model_config(r->m)->arch)) ||
              ds_h5_attr_str(f, "metric", metric_name(j)) || ds_h5_attr_int(f, "answer_id", j->answer) ||
              ds_h5_attr_int(f, "wrong_id", j->wrong) || ds_h5_attr_int(f, "position", r->n - 1) ||

@@ -248,13 +248,27 @@ def main():
         out = os.path.join(T, "lens.h5")
         run("provenance_lens", [DS, "lens", diff, "--ids", "1,5,9,13", "--threads", "1", "--ablate-head", "1.0",
                                 "-o", out, "--json"], [diff], 1, ["ablate-head 1.0"], h5=out, json_out=True)
+        out = os.path.join(T, "patch.h5")
+        run("provenance_patch", [DS, "patch", diff, "--clean-ids", "1,5,9,13", "--corrupted-ids", "1,5,10,13",
+                                 "--answer-id", "7", "--patch", "lambda,head_out", "--lambda-override", "1=0.5",
+                                 "--corrupt-lambda", "0=0.25", "--threads", "2", "-o", out, "--json"], [diff], 2,
+            ["lambda-override 1=0.5", "corrupt-lambda 0=0.25"], h5=out, json_out=True)
         prompts = os.path.join(T, "p.jsonl")
         with open(prompts, "w") as f:
             f.write('{"ids": [1, 5, 9, 13], "span": [1, 3]}\n{"ids": [1, 7, 8, 9, 10]}\n')
         out = os.path.join(T, "sweep.h5")
-        run("provenance_sweep", [DS, "sweep", "--model", diff, "--vs", llama, "--prompts", prompts, "--threads", "2",
-                                 "--lambda-override", "0=0.25", "-o", out, "--json"], [diff, llama], 2,
-            ["lambda-override 0=0.25"], h5=out, json_out=True)
+        argv = [DS, "sweep", "--model", diff, "--vs", llama, "--prompts", prompts, "--threads", "2",
+                "--lambda-override", "0=0.25", "--dump-layers", "1", "-o", out, "--json"]
+        t0 = now()
+        if run("provenance_sweep", argv, [diff, llama], 2, ["lambda-override 0=0.25"], h5=out, json_out=True):
+            # the maps kept per prompt and model: each model's own record, A's interventions
+            maps = os.path.join(out + ".shards", "maps")
+            p = []
+            for name, model, ivs in (("A", diff, ["lambda-override 0=0.25"]), ("B", llama, [])):
+                for i in range(2):
+                    rec = h5_record(os.path.join(maps, "%s-%08d.h5" % (name, i)))
+                    p += [f"{name}-{i}: {x}" for x in check_record(rec, argv, [model], 2, ivs, t0, now())]
+            report("provenance_sweep_maps", p)
         check_verify(T, diff)
 
 
