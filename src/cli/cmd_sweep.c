@@ -183,8 +183,9 @@ static void free_models(sweep_models *sm) {
  * before the statistics' (as `diffscope dump` adds them after the interventions). */
 static ds_dump *begin_maps(const sweep_opts *o, const char *dir, int m, const sweep_prompt *p, int i,
                            const sweep_models *sm, ds_probes *probes) {
-    ds_dump_opts d = {.what = DS_DUMP_SOFTMAX | DS_DUMP_DIFF, .layers = o->map_layers, .nlayers = o->nmap_layers,
-                      .heads = o->map_heads, .nheads = o->nmap_heads, .provenance = sm->maps_provenance[m]};
+    ds_dump_opts d = {.what = DS_DUMP_SOFTMAX | DS_DUMP_DIFF | DS_DUMP_IF_PRESENT, .layers = o->map_layers,
+                      .nlayers = o->nmap_layers, .heads = o->map_heads, .nheads = o->nmap_heads,
+                      .provenance = sm->maps_provenance[m]};
     char *path = sweep_maps_path(dir, m ? "B" : "A", i);
     ds_dump *dump = NULL;
     if (!path) return NULL;

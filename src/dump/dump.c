@@ -396,19 +396,26 @@ const char *ds_dump_quantity(int i, const char **help) {
     return NULL;
 }
 
+/* The names of the quantities in BITS as a list joined by SEP, into BUF. */
+static void quantity_list(unsigned bits, const char *sep, char *buf, size_t size) {
+    buf[0] = 0;
+    for (int i = 0; i < N_QUANTITIES; i++)
+        if (quantities[i].name && (bits & quantities[i].bit))
+            snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? sep : "", quantities[i].name);
+}
+
 int ds_dump_parse_what(const char *s, unsigned *what) {
     *what = 0;
     for (const char *p = s; *p; ) {
         size_t n = strcspn(p, ",");
-        unsigned bit = 0;
+        unsigned bit = n == 3 && !strncmp(p, "all", 3) ? DS_DUMP_ALL : 0;
         for (int i = 0; i < N_QUANTITIES; i++)
             if (quantities[i].name && strlen(quantities[i].name) == n && !strncmp(p, quantities[i].name, n))
                 bit = quantities[i].bit;
         if (!bit) {
-            char known[96] = "";
-            for (int i = 0; ds_dump_quantity(i, NULL); i++)
-                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", ds_dump_quantity(i, NULL));
-            return ds_fail("unknown item '%.*s' (%s)", (int)n, p, known);
+            char known[96];
+            quantity_list(DS_DUMP_ALL, ", ", known, sizeof known);
+            return ds_fail("unknown item '%.*s' (%s, all)", (int)n, p, known);
         }
         *what |= bit;
         p += n + (p[n] == ',');
@@ -416,17 +423,38 @@ int ds_dump_parse_what(const char *s, unsigned *what) {
     return *what ? 0 : ds_fail("nothing selected");
 }
 
-/* The selected quantities as a comma list, into BUF. */
-static void what_string(unsigned what, char *buf, size_t size) {
-    buf[0] = 0;
-    for (int i = 0; i < N_QUANTITIES; i++)
-        if (quantities[i].name && (what & quantities[i].bit))
-            snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? "," : "", quantities[i].name);
+static int hook_fits_model(const ds_dump *d, const quantity_hook *h) {
+    return h->models == ANY_MODEL || (h->models == DIFF_ONLY) == d->is_diff;
 }
 
 /* 1 when quantity Q is selected and hook H of it applies to this model. */
 static int hook_applies(const ds_dump *d, const quantity *q, const quantity_hook *h) {
-    return (!q->bit || (d->o.what & q->bit)) && (h->models == ANY_MODEL || (h->models == DIFF_ONLY) == d->is_diff);
+    return (!q->bit || (d->o.what & q->bit)) && hook_fits_model(d, h);
+}
+
+/* The DS_DUMP_* bits of the quantities this model has: those with a hook that applies to it. */
+static unsigned model_quantities(const ds_dump *d) {
+    unsigned bits = 0;
+    for (int i = 0; i < N_QUANTITIES; i++)
+        for (const quantity_hook *h = quantities[i].hooks; h < quantities[i].hooks + MAX_QUANTITY_HOOKS && h->fn; h++)
+            if (hook_fits_model(d, h)) bits |= quantities[i].bit;
+    return bits;
+}
+
+/* Narrows the selection to the model's quantities (DS_DUMP_IF_PRESENT), or refuses one that the
+ * model lacks, so that the root attribute `what` lists only what the file holds. */
+static int resolve_what(ds_dump *d) {
+    unsigned has = model_quantities(d), missing = d->o.what & ~has & ~(unsigned)DS_DUMP_IF_PRESENT;
+    if (d->o.what & DS_DUMP_IF_PRESENT) missing = 0;
+    d->o.what &= has;
+    if (missing) {
+        char name[96], list[96];
+        quantity_list(missing, ",", name, sizeof name);
+        quantity_list(has, ", ", list, sizeof list);
+        return ds_fail("--what %s: model %s (%s) has no such maps or statistics (it has %s)", name,
+                       ds_model_dir(d->m), ds_arch_name(ds_model_config(d->m)->arch), list);
+    }
+    return d->o.what ? 0 : ds_fail("--what: nothing selected that model %s has", ds_model_dir(d->m));
 }
 
 static int on_event(const ds_probe_event *ev, void *user) {
@@ -499,7 +527,7 @@ static int write_root(ds_dump *d) {
     int *layers = malloc((size_t)d->L * sizeof *layers), nl = 0;
     if (!layers) return ds_failc(DS_ERR_NOMEM, "out of memory");
     char what[96];
-    what_string(d->o.what, what, sizeof what);
+    quantity_list(d->o.what, ",", what, sizeof what);
     for (int l = 0; l < d->L; l++)
         if (d->layer_on[l]) layers[nl++] = l;
     int rc = ds_h5_attr_str(f, DS_DUMP_ATTR_FORMAT, DS_DUMP_FORMAT) ||
@@ -607,14 +635,14 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
     d->f16 = make_f16_type();
     d->out.file = H5I_INVALID_HID;
     for (int k = 0; k < DS_MAP_COUNT; k++) d->maps[k] = H5I_INVALID_HID;
-    if (select_layers_heads(d)) goto fail;
+    if (resolve_what(d) || select_layers_heads(d)) goto fail;
     /* One set of accumulators, emptied after each layer, so their buffers are reused. */
-    for (int p = 0; p < OUTLIER_PARTS && (o->what & DS_DUMP_OUTLIERS); p++)
+    for (int p = 0; p < OUTLIER_PARTS && (d->o.what & DS_DUMP_OUTLIERS); p++)
         if (ds_outliers_init(&d->scores[p], d->o.topk, 3) || ds_outliers_init(&d->resid[p], d->o.topk, 2) ||
             ds_outliers_init(&d->mlp[p], d->o.topk, 2))
             goto fail;
     if (!o->force && ds_check_free_space(path, estimate_bytes(d, c))) goto fail; /* before any big buffer */
-    if (o->what & DS_DUMP_OUTLIERS) reserve_outliers(d, c);
+    if (d->o.what & DS_DUMP_OUTLIERS) reserve_outliers(d, c);
     d->hidden = (ds_hidden_states){NULL, T, c->hidden_size, d->L};
     if (o->hidden && !(d->hidden.out = malloc((size_t)(d->L + 1) * T * c->hidden_size * sizeof(float)))) {
         ds_failc(DS_ERR_NOMEM, "out of memory for hidden states");

@@ -55,7 +55,7 @@ def errors(model, ids, truth, label):
     r = ds("logits", model, "--ids", ids_arg, "-o", lp, "--force")
     if r.returncode:
         return f"logits: exit {r.returncode}: {r.stderr.strip()}"
-    r = ds("dump", model, "--ids", ids_arg, "-o", dp, "--force", "--what", "softmax,diff,groupnorm")
+    r = ds("dump", model, "--ids", ids_arg, "-o", dp, "--force", "--what", "all")
     if r.returncode:
         return f"dump: exit {r.returncode}: {r.stderr.strip()}"
     out = {}

@@ -42,7 +42,7 @@ def close(a, b, rtol=1e-5, atol=1e-6):
 
 def dump(model, out, ids=None, prompt=None):
     src = ["--ids", ",".join(map(str, ids))] if ids is not None else ["--prompt", prompt]
-    r = run("dump", model, *src, "-o", out, "--force", "--what", "softmax,diff,scores,outliers", "--hidden",
+    r = run("dump", model, *src, "-o", out, "--force", "--what", "all", "--hidden",
             "--logits", "--topk", "1000000")
     if r.returncode:
         raise RuntimeError(f"dump {model}: {r.stderr.strip()}")

@@ -34,7 +34,7 @@ def check_against_reference(label, model, ref, group, sub):
     ids = ref[group]["input_ids"][:]
     g = ref[group + sub]
     out = os.path.join(TMP, f"{label}-{group}.h5")
-    r = dump(model, ids, out, "--what", "softmax,diff,scores,groupnorm,outliers")
+    r = dump(model, ids, out, "--what", "all")
     if r.returncode:
         report(f"dump_vs_transformers[{label}/{group}]", [f"exit {r.returncode}: {r.stderr.strip()}"])
         return
@@ -229,10 +229,10 @@ def check_no_partial_files(model, ids):
 def check_what_items(model, ids):
     """--what: the items --help lists, the one-line refusal of an unknown item, the root
     attribute `what` in the items' order whatever the order given."""
-    items = ["softmax", "diff", "scores", "groupnorm", "outliers"]
+    items = ["softmax", "diff", "scores", "groupnorm", "outliers", "all"]
     p = []
     h = subprocess.run([DS, "dump", "--help"], capture_output=True, text=True)
-    listed = [line.split()[0] for line in h.stdout.split("--what items:\n")[-1].splitlines() if line.strip()]
+    listed = [line.split()[0] for line in h.stdout.split("--what items:\n")[-1].splitlines() if line.startswith("  ")]
     if h.returncode or listed != items:
         p.append(f"--help lists the --what items as {listed}")
     out = os.path.join(TMP, "what.h5")
@@ -250,6 +250,37 @@ def check_what_items(model, ids):
             if what != "scores,outliers" or "softmax1" in f["layers/0/attn"] or "scores" not in f["layers/0/attn"]:
                 p.append(f"--what outliers,scores wrote what={what!r}, maps {list(f['layers/0/attn'])}")
     report("dump_what_items", p)
+
+
+def root_what(path):
+    with h5py.File(path, "r") as f:
+        what = f.attrs["what"]
+        return (what.decode() if isinstance(what, bytes) else what), sorted(f["layers/0"]), sorted(f["layers/0/attn"])
+
+
+def check_what_model_lacks(llama, ids):
+    """A Llama model has no diff maps and no GroupNorm: asking for them is refused with one line
+    naming them and the model, and no file; the default and `all` record only what was written."""
+    p = []
+    out = os.path.join(TMP, "what-llama.h5")
+    for asked in ("diff,groupnorm", "softmax,diff"):
+        r = dump(llama, ids, out, "--what", asked)
+        lacking = asked.replace("softmax,", "")
+        line = r.stderr.strip()
+        if (r.returncode != 2 or len(line.splitlines()) != 1 or f"--what {lacking}:" not in line or llama not in line
+                or os.path.exists(out)):
+            p.append(f"--what {asked} on Llama: exit {r.returncode}, stderr {r.stderr!r}, file {os.path.exists(out)}")
+    for extra, want, groups, maps in (([], "softmax,outliers", ["attn", "outliers"], ["softmax"]),
+                                      (["--what", "all"], "softmax,scores,outliers", ["attn", "outliers"],
+                                       ["scores", "softmax"])):
+        r = dump(llama, ids, out, *extra)
+        if r.returncode:
+            p.append(f"{extra or 'default'} on Llama: exit {r.returncode}: {r.stderr.strip()}")
+            continue
+        got = root_what(out)
+        if got != (want, groups, maps):
+            p.append(f"{extra or 'default'} on Llama: what, groups, maps = {got}, want {(want, groups, maps)}")
+    report("dump_what_model_lacks", p)
 
 
 def main():
@@ -275,6 +306,7 @@ def main():
     check_selection_f16_compress(model, ids)
     check_f16_contiguous(model, ids)
     check_what_items(model, ids)
+    check_what_model_lacks(f"{GOLDEN}/models/llama-mha-bias-f32", ids)
     check_verify_and_h5dump(model, ids)
     check_no_partial_files(model, ids)
     return exit_status()

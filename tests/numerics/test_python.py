@@ -115,7 +115,7 @@ def check_cache_vs_dump(model, ids):
     """run_with_cache's maps are the dump's maps (float32 dump, same ids)."""
     out = os.path.join(TMP, "cache-vs-dump.h5")
     r = subprocess.run([DS, "dump", model, "--ids", ",".join(map(str, ids)), "-o", out, "--force", "--what",
-                        "softmax,diff,scores,groupnorm", "--logits", "--hidden"], capture_output=True, text=True)
+                        "all", "--logits", "--hidden"], capture_output=True, text=True)
     if r.returncode:
         report("run_with_cache_vs_dump[%s]" % os.path.basename(model), ["dump exit %d: %s" % (r.returncode, r.stderr.strip())])
         return
@@ -279,7 +279,7 @@ def check_readers(model, ids):
     p = []
     out = os.path.join(TMP, "reader.h5")
     subprocess.run([DS, "dump", model, "--ids", ",".join(map(str, ids)), "-o", out, "--force", "--what",
-                    "softmax,diff,scores,groupnorm,outliers", "--logits", "--hidden", "--heads", "2,0",
+                    "all", "--logits", "--hidden", "--heads", "2,0",
                     "--dtype", "f16"], check=True, capture_output=True)
     with ds.read_dump(out) as d, h5py.File(out, "r") as f:
         if list(d.ids) != list(ids) or d.layers != list(f.attrs["layers"]) or d.arch != f.attrs["arch"]:

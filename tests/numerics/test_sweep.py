@@ -190,7 +190,7 @@ def check_maps_vs_dump(out, rows):
             for i in (0, 4, 7):
                 path = os.path.join(TMP, "d.h5")
                 r = run("dump", model, "--ids", ",".join(map(str, rows[i]["ids"])), "--layers", "0,1", "--heads", "1,3",
-                        "--what", "softmax,diff", "-o", path, "--force")
+                        "--what", "softmax,diff" if mod == "A" else "softmax", "-o", path, "--force")
                 if r.returncode:
                     return [f"dump {mod} prompt {i}: {r.stderr.strip()}"]
                 with h5py.File(path, "r") as d:
