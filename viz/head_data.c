@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "diffscope/attn_stats.h"
 #include "diffscope/error.h"
 #include "viewer.h"
 
@@ -83,9 +84,9 @@ int viewer_update_scales(viewer *v) {
     return 1;
 }
 
-/* The strip: per head, DiffLlama: the share of softmax1's mass at the selected row that
- * λ·softmax2 cancels, Σ_k min(s1, λ·s2) / Σ_k s1 (the "noise mass"), and the GroupNorm
- * scale at that row. Llama: the row's attention entropy over log(q+1) and its largest weight. */
+/* The strip: per head, DiffLlama: the cancelled share at the selected row with the slider's λ
+ * (ds_cancelled_share, as in compare and the dump) and the GroupNorm scale at that row. Llama:
+ * the row's attention entropy over log(q+1) and its largest weight. */
 static void compute_strip(viewer *v) {
     int T = v->T, q = v->row;
     const ds_dump_layer_info *li = v->li;
@@ -93,13 +94,7 @@ static void compute_strip(viewer *v) {
         const float *a = v->strip_s1 + (size_t)h * T, *b = v->strip_s2 ? v->strip_s2 + (size_t)h * T : NULL;
         double x = 0, y = 0;
         if (v->differential) {
-            double common = 0, total = 0;
-            for (int k = 0; k <= q; k++) {
-                double lb = v->lambda * b[k];
-                total += a[k];
-                common += a[k] < lb ? a[k] : lb;
-            }
-            x = total > 0 ? fmax(common, 0) / total : 0;
+            x = ds_cancelled_share(a, b, v->lambda, q + 1);
             y = v->gn_scale ? v->gn_scale[(size_t)h * T + q] : NAN;
         } else {
             double ent = 0, mx = 0;

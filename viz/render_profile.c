@@ -138,14 +138,14 @@ void render_strip(viewer *v) {
     int hs = li->n_heads;
     char buf[200];
     if (v->differential)
-        snprintf(buf, sizeof buf, "heads of layer %d at query %d \u00b7 noise mass: share of softmax\u2081 "
+        snprintf(buf, sizeof buf, "heads of layer %d at query %d \u00b7 cancelled share: of softmax\u2081 "
                  "cancelled by \u03bb\u00b7softmax\u2082 \u00b7 GN scale: GroupNorm factor \u00b7 click to select",
                  v->layer, v->row);
     else
         snprintf(buf, sizeof buf, "heads of layer %d at query %d \u00b7 entropy / log(q+1) \u00b7 largest "
                  "weight \u00b7 click to select", v->layer, v->row);
     text_draw(r, FONT_SMALL, buf, s->x, s->y, C_DIM, ALIGN_LEFT);
-    const char *rowname[2] = {v->differential ? "noise mass" : "entropy", v->differential ? "GN scale" : "max weight"};
+    const char *rowname[2] = {v->differential ? "cancelled" : "entropy", v->differential ? "GN scale" : "max weight"};
     uint32_t rowcol[2] = {v->differential ? C_POS : C_S2, C_GN};
     int top = s->y + 16, rh = 20;
     float bmax = 0;

@@ -14,6 +14,10 @@
  *   sparsity    = share of the q+1 causal entries k <= q with |M[q,k]| < 1e-3 max_k |M[q,k]|
  * Maps: DiffLlama "diff" (softmax1 - λ·softmax2) and "softmax1"; Llama "softmax".
  *
+ * Cancelled share (DiffLlama): for each differential head, ds_cancelled_share of row q of its
+ * softmax1 and softmax2 with the λ of the run (docs/compare.md; the dump's cancelled_share
+ * datasets and the viewer's strip use the same function).
+ *
  * GroupNorm (with opts.groupnorm, DiffLlama): for each head, the RMS of the head's 2·head_dim
  * GroupNorm input and the scale (1 - λ_init) / sqrt(ms + eps) it is multiplied by, at row q and
  * as the mean over all T tokens (the /layers/{l}/groupnorm datasets of a dump, summarised).
@@ -63,9 +67,17 @@ typedef struct {
     ds_attn_row_stats *layer[DS_MAP_COUNT]; /* [L], means over heads (after finish) */
     double *lambda_full;                     /* [L], the λ the forward pass used; NaN for Llama */
     ds_attn_gn_stats *groupnorm;             /* [L * heads] with opts.groupnorm and DiffLlama, else NULL */
+    double *cancelled_share;                 /* [L * heads] DiffLlama, else NULL */
+    double *cancelled_share_layer;           /* [L], means over heads (after finish); DiffLlama */
+    float *row1;                             /* [heads * (q+1)]: row q of softmax1 until softmax2's */
     ds_table5 scores, resid;                 /* after finish, with opts.outliers */
     ds_table5_acc *scores_acc, *resid_acc;   /* while running */
 } ds_attn_stats;
+
+/* The share of softmax1's mass in one row that λ·softmax2 cancels, over keys 0..N-1:
+ *   max(0, Σ_k min(S1[k], λ·S2[k])) / Σ_k S1[k]     (0 when Σ_k S1[k] <= 0)
+ * 0: nothing cancelled, 1: all of it. With λ <= 0 nothing is cancelled. Summed in double. */
+double ds_cancelled_share(const float *s1, const float *s2, double lambda, int n);
 
 /* 0 when OPTS's query and span fit a prompt of T tokens, else -1 with a message. */
 int ds_attn_stats_check(const ds_attn_stats_opts *opts, int T);

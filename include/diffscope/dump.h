@@ -25,10 +25,12 @@ enum {
     DS_DUMP_SCORES = 1 << 2,    /* pre-softmax scores */
     DS_DUMP_GROUPNORM = 1 << 3, /* groupnorm rms and scale (DiffLlama) */
     DS_DUMP_OUTLIERS = 1 << 4,  /* outlier statistics of scores, resid, mlp */
+    DS_DUMP_CANCELLED = 1 << 5, /* cancelled share of each head and query row (DiffLlama) */
     /* Not a quantity: keep of the others only those the model has (diff and groupnorm exist
      * only for DiffLlama). Without it, asking for one the model lacks is refused. */
     DS_DUMP_IF_PRESENT = 1u << 8,
-    DS_DUMP_DEFAULT = DS_DUMP_SOFTMAX | DS_DUMP_DIFF | DS_DUMP_GROUPNORM | DS_DUMP_OUTLIERS | DS_DUMP_IF_PRESENT,
+    DS_DUMP_DEFAULT = DS_DUMP_SOFTMAX | DS_DUMP_DIFF | DS_DUMP_GROUPNORM | DS_DUMP_OUTLIERS | DS_DUMP_CANCELLED |
+                      DS_DUMP_IF_PRESENT,
     DS_DUMP_ALL = DS_DUMP_DEFAULT | DS_DUMP_SCORES, /* --what all: everything the model has */
 };
 
@@ -53,7 +55,7 @@ typedef struct {
 
 typedef struct ds_dump ds_dump;
 
-/* Parses "softmax,diff,scores,groupnorm,outliers" (or "all") into DS_DUMP_* bits. */
+/* Parses "softmax,diff,scores,groupnorm,outliers,cancelled_share" (or "all") into DS_DUMP_* bits. */
 int ds_dump_parse_what(const char *s, unsigned *what);
 /* The name of quantity I (0, 1, ... in the order above), as ds_dump_parse_what knows it, and
  * in *HELP (may be NULL) a one-line description; NULL past the last. */

@@ -9,6 +9,7 @@
  *   /layers/{l}/attn/{map}              one dataset per ds_map, attribute DS_DUMP_ATTR_HEADS;
  *                                       the group carries the λ attributes (DiffLlama)
  *   /layers/{l}/groupnorm/{rms,scale}
+ *   /layers/{l}/cancelled_share         [heads, query], attribute DS_DUMP_ATTR_HEADS
  *   /layers/{l}/outliers/{scores,resid,mlp}/{values,index}, statistics as attributes
  *   /logits, /hidden_states */
 #ifndef DIFFSCOPE_DUMP_FORMAT_H
@@ -76,6 +77,10 @@ const char *ds_map_name(ds_map map);
 /* Under /layers/{l}/groupnorm (DiffLlama). */
 #define DS_DUMP_GROUPNORM_RMS "rms"
 #define DS_DUMP_GROUPNORM_SCALE "scale"
+
+/* /layers/{l}/cancelled_share (DiffLlama): ds_cancelled_share (diffscope/attn_stats.h) of each
+ * selected differential head at each query row; axes labelled "head", "query". */
+#define DS_DUMP_CANCELLED_SHARE "cancelled_share"
 
 /* /layers/{l}/outliers/{statistic}: datasets, attributes, and the statistics' names with the
  * names of their index columns. */

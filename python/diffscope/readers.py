@@ -144,6 +144,16 @@ class Dump(_File):
                      {"layer": layers, "head": heads}, {"token": self.tokens}, "groupnorm " + kind)
         return x.isel(layer=0) if layer is not None else x
 
+    def cancelled_share(self, layer=None):
+        """DiffLlama: the share of softmax1 that lambda*softmax2 cancels (docs/compare.md) as
+        [layer, head, query]."""
+        layers = self.layers if layer is None else [self._layer(layer)]
+        sets = [self._get("layers/%d/cancelled_share" % l) for l in layers]
+        x = Labelled(np.stack([s[:] for s in sets]), ("layer", "head", "query"),
+                     {"layer": layers, "head": [int(h) for h in sets[0].attrs["heads"]]}, {"query": self.tokens},
+                     "cancelled_share")
+        return x.isel(layer=0) if layer is not None else x
+
     def outliers(self, kind, layer):
         """/layers/LAYER/outliers/KIND (scores, resid, mlp) as a dict: values, index, and the
         attributes median, mean, std, kurtosis, count, index_names."""
@@ -166,7 +176,8 @@ class Dump(_File):
 
 
 class CompareModel:
-    """One model of a compare file: name (A or B), path, arch, heads, maps, lambda_full."""
+    """One model of a compare file: name (A or B), path, arch, heads, maps, lambda_full,
+    cancelled_share()."""
 
     def __init__(self, cmp, name):
         self._cmp, self.name = cmp, name
@@ -185,6 +196,15 @@ class CompareModel:
         if "lambda_full" not in self._g:
             raise Error("%s: model %s (%s) has no lambda_full" % (self._cmp.path, self.name, self.arch))
         return Labelled(self._g["lambda_full"][:], ("layer",), name="%s lambda_full" % self.name)
+
+    def cancelled_share(self, per_head=False):
+        """DiffLlama: [layer], the mean over heads, or [layer, head]: the share of softmax1's mass
+        at row q that lambda*softmax2 cancels (docs/compare.md)."""
+        name = "cancelled_share_per_head" if per_head else "cancelled_share"
+        if name not in self._g:
+            raise Error("%s: model %s (%s) has no cancelled_share" % (self._cmp.path, self.name, self.arch))
+        return Labelled(self._g[name][:], ("layer", "head") if per_head else ("layer",),
+                        name="%s cancelled_share" % self.name)
 
     def stat(self, field, map_name=None, per_head=False):
         """FIELD (answer_mass, noise_mass, sink_mass, entropy, sparsity) of map MAP_NAME (default:

@@ -55,7 +55,8 @@ class SweepModel:
         return Labelled(values, dims, coords, name="%s %s" % (self.name, name))
 
     def get(self, member):
-        """The per-prompt dataset MEMBER of this model ("diff/answer_mass", "groupnorm/scale_query",
+        """The per-prompt dataset MEMBER of this model ("diff/answer_mass", "cancelled_share",
+        "groupnorm/scale_query",
         "lambda_full", "outliers/scores", "top1", "correct"): [prompt, layer, head], [prompt,
         layer], [prompt, stat] or [prompt]."""
         ds = self._sweep._get("%s/%s" % (self.name, member))

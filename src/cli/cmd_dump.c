@@ -26,11 +26,11 @@ static const char *what_items(char *buf, size_t size) {
     snprintf(buf, size, "\n--what items:\n");
     const char *name, *line;
     for (int i = 0; (name = ds_dump_quantity(i, &line)); i++)
-        snprintf(buf + strlen(buf), size - strlen(buf), "  %-10s %s\n", name, line);
-    snprintf(buf + strlen(buf), size - strlen(buf), "  %-10s %s\n", "all", "every item above that the model has");
+        snprintf(buf + strlen(buf), size - strlen(buf), "  %-16s %s\n", name, line);
+    snprintf(buf + strlen(buf), size - strlen(buf), "  %-16s %s\n", "all", "every item above that the model has");
     snprintf(buf + strlen(buf), size - strlen(buf),
-             "An item the model lacks (diff, groupnorm for Llama) is refused (exit 2); the default\n"
-             "and `all` keep only what it has.\n");
+             "An item the model lacks (diff, groupnorm, cancelled_share for Llama) is refused (exit 2);\n"
+             "the default and `all` keep only what it has.\n");
     return buf;
 }
 

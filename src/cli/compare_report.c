@@ -74,11 +74,31 @@ static int columns_of(const cmp_result *r, column *cols) {
     return n;
 }
 
-static void print_lambda(FILE *f, const cmp_result *r) {
+/* The per-layer figures only DiffLlama has: [L] arrays of ds_attn_stats, and their per-head
+ * [L * heads] arrays where there are some. */
+typedef struct {
+    const char *name, *help;
+    const double *(*layer)(const ds_attn_stats *st);
+    const char *head_name;                          /* of the per-head values in JSON and HDF5 */
+    const double *(*head)(const ds_attn_stats *st); /* NULL: one value per layer */
+} diff_series;
+
+static const double *lambda_of(const ds_attn_stats *st) { return st->lambda_full; }
+static const double *cancelled_of(const ds_attn_stats *st) { return st->cancelled_share_layer; }
+static const double *cancelled_heads_of(const ds_attn_stats *st) { return st->cancelled_share; }
+
+static const diff_series diff_series_list[] = {
+    {"lambda_full", "the λ of each DiffLlama layer in this run", lambda_of, NULL, NULL},
+    {"cancelled_share", "share of softmax1's mass at row q that λ·softmax2 cancels, mean over heads",
+     cancelled_of, "cancelled_share_per_head", cancelled_heads_of},
+};
+enum { N_DIFF_SERIES = sizeof diff_series_list / sizeof diff_series_list[0] };
+
+static void print_diff_series(FILE *f, const cmp_result *r, const diff_series *ds) {
     int any = 0;
     for (int i = 0; i < r->nmodels; i++) any |= r->models[i].st->is_diff;
     if (!any) return;
-    fprintf(f, "\nlambda_full: the λ of each DiffLlama layer in this run\nlayer");
+    fprintf(f, "\n%s: %s\nlayer", ds->name, ds->help);
     for (int i = 0; i < r->nmodels; i++)
         if (r->models[i].st->is_diff) fprintf(f, " %12s", r->models[i].name);
     fputc('\n', f);
@@ -86,7 +106,7 @@ static void print_lambda(FILE *f, const cmp_result *r) {
         fprintf(f, "%5d", l);
         for (int i = 0; i < r->nmodels; i++) {
             const ds_attn_stats *st = r->models[i].st;
-            if (st->is_diff) print_num(f, 12, l < st->L ? st->lambda_full[l] : NAN);
+            if (st->is_diff) print_num(f, 12, l < st->L ? ds->layer(st)[l] : NAN);
         }
         fputc('\n', f);
     }
@@ -124,6 +144,20 @@ static void print_per_head(FILE *f, const cmp_result *r, const column *cols, int
                 fputc('\n', f);
             }
     }
+    for (int i = 0; i < r->nmodels; i++)
+        for (int k = 0; r->models[i].st->is_diff && k < N_DIFF_SERIES; k++) {
+            const ds_attn_stats *st = r->models[i].st;
+            const diff_series *ds = &diff_series_list[k];
+            if (!ds->head) continue;
+            fprintf(f, "\n%s %s, per head\nlayer", r->models[i].name, ds->name);
+            for (int h = 0; h < st->heads; h++) fprintf(f, " %8d", h);
+            fputc('\n', f);
+            for (int l = 0; l < st->L; l++) {
+                fprintf(f, "%5d", l);
+                for (int h = 0; h < st->heads; h++) print_num(f, 8, ds->head(st)[(size_t)l * st->heads + h]);
+                fputc('\n', f);
+            }
+        }
 }
 
 static void print_table5(FILE *f, const cmp_result *r) {
@@ -150,7 +184,7 @@ void cmp_print_table(FILE *f, const cmp_result *r) {
     int ncols = columns_of(r, cols);
     print_header(f, r);
     fprintf(f, "\nattention of the query row q, mean over heads, per layer and map M\n");
-    print_lambda(f, r);
+    for (int k = 0; k < N_DIFF_SERIES; k++) print_diff_series(f, r, &diff_series_list[k]);
     for (int m = 0; m < 5; m++) print_metric(f, r, cols, ncols, m);
     if (r->per_head) print_per_head(f, r, cols, ncols);
     print_table5(f, r);
@@ -186,7 +220,13 @@ static cJSON *model_json(const cmp_result *r, const cmp_model *cm) {
         cJSON *lo = cJSON_CreateObject();
         cJSON_AddItemToArray(layers, lo);
         cJSON_AddNumberToObject(lo, "layer", l);
-        if (st->is_diff) cJSON_AddItemToObject(lo, "lambda_full", num(st->lambda_full[l]));
+        for (int k = 0; st->is_diff && k < N_DIFF_SERIES; k++) {
+            const diff_series *ds = &diff_series_list[k];
+            cJSON_AddItemToObject(lo, ds->name, num(ds->layer(st)[l]));
+            if (!r->per_head || !ds->head) continue;
+            cJSON *hs = cJSON_AddArrayToObject(lo, ds->head_name);
+            for (int h = 0; hs && h < st->heads; h++) cJSON_AddItemToArray(hs, num(ds->head(st)[(size_t)l * st->heads + h]));
+        }
         for (int j = 0; j < nm; j++) {
             cJSON *mo = row_json(&st->layer[maps[j]][l]);
             cJSON_AddItemToObject(lo, ds_map_name(maps[j]), mo);
@@ -282,9 +322,10 @@ static int write_model_h5(hid_t file, const cmp_model *cm) {
     if (!buf) ds_failc(DS_ERR_NOMEM, "out of memory");
     rc = rc || ds_h5_attr_str(g, "path", cm->path) || ds_h5_attr_str(g, "arch", cm->arch) ||
          ds_h5_attr_int(g, "heads", st->heads);
-    if (!rc && st->is_diff) {
-        hsize_t dl[1] = {(hsize_t)st->L};
-        rc = write_f64(g, "lambda_full", 1, dl, st->lambda_full);
+    for (int k = 0; !rc && st->is_diff && k < N_DIFF_SERIES; k++) {
+        const diff_series *ds = &diff_series_list[k];
+        hsize_t dl[1] = {(hsize_t)st->L}, dh[2] = {(hsize_t)st->L, (hsize_t)st->heads};
+        rc = write_f64(g, ds->name, 1, dl, ds->layer(st)) || (ds->head && write_f64(g, ds->head_name, 2, dh, ds->head(st)));
     }
     int maps[DS_ATTN_NMAPS], nm = cmp_maps(st, maps);
     for (int j = 0; !rc && j < nm; j++) rc = write_map_h5(file, cm, maps[j], buf);

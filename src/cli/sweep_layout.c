@@ -26,6 +26,7 @@ void sweep_layout_init(sweep_layout *lay, const char *name, const char *path, co
             for (int m = 0; m < 5; m++) add(lay, ds_map_name(ds_attn_maps[j]), cmp_metric_names[m], SWEEP_LH);
     if (lay->is_diff) {
         add(lay, "lambda_full", NULL, SWEEP_L);
+        add(lay, "cancelled_share", NULL, SWEEP_LH);
         for (int g = 0; g < 4; g++) add(lay, "groupnorm", gn_names[g], SWEEP_LH);
     }
     add(lay, "outliers", "scores", SWEEP_T5);
@@ -47,6 +48,7 @@ void sweep_layout_extract(const sweep_layout *lay, const ds_attn_stats *st, doub
     }
     if (lay->is_diff) {
         memcpy(out + lay->f[fi++].offset, st->lambda_full, (size_t)lay->L * sizeof *out);
+        memcpy(out + lay->f[fi++].offset, st->cancelled_share, (size_t)lay->L * lay->heads * sizeof *out);
         for (int g = 0; g < 4; g++, fi++)
             for (int i = 0; i < lay->f[fi].count; i++) out[lay->f[fi].offset + i] = gn_value(&st->groupnorm[i], g);
     }

@@ -52,12 +52,14 @@ static void print_model(const sweep_layout *lay, const sweep_aggs *ag, int m) {
     for (k = 0; k < lay->nfields && !strcmp(lay->f[k].name + strcspn(lay->f[k].name, "/"), "/answer_mass"); k += 5)
         print_map(lay, ag, m, k);
     if ((k = field_index(lay, "lambda_full")) >= 0) {
-        printf("\n%s lambda_full, groupnorm (row q: rms, scale; mean over tokens: rms)\nlayer %17s %17s %17s %17s\n",
-               lay->name, "lambda_full", "rms_query", "scale_query", "rms_mean");
-        int g = field_index(lay, "groupnorm/rms_query");
+        printf("\n%s lambda_full, cancelled_share, groupnorm (row q: rms, scale; mean over tokens: rms)\n"
+               "layer %17s %17s %17s %17s %17s\n",
+               lay->name, "lambda_full", "cancelled_share", "rms_query", "scale_query", "rms_mean");
+        int g = field_index(lay, "groupnorm/rms_query"), c = field_index(lay, "cancelled_share");
         for (int l = 0; l < lay->L; l++) {
             printf("%5d", l);
             print_pm(ag->field[m][k].mean[l], ag->field[m][k].ci95[l]);
+            print_pm(ag->over_heads[m][c].mean[l], ag->over_heads[m][c].ci95[l]);
             for (int j = 0; j < 3; j++) print_pm(ag->over_heads[m][g + j].mean[l], ag->over_heads[m][g + j].ci95[l]);
             printf("\n");
         }

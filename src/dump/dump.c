@@ -15,6 +15,7 @@
 #include "diffscope/error.h"
 #include "io/h5out.h"
 #include "diffscope/hidden_states.h"
+#include "diffscope/attn_stats.h"
 #include <hdf5_hl.h>
 #include "dump/outliers.h"
 #include "io/raw_writer.h"
@@ -53,6 +54,10 @@ struct ds_dump {
     hid_t maps[DS_MAP_COUNT];
     haddr_t map_addr[DS_MAP_COUNT]; /* file offset of each contiguous map dataset */
     ds_outliers scores[OUTLIER_PARTS], resid[OUTLIER_PARTS], mlp[OUTLIER_PARTS];
+    double lambda;           /* the layer's λ as the forward pass uses it */
+    float *row1;             /* [nheads, rows of the block, T]: softmax1 until softmax2 comes */
+    size_t row1_cap;
+    float *cancelled;        /* [nheads, T] of the layer */
     ds_hidden_states hidden; /* .out [L+1, T, D] when --hidden, else NULL */
     int caller_threads;      /* the OpenMP thread count to restore, 0 if unchanged */
 };
@@ -258,6 +263,7 @@ static int write_lambda(ds_dump *d, const ds_probe_event *ev) {
     ds_model_lambda(d->m, ev->layer, lam);
     /* The value the forward pass uses: an intervention registered before us may have set it. */
     double used = ev->data[3] == (float)lam[3] ? lam[3] : ev->data[3];
+    d->lambda = used;
     hid_t g = layer_group(d, ev->layer, DS_DUMP_ATTN);
     if (g < 0) return -1;
     int rc = ds_h5_attr_double(g, DS_DUMP_ATTR_LAMBDA_1, lam[0]) || ds_h5_attr_double(g, DS_DUMP_ATTR_LAMBDA_2, lam[1]) ||
@@ -267,6 +273,52 @@ static int write_lambda(ds_dump *d, const ds_probe_event *ev) {
              (used != lam[3] && ds_h5_attr_double(g, DS_DUMP_ATTR_LAMBDA_MODEL, lam[3]));
     H5Gclose(g);
     return rc ? -1 : 0;
+}
+
+/* The cancelled share needs softmax1 and softmax2 of a row at once: the forward pass fires
+ * them one after the other for each row block, so softmax1's block of the selected heads is
+ * kept until softmax2's comes. */
+static int keep_softmax1(ds_dump *d, const ds_probe_event *ev) {
+    size_t n = (size_t)d->nheads * ev->shape[1] * d->T;
+    if (n > d->row1_cap) {
+        free(d->row1);
+        d->row1 = malloc(n * sizeof *d->row1);
+        d->row1_cap = d->row1 ? n : 0;
+    }
+    if (!d->cancelled) d->cancelled = malloc((size_t)d->nheads * d->T * sizeof *d->cancelled);
+    if (!d->row1 || !d->cancelled) return ds_failc(DS_ERR_NOMEM, "out of memory");
+    for (int j = 0; j < d->nheads; j++)
+        for (int64_t r = 0; r < ev->shape[1]; r++)
+            memcpy(d->row1 + ((size_t)j * ev->shape[1] + r) * d->T,
+                   ev->data + d->heads[j] * ev->strides[0] + r * ev->strides[1], (size_t)d->T * sizeof *d->row1);
+    return 0;
+}
+
+static int compute_cancelled(ds_dump *d, const ds_probe_event *ev) {
+    int64_t nr = ev->shape[1];
+#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)d->nheads * nr * d->T >= OUTLIER_PAR_MIN)
+    for (int j = 0; j < d->nheads; j++)
+        for (int64_t r = 0; r < nr; r++) {
+            int q = (int)(ev->pos0 + ev->offset[1] + r);
+            d->cancelled[(size_t)j * d->T + q] =
+                (float)ds_cancelled_share(d->row1 + ((size_t)j * nr + r) * d->T,
+                                          ev->data + d->heads[j] * ev->strides[0] + r * ev->strides[1], d->lambda, q + 1);
+        }
+    return 0;
+}
+
+/* /layers/{l} exists: the λ attributes (written for every DiffLlama layer) made it. */
+static int write_cancelled(ds_dump *d, const ds_probe_event *ev) {
+    char path[64];
+    snprintf(path, sizeof path, DS_DUMP_LAYER_PATH, ev->layer, DS_DUMP_CANCELLED_SHARE);
+    hsize_t dims[2] = {(hsize_t)d->nheads, (hsize_t)d->T};
+    static const char *const axes[2] = {"head", "query"};
+    if (ds_h5_write_f32(d->out.file, path, 2, dims, d->cancelled)) return -1;
+    hid_t ds = H5Dopen2(d->out.file, path, H5P_DEFAULT);
+    int rc = ds < 0 || ds_h5_attr_int_array(ds, DS_DUMP_ATTR_HEADS, d->heads, d->nheads) ||
+             H5DSset_label(ds, 0, axes[0]) < 0 || H5DSset_label(ds, 1, axes[1]) < 0;
+    if (ds >= 0) H5Dclose(ds);
+    return rc ? ds_failc(DS_ERR_IO, "%s: cannot write %s", d->out.path, path) : 0;
 }
 
 static void push_matrix(ds_outliers *parts, const ds_probe_event *ev) {
@@ -384,6 +436,9 @@ static const quantity quantities[] = {
     {"outliers", DS_DUMP_OUTLIERS, "top-k values and moments of |scores|, |residual|, |MLP activation|",
      {{DS_HOOK_SCORES, ANY_MODEL, on_outlier_scores}, {DS_HOOK_MLP_POST, ANY_MODEL, on_outlier_mlp},
       {DS_HOOK_RESID_POST, ANY_MODEL, on_outlier_resid}}},
+    {"cancelled_share", DS_DUMP_CANCELLED, "share of softmax1 that lambda*softmax2 cancels (DiffLlama)",
+     {{DS_HOOK_PATTERN1, DIFF_ONLY, keep_softmax1}, {DS_HOOK_PATTERN2, DIFF_ONLY, compute_cancelled},
+      {DS_HOOK_RESID_POST, DIFF_ONLY, write_cancelled}}},
 };
 enum { N_QUANTITIES = sizeof quantities / sizeof quantities[0] };
 
@@ -611,6 +666,7 @@ static double estimate_bytes(const ds_dump *d, const ds_config *c) {
                (w & DS_DUMP_SCORES ? (d->is_diff ? 2 : 1) : 0);
     double per_layer = (double)maps * d->nheads * d->T * d->T * (d->o.f16 ? 2 : 4) / (d->o.compress > 0 ? 2 : 1);
     if (w & DS_DUMP_GROUPNORM && d->is_diff) per_layer += 2.0 * d->nheads * d->T * sizeof(float);
+    if (w & DS_DUMP_CANCELLED && d->is_diff) per_layer += (double)d->nheads * d->T * sizeof(float);
     double bytes = 0;
     for (int l = 0; l < d->L; l++)
         if (d->layer_on[l]) bytes += per_layer;
@@ -668,7 +724,7 @@ static void release(ds_dump *d) {
         ds_outliers_free(&d->mlp[p]);
     }
     if (d->f16 >= 0) H5Tclose(d->f16);
-    free(d->layer_on), free(d->heads), free(d->half_buf), free(d->hidden.out);
+    free(d->layer_on), free(d->heads), free(d->half_buf), free(d->hidden.out), free(d->row1), free(d->cancelled);
     free(d);
 }
 

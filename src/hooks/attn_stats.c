@@ -32,6 +32,31 @@ static void row_stats(const float *row, int q, int b, int e, int is_softmax, ds_
     st->sparsity = (double)small / (q + 1);
 }
 
+double ds_cancelled_share(const float *s1, const float *s2, double lambda, int n) {
+    double common = 0, total = 0;
+    for (int k = 0; k < n; k++) {
+        double lb = lambda * s2[k];
+        total += s1[k];
+        common += s1[k] < lb ? s1[k] : lb;
+    }
+    return total > 0 ? fmax(common, 0) / total : 0;
+}
+
+/* Row q of softmax1 is kept until softmax2's block comes (the same row block, right after). */
+static int on_pattern(ds_attn_stats *s, int second, const ds_probe_event *ev) {
+    int row = s->o.query - ev->pos0 - (int)ev->offset[1], n = s->o.query + 1;
+    if (row < 0 || row >= ev->shape[1]) return 0;
+    for (int h = 0; h < ev->shape[0]; h++) {
+        const float *x = ev->data + h * ev->strides[0] + row * ev->strides[1];
+        float *keep = s->row1 + (size_t)h * n;
+        if (!second) memcpy(keep, x, (size_t)n * sizeof *keep);
+        else
+            s->cancelled_share[(size_t)ev->layer * s->heads + h] =
+                ds_cancelled_share(keep, x, s->lambda_full[ev->layer], n);
+    }
+    return 0;
+}
+
 static int on_map(ds_attn_stats *s, ds_map map, const ds_probe_event *ev) {
     int row = s->o.query - ev->pos0 - (int)ev->offset[1]; /* the query's row inside this block */
     if (row < 0 || row >= ev->shape[1]) return 0;
@@ -70,7 +95,8 @@ static int on_event(const ds_probe_event *ev, void *user) {
     ds_attn_stats *s = user;
     switch (ev->point) {
     case DS_HOOK_DIFF: return on_map(s, DS_MAP_DIFF, ev);
-    case DS_HOOK_PATTERN1: return on_map(s, DS_MAP_SOFTMAX1, ev);
+    case DS_HOOK_PATTERN1: return on_map(s, DS_MAP_SOFTMAX1, ev) || on_pattern(s, 0, ev);
+    case DS_HOOK_PATTERN2: return on_pattern(s, 1, ev);
     case DS_HOOK_PATTERN: return on_map(s, DS_MAP_SOFTMAX, ev);
     case DS_HOOK_LAMBDA: s->lambda_full[ev->layer] = ev->data[3]; return 0;
     case DS_HOOK_SCORES: push_scores(s, ev); return 0;
@@ -114,7 +140,10 @@ ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats
     s->rms_norm_eps = c->rms_norm_eps;
     int gn = opts->groupnorm && s->is_diff;
     int ok = (s->lambda_full = malloc((size_t)s->L * sizeof *s->lambda_full)) != NULL &&
-             (!gn || (s->groupnorm = calloc((size_t)s->L * s->heads, sizeof *s->groupnorm)));
+             (!gn || (s->groupnorm = calloc((size_t)s->L * s->heads, sizeof *s->groupnorm))) &&
+             (!s->is_diff || ((s->cancelled_share = calloc((size_t)s->L * s->heads, sizeof *s->cancelled_share)) &&
+                              (s->cancelled_share_layer = calloc((size_t)s->L, sizeof *s->cancelled_share_layer)) &&
+                              (s->row1 = malloc((size_t)s->heads * (opts->query + 1) * sizeof *s->row1))));
     for (int k = 0; ok && k < DS_MAP_COUNT; k++)
         if (s->has_map[k])
             ok = (s->head[k] = calloc((size_t)s->L * s->heads, sizeof **s->head)) &&
@@ -124,9 +153,11 @@ ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats
     for (int l = 0; ok && l < s->L; l++) s->lambda_full[l] = NAN;
     /* On every layer: the maps the statistics cover and λ; for the outliers, scores and resid;
      * the GroupNorm input for its summaries. */
-    ds_hook_point points[6];
+    ds_hook_point points[7];
     int np = 0;
-    if (s->is_diff) points[np++] = DS_HOOK_DIFF, points[np++] = DS_HOOK_PATTERN1, points[np++] = DS_HOOK_LAMBDA;
+    if (s->is_diff)
+        points[np++] = DS_HOOK_DIFF, points[np++] = DS_HOOK_PATTERN1, points[np++] = DS_HOOK_PATTERN2,
+        points[np++] = DS_HOOK_LAMBDA;
     else points[np++] = DS_HOOK_PATTERN;
     if (opts->outliers) points[np++] = DS_HOOK_SCORES, points[np++] = DS_HOOK_RESID_POST;
     if (gn) points[np++] = DS_HOOK_GROUPNORM_IN;
@@ -153,6 +184,11 @@ int ds_attn_stats_finish(ds_attn_stats *s) {
             s->layer[k][l] = m;
         }
     }
+    for (int l = 0; s->cancelled_share && l < s->L; l++) {
+        double sum = 0;
+        for (int h = 0; h < s->heads; h++) sum += s->cancelled_share[(size_t)l * s->heads + h];
+        s->cancelled_share_layer[l] = sum / s->heads;
+    }
     for (size_t i = 0; s->groupnorm && i < (size_t)s->L * s->heads; i++)
         s->groupnorm[i].rms_mean /= s->T, s->groupnorm[i].scale_mean /= s->T;
     if (s->scores_acc) ds_table5_result(s->scores_acc, &s->scores);
@@ -166,6 +202,6 @@ void ds_attn_stats_free(ds_attn_stats *s) {
     if (!s) return;
     for (int k = 0; k < DS_MAP_COUNT; k++) free(s->head[k]), free(s->layer[k]);
     ds_table5_free(s->scores_acc), ds_table5_free(s->resid_acc);
-    free(s->lambda_full), free(s->groupnorm);
+    free(s->lambda_full), free(s->groupnorm), free(s->cancelled_share), free(s->cancelled_share_layer), free(s->row1);
     free(s);
 }

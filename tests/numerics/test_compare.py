@@ -70,6 +70,29 @@ def row_stats(row, q, span, softmax):
     }
 
 
+def cancelled_share(s1, s2, lam):
+    """docs/compare.md: max(0, sum_k min(s1, lam*s2)) / sum_k s1 over one row's keys 0..q."""
+    s1, s2 = s1.astype(np.float64), s2.astype(np.float64)
+    total = s1.sum()
+    return max(np.minimum(s1, lam * s2).sum(), 0.0) / total if total > 0 else 0.0
+
+
+def check_dump_cancelled_share(f):
+    """The dump's /layers/{l}/cancelled_share at every head and query row against NumPy over
+    its softmax1, softmax2 and lambda_full."""
+    p = []
+    T = int(f.attrs["num_tokens"])
+    for l in range(int(f.attrs["num_layers"])):
+        a = f[f"layers/{l}/attn"]
+        s1, s2, lam = a["softmax1"][:], a["softmax2"][:], float(a.attrs["lambda_full"])
+        got = f[f"layers/{l}/cancelled_share"][:]
+        want = np.array([[cancelled_share(s1[h, q, :q + 1], s2[h, q, :q + 1], lam) for q in range(T)]
+                         for h in range(s1.shape[0])])
+        if got.shape != want.shape or not np.allclose(got, want, rtol=1e-6, atol=1e-7):
+            p.append(f"layer {l}: cancelled_share differs from NumPy by {np.abs(got - want).max():.2e}")
+    return p
+
+
 def reference(f, q, span):
     """{'layers': [{map: {'mean': stats, 'heads': [stats]}, 'lambda_full': x}], 'scores': vals, 'resid': vals}"""
     L = int(f.attrs["num_layers"])
@@ -85,6 +108,9 @@ def reference(f, q, span):
             entry[name] = {"mean": mean, "heads": heads}
         if is_diff:
             entry["lambda_full"] = float(a.attrs["lambda_full"])
+            s1, s2 = a["softmax1"][:], a["softmax2"][:]
+            heads = [cancelled_share(s1[h, q, :q + 1], s2[h, q, :q + 1], entry["lambda_full"]) for h in range(s1.shape[0])]
+            entry["cancelled_share"] = {"mean": float(np.mean(heads)), "heads": heads}
         layers.append(entry)
         s = a["scores"][:]
         scores.append(np.abs(s[np.isfinite(s)]))
@@ -114,8 +140,14 @@ def check_model_json(label, mj, ref, per_head):
     for l, (lj, lr) in enumerate(zip(mj["layers"], ref["layers"])):
         if "lambda_full" in lr and not close(lj.get("lambda_full"), lr["lambda_full"], 1e-6):
             p.append(f"{label} layer {l} lambda_full {lj.get('lambda_full')} != {lr['lambda_full']}")
+        if "cancelled_share" in lr:
+            cs = lr["cancelled_share"]
+            if not close(lj.get("cancelled_share"), cs["mean"]):
+                p.append(f"{label} layer {l} cancelled_share {lj.get('cancelled_share')} != {cs['mean']}")
+            if per_head and not all(close(g, w) for g, w in zip(lj.get("cancelled_share_per_head", []), cs["heads"])):
+                p.append(f"{label} layer {l} cancelled_share_per_head {lj.get('cancelled_share_per_head')} != {cs['heads']}")
         for name, r in lr.items():
-            if name == "lambda_full":
+            if name in ("lambda_full", "cancelled_share"):
                 continue
             if name not in lj:
                 p.append(f"{label} layer {l}: no map {name}")
@@ -154,8 +186,12 @@ def check_h5_matches_json(path, js):
         for mj in js["models"]:
             g = f[f"models/{mj['name']}"]
             for l, lj in enumerate(mj["layers"]):
-                if "lambda_full" in lj and not close(g["lambda_full"][l], lj["lambda_full"], 1e-12, 0):
-                    p.append(f"{mj['name']} lambda_full[{l}]")
+                for k in ("lambda_full", "cancelled_share"):
+                    if k in lj and not close(g[k][l], lj[k], 1e-12, 0):
+                        p.append(f"{mj['name']} {k}[{l}]")
+                if "cancelled_share_per_head" in lj and not np.allclose(g["cancelled_share_per_head"][l],
+                                                                         lj["cancelled_share_per_head"], 1e-12, 0):
+                    p.append(f"{mj['name']} cancelled_share_per_head[{l}]")
                 for name in ("diff", "softmax1", "softmax"):
                     if name not in lj:
                         continue
@@ -206,6 +242,7 @@ def golden_compare():
              ("no span, query -3", ["--query-pos", "-3"], T - 3, None)]
     fa = dump(DIFF, os.path.join(TMP, "a.h5"), ids=ids)
     fb = dump(LLAMA, os.path.join(TMP, "b.h5"), ids=ids)
+    report("dump_cancelled_share_vs_numpy", check_dump_cancelled_share(fa))
     for label, extra, q, span in cases:
         r = run("compare", "--model", DIFF, "--vs", LLAMA, "--ids", ida, *extra, "--per-head", "--json",
                 "-o", out, "--force")

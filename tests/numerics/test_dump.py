@@ -229,7 +229,7 @@ def check_no_partial_files(model, ids):
 def check_what_items(model, ids):
     """--what: the items --help lists, the one-line refusal of an unknown item, the root
     attribute `what` in the items' order whatever the order given."""
-    items = ["softmax", "diff", "scores", "groupnorm", "outliers", "all"]
+    items = ["softmax", "diff", "scores", "groupnorm", "outliers", "cancelled_share", "all"]
     p = []
     h = subprocess.run([DS, "dump", "--help"], capture_output=True, text=True)
     listed = [line.split()[0] for line in h.stdout.split("--what items:\n")[-1].splitlines() if line.startswith("  ")]

@@ -304,6 +304,10 @@ def check_readers(model, ids):
         for kind in ("rms", "scale"):
             if not np.array_equal(d.groupnorm(kind), np.stack([f["layers/%d/groupnorm/%s" % (l, kind)][:] for l in d.layers])):
                 p.append("groupnorm(%s) differs" % kind)
+        cs = d.cancelled_share()
+        if cs.dims != ("layer", "head", "query") or list(cs.coords["head"]) != [2, 0] or \
+                not np.array_equal(cs, np.stack([f["layers/%d/cancelled_share" % l][:] for l in d.layers])):
+            p.append("cancelled_share() differs from h5py")
         o = d.outliers("scores", 1)
         g = f["layers/1/outliers/scores"]
         if not np.array_equal(o["values"], g["values"][:]) or not np.array_equal(o["index"], g["index"][:]) or \
@@ -338,6 +342,9 @@ def check_readers(model, ids):
             p.append("compare lambda_full differs")
         if c.provenance.get("model_path") != [DEMO, "notebooks-data/models/llama"]:
             p.append("compare provenance %s" % c.provenance)
+        if not np.array_equal(c.models["A"].cancelled_share(), f["models/A/cancelled_share"][:]) or \
+                not np.array_equal(c.models["A"].cancelled_share(per_head=True), f["models/A/cancelled_share_per_head"][:]):
+            p.append("compare cancelled_share differs")
 
     nd_out = os.path.join(TMP, "needle.json")
     r = subprocess.run([DS, "needle", DEMO, "--task", "kv", "--trials", "2", "--depths", "0,50,100", "--json"],

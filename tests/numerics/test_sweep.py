@@ -123,12 +123,13 @@ def check_vs_compare(out, rows):
             with h5py.File(os.path.join(TMP, "c.h5"), "r") as c:
                 for mod in ("A", "B"):
                     g = c[f"models/{mod}"]
-                    for mp in [k for k in g if k not in ("outliers", "lambda_full")]:
+                    for mp in [k for k in g if k in ("diff", "softmax1", "softmax")]:
                         for met in g[f"{mp}/per_head"]:
                             if not np.array_equal(m[f"{mod}/{mp}/{met}"][i], g[f"{mp}/per_head/{met}"][:], equal_nan=True):
                                 problems.append(f"prompt {i} {mod}/{mp}/{met}")
-                    if "lambda_full" in g and not np.array_equal(m[f"{mod}/lambda_full"][i], g["lambda_full"][:]):
-                        problems.append(f"prompt {i} {mod}/lambda_full")
+                    for k, ck in (("lambda_full", "lambda_full"), ("cancelled_share", "cancelled_share_per_head")):
+                        if ck in g and not np.array_equal(m[f"{mod}/{k}"][i], g[ck][:]):
+                            problems.append(f"prompt {i} {mod}/{k}")
                     for which in ("scores", "resid"):
                         ref = [g[f"outliers/{which}"].attrs[k] for k in ("top1", "top2", "top3", "top10", "top100", "median")]
                         if not np.array_equal(m[f"{mod}/outliers/{which}"][i], ref):
@@ -148,7 +149,7 @@ def check_groupnorm_vs_dump(out, rows):
             ids, n = rows[i]["ids"], len(rows[i]["ids"])
             q = m["prompts/query"][i]
             path = os.path.join(TMP, "d.h5")
-            r = run("dump", DIFF, "--ids", ",".join(map(str, ids)), "-o", path, "--force", "--what", "groupnorm")
+            r = run("dump", DIFF, "--ids", ",".join(map(str, ids)), "-o", path, "--force", "--what", "groupnorm,softmax")
             if r.returncode:
                 return [f"dump: {r.stderr.strip()}"]
             with h5py.File(path, "r") as d:
@@ -161,6 +162,14 @@ def check_groupnorm_vs_dump(out, rows):
                         got = m[f"A/groupnorm/{k}"][i, l]
                         if not np.allclose(got, ref, rtol=2e-6, atol=0):
                             problems.append(f"prompt {i} layer {l} {k}: {got} vs {ref}")
+                    # the cancelled share of row q (docs/compare.md) from softmax1, softmax2 and lambda
+                    s1 = d[f"layers/{l}/attn/softmax1"][:, q, :q + 1].astype(np.float64)
+                    s2 = d[f"layers/{l}/attn/softmax2"][:, q, :q + 1].astype(np.float64)
+                    lam = float(d[f"layers/{l}/attn"].attrs["lambda_full"])
+                    want = np.maximum(np.minimum(s1, lam * s2).sum(axis=1), 0) / s1.sum(axis=1)
+                    got = m["A/cancelled_share"][i, l]
+                    if not np.allclose(got, want, rtol=1e-6, atol=1e-7):
+                        problems.append(f"prompt {i} layer {l} cancelled_share: {got} vs {want}")
     return problems
 
 
@@ -343,7 +352,7 @@ def main():
         return
     report("sweep_golden_runs", [] if json.loads(r.stdout)["prompts"] == len(rows) else ["JSON prompt count"])
     report("sweep_per_prompt_equals_compare", check_vs_compare(one, rows))
-    report("sweep_groupnorm_equals_dump", check_groupnorm_vs_dump(one, rows))
+    report("sweep_groupnorm_and_cancelled_share_equal_dump", check_groupnorm_vs_dump(one, rows))
     report("sweep_aggregates_equal_numpy", check_aggregates(one))
     table = sweep("--model", DIFF, "--vs", LLAMA, "--prompts", prompts, "-o", os.path.join(TMP, "t.h5"))
     report("sweep_table", [] if table.returncode == 0 and "A diff" in table.stdout and "B softmax" in table.stdout
