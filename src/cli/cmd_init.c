@@ -20,7 +20,8 @@
 static const char *usage =
     "usage: diffscope init OUT_DIR --like kajuma|small|tiny|CONFIG.json [options]\n\n"
     "Writes a random-weight checkpoint (config.json + model.safetensors, or shards and an\n"
-    "index above 2 GB) of a real shape, for benchmarks and tests.\n"
+    "index above 2 GB) of a real shape, for benchmarks and tests. It has no tokenizer.json\n"
+    "(use --ids) unless --tokenizer copies one in.\n"
     "  kajuma  the shape of kajuma/DiffLlama-0.3B-handcut: D 2048, 16 layers, 32 heads, 8 kv\n"
     "          heads, head_dim 64, MLP 8192, vocab 128256, llama3 RoPE, tied (1.24 B params)\n"
     "  small   D 768, 12 layers, 12 heads, 4 kv heads, MLP 2048, vocab 32000 (125 M params)\n"
@@ -102,6 +103,26 @@ static void fill(const char *name, float *out, int64_t n, void *user) {
 /* Declares each tensor of the architecture's table (src/model/arch.c) for this config. */
 static int declare_one(const ds_tensor_ref *t, void *w) { return ds_st_writer_add(w, t->name, t->ndim, t->shape); }
 
+/* The progress bar's total: one step per tensor the writer fills. */
+static int count_one(const ds_tensor_ref *t, void *n) { return ++*(long *)n, 0; }
+
+/* --tokenizer FILE must load with our tokenizer and have no id past the model's vocabulary
+ * (a prompt's ids must be rows of the embedding). */
+static int check_tokenizer(const char *path, const ds_config *c) {
+    ds_tokenizer *tok = ds_tokenizer_load(path);
+    if (!tok) {
+        if (strncmp(ds_errmsg(), path, strlen(path))) ds_err_prefix(path);
+        ds_err_prefix("--tokenizer");
+        return -1;
+    }
+    int n = ds_tokenizer_vocab_size(tok);
+    ds_tokenizer_free(tok);
+    if (n > c->vocab_size)
+        return ds_fail("--tokenizer %s: its ids go up to %d, past the model's vocab_size %d (set vocab_size >= %d "
+                       "in the config)", path, n - 1, c->vocab_size, n);
+    return 0;
+}
+
 /* Builds the config.json text: the preset or file, with model_type and architectures set. */
 static char *config_text(const char *like, const ds_arch_desc *arch, const char *dtype) {
     const char *p = preset(like);
@@ -136,7 +157,7 @@ static char *config_text(const char *like, const ds_arch_desc *arch, const char 
 /* The checkpoint of the config LIKE (a preset or a file) into DIR, whole or not at all
  * (src/io/ckpt_folder.h). Everything that can be refused is checked before anything is created. */
 static int write_checkpoint(const char *dir, const char *like, const ds_arch_desc *arch, const char *dtype, int seed,
-                            int shard_mb, int force) {
+                            int shard_mb, const char *tokenizer, int force) {
     char *text = config_text(like, arch, dtype);
     if (!text) return cli_lib_error();
     ds_config c;
@@ -144,12 +165,21 @@ static int write_checkpoint(const char *dir, const char *like, const ds_arch_des
         free(text);
         return cli_lib_error();
     }
+    if (tokenizer && check_tokenizer(tokenizer, &c)) {
+        ds_config_free(&c);
+        free(text);
+        return cli_lib_error();
+    }
     ds_ckpt_folder t;
     int rc = ds_ckpt_folder_open(&t, dir, force);
+    if (!rc && tokenizer && ds_ckpt_folder_copy_file(&t, "tokenizer.json", tokenizer, DS_MAX_TOKENIZER_BYTES)) {
+        ds_ckpt_folder_abort(&t);
+        rc = -1;
+    }
     /* The checkpoint's size against the free space of DIR, unless --force. */
     double bytes = (double)ds_config_param_count(&c) * (strcmp(dtype, "bf16") ? 4 : 2);
-    if (!rc && !force && ds_check_free_space(dir, bytes)) {
-        ds_ckpt_folder_abort(&t);
+    if (rc || (!force && ds_check_free_space(dir, bytes))) {
+        if (!rc) ds_ckpt_folder_abort(&t);
         ds_config_free(&c);
         free(text);
         return cli_lib_error();
@@ -157,8 +187,9 @@ static int write_checkpoint(const char *dir, const char *like, const ds_arch_des
     ds_st_writer *w = rc ? NULL : ds_st_writer_new(t.stage, dir, strcmp(dtype, "bf16") ? DS_DT_F32 : DS_DT_BF16,
                                                    (uint64_t)shard_mb * 1000000ull);
     fill_ctx fc = {.seed = (uint64_t)seed};
-    /* 9-13 tensors per layer plus embeddings, norm and head: the exact count only sizes the bar. */
-    cli_progress_start(&fc.progress, "init", 9L * c.num_layers + 3);
+    long tensors = 0;
+    ds_config_tensors(&c, count_one, &tensors);
+    cli_progress_start(&fc.progress, "init", tensors);
     if (!w) {
         rc = -1;
     } else if (ds_config_tensors(&c, declare_one, w)) {
@@ -183,7 +214,7 @@ static int write_checkpoint(const char *dir, const char *like, const ds_arch_des
 }
 
 int cmd_init(int argc, char **argv) {
-    const char *like = NULL, *arch_name = "diffllama", *dtype = "f32";
+    const char *like = NULL, *arch_name = "diffllama", *dtype = "f32", *tokenizer = NULL;
     char archs[128]; /* the choices: the model types of the architecture table */
     int seed = 0, shard_mb = 2000, force = 0, rc;
     const cli_opt opts[] = {
@@ -193,10 +224,12 @@ int cmd_init(int argc, char **argv) {
         {"dtype", 0, CLI_CHOICE, &dtype, 0, 0, "f32|bf16", "storage dtype (default f32)"},
         {"seed", 0, CLI_INT, &seed, 0, INT_MAX, "S", "random seed (default 0)"},
         {"shard-mb", 0, CLI_INT, &shard_mb, 1, 1 << 20, "N", "shard size in MB (default 2000)"},
-        {"force", 0, CLI_FLAG, &force, 0, 0, NULL, "replace the checkpoint OUT_DIR holds (its whole layout), even when\nthe checkpoint exceeds the free space"},
+        {"tokenizer", 0, CLI_STRING, &tokenizer, 0, 0, "FILE",
+         "copy this tokenizer.json into OUT_DIR (so that --prompt works); it\nmust load and its ids must fit the config's vocab_size"},
+        {"force", 0, CLI_FLAG, &force, 0, 0, NULL, "replace the checkpoint OUT_DIR holds (its whole layout, and its\ntokenizer.json with --tokenizer), even when the checkpoint exceeds\nthe free space"},
         {0}};
     const cli_cmd cmd = {"init", usage, NULL, opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 1 || !like) return cli_error("init needs OUT_DIR and --like (see diffscope init --help)");
-    return write_checkpoint(argv[optind], like, ds_arch_find(arch_name), dtype, seed, shard_mb, force);
+    return write_checkpoint(argv[optind], like, ds_arch_find(arch_name), dtype, seed, shard_mb, tokenizer, force);
 }

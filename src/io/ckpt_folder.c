@@ -3,6 +3,7 @@
 #include "base/tmpfiles.h"
 #include "diffscope/error.h"
 #include "io/outfile.h"
+#include "base/fileio.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -116,15 +117,31 @@ fail:
     return -1;
 }
 
-int ds_ckpt_folder_add_file(ds_ckpt_folder *t, const char *name, const char *text) {
+static int write_staged(ds_ckpt_folder *t, const char *name, const char *data, size_t n) {
     char *p = join(t->stage, name);
     int fd = p ? open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666) : -1;
-    size_t n = strlen(text);
-    int rc = fd >= 0 && write(fd, text, n) == (ssize_t)n ? 0 : -1;
+    int rc = fd >= 0 && write(fd, data, n) == (ssize_t)n ? 0 : -1;
     int err = errno;
     if (fd >= 0 && close(fd) && !rc) rc = -1, err = errno;
     free(p);
     return rc ? ds_failc(DS_ERR_IO, "%s/%s: cannot write: %s", t->dir, name, strerror(err)) : 0;
+}
+
+int ds_ckpt_folder_add_file(ds_ckpt_folder *t, const char *name, const char *text) {
+    return write_staged(t, name, text, strlen(text));
+}
+
+int ds_ckpt_folder_copy_file(ds_ckpt_folder *t, const char *name, const char *src, size_t max) {
+    char *target = join(t->dir, name);
+    int rc = target ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory");
+    if (!rc && !ds_ckpt_is_layout_file(name) && ds_outfile_check_target(target, t->force)) rc = -1;
+    free(target);
+    size_t n = 0;
+    char *data = rc ? NULL : ds_read_file(src, max, &n);
+    if (!rc && !data) rc = -1;
+    if (!rc) rc = write_staged(t, name, data, n);
+    free(data);
+    return rc;
 }
 
 /* The names in the staging folder, config.json last (it is what makes a folder a checkpoint). */

@@ -13,6 +13,7 @@
  *    config.json last. */
 #ifndef DIFFSCOPE_CKPT_FOLDER_H
 #define DIFFSCOPE_CKPT_FOLDER_H
+#include <stddef.h>
 
 typedef struct {
     char *dir;   /* the checkpoint folder */
@@ -26,6 +27,10 @@ typedef struct {
 int ds_ckpt_folder_open(ds_ckpt_folder *t, const char *dir, int force);
 /* Writes TEXT as NAME in the staging folder. */
 int ds_ckpt_folder_add_file(ds_ckpt_folder *t, const char *name, const char *text);
+/* Copies the file SRC (at most MAX bytes) as NAME into the staging folder. A NAME that is not
+ * a file of the checkpoint layout (tokenizer.json) must not exist in the folder unless FORCE:
+ * it is refused here, before anything is moved. */
+int ds_ckpt_folder_copy_file(ds_ckpt_folder *t, const char *name, const char *src, size_t max);
 /* Moves the staged files into place; on failure (or after abort) nothing new is left. */
 int ds_ckpt_folder_commit(ds_ckpt_folder *t);
 void ds_ckpt_folder_abort(ds_ckpt_folder *t);
