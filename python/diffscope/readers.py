@@ -1,5 +1,5 @@
 """Readers for diffscope's outputs: `dump` files (docs/dump-format.md), `compare -o` files and
-`needle --json` output (docs/compare.md), as labelled arrays. They need h5py and NumPy only,
+`needle --json` output or `needle -o` files (docs/compare.md), as labelled arrays. They need h5py and NumPy only,
 not the library. Each file's layout is checked as it is read: a missing file, another format
 or a missing member is a diffscope.Error that names the file and the problem."""
 import json
@@ -245,7 +245,8 @@ class Compare(_File):
 
 
 class NeedleModel:
-    """One model of a needle result: name, path, arch, layers_averaged, maps, accuracy."""
+    """One model of a needle result: name, path, arch, layers_averaged, maps, accuracy and
+    correct ([depth]: the share and the count of right prompts)."""
 
     def __init__(self, path, m, depths):
         self._path, self._depths = path, depths
@@ -255,6 +256,8 @@ class NeedleModel:
         self.maps = [k for k in ("diff", "softmax1", "softmax") if self._rows and k in self._rows[0]]
         self.accuracy = Labelled(np.array([r["accuracy"] for r in self._rows], np.float64), ("depth",),
                                  {"depth": depths}, name="%s accuracy" % self.name)
+        self.correct = Labelled(np.array([r["correct"] for r in self._rows], np.int64), ("depth",),
+                                {"depth": depths}, name="%s correct" % self.name)
 
     def __repr__(self):
         return "<NeedleModel %s: %s (%s), maps %s>" % (self.name, self.path, self.arch, ", ".join(self.maps))
@@ -272,6 +275,22 @@ class NeedleModel:
         return Labelled(np.array([np.nan if r[m][field] is None else r[m][field] for r in self._rows], np.float64),
                         ("depth",), {"depth": self._depths}, name="%s %s %s" % (self.name, m, field))
 
+    def _values(self, field, map_name):
+        return [r if field == "accuracy" else r[self._map(map_name)] for r in self._rows]
+
+    def per_trial(self, field="answer_mass", map_name=None):
+        """[depth, trial]: FIELD (accuracy: 1 or 0, answer_mass, noise_mass) of each prompt."""
+        v = np.array([[np.nan if x is None else x for x in r[field + "_per_trial"]] for r in self._values(field, map_name)],
+                     np.float64)
+        return Labelled(v, ("depth", "trial"), {"depth": self._depths}, name="%s %s per trial" % (self.name, field))
+
+    def spread(self, field="answer_mass", map_name=None, stat="ci95"):
+        """[depth]: STAT (std, ci95) of FIELD (accuracy, answer_mass, noise_mass) over the depth's
+        prompts."""
+        v = np.array([np.nan if r[field + "_" + stat] is None else r[field + "_" + stat]
+                      for r in self._values(field, map_name)], np.float64)
+        return Labelled(v, ("depth",), {"depth": self._depths}, name="%s %s %s" % (self.name, field, stat))
+
     def mass_per_layer(self, field="answer_mass", map_name=None):
         """[depth, layer]: the same per layer."""
         m = self._map(map_name)
@@ -280,15 +299,49 @@ class NeedleModel:
         return Labelled(v, ("depth", "layer"), {"depth": self._depths}, name="%s %s %s" % (self.name, m, field))
 
 
+def _needle_h5(path):
+    """A `needle -o` file as the dict of its --json (docs/compare.md: the same names)."""
+    f = _open(path, "diffscope-needle")
+    try:
+        d = {k: _text(v) for k, v in f.attrs.items()}
+        d["depths"] = [int(x) for x in f["depths"][:]]
+        d["models"] = []
+        for name in sorted(f["models"]):
+            g = f["models/" + name]
+            m = {k: _text(v) for k, v in g.attrs.items()}
+            m["name"], m["depths"] = name, []
+            maps = [k for k in ("diff", "softmax1", "softmax") if k in g]
+            for i, depth in enumerate(d["depths"]):
+                row = {"depth": depth, "correct": int(g["correct"][i]),
+                       "top1": [{"id": int(t)} for t in g["top1"][i]]}
+                for k in ("accuracy", "accuracy_std", "accuracy_ci95"):
+                    row[k] = float(g[k][i])
+                row["accuracy_per_trial"] = [float(x) for x in g["accuracy_per_trial"][i]]
+                for mp in maps:
+                    row[mp] = {k: (g[mp][k][i].tolist()) for k in g[mp]}
+                m["depths"].append(row)
+            d["models"].append(m)
+        return d
+    except KeyError as e:
+        raise Error("%s: no %s in this file" % (path, e)) from None
+    finally:
+        f.close()
+
+
 class Needle:
-    """read_needle(PATH): the JSON of `diffscope needle --json` saved to a file. depths (percent),
-    mode, models {"A": NeedleModel, "B": ...}."""
+    """read_needle(PATH): the JSON of `diffscope needle --json` saved to a file, or a
+    `needle -o` HDF5 file. depths (percent), mode, models {"A": NeedleModel, "B": ...}."""
 
     def __init__(self, path):
         self.path = str(path)
         try:
-            with open(self.path, encoding="utf-8") as f:
-                d = json.load(f)
+            with open(self.path, "rb") as f:
+                is_h5 = f.read(8) == b"\x89HDF\r\n\x1a\n"
+            if is_h5:
+                d = _needle_h5(self.path)
+            else:
+                with open(self.path, encoding="utf-8") as f:
+                    d = json.load(f)
         except FileNotFoundError:
             raise Error("%s: no such file" % self.path) from None
         except (OSError, ValueError) as e:

@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/compare.h"
 #include "cli/needle.h"
+#include "io/outfile.h"
 
 static const char *usage =
     "usage: diffscope needle MODEL [--vs B] --haystack FILE --needle TEXT --question TEXT --answer TEXT\n"
@@ -30,7 +31,9 @@ static const char *usage =
     "softmax1 maps; Llama: softmax.\n"
     "--task kv generates prompts of the demo models' retrieval task (docs/demo-models.md):\n"
     "'<s> filler ... k_x v_y ... ? k_x' -> v_y, with the queried pair at the depth, P pairs in N\n"
-    "context tokens, K random prompts per depth; top-1 is then an accuracy.\n\n";
+    "context tokens, K random prompts per depth; top-1 is then an accuracy, printed as the share\n"
+    "and the count (0.9000 (18/20)), the masses as mean +- the 95 % interval over the K prompts.\n"
+    "--json and -o add each prompt's values and their std (docs/compare.md).\n\n";
 
 /* ---- prompts ---- */
 
@@ -141,15 +144,15 @@ static int check_ids_in_vocabulary(const needle_opts *no, const needle_prompt_se
 static int run_model(const needle_opts *no, const cli_input *in, int idx, const ds_model *m, const ds_tokenizer *t,
                      const needle_prompt_set *ps, needle_model *nm) {
     const ds_config *c = ds_model_config(m);
-    int D = no->ndepths, K = no->trials;
+    const size_t P = (size_t)ps->nprompts;
     nm->L = c->num_layers;
     ds_session *s = ds_session_new(m, ps->maxlen, in->allow_long);
     if (!s) return -1;
-    nm->acc = calloc((size_t)D, sizeof *nm->acc);
-    nm->answer = calloc((size_t)DS_ATTN_NMAPS * D * nm->L, sizeof *nm->answer);
-    nm->noise = calloc((size_t)DS_ATTN_NMAPS * D * nm->L, sizeof *nm->noise);
-    nm->top1 = calloc((size_t)ps->nprompts, sizeof *nm->top1);
-    int rc = !nm->acc || !nm->answer || !nm->noise || !nm->top1 ? ds_failc(DS_ERR_NOMEM, "out of memory") : 0;
+    nm->correct = calloc(P, sizeof *nm->correct);
+    nm->answer = calloc((size_t)DS_ATTN_NMAPS * P * nm->L, sizeof *nm->answer);
+    nm->noise = calloc((size_t)DS_ATTN_NMAPS * P * nm->L, sizeof *nm->noise);
+    nm->top1 = calloc(P, sizeof *nm->top1);
+    int rc = !nm->correct || !nm->answer || !nm->noise || !nm->top1 ? ds_failc(DS_ERR_NOMEM, "out of memory") : 0;
     cli_progress prog;
     cli_progress_start(&prog, nm->name, ps->nprompts);
     for (int i = 0; !rc && i < ps->nprompts; i++) {
@@ -165,15 +168,13 @@ static int run_model(const needle_opts *no, const cli_input *in, int idx, const 
             rc = -1;
             break;
         }
-        int d = i / K;
-        nm->acc[d] += (p->answer_id >= 0 ? nm->top1[i] == p->answer_id : needle_starts_answer(t, nm->top1[i], no->answer)) /
-                      (double)K;
+        nm->correct[i] = p->answer_id >= 0 ? nm->top1[i] == p->answer_id : needle_starts_answer(t, nm->top1[i], no->answer);
         nm->nmaps = cmp_maps(st, nm->maps);
         for (int j = 0; j < nm->nmaps; j++)
             for (int l = 0; l < nm->L; l++) {
-                size_t at = ((size_t)j * D + d) * nm->L + l;
-                nm->answer[at] += st->layer[nm->maps[j]][l].answer_mass / K;
-                nm->noise[at] += st->layer[nm->maps[j]][l].noise_mass / K;
+                size_t at = ((size_t)j * P + i) * nm->L + l;
+                nm->answer[at] = st->layer[nm->maps[j]][l].answer_mass;
+                nm->noise[at] = st->layer[nm->maps[j]][l].noise_mass;
             }
         ds_attn_stats_free(st);
         cli_progress_step(&prog, i + 1);
@@ -184,7 +185,7 @@ static int run_model(const needle_opts *no, const cli_input *in, int idx, const 
 }
 
 static void free_model(needle_model *nm) {
-    free(nm->acc);
+    free(nm->correct);
     free(nm->answer);
     free(nm->noise);
     free(nm->top1);
@@ -231,7 +232,9 @@ static int run_needle(const needle_opts *no, const cli_input *in) {
     ds_provenance *pv = NULL;
     ds_config ca;
     /* The prompts come from A's config.json and tokenizer, before any weights are read. */
-    if (cli_load_config(no->model[0], &ca)) return cli_lib_error();
+    /* an -o that cannot be written is said before the runs, not after them */
+    if ((no->output && ds_outfile_check_target(no->output, no->force)) || cli_load_config(no->model[0], &ca))
+        return cli_lib_error();
     if (!by_ids && !(t = ds_tokenizer_load(no->model[0]))) goto fail;
     if (check_prompt_sizes(no, &ca, in->allow_long) || build_prompts(no, t, &ca, !in->no_special, &ps)) goto fail;
     if (by_ids && check_ids_in_vocabulary(no, &ps, ca.vocab_size)) goto fail;
@@ -249,6 +252,7 @@ static int run_needle(const needle_opts *no, const cli_input *in) {
     needle_opts done = *no;
     if (!(pv = cli_provenance(no->model, nmodels, in))) goto fail;
     done.provenance = pv;
+    if (done.output && needle_write_h5(&done, &ps, nm, nmodels)) goto fail;
     if (!no->json) needle_print_table(&done, &ps, nm, nmodels);
     if (!no->json || !needle_print_json(&done, &ps, t, nm, nmodels)) rc = DS_EXIT_OK;
     else rc = cli_lib_error();
@@ -294,6 +298,8 @@ int cmd_needle(int argc, char **argv) {
         {"no-special", 0, CLI_FLAG, &in.no_special, 0, 0, NULL, "do not add the tokenizer's special tokens (BOS)"},
         CLI_RUN_OPTS(&in),
         {"json", 0, CLI_FLAG, &no.json, 0, 0, NULL, "JSON on stdout instead of the table"},
+        {"output", 'o', CLI_STRING, &no.output, 0, 0, "FILE", "also write the results and every prompt's values to HDF5"},
+        {"force", 0, CLI_FLAG, &no.force, 0, 0, NULL, "overwrite FILE if it exists"},
         {0}};
     const cli_cmd cmd = {"needle", usage, "--lambda-override and --ablate-head apply to A only.\n", opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;

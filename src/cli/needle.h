@@ -71,6 +71,8 @@ typedef struct {
     int pairs, trials, json;
     int seed;
     const ds_provenance *provenance;
+    const char *output; /* -o: HDF5 file (needle_write_h5), or NULL */
+    int force;
 } needle_opts;
 
 typedef struct {
@@ -81,18 +83,41 @@ typedef struct {
     int nneedle, nquestion; /* text probe */
 } needle_prompt_set;
 
+/* Per prompt (depth d's trial k is prompt d * trials + k): everything else is derived. */
 typedef struct {
     const char *name, *path, *arch;
     int L, nmaps, maps[DS_ATTN_NMAPS];
-    double *acc;            /* [ndepths]: share of prompts whose top-1 starts the answer */
-    double *answer, *noise; /* [nmaps][ndepths][L]: means over trials and heads */
     int *top1;              /* [nprompts] */
+    int *correct;           /* [nprompts]: 1 when the top-1 token is (starts) the answer */
+    double *answer, *noise; /* [nmaps][nprompts][L]: means over heads */
 } needle_model;
+
+/* What is reported per depth, each over the depth's trials: whether the top-1 is right, and
+ * the answer and noise mass of each map (means over heads and the last half of the layers). */
+typedef enum { NEEDLE_CORRECT, NEEDLE_ANSWER_MASS, NEEDLE_NOISE_MASS } needle_quantity;
+
+/* One quantity at one depth. */
+typedef struct {
+    double *trial;    /* [trials]: each prompt's value */
+    double *layer;    /* [L]: mean over trials per layer (masses only) */
+    double mean, std, ci95; /* over trials: std divides by n - 1, ci95 = 1.96 std / sqrt(n) */
+    int count;        /* NEEDLE_CORRECT: how many prompts were right */
+} needle_values;
+
+/* The values of Q (map index J for the masses) of model M at depth D, in V (whose arrays hold
+ * trials and m->L doubles). */
+void needle_values_of(const needle_opts *no, const needle_model *m, needle_quantity q, int j, int d, needle_values *v);
+/* The JSON and HDF5 name of quantity Q's mean: "accuracy", "answer_mass", "noise_mass" (its
+ * spread and values add "_std", "_ci95", "_per_trial", "_per_layer"). */
+const char *needle_quantity_name(needle_quantity q);
 
 /* Mean of X[l] over the last half of the layers (l = L/2 .. L-1). */
 double needle_last_half(const double *x, int L);
 void needle_print_table(const needle_opts *no, const needle_prompt_set *ps, const needle_model *nm, int nmodels);
 int needle_print_json(const needle_opts *no, const needle_prompt_set *ps, const ds_tokenizer *t,
                       const needle_model *nm, int nmodels);
+/* -o: the same numbers and every prompt's values as HDF5 (docs/compare.md), through the
+ * output contract (io/h5out.h). */
+int needle_write_h5(const needle_opts *no, const needle_prompt_set *ps, const needle_model *nm, int nmodels);
 
 #endif

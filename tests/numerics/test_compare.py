@@ -390,9 +390,13 @@ def check_needle(label, js, models, check_prompt):
             if tops != [t for _, t in rs]:
                 p.append(f"{mj['name']} depth {js['depths'][d]} top1 {tops} != {[t for _, t in rs]}")
             if "answer_id" in js["prompts"][0]:
-                acc = np.mean([t == js["prompts"][d * K + k]["answer_id"] for k, (_, t) in enumerate(rs)])
-                if not close(dj["accuracy"], acc, 1e-12):
-                    p.append(f"{mj['name']} depth {js['depths'][d]} accuracy {dj['accuracy']} != {acc}")
+                right = [int(t == js["prompts"][d * K + k]["answer_id"]) for k, (_, t) in enumerate(rs)]
+                if dj["correct"] != sum(right) or dj["accuracy_per_trial"] != right:
+                    p.append(f"{mj['name']} depth {js['depths'][d]} correct {dj['correct']} != {sum(right)}")
+            # accuracy: the count over the trials, one correctly rounded division
+            if dj["accuracy"] != dj["correct"] / K or dj["correct"] != sum(dj["accuracy_per_trial"]):
+                p.append(f"{mj['name']} depth {js['depths'][d]} accuracy {dj['accuracy']} != {dj['correct']}/{K}")
+            p += check_spread(f"{mj['name']} depth {js['depths'][d]}", dj, "accuracy")
             for name in rs[0][0]:
                 L = len(rs[0][0][name])
                 per_layer = np.mean([[r[0][name][l] for l in range(L)] for r in rs], axis=0)  # [L, 2]
@@ -403,6 +407,66 @@ def check_needle(label, js, models, check_prompt):
                              f"{got['noise_mass']:.6f} != {want_a:.6f}/{want_n:.6f}")
                 if not np.allclose(got["answer_mass_per_layer"], per_layer[:, 0], rtol=1e-5, atol=1e-6):
                     p.append(f"{mj['name']} depth {js['depths'][d]} {name} answer_mass_per_layer")
+                for f, col in (("answer_mass", 0), ("noise_mass", 1)):
+                    trials = [np.mean([r[0][name][l][col] for l in range(b, L)]) for r in rs]
+                    if not np.allclose(got[f + "_per_trial"], trials, rtol=1e-5, atol=1e-6):
+                        p.append(f"{mj['name']} depth {js['depths'][d]} {name} {f}_per_trial {got[f + '_per_trial']} "
+                                 f"!= {trials}")
+                    p += check_spread(f"{mj['name']} depth {js['depths'][d]} {name}", got, f)
+    return p
+
+
+def check_spread(label, o, name):
+    """NAME's mean, std (n - 1) and ci95 (1.96 std / sqrt(n)) are NumPy's over NAME_per_trial."""
+    x = np.array(o[name + "_per_trial"], np.float64)
+    std = float(np.std(x, ddof=1)) if len(x) > 1 else None
+    ci95 = 1.96 * std / np.sqrt(len(x)) if std is not None else None
+    if not close(o[name], float(np.mean(x)), 1e-12, 1e-15) or not close(o[name + "_std"], std, 1e-12, 1e-15) or \
+            not close(o[name + "_ci95"], ci95, 1e-12, 1e-15):
+        return [f"{label} {name} mean/std/ci95 {o[name]}/{o[name + '_std']}/{o[name + '_ci95']} != "
+                f"{np.mean(x)}/{std}/{ci95}"]
+    return []
+
+
+def check_needle_h5(path, js):
+    """needle -o: the JSON's numbers, each depth's accuracy the count of right prompts over the
+    trials from the file's per-trial values, the spread NumPy's over them."""
+    p = []
+    K = js["trials"]
+    with h5py.File(path, "r") as f:
+        if f.attrs["format"] != "diffscope-needle" or int(f.attrs["trials"]) != K or \
+                list(f["depths"][:]) != js["depths"]:
+            p.append("root attributes or depths")
+        for i, pr in enumerate(js["prompts"]):
+            n = int(f["prompts/length"][i])
+            if list(f["prompts/ids"][i, :n]) != pr["ids"] or list(f["prompts/span"][i]) != pr["span"]:
+                p.append(f"prompt {i}")
+        for mj in js["models"]:
+            g = f["models/" + mj["name"]]
+            right = g["accuracy_per_trial"][:]  # [depth, trial], 1 where the top-1 was the answer
+            counts = right.sum(axis=1)
+            if list(g["correct"][:]) != list(counts) or list(g["accuracy"][:]) != [c / K for c in counts]:
+                p.append(f"{mj['name']} accuracy {list(g['accuracy'][:])} != {list(counts)}/{K}")
+            if not np.allclose(g["accuracy_std"][:], np.std(right, axis=1, ddof=1), rtol=1e-12, atol=1e-15) or \
+                    not np.allclose(g["accuracy_ci95"][:], 1.96 * np.std(right, axis=1, ddof=1) / np.sqrt(K),
+                                    rtol=1e-12, atol=1e-15):
+                p.append(f"{mj['name']} accuracy spread")
+            for d, dj in enumerate(mj["depths"]):
+                if list(g["top1"][d]) != [t["id"] for t in dj["top1"]] or g["accuracy"][d] != dj["accuracy"]:
+                    p.append(f"{mj['name']} depth {d} top1 or accuracy differ from JSON")
+                for m in ("diff", "softmax1", "softmax"):
+                    for fld in ("answer_mass", "noise_mass"):
+                        if m not in dj:
+                            continue
+                        x = g[f"{m}/{fld}_per_trial"][d]
+                        # cJSON prints 15 digits when they read back within DBL_EPSILON
+                        if not np.allclose(x, dj[m][fld + "_per_trial"], rtol=1e-14, atol=0) or \
+                                not close(g[f"{m}/{fld}"][d], dj[m][fld], 1e-14, 0) or \
+                                not np.allclose(g[f"{m}/{fld}_per_layer"][d], dj[m][fld + "_per_layer"], rtol=1e-14,
+                                                atol=0):
+                            p.append(f"{mj['name']} depth {d} {m}/{fld} differs from JSON")
+                        if not close(g[f"{m}/{fld}_std"][d], float(np.std(x, ddof=1)), 1e-12, 1e-15):
+                            p.append(f"{mj['name']} depth {d} {m}/{fld}_std != NumPy's")
     return p
 
 
@@ -439,17 +503,24 @@ def demo_needle():
     else:
         report("needle_kv_demo_vs_numpy",
                check_needle("kv", json.loads(r.stdout), [f"{DEMO}/diffllama", f"{DEMO}/llama"], kv_prompt))
-    # The table mirrors the JSON.
-    t = run("needle", f"{DEMO}/diffllama", "--task", "kv", "--pairs", str(P), "--context-tokens", str(N),
-            "--trials", "2", "--depths", "0,50,100", "--seed", "7")
-    js = json.loads(run("needle", f"{DEMO}/diffllama", "--task", "kv", "--pairs", str(P), "--context-tokens", str(N),
-                        "--trials", "2", "--depths", "0,50,100", "--seed", "7", "--json").stdout)
+    # The table mirrors the JSON; -o holds the same numbers and every prompt's values.
+    args = ["needle", f"{DEMO}/diffllama", "--vs", f"{DEMO}/llama", "--task", "kv", "--pairs", str(P),
+            "--context-tokens", str(N), "--trials", "12", "--depths", "0,50,100", "--seed", "7"]
+    h5 = os.path.join(TMP, "needle.h5")
+    t = run(*args, "-o", h5, "--force")
+    js = json.loads(run(*args, "--json").stdout)
     p = [] if t.returncode == 0 else [t.stderr.strip()]
     for dj in js["models"][0]["depths"]:
-        for s in (f"{dj['accuracy']:.2f}", f"{dj['diff']['answer_mass']:.4f}", f"{dj['softmax1']['noise_mass']:.4f}"):
+        for s in (f"{dj['accuracy']:.4f} ({dj['correct']}/12)", f"{dj['diff']['answer_mass']:.4f} ± ",
+                  f"{dj['softmax1']['noise_mass']:.4f} ± {dj['softmax1']['noise_mass_ci95']:.4f}"):
             if s not in t.stdout:
                 p.append(f"table lacks {s}")
     report("needle_table_shows_json_numbers", p)
+    report("needle_h5_per_trial_and_spread", [f"exit {t.returncode}"] if t.returncode else check_needle_h5(h5, js))
+    r = run(*args, "-o", h5)
+    report("needle_h5_exists_refused_before_running",
+           [] if r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and h5 in r.stderr and not r.stdout
+           else [f"exit {r.returncode}, stdout {r.stdout[:80]!r}, stderr {r.stderr!r}"])
 
     # Text mode: a filler haystack, the needle "k_apple v_42", the question "? k_apple".
     rng = np.random.default_rng(3)

@@ -361,6 +361,19 @@ def check_readers(model, ids):
         p.append("needle noise mass differs")
     if a.mass_per_layer("answer_mass", "softmax1").shape != (3, 4):
         p.append("needle mass_per_layer shape %s" % (a.mass_per_layer("answer_mass", "softmax1").shape,))
+    if list(a.correct) != [x["correct"] for x in raw["models"][0]["depths"]] or \
+            list(a.spread("noise_mass", "diff", "std")) != [x["diff"]["noise_mass_std"] for x in raw["models"][0]["depths"]]:
+        p.append("needle correct or spread differs")
+    # the same run written with -o reads back as the JSON does
+    nd_h5 = os.path.join(TMP, "needle.h5")
+    subprocess.run([DS, "needle", DEMO, "--task", "kv", "--trials", "2", "--depths", "0,50,100", "-o", nd_h5, "--force"],
+                   capture_output=True, check=True)
+    h = ds.read_needle(nd_h5).models["A"]
+    if list(h.accuracy) != list(a.accuracy) or list(h.correct) != list(a.correct) or \
+            not np.allclose(h.per_trial("answer_mass", "diff"), a.per_trial("answer_mass", "diff"), rtol=1e-14, atol=0) or \
+            not np.allclose(h.mass_per_layer("noise_mass", "softmax1"), a.mass_per_layer("noise_mass", "softmax1"),
+                            rtol=1e-14, atol=0):
+        p.append("read_needle of the -o file differs from its JSON")
     report("readers_match_h5py", p)
 
 
