@@ -234,31 +234,40 @@ typedef struct {
     int ran;
 } sweep_times;
 
-/* Runs the prompts of [a, b) missing from RECS, journaling each; then writes the shard. */
-static int run_range(const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, const char *dir, int rank,
-                     int nranks, int a, int b, sweep_models *sm, void **recs, sweep_times *t) {
+/* Runs the prompts the queue gives this rank (PART of PARTS; ranges FIRST), journaling each. */
+static int run_prompts(const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, const char *dir, int part,
+                       int parts, const int *first, int shared, sweep_models *sm, void **recs, sweep_times *t) {
     sweep_journal j = {.fd = -1};
+    sweep_queue q;
     long todo = 0, done = 0;
-    for (int i = a; i < b; i++) todo += !recs[i];
+    for (int i = first[part]; i < first[part + 1]; i++) todo += !recs[i];
     /* Opened even with nothing left to run: opening cuts a record torn by a kill. */
-    int rc = sweep_journal_open(&j, dir, rank, nranks, su);
+    int rc = sweep_journal_open(&j, dir, part, parts, su), i;
     cli_progress prog;
     char label[48];
-    snprintf(label, sizeof label, nranks > 1 ? "rank %d/%d" : "sweep", rank, nranks);
-    if (rank == 0) cli_progress_start(&prog, label, todo);
-    for (int i = a; !rc && i < b; i++) {
-        if (recs[i]) continue;
-        if (!(recs[i] = calloc(1, su->rec_size))) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
+    snprintf(label, sizeof label, parts > 1 ? "rank %d/%d" : "sweep", part, parts);
+    if (part == 0) cli_progress_start(&prog, label, todo);
+    sweep_queue_init(&q, dir, first, part, parts, shared);
+    while (!rc && (i = sweep_queue_next(&q, recs)) != -1) {
+        if (i < 0 || !(recs[i] = calloc(1, su->rec_size))) rc = i < 0 ? -1 : ds_failc(DS_ERR_NOMEM, "out of memory");
         rc = rc || run_prompt(o, su, dir, &ps->p[i], i, sm, recs[i]) || sweep_journal_append(&j, su, recs[i]);
         done++;
-        if (rank == 0) cli_progress_step(&prog, done);
+        if (part == 0) cli_progress_step(&prog, done < todo ? done : todo);
     }
-    if (rank == 0) cli_progress_end(&prog);
+    if (part == 0) cli_progress_end(&prog);
     sweep_journal_close(&j);
+    t->run = cli_now() - t->run, t->ran = (int)done;
+    return rc ? -1 : 0;
+}
+
+/* This rank's shard, from the journals' records of its range (every one present). */
+static int write_shard(const char *dir, const sweep_setup *su, void *const *recs, int part, int parts, const int *first,
+                       sweep_times *t) {
     double t0 = cli_now();
-    t->run = t0 - t->run, t->ran = (int)done;
-    char *path = rc ? NULL : sweep_shard_path(dir, rank, nranks);
-    rc = rc || !path || sweep_shard_write(path, su, recs, a, b);
+    for (int i = first[part]; i < first[part + 1]; i++)
+        if (!recs[i]) return ds_fail("%s: no journal holds prompt %d (did a rank fail?): run the sweep again", dir, i);
+    char *path = sweep_shard_path(dir, part, parts);
+    int rc = !path || sweep_shard_write(path, su, recs, first[part], first[part + 1]);
     free(path);
     t->shard = cli_now() - t0;
     return rc ? -1 : 0;
@@ -284,15 +293,26 @@ static int sweep(sweep_opts *o, int rank, int nranks) {
     if (!rc && !first) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
     if (!rc) sweep_ranges(&ps, parts, first);
     if (!o->merge) {
+        /* MPI ranks share their prompts through a queue (sweep_queue.c), so any rank may run any
+         * prompt: its session is sized for the longest. */
+        int shared = nranks > 1, a = shared ? 0 : first[part], b = shared ? ps.n : first[part + 1];
+        rc = rc || (shared && rank == 0 && sweep_claims_reset(dir));
         /* Every rank loads before any runs, so that a missing model stops them all at once. */
-        rc = rc || load_models(o, &su, &ps, first[part], first[part + 1], &sm);
+        rc = rc || load_models(o, &su, &ps, a, b, &sm);
         t.load = cli_now() - t.start - t.setup;
         others = sweep_mpi_max(rc) && !rc; /* another rank failed and said why */
         t.run = cli_now();
         rc = rc || others || sweep_journal_load(dir, &su, ps.n, &recs) ||
-             run_range(o, &su, &ps, dir, part, parts, first[part], first[part + 1], &sm, recs, &t);
+             run_prompts(o, &su, &ps, dir, part, parts, first, shared, &sm, recs, &t);
+        if (shared) { /* the prompts of this range that other ranks ran are in their journals */
+            others |= sweep_mpi_max(rc) && !rc;
+            rc |= others;
+            if (!rc) sweep_journal_free(recs, ps.n), recs = NULL, rc = sweep_journal_load(dir, &su, ps.n, &recs);
+        }
+        rc = rc || write_shard(dir, &su, recs, part, parts, first, &t);
         others |= sweep_mpi_max(rc) && !rc;
         rc |= others;
+        if (!rc && shared && rank == 0) sweep_claims_remove(dir);
     }
     if (!rc && o->shard_n)
         fprintf(stderr, "diffscope: shard %d/%d done (prompts %d..%d; %.2f s: prompts checked in %.2f s, models loaded "

@@ -5,7 +5,8 @@
  * The flow, the same for one rank or many:
  *   prompts (every rank builds all of them, validated before any work)
  *   -> this rank's contiguous range, balanced by token count (sweep_ranges)
- *   -> every prompt of the range not yet in a journal: run, append one record to the journal
+ *   -> every prompt of the range not yet in a journal: run, append one record to the journal;
+ *      MPI ranks then take what is left of the others' ranges (sweep_queue)
  *   -> the range's shard file, written from the journals (atomically)
  *   -> rank 0: the master file, virtual datasets over the shards, and the aggregates computed
  *      from them in prompt order (so they do not depend on the number of ranks). */
@@ -136,6 +137,25 @@ char *sweep_maps_path(const char *dir, const char *model, int prompt);
 char *sweep_maps_relpath(const char *out, const char *model, int prompt);
 /* Writes the shard of prompts [a, b) from RECS (all present). */
 int sweep_shard_write(const char *path, const sweep_setup *su, void *const *recs, int a, int b);
+
+/* ---- the order of a rank's prompts (sweep_queue.c) ---- */
+
+typedef struct {
+    const char *dir;
+    const int *first;
+    int rank, nranks, shared;
+    int victim; /* 0: this rank's range, from the front; k: rank (rank + k) % nranks's, from the back */
+    int next;
+} sweep_queue;
+
+/* RANK's queue over the ranges FIRST; SHARED: MPI ranks that take from each other's ranges. */
+void sweep_queue_init(sweep_queue *q, const char *dir, const int *first, int rank, int nranks, int shared);
+/* The next prompt to run: not in RECS and (shared) claimed by this rank; -1 when none is left,
+ * -2 with a message on error. */
+int sweep_queue_next(sweep_queue *q, void *const *recs);
+/* Rank 0, before any rank takes a prompt: an empty DIR/claims. After the last: removed. */
+int sweep_claims_reset(const char *dir);
+void sweep_claims_remove(const char *dir);
 
 /* ---- the master file and aggregates (sweep_master.c, sweep_report.c) ---- */
 

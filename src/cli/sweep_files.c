@@ -171,6 +171,7 @@ int sweep_dir_clear(const char *dir) {
     char *maps = malloc(n);
     if (!maps) return ds_failc(DS_ERR_NOMEM, "out of memory");
     snprintf(maps, n, "%s/" SWEEP_MAPS_DIR, dir);
+    sweep_claims_remove(dir);
     int rc = clear(maps, 1) || clear(dir, 0);
     free(maps);
     return rc ? -1 : 0;

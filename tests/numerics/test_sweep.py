@@ -5,6 +5,7 @@
 * the aggregates equal NumPy's (nanmean, nanstd ddof=1, 1.96 std/sqrt(n), nanmedian) over the
   per-prompt datasets read through the master's virtual datasets;
 * 1, 2 and 3 MPI ranks (mpirun --oversubscribe) and --shard I/N + --merge give identical files;
+  MPI ranks that take prompts from each other's ranges run every prompt once;
 * the maps kept with --dump-layers/--dump-heads, read through the master, have the bits of
   `diffscope dump` on the same ids; 1, 2 and 3 ranks keep the same maps; a selection outside
   either model is one message, exit 2, nothing written;
@@ -247,6 +248,7 @@ def check_maps(base, rows):
         p = sweep_ranks(args, o, n)
         problems += p or [f"{n} ranks: {q}" for q in same_files(one, o)]
     report("sweep_maps_1_2_3_ranks_identical", problems)
+    check_queue(args, one, len(rows))
 
     problems = []
     for sel, culprit in ((["--dump-layers", "4"], DIFF), (["--dump-layers", "3"], LLAMA), (["--dump-heads", "0,4"], DIFF),
@@ -265,6 +267,37 @@ def check_maps(base, rows):
     if r.returncode or m.returncode != 2 or "--dump-layers" not in m.stderr or os.path.exists(sh):
         problems.append(f"--merge without the maps options: exit {m.returncode}, {m.stderr.strip()!r}")
     report("sweep_maps_bad_selection", problems)
+
+
+def journal_records(folder, rec):
+    """Records per journal of FOLDER, by file name."""
+    return {j: (os.path.getsize(os.path.join(folder, j)) - HEADER) / rec for j in os.listdir(folder)
+            if j.startswith("journal-")}
+
+
+def check_queue(args, one, n):
+    """MPI ranks share prompts: with rank 0's range already done by a --shard 0/2 job, two ranks
+    finish the sweep; whoever ran what, every prompt is run exactly once (the journals hold n
+    records), the claims are removed, and the file equals one process's."""
+    if not MPIRUN:
+        print("skip sweep_queue_runs_each_prompt_once: no mpirun")
+        return
+    rec = sum(journal_records(one + ".shards", 1).values()) / n
+    out = os.path.join(TMP, "queue.h5")
+    r = sweep(*args, "-o", out, "--shard", "0/2")
+    q = r.returncode and [f"--shard 0/2: {r.stderr.strip()}"] or sweep_ranks(args, out, 2)
+    if not q:
+        per = journal_records(out + ".shards", rec)
+        q += same_files(one, out)
+        if sum(per.values()) != n:
+            q.append(f"journals hold {per} records for {n} prompts")
+        if os.path.exists(os.path.join(out + ".shards", "claims")):
+            q.append("the claims folder is left")
+        with h5py.File(out, "r") as f:
+            first = list(f.attrs["shard_first_prompt"])
+        print(f"# sweep_queue: rank 0 ran {per.get('journal-00000-of-00002.bin', 0) - first[1]:.0f} of rank 1's "
+              f"{first[2] - first[1]} prompts")
+    report("sweep_queue_runs_each_prompt_once", q)
 
 
 # ---- aggregates ----
@@ -368,6 +401,8 @@ def main():
                 problems.append(f"{n} ranks: exit {r.returncode}: {r.stderr.strip()[-300:]}")
                 continue
             problems += [f"{n} ranks: {p}" for p in same_files(one, o)]
+            if os.path.exists(os.path.join(o + ".shards", "claims")):
+                problems.append(f"{n} ranks: the claims folder is left")
             with h5py.File(o, "r") as f:
                 if f.attrs["shards"] != n or len(os.listdir(o + ".shards")) < n:
                     problems.append(f"{n} ranks: {f.attrs['shards']} shards")

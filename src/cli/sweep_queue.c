@@ -1,0 +1,81 @@
+/* The order in which a rank runs prompts. Alone (one process, or a --shard job) it runs its own
+ * range from the front. As one of several MPI ranks it does the same, claiming each prompt
+ * first, and then takes what is left of the other ranks' ranges from their backs: a rank that
+ * finishes early (a faster core, shorter prompts) helps the slower ones instead of waiting.
+ * A claim is a file OUT.h5.shards/claims/PPPPPPPP created with O_EXCL, so exactly one rank
+ * runs each prompt on any file system where O_EXCL is atomic (local ones, NFS v3+, Lustre,
+ * GPFS). Which rank ran a prompt changes nothing in the results: records are keyed by prompt,
+ * and each rank's shard is written from every rank's journal once all have finished. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "cli/sweep.h"
+#include "diffscope/error.h"
+
+/* DIR/claims, or DIR/claims/NAME (malloc'd). */
+static char *claim_path(const char *dir, const char *name) {
+    size_t n = strlen(dir) + (name ? strlen(name) : 0) + 16;
+    char *p = malloc(n);
+    if (!p) return ds_failc(DS_ERR_NOMEM, "out of memory"), NULL;
+    snprintf(p, n, "%s/claims%s%s", dir, name ? "/" : "", name ? name : "");
+    return p;
+}
+
+void sweep_claims_remove(const char *dir) {
+    char *claims = claim_path(dir, NULL);
+    DIR *d = claims ? opendir(claims) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char *p = e->d_name[0] == '.' ? NULL : claim_path(dir, e->d_name);
+        if (p) unlink(p);
+        free(p);
+    }
+    if (d) closedir(d), rmdir(claims);
+    free(claims);
+}
+
+int sweep_claims_reset(const char *dir) {
+    sweep_claims_remove(dir); /* a killed run's claims */
+    char *claims = claim_path(dir, NULL);
+    int rc = !claims ? -1 : mkdir(claims, 0755) && errno != EEXIST ? ds_fail("%s: cannot create: %s", claims, strerror(errno)) : 0;
+    free(claims);
+    return rc;
+}
+
+/* 1: prompt I is this rank's now, 0: another rank's, -1: error. */
+static int claim(const char *dir, int i) {
+    char name[16];
+    snprintf(name, sizeof name, "%08d", i);
+    char *p = claim_path(dir, name);
+    if (!p) return -1;
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int rc = fd >= 0 ? 1 : errno == EEXIST ? 0 : ds_fail("%s: cannot create: %s", p, strerror(errno));
+    if (fd >= 0) close(fd);
+    free(p);
+    return rc;
+}
+
+void sweep_queue_init(sweep_queue *q, const char *dir, const int *first, int rank, int nranks, int shared) {
+    *q = (sweep_queue){.dir = dir, .first = first, .rank = rank, .nranks = nranks, .shared = shared,
+                       .next = first[rank]};
+}
+
+int sweep_queue_next(sweep_queue *q, void *const *recs) {
+    for (;;) {
+        int v = (q->rank + q->victim) % q->nranks;
+        if (q->victim ? q->next < q->first[v] : q->next >= q->first[v + 1]) {
+            if (!q->shared || ++q->victim >= q->nranks) return -1;
+            q->next = q->first[(q->rank + q->victim) % q->nranks + 1] - 1;
+            continue;
+        }
+        int i = q->victim ? q->next-- : q->next++;
+        if (recs[i]) continue; /* done in an earlier run */
+        int c = q->shared ? claim(q->dir, i) : 1;
+        if (c) return c < 0 ? -2 : i;
+    }
+}
