@@ -85,7 +85,8 @@ static uint64_t hash(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
-/* What the results depend on: the models' shapes, the prompts, the maps kept, A's interventions. */
+/* What the results depend on: the models' shapes, the prompts, the compute mode, the maps kept,
+ * A's interventions. */
 static uint64_t fingerprint(const sweep_setup *su, const sweep_prompts *ps, const sweep_opts *o) {
     const cli_input *in = &o->in;
     uint64_t h = 0xcbf29ce484222325ull;
@@ -99,6 +100,8 @@ static uint64_t fingerprint(const sweep_setup *su, const sweep_prompts *ps, cons
         int v[5] = {p->n, p->query, p->span_begin, p->span_end, p->answer_id};
         h = hash(h, v, sizeof v), h = hash(h, p->ids, (size_t)p->n * sizeof *p->ids);
     }
+    const char *compute = in->compute ? in->compute : "f32";
+    h = hash(h, compute, strlen(compute));
     h = hash(h, &o->maps, sizeof o->maps);
     h = hash(h, o->map_layers, (size_t)o->nmap_layers * sizeof(int));
     h = hash(h, o->map_heads, (size_t)o->nmap_heads * sizeof(int));
