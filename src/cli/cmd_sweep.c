@@ -298,7 +298,8 @@ static int sweep(sweep_opts *o, int rank, int nranks) {
     if (!o->merge) {
         /* MPI ranks share their prompts through a queue (sweep_queue.c), so any rank may run any
          * prompt: its session is sized for the longest. */
-        int shared = nranks > 1, a = shared ? 0 : first[part], b = shared ? ps.n : first[part + 1];
+        int shared = nranks > 1, a = 0, b = ps.n;
+        if (first && !shared) a = first[part], b = first[part + 1];
         rc = rc || (shared && rank == 0 && sweep_claims_reset(dir));
         /* Every rank loads before any runs, so that a missing model stops them all at once. */
         rc = rc || load_models(o, &su, &ps, a, b, &sm);
