@@ -16,12 +16,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
+#include "cli/bench_dump.h"
 #include "cli/bench_stages.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
-#include "io/outfile.h"
 #include "diffscope/dump.h"
 #include "diffscope/generate.h"
 #include "diffscope/model.h"
@@ -182,30 +181,6 @@ static double plain_write_gbs(double bytes) {
     return ok ? done / t / 1e9 : 0;
 }
 
-/* One dump of every default map of T tokens into a temporary file: its time, or -1 on failure
- * (with the error printed); *MB receives the file size. */
-static double time_dump(const ds_model *m, ds_session *s, const int *ids, int T, float *logits, double *mb) {
-    /* A private folder in $TMPDIR: nobody else can plant a link or a file at the dump's name. */
-    const char *tmpdir = getenv("TMPDIR");
-    char *dir = ds_tmpdir_create(tmpdir && *tmpdir ? tmpdir : "/tmp", "diffscope-bench");
-    if (!dir) return -1;
-    char path[4400];
-    snprintf(path, sizeof path, "%s/dump.h5", dir);
-    ds_dump_opts d = {.what = DS_DUMP_DEFAULT, .topk = 100, .force = 1};
-    ds_probes *p = ds_probes_new();
-    ds_session_reset(s);
-    double t0 = cli_now();
-    ds_dump *dd = p ? ds_dump_begin(path, &d, m, ids, T, p) : NULL;
-    int rc = !dd || ds_forward(s, ids, T, logits, 1, p);
-    if (dd) rc = rc ? (ds_dump_abort(dd), -1) : ds_dump_finish(dd, NULL);
-    double secs = cli_now() - t0;
-    struct stat st;
-    *mb = !rc && !stat(path, &st) ? st.st_size / 1e6 : 0;
-    ds_tmpdir_remove(dir);
-    ds_probes_free(p);
-    return rc ? -1 : secs;
-}
-
 enum { MAX_ROUNDS = 100 };
 
 /* What one bench measures, and the figures it reports. */
@@ -216,6 +191,7 @@ typedef struct {
     double dump, dump_mb, dump_x, disk_gbs;
     double dec_tps, weight_gbs, bw;
     bench_stages stages;
+    bench_dump_split dump_split; /* the mean over the rounds */
     const char *core, *better_core; /* OpenBLAS's kernel, and the CPU's best when that is not it */
 } bench_figures;
 
@@ -279,7 +255,7 @@ static int measure_prefill(bench_run *b, bench_figures *f) {
         prefill_s[r] = cli_now() - t0;
         ref_gflops[r] = sgemm_sustained(&b->ref, prefill_s[r], &best_call_s);
         eff[r] = f->flops / prefill_s[r] / 1e9 / ref_gflops[r];
-        dump_s[r] = f->do_dump ? time_dump(b->m, b->s, b->ids, f->T, b->logits, &f->dump_mb) : 0;
+        dump_s[r] = f->do_dump ? bench_dump_timed(b->m, b->s, b->ids, f->T, b->logits, &f->dump_mb, &f->dump_split) : 0;
         if (dump_s[r] < 0) return -1;
         disk_gbs[r] = f->do_dump ? plain_write_gbs(f->dump_mb * 1e6) : 0;
         dump_ratio[r] = dump_s[r] / prefill_s[r];
@@ -292,6 +268,7 @@ static int measure_prefill(bench_run *b, bench_figures *f) {
     f->dump = median(dump_s, f->rounds);
     f->dump_x = median(dump_ratio, f->rounds);
     f->disk_gbs = median(disk_gbs, f->rounds);
+    for (int i = 0; i < N_DUMP_PARTS; i++) f->dump_split.seconds[i] /= f->rounds;
     f->ref_peak = 2.0 * b->ref.M * b->ref.N * b->ref.K / best_call_s / 1e9;
     f->gflops = f->flops / f->prefill / 1e9;
     /* Where the prefill's time goes, from one more prefill with the stage probes. */
@@ -346,6 +323,9 @@ static int print_json(const char *model, const ds_config *c, const bench_figures
     cJSON_AddNumberToObject(o, "dump_ratio", f->dump_x);
     cJSON_AddNumberToObject(o, "dump_gbs", f->do_dump ? f->dump_mb / 1e3 / f->dump : 0);
     cJSON_AddNumberToObject(o, "disk_write_gbs", f->disk_gbs);
+    cJSON *split = f->do_dump ? cJSON_AddObjectToObject(o, "dump_split_s") : NULL;
+    for (int i = 0; split && i < N_DUMP_PARTS; i++)
+        cJSON_AddNumberToObject(split, bench_dump_part_names[i], f->dump_split.seconds[i]);
     cJSON *st = cJSON_AddObjectToObject(o, "stages");
     for (int i = 0; st && i < N_STAGES; i++) {
         cJSON *one = cJSON_AddObjectToObject(st, bench_stage_names[i]);
@@ -380,6 +360,11 @@ static void print_text(const char *model, const ds_config *c, const bench_figure
     if (f->do_dump)
         printf("dump (all maps)  %.3f s  %.1f MB  %.2fx the prefill  %.2f GB/s (plain writes of as many bytes there: "
                "%.2f GB/s)\n", f->dump, f->dump_mb, f->dump_x, f->dump_mb / 1e3 / f->dump, f->disk_gbs);
+    if (f->do_dump) {
+        printf("dump's time      ");
+        for (int i = 0; i < N_DUMP_PARTS; i++)
+            printf("%s %.3f s%s", bench_dump_part_names[i], f->dump_split.seconds[i], i + 1 < N_DUMP_PARTS ? ", " : "\n");
+    }
 }
 
 int cmd_bench(int argc, char **argv) {

@@ -34,6 +34,8 @@
  * split is fixed, so the statistics do not depend on the thread count; 16 keeps 16 cores busy
  * (kajuma: 2 heads or 32 tokens of 512 per part). */
 enum { OUTLIER_PARTS = 16 };
+/* A map block is copied into the writers' buffer in at least this many pieces. */
+enum { COPY_PIECES = 64 };
 /* Fewer values than this in a block are pushed on one thread. */
 #define OUTLIER_PAR_MIN ((int64_t)1 << 16)
 
@@ -145,14 +147,20 @@ static int queue_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, in
     if (!buf) return -1;
     ds_raw_range *ranges = malloc((size_t)d->nheads * sizeof *ranges);
     if (!ranges) return ds_raw_writer_submit(d->raw, buf, NULL, 0), ds_failc(DS_ERR_NOMEM, "out of memory");
-#pragma omp parallel for if (bytes > ((size_t)1 << 20))
-    for (int j = 0; j < d->nheads; j++) {
+    /* Each head in PIECES ranges of rows, so that there are pieces enough for every thread even
+     * when the heads are few (16 heads on 15 threads would take two rounds). */
+    const int nr = (int)ev->shape[1], pieces = nr < COPY_PIECES / d->nheads + 1 ? nr : COPY_PIECES / d->nheads + 1;
+#pragma omp parallel for schedule(dynamic) if (bytes > ((size_t)1 << 20))
+    for (int task = 0; task < d->nheads * pieces; task++) {
+        const int j = task / pieces, piece = task % pieces;
+        const size_t e0 = (size_t)(piece * nr / pieces) * d->T, e1 = (size_t)((piece + 1) * nr / pieces) * d->T;
         const float *src = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0];
         char *dst = buf + (size_t)j * row_elems * esize;
         if (d->o.f16)
-            for (size_t i = 0; i < row_elems; i++) ((uint16_t *)dst)[i] = ds_f32_to_f16(src[i]);
+            for (size_t i = e0; i < e1; i++) ((uint16_t *)dst)[i] = ds_f32_to_f16(src[i]);
         else
-            memcpy(dst, src, row_elems * esize);
+            memcpy(dst + e0 * esize, src + e0, (e1 - e0) * esize);
+        if (piece) continue;
         size_t first_elem = ((size_t)(out_base + j) * d->T + (size_t)ev->offset[1]) * d->T;
         ranges[j] = (ds_raw_range){(off_t)(d->map_addr[kind] + first_elem * esize), (size_t)j * row_elems * esize,
                                    row_elems * esize};
@@ -170,22 +178,37 @@ static hid_t layer_group(ds_dump *d, int l, const char *sub) {
 
 /* ---- per-event writers ---- */
 
-/* Fails when a selected head's block holds NaN or ±inf among the keys its queries see (the
- * masked rest is 0, or -inf for scores), unless non-finite values are allowed. */
+/* The first NaN or ±inf of selected head J's block among the keys its queries see (the masked
+ * rest is 0, or -inf for scores): 1 with its row and key in *ROW and *KEY, else 0. */
+static int head_nonfinite(const ds_dump *d, const ds_probe_event *ev, int j, int head_base, int64_t *row,
+                          int64_t *key) {
+    for (int64_t r = 0; r < ev->shape[1]; r++) {
+        const float *data = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0] + r * ev->strides[1];
+        int64_t seen = ev->pos0 + ev->offset[1] + r + 1;
+        int64_t bad = ds_first_nonfinite(data, (size_t)(seen < ev->shape[2] ? seen : ev->shape[2]));
+        if (bad >= 0) return *row = r, *key = bad, 1;
+    }
+    return 0;
+}
+
+/* Fails when a selected head's block holds NaN or ±inf, unless non-finite values are allowed.
+ * The heads are checked in parallel; the message names the first bad head in order. */
 static int check_map_block(const ds_dump *d, ds_map kind, const ds_probe_event *ev, int head_base) {
     if (ds_get_allow_nonfinite()) return 0;
-    for (int j = 0; j < d->nheads; j++)
-        for (int64_t r = 0; r < ev->shape[1]; r++) {
-            const float *row = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0] + r * ev->strides[1];
-            int64_t seen = ev->pos0 + ev->offset[1] + r + 1;
-            int64_t bad = ds_first_nonfinite(row, (size_t)(seen < ev->shape[2] ? seen : ev->shape[2]));
-            if (bad >= 0)
-                return ds_failc(DS_ERR_NONFINITE, "layer %d: attention map '%s' holds %s (head %d, query %lld, "
-                                "key %lld)", ev->layer, ds_map_name(kind),
-                               ds_nonfinite_name(row[bad]), d->heads[j] + head_base,
-                               (long long)(ev->pos0 + ev->offset[1] + r), (long long)bad);
-        }
-    return 0;
+    int first_bad = d->nheads;
+#pragma omp parallel for schedule(dynamic) reduction(min : first_bad) \
+    if ((int64_t)d->nheads * ev->shape[1] * ev->shape[2] >= OUTLIER_PAR_MIN)
+    for (int j = 0; j < d->nheads; j++) {
+        int64_t r, k;
+        if (j < first_bad && head_nonfinite(d, ev, j, head_base, &r, &k)) first_bad = j;
+    }
+    int64_t r, k;
+    if (first_bad == d->nheads || !head_nonfinite(d, ev, first_bad, head_base, &r, &k)) return 0;
+    const int head = d->heads[first_bad] + head_base;
+    const float v = ev->data[(size_t)head * ev->strides[0] + r * ev->strides[1] + k];
+    return ds_failc(DS_ERR_NONFINITE, "layer %d: attention map '%s' holds %s (head %d, query %lld, key %lld)",
+                    ev->layer, ds_map_name(kind), ds_nonfinite_name(v), head,
+                    (long long)(ev->pos0 + ev->offset[1] + r), (long long)k);
 }
 
 /* A block of maps [heads, nr, T] from the forward pass -> the selected heads of dataset KIND.

@@ -120,13 +120,18 @@ size_t ds_raw_writer_buffer_bytes(const ds_raw_writer *w) { return w->buf_bytes;
 
 int ds_raw_writer_threads(const ds_raw_writer *w) { return w->nthreads; } /* only the caller changes it */
 
+/* One more writer thread, if the limit allows: 1, or 0 when none was started (a failed start
+ * leaves the threads there are). Called with the mutex held. */
+static int add_thread(ds_raw_writer *w) {
+    if (w->nthreads >= DS_RAW_WRITERS_MAX || pthread_create(&w->threads[w->nthreads], NULL, writer_main, w)) return 0;
+    w->nthreads++;
+    return 1;
+}
+
 void *ds_raw_writer_take(ds_raw_writer *w) {
     pthread_mutex_lock(&w->mu);
-    /* Every buffer is queued: the writing falls behind, so one more thread writes (a failed
-     * start leaves the threads there are). */
-    if (!w->nfree && !w->err && w->nthreads < DS_RAW_WRITERS_MAX &&
-        !pthread_create(&w->threads[w->nthreads], NULL, writer_main, w))
-        w->nthreads++;
+    /* Every buffer is queued: the writing falls behind, so one more thread writes. */
+    if (!w->nfree && !w->err) add_thread(w);
     while (!w->nfree && !w->err) pthread_cond_wait(&w->cv_free, &w->mu);
     int err = w->err;
     void *buf = err ? NULL : w->free_bufs[--w->nfree];
@@ -154,6 +159,9 @@ int ds_raw_writer_submit(ds_raw_writer *w, void *buf, const ds_raw_range *ranges
 
 int ds_raw_writer_drain(ds_raw_writer *w) {
     pthread_mutex_lock(&w->mu);
+    /* The caller has stopped producing and waits: the queued jobs get a thread each, on the
+     * cores that the caller's computation no longer uses. */
+    while (!w->err && w->nthreads - w->busy < w->qlen && add_thread(w)) continue;
     while (w->qlen || w->busy) pthread_cond_wait(&w->cv_idle, &w->mu);
     int err = w->err;
     pthread_mutex_unlock(&w->mu);

@@ -5,7 +5,8 @@
  * all are queued), fills it, and submits it with the file ranges its bytes go to; writer
  * threads pwrite() the queue and return each buffer to the pool. There is one writer thread at
  * first, and one more (up to DS_RAW_WRITERS_MAX) each time the caller finds no free buffer: as
- * many as the storage takes before the writing keeps up. The ranges of different buffers never
+ * many as the storage takes before the writing keeps up; when the caller drains the queue, each
+ * queued buffer gets a thread (up to the same limit), since the caller then computes nothing. The ranges of different buffers never
  * overlap, so the order in which the threads write them does not matter. It never calls HDF5: the
  * dump allocates contiguous datasets through HDF5 and hands their file offsets here, so HDF5
  * (not thread-safe) is only ever used by the caller's thread.

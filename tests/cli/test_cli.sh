@@ -134,6 +134,11 @@ assert r['dump_mb'] > 0 and r['dump_ratio'] > 0 and r['rss_file_gb'] > 0, r
 assert 0 < r['prefill_best_s'] <= r['prefill_s'] and r['sgemm_peak_gflops'] >= r['sgemm_gflops'], r
 assert sum(s['flops'] for s in r['stages'].values()) == want, r['stages']
 assert all(s['s'] >= 0 for s in r['stages'].values()), r['stages']
+# the dump's time split: every part, each one's mean over the 2 rounds adding up to their mean
+split = r['dump_split_s']
+assert sorted(split) == sorted(['forward', 'maps', 'score_stats', 'mlp_stats', 'layer_end', 'groupnorm', 'other',
+                                'open', 'finish']), split
+assert all(v >= 0 for v in split.values()) and abs(sum(split.values()) - r['dump_s']) < 1e-9, split
 "
 check bench_json_figures $? "$(cat "$T/bench" "$T/err")"
 $DS bench $M --rounds 0 2>"$T/err"; rc=$?

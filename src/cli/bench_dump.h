@@ -1,0 +1,26 @@
+/* One timed dump for `bench --dump`, with where its time goes (bench_dump.c). */
+#ifndef DIFFSCOPE_BENCH_DUMP_H
+#define DIFFSCOPE_BENCH_DUMP_H
+#include "diffscope/model.h"
+
+/* FORWARD: the forward pass with the maps' probes, outside the dump's handlers (the staged
+ * attention, and the writer threads competing for cores); MAPS: handlers of the map points
+ * (check, copy into the writers' buffers, waiting for a free one); SCORE_STATS, MLP_STATS:
+ * pushing |scores| and |MLP activations| into the outlier statistics; LAYER_END: the residual
+ * statistics, finishing and writing a layer's three statistics, closing its maps; GROUPNORM:
+ * GroupNorm statistics; OTHER: λ attributes; OPEN: creating the file; FINISH: waiting for the
+ * writers to write what is queued, closing the file and renaming it into place. */
+enum { DUMP_FORWARD, DUMP_MAPS, DUMP_SCORE_STATS, DUMP_MLP_STATS, DUMP_LAYER_END, DUMP_GROUPNORM, DUMP_OTHER,
+       DUMP_OPEN, DUMP_FINISH, N_DUMP_PARTS };
+extern const char *const bench_dump_part_names[N_DUMP_PARTS];
+
+typedef struct {
+    double seconds[N_DUMP_PARTS]; /* they add up to the dump's time */
+} bench_dump_split;
+
+/* A dump of every default quantity of IDS[0..T) into a temporary file in $TMPDIR: its time in
+ * seconds, or -1 with the library's message set. *MB receives the file's size, SPLIT (added
+ * to) where the time went. */
+double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T, float *logits, double *mb,
+                        bench_dump_split *split);
+#endif
