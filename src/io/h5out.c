@@ -3,6 +3,7 @@
 #include "diffscope/error.h"
 #include "base/tmpfiles.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,19 @@ static int same_file(hid_t file, int fd) {
            !fstat(fd, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+/* ext4 writes a file back at the next close of any of its open file descriptions when it was
+ * truncated to size 0 (its guard for programs that rewrite a file in place without fsync), and
+ * H5F_ACC_TRUNC truncates the file we have just created. That close would come after a dump
+ * has written every map: it would then wait while the writeback of the whole file is started.
+ * Closing a second open file description now, while the file is nearly empty, clears that
+ * state; /proc/self/fd opens the same file without looking up its name again. */
+static void settle_truncation(int fd) {
+    char again_path[64];
+    snprintf(again_path, sizeof again_path, "/proc/self/fd/%d", fd);
+    int again = open(again_path, O_RDONLY | O_CLOEXEC);
+    if (again >= 0) close(again);
+}
+
 int ds_h5out_open(ds_h5out *o, const char *path, int force) {
     memset(o, 0, sizeof *o);
     o->file = H5I_INVALID_HID;
@@ -33,6 +47,7 @@ int ds_h5out_open(ds_h5out *o, const char *path, int force) {
         return ds_fail("%s: cannot create output file: %s", path,
                        e ? strerror(e) : "HDF5 error (or its temporary file was replaced)");
     }
+    settle_truncation(o->f.fd);
     current_path = o->path;
     return 0;
 }
