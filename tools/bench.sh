@@ -41,6 +41,7 @@ if r['decode_tokens']:
 if r['dump_s']:
     print('%-18s full dump at %d tokens: %.1f MB at %.2f GB/s (plain writes of as many bytes there: %.2f GB/s)' % (
           '', r['tokens'], r['dump_mb'], r['dump_gbs'], r['disk_write_gbs']))
+    print('%-18s dump time split: %s' % ('', ', '.join('%s %.3f s' % kv for kv in r['dump_split_s'].items())))
 "
         done
     done
