@@ -8,6 +8,7 @@
 #   make test-plain the suite once, without sanitizers (the quick loop while developing)
 #   make test-asan  the suite under AddressSanitizer + UndefinedBehaviorSanitizer only
 #   make bench      benchmarks that print figures (speed, memory, dump overhead)
+#   make bench-bf16 the bf16 compute mode against f32 here, and its memory (BENCH_8B=1: 8 B params)
 #   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each
 #
 # Missing Debian packages are installed by the `deps` step (apt-get), once per build dir.
@@ -69,7 +70,7 @@ PC   = $(BUILD)/diffscope.pc
 CLI  = $(BUILD)/diffscope
 VIEW = $(if $(VIZ_SRC),$(BUILD)/diffscope-view)
 
-.PHONY: all deps demo test test-plain test-asan bench fuzz clean
+.PHONY: all deps demo test test-plain test-asan bench bench-bf16 fuzz clean
 all: $(LIB) $(SO) $(PC) $(CLI) $(VIEW)
 
 deps: $(DEPS_STAMP)
@@ -148,6 +149,9 @@ test-asan:
 
 bench: all $(BUILD)/bench_tokenizer
 	@BUILD=$(BUILD) sh tools/bench.sh
+
+bench-bf16: all
+	@BUILD=$(BUILD) sh tools/bench_bf16.sh
 
 demo: all
 	@BUILD=$(BUILD) sh tools/demo.sh

@@ -13,8 +13,13 @@ bests are reported):
     `diffscope dump` of every map of every layer;
   * agreement of the last-token logits of both on the same prompt (max abs difference).
 
+With --dtype bfloat16 transformers runs the checkpoint in bf16 (from_pretrained(dtype=
+torch.bfloat16)) and diffscope with --compute bf16 (docs/numerics.md, "bf16 compute"); the
+checkpoint is then written in bf16. --no-dump skips both dump jobs (and the output_attentions
+forward), for long prompts whose maps would be gigabytes.
+
 Usage: python3 tools/bench_vs_transformers.py DIFFSCOPE_CMD OUT.json [--like kajuma]
-       [--tokens 512] [--threads 2] [--archs diffllama,llama]
+       [--tokens 512] [--threads 2] [--archs diffllama,llama] [--dtype bfloat16] [--no-dump]
 DIFFSCOPE_CMD is how to run diffscope (it may be "ld.so --library-path L path/diffscope").
 Needs torch, transformers, h5py, numpy.
 """
@@ -40,10 +45,14 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--archs", default="diffllama,llama")
 ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--workdir", default=tempfile.gettempdir())
+ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+ap.add_argument("--no-dump", action="store_true")
 args = ap.parse_args()
+BF16 = args.dtype == "bfloat16"
+COMPUTE = ["--compute", "bf16"] if BF16 else []
 DS = shlex.split(args.diffscope)
 torch.set_num_threads(args.threads)
-results = {"threads": args.threads, "tokens": args.tokens, "like": args.like, "torch": torch.__version__,
+results = {"threads": args.threads, "tokens": args.tokens, "like": args.like, "dtype": args.dtype, "torch": torch.__version__,
            "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": ")}
 
 
@@ -66,12 +75,13 @@ def summary(values):
 
 
 for arch in args.archs.split(","):
-    mdir = os.path.join(args.workdir, f"bench-{args.like}-{arch}")
+    mdir = os.path.join(args.workdir, f"bench-{args.like}-{arch}" + ("-bf16" if BF16 else ""))
     if not os.path.exists(os.path.join(mdir, "config.json")):
-        run(DS + ["init", mdir, "--like", args.like, "--arch", arch])
+        run(DS + ["init", mdir, "--like", args.like, "--arch", arch] + (["--dtype", "bf16"] if BF16 else []))
     r = {}
     g = torch.Generator().manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(mdir, dtype=torch.float32, attn_implementation="eager").eval()
+    model = AutoModelForCausalLM.from_pretrained(mdir, dtype=getattr(torch, args.dtype),
+                                                 attn_implementation="eager").eval()
     V = model.config.vocab_size
     ids = torch.randint(0, V, (1, args.tokens), generator=g)
     ids_arg = ",".join(map(str, ids[0].tolist()))
@@ -80,7 +90,7 @@ for arch in args.archs.split(","):
         path = os.path.join(args.workdir, f"hf-{arch}.h5")
         with h5py.File(path, "w") as f:
             for l, a in enumerate(o.attentions):
-                a = a[0].numpy()
+                a = a[0].float().numpy()
                 if arch == "diffllama":
                     at = model.model.layers[l].self_attn
                     lam = (torch.exp((at.lambda_q1 * at.lambda_k1).sum()) - torch.exp((at.lambda_q2 * at.lambda_k2).sum())
@@ -101,32 +111,35 @@ for arch in args.archs.split(","):
         for _ in range(args.rounds):
             t, out = timed(lambda: model(ids, use_cache=False, logits_to_keep=1))
             hf_prefill.append(t)
-            hf_last = out.logits[0, -1].numpy()
-            hf_attn.append(timed(lambda: model(ids, use_cache=False, output_attentions=True, logits_to_keep=1))[0])
-            t, r["hf_dump_bytes"] = timed(hf_dump)
-            hf_dumps.append(t)
+            hf_last = out.logits[0, -1].float().numpy()
+            if not args.no_dump:
+                hf_attn.append(timed(lambda: model(ids, use_cache=False, output_attentions=True, logits_to_keep=1))[0])
+                t, r["hf_dump_bytes"] = timed(hf_dump)
+                hf_dumps.append(t)
             # one diffscope round (after its own warm-up prefill): prefill, sustained sgemm, dump
-            js, _ = run(DS + ["bench", mdir, "--tokens", str(args.tokens), "--threads", str(args.threads), "--dump",
-                              "--rounds", "1", "--json"])
+            js, _ = run(DS + ["bench", mdir, "--tokens", str(args.tokens), "--threads", str(args.threads), "--rounds",
+                              "1", "--json"] + COMPUTE + ([] if args.no_dump else ["--dump"]))
             ds_runs.append(json.loads(js))
     del model
-    r["hf_prefill_s"], r["hf_prefill_attn_s"], r["hf_dump_s"] = summary(hf_prefill), summary(hf_attn), summary(hf_dumps)
+    r["hf_prefill_s"] = summary(hf_prefill)
     r["diffscope_runs"] = ds_runs
     r["ds_prefill_s"] = summary([d["prefill_s"] for d in ds_runs])
-    r["ds_dump_s"] = summary([d["dump_s"] for d in ds_runs])
+    if not args.no_dump:
+        r["hf_prefill_attn_s"], r["hf_dump_s"] = summary(hf_attn), summary(hf_dumps)
+        r["ds_dump_s"] = summary([d["dump_s"] for d in ds_runs])
     r["ds_efficiency"] = summary([d["efficiency"] for d in ds_runs])
     js, _ = run(DS + ["bench", mdir, "--tokens", "64", "--threads", str(args.threads), "--decode", "8", "--rounds", "1",
-                      "--json"])
+                      "--json"] + COMPUTE)
     r["diffscope_decode"] = json.loads(js)
     lp = os.path.join(args.workdir, f"ds-logits-{arch}.h5")
-    run(DS + ["logits", mdir, "--ids", ids_arg, "-o", lp, "--force", "--threads", str(args.threads)])
+    run(DS + ["logits", mdir, "--ids", ids_arg, "-o", lp, "--force", "--threads", str(args.threads)] + COMPUTE)
     with h5py.File(lp) as f:
         r["last_logits_max_abs_diff"] = float(np.abs(f["logits"][-1] - hf_last).max())
     os.remove(lp)
     for k in ("median", "best"):
         r[f"prefill_speedup_{k}"] = r["hf_prefill_s"][k] / r["ds_prefill_s"][k]
-        r[f"dump_speedup_{k}"] = r["hf_dump_s"][k] / r["ds_dump_s"][k]
+        if not args.no_dump:
+            r[f"dump_speedup_{k}"] = r["hf_dump_s"][k] / r["ds_dump_s"][k]
     results[arch] = r
     print(arch, json.dumps(r, indent=1), flush=True)
-
-json.dump(results, open(args.out, "w"), indent=1)
+    json.dump(results, open(args.out, "w"), indent=1)  # after each architecture: a cut run keeps what it has

@@ -26,7 +26,8 @@
 #include "diffscope/model.h"
 
 static const char *usage =
-    "usage: diffscope bench MODEL [--tokens N] [--decode N] [--dump] [--rounds N] [--threads N] [--json]\n\n"
+    "usage: diffscope bench MODEL [--tokens N] [--decode N] [--dump] [--rounds N] [--threads N]\n"
+    "                      [--compute f32|bf16] [--json]\n\n"
     "Measures a prefill of N random tokens (default 512), N decode steps (default 0), and\n"
     "with --dump the time and size of a dump of every map of every layer at the same length.\n"
     "Efficiency = prefill GFLOP/s / sgemm GFLOP/s on the model's MLP GEMM shape (T x D -> I),\n"
@@ -285,8 +286,9 @@ static int measure_decode(bench_run *b, bench_figures *f) {
     double t0 = cli_now();
     for (int i = 0; i < f->n_dec; i++)
         if (ds_forward(b->s, &b->ids[f->T + i], 1, b->logits, 1, NULL)) return -1;
+    const double bytes_per_weight = ds_model_compute(b->m) == DS_COMPUTE_BF16 ? 2.0 : 4.0;
     double weight_bytes =
-        4.0 * (ds_config_param_count(c) - (double)c->vocab_size * c->hidden_size * (c->tie_word_embeddings ? 0 : 1));
+        bytes_per_weight * (ds_config_param_count(c) - (double)c->vocab_size * c->hidden_size * (c->tie_word_embeddings ? 0 : 1));
     f->dec_tps = f->n_dec / (cli_now() - t0);
     f->weight_gbs = f->dec_tps * weight_bytes / 1e9;
     f->bw = read_bandwidth_gbs();
@@ -299,6 +301,9 @@ static int print_json(const char *model, const ds_config *c, const bench_figures
     cJSON_AddStringToObject(o, "model", model);
     cJSON_AddNumberToObject(o, "params", (double)ds_config_param_count(c));
     cJSON_AddNumberToObject(o, "threads", ds_get_threads());
+    cJSON_AddStringToObject(o, "compute", ds_compute_name(ds_get_compute()));
+    cJSON_AddStringToObject(o, "bf16_kernel", ds_bf16_kernel());
+    cJSON_AddStringToObject(o, "bf16_impl", ds_bf16_impl());
     cJSON_AddNumberToObject(o, "tokens", f->T);
     cJSON_AddNumberToObject(o, "rounds", f->rounds);
     cJSON_AddNumberToObject(o, "load_s", f->load_s);
@@ -344,6 +349,8 @@ static void print_text(const char *model, const ds_config *c, const bench_figure
            ds_config_param_count(c) / 1e6, ds_get_threads());
     printf("load             %.2f s (OpenBLAS kernel %s%s%s)\n", f->load_s, f->core,
            f->better_core ? ", NOT this CPU's best: " : "", f->better_core ? f->better_core : "");
+    if (ds_get_compute() == DS_COMPUTE_BF16)
+        printf("compute          bf16 on %s (oneDNN: %s)\n", ds_bf16_kernel(), ds_bf16_impl());
     printf("prefill %5d tok %.3f s  %.1f tok/s  %.1f GFLOP/s  (median of %d rounds; best %.3f s)\n", f->T, f->prefill,
            f->T / f->prefill, f->gflops, f->rounds, f->best_prefill);
     printf("sgemm %dx%dx%d %.1f GFLOP/s sustained (best call %.1f)  -> efficiency %.0f %%\n", f->T, c->hidden_size,
@@ -370,8 +377,10 @@ static void print_text(const char *model, const ds_config *c, const bench_figure
 int cmd_bench(int argc, char **argv) {
     bench_figures f = {.T = 512, .rounds = 3};
     int threads = 0, json = 0, rc;
+    const char *compute = "f32";
     const cli_opt opts[] = {
         {"tokens", 0, CLI_INT, &f.T, 1, 1 << 20, "N", "prompt length"},
+        {"compute", 0, CLI_CHOICE, &compute, 0, 0, "f32|bf16", "matrix products in f32 (default) or bf16 (docs/numerics.md)"},
         {"decode", 0, CLI_INT, &f.n_dec, 0, 1 << 20, "N", "decode steps after the prefill"},
         {"dump", 0, CLI_FLAG, &f.do_dump, 0, 0, NULL, "also time `dump` (default --what) in $TMPDIR (default /tmp), once per round"},
         {"rounds", 0, CLI_INT, &f.rounds, 1, MAX_ROUNDS, "N", "measured rounds after one warm-up prefill (default 3)"},
@@ -382,6 +391,9 @@ int cmd_bench(int argc, char **argv) {
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 1) return cli_error("bench needs one MODEL folder (see diffscope bench --help)");
     if (threads) ds_set_threads(threads);
+    ds_compute mode = DS_COMPUTE_F32;
+    ds_compute_parse(compute, &mode);
+    ds_set_compute(mode);
     bench_run b = {0};
     const char *model = argv[optind];
     int failed = bench_open(&b, model, &f) || measure_prefill(&b, &f) || measure_decode(&b, &f);

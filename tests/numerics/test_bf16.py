@@ -63,6 +63,9 @@ def errors(model, ids, truth, label):
         out["logits"] = err(f["logits"][:], truth["logits"][:])
     att = truth["attentions"][:]
     with h5py.File(dp, "r") as f:
+        mode = f["provenance"].attrs.get("compute") if "provenance" in f else None
+        if mode != "bf16":
+            return f"the dump's provenance records compute {mode!r}, not 'bf16'"
         diff = f.attrs["arch"] == "diffllama"
         maps, dmaps, rms = [], [], []
         for l in range(att.shape[0]):
