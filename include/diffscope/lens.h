@@ -62,4 +62,9 @@ typedef struct {
 int ds_lens_dla(const ds_lens *x, int target, int vs, ds_dla *out);
 void ds_dla_free(ds_dla *d);
 
+/* ds_lens_dla for language bindings, without the struct: OUT receives 5 + 3·L·heads + 2·L
+ * float64, in this order: logit, scale, embed, total, remainder, head [L, heads], path1 and
+ * path2 [L, heads] (zeros for a standard model), attn_bias [L], mlp [L]. */
+int ds_lens_dla_flat(const ds_lens *x, int target, int vs, double *out);
+
 #endif

@@ -10,6 +10,7 @@ diffscope's HDF5 outputs (dump, compare, sweep) and needle results as labelled N
 docs/python.md is the manual."""
 from .errors import Error
 from .labelled import Labelled
+from .lens import Lens, LensRun, lens, read_lens
 from .model import Cache, Model, get_threads, load, set_threads
 from .patch import Patch, read_patch
 from .probes import Hook, ablate_head, lambda_override
@@ -19,5 +20,5 @@ from .tokenizer import Tokenizer
 
 __all__ = ["Error", "Labelled", "Cache", "Model", "load", "set_threads", "get_threads", "Hook", "ablate_head",
            "lambda_override", "Patch", "read_patch", "Compare", "Dump", "Needle", "read_compare", "read_dump", "read_needle",
-           "read_provenance", "Sweep", "read_sweep",
+           "read_provenance", "Lens", "LensRun", "lens", "read_lens", "Sweep", "read_sweep",
            "Tokenizer"]

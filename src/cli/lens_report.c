@@ -64,7 +64,7 @@ static void print_heads(FILE *f, const lens_result *r, const char *title, const 
                         const double *mlp) {
     const ds_dla *d = &r->dla;
     fprintf(f, "\n%s\nlayer", title);
-    char name[16];
+    char name[24];
     for (int h = 0; h < d->heads; h++) snprintf(name, sizeof name, "head %d", h), fprintf(f, " %10s", name);
     if (bias) fprintf(f, "   o_bias");
     if (mlp) fprintf(f, "        mlp");

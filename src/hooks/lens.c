@@ -325,3 +325,18 @@ int ds_lens_dla(const ds_lens *x, int target, int vs, ds_dla *d) {
     free(u), free(g);
     return 0;
 }
+
+int ds_lens_dla_flat(const ds_lens *x, int target, int vs, double *out) {
+    ds_dla d;
+    if (ds_lens_dla(x, target, vs, &d)) return -1;
+    size_t per = (size_t)d.L * d.heads;
+    double head_scalars[5] = {d.logit, d.scale, d.embed, d.total, d.remainder};
+    memcpy(out, head_scalars, sizeof head_scalars);
+    out += 5;
+    memcpy(out, d.head, per * sizeof(double));
+    for (size_t i = 0; i < per; i++) out[per + i] = d.path1 ? d.path1[i] : 0, out[2 * per + i] = d.path2 ? d.path2[i] : 0;
+    memcpy(out + 3 * per, d.attn_bias, d.L * sizeof(double));
+    memcpy(out + 3 * per + d.L, d.mlp, d.L * sizeof(double));
+    ds_dla_free(&d);
+    return 0;
+}

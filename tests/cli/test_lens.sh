@@ -36,4 +36,12 @@ if ! $PY -c "import h5py, numpy" 2>/dev/null; then
     exit $failed
 fi
 $PY tests/numerics/test_lens.py || failed=1
+# diffscope.lens over $BUILD/libdiffscope.so; in the sanitizer pass with their runtimes loaded
+# first (as tests/cli/test_python.sh)
+if nm -D "$BUILD/libdiffscope.so" 2>/dev/null | grep -q __asan_init; then
+    LD_PRELOAD="$(${CC:-cc} -print-file-name=libasan.so) $(${CC:-cc} -print-file-name=libubsan.so)"
+    ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}
+    export LD_PRELOAD ASAN_OPTIONS
+fi
+DIFFSCOPE_LIB=$BUILD/libdiffscope.so $PY tests/numerics/test_lens.py --python || failed=1
 exit $failed

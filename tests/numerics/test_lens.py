@@ -20,10 +20,15 @@ import shutil
 import struct
 import tempfile
 
+import sys
+
 import h5py
 import numpy as np
 
 from common import DS, GOLDEN, SHARED, exit_status, report, run
+
+sys.path.insert(0, "python")
+import diffscope  # noqa: E402  (the readers need h5py and NumPy only)
 
 TMP = tempfile.mkdtemp(prefix="ds-lens-test-")
 # float32 forward pass against a float64 recomputation from float32 dumped states
@@ -218,6 +223,10 @@ def check_h5(path, js, problems):
                 problems.append("h5: dla/%s differs from the JSON" % k)
         if abs(dla.attrs["remainder"] - js["dla"]["remainder"]) > 1e-15:
             problems.append("h5: dla remainder")
+    with diffscope.read_lens(path) as x:
+        if x.position != js["position"] or x.target != js["target"]["id"] or maxerr(x.dla("heads"), js["dla"]["heads"]) > 1e-12 or \
+                x.lens("top_ids").labels["stream"][-1] != js["lens"][-1]["stream"] or abs(x.remainder - js["dla"]["remainder"]) > 1e-15:
+            problems.append("read_lens differs from the JSON")
 
 
 def check_model(label, model, ids, P, token=None, vs=None, ref_logits=None, h5=False, ablate=(), extra=()):
@@ -308,12 +317,51 @@ def bad_inputs():
     report("lens_bad_inputs", p)
 
 
+def python_api():
+    """diffscope.lens (ctypes over the library) gives the CLI's numbers, on a golden DiffLlama with
+    an intervention and on the demo DiffLlama with text tokens."""
+    cases = [("%s/models/diff-headdim-bias-llama3-f16" % GOLDEN, [1, 9, 4, 77, 30, 2, 51], 4, None, 3,
+              [diffscope.ablate_head(1, 0)], ["--ablate-head", "1.0"]),
+             ("notebooks-data/models/diffllama", "the k_apple v_42 of so k_river v_7 which a ? k_river", -1, "v_7", "v_42",
+              [], [])]
+    for model, ids, pos, token, vs, ivs, cli_ivs in cases:
+        p = []
+        with diffscope.load(model) as m:
+            x = diffscope.lens(m, ids, position=pos, token=token, vs_token=vs, interventions=ivs)
+            try:
+                diffscope.lens(m, [1, 2], position=2)
+                p.append("position 2 of 2 tokens accepted")
+            except diffscope.Error as e:
+                if "out of range" not in str(e):
+                    p.append("bad position: %s" % e)
+        args = ["--prompt", ids] if isinstance(ids, str) else ["--ids", ",".join(map(str, ids))]
+        args += ["--position", str(pos), "--vs-token", str(vs), "--json"] + (["--token", token] if token else []) + cli_ivs
+        r = run("lens", model, *args)
+        if r.returncode:
+            report("lens_python_%s" % os.path.basename(model), ["lens: " + r.stderr.strip()])
+            continue
+        js = json.loads(r.stdout)
+        if x.target != js["target"]["id"] or x.vs != js["vs"]["id"] or x.position != js["position"]:
+            p.append("target/vs/position %s/%s/%s, the CLI's %s" % (x.target, x.vs, x.position, js["target"]))
+        e = max(maxerr(x.lens_logits.values[:, x.target], [row["target_logit"] for row in js["lens"]]),
+                maxerr(x.dla("heads"), js["dla"]["heads"]), abs(x.remainder - js["dla"]["remainder"]),
+                maxerr(x.dla("softmax2_path"), js["dla"]["softmax2_path"]))
+        if e > 1e-12:
+            p.append("differs from the CLI by %.2e" % e)
+        report("lens_python_%s" % os.path.basename(model), p)
+
+
 def main():
     try:
-        golden()
-        stories()
-        bad_inputs()
-        print("# lens: max error against NumPy: lens %.2e, dla %.2e" % (measured["lens"], measured["dla"]))
+        if "--python" in sys.argv:
+            # the CLI runs without the sanitizer runtimes test_lens.sh preloads for the library
+            os.environ.pop("LD_PRELOAD", None)
+            python_api()
+        else:
+            golden()
+            stories()
+            bad_inputs()
+            print("# lens: max error against NumPy: lens %.2e, dla %.2e" % (measured["lens"], measured["dla"]))
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
     raise SystemExit(exit_status())
