@@ -31,6 +31,11 @@ check lens_output_no_clobber $? "an existing -o file was replaced or the error w
     $PY -c "import h5py,sys; sys.exit(list(h5py.File('$T/a.h5')['input_ids'][:]) != [1,5,8])"
 check lens_output_force $? "--force did not replace the file"
 
+ids=1,5,7,9,11,13,2,4,60,33
+"$DS" lens $GOLDEN/diff-sharded-deep-f32 --ids $ids --json --threads 1 >"$T/t1" 2>&1 &&
+    "$DS" lens $GOLDEN/diff-sharded-deep-f32 --ids $ids --json --threads 3 >"$T/t3" 2>&1 && cmp -s "$T/t1" "$T/t3"
+check lens_threads_identical $? "--threads 1 and 3 give different results"
+
 if ! $PY -c "import h5py, numpy" 2>/dev/null; then
     echo "skip lens_python_checks: /usr/bin/python3 lacks h5py or numpy"
     exit $failed

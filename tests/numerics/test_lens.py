@@ -35,7 +35,7 @@ TMP = tempfile.mkdtemp(prefix="ds-lens-test-")
 LENS_TOL, DLA_TOL, RESID_TOL, REF_TOL = 1e-4, 1e-4, 1e-4, 1e-4
 # what float32 rounding of the forward pass leaves between exact sums
 SUM_TOL = 1e-5
-measured = {"lens": 0.0, "dla": 0.0}
+measured = {"lens": 0.0, "dla": 0.0, "remainder": 0.0, "paths": 0.0}
 
 
 def read_safetensors(model):
@@ -173,10 +173,12 @@ def check_dla(m, js, streams, layers, problems):
     if abs(parts - d["total"]) > 1e-9 * max(1, abs(parts)) or abs(d["total"] + d["remainder"] - d["logit"]) > 1e-9:
         problems.append("dla: total %.9g / remainder %.3g do not add up to logit %.9g" % (d["total"], d["remainder"], d["logit"]))
     scale = max(1.0, np.abs(d["heads"]).max(), abs(d["embed"]), np.abs(d["mlp"]).max())
+    measured["remainder"] = max(measured["remainder"], abs(d["remainder"]))
     if abs(d["remainder"]) > SUM_TOL * scale:
         problems.append("dla: remainder %.3g past %.1e" % (d["remainder"], SUM_TOL * scale))
     if m.diff:
         e = maxerr(np.add(d["softmax1_path"], d["softmax2_path"]), d["heads"])
+        measured["paths"] = max(measured["paths"], e)
         if e > SUM_TOL * scale:
             problems.append("dla: softmax1 + softmax2 paths differ from the head by %.2e" % e)
 
@@ -361,7 +363,8 @@ def main():
             golden()
             stories()
             bad_inputs()
-            print("# lens: max error against NumPy: lens %.2e, dla %.2e" % (measured["lens"], measured["dla"]))
+            print("# lens: max error against NumPy: lens %(lens).2e, dla %(dla).2e; largest |remainder| %(remainder).2e, "
+                  "|path1 + path2 - head| %(paths).2e" % measured)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
     raise SystemExit(exit_status())
