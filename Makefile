@@ -115,7 +115,7 @@ $(SO): $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -shared -fopenmp -Wl,-soname,libdiffscope.so -Wl,--exclude-libs,ALL -o $@ $^ $(PKG_LIBS)
 
 # pkg-config for C users of the shared library in the build folder (README: "Linking from C").
-VERSION = $(shell sed -n 's/^\#define DS_VERSION "\(.*\)"/\1/p' src/cli/cli.h)
+VERSION = $(shell sed -n 's/^\#define DS_VERSION "\(.*\)"/\1/p' include/diffscope/diffscope.h)
 $(PC): Makefile src/cli/cli.h
 	@mkdir -p $(dir $@)
 	@printf '%s\n' 'prefix=$(abspath .)' 'libdir=$(abspath $(BUILD))' 'includedir=$${prefix}/include' '' \

@@ -7,6 +7,12 @@ if [ ! -f "$BUILD/libdiffscope.so" ] || [ ! -f "$BUILD/diffscope.pc" ]; then
     fail shared_lib_files "$BUILD/libdiffscope.so or $BUILD/diffscope.pc missing"
     exit 0
 fi
+# The .pc file's version is the library's DS_VERSION (read from the header by the Makefile).
+pc_version=$(PKG_CONFIG_PATH="$BUILD" pkg-config --modversion diffscope 2>&1)
+header_version=$(sed -n 's/^#define DS_VERSION "\(.*\)"/\1/p' include/diffscope/diffscope.h)
+[ -n "$header_version" ] && [ "$pc_version" = "$header_version" ]
+check shared_lib_pc_version $? \
+    "pkg-config says '$pc_version', diffscope.h says '$header_version'"
 if ! has_python_modules h5py numpy; then
     skip shared_lib_vs_transformers "$PY lacks h5py or numpy"
     exit 0
