@@ -1,7 +1,6 @@
 /* `diffscope lens` output: the table, JSON (cJSON) and HDF5, with the same numbers under the
  * same names (docs/lens.md). */
 #include <cjson/cJSON.h>
-#include <hdf5_hl.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
@@ -179,11 +178,7 @@ int lens_print_json(const lens_result *r) {
 static int write_labelled(hid_t loc, const char *name, int ndim, const hsize_t *dims, const void *data, int is_int,
                           const char *const *axes) {
     if (is_int ? ds_h5_write_i32(loc, name, ndim, dims, data) : ds_h5_write_f64(loc, name, ndim, dims, data)) return -1;
-    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
-    int ok = ds >= 0;
-    for (int i = 0; ok && i < ndim; i++) ok = H5DSset_label(ds, (unsigned)i, axes[i]) >= 0;
-    if (ds >= 0) H5Dclose(ds);
-    return ok ? 0 : ds_fail("cannot label the axes of dataset '%s'", name);
+    return ds_h5_label_axes(loc, name, ndim, axes);
 }
 
 /* The format, how the file was made (/provenance) and the model it describes. */

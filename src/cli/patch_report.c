@@ -2,7 +2,6 @@
  * (layout in docs/patch.md). */
 #include <cjson/cJSON.h>
 #include <hdf5.h>
-#include <hdf5_hl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,12 +137,8 @@ int patch_print_json(const patch_job *j) {
 static int write_values(hid_t g, const char *name, patch_kind k, const double *v, int rows, int cols) {
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
     const int nd = patch_kinds[k].column ? 2 : 1;
-    if (ds_h5_write_f64(g, name, nd, dims, v)) return -1;
-    hid_t ds = H5Dopen2(g, name, H5P_DEFAULT);
-    int ok = ds >= 0 && H5DSset_label(ds, 0, "layer") >= 0 &&
-             (nd == 1 || H5DSset_label(ds, 1, patch_kinds[k].column) >= 0);
-    if (ds >= 0) H5Dclose(ds);
-    return ok ? 0 : ds_failc(DS_ERR_IO, "cannot label the axes of %s", name);
+    const char *const axes[2] = {"layer", patch_kinds[k].column};
+    return ds_h5_write_f64(g, name, nd, dims, v) || ds_h5_label_axes(g, name, nd, axes) ? -1 : 0;
 }
 
 static int write_table(hid_t f, const patch_job *j, patch_kind k) {

@@ -4,6 +4,7 @@
 #include "base/tmpfiles.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <hdf5_hl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,14 @@ int ds_h5_write_f64(hid_t loc, const char *name, int ndim, const hsize_t *dims, 
 
 int ds_h5_write_i32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const int *data) {
     return write_ds(loc, name, H5T_NATIVE_INT, ndim, dims, data);
+}
+
+int ds_h5_label_axes(hid_t loc, const char *name, int ndim, const char *const *axes) {
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    int ok = ds >= 0;
+    for (int i = 0; ok && i < ndim; i++) ok = H5DSset_label(ds, (unsigned)i, axes[i]) >= 0;
+    if (ds >= 0) H5Dclose(ds);
+    return ok ? 0 : ds_failc(DS_ERR_IO, "cannot label the axes of dataset '%s'", name);
 }
 
 static int write_attr(hid_t loc, const char *name, hid_t type, hid_t space, const void *data) {

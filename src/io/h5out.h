@@ -21,6 +21,8 @@ void ds_h5out_abort(ds_h5out *o);
 int ds_h5_write_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const float *data);
 int ds_h5_write_f64(hid_t loc, const char *name, int ndim, const hsize_t *dims, const double *data);
 int ds_h5_write_i32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const int *data);
+/* Names the NDIM axes of dataset LOC/NAME (HDF5 dimension labels), for h5py's dims and h5dump. */
+int ds_h5_label_axes(hid_t loc, const char *name, int ndim, const char *const *axes);
 int ds_h5_attr_str(hid_t loc, const char *name, const char *value);
 /* A 1-D attribute of N variable-length UTF-8 strings (N may be 0). */
 int ds_h5_attr_str_array(hid_t loc, const char *name, const char *const *v, int n);
