@@ -242,9 +242,11 @@ def main():
         run("provenance_compare", [DS, "compare", "--model", diff, "--vs", llama, "--ids", "1,5,9,13,17,21",
                                    "--span-tokens", "2:4", "--threads", "2", "--ablate-head", "0.1", "-o", out,
                                    "--json"], [diff, llama], 2, ["ablate-head 0.1"], h5=out, json_out=True)
-        run("provenance_needle_json", [DS, "needle", diff, "--vs", llama, "--task", "kv", "--pairs", "2",
-                                       "--context-tokens", "8", "--trials", "1", "--depths", "0,100", "--threads", "1",
-                                       "--json"], [diff, llama], 1, [], json_out=True)
+        needle = [DS, "needle", diff, "--vs", llama, "--task", "kv", "--pairs", "2", "--context-tokens", "8", "--trials",
+                  "1", "--depths", "0,100", "--threads", "1", "--json"]
+        run("provenance_needle_json", needle, [diff, llama], 1, [], json_out=True)
+        out = os.path.join(T, "needle.h5")
+        run("provenance_needle_h5", needle + ["-o", out], [diff, llama], 1, [], h5=out, json_out=True)
         out = os.path.join(T, "lens.h5")
         run("provenance_lens", [DS, "lens", diff, "--ids", "1,5,9,13", "--threads", "1", "--ablate-head", "1.0",
                                 "-o", out, "--json"], [diff], 1, ["ablate-head 1.0"], h5=out, json_out=True)
