@@ -62,6 +62,8 @@ struct ds_dump {
     float *cancelled;        /* [nheads, T] of the layer */
     ds_hidden_states hidden; /* .out [L+1, T, D] when --hidden, else NULL */
     int caller_threads;      /* the OpenMP thread count to restore, 0 if unchanged */
+    ds_provenance *own_provenance;      /* the record made here when the caller gives none */
+    ds_provenance_model_job *hashing;   /* its model's files, hashed while the forward pass runs */
 };
 
 /* ---- small HDF5 helpers ---- */
@@ -590,13 +592,22 @@ static int write_tokens(ds_dump *d, const int *ids) {
     return rc ? -1 : 0;
 }
 
-/* The caller's provenance record, or one made here from the model's folder. */
-static int write_provenance(ds_dump *d) {
+/* The caller's provenance record is written at once. Without one, a record is made here from
+ * the model's folder; hashing its weights is a tenth of a second that the forward pass need
+ * not wait for, so it runs on a thread of its own and the record is written when the dump
+ * finishes (finish_provenance). */
+static int begin_provenance(ds_dump *d) {
     if (d->o.provenance) return ds_provenance_write_h5(d->o.provenance, d->out.file);
-    ds_provenance *pv = ds_provenance_new();
-    int rc = !pv || ds_provenance_add_model(pv, ds_model_dir(d->m)) || ds_provenance_write_h5(pv, d->out.file);
-    ds_provenance_free(pv);
-    return rc ? -1 : 0;
+    if (!(d->own_provenance = ds_provenance_new())) return -1;
+    d->hashing = ds_provenance_model_start(d->own_provenance, ds_model_dir(d->m));
+    return d->hashing ? 0 : -1;
+}
+
+static int finish_provenance(ds_dump *d) {
+    if (!d->own_provenance) return 0;
+    int rc = ds_provenance_model_wait(d->hashing);
+    d->hashing = NULL;
+    return rc || ds_provenance_write_h5(d->own_provenance, d->out.file) ? -1 : 0;
 }
 
 static int write_root(ds_dump *d) {
@@ -728,7 +739,7 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
         goto fail;
     }
     /* The provenance before a core is left to the writers: it records the caller's threads. */
-    if (ds_h5out_open(&d->out, path, o->force) || write_root(d) || write_provenance(d)) goto fail;
+    if (ds_h5out_open(&d->out, path, o->force) || write_root(d) || begin_provenance(d)) goto fail;
     leave_a_core_to_the_writers(d);
     if (write_tokens(d, ids) || register_hooks(d, p)) goto fail;
     return d;
@@ -739,6 +750,14 @@ fail:
 
 static void release(ds_dump *d) {
     if (d->caller_threads) omp_set_num_threads(d->caller_threads);
+    if (d->hashing) { /* the hashing thread reads the model's files and fills own_provenance */
+        char *msg = strdup(ds_errmsg());
+        ds_status code = ds_errcode();
+        ds_provenance_model_wait(d->hashing);
+        if (msg) ds_failc(code, "%s", msg);
+        free(msg);
+    }
+    ds_provenance_free(d->own_provenance);
     for (int k = 0; k < DS_MAP_COUNT; k++)
         if (d->maps[k] >= 0) H5Dclose(d->maps[k]);
     for (int p = 0; p < OUTLIER_PARTS; p++) {
@@ -762,6 +781,7 @@ int ds_dump_finish(ds_dump *d, const float *logits) {
         hsize_t dims[3] = {(hsize_t)d->L + 1, (hsize_t)d->T, (hsize_t)c->hidden_size};
         rc = ds_h5_write_f32(d->out.file, DS_DUMP_HIDDEN_STATES, 3, dims, d->hidden.out);
     }
+    if (!rc) rc = finish_provenance(d);
     for (int k = 0; k < DS_MAP_COUNT; k++)
         if (d->maps[k] >= 0) H5Dclose(d->maps[k]), d->maps[k] = H5I_INVALID_HID;
     /* Every queued map block is in the file before it is committed under its name. */

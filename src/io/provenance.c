@@ -4,6 +4,7 @@
 #include "io/provenance.h"
 #include <cjson/cJSON.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,46 @@ int ds_provenance_add_model(ds_provenance *pv, const char *dir) {
                    append(&pv->v[F_TOKENIZER_SHA256], tokenizer)
                ? -1
                : 0;
+}
+
+struct ds_provenance_model_job {
+    ds_provenance *pv;
+    char *dir;
+    pthread_t thread;
+    int threaded, rc;
+    ds_status code; /* the hashing thread's failure, carried to the waiting thread */
+    char msg[1024];
+};
+
+static void run_model_job(ds_provenance_model_job *j) {
+    j->rc = ds_provenance_add_model(j->pv, j->dir);
+    if (j->rc) j->code = ds_errcode(), snprintf(j->msg, sizeof j->msg, "%s", ds_errmsg());
+}
+
+static void *model_job_main(void *arg) {
+    run_model_job(arg);
+    return NULL;
+}
+
+ds_provenance_model_job *ds_provenance_model_start(ds_provenance *pv, const char *dir) {
+    ds_provenance_model_job *j = calloc(1, sizeof *j);
+    if (!j || !(j->dir = strdup(dir))) {
+        free(j);
+        ds_failc(DS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    j->pv = pv;
+    j->threaded = !pthread_create(&j->thread, NULL, model_job_main, j);
+    if (!j->threaded) run_model_job(j);
+    return j;
+}
+
+int ds_provenance_model_wait(ds_provenance_model_job *j) {
+    if (!j) return -1;
+    if (j->threaded) pthread_join(j->thread, NULL);
+    int rc = j->rc ? ds_failc(j->code, "%s", j->msg) : 0;
+    free(j->dir), free(j);
+    return rc;
 }
 
 /* ---- files ---- */
