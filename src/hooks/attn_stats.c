@@ -87,7 +87,7 @@ static void push_scores(ds_attn_stats *s, const ds_probe_event *ev) {
         for (int r = 0; r < ev->shape[1]; r++) {
             const float *row = ev->data + h * ev->strides[0] + r * ev->strides[1];
             int q = ev->pos0 + (int)ev->offset[1] + r; /* causal entries: keys 0..q */
-            for (int k = 0; k <= q; k++) ds_table5_push(s->scores_acc, row[k]);
+            ds_table5_push_n(s->scores_acc, row, (size_t)q + 1);
         }
 }
 
@@ -103,7 +103,7 @@ static int on_event(const ds_probe_event *ev, void *user) {
     case DS_HOOK_GROUPNORM_IN: on_groupnorm(s, ev); return 0;
     case DS_HOOK_RESID_POST:
         for (int64_t t = 0; t < ev->shape[0]; t++)
-            for (int64_t j = 0; j < ev->shape[1]; j++) ds_table5_push(s->resid_acc, ev->data[t * ev->strides[0] + j]);
+            ds_table5_push_n(s->resid_acc, ev->data + t * ev->strides[0], (size_t)ev->shape[1]);
         return 0;
     default: return 0;
     }
