@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cli/cli.h"
@@ -231,11 +232,35 @@ static int run_prompt(const sweep_opts *o, const sweep_setup *su, const char *di
     return 0;
 }
 
-/* Where a rank's time went (seconds), for the --shard report. */
+/* Where a rank's time went, for the --shard report and --times: the clock at the end of each
+ * step (T_WAIT: every rank has loaded; T_GATHER: every rank has run and this one holds its
+ * range's records; T_END: every shard is written). */
+enum { T_START, T_SETUP, T_LOAD, T_WAIT, T_RUN, T_GATHER, T_SHARD, T_END, T_MARKS };
 typedef struct {
-    double start, setup, load, run, shard;
+    double at[T_MARKS];
+    double run_cpu; /* CPU seconds of the run step (user and system) */
     int ran;
 } sweep_times;
+
+static double cpu_now(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* --times: one JSON line on stderr per rank (docs/sweep.md, Benchmarks), written at once so
+ * that the lines of ranks sharing a terminal do not mix. */
+static void print_times(const sweep_times *t, int part, int parts, const int *first) {
+    static const char *const step[T_MARKS] = {NULL, "setup", "load", "wait", "run", "gather", "shard", "end_wait"};
+    char line[1024];
+    int n = snprintf(line, sizeof line, "diffscope: times {\"rank\": %d, \"ranks\": %d, \"first\": %d, \"last\": %d, "
+                     "\"prompts_run\": %d", part, parts, first[part], first[part + 1] - 1, t->ran);
+    for (int k = T_SETUP; k < T_MARKS; k++)
+        n += snprintf(line + n, sizeof line - (size_t)n, ", \"%s_s\": %.4f", step[k], t->at[k] - t->at[k - 1]);
+    snprintf(line + n, sizeof line - (size_t)n, ", \"run_cpu_s\": %.4f, \"run_start\": %.4f, \"run_end\": %.4f}\n",
+             t->run_cpu, t->at[T_WAIT], t->at[T_RUN]);
+    fputs(line, stderr);
+}
 
 /* Runs the prompts the queue gives this rank (PART of PARTS; ranges FIRST), journaling each. */
 static int run_prompts(const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, const char *dir, int part,
@@ -259,20 +284,17 @@ static int run_prompts(const sweep_opts *o, const sweep_setup *su, const sweep_p
     }
     if (part == 0) cli_progress_end(&prog);
     sweep_journal_close(&j);
-    t->run = cli_now() - t->run, t->ran = (int)done;
+    t->ran = (int)done;
     return rc ? -1 : 0;
 }
 
 /* This rank's shard, from the journals' records of its range (every one present). */
-static int write_shard(const char *dir, const sweep_setup *su, void *const *recs, int part, int parts, const int *first,
-                       sweep_times *t) {
-    double t0 = cli_now();
+static int write_shard(const char *dir, const sweep_setup *su, void *const *recs, int part, int parts, const int *first) {
     for (int i = first[part]; i < first[part + 1]; i++)
         if (!recs[i]) return ds_fail("%s: no journal holds prompt %d (did a rank fail?): run the sweep again", dir, i);
     char *path = sweep_shard_path(dir, part, parts);
     int rc = !path || sweep_shard_write(path, su, recs, first[part], first[part + 1]);
     free(path);
-    t->shard = cli_now() - t0;
     return rc ? -1 : 0;
 }
 
@@ -288,41 +310,50 @@ static int sweep(sweep_opts *o, int rank, int nranks) {
     ds_provenance *pv = NULL;
     char *dir = sweep_dir(o->out);
     int part = o->shard_n ? o->shard_i : rank, parts = o->shard_n ? o->shard_n : nranks;
-    sweep_times t = {.start = cli_now()};
+    sweep_times t = {.at[T_START] = cli_now()};
     int others = 0, rc = !dir || setup(o, &su, &ps) || prepare_dir(o, dir, rank);
-    t.setup = cli_now() - t.start;
+    t.at[T_SETUP] = cli_now();
     if (!rc && o->merge) rc = sweep_find_shards(dir, &parts);
     int *first = rc ? NULL : malloc(((size_t)parts + 1) * sizeof *first);
     if (!rc && !first) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
     if (!rc) sweep_ranges(&ps, parts, first);
     if (!o->merge) {
         /* MPI ranks share their prompts through a queue (sweep_queue.c), so any rank may run any
-         * prompt: its session is sized for the longest. */
+         * prompt: its session is sized for the longest, and it looks at every journal's records. */
         int shared = nranks > 1, a = 0, b = ps.n;
         if (first && !shared) a = first[part], b = first[part + 1];
         rc = rc || (shared && rank == 0 && sweep_claims_reset(dir));
         /* Every rank loads before any runs, so that a missing model stops them all at once. */
         rc = rc || load_models(o, &su, &ps, a, b, &sm);
-        t.load = cli_now() - t.start - t.setup;
+        t.at[T_LOAD] = cli_now();
         others = sweep_mpi_max(rc) && !rc; /* another rank failed and said why */
-        t.run = cli_now();
-        rc = rc || others || sweep_journal_load(dir, &su, ps.n, &recs) ||
+        t.at[T_WAIT] = cli_now();
+        double cpu0 = cpu_now();
+        if (!rc && !others && !(recs = calloc((size_t)ps.n, sizeof *recs))) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
+        rc = rc || others || sweep_journal_load(dir, &su, a, b, recs) ||
              run_prompts(o, &su, &ps, dir, part, parts, first, shared, &sm, recs, &t);
+        t.at[T_RUN] = cli_now(), t.run_cpu = cpu_now() - cpu0;
         if (shared) { /* the prompts of this range that other ranks ran are in their journals */
             others |= sweep_mpi_max(rc) && !rc;
             rc |= others;
-            if (!rc) sweep_journal_free(recs, ps.n), recs = NULL, rc = sweep_journal_load(dir, &su, ps.n, &recs);
+            rc = rc || sweep_journal_load(dir, &su, first[part], first[part + 1], recs);
         }
-        rc = rc || write_shard(dir, &su, recs, part, parts, first, &t);
+        t.at[T_GATHER] = cli_now();
+        rc = rc || write_shard(dir, &su, recs, part, parts, first);
+        t.at[T_SHARD] = cli_now();
         others |= sweep_mpi_max(rc) && !rc;
         rc |= others;
+        t.at[T_END] = cli_now();
+        if (!rc && o->times) print_times(&t, part, parts, first);
         if (!rc && shared && rank == 0) sweep_claims_remove(dir);
     }
     if (!rc && o->shard_n)
         fprintf(stderr, "diffscope: shard %d/%d done (prompts %d..%d; %.2f s: prompts checked in %.2f s, models loaded "
                         "in %.2f s, %d prompts run in %.2f s, shard written in %.2f s); when all %d are: the same "
                         "command with --merge instead of --shard\n", o->shard_i, o->shard_n, first[part],
-                first[part + 1] - 1, cli_now() - t.start, t.setup, t.load, t.ran, t.run, t.shard, o->shard_n);
+                first[part + 1] - 1, t.at[T_END] - t.at[T_START], t.at[T_SETUP] - t.at[T_START],
+                t.at[T_LOAD] - t.at[T_SETUP], t.ran, t.at[T_RUN] - t.at[T_WAIT], t.at[T_SHARD] - t.at[T_GATHER],
+                o->shard_n);
     else if (!rc && rank == 0) {
         o->provenance = pv = cli_provenance(o->model, o->model[1] ? 2 : 1, &o->in);
         rc = !pv || sweep_master_write(o, &su, &ps, parts, &ag);
@@ -369,6 +400,8 @@ int cmd_sweep(int argc, char **argv) {
          parse_shard},
         {"merge", 0, CLI_FLAG, &o.merge, 0, 0, NULL, "write the master from the N shards of --shard runs"},
         {"json", 0, CLI_FLAG, &o.json, 0, 0, NULL, "the aggregates as JSON on stdout instead of the table"},
+        {"times", 0, CLI_FLAG, &o.times, 0, 0, NULL,
+         "each rank prints where its time went (checks, load, run, shard),\none JSON line on stderr"},
         {"dump-layers", 0, CLI_LIST, &map_layers, 0, INT_MAX, "LIST",
          "also keep every prompt's attention maps of these layers\n(e.g. 0,3-5; default all when --dump-heads is given),\n"
          "as dump files under OUT.h5.shards/maps/"},

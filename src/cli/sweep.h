@@ -35,7 +35,7 @@ typedef struct {
     const char *haystack, *needle, *question, *answer;
     int *lengths, nlengths, *depths, ndepths;
     int trials, pairs, seed;
-    int json, force, merge;
+    int json, force, merge, times;
     int shard_i, shard_n; /* --shard I/N; shard_n == 0: not given */
     /* --dump-layers / --dump-heads: the maps of every prompt kept as dump files (NULL: all) */
     int maps;
@@ -112,9 +112,10 @@ int sweep_journal_open(sweep_journal *j, const char *dir, int rank, int nranks, 
 /* Appends one record (sets its checksum) in one write. */
 int sweep_journal_append(sweep_journal *j, const sweep_setup *su, void *rec);
 void sweep_journal_close(sweep_journal *j);
-/* Every complete record of DIR's journals of this sweep: (*recs)[i] is prompt i's record
- * (malloc'd) or NULL. A journal of another sweep is an error. */
-int sweep_journal_load(const char *dir, const sweep_setup *su, int nprompts, void ***recs);
+/* Fills RECS[i] (malloc'd; RECS indexed by prompt) for each prompt i of [A, B) that it lacks
+ * and a record of DIR's journals holds (whole, with a valid checksum). A journal of another
+ * sweep is an error. */
+int sweep_journal_load(const char *dir, const sweep_setup *su, int a, int b, void **recs);
 void sweep_journal_free(void **recs, int nprompts);
 
 /* ---- partition and files (sweep_files.c) ---- */

@@ -1,7 +1,9 @@
 /* The journals of a sweep: each rank appends one fixed-size record per finished prompt to its own
  * file, in one write, with a checksum. A rank killed (even by SIGKILL) leaves at most a torn last
  * record, which is cut off when the journal is opened again; so a rerun loses at most the prompt
- * that was in flight. The journals are the resume state; the shards are built from them.
+ * that was in flight. A whole record whose checksum fails (damage on disk) is skipped by every
+ * reader, so its prompt is run again. The journals are the resume state; the shards are built
+ * from them.
  *
  * File: "DSSWEEP1", the sweep's fingerprint (u64), the record size (u64), then the records:
  * sweep_rec_head, the doubles of the models, FNV-1a 64 of the bytes before it. */
@@ -33,20 +35,16 @@ static int record_ok(const sweep_setup *su, const unsigned char *r) {
     return sum == fnv1a(r, su->rec_size - 8);
 }
 
-/* Checks BUF's header; the number of whole, valid records from the start. */
-static long valid_records(const char *path, const unsigned char *buf, size_t len, const sweep_setup *su, int *bad) {
+/* The number of whole records of a journal of LEN bytes starting with the HEADER bytes H
+ * (of PATH); -1 with a message when it is another sweep's. */
+static long whole_records(const char *path, const unsigned char *h, size_t len, const sweep_setup *su) {
     uint64_t fp, rs;
-    *bad = 0;
     if (len < HEADER) return 0; /* killed before the header was written */
-    memcpy(&fp, buf + 8, 8), memcpy(&rs, buf + 16, 8);
-    if (memcmp(buf, magic, 8) || fp != su->fingerprint || rs != su->rec_size) {
-        *bad = 1;
+    memcpy(&fp, h + 8, 8), memcpy(&rs, h + 16, 8);
+    if (memcmp(h, magic, 8) || fp != su->fingerprint || rs != su->rec_size)
         return ds_fail("%s: a journal of another sweep (other models, prompts or options): remove the folder or "
                        "run with --force", path);
-    }
-    long n = 0;
-    while (HEADER + (n + 1) * su->rec_size <= len && record_ok(su, buf + HEADER + n * su->rec_size)) n++;
-    return n;
+    return (long)((len - HEADER) / su->rec_size);
 }
 
 int sweep_journal_open(sweep_journal *j, const char *dir, int rank, int nranks, const sweep_setup *su) {
@@ -54,21 +52,19 @@ int sweep_journal_open(sweep_journal *j, const char *dir, int rank, int nranks, 
     size_t len = strlen(dir) + 64;
     if (!(j->path = malloc(len))) return ds_failc(DS_ERR_NOMEM, "out of memory");
     snprintf(j->path, len, "%s/journal-%05d-of-%05d.bin", dir, rank, nranks);
-    size_t size = 0;
-    struct stat sb;
-    unsigned char *old = stat(j->path, &sb) ? NULL : (unsigned char *)ds_read_file(j->path, DS_MAX_JOURNAL_BYTES, &size);
-    if (!old && !stat(j->path, &sb)) return -1;
-    int bad;
-    long n = valid_records(j->path, old, size, su, &bad);
-    free(old);
-    if (bad) return -1;
-    j->fd = open(j->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (j->fd < 0) return ds_fail("%s: cannot create: %s", j->path, strerror(errno));
-    off_t keep = size < HEADER ? 0 : HEADER + (off_t)n * (off_t)su->rec_size;
+    struct stat sb;
+    unsigned char h[HEADER];
+    if (fstat(j->fd, &sb)) return ds_fail("%s: cannot read: %s", j->path, strerror(errno));
+    size_t size = (size_t)sb.st_size;
+    if (size >= HEADER && pread(j->fd, h, HEADER, 0) != HEADER) return ds_fail("%s: cannot read: %s", j->path, strerror(errno));
+    long n = whole_records(j->path, h, size, su);
+    if (n < 0) return -1;
+    off_t keep = size < HEADER ? 0 : HEADER + (off_t)n * (off_t)su->rec_size; /* a torn last record is cut off */
     if (ftruncate(j->fd, keep) || lseek(j->fd, keep, SEEK_SET) < 0)
         return ds_fail("%s: cannot truncate: %s", j->path, strerror(errno));
     if (keep == 0) {
-        unsigned char h[HEADER];
         uint64_t rs = su->rec_size;
         memcpy(h, magic, 8), memcpy(h + 8, &su->fingerprint, 8), memcpy(h + 16, &rs, 8);
         if (write(j->fd, h, HEADER) != HEADER) return ds_fail("%s: write error: %s", j->path, strerror(errno));
@@ -91,26 +87,27 @@ void sweep_journal_close(sweep_journal *j) {
     j->fd = -1, j->path = NULL;
 }
 
-static int load_one(const char *path, const sweep_setup *su, int nprompts, void **recs) {
+/* The records of prompts [A, B) that RECS lacks, from the journal at PATH. Only those are
+ * checked (their checksums), so a rank reads little more than the file for each journal. */
+static int load_one(const char *path, const sweep_setup *su, int a, int b, void **recs) {
     size_t len;
     unsigned char *buf = (unsigned char *)ds_read_file(path, DS_MAX_JOURNAL_BYTES, &len);
     if (!buf) return -1;
-    int bad;
-    long n = valid_records(path, buf, len, su, &bad);
-    for (long i = 0; !bad && i < n; i++) {
+    long n = whole_records(path, buf, len, su);
+    int rc = n < 0 ? -1 : 0;
+    for (long i = 0; !rc && i < n; i++) {
         const unsigned char *r = buf + HEADER + i * su->rec_size;
         sweep_rec_head h;
         memcpy(&h, r, sizeof h);
-        if (h.index < 0 || h.index >= nprompts || recs[h.index]) continue;
-        if (!(recs[h.index] = malloc(su->rec_size))) bad = ds_failc(DS_ERR_NOMEM, "out of memory");
+        if (h.index < a || h.index >= b || recs[h.index] || !record_ok(su, r)) continue;
+        if (!(recs[h.index] = malloc(su->rec_size))) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
         else memcpy(recs[h.index], r, su->rec_size);
     }
     free(buf);
-    return bad ? -1 : 0;
+    return rc;
 }
 
-int sweep_journal_load(const char *dir, const sweep_setup *su, int nprompts, void ***recs) {
-    if (!(*recs = calloc((size_t)nprompts, sizeof **recs))) return ds_failc(DS_ERR_NOMEM, "out of memory");
+int sweep_journal_load(const char *dir, const sweep_setup *su, int a, int b, void **recs) {
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : ds_fail("%s: cannot read: %s", dir, strerror(errno));
     int rc = 0;
@@ -121,7 +118,7 @@ int sweep_journal_load(const char *dir, const sweep_setup *su, int nprompts, voi
         size_t len = strlen(dir) + n + 2;
         char *path = malloc(len);
         if (!path) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
-        else snprintf(path, len, "%s/%s", dir, e->d_name), rc = load_one(path, su, nprompts, *recs);
+        else snprintf(path, len, "%s/%s", dir, e->d_name), rc = load_one(path, su, a, b, recs);
         free(path);
     }
     closedir(d);

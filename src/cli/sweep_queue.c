@@ -53,6 +53,9 @@ static int claim(const char *dir, int i) {
     snprintf(name, sizeof name, "%08d", i);
     char *p = claim_path(dir, name);
     if (!p) return -1;
+    /* A rank that has run its own range looks at every prompt of the others': most are taken.
+     * Looking a name up takes no lock; creating one locks the folder against all ranks. */
+    if (!access(p, F_OK)) return free(p), 0;
     int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     int rc = fd >= 0 ? 1 : errno == EEXIST ? 0 : ds_fail("%s: cannot create: %s", p, strerror(errno));
     if (fd >= 0) close(fd);

@@ -422,10 +422,65 @@ def main():
     r = sweep(*base, "-o", os.path.join(TMP, "nomerge.h5"), "--merge")
     report("sweep_merge_without_shards", [] if r.returncode == 2 and "--shard" in r.stderr else [r.stderr.strip()])
 
+    check_times(base, len(rows))
+    check_damaged_record(base, one)
     check_maps(base, rows)
     check_resume(base, one)
     check_grid()
     check_bad_inputs(rows)
+
+
+def check_times(base, n):
+    """--times: one JSON line per rank on stderr, with the rank's range, prompts and steps."""
+    out = os.path.join(TMP, "times.h5")
+    ranks = 2 if MPIRUN else 1
+    r = sweep(*base, "-o", out, "--times", ranks=ranks) if MPIRUN else sweep(*base, "-o", out, "--times")
+    if r.returncode:
+        report("sweep_times_report", [f"exit {r.returncode}: {r.stderr.strip()[-300:]}"])
+        return
+    tag = "diffscope: times "
+    try:
+        lines = [json.loads(x[len(tag):]) for x in r.stderr.splitlines() if x.startswith(tag)]
+    except ValueError:
+        report("sweep_times_report", [f"not JSON: {r.stderr!r}"])
+        return
+    with h5py.File(out, "r") as f:
+        first = list(f.attrs["shard_first_prompt"]) + [n]
+    problems = [] if sorted(t["rank"] for t in lines) == list(range(ranks)) else [f"{len(lines)} lines: {r.stderr!r}"]
+    if sum(t["prompts_run"] for t in lines) != n:
+        problems.append(f"prompts_run add up to {sum(t['prompts_run'] for t in lines)}, not {n}")
+    for t in lines:
+        if [t["first"], t["last"] + 1] != first[t["rank"]:t["rank"] + 2] or t["ranks"] != ranks:
+            problems.append(f"rank {t['rank']}: range {t['first']}..{t['last']} of {t['ranks']}")
+        steps = [t[k] for k in ("setup_s", "load_s", "wait_s", "run_s", "gather_s", "shard_s", "end_wait_s", "run_cpu_s")]
+        if min(steps) < 0 or not np.isclose(t["run_end"] - t["run_start"], t["run_s"], atol=1e-3):
+            problems.append(f"rank {t['rank']}: times {t}")
+    report("sweep_times_report", problems)
+
+
+def check_damaged_record(base, one):
+    """A whole journal record whose checksum fails is skipped: a rerun runs that prompt again
+    (and only it) and gives the same file."""
+    out = os.path.join(TMP, "damaged.h5")
+    shutil.copytree(one + ".shards", out + ".shards")
+    journal = os.path.join(out + ".shards", "journal-00000-of-00001.bin")
+    for name in os.listdir(out + ".shards"):
+        if name.startswith("shard-"):
+            os.remove(os.path.join(out + ".shards", name))
+    size = os.path.getsize(journal)
+    with h5py.File(one, "r") as f:
+        n = len(f["prompts/tokens"])
+    rec = (size - HEADER) // n
+    with open(journal, "r+b") as f:
+        f.seek(HEADER + rec + rec // 2)  # the middle of the second record
+        b = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([b[0] ^ 0xFF]))
+    r = sweep(*base, "-o", out)
+    problems = [f"rerun: exit {r.returncode}: {r.stderr.strip()[-300:]}"] if r.returncode else same_files(one, out)
+    if os.path.getsize(journal) != size + rec:
+        problems.append(f"the journal grew by {(os.path.getsize(journal) - size) / rec:.2f} records, not 1")
+    report("sweep_damaged_record_is_run_again", problems)
 
 
 def check_resume(base, one):
