@@ -337,6 +337,7 @@ static int sweep(sweep_opts *o, int rank, int nranks) {
             others |= sweep_mpi_max(rc) && !rc;
             rc |= others;
             rc = rc || sweep_journal_load(dir, &su, first[part], first[part + 1], recs);
+            if (!others) sweep_claims_release(dir, first[part], first[part + 1]);
         }
         t.at[T_GATHER] = cli_now();
         rc = rc || write_shard(dir, &su, recs, part, parts, first);

@@ -157,6 +157,9 @@ int sweep_queue_next(sweep_queue *q, void *const *recs);
 /* Rank 0, before any rank takes a prompt: an empty DIR/claims. After the last: removed. */
 int sweep_claims_reset(const char *dir);
 void sweep_claims_remove(const char *dir);
+/* Once no rank takes prompts any more: removes the claims of prompts [A, B), so that the ranks
+ * share the removal and rank 0's sweep_claims_remove finds the folder (nearly) empty. */
+void sweep_claims_release(const char *dir, int a, int b);
 
 /* ---- the master file and aggregates (sweep_master.c, sweep_report.c) ---- */
 

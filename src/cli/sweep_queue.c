@@ -39,6 +39,21 @@ void sweep_claims_remove(const char *dir) {
     free(claims);
 }
 
+/* DIR/claims/PPPPPPPP, prompt I's claim (malloc'd). */
+static char *claim_file(const char *dir, int i) {
+    char name[16];
+    snprintf(name, sizeof name, "%08d", i);
+    return claim_path(dir, name);
+}
+
+void sweep_claims_release(const char *dir, int a, int b) {
+    for (int i = a; i < b; i++) {
+        char *p = claim_file(dir, i);
+        if (p) unlink(p);
+        free(p);
+    }
+}
+
 int sweep_claims_reset(const char *dir) {
     sweep_claims_remove(dir); /* a killed run's claims */
     char *claims = claim_path(dir, NULL);
@@ -49,9 +64,7 @@ int sweep_claims_reset(const char *dir) {
 
 /* 1: prompt I is this rank's now, 0: another rank's, -1: error. */
 static int claim(const char *dir, int i) {
-    char name[16];
-    snprintf(name, sizeof name, "%08d", i);
-    char *p = claim_path(dir, name);
+    char *p = claim_file(dir, i);
     if (!p) return -1;
     /* A rank that has run its own range looks at every prompt of the others': most are taken.
      * Looking a name up takes no lock; creating one locks the folder against all ranks. */

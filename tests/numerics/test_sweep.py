@@ -493,6 +493,8 @@ def check_resume(base, one):
     if r.returncode:
         report("sweep_resume_after_kill", [f"uninterrupted: {r.stderr.strip()}"])
         return
+    # Every prompt six times: the medians are taken among many equal values.
+    report("sweep_aggregates_equal_numpy_repeated_prompts", check_aggregates(ref))
     folder = ref + ".shards"
     size = os.path.getsize(os.path.join(folder, "journal-00000-of-00001.bin"))
     rec = (size - HEADER) // len(rows)
