@@ -121,11 +121,10 @@ static int layer_forward(ds_session *s, int l, int n, ds_probes *pr) {
                                       {s->up, ly->w_up, ly->b_up, FF, ly->w_up16}};
     if (products(m, s->xb, n, D, gate_up, 2)) return -1;
     const size_t nI = (size_t)n * FF;
+    float *gate = s->gate; /* locals: through s, every store might move s->gate, and no SIMD */
+    const float *up = s->up;
 #pragma omp parallel for simd schedule(static) if (nI >= DS_PAR_MIN)
-    for (size_t i = 0; i < nI; i++) {
-        float g = s->gate[i];
-        s->gate[i] = (g / (1.0f + ds_expf(-g))) * s->up[i];
-    }
+    for (size_t i = 0; i < nI; i++) gate[i] = (gate[i] / (1.0f + ds_expf(-gate[i]))) * up[i];
     if (fire(pr, DS_HOOK_MLP_POST, l, pos0, s->gate, 2, n, FF, 0)) return -1;
     const ds_linear_out down = {s->tmp, ly->w_down, ly->b_down, D, ly->w_down16};
     if (products(m, s->gate, n, FF, &down, 1)) return -1;
