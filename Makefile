@@ -169,6 +169,9 @@ bench-tokenizer: $(BUILD)/bench_tokenizer
 # GEMM tile sizes for src/model/linear.c: one kajuma layer's products per tile size, in GFLOP/s.
 $(BUILD)/bench_tiles: tools/bench/bench_tiles.c $(LIB)
 	$(CC) $(CFLAGS) -fopenmp -o $@ $< $(LIB) $(PKG_LIBS) $(LDFLAGS)
+# oneDNN bf16 matmul on the kajuma shapes: plain weights against weights reordered once.
+$(BUILD)/bench_dnnl: tools/bench/bench_dnnl.c $(DEPS_STAMP)
+	$(CC) $(CFLAGS) -fopenmp -o $@ $< -ldnnl $(LDFLAGS)
 # Write throughput of the storage with 1, 2, 4, ... threads (the dump's writers).
 $(BUILD)/bench_pwrite: tools/bench/bench_pwrite.c
 	$(CC) $(CFLAGS) -fopenmp -o $@ $< $(LDFLAGS)

@@ -4,14 +4,19 @@
  * presence, dtype and shape before any computation; F32 tensors stay in the file mapping
  * (zero-copy), BF16/F16 are converted once. In the bf16 compute mode the matrices (the
  * projections, the embedding, lm_head) are kept as bf16 instead: BF16 ones stay in the mapping,
- * others are rounded once; the vectors (norms, biases, λ) are float32 as in the f32 mode. */
+ * others are rounded once, and where oneDNN has a bf16 matmul the projections and an untied
+ * lm_head are then reordered once into its layout (dnnl_matmul.c) in place of the plain copy;
+ * the vectors (norms, biases, λ) are float32 as in the f32 mode. */
 #include "model/internal.h"
+#include "model/linear_bf16.h"
 #include "diffscope/error.h"
 #include "base/path.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Tensor NAME, checked to have shape [d0] or [d0, d1]. */
 static const ds_tensor *shaped_tensor(ds_model *m, const char *name, int ndim, int64_t d0, int64_t d1) {
@@ -58,11 +63,36 @@ static const float *load_tensor(ds_model *m, const char *name, int ndim, int64_t
     return f && owned && keep_owned(m, f) ? NULL : f;
 }
 
-static const uint16_t *load_tensor_bf16(ds_model *m, const char *name, int64_t d0, int64_t d1) {
+/* The plain copy of a packed matrix is not read again: a converted one is freed, and a mapped
+ * one's pages leave the process's memory (the file still backs them, should anything read
+ * them). */
+static void drop_plain(uint16_t *h, size_t bytes, int owned) {
+    if (owned) {
+        free(h);
+        return;
+    }
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)h, b = a + bytes;
+    const uintptr_t first = (a + page - 1) / page * page, end = b / page * page;
+    if (end > first) madvise((void *)first, end - first, MADV_DONTNEED);
+}
+
+/* Matrix NAME [d0 = out, d1 = in] as bf16: packed for oneDNN when PACK and oneDNN has a bf16
+ * matmul here (linear_bf16.h), else in the mapping or converted. */
+static const uint16_t *load_tensor_bf16(ds_model *m, const char *name, int64_t d0, int64_t d1, int pack) {
     const ds_tensor *t = shaped_tensor(m, name, 2, d0, d1);
     int owned;
-    uint16_t *h = t ? ds_tensor_to_bf16(t, !ds_get_allow_nonfinite(), &owned) : NULL;
-    return h && owned && keep_owned(m, h) ? NULL : h;
+    uint16_t *h = t ? ds_tensor_to_bf16(t, !ds_get_allow_nonfinite(), &owned) : NULL, *p = NULL;
+    if (!h) return NULL;
+    const int rc = pack ? ds_dnnl_bf16_pack(h, (int)d1, (int)d0, &p) : 1;
+    if (rc == 1) return owned && keep_owned(m, h) ? NULL : h;
+    if (!rc) {
+        uint16_t **np = realloc(m->packed, (size_t)(m->npacked + 1) * sizeof *np);
+        if (np) m->packed = np, m->packed[m->npacked++] = p;
+        else ds_dnnl_bf16_free(p), p = NULL, ds_failc(DS_ERR_NOMEM, "out of memory");
+    }
+    if (p) drop_plain(h, (size_t)d0 * (size_t)d1 * sizeof *h, owned);
+    else if (owned) free(h);
+    return p;
 }
 
 /* λ of one layer as transformers computes it: exp(λq1·λk1) − exp(λq2·λk2) + λ_init. */
@@ -135,7 +165,8 @@ static int load_one(const ds_tensor_ref *t, void *user) {
                                  ? slot16(m, t->layer >= 0 ? &m->layers[t->layer] : NULL, t->desc->id)
                                  : NULL;
     if (dst16) {
-        *dst16 = load_tensor_bf16(m, t->name, t->shape[0], t->shape[1]);
+        /* the embedding's rows are read one by one (and by a tied lm_head): never packed */
+        *dst16 = load_tensor_bf16(m, t->name, t->shape[0], t->shape[1], t->desc->id != DS_T_EMBED);
         return *dst16 ? 0 : -1;
     }
     const float **dst = slot(m, t->layer >= 0 ? &m->layers[t->layer] : NULL, t->desc->id);
@@ -187,6 +218,8 @@ void ds_model_free(ds_model *m) {
     if (!m) return;
     for (int i = 0; i < m->nowned; i++) free(m->owned[i]);
     free(m->owned);
+    for (int i = 0; i < m->npacked; i++) ds_dnnl_bf16_free(m->packed[i]);
+    free(m->packed);
     free(m->layers);
     ds_weights_close(&m->weights);
     ds_config_free(&m->cfg);

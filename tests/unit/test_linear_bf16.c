@@ -1,6 +1,7 @@
 /* The bf16 compute mode's products (src/model/linear_bf16.c, dnnl_matmul.c) against a
  * double-precision product of the same bf16-rounded operands, on whichever kernel this CPU
- * runs (oneDNN's, or the widening path where oneDNN has no bf16 matmul), and the rounding of
+ * runs (oneDNN's, or the widening path where oneDNN has no bf16 matmul), with the weights as
+ * mapped and, where oneDNN has a bf16 matmul, packed into its layout; and the rounding of
  * ds_f32_to_bf16 against hand-worked values. */
 #include <float.h>
 #include <omp.h>
@@ -34,7 +35,7 @@ TEST(bf16_round_nearest_even) {
 /* A product of N rows through ds_linear_bf16, checked against double sums of bf16(x)·w + b.
  * The f32 sums may be ordered any way: each is within in·2^-24·Σ|x·w| of the exact one. The
  * check also fails when x is not rounded to bf16: that changes results by far more. */
-static void check_product(int n, int in, int out, int threads) {
+static void check_product(int n, int in, int out, int threads, int packed) {
     float *x = malloc((size_t)n * in * sizeof *x), *b = malloc((size_t)out * sizeof *b);
     float *y1 = malloc((size_t)n * out * sizeof *y1), *y2 = malloc((size_t)n * out * sizeof *y2);
     uint16_t *w = malloc((size_t)out * in * sizeof *w);
@@ -48,10 +49,17 @@ static void check_product(int n, int in, int out, int threads) {
     const int half = out / 2;
     ds_linear_out o[2] = {{.y = y1, .b = b, .out = half, .w16 = w},
                           {.y = y2, .b = NULL, .out = out - half, .w16 = w + (size_t)half * in}};
+    uint16_t *p[2] = {NULL, NULL};
+    for (int k = 0; k < 2 && packed; k++) {
+        REQUIRE(ds_dnnl_bf16_pack(o[k].w16, in, o[k].out, &p[k]) == 0, "%d x %d: packing failed", o[k].out, in);
+        o[k].w16 = p[k];
+    }
     const int before = omp_get_max_threads();
     omp_set_num_threads(threads);
     int rc = ds_linear_bf16(x, n, in, o, 2);
     omp_set_num_threads(before);
+    ds_dnnl_bf16_free(p[0]);
+    ds_dnnl_bf16_free(p[1]);
     REQUIRE(rc == 0, "ds_linear_bf16 failed: %s", ds_errmsg());
     double worst = 0, worst_unrounded = 0;
     for (int t = 0; t < n; t++)
@@ -68,21 +76,35 @@ static void check_product(int n, int in, int out, int threads) {
             if (fabs(got - exact) / bound > worst) worst = fabs(got - exact) / bound;
             if (fabs(unrounded - exact) / bound > worst_unrounded) worst_unrounded = fabs(unrounded - exact) / bound;
         }
-    CHECK(worst <= 1.0, "%d x %d x %d on %d threads: error %.3g of the f32 summation bound", n, in, out, threads, worst);
+    CHECK(worst <= 1.0, "%d x %d x %d on %d threads%s: error %.3g of the f32 summation bound", n, in, out, threads,
+          packed ? ", packed" : "", worst);
     CHECK(worst_unrounded > 4.0, "%d x %d x %d: unrounded x is only %.3g bounds away, the check could not tell", n, in,
           out, worst_unrounded);
     free(x), free(b), free(y1), free(y2), free(w);
 }
 
+static const int shapes[][3] = {{1, 64, 40}, {1, 300, 260}, {3, 96, 130}, {130, 64, 300}, {257, 200, 96}};
+
 TEST(bf16_products_match_double) {
     printf("# bf16 kernel: %s (oneDNN: %s)\n", ds_bf16_kernel(), ds_bf16_impl());
-    const int shapes[][3] = {{1, 64, 40}, {1, 300, 260}, {3, 96, 130}, {130, 64, 300}, {257, 200, 96}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        for (int threads = 1; threads <= 2; threads++) check_product(shapes[i][0], shapes[i][1], shapes[i][2], threads);
+        for (int threads = 1; threads <= 2; threads++) check_product(shapes[i][0], shapes[i][1], shapes[i][2], threads, 0);
+}
+
+/* The same products with the weights packed once (what the model loader does on such a CPU):
+ * one layout, the one oneDNN asks for at 512 rows, at every row count. */
+TEST(bf16_packed_products_match_double) {
+    uint16_t w[64 * 40] = {0}, *p;
+    const int rc = ds_dnnl_bf16_pack(w, 64, 40, &p);
+    ds_dnnl_bf16_free(p);
+    if (rc == 1) SKIP("nothing to pack for on this CPU (bf16 kernel: %s)", ds_bf16_kernel());
+    REQUIRE(rc == 0, "packing failed: %s", ds_errmsg());
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_product(shapes[i][0], shapes[i][1], shapes[i][2], 2, 1);
 }
 
 int main(void) {
     RUN(bf16_round_nearest_even);
     RUN(bf16_products_match_double);
+    RUN(bf16_packed_products_match_double);
     return test_summary();
 }
