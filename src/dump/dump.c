@@ -375,22 +375,20 @@ static int write_outliers(ds_dump *d, int l, const char *name, const ds_outlier_
     return rc ? -1 : 0;
 }
 
-/* The three statistics of a layer, one after the other, each finished by all threads over its
- * parts (ds_outliers_finish_parts), then written in order. */
+/* The three statistics of a layer, finished together by all threads over their 3 x 16 parts
+ * (ds_outliers_finish_many), then written in order. */
 static int write_layer_outliers(ds_dump *d, int l) {
-    ds_outliers *acc[3] = {d->scores, d->resid, d->mlp};
+    ds_outliers *const acc[3] = {d->scores, d->resid, d->mlp};
     static const char *const names[3] = {DS_DUMP_OUTLIER_SCORES, DS_DUMP_OUTLIER_RESID, DS_DUMP_OUTLIER_MLP};
     static const char *const index_names[3] = {DS_DUMP_INDEX_HEAD_QUERY_KEY, DS_DUMP_INDEX_TOKEN_CHANNEL,
                                                DS_DUMP_INDEX_TOKEN_CHANNEL};
-    int nc[3], failed[3];
     ds_outlier_result res[3];
-    for (int i = 0; i < 3; i++) nc[i] = acc[i]->ncoords;
-    for (int i = 0; i < 3; i++) failed[i] = ds_outliers_finish_parts(acc[i], OUTLIER_PARTS, &res[i]);
+    if (ds_outliers_finish_many(acc, 3, OUTLIER_PARTS, res))
+        return ds_failc(DS_ERR_NOMEM, "out of memory collecting the outlier statistics of layer %d", l);
     int rc = 0;
     for (int i = 0; i < 3; i++) {
-        if (failed[i]) rc = ds_failc(DS_ERR_NOMEM, "out of memory collecting the outlier statistics of layer %d", l);
-        else if (!rc) rc = write_outliers(d, l, names[i], &res[i], nc[i], index_names[i]);
-        if (!failed[i]) ds_outlier_result_free(&res[i]);
+        if (!rc) rc = write_outliers(d, l, names[i], &res[i], acc[i]->ncoords, index_names[i]);
+        ds_outlier_result_free(&res[i]);
     }
     return rc;
 }

@@ -119,11 +119,12 @@ static float select_kth(float *a, size_t n, size_t k) {
     return a[k];
 }
 
-enum { HIST_BUCKETS = 1 << 16 };
+/* Buckets of the top 16 bits of a value's bit pattern, which order like the values: the values
+ * are absolute values, so the sign bit is clear and the buckets are below 2^15. */
+enum { HIST_BUCKETS = 1 << 15 };
 
 /* One pass over a part's |values|: the sums of the central powers (the mean is known from
- * pushing) into *S2 and *S4, and the part's histogram of the top 16 bits of each value's bit
- * pattern, which orders like the values. */
+ * pushing) into *S2 and *S4, and the part's histogram of buckets. */
 static void moments_and_histogram(ds_outliers *o, double mean, double *s2_out, double *s4_out) {
     double s2 = 0, s4 = 0;
     const float *a = o->all;
@@ -141,91 +142,95 @@ static void moments_and_histogram(ds_outliers *o, double mean, double *s2_out, d
     *s2_out = s2, *s4_out = s4;
 }
 
-/* The k_lo-th and k_hi-th smallest values (0-based, k_lo <= k_hi) of all the parts' values:
- * the summed histogram HIST names the buckets that hold them, each part gathers its values in
- * those buckets into its own range of the candidates (in part order, as one pass would), and a
- * quickselect runs on the candidates only. */
-static int order_stats(const ds_outliers *parts, int nparts, const size_t *hist, size_t k_lo, size_t k_hi,
-                       double *lo, double *hi) {
-    size_t below = 0, b_lo = 0;
-    while (below + hist[b_lo] <= k_lo) below += hist[b_lo++];
-    size_t b_hi = b_lo, below_hi = below;
-    while (below_hi + hist[b_hi] <= k_hi) below_hi += hist[b_hi++];
-    size_t m = below_hi + hist[b_hi] - below;
-    /* Part p gathers into cand[first[p] + p ...]: its candidates, then one spare slot for the
-     * branch-free loop's store past the last (parts run in parallel, so that store must not
-     * land in the next part's range); the ranges are closed up afterwards. */
-    float *cand = malloc((m + (size_t)nparts) * sizeof *cand);
-    size_t *first = malloc(((size_t)nparts + 1) * sizeof *first);
-    if (!cand || !first) return free(cand), free(first), ds_failc(DS_ERR_NOMEM, "out of memory for the median");
-    first[0] = 0;
-    for (int p = 0; p < nparts; p++) {
-        size_t c = 0;
-        for (size_t b = b_lo; b <= b_hi; b++) c += parts[p].hist[b];
-        first[p + 1] = first[p] + c;
-    }
-    uint32_t width = (uint32_t)(b_hi - b_lo);
-    /* Branch-free: about half the values lie below the median's bucket, so a branch on the
-     * bucket would be mispredicted half the time (it was most of a dump's outlier cost). */
-#pragma omp parallel for schedule(dynamic)
-    for (int p = 0; p < nparts; p++) {
-        const float *a = parts[p].all;
-        float *out = cand + first[p] + p;
-        size_t j = 0;
-        for (size_t i = 0; i < parts[p].n; i++) {
+/* The values of A[0..N) in buckets B_LO..B_LO+WIDTH, in order, to OUT; their count. OUT has
+ * one slot more than that: the loop stores every value it looks at and advances past the
+ * candidates only. Branch-free, since about half the values lie below the median's bucket (a
+ * branch on each would be mispredicted half the time), except for one test per block of 16,
+ * most of which hold no candidate. */
+static size_t gather_candidates(const float *a, size_t n, uint32_t b_lo, uint32_t width, float *out) {
+    enum { BLOCK = 16 };
+    size_t j = 0, i = 0;
+    for (; i + BLOCK <= n; i += BLOCK) {
+        int any = 0;
+        for (int k = 0; k < BLOCK; k++) {
             uint32_t u;
-            memcpy(&u, &a[i], 4);
-            out[j] = a[i];
-            j += (u >> 16) - (uint32_t)b_lo <= width;
+            memcpy(&u, &a[i + k], 4);
+            any |= (u >> 16) - b_lo <= width;
+        }
+        if (!any) continue;
+        for (int k = 0; k < BLOCK; k++) {
+            uint32_t u;
+            memcpy(&u, &a[i + k], 4);
+            out[j] = a[i + k];
+            j += (u >> 16) - b_lo <= width;
         }
     }
-    for (int p = 1; p < nparts; p++)
-        memmove(cand + first[p], cand + first[p] + p, (first[p + 1] - first[p]) * sizeof *cand);
-    *lo = select_kth(cand, m, k_lo - below);
-    *hi = select_kth(cand, m, k_hi - below);
-    free(cand), free(first);
-    return 0;
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &a[i], 4);
+        out[j] = a[i];
+        j += (u >> 16) - b_lo <= width;
+    }
+    return j;
+}
+
+/* What finishing one statistic (the union of its parts) needs between the parallel phases. */
+typedef struct {
+    ds_outliers *parts;
+    size_t n, *hist; /* hist: the parts' histograms summed */
+    double sum, mean, *s24; /* s24: each part's sums of squared and fourth central powers */
+    size_t k_lo, k_hi, below, b_lo, b_hi, m; /* the two middle ranks, their buckets, the values below */
+    size_t *first;  /* [nparts + 1]: where each part's candidates start among all of them */
+    float *cand;    /* the candidates, part p's at first[p] + p (one spare slot each), then closed up */
+} finishing;
+
+/* One task of a parallel phase: part P of statistic S. */
+typedef struct {
+    int s, p;
+    size_t n;
+} part_task;
+
+static int larger_first(const void *a, const void *b) {
+    const part_task *x = a, *y = b;
+    if (x->n != y->n) return x->n < y->n ? 1 : -1;
+    return x->s != y->s ? x->s - y->s : x->p - y->p;
 }
 
 static void reset(ds_outliers *o) { o->n = 0, o->sum = 0, o->ntop = 0, o->oom = 0; }
 
-int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *r) {
-    memset(r, 0, sizeof *r);
-    size_t n = 0;
-    double sum = 0;
-    int oom = 0;
+/* The buckets of the two middle ranks from the summed histogram, and each part's share of the
+ * values in them (from its own histogram). */
+static int place_candidates(finishing *f, int nparts) {
+    const size_t *hist = f->hist;
+    size_t below = 0, b_lo = 0;
+    while (below + hist[b_lo] <= f->k_lo) below += hist[b_lo++];
+    size_t b_hi = b_lo, below_hi = below;
+    while (below_hi + hist[b_hi] <= f->k_hi) below_hi += hist[b_hi++];
+    f->below = below, f->b_lo = b_lo, f->b_hi = b_hi, f->m = below_hi + hist[b_hi] - below;
+    f->cand = malloc((f->m + (size_t)nparts) * sizeof *f->cand);
+    f->first = malloc(((size_t)nparts + 1) * sizeof *f->first);
+    if (!f->cand || !f->first) return -1;
+    f->first[0] = 0;
     for (int p = 0; p < nparts; p++) {
-        n += parts[p].n, sum += parts[p].sum, oom |= parts[p].oom;
-        if (!parts[p].hist && !(parts[p].hist = malloc(HIST_BUCKETS * sizeof *parts[p].hist))) oom = 1;
+        size_t c = 0;
+        for (size_t b = b_lo; b <= b_hi; b++) c += f->parts[p].hist[b];
+        f->first[p + 1] = f->first[p] + c;
     }
-    double *s24 = oom ? NULL : calloc(2 * (size_t)nparts, sizeof *s24);
-    size_t *hist = s24 ? calloc(HIST_BUCKETS, sizeof *hist) : NULL;
-    if (!hist) {
-        for (int p = 0; p < nparts; p++) reset(&parts[p]);
-        free(s24);
-        return ds_failc(DS_ERR_NOMEM, "out of memory collecting outlier statistics");
-    }
-    r->count = (int64_t)n;
-    int rc = 0;
-    if (n) {
-        double s2 = 0, s4 = 0, lo = 0, hi = 0;
-        r->mean = sum / n;
-#pragma omp parallel for schedule(dynamic)
-        for (int p = 0; p < nparts; p++) moments_and_histogram(&parts[p], r->mean, &s24[2 * p], &s24[2 * p + 1]);
-        for (int p = 0; p < nparts; p++) s2 += s24[2 * p], s4 += s24[2 * p + 1]; /* in part order */
-#pragma omp parallel for schedule(static)
-        for (size_t b = 0; b < HIST_BUCKETS; b++)
-            for (int p = 0; p < nparts; p++) hist[b] += parts[p].hist[b];
-        double m2 = s2 / n, m4 = s4 / n;
-        r->std = sqrt(m2);
-        r->kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0;
-        /* numpy's median: the mean of the two middle values when n is even. */
-        size_t mid = n / 2;
-        rc = order_stats(parts, nparts, hist, n % 2 ? mid : mid - 1, mid, &lo, &hi);
-        r->median = n % 2 ? hi : 0.5 * (lo + hi);
-    }
-    free(hist), free(s24);
-    /* The other parts' top values go through the first part's heap, in part order. */
+    return 0;
+}
+
+/* The median (numpy's: the mean of the two middle values when n is even) from the gathered
+ * candidates: the parts' ranges closed up, a quickselect for each middle rank. */
+static double median_of_candidates(finishing *f, int nparts) {
+    for (int p = 1; p < nparts; p++)
+        memmove(f->cand + f->first[p], f->cand + f->first[p] + p, (f->first[p + 1] - f->first[p]) * sizeof *f->cand);
+    double lo = select_kth(f->cand, f->m, f->k_lo - f->below), hi = select_kth(f->cand, f->m, f->k_hi - f->below);
+    return f->n % 2 ? hi : 0.5 * (lo + hi);
+}
+
+/* Part 0's heap takes the other parts' top values in part order; the result in descending
+ * order. */
+static int top_values(ds_outliers *parts, int nparts, ds_outlier_result *r) {
     ds_outliers *o = &parts[0];
     for (int p = 1; p < nparts; p++)
         for (int i = 0; i < parts[p].ntop; i++)
@@ -241,15 +246,107 @@ int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *
     r->k = k;
     r->values = malloc((size_t)(k ? k : 1) * sizeof *r->values);
     r->coords = malloc((size_t)(k ? k : 1) * o->ncoords * sizeof *r->coords);
-    if (!rc && (!r->values || !r->coords)) rc = ds_failc(DS_ERR_NOMEM, "out of memory for outlier statistics");
-    if (!rc) {
-        memcpy(r->values, o->top, (size_t)k * sizeof *r->values);
-        memcpy(r->coords, o->top_coords, (size_t)k * o->ncoords * sizeof *r->coords);
+    if (!r->values || !r->coords) return -1;
+    memcpy(r->values, o->top, (size_t)k * sizeof *r->values);
+    memcpy(r->coords, o->top_coords, (size_t)k * o->ncoords * sizeof *r->coords);
+    return 0;
+}
+
+/* Allocations and sums before the parallel phases; -1 when memory ran out (then or while
+ * pushing). */
+static int start_finishing(finishing *f, int nparts, ds_outlier_result *r) {
+    ds_outliers *parts = f->parts;
+    int oom = 0;
+    for (int p = 0; p < nparts; p++) {
+        f->n += parts[p].n, f->sum += parts[p].sum, oom |= parts[p].oom;
+        if (!parts[p].hist && !(parts[p].hist = malloc(HIST_BUCKETS * sizeof *parts[p].hist))) oom = 1;
     }
-    /* Ready for the next layer; the value buffers keep their pages. */
-    for (int p = 0; p < nparts; p++) reset(&parts[p]);
-    if (rc) ds_outlier_result_free(r);
-    return rc;
+    f->s24 = oom ? NULL : calloc(2 * (size_t)nparts, sizeof *f->s24);
+    f->hist = f->s24 ? calloc(HIST_BUCKETS, sizeof *f->hist) : NULL;
+    r->count = (int64_t)f->n;
+    r->mean = f->n ? f->sum / f->n : 0;
+    f->mean = r->mean;
+    /* the two middle ranks, 0-based */
+    f->k_hi = f->n / 2, f->k_lo = f->n % 2 ? f->k_hi : f->k_hi - 1;
+    return f->hist ? 0 : -1;
+}
+
+static void end_finishing(finishing *f, int nparts) {
+    for (int p = 0; p < nparts; p++) reset(&f->parts[p]); /* ready for the next layer; buffers kept */
+    free(f->s24), free(f->hist), free(f->first), free(f->cand);
+}
+
+/* Every statistic's state, emptied, for start_finishing; NULL when out of memory. */
+static finishing *new_finishing(ds_outliers *const *stats, int nstats, int nparts, ds_outlier_result *results) {
+    finishing *f = calloc((size_t)nstats, sizeof *f);
+    for (int s = 0; s < nstats; s++) {
+        memset(&results[s], 0, sizeof results[s]);
+        if (f) f[s].parts = stats[s];
+        else for (int p = 0; p < nparts; p++) reset(&stats[s][p]);
+    }
+    return f;
+}
+
+int ds_outliers_finish_many(ds_outliers *const *stats, int nstats, int nparts, ds_outlier_result *results) {
+    finishing *f = new_finishing(stats, nstats, nparts, results);
+    part_task *tasks = malloc((size_t)nstats * nparts * sizeof *tasks);
+    int failed = !f || !tasks, ntasks = 0;
+    for (int s = 0; !failed && s < nstats; s++) failed = start_finishing(&f[s], nparts, &results[s]);
+    /* The parts of every statistic in one list, the largest first, for each parallel phase. */
+    for (int s = 0; !failed && s < nstats; s++)
+        for (int p = 0; p < nparts; p++)
+            if (f[s].n) tasks[ntasks++] = (part_task){s, p, stats[s][p].n};
+    if (!failed) qsort(tasks, (size_t)ntasks, sizeof *tasks, larger_first);
+    if (!failed) {
+#pragma omp parallel for schedule(dynamic)
+        for (int t = 0; t < ntasks; t++) {
+            finishing *g = &f[tasks[t].s];
+            const int p = tasks[t].p;
+            moments_and_histogram(&g->parts[p], g->mean, &g->s24[2 * p], &g->s24[2 * p + 1]);
+        }
+        enum { SPAN = 2048 }; /* buckets per task of the summing */
+        const int spans = HIST_BUCKETS / SPAN;
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < nstats * spans; t++) {
+            finishing *g = &f[t / spans];
+            for (size_t b = (size_t)(t % spans) * SPAN; g->n && b < (size_t)(t % spans + 1) * SPAN; b++)
+                for (int p = 0; p < nparts; p++) g->hist[b] += g->parts[p].hist[b];
+        }
+    }
+    for (int s = 0; !failed && s < nstats; s++) {
+        finishing *g = &f[s];
+        ds_outlier_result *r = &results[s];
+        if (!g->n) continue;
+        double s2 = 0, s4 = 0;
+        for (int p = 0; p < nparts; p++) s2 += g->s24[2 * p], s4 += g->s24[2 * p + 1]; /* in part order */
+        double m2 = s2 / g->n, m4 = s4 / g->n;
+        r->std = sqrt(m2);
+        r->kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0;
+        failed = place_candidates(g, nparts);
+    }
+    if (!failed) {
+#pragma omp parallel for schedule(dynamic)
+        for (int t = 0; t < ntasks; t++) {
+            finishing *g = &f[tasks[t].s];
+            const int p = tasks[t].p;
+            gather_candidates(g->parts[p].all, g->parts[p].n, (uint32_t)g->b_lo, (uint32_t)(g->b_hi - g->b_lo),
+                              g->cand + g->first[p] + p);
+        }
+#pragma omp parallel for schedule(dynamic)
+        for (int s = 0; s < nstats; s++)
+            if (f[s].n) results[s].median = median_of_candidates(&f[s], nparts);
+    }
+    for (int s = 0; !failed && s < nstats; s++) failed = top_values(stats[s], nparts, &results[s]);
+    for (int s = 0; f && s < nstats; s++) {
+        if (failed) ds_outlier_result_free(&results[s]);
+        end_finishing(&f[s], nparts);
+    }
+    free(f), free(tasks);
+    return failed ? ds_failc(DS_ERR_NOMEM, "out of memory collecting outlier statistics") : 0;
+}
+
+int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *r) {
+    return ds_outliers_finish_many(&parts, 1, nparts, r);
 }
 
 int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) { return ds_outliers_finish_parts(o, 1, r); }

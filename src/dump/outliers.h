@@ -17,7 +17,7 @@ typedef struct {
     int ntop;
     float *all;          /* 64-byte aligned, so that vectorised sums never depend on where it lies */
     size_t n, cap;
-    size_t *hist;        /* 65536 buckets, used while finishing; kept for the next layer */
+    size_t *hist;        /* 32768 buckets, used while finishing; kept for the next layer */
     double sum;          /* of all |values|, kept while pushing: the mean needs no extra pass */
     int oom;
 } ds_outliers;
@@ -45,6 +45,12 @@ int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r);
  * outside a parallel region) and combined in their order, so the result depends on how values
  * were split among them but not on who pushed or finished them, nor on the thread count. */
 int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *r);
+/* The same for NSTATS statistics of NPARTS parts each, STATS[s] the parts of statistic s, into
+ * RESULTS[s]: each step runs as one parallel loop over the parts of all of them (the largest
+ * first), so that the threads share 3 x 16 parts, not 16 at a time, and each statistic is
+ * combined in part order exactly as ds_outliers_finish_parts combines it alone. -1 when memory
+ * runs out (no result is then kept); every accumulator is emptied either way. */
+int ds_outliers_finish_many(ds_outliers *const *stats, int nstats, int nparts, ds_outlier_result *results);
 void ds_outliers_free(ds_outliers *o);
 void ds_outlier_result_free(ds_outlier_result *r);
 

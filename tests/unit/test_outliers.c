@@ -1,0 +1,129 @@
+/* Outlier statistics (src/dump/outliers.h) finished over parts, several at once: checked
+ * against a direct computation (every value sorted: the median as numpy takes it, the top
+ * values; the moments summed in long double), and bit for bit between finishing the
+ * statistics together or one by one, on 1, 2, 3 and 7 threads. The dump's statistics against
+ * NumPy on real models are in tests/numerics/test_dump.py. */
+#include "test.h"
+#include <math.h>
+#include <omp.h>
+#include "diffscope/error.h"
+#include "dump/outliers.h"
+
+enum { PARTS = 16, STATS = 3, TOPK = 25 };
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+static double uniform(void) {
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+/* Values of statistic S: Gaussian with a few large ones; repeated values; mostly zeros. Part 3
+ * of every statistic stays empty, and the counts are odd for one statistic, even for another. */
+static float value(int s, size_t i) {
+    double g = sqrt(-2 * log(uniform() + 1e-300)) * cos(6.283185307179586 * uniform());
+    if (s == 0) return (float)(i % 997 == 0 ? 40 * g : g);
+    if (s == 1) return (float)(int)(4 * g) / 4;
+    return i % 5 ? 0.0f : (float)g;
+}
+
+typedef struct {
+    float *all[STATS];
+    size_t n[STATS];
+} pushed;
+
+/* Pushes the same values into ACC on every call (the generator restarts). */
+static void push(ds_outliers acc[STATS][PARTS], pushed *kept) {
+    rng_state = 0x9e3779b97f4a7c15u;
+    static const int row_len[STATS] = {301, 64, 255};
+    static const int rows[STATS] = {40, 57, 33};
+    float row[301];
+    for (int s = 0; s < STATS; s++) {
+        kept->n[s] = 0;
+        for (int p = 0; p < PARTS; p++)
+            for (int r = 0; p != 3 && r < rows[s] + p % 2; r++) {
+                for (int k = 0; k < row_len[s]; k++) row[k] = value(s, kept->n[s] + k);
+                for (int k = 0; k < row_len[s]; k++) kept->all[s][kept->n[s]++] = fabsf(row[k]);
+                ds_outliers_push_row(&acc[s][p], row, row_len[s], p, r);
+            }
+    }
+}
+
+static int descending(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+static void check_direct(const ds_outlier_result *r, float *all, size_t n, int s) {
+    qsort(all, n, sizeof *all, descending);
+    double median = n % 2 ? all[n / 2] : 0.5 * ((double)all[n / 2 - 1] + all[n / 2]);
+    long double sum = 0, s2 = 0, s4 = 0;
+    for (size_t i = 0; i < n; i++) sum += all[i];
+    long double mean = sum / n;
+    for (size_t i = 0; i < n; i++) {
+        long double d = all[i] - mean;
+        s2 += d * d, s4 += d * d * d * d;
+    }
+    double std = sqrtl(s2 / n), kurt = (double)((s4 / n) / ((s2 / n) * (s2 / n)));
+    CHECK(r->count == (int64_t)n, "statistic %d: count %lld, want %zu", s, (long long)r->count, n);
+    CHECK(r->median == median, "statistic %d: median %.9g, want %.9g", s, r->median, median);
+    CHECK(fabs(r->mean - (double)mean) <= 1e-12 * (double)mean, "statistic %d: mean %.17g, want %.17Lg", s, r->mean, mean);
+    CHECK(fabs(r->std - std) <= 1e-11 * std, "statistic %d: std %.17g, want %.17g", s, r->std, std);
+    CHECK(fabs(r->kurtosis - kurt) <= 1e-10 * kurt, "statistic %d: kurtosis %.17g, want %.17g", s, r->kurtosis, kurt);
+    CHECK(r->k == TOPK, "statistic %d: %d top values, want %d", s, r->k, TOPK);
+    for (int i = 0; i < r->k && i < TOPK; i++)
+        CHECK(r->values[i] == all[i], "statistic %d: top value %d is %.9g, want %.9g", s, i, r->values[i], all[i]);
+}
+
+static int same_result(const ds_outlier_result *a, const ds_outlier_result *b, int ncoords) {
+    return a->count == b->count && !memcmp(&a->median, &b->median, sizeof a->median) &&
+           !memcmp(&a->mean, &b->mean, sizeof a->mean) && !memcmp(&a->std, &b->std, sizeof a->std) &&
+           !memcmp(&a->kurtosis, &b->kurtosis, sizeof a->kurtosis) && a->k == b->k &&
+           !memcmp(a->values, b->values, (size_t)a->k * sizeof *a->values) &&
+           !memcmp(a->coords, b->coords, (size_t)a->k * ncoords * sizeof *a->coords);
+}
+
+TEST(outliers_finished_together_against_direct) {
+    static ds_outliers acc[STATS][PARTS];
+    pushed kept;
+    for (int s = 0; s < STATS; s++) {
+        kept.all[s] = malloc(PARTS * 60 * 301 * sizeof(float));
+        for (int p = 0; p < PARTS; p++) REQUIRE(!ds_outliers_init(&acc[s][p], TOPK, s ? 2 : 3), "%s", ds_errmsg());
+    }
+    ds_outliers *const stats[STATS] = {acc[0], acc[1], acc[2]};
+    ds_outlier_result first[STATS], r[STATS];
+    /* one by one on one thread: the reference for the bits */
+    omp_set_num_threads(1);
+    push(acc, &kept);
+    for (int s = 0; s < STATS; s++) REQUIRE(!ds_outliers_finish_parts(acc[s], PARTS, &first[s]), "%s", ds_errmsg());
+    for (int s = 0; s < STATS; s++) check_direct(&first[s], kept.all[s], kept.n[s], s);
+    CHECK(kept.n[0] % 2 != kept.n[2] % 2, "the counts %zu and %zu should be one odd, one even", kept.n[0], kept.n[2]);
+    static const int threads[] = {1, 2, 3, 7};
+    for (unsigned t = 0; t < sizeof threads / sizeof *threads; t++) {
+        omp_set_num_threads(threads[t]);
+        push(acc, &kept);
+        REQUIRE(!ds_outliers_finish_many(stats, STATS, PARTS, r), "%s", ds_errmsg());
+        for (int s = 0; s < STATS; s++) {
+            CHECK(same_result(&r[s], &first[s], s ? 2 : 3),
+                  "statistic %d finished together on %d threads differs from it alone on 1", s, threads[t]);
+            ds_outlier_result_free(&r[s]);
+        }
+    }
+    /* emptied: a second finish sees no values */
+    REQUIRE(!ds_outliers_finish_many(stats, STATS, PARTS, r), "%s", ds_errmsg());
+    for (int s = 0; s < STATS; s++) {
+        CHECK(r[s].count == 0 && r[s].k == 0 && r[s].median == 0, "statistic %d not emptied: count %lld", s,
+              (long long)r[s].count);
+        ds_outlier_result_free(&r[s]);
+    }
+    omp_set_num_threads(2);
+    for (int s = 0; s < STATS; s++) {
+        ds_outlier_result_free(&first[s]);
+        free(kept.all[s]);
+        for (int p = 0; p < PARTS; p++) ds_outliers_free(&acc[s][p]);
+    }
+}
+
+int main(void) {
+    RUN(outliers_finished_together_against_direct);
+    return test_summary();
+}
