@@ -131,6 +131,12 @@ static int write_rows(ds_dump *d, hid_t ds, int out_head, int r0, int nr, const 
     return rc < 0 ? ds_failc(DS_ERR_IO, "%s: writing layer %d failed (disk full?)", d->out.path, d->layer) : 0;
 }
 
+/* Each head of a block of NR rows in this many ranges of rows, so that there are pieces enough
+ * for every thread even when the heads are few (16 heads on 15 threads would take two rounds). */
+static int copy_pieces(const ds_dump *d, int nr) {
+    return nr < COPY_PIECES / d->nheads + 1 ? nr : COPY_PIECES / d->nheads + 1;
+}
+
 /* Queues the selected heads of a [heads, nr, T] block for the raw writer: one buffer, one file
  * range per head (a head's rows r0..r0+nr are contiguous in a contiguous [heads, T, T] map). */
 static int queue_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, int out_base, int head_base) {
@@ -149,9 +155,7 @@ static int queue_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, in
     if (!buf) return -1;
     ds_raw_range *ranges = malloc((size_t)d->nheads * sizeof *ranges);
     if (!ranges) return ds_raw_writer_submit(d->raw, buf, NULL, 0), ds_failc(DS_ERR_NOMEM, "out of memory");
-    /* Each head in PIECES ranges of rows, so that there are pieces enough for every thread even
-     * when the heads are few (16 heads on 15 threads would take two rounds). */
-    const int nr = (int)ev->shape[1], pieces = nr < COPY_PIECES / d->nheads + 1 ? nr : COPY_PIECES / d->nheads + 1;
+    const int nr = (int)ev->shape[1], pieces = copy_pieces(d, nr);
 #pragma omp parallel for schedule(dynamic) if (bytes > ((size_t)1 << 20))
     for (int task = 0; task < d->nheads * pieces; task++) {
         const int j = task / pieces, piece = task % pieces;
@@ -180,11 +184,12 @@ static hid_t layer_group(ds_dump *d, int l, const char *sub) {
 
 /* ---- per-event writers ---- */
 
-/* The first NaN or ±inf of selected head J's block among the keys its queries see (the masked
- * rest is 0, or -inf for scores): 1 with its row and key in *ROW and *KEY, else 0. */
-static int head_nonfinite(const ds_dump *d, const ds_probe_event *ev, int j, int head_base, int64_t *row,
-                          int64_t *key) {
-    for (int64_t r = 0; r < ev->shape[1]; r++) {
+/* The first NaN or ±inf in rows R0..R1 of selected head J's block among the keys its queries
+ * see (the masked rest is 0, or -inf for scores): 1 with its row and key in *ROW and *KEY,
+ * else 0. */
+static int head_nonfinite(const ds_dump *d, const ds_probe_event *ev, int j, int head_base, int64_t r0, int64_t r1,
+                          int64_t *row, int64_t *key) {
+    for (int64_t r = r0; r < r1; r++) {
         const float *data = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0] + r * ev->strides[1];
         int64_t seen = ev->pos0 + ev->offset[1] + r + 1;
         int64_t bad = ds_first_nonfinite(data, (size_t)(seen < ev->shape[2] ? seen : ev->shape[2]));
@@ -194,19 +199,25 @@ static int head_nonfinite(const ds_dump *d, const ds_probe_event *ev, int j, int
 }
 
 /* Fails when a selected head's block holds NaN or ±inf, unless non-finite values are allowed.
- * The heads are checked in parallel; the message names the first bad head in order. */
+ * The heads are checked in parallel, in pieces of rows as the copy is (16 heads on 15 threads
+ * would take two rounds); the message names the first bad head in order, and its first bad
+ * row. */
 static int check_map_block(const ds_dump *d, ds_map kind, const ds_probe_event *ev, int head_base) {
     if (ds_get_allow_nonfinite()) return 0;
-    int first_bad = d->nheads;
+    const int nr = (int)ev->shape[1], pieces = copy_pieces(d, nr), ntasks = d->nheads * pieces;
+    int first_bad = ntasks;
 #pragma omp parallel for schedule(dynamic) reduction(min : first_bad) \
     if ((int64_t)d->nheads * ev->shape[1] * ev->shape[2] >= OUTLIER_PAR_MIN)
-    for (int j = 0; j < d->nheads; j++) {
+    for (int t = 0; t < ntasks; t++) {
+        const int j = t / pieces, piece = t % pieces;
         int64_t r, k;
-        if (j < first_bad && head_nonfinite(d, ev, j, head_base, &r, &k)) first_bad = j;
+        if (t < first_bad && head_nonfinite(d, ev, j, head_base, piece * nr / pieces, (piece + 1) * nr / pieces, &r, &k))
+            first_bad = t;
     }
     int64_t r, k;
-    if (first_bad == d->nheads || !head_nonfinite(d, ev, first_bad, head_base, &r, &k)) return 0;
-    const int head = d->heads[first_bad] + head_base;
+    const int j = first_bad / pieces;
+    if (first_bad == ntasks || !head_nonfinite(d, ev, j, head_base, 0, nr, &r, &k)) return 0;
+    const int head = d->heads[j] + head_base;
     const float v = ev->data[(size_t)head * ev->strides[0] + r * ev->strides[1] + k];
     return ds_failc(DS_ERR_NONFINITE, "layer %d: attention map '%s' holds %s (head %d, query %lld, key %lld)",
                     ev->layer, ds_map_name(kind), ds_nonfinite_name(v), head,
@@ -312,6 +323,7 @@ static int keep_softmax1(ds_dump *d, const ds_probe_event *ev) {
     }
     if (!d->cancelled) d->cancelled = malloc((size_t)d->nheads * d->T * sizeof *d->cancelled);
     if (!d->row1 || !d->cancelled) return ds_failc(DS_ERR_NOMEM, "out of memory");
+#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)n >= OUTLIER_PAR_MIN)
     for (int j = 0; j < d->nheads; j++)
         for (int64_t r = 0; r < ev->shape[1]; r++)
             memcpy(d->row1 + ((size_t)j * ev->shape[1] + r) * d->T,

@@ -190,7 +190,12 @@ static void attention_fused(ds_session *s, const att_shape *a, int n, int R) {
 static int wants(uint32_t want, ds_hook_point point) { return want >> point & 1; }
 
 /* Some probe wants the maps: each row block goes through every head stage by stage, and the
- * probes see [heads, nr, Tk] views between stages. */
+ * probes see [heads, nr, Tk] views between stages. The row-wise stages (softmax, the
+ * difference) run in pieces of ROW_PIECE rows of a head, many more than the threads: with 32
+ * (or 16) whole heads on 15 threads, the last round of a stage kept most threads waiting. Rows
+ * are independent there, so the pieces change no bits; the products stay whole heads, the
+ * calls the fused path makes. */
+enum { ROW_PIECE = 16 };
 static int attention_staged(ds_session *s, const att_shape *a, int layer, int n, int R, ds_probes *probes,
                             uint32_t want) {
     const int want_scores = wants(want, DS_HOOK_SCORES), want_pattern = wants(want, DS_HOOK_PATTERN);
@@ -202,7 +207,7 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
 
     for (int r0 = 0; r0 < n; r0 += R) {
         const int nr = n - r0 < R ? n - r0 : R, kmax = block_kmax(a, r0, nr);
-        const int par = (size_t)H * nr * kmax * hd >= DS_PAR_MIN;
+        const int par = (size_t)H * nr * kmax * hd >= DS_PAR_MIN, pieces = (nr + ROW_PIECE - 1) / ROW_PIECE;
         const float *q = s->q + (size_t)r0 * a->qw;
         float *att = s->att, *z = s->z + (size_t)r0 * a->qw;
 
@@ -221,7 +226,10 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
             if (ds_probes_fire(probes, DS_HOOK_SCORES, layer, &ev)) return -1;
         }
 #pragma omp parallel for schedule(dynamic) if (par)
-        for (int h = 0; h < H; h++) softmax_rows(att + (size_t)h * nr * tk, nr, tk, pos0 + r0, tk);
+        for (int t = 0; t < H * pieces; t++) {
+            const int h = t / pieces, i0 = t % pieces * ROW_PIECE, ni = nr - i0 < ROW_PIECE ? nr - i0 : ROW_PIECE;
+            softmax_rows(att + ((size_t)h * nr + i0) * tk, ni, tk, pos0 + r0 + i0, tk);
+        }
 
         if (want_pattern) {
             block_view(&ev, att, H, nr, r0, n, tk, pos0);
@@ -242,12 +250,16 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
             if (ds_probes_fire(probes, DS_HOOK_PATTERN2, layer, &ev)) return -1;
         }
 #pragma omp parallel for schedule(dynamic) if (par)
-        for (int i = 0; i < Hd; i++) {
-            float *Dm = s->diff + (size_t)i * nr * tk;
-            diff_rows(Dm, att + (size_t)i * nr * tk, att + (size_t)partner(a, i) * nr * tk, a->lam, nr, tk, tk);
-            float *O = z + (size_t)i * 2 * hd;
-            head_values(a, O, Dm, i, nr, kmax);
-            head_values(a, O + hd, Dm, partner(a, i), nr, kmax);
+        for (int t = 0; t < Hd * pieces; t++) {
+            const int i = t / pieces, i0 = t % pieces * ROW_PIECE, ni = nr - i0 < ROW_PIECE ? nr - i0 : ROW_PIECE;
+            const size_t at = ((size_t)i * nr + i0) * tk;
+            diff_rows(s->diff + at, att + at, att + ((size_t)partner(a, i) * nr + i0) * tk, a->lam, ni, tk, tk);
+        }
+        /* each differential head's two value products: 2·H/2 tasks, not H/2 */
+#pragma omp parallel for schedule(dynamic) if (par)
+        for (int t = 0; t < 2 * Hd; t++) {
+            const int i = t / 2, h = t % 2 ? partner(a, i) : i;
+            head_values(a, z + (size_t)i * 2 * hd + (size_t)(t % 2) * hd, s->diff + (size_t)i * nr * tk, h, nr, kmax);
         }
         if (want_diff) {
             block_view(&ev, s->diff, Hd, nr, r0, n, tk, pos0);
