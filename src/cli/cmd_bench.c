@@ -165,12 +165,14 @@ static void rss_gb(double *peak, double *file, double *anon, double *file_huge) 
     }
 }
 
-/* What `dd` measures: BYTES written to a new file beside the dump's in 4 MiB writes from one
- * thread, without fsync (a dump does not sync either), in GB/s; 0 when it cannot be written. */
+/* What `dd` measures: BYTES written to a new file beside the dump's (in $TMPDIR, else /tmp) in
+ * 4 MiB writes from one thread, without fsync (a dump does not sync either), in GB/s; 0 when
+ * it cannot be written. */
 static double plain_write_gbs(double bytes) {
     const size_t chunk = (size_t)4 << 20;
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/diffscope-bench-dd-%d", (int)getpid());
+    const char *tmpdir = getenv("TMPDIR");
+    char path[4400];
+    snprintf(path, sizeof path, "%s/diffscope-bench-dd-%d", tmpdir && *tmpdir ? tmpdir : "/tmp", (int)getpid());
     char *buf = calloc(1, chunk);
     FILE *f = buf ? fopen(path, "wb") : NULL;
     double t0 = cli_now(), done = 0;
