@@ -336,7 +336,7 @@ static int sweep(sweep_opts *o, int rank, int nranks) {
         if (shared) { /* the prompts of this range that other ranks ran are in their journals */
             others |= sweep_mpi_max(rc) && !rc;
             rc |= others;
-            rc = rc || sweep_journal_load(dir, &su, first[part], first[part + 1], recs);
+            rc = rc || sweep_claims_gather(dir, &su, parts, first[part], first[part + 1], recs);
             if (!others) sweep_claims_release(dir, first[part], first[part + 1]);
         }
         t.at[T_GATHER] = cli_now();

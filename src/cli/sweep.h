@@ -116,6 +116,8 @@ void sweep_journal_close(sweep_journal *j);
  * and a record of DIR's journals holds (whole, with a valid checksum). A journal of another
  * sweep is an error. */
 int sweep_journal_load(const char *dir, const sweep_setup *su, int a, int b, void **recs);
+/* The same from rank RANK of NRANKS's journal alone. */
+int sweep_journal_load_rank(const char *dir, const sweep_setup *su, int rank, int nranks, int a, int b, void **recs);
 void sweep_journal_free(void **recs, int nprompts);
 
 /* ---- partition and files (sweep_files.c) ---- */
@@ -160,6 +162,9 @@ void sweep_claims_remove(const char *dir);
 /* Once no rank takes prompts any more: removes the claims of prompts [A, B), so that the ranks
  * share the removal and rank 0's sweep_claims_remove finds the folder (nearly) empty. */
 void sweep_claims_release(const char *dir, int a, int b);
+/* Once every rank has run its prompts: the records of prompts [A, B) that RECS lacks, from the
+ * journals of the ranks that claimed them (every journal when a claim does not say). */
+int sweep_claims_gather(const char *dir, const sweep_setup *su, int nranks, int a, int b, void **recs);
 
 /* ---- the master file and aggregates (sweep_master.c, sweep_report.c) ---- */
 

@@ -29,6 +29,15 @@ static uint64_t fnv1a(const void *p, size_t n) {
     return h;
 }
 
+/* DIR/journal-R-of-N.bin (malloc'd). */
+static char *journal_path(const char *dir, int rank, int nranks) {
+    size_t len = strlen(dir) + 64;
+    char *p = malloc(len);
+    if (p) snprintf(p, len, "%s/journal-%05d-of-%05d.bin", dir, rank, nranks);
+    else ds_failc(DS_ERR_NOMEM, "out of memory");
+    return p;
+}
+
 static int record_ok(const sweep_setup *su, const unsigned char *r) {
     uint64_t sum;
     memcpy(&sum, r + su->rec_size - 8, 8);
@@ -49,9 +58,7 @@ static long whole_records(const char *path, const unsigned char *h, size_t len, 
 
 int sweep_journal_open(sweep_journal *j, const char *dir, int rank, int nranks, const sweep_setup *su) {
     j->fd = -1;
-    size_t len = strlen(dir) + 64;
-    if (!(j->path = malloc(len))) return ds_failc(DS_ERR_NOMEM, "out of memory");
-    snprintf(j->path, len, "%s/journal-%05d-of-%05d.bin", dir, rank, nranks);
+    if (!(j->path = journal_path(dir, rank, nranks))) return -1;
     j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (j->fd < 0) return ds_fail("%s: cannot create: %s", j->path, strerror(errno));
     struct stat sb;
@@ -104,6 +111,13 @@ static int load_one(const char *path, const sweep_setup *su, int a, int b, void 
         else memcpy(recs[h.index], r, su->rec_size);
     }
     free(buf);
+    return rc;
+}
+
+int sweep_journal_load_rank(const char *dir, const sweep_setup *su, int rank, int nranks, int a, int b, void **recs) {
+    char *path = journal_path(dir, rank, nranks);
+    int rc = !path ? -1 : load_one(path, su, a, b, recs);
+    free(path);
     return rc;
 }
 

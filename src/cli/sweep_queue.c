@@ -5,7 +5,8 @@
  * A claim is a file OUT.h5.shards/claims/PPPPPPPP created with O_EXCL, so exactly one rank
  * runs each prompt on any file system where O_EXCL is atomic (local ones, NFS v3+, Lustre,
  * GPFS). Which rank ran a prompt changes nothing in the results: records are keyed by prompt,
- * and each rank's shard is written from every rank's journal once all have finished. */
+ * and once all ranks have finished each writes its range's shard from its own records and
+ * those of the ranks that its range's claims name. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -62,8 +63,9 @@ int sweep_claims_reset(const char *dir) {
     return rc;
 }
 
-/* 1: prompt I is this rank's now, 0: another rank's, -1: error. */
-static int claim(const char *dir, int i) {
+/* 1: prompt I is this rank's (RANK) now, 0: another rank's, -1: error. The claim holds the
+ * rank's number, so that the prompt's owner knows whose journal to read it from. */
+static int claim(const char *dir, int i, int rank) {
     char *p = claim_file(dir, i);
     if (!p) return -1;
     /* A rank that has run its own range looks at every prompt of the others': most are taken.
@@ -71,8 +73,40 @@ static int claim(const char *dir, int i) {
     if (!access(p, F_OK)) return free(p), 0;
     int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     int rc = fd >= 0 ? 1 : errno == EEXIST ? 0 : ds_fail("%s: cannot create: %s", p, strerror(errno));
+    if (fd >= 0) {
+        char num[16];
+        int n = snprintf(num, sizeof num, "%d\n", rank);
+        ssize_t w = write(fd, num, (size_t)n); /* when it fails, the owner reads every journal */
+        (void)w;
+        close(fd);
+    }
+    free(p);
+    return rc;
+}
+
+/* The rank that claimed prompt I, or -1 when its claim does not say. */
+static int claimed_by(const char *dir, int i) {
+    char *p = claim_file(dir, i), num[16] = {0};
+    int fd = p ? open(p, O_RDONLY | O_CLOEXEC) : -1, r = -1;
+    if (fd >= 0 && read(fd, num, sizeof num - 1) > 0 && sscanf(num, "%d", &r) != 1) r = -1;
     if (fd >= 0) close(fd);
     free(p);
+    return r;
+}
+
+int sweep_claims_gather(const char *dir, const sweep_setup *su, int nranks, int a, int b, void **recs) {
+    unsigned char *ran = calloc((size_t)nranks, 1);
+    if (!ran) return ds_failc(DS_ERR_NOMEM, "out of memory");
+    int all = 0, rc = 0;
+    for (int i = a; !all && i < b; i++) {
+        int r = recs[i] ? -2 : claimed_by(dir, i);
+        if (r >= nranks || r == -1) all = 1;
+        else if (r >= 0) ran[r] = 1;
+    }
+    if (all) rc = sweep_journal_load(dir, su, a, b, recs);
+    for (int r = 0; !all && !rc && r < nranks; r++)
+        if (ran[r]) rc = sweep_journal_load_rank(dir, su, r, nranks, a, b, recs);
+    free(ran);
     return rc;
 }
 
@@ -91,7 +125,7 @@ int sweep_queue_next(sweep_queue *q, void *const *recs) {
         }
         int i = q->victim ? q->next-- : q->next++;
         if (recs[i]) continue; /* done in an earlier run */
-        int c = q->shared ? claim(q->dir, i) : 1;
+        int c = q->shared ? claim(q->dir, i, q->rank) : 1;
         if (c) return c < 0 ? -2 : i;
     }
 }
