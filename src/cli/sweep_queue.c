@@ -127,5 +127,11 @@ int sweep_queue_next(sweep_queue *q, void *const *recs) {
         if (recs[i]) continue; /* done in an earlier run */
         int c = q->shared ? claim(q->dir, i, q->rank) : 1;
         if (c) return c < 0 ? -2 : i;
+        /* Taken. Ranks take another's range from its back, one prompt after the other, and its
+         * owner from the front: in this rank's own range, whoever took it has taken all that
+         * follows; in another's, when its owner took it, all that precedes. Either way that
+         * range has nothing left for this rank. */
+        if (!q->victim) q->next = q->first[v + 1];
+        else if (claimed_by(q->dir, i) == v) q->next = q->first[v] - 1;
     }
 }
