@@ -19,5 +19,5 @@ if ! $PY -c "import h5py, numpy" 2>/dev/null; then
     echo "skip bf16_python_checks: /usr/bin/python3 lacks h5py or numpy"
     exit $failed
 fi
-$PY tests/numerics/test_bf16.py || failed=1
+python_with_library tests/numerics/test_bf16.py || failed=1
 exit $failed
