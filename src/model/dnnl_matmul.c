@@ -11,6 +11,14 @@
  * slower (tools/bench/bench_dnnl.c measures both; docs/performance.md has the figures). Packed
  * matrices are found by their address, so callers pass either kind the same way.
  *
+ * Rows: a product of more than PAD_ROWS rows, not a multiple of PAD_ROWS, runs on its rows
+ * padded with zero rows up to the next multiple, in scratch buffers, and the real rows are
+ * copied out. oneDNN 2.6's AMX kernel runs such counts far below its speed on the padded count
+ * (513 rows: half the useful GFLOP/s of 544); tools/bench/bench_dnnl.c measures it and
+ * docs/performance.md has the figures. Each row's result is its own dot products, so the
+ * zero rows change nothing in the real ones beyond what a different row count may change in
+ * oneDNN's summation order (the bf16 mode promises no more).
+ *
  * One engine and one stream for the process. Creating a primitive costs as much as a small
  * product (oneDNN generates its kernel), so each shape's primitive is made once and kept; the
  * table, the packed matrices and the stream are shared by every session, under one lock. */
@@ -28,6 +36,8 @@
 /* The row count whose weights layout every product of a packed matrix uses: a prefill's. */
 #define PACK_ROWS 512
 #define HUGE_PAGE ((size_t)2 << 20)
+/* The row granule of oneDNN's AMX kernel (its tile of 32 rows). */
+#define PAD_ROWS 32
 
 typedef struct {
     int n, in, out, packed;
@@ -49,6 +59,10 @@ static struct {
     int used, next;
     packed_matrix *packed;
     int npacked, packed_cap;
+    /* the padded rows' operands, kept and grown (a fresh buffer would fault in every page) */
+    uint16_t *xpad;
+    float *ypad;
+    size_t xpad_size, ypad_size;
     char impl[64];
 } g = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -169,11 +183,37 @@ static int matmul_rows(float *y, const uint16_t *x, const uint16_t *w, int n, in
     return rc ? -1 : 0;
 }
 
+/* *BUF with room for BYTES (grown, never shrunk), or NULL; the caller holds the lock. */
+static void *room(void **buf, size_t *size, size_t bytes) {
+    if (bytes <= *size) return *buf;
+    void *p = realloc(*buf, bytes);
+    if (p) *buf = p, *size = bytes;
+    return p;
+}
+
+/* The product on x's N rows padded with zero rows to NP; the caller holds the lock. Without
+ * room for the padding, the rows run as they are. */
+static int padded_matmul(float *y, const uint16_t *x, const uint16_t *w, int n, int np, int in, int out) {
+    const packed_matrix *p = find_packed(w);
+    if (!p && !lookup(np, in, out, NULL)->prim) return 1; /* no bf16 matmul here: nothing to pad for */
+    uint16_t *xp = room((void **)&g.xpad, &g.xpad_size, (size_t)np * in * sizeof *xp);
+    float *yp = xp ? room((void **)&g.ypad, &g.ypad_size, (size_t)np * out * sizeof *yp) : NULL;
+    if (!yp) return matmul_rows(y, x, w, n, in, out);
+    memcpy(xp, x, (size_t)n * in * sizeof *xp);
+    memset(xp + (size_t)n * in, 0, (size_t)(np - n) * in * sizeof *xp);
+    const int rc = matmul_rows(yp, xp, w, np, in, out);
+    if (rc) return rc;
+#pragma omp parallel for schedule(static) if ((size_t)n * out >= DS_PAR_MIN)
+    for (int t = 0; t < n; t++) memcpy(y + (size_t)t * out, yp + (size_t)t * out, (size_t)out * sizeof *y);
+    return 0;
+}
+
 int ds_dnnl_bf16_matmul(float *y, const uint16_t *x, const uint16_t *w, int n, int in, int out) {
     pthread_once(&g.once, init_engine);
     if (!g.stream) return 1;
+    const int np = n > PAD_ROWS && n % PAD_ROWS ? (n / PAD_ROWS + 1) * PAD_ROWS : n;
     pthread_mutex_lock(&g.lock);
-    const int rc = matmul_rows(y, x, w, n, in, out);
+    const int rc = np == n ? matmul_rows(y, x, w, n, in, out) : padded_matmul(y, x, w, n, np, in, out);
     pthread_mutex_unlock(&g.lock);
     return rc < 0 ? ds_failc(DS_ERR_INTERNAL, "oneDNN could not run a bf16 product (%d x %d x %d)", n, in, out) : rc;
 }
