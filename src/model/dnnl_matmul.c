@@ -164,10 +164,11 @@ static int reorder(const void *w, const dnnl_memory_desc_t *from, void *out, con
     return rc;
 }
 
-/* One product of N rows; the caller holds the lock. A packed matrix whose layout oneDNN refuses
- * at this row count (none seen) is unpacked into a scratch copy for the call. */
-static int matmul_rows(float *y, const uint16_t *x, const uint16_t *w, int n, int in, int out) {
-    const packed_matrix *p = find_packed(w);
+/* One product of N rows, W packed as P (NULL: plain); the caller holds the lock. A packed matrix
+ * whose layout oneDNN refuses at this row count (none seen) is unpacked into a scratch copy for
+ * the call. */
+static int matmul_rows(float *y, const uint16_t *x, const uint16_t *w, const packed_matrix *p, int n, int in,
+                       int out) {
     cached_matmul *c = lookup(n, in, out, p);
     dnnl_memory_desc_t src, plain, dst;
     dnnl_dims_t ds = {n, in}, dd = {n, out};
@@ -193,15 +194,15 @@ static void *room(void **buf, size_t *size, size_t bytes) {
 
 /* The product on x's N rows padded with zero rows to NP; the caller holds the lock. Without
  * room for the padding, the rows run as they are. */
-static int padded_matmul(float *y, const uint16_t *x, const uint16_t *w, int n, int np, int in, int out) {
-    const packed_matrix *p = find_packed(w);
+static int padded_matmul(float *y, const uint16_t *x, const uint16_t *w, const packed_matrix *p, int n, int np, int in,
+                         int out) {
     if (!p && !lookup(np, in, out, NULL)->prim) return 1; /* no bf16 matmul here: nothing to pad for */
     uint16_t *xp = room((void **)&g.xpad, &g.xpad_size, (size_t)np * in * sizeof *xp);
     float *yp = xp ? room((void **)&g.ypad, &g.ypad_size, (size_t)np * out * sizeof *yp) : NULL;
-    if (!yp) return matmul_rows(y, x, w, n, in, out);
+    if (!yp) return matmul_rows(y, x, w, p, n, in, out);
     memcpy(xp, x, (size_t)n * in * sizeof *xp);
     memset(xp + (size_t)n * in, 0, (size_t)(np - n) * in * sizeof *xp);
-    const int rc = matmul_rows(yp, xp, w, np, in, out);
+    const int rc = matmul_rows(yp, xp, w, p, np, in, out);
     if (rc) return rc;
 #pragma omp parallel for schedule(static) if ((size_t)n * out >= DS_PAR_MIN)
     for (int t = 0; t < n; t++) memcpy(y + (size_t)t * out, yp + (size_t)t * out, (size_t)out * sizeof *y);
@@ -213,7 +214,8 @@ int ds_dnnl_bf16_matmul(float *y, const uint16_t *x, const uint16_t *w, int n, i
     if (!g.stream) return 1;
     const int np = n > PAD_ROWS && n % PAD_ROWS ? (n / PAD_ROWS + 1) * PAD_ROWS : n;
     pthread_mutex_lock(&g.lock);
-    const int rc = np == n ? matmul_rows(y, x, w, n, in, out) : padded_matmul(y, x, w, n, np, in, out);
+    const packed_matrix *p = find_packed(w);
+    const int rc = np == n ? matmul_rows(y, x, w, p, n, in, out) : padded_matmul(y, x, w, p, n, np, in, out);
     pthread_mutex_unlock(&g.lock);
     return rc < 0 ? ds_failc(DS_ERR_INTERNAL, "oneDNN could not run a bf16 product (%d x %d x %d)", n, in, out) : rc;
 }
