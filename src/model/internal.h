@@ -97,13 +97,11 @@ void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, 
 
 /* The tiles every product is cut into, rows × output features (the last ones in each direction
  * may be smaller): fixed by the shapes alone, so that results do not depend on the thread count
- * or the cores. Features: DS_TILE_FEATS. Rows: the tallest of DS_TILE_ROWS_MAX, half that, ...
- * down to DS_TILE_ROWS_MIN that still cuts a parallel loop's products into DS_TILE_MIN_COUNT
- * tiles (enough for 64 cores): taller tiles re-pack each block of weights fewer times. Why these
- * sizes: docs/performance.md, "Tiles and determinism". */
+ * or the cores. The first of tile_shapes (linear.c) that still cuts a parallel loop's
+ * products into DS_TILE_MIN_COUNT tiles (enough for 64 cores), else its last: larger tiles
+ * re-pack each block of x and of the weights fewer times. Why these sizes: docs/performance.md,
+ * "Tiles and determinism". DS_TILE_FEATS: the feature blocks of the bf16 widening path. */
 #define DS_TILE_FEATS 128
-#define DS_TILE_ROWS_MIN 128
-#define DS_TILE_ROWS_MAX 512
 #define DS_TILE_MIN_COUNT 64
 /* ds_linear_shared with other tiles (tools/bench/bench_tiles.c measures them). */
 void ds_linear_tiled(const float *x, int n, int in, const ds_linear_out *outs, int count, int tile_rows,

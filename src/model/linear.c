@@ -59,12 +59,22 @@ void ds_linear_tiled(const float *x, int n, int in, const ds_linear_out *outs, i
     }
 }
 
+/* Tile shapes {rows, features}, largest first; at equal size taller rows come first, since
+ * each row tile re-packs its block of weights from memory, and each feature tile its rows of x
+ * from the cache. */
+static const int tile_shapes[][2] = {{512, 256}, {512, 128}, {256, 256}, {256, 128}, {128, 256}, {128, 128}};
+
 void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, int count) {
-    size_t feature_tiles = 0;
-    for (int i = 0; i < count; i++) feature_tiles += (outs[i].out + DS_TILE_FEATS - 1) / DS_TILE_FEATS;
-    int rows = DS_TILE_ROWS_MAX;
-    while (rows > DS_TILE_ROWS_MIN && feature_tiles * ((n + rows - 1) / rows) < DS_TILE_MIN_COUNT) rows /= 2;
-    ds_linear_tiled(x, n, in, outs, count, n < rows ? n : rows, DS_TILE_FEATS);
+    const size_t nshapes = sizeof tile_shapes / sizeof *tile_shapes;
+    size_t s = 0;
+    for (; s + 1 < nshapes; s++) {
+        const int rows = tile_shapes[s][0], feats = tile_shapes[s][1];
+        size_t tiles = 0;
+        for (int i = 0; i < count; i++) tiles += (size_t)((outs[i].out + feats - 1) / feats) * ((n + rows - 1) / rows);
+        if (tiles >= DS_TILE_MIN_COUNT) break;
+    }
+    const int rows = tile_shapes[s][0];
+    ds_linear_tiled(x, n, in, outs, count, n < rows ? n : rows, tile_shapes[s][1]);
 }
 
 void ds_linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out) {
