@@ -17,14 +17,14 @@ BUILD    ?= build
 CC       ?= cc
 SAN      ?=
 OPT      ?= -O2 -march=native
-PKGS      = hdf5 libcjson libpcre2-8
+PKGS      = hdf5 libcjson libpcre2-8 libcrypto
 VIZ_PKGS  = sdl2 SDL2_ttf SDL2_image hdf5
 
 # Debian packages the build, the tests and the viewer need.
 DEB_PKGS = build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools libcjson-dev \
            libpcre2-dev libutf8proc-dev libsdl2-dev libsdl2-ttf-dev libsdl2-image-dev \
            fonts-dejavu-core python3 python3-h5py python3-numpy python3-matplotlib xvfb xdotool time \
-           openmpi-bin libopenmpi-dev libdnnl-dev
+           openmpi-bin libopenmpi-dev libdnnl-dev libssl-dev
 
 DEPS_STAMP = $(BUILD)/.deps-ok
 

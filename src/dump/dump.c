@@ -603,8 +603,8 @@ static int write_tokens(ds_dump *d, const int *ids) {
 }
 
 /* The caller's provenance record is written at once. Without one, a record is made here from
- * the model's folder; hashing its weights is a tenth of a second that the forward pass need
- * not wait for, so it runs on a thread of its own and the record is written when the dump
+ * the model's folder; hashing it reads the model's files, which the forward pass need not
+ * wait for, so it runs on a thread of its own and the record is written when the dump
  * finishes (finish_provenance). */
 static int begin_provenance(ds_dump *d) {
     if (d->o.provenance) return ds_provenance_write_h5(d->o.provenance, d->out.file);

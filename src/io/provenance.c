@@ -169,7 +169,7 @@ static int hash_file(const char *dir, const char *name, size_t max, int optional
     free(path);
     if (!text) return -1;
     ds_sha256 s;
-    ds_sha256_init(&s);
+    if (ds_sha256_init(&s)) return free(text), -1;
     ds_sha256_update(&s, text, len);
     ds_sha256_hex(&s, hex);
     free(text);
@@ -215,7 +215,11 @@ static int hash_weights(const char *dir, char hex[65], const char **how) {
     for (int i = 0; i < w.nfiles; i++) total += files[i].size;
     int whole = total <= WHOLE_MAX;
     ds_sha256 s;
-    ds_sha256_init(&s);
+    if (ds_sha256_init(&s)) {
+        free(files);
+        ds_weights_close(&w);
+        return -1;
+    }
     for (int i = 0; i < w.nfiles; i++)
         if (whole) ds_sha256_update(&s, files[i].map, files[i].size);
         else hash_sampled(&s, files[i].map, files[i].size);

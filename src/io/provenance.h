@@ -14,8 +14,7 @@ typedef struct cJSON cJSON;
 /* Writes PV as the attributes of the group /provenance of FILE. */
 int ds_provenance_write_h5(const ds_provenance *pv, hid_t file);
 /* Hashing a model's files (ds_provenance_add_model) on a thread of its own, for a writer that
- * has a forward pass to run meanwhile: hashing the sampled weights of a 1 B model takes about
- * a tenth of a second. PV must not be read or changed until ds_provenance_model_wait(), which
+ * has a forward pass to run meanwhile (the files may be cold on disk). PV must not be read or changed until ds_provenance_model_wait(), which
  * returns ds_provenance_add_model's result (its message, on the waiting thread). Start never
  * fails: without a thread it hashes at once, and wait returns that result. */
 typedef struct ds_provenance_model_job ds_provenance_model_job;

@@ -5,7 +5,10 @@
 
 static void digest(const void *data, size_t n, size_t piece, char hex[65]) {
     ds_sha256 s;
-    ds_sha256_init(&s);
+    if (ds_sha256_init(&s)) {
+        snprintf(hex, 65, "init failed");
+        return;
+    }
     for (size_t i = 0; i < n; i += piece) ds_sha256_update(&s, (const char *)data + i, n - i < piece ? n - i : piece);
     ds_sha256_hex(&s, hex);
 }
