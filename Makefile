@@ -172,9 +172,10 @@ $(BUILD)/bench_tiles: tools/bench/bench_tiles.c $(LIB)
 # oneDNN bf16 matmul on the kajuma shapes: plain weights against weights reordered once.
 $(BUILD)/bench_dnnl: tools/bench/bench_dnnl.c $(DEPS_STAMP)
 	$(CC) $(CFLAGS) -fopenmp -o $@ $< -ldnnl $(LDFLAGS)
-# Write throughput of the storage with 1, 2, 4, ... threads (the dump's writers).
+# Write throughput of the storage for the dump's writers: buffered or O_DIRECT, 1-8 threads, sequential or
+# scattered, beside spinning threads or not.
 $(BUILD)/bench_pwrite: tools/bench/bench_pwrite.c
-	$(CC) $(CFLAGS) -fopenmp -o $@ $< $(LDFLAGS)
+	$(CC) $(CFLAGS) -o $@ $< -lpthread $(LDFLAGS)
 
 # libFuzzer harnesses tests/fuzz/fuzz_*.c, each built with clang together with the parser
 # sources it exercises (compiled with clang too), run FUZZ_SECONDS each by tools/fuzz.sh.
