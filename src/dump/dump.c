@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Each outlier statistic is collected in this many parts, filled and finished in parallel
  * (heads, or ranges of tokens, split evenly) and combined in order when the layer ends. The
@@ -137,16 +138,37 @@ static int copy_pieces(const ds_dump *d, int nr) {
     return nr < COPY_PIECES / d->nheads + 1 ? nr : COPY_PIECES / d->nheads + 1;
 }
 
+/* The bytes of one layer's maps, uncompressed. */
+static double layer_map_bytes(const ds_dump *d) {
+    unsigned w = d->o.what;
+    int maps = (w & DS_DUMP_SOFTMAX ? (d->is_diff ? 2 : 1) : 0) + (w & DS_DUMP_DIFF && d->is_diff ? 1 : 0) +
+               (w & DS_DUMP_SCORES ? (d->is_diff ? 2 : 1) : 0);
+    return (double)maps * d->nheads * d->T * d->T * (d->o.f16 ? 2 : 4);
+}
+
+/* The raw writer's buffers in bytes: room for one layer's maps, at least 64 MB, at most 1 GiB
+ * or a 16th of the memory. The attention makes a layer's maps in a burst and the MLP after it
+ * makes none: with room for a layer the writers go on writing through the MLP, where with less
+ * the next burst waits for them (at long context a layer's maps are hundreds of MB; see
+ * docs/performance.md). DIFFSCOPE_DUMP_BUFFER_MB sets the size instead. */
+static size_t write_buffer_bytes(const ds_dump *d) {
+    const char *env = getenv("DIFFSCOPE_DUMP_BUFFER_MB");
+    if (env && atol(env) > 0) return (size_t)atol(env) << 20;
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double hi = (double)(1 << 30), lo = (double)(64 << 20), layer = layer_map_bytes(d);
+    if (pages > 0 && page > 0 && (double)pages * page / 16 < hi) hi = (double)pages * page / 16;
+    return (size_t)(layer > hi ? hi : layer < lo ? lo : layer);
+}
+
 /* Queues the selected heads of a [heads, nr, T] block for the raw writer: one buffer, one file
  * range per head (a head's rows r0..r0+nr are contiguous in a contiguous [heads, T, T] map). */
 static int queue_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, int out_base, int head_base) {
     size_t esize = d->o.f16 ? 2 : 4, row_elems = (size_t)ev->shape[1] * d->T;
     size_t bytes = (size_t)d->nheads * row_elems * esize;
     if (!d->raw) {
-        /* The first block is the tallest (the forward pass's row-block height). Up to 64 MB of
-         * buffers: enough for the writer to lag a layer behind at 512 tokens. */
-        int nbufs = (int)(((size_t)64 << 20) / bytes);
-        d->raw = ds_raw_writer_open(d->out.tmp, d->out.path, bytes, nbufs < 2 ? 2 : nbufs > 16 ? 16 : nbufs);
+        /* The first block is the tallest (the forward pass's row-block height). */
+        const size_t nbufs = write_buffer_bytes(d) / bytes;
+        d->raw = ds_raw_writer_open(d->out.tmp, d->out.path, bytes, nbufs < 2 ? 2 : nbufs > 256 ? 256 : (int)nbufs);
         if (!d->raw) return -1;
     }
     if (bytes > ds_raw_writer_buffer_bytes(d->raw))
@@ -706,9 +728,7 @@ static void reserve_outliers(ds_dump *d, const ds_config *c) {
  * a dump the disk cannot hold before the forward pass (--allow-long can ask for tens of GB). */
 static double estimate_bytes(const ds_dump *d, const ds_config *c) {
     unsigned w = d->o.what;
-    int maps = (w & DS_DUMP_SOFTMAX ? (d->is_diff ? 2 : 1) : 0) + (w & DS_DUMP_DIFF && d->is_diff ? 1 : 0) +
-               (w & DS_DUMP_SCORES ? (d->is_diff ? 2 : 1) : 0);
-    double per_layer = (double)maps * d->nheads * d->T * d->T * (d->o.f16 ? 2 : 4) / (d->o.compress > 0 ? 2 : 1);
+    double per_layer = layer_map_bytes(d) / (d->o.compress > 0 ? 2 : 1);
     if (w & DS_DUMP_GROUPNORM && d->is_diff) per_layer += 2.0 * d->nheads * d->T * sizeof(float);
     if (w & DS_DUMP_CANCELLED && d->is_diff) per_layer += (double)d->nheads * d->T * sizeof(float);
     double bytes = 0;
