@@ -8,47 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "base/select.h"
 #include "cli/cli.h"
 #include "cli/sweep.h"
 #include "diffscope/error.h"
 #include "io/h5out.h"
 #include "io/provenance.h"
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* The value of rank K (0-based) in ascending order of X[0..N-1] (no NaN), leaving every value
- * of X[0..K-1] <= it. A selection, not a sort: the master computes a median for every layer,
- * head and field over all prompts, and sorting each column made the master's time grow as
- * P log P, the one step of a sweep that does not run on every rank. Hoare's partition around
- * the median of three; after too many rounds (adversarial orders) it sorts what is left. */
-static double select_rank(double *x, int n, int k) {
-    int lo = 0, hi = n - 1;
-    for (int round = 0; lo < hi; round++) {
-        if (round > 64) {
-            qsort(x + lo, (size_t)(hi - lo + 1), sizeof *x, cmp_double);
-            break;
-        }
-        double a = x[lo], b = x[lo + (hi - lo) / 2], c = x[hi];
-        double pivot = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (x[i] < pivot) i++;
-            while (x[j] > pivot) j--;
-            if (i <= j) {
-                double t = x[i];
-                x[i++] = x[j], x[j--] = t;
-            }
-        }
-        if (k <= j) hi = j;
-        else if (k >= i) lo = i;
-        else break; /* x[j+1..i-1] all equal the pivot */
-    }
-    return x[k];
-}
-
+/* The medians by selection (base/select.h), not by sorting: the master computes one for every
+ * layer, head and field over all prompts, on rank 0 while the other ranks wait. */
 void sweep_stats(double *x, int n, double *mean, double *std, double *ci95, double *median, int *count) {
     int k = 0;
     for (int i = 0; i < n; i++)
@@ -64,7 +32,7 @@ void sweep_stats(double *x, int n, double *mean, double *std, double *ci95, doub
         *median = NAN;
         return;
     }
-    double upper = select_rank(x, k, k / 2), lower = upper;
+    double upper = ds_select_double(x, (size_t)k, (size_t)k / 2), lower = upper;
     for (int i = 0; k % 2 == 0 && i < k / 2; i++) lower = i == 0 || x[i] > lower ? x[i] : lower;
     *median = k % 2 ? upper : (lower + upper) / 2;
 }

@@ -1,6 +1,7 @@
 /* Outlier statistics: a k-element min-heap for the top values, and every |value| kept for an
  * exact median (histogram, then quickselect) and two-pass moments. */
 #include "dump/outliers.h"
+#include "base/select.h"
 #include "diffscope/error.h"
 #include <math.h>
 #include <stdlib.h>
@@ -93,30 +94,6 @@ void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c
         heap_insert(o, dst[k], c);
         threshold = o->ntop < o->k ? -1.0f : o->top[0];
     }
-}
-
-/* The k-th smallest of a[0..n) (0-based), reordering a. */
-static float select_kth(float *a, size_t n, size_t k) {
-    size_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        float pivot = a[lo + (hi - lo) / 2];
-        size_t i = lo, j = hi;
-        while (i <= j) {
-            while (a[i] < pivot) i++;
-            while (a[j] > pivot) j--;
-            if (i <= j) {
-                float t = a[i];
-                a[i] = a[j], a[j] = t;
-                i++;
-                if (j == 0) break;
-                j--;
-            }
-        }
-        if (k <= j) hi = j;
-        else if (k >= i) lo = i;
-        else return a[k];
-    }
-    return a[k];
 }
 
 /* Buckets of the top 16 bits of a value's bit pattern, which order like the values: the values
@@ -224,7 +201,7 @@ static int place_candidates(finishing *f, int nparts) {
 static double median_of_candidates(finishing *f, int nparts) {
     for (int p = 1; p < nparts; p++)
         memmove(f->cand + f->first[p], f->cand + f->first[p] + p, (f->first[p + 1] - f->first[p]) * sizeof *f->cand);
-    double lo = select_kth(f->cand, f->m, f->k_lo - f->below), hi = select_kth(f->cand, f->m, f->k_hi - f->below);
+    double lo = ds_select_float(f->cand, f->m, f->k_lo - f->below), hi = ds_select_float(f->cand, f->m, f->k_hi - f->below);
     return f->n % 2 ? hi : 0.5 * (lo + hi);
 }
 
