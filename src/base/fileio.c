@@ -34,19 +34,20 @@ static const char *size_text(double bytes, char *buf, size_t n) {
 }
 
 int ds_check_free_space(const char *path, double bytes) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = 0;
-    else *slash = 0;
+    const char *slash = strrchr(path, '/');
+    char *dir = !slash ? strdup(".") : slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+    if (!dir) return ds_failc(DS_ERR_NOMEM, "out of memory");
     struct statvfs fs;
-    if (statvfs(dir, &fs)) return 0;
-    double avail = (double)fs.f_bavail * (double)fs.f_frsize;
-    if (bytes <= avail) return 0;
-    char need[32], have[32];
-    return ds_failc(DS_ERR_IO, "%s: the output would take about %s, more than the %s free in %s", path,
-                   size_text(bytes, need, sizeof need), size_text(avail, have, sizeof have), dir);
+    int rc = 0;
+    if (!statvfs(dir, &fs)) {
+        double avail = (double)fs.f_bavail * (double)fs.f_frsize;
+        char need[32], have[32];
+        if (bytes > avail)
+            rc = ds_failc(DS_ERR_IO, "%s: the output would take about %s, more than the %s free in %s", path,
+                          size_text(bytes, need, sizeof need), size_text(avail, have, sizeof have), dir);
+    }
+    free(dir);
+    return rc;
 }
 
 static int too_big(const char *path, unsigned long long size, size_t max) {

@@ -1,6 +1,7 @@
 /* safetensors writer (see include/diffscope/st_writer.h). */
 #include "io/st_writer.h"
 #include "diffscope/error.h"
+#include "base/path.h"
 #include "base/tmpfiles.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -106,10 +107,9 @@ static FILE *create_new(const char *path) {
     return f;
 }
 
-static int write_index(const ds_st_writer *w) {
-    char real[4200], path[4200], shard[64];
-    snprintf(real, sizeof real, "%s/model.safetensors.index.json", w->dir);
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", w->shown_dir);
+/* The index into REAL (the temporary folder's file); messages name PATH, the user's. */
+static int write_index_to(const ds_st_writer *w, const char *real, const char *path) {
+    char shard[64];
     cJSON *j = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(j, "metadata");
     uint64_t total = 0;
     for (int i = 0; i < w->n; i++) total += (uint64_t)w->e[i].numel * ds_dtype_size(w->dtype);
@@ -128,11 +128,17 @@ static int write_index(const ds_st_writer *w) {
     return rc;
 }
 
-static int write_shard(ds_st_writer *w, int s, ds_fill_fn fill, void *user) {
-    char name[64], real[4200], path[4200];
-    shard_name(w, s, name, sizeof name);
-    snprintf(real, sizeof real, "%s/%s", w->dir, name);
-    snprintf(path, sizeof path, "%s/%s", w->shown_dir, name);
+static int write_index(const ds_st_writer *w) {
+    static const char name[] = "model.safetensors.index.json";
+    char *real = ds_path_join(w->dir, name), *path = real ? ds_path_join(w->shown_dir, name) : NULL;
+    int rc = path ? write_index_to(w, real, path) : -1;
+    free(real);
+    free(path);
+    return rc;
+}
+
+/* Shard S into REAL (the temporary folder's file); messages name PATH, the user's. */
+static int write_shard_to(ds_st_writer *w, int s, const char *real, const char *path, ds_fill_fn fill, void *user) {
     char *hdr = header_json(w, s);
     FILE *f = hdr ? create_new(real) : NULL;
     if (!f) {
@@ -173,6 +179,16 @@ static int write_shard(ds_st_writer *w, int s, ds_fill_fn fill, void *user) {
     if (!rc) posix_fadvise(fileno(f), 0, 0, POSIX_FADV_DONTNEED);
     if (fclose(f) && !rc) rc = ds_failc(DS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     if (!rc) ds_test_stop_point("shard-written");
+    return rc;
+}
+
+static int write_shard(ds_st_writer *w, int s, ds_fill_fn fill, void *user) {
+    char name[64];
+    shard_name(w, s, name, sizeof name);
+    char *real = ds_path_join(w->dir, name), *path = real ? ds_path_join(w->shown_dir, name) : NULL;
+    int rc = path ? write_shard_to(w, s, real, path, fill, user) : -1;
+    free(real);
+    free(path);
     return rc;
 }
 
