@@ -4,6 +4,7 @@
  * point that the default dump does not already ask for, except hook_pattern on a DiffLlama
  * model, which costs one call per row block. */
 #include "cli/bench_dump.h"
+#include "base/path.h"
 #include "cli/cli.h"
 #include "diffscope/dump.h"
 #include "io/outfile.h"
@@ -47,14 +48,18 @@ static int add_timing_probes(ds_probes *p, ds_hook_fn fn, handler_clock *c) {
     return 0;
 }
 
+char *bench_tmpdir(void) {
+    const char *tmpdir = getenv("TMPDIR");
+    return ds_tmpdir_create(tmpdir && *tmpdir ? tmpdir : "/tmp", "diffscope-bench");
+}
+
 double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T, float *logits, double *mb,
                         bench_dump_split *split) {
-    /* A private folder in $TMPDIR: nobody else can plant a link or a file at the dump's name. */
-    const char *tmpdir = getenv("TMPDIR");
-    char *dir = ds_tmpdir_create(tmpdir && *tmpdir ? tmpdir : "/tmp", "diffscope-bench");
-    if (!dir) return -1;
-    char path[4400];
-    snprintf(path, sizeof path, "%s/dump.h5", dir);
+    char *dir = bench_tmpdir(), *path = dir ? ds_path_join(dir, "dump.h5") : NULL;
+    if (!path) {
+        if (dir) ds_tmpdir_remove(dir);
+        return -1;
+    }
     ds_dump_opts d = {.what = DS_DUMP_DEFAULT, .topk = 100, .force = 1};
     bench_dump_split here = {{0}};
     handler_clock clock = {&here, 0};
@@ -75,6 +80,7 @@ double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T,
     for (int i = 0; i < N_DUMP_PARTS; i++) split->seconds[i] += here.seconds[i];
     struct stat st;
     *mb = !rc && !stat(path, &st) ? st.st_size / 1e6 : 0;
+    free(path);
     ds_tmpdir_remove(dir);
     ds_probes_free(p);
     return rc ? -1 : secs;

@@ -18,6 +18,11 @@ typedef struct {
     double seconds[N_DUMP_PARTS]; /* they add up to the dump's time */
 } bench_dump_split;
 
+/* A new private folder in $TMPDIR (else /tmp) for a benchmark's files: nobody else can plant
+ * a link or a file at their names there. Remove it with ds_tmpdir_remove (io/outfile.h); NULL
+ * with the library's message set. */
+char *bench_tmpdir(void);
+
 /* A dump of every default quantity of IDS[0..T) into a temporary file in $TMPDIR: its time in
  * seconds, or -1 with the library's message set. *MB receives the file's size, SPLIT (added
  * to) where the time went. */

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include "base/path.h"
 #include "cli/bench_dump.h"
 #include "cli/bench_stages.h"
 #include "cli/cli.h"
@@ -24,6 +25,7 @@
 #include "diffscope/dump.h"
 #include "diffscope/generate.h"
 #include "diffscope/model.h"
+#include "io/outfile.h"
 
 static const char *usage =
     "usage: diffscope bench MODEL [--tokens N] [--decode N] [--dump] [--rounds N] [--threads N]\n"
@@ -165,21 +167,20 @@ static void rss_gb(double *peak, double *file, double *anon, double *file_huge) 
     }
 }
 
-/* What `dd` measures: BYTES written to a new file beside the dump's (in $TMPDIR, else /tmp) in
- * 4 MiB writes from one thread, without fsync (a dump does not sync either), in GB/s; 0 when
- * it cannot be written. */
+/* What `dd` measures: BYTES written to a new file beside the dump's (a private folder in
+ * $TMPDIR, else /tmp) in 4 MiB writes from one thread, without fsync (a dump does not sync
+ * either), in GB/s; 0 when it cannot be written. */
 static double plain_write_gbs(double bytes) {
     const size_t chunk = (size_t)4 << 20;
-    const char *tmpdir = getenv("TMPDIR");
-    char path[4400];
-    snprintf(path, sizeof path, "%s/diffscope-bench-dd-%d", tmpdir && *tmpdir ? tmpdir : "/tmp", (int)getpid());
-    char *buf = calloc(1, chunk);
+    char *dir = bench_tmpdir(), *path = dir ? ds_path_join(dir, "dd") : NULL;
+    char *buf = path ? calloc(1, chunk) : NULL;
     FILE *f = buf ? fopen(path, "wb") : NULL;
     double t0 = cli_now(), done = 0;
     while (f && done < bytes && fwrite(buf, 1, chunk, f) == chunk) done += chunk;
     int ok = f && !fclose(f) && done >= bytes;
     double t = cli_now() - t0;
-    unlink(path);
+    if (dir) ds_tmpdir_remove(dir);
+    free(path);
     free(buf);
     return ok ? done / t / 1e9 : 0;
 }
