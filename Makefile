@@ -176,6 +176,10 @@ $(BUILD)/bench_dnnl: tools/bench/bench_dnnl.c $(DEPS_STAMP)
 # scattered, beside spinning threads or not.
 $(BUILD)/bench_pwrite: tools/bench/bench_pwrite.c
 	$(CC) $(CFLAGS) -o $@ $< -lpthread $(LDFLAGS)
+# The CPU's own float32 FMA and AMX bf16 rates and clock, alone and on every thread: the ceiling
+# for the bf16 products (x86-64).
+$(BUILD)/bench_amx: tools/bench/bench_amx.c
+	$(CC) $(CFLAGS) -fopenmp -o $@ $< $(LDFLAGS)
 
 # libFuzzer harnesses tests/fuzz/fuzz_*.c, each built with clang together with the parser
 # sources it exercises (compiled with clang too), run FUZZ_SECONDS each by tools/fuzz.sh.

@@ -10,13 +10,21 @@ bests are reported):
     without output_attentions, against `diffscope bench --tokens T` (same threads);
   * the whole "dump all maps to HDF5" job: transformers forward with output_attentions plus
     h5py writing every map (and, for DiffLlama, the lambda-weighted difference maps) against
-    `diffscope dump` of every map of every layer;
+    `diffscope dump --what softmax,diff` (Llama: softmax), the same maps of every layer (`bench --dump-what`);
+  * diffscope's full default dump (maps, GroupNorm, outliers, cancelled share) against its own
+    prefill, in the same rounds;
   * agreement of the last-token logits of both on the same prompt (max abs difference).
 
 With --dtype bfloat16 transformers runs the checkpoint in bf16 (from_pretrained(dtype=
 torch.bfloat16)) and diffscope with --compute bf16 (docs/numerics.md, "bf16 compute"); the
 checkpoint is then written in bf16. --no-dump skips both dump jobs (and the output_attentions
 forward), for long prompts whose maps would be gigabytes.
+
+Before transformers reads a freshly written checkpoint, diffscope reads it once (a short
+`bench`): the file then sits in the page cache in 2 MiB folios, as after `diffscope init` or any
+cold read through diffscope, and both programs map the same pages. The first reader decides the
+folio size; read first by transformers, diffscope's mapping gets 4 KiB pages, which cost its
+GEMMs 5-8 % (docs/performance.md). Each diffscope run reports `rss_file_huge_gb`.
 
 Usage: python3 tools/bench_vs_transformers.py DIFFSCOPE_CMD OUT.json [--like kajuma]
        [--tokens 512] [--threads 2] [--archs diffllama,llama] [--dtype bfloat16] [--no-dump]
@@ -78,6 +86,7 @@ for arch in args.archs.split(","):
     mdir = os.path.join(args.workdir, f"bench-{args.like}-{arch}" + ("-bf16" if BF16 else ""))
     if not os.path.exists(os.path.join(mdir, "config.json")):
         run(DS + ["init", mdir, "--like", args.like, "--arch", arch] + (["--dtype", "bf16"] if BF16 else []))
+    run(DS + ["bench", mdir, "--tokens", "16", "--rounds", "1", "--threads", str(args.threads), "--json"] + COMPUTE)
     r = {}
     g = torch.Generator().manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(mdir, dtype=getattr(torch, args.dtype),
@@ -105,7 +114,7 @@ for arch in args.archs.split(","):
         os.remove(path)
         return size
 
-    hf_prefill, hf_attn, hf_dumps, ds_runs = [], [], [], []
+    hf_prefill, hf_attn, hf_dumps, ds_runs, ds_full = [], [], [], [], []
     with torch.no_grad():
         model(ids, use_cache=False, logits_to_keep=1)  # warm-up at full length
         for _ in range(args.rounds):
@@ -116,10 +125,15 @@ for arch in args.archs.split(","):
                 hf_attn.append(timed(lambda: model(ids, use_cache=False, output_attentions=True, logits_to_keep=1))[0])
                 t, r["hf_dump_bytes"] = timed(hf_dump)
                 hf_dumps.append(t)
-            # one diffscope round (after its own warm-up prefill): prefill, sustained sgemm, dump
-            js, _ = run(DS + ["bench", mdir, "--tokens", str(args.tokens), "--threads", str(args.threads), "--rounds",
-                              "1", "--json"] + COMPUTE + ([] if args.no_dump else ["--dump"]))
+            # one diffscope round (after its own warm-up prefill): prefill, sustained sgemm, the maps'
+            # dump; then, unless --no-dump, one more with the full default dump
+            bench = DS + ["bench", mdir, "--tokens", str(args.tokens), "--threads", str(args.threads), "--rounds", "1",
+                          "--json"] + COMPUTE
+            maps = "softmax,diff" if arch == "diffllama" else "softmax"
+            js, _ = run(bench + ([] if args.no_dump else ["--dump-what", maps]))
             ds_runs.append(json.loads(js))
+            if not args.no_dump:
+                ds_full.append(json.loads(run(bench + ["--dump"])[0]))
     del model
     r["hf_prefill_s"] = summary(hf_prefill)
     r["diffscope_runs"] = ds_runs
@@ -127,6 +141,9 @@ for arch in args.archs.split(","):
     if not args.no_dump:
         r["hf_prefill_attn_s"], r["hf_dump_s"] = summary(hf_attn), summary(hf_dumps)
         r["ds_dump_s"] = summary([d["dump_s"] for d in ds_runs])
+        r["diffscope_full_dump_runs"] = ds_full
+        r["ds_full_dump_s"] = summary([d["dump_s"] for d in ds_full])
+        r["ds_full_dump_ratio"] = summary([d["dump_ratio"] for d in ds_full])
     r["ds_efficiency"] = summary([d["efficiency"] for d in ds_runs])
     js, _ = run(DS + ["bench", mdir, "--tokens", "64", "--threads", str(args.threads), "--decode", "8", "--rounds", "1",
                       "--json"] + COMPUTE)

@@ -53,14 +53,14 @@ char *bench_tmpdir(void) {
     return ds_tmpdir_create(tmpdir && *tmpdir ? tmpdir : "/tmp", "diffscope-bench");
 }
 
-double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T, float *logits, double *mb,
+double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T, unsigned what, float *logits, double *mb,
                         bench_dump_split *split) {
     char *dir = bench_tmpdir(), *path = dir ? ds_path_join(dir, "dump.h5") : NULL;
     if (!path) {
         if (dir) ds_tmpdir_remove(dir);
         return -1;
     }
-    ds_dump_opts d = {.what = DS_DUMP_DEFAULT, .topk = 100, .force = 1};
+    ds_dump_opts d = {.what = what, .topk = 100, .force = 1};
     bench_dump_split here = {{0}};
     handler_clock clock = {&here, 0};
     ds_probes *p = ds_probes_new();

@@ -23,9 +23,9 @@ typedef struct {
  * with the library's message set. */
 char *bench_tmpdir(void);
 
-/* A dump of every default quantity of IDS[0..T) into a temporary file in $TMPDIR: its time in
+/* A dump of the quantities WHAT (DS_DUMP_*) of IDS[0..T) into a temporary file in $TMPDIR: its time in
  * seconds, or -1 with the library's message set. *MB receives the file's size, SPLIT (added
  * to) where the time went. */
-double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T, float *logits, double *mb,
+double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T, unsigned what, float *logits, double *mb,
                         bench_dump_split *split);
 #endif

@@ -1,4 +1,4 @@
-/* diffscope bench MODEL [--tokens N] [--decode N] [--dump] [--rounds N] [--json]: prefill and
+/* diffscope bench MODEL [--tokens N] [--decode N] [--dump] [--dump-what LIST] [--rounds N] [--json]: prefill and
  * decode speed, the prefill's achieved GFLOP/s next to OpenBLAS sgemm's on the model's largest
  * prefill GEMM shape (measured in the same process, round by round), peak RSS, the implied
  * weight-read bandwidth of decoding next to the machine's measured read bandwidth, and the cost
@@ -28,10 +28,11 @@
 #include "io/outfile.h"
 
 static const char *usage =
-    "usage: diffscope bench MODEL [--tokens N] [--decode N] [--dump] [--rounds N] [--threads N]\n"
-    "                      [--compute f32|bf16] [--json]\n\n"
+    "usage: diffscope bench MODEL [--tokens N] [--decode N] [--dump] [--dump-what LIST] [--rounds N]\n"
+    "                      [--threads N] [--compute f32|bf16] [--json]\n\n"
     "Measures a prefill of N random tokens (default 512), N decode steps (default 0), and\n"
-    "with --dump the time and size of a dump of every map of every layer at the same length.\n"
+    "with --dump the time and size of a dump of every layer at the same length (dump's default\n"
+    "--what: the maps, GroupNorm, outliers and cancelled share; --dump-what chooses).\n"
     "Efficiency = prefill GFLOP/s / sgemm GFLOP/s on the model's MLP GEMM shape (T x D -> I),\n"
     "the sgemm run back to back for as long as the prefill took, right after it; the median over\n"
     "the rounds is reported (and sgemm's best single call as its peak).\n\n";
@@ -190,6 +191,8 @@ enum { MAX_ROUNDS = 100 };
 /* What one bench measures, and the figures it reports. */
 typedef struct {
     int T, n_dec, rounds, do_dump;
+    const char *dump_what; /* dump's --what list; NULL: its default */
+    unsigned what;
     double load_s, flops, prefill, best_prefill, gflops, ref_med, ref_peak, efficiency;
     double rss_forward, rss_file, rss_anon, rss_file_huge;
     double dump, dump_mb, dump_x, disk_gbs;
@@ -259,7 +262,7 @@ static int measure_prefill(bench_run *b, bench_figures *f) {
         prefill_s[r] = cli_now() - t0;
         ref_gflops[r] = sgemm_sustained(&b->ref, prefill_s[r], &best_call_s);
         eff[r] = f->flops / prefill_s[r] / 1e9 / ref_gflops[r];
-        dump_s[r] = f->do_dump ? bench_dump_timed(b->m, b->s, b->ids, f->T, b->logits, &f->dump_mb, &f->dump_split) : 0;
+        dump_s[r] = f->do_dump ? bench_dump_timed(b->m, b->s, b->ids, f->T, f->what, b->logits, &f->dump_mb, &f->dump_split) : 0;
         if (dump_s[r] < 0) return -1;
         disk_gbs[r] = f->do_dump ? plain_write_gbs(f->dump_mb * 1e6) : 0;
         dump_ratio[r] = dump_s[r] / prefill_s[r];
@@ -326,6 +329,7 @@ static int print_json(const char *model, const ds_config *c, const bench_figures
     cJSON_AddNumberToObject(o, "decode_tok_s", f->dec_tps);
     cJSON_AddNumberToObject(o, "decode_weight_gbs", f->weight_gbs);
     cJSON_AddNumberToObject(o, "read_bandwidth_gbs", f->bw);
+    cJSON_AddStringToObject(o, "dump_what", f->dump_what ? f->dump_what : "default");
     cJSON_AddNumberToObject(o, "dump_s", f->dump);
     cJSON_AddNumberToObject(o, "dump_mb", f->dump_mb);
     cJSON_AddNumberToObject(o, "dump_ratio", f->dump_x);
@@ -368,8 +372,9 @@ static void print_text(const char *model, const ds_config *c, const bench_figure
         printf("decode %6d tok %.2f tok/s  %.1f GB/s of weights (machine read bandwidth %.1f GB/s)\n", f->n_dec,
                f->dec_tps, f->weight_gbs, f->bw);
     if (f->do_dump)
-        printf("dump (all maps)  %.3f s  %.1f MB  %.2fx the prefill  %.2f GB/s (plain writes of as many bytes there: "
-               "%.2f GB/s)\n", f->dump, f->dump_mb, f->dump_x, f->dump_mb / 1e3 / f->dump, f->disk_gbs);
+        printf("dump (--what %s)  %.3f s  %.1f MB  %.2fx the prefill  %.2f GB/s (plain writes of as many bytes "
+               "there: %.2f GB/s)\n", f->dump_what ? f->dump_what : "default", f->dump, f->dump_mb, f->dump_x,
+               f->dump_mb / 1e3 / f->dump, f->disk_gbs);
     if (f->do_dump) {
         printf("dump's time      ");
         for (int i = 0; i < N_DUMP_PARTS; i++)
@@ -386,6 +391,8 @@ int cmd_bench(int argc, char **argv) {
         {"compute", 0, CLI_CHOICE, &compute, 0, 0, "f32|bf16", "matrix products in f32 (default) or bf16 (docs/numerics.md)"},
         {"decode", 0, CLI_INT, &f.n_dec, 0, 1 << 20, "N", "decode steps after the prefill"},
         {"dump", 0, CLI_FLAG, &f.do_dump, 0, 0, NULL, "also time `dump` (default --what) in $TMPDIR (default /tmp), once per round"},
+        {"dump-what", 0, CLI_STRING, &f.dump_what, 0, 0, "LIST", "time `dump --what LIST` instead (implies --dump), e.g.\n"
+         "softmax,diff: the maps alone, as transformers + h5py write them"},
         {"rounds", 0, CLI_INT, &f.rounds, 1, MAX_ROUNDS, "N", "measured rounds after one warm-up prefill (default 3)"},
         {"threads", 0, CLI_INT, &threads, 1, 1024, "N", "threads (default: all cores)"},
         {"json", 0, CLI_FLAG, &json, 0, 0, NULL, "one JSON object on stdout"},
@@ -393,6 +400,10 @@ int cmd_bench(int argc, char **argv) {
     const cli_cmd cmd = {"bench", usage, NULL, opts};
     if (cli_parse(&cmd, argc, argv, &rc)) return rc;
     if (optind != argc - 1) return cli_error("bench needs one MODEL folder (see diffscope bench --help)");
+    f.what = DS_DUMP_DEFAULT;
+    if (f.dump_what && ds_dump_parse_what(f.dump_what, &f.what))
+        return cli_error("bench: --dump-what: %s", ds_errmsg());
+    f.do_dump |= f.dump_what != NULL;
     if (threads) ds_set_threads(threads);
     ds_compute mode = DS_COMPUTE_F32;
     ds_compute_parse(compute, &mode);

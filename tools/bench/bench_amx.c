@@ -1,0 +1,163 @@
+/* What the CPU's matrix units give, free of any library: the ceiling that oneDNN's bf16 products
+ * (and PyTorch's) are measured against in docs/performance.md. Prints one JSON line per case and
+ * thread count:
+ *   - clock: a chain of dependent integer adds (one a cycle on every x86 core since 2006),
+ *     so adds per second is the core clock, alone and with every thread running it;
+ *   - fma_f32: 12 independent chains of 16-lane fused multiply-adds (AVX-512) in registers, the
+ *     float32 peak (FLOP a cycle = 2 units x 16 lanes x 2 on a core with two FMA units);
+ *   - amx_regs: TDPBF16PS on tiles already loaded, 4 independent accumulators (AMX's peak:
+ *     16 x 16 x 32 multiply-adds, 16384 FLOP, per instruction);
+ *   - amx_l1: the same with 2 A and 2 B tiles loaded from 4 KB buffers before every 4 products,
+ *     as a GEMM's inner kernel does (operands in L1).
+ * It runs each case on 1 thread and then on every thread (OpenMP), SECONDS each.
+ *
+ *   bench_amx [--seconds S] [--threads N]
+ *
+ * Needs a CPU and kernel with AMX (Linux >= 5.16 grants the tile state per process on request);
+ * without it only clock and fma_f32 run. Built by `make build/bench_amx` (x86-64 only). */
+#include <immintrin.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+#define TILE_FLOP (16.0 * 16 * 32 * 2)
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Adds in a dependent chain, unrolled so that the loop's own branch hides beside them. */
+static double clock_adds(double seconds) {
+    uint64_t x = 0, n = 0;
+    double t0 = now(), t;
+    do {
+        for (int i = 0; i < 1000; i++) __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(x));
+        n += 4000;
+    } while ((t = now() - t0) < seconds);
+    return n / t;
+}
+
+__attribute__((target("avx512f"))) static double fma_f32(double seconds) {
+    __m512 acc[12], a = _mm512_set1_ps(1.0f + 1e-7f), b = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_ps((float)i);
+    uint64_t n = 0;
+    double t0 = now(), t;
+    do {
+        for (int r = 0; r < 1000; r++)
+            for (int i = 0; i < 12; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+        n += 1000 * 12;
+    } while ((t = now() - t0) < seconds);
+    float sink = 0;
+    for (int i = 0; i < 12; i++) sink += _mm512_reduce_add_ps(acc[i]);
+    if (sink == 1234.5f) puts("");
+    return n * 16.0 * 2 / t;
+}
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+__attribute__((target("amx-tile,amx-bf16"))) static void tiles_on(void) {
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
+    _tile_loadconfig(&cfg);
+}
+
+/* FROM_L1: reload the operand tiles before every 4 products, as a GEMM kernel would. */
+__attribute__((target("amx-tile,amx-bf16"))) static double amx(double seconds, int from_l1) {
+    static _Thread_local uint16_t a[2][16 * 32] __attribute__((aligned(64))), b[2][16 * 32] __attribute__((aligned(64)));
+    static _Thread_local float c[16 * 16] __attribute__((aligned(64)));
+    for (int i = 0; i < 16 * 32; i++) a[0][i] = a[1][i] = b[0][i] = b[1][i] = 0x3f80; /* 1.0 */
+    tiles_on();
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, a[0], 64);
+    _tile_loadd(5, a[1], 64);
+    _tile_loadd(6, b[0], 64);
+    _tile_loadd(7, b[1], 64);
+    uint64_t n = 0;
+    double t0 = now(), t;
+    do {
+        for (int r = 0; r < 256; r++) {
+            if (from_l1) {
+                _tile_loadd(4, a[0], 64);
+                _tile_loadd(5, a[1], 64);
+                _tile_loadd(6, b[0], 64);
+                _tile_loadd(7, b[1], 64);
+            }
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+        n += 256 * 4;
+    } while ((t = now() - t0) < seconds);
+    _tile_stored(0, c, 64);
+    _tile_release();
+    if (c[0] == -1.0f) puts("");
+    return n * TILE_FLOP / t;
+}
+
+static int amx_granted(void) {
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 && __builtin_cpu_supports("avx512f");
+}
+
+typedef enum { CLOCK, FMA_F32, AMX_REGS, AMX_L1, NCASES } bench_case;
+static const char *const case_names[NCASES] = {"clock", "fma_f32", "amx_regs", "amx_l1"};
+
+static double run_case(bench_case c, double seconds) {
+    switch (c) {
+    case CLOCK: return clock_adds(seconds);
+    case FMA_F32: return fma_f32(seconds);
+    case AMX_REGS: return amx(seconds, 0);
+    case AMX_L1: return amx(seconds, 1);
+    default: return 0;
+    }
+}
+
+int main(int argc, char **argv) {
+    double seconds = 2.0;
+    int threads = omp_get_max_threads();
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else return fprintf(stderr, "usage: bench_amx [--seconds S] [--threads N]\n"), 2;
+    }
+    if (argc % 2 == 0 || seconds <= 0 || threads < 1) return fprintf(stderr, "usage: bench_amx [--seconds S] [--threads N]\n"), 2;
+    const int has_amx = amx_granted(), has_avx512 = __builtin_cpu_supports("avx512f");
+    fprintf(stderr, "bench_amx: AMX %s, AVX-512 %s\n", has_amx ? "granted" : "not available", has_avx512 ? "yes" : "no");
+    for (int c = 0; c < NCASES; c++) {
+        if ((c == FMA_F32 && !has_avx512) || ((c == AMX_REGS || c == AMX_L1) && !has_amx)) continue;
+        int counts[2] = {1, threads};
+        for (int k = 0; k < (threads > 1 ? 2 : 1); k++) {
+            double *per = calloc((size_t)counts[k], sizeof *per);
+            if (!per) return 3;
+#pragma omp parallel num_threads(counts[k])
+            per[omp_get_thread_num()] = run_case((bench_case)c, seconds);
+            double sum = 0, lo = per[0], hi = per[0];
+            for (int t = 0; t < counts[k]; t++) sum += per[t], lo = per[t] < lo ? per[t] : lo, hi = per[t] > hi ? per[t] : hi;
+            /* clocks are averaged over the threads, rates added up */
+            const char *total = c == CLOCK ? "mean_ghz" : "total_gflops";
+            printf("{\"case\":\"%s\",\"threads\":%d,\"%s\":%.2f,\"per_thread_min\":%.2f,\"per_thread_max\":%.2f}\n",
+                   case_names[c], counts[k], total, (c == CLOCK ? sum / counts[k] : sum) / 1e9, lo / 1e9, hi / 1e9);
+            fflush(stdout);
+            free(per);
+        }
+    }
+    return 0;
+}
