@@ -32,7 +32,7 @@ struct ds_model {
     const uint16_t *embed16, *lm_head16; /* bf16 compute: [V, D] as bf16, embed and lm_head NULL */
     void **owned;            /* converted (non-mapped) buffers to free */
     int nowned;
-    uint16_t **packed;       /* bf16 matrices in oneDNN's layout, freed by ds_dnnl_bf16_free */
+    uint16_t **packed;       /* bf16 matrices packed for a kernel, freed by ds_bf16_packed_free */
     int npacked;
     char storage_dtype[8];
 };

@@ -8,6 +8,8 @@
  * rounded to bf16, the products accumulate in f32, the biases (f32) are added after. -1 with
  * ds_errmsg set when memory or oneDNN fails. */
 int ds_linear_bf16(const float *x, int n, int in, const ds_linear_out *outs, int count);
+/* Frees a matrix packed by either kernel's pack. */
+void ds_bf16_packed_free(uint16_t *packed);
 
 /* dnnl_matmul.c: y[n, out] = x[n, in] · W[out, in]ᵀ through oneDNN, all threads. 0 done, 1 when
  * oneDNN has no bf16 matmul on this CPU (nothing written), -1 on failure. */
@@ -18,5 +20,21 @@ int ds_dnnl_bf16_matmul(float *y, const uint16_t *x, const uint16_t *w, int n, i
  * pack for (no bf16 matmul on this CPU, or it reads W as it is; *PACKED NULL), -1 on failure. */
 int ds_dnnl_bf16_pack(const uint16_t *w, int in, int out, uint16_t **packed);
 void ds_dnnl_bf16_free(uint16_t *packed);
+
+/* amx_matmul.c: diffscope's own AMX kernel. Ready when the CPU has AMX-BF16, Linux grants the
+ * tile state, and DIFFSCOPE_BF16_KERNEL is not "onednn"; then the model packs its matrices with
+ * ds_amx_bf16_pack instead of oneDNN's. */
+int ds_amx_ready(void);
+/* W[out, in] in the kernel's tile layout, in a new buffer (*PACKED); 0, or -1 on failure. */
+int ds_amx_bf16_pack(const uint16_t *w, int in, int out, uint16_t **packed);
+/* 1 when W is a matrix ds_amx_bf16_pack made. */
+int ds_amx_is_packed(const uint16_t *w);
+/* Frees PACKED and returns 1 when ds_amx_bf16_pack made it; 0 (nothing done) otherwise. */
+int ds_amx_bf16_free(uint16_t *packed);
+/* ds_linear_shared's products (no biases) with every w16 packed by ds_amx_bf16_pack, x rounded
+ * to bf16: on the tiles when ready, else (tests) the same sums in plain C. 0, or -1. */
+int ds_amx_bf16_products(const float *x, int n, int in, const ds_linear_out *outs, int count);
+/* The plain C sums, on any CPU (tests compare the tiles with them). */
+int ds_amx_bf16_products_scalar(const float *x, int n, int in, const ds_linear_out *outs, int count);
 
 #endif

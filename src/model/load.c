@@ -76,19 +76,21 @@ static void drop_plain(uint16_t *h, size_t bytes, int owned) {
     if (end > first) madvise((void *)first, end - first, MADV_DONTNEED);
 }
 
-/* Matrix NAME [d0 = out, d1 = in] as bf16: packed for oneDNN when PACK and oneDNN has a bf16
- * matmul here (linear_bf16.h), else in the mapping or converted. */
+/* Matrix NAME [d0 = out, d1 = in] as bf16: when PACK, packed for diffscope's AMX kernel where it
+ * is ready, else for oneDNN where it has a bf16 matmul (linear_bf16.h); else in the mapping or
+ * converted. */
 static const uint16_t *load_tensor_bf16(ds_model *m, const char *name, int64_t d0, int64_t d1, int pack) {
     const ds_tensor *t = shaped_tensor(m, name, 2, d0, d1);
     int owned;
     uint16_t *h = t ? ds_tensor_to_bf16(t, !ds_get_allow_nonfinite(), &owned) : NULL, *p = NULL;
     if (!h) return NULL;
-    const int rc = pack ? ds_dnnl_bf16_pack(h, (int)d1, (int)d0, &p) : 1;
+    const int rc = !pack ? 1 : ds_amx_ready() ? ds_amx_bf16_pack(h, (int)d1, (int)d0, &p)
+                                              : ds_dnnl_bf16_pack(h, (int)d1, (int)d0, &p);
     if (rc == 1) return owned && keep_owned(m, h) ? NULL : h;
     if (!rc) {
         uint16_t **np = realloc(m->packed, (size_t)(m->npacked + 1) * sizeof *np);
         if (np) m->packed = np, m->packed[m->npacked++] = p;
-        else ds_dnnl_bf16_free(p), p = NULL, ds_failc(DS_ERR_NOMEM, "out of memory");
+        else ds_bf16_packed_free(p), p = NULL, ds_failc(DS_ERR_NOMEM, "out of memory");
     }
     if (p) drop_plain(h, (size_t)d0 * (size_t)d1 * sizeof *h, owned);
     else if (owned) free(h);
@@ -218,7 +220,7 @@ void ds_model_free(ds_model *m) {
     if (!m) return;
     for (int i = 0; i < m->nowned; i++) free(m->owned[i]);
     free(m->owned);
-    for (int i = 0; i < m->npacked; i++) ds_dnnl_bf16_free(m->packed[i]);
+    for (int i = 0; i < m->npacked; i++) ds_bf16_packed_free(m->packed[i]);
     free(m->packed);
     free(m->layers);
     ds_weights_close(&m->weights);

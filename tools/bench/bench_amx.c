@@ -1,8 +1,9 @@
 /* What the CPU's matrix units give, free of any library: the ceiling that oneDNN's bf16 products
  * (and PyTorch's) are measured against in docs/performance.md. Prints one JSON line per case and
  * thread count:
- *   - clock: a chain of dependent integer adds (one a cycle on every x86 core since 2006),
- *     so adds per second is the core clock, alone and with every thread running it;
+ *   - clock: a chain of dependent integer multiplies (3 cycles each on every x86 core since
+ *     2011; a chain of adds of an immediate is no measure: newer Intel cores fold them), so
+ *     3 x multiplies per second is the core clock, alone and with every thread running it;
  *   - fma_f32: 12 independent chains of 16-lane fused multiply-adds (AVX-512) in registers, the
  *     float32 peak (FLOP a cycle = 2 units x 16 lanes x 2 on a core with two FMA units);
  *   - amx_regs: TDPBF16PS on tiles already loaded, 4 independent accumulators (AMX's peak:
@@ -35,30 +36,34 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Adds in a dependent chain, unrolled so that the loop's own branch hides beside them. */
-static double clock_adds(double seconds) {
-    uint64_t x = 0, n = 0;
+/* Multiplies in a dependent chain, unrolled so that the loop's own work hides beside them. */
+static double clock_muls(double seconds) {
+    uint64_t x = 3, n = 0;
     double t0 = now(), t;
     do {
-        for (int i = 0; i < 1000; i++) __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(x));
+        for (int i = 0; i < 1000; i++) __asm__ volatile("imul %0, %0\n\timul %0, %0\n\timul %0, %0\n\timul %0, %0" : "+r"(x));
         n += 4000;
     } while ((t = now() - t0) < seconds);
-    return n / t;
+    return 3.0 * n / t;
 }
 
+/* 12 chains in named registers (an array of them may live in memory at -O2). */
 __attribute__((target("avx512f"))) static double fma_f32(double seconds) {
-    __m512 acc[12], a = _mm512_set1_ps(1.0f + 1e-7f), b = _mm512_set1_ps(1e-7f);
-    for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_ps((float)i);
+    __m512 a = _mm512_set1_ps(1.0f + 1e-7f), b = _mm512_set1_ps(1e-7f);
+    __m512 c0 = a, c1 = b, c2 = a, c3 = b, c4 = a, c5 = b, c6 = a, c7 = b, c8 = a, c9 = b, c10 = a, c11 = b;
     uint64_t n = 0;
     double t0 = now(), t;
     do {
-        for (int r = 0; r < 1000; r++)
-            for (int i = 0; i < 12; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+        for (int r = 0; r < 1000; r++) {
+            c0 = _mm512_fmadd_ps(c0, a, b), c1 = _mm512_fmadd_ps(c1, a, b), c2 = _mm512_fmadd_ps(c2, a, b);
+            c3 = _mm512_fmadd_ps(c3, a, b), c4 = _mm512_fmadd_ps(c4, a, b), c5 = _mm512_fmadd_ps(c5, a, b);
+            c6 = _mm512_fmadd_ps(c6, a, b), c7 = _mm512_fmadd_ps(c7, a, b), c8 = _mm512_fmadd_ps(c8, a, b);
+            c9 = _mm512_fmadd_ps(c9, a, b), c10 = _mm512_fmadd_ps(c10, a, b), c11 = _mm512_fmadd_ps(c11, a, b);
+            __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5));
+            __asm__ volatile("" : "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
+        }
         n += 1000 * 12;
     } while ((t = now() - t0) < seconds);
-    float sink = 0;
-    for (int i = 0; i < 12; i++) sink += _mm512_reduce_add_ps(acc[i]);
-    if (sink == 1234.5f) puts("");
     return n * 16.0 * 2 / t;
 }
 
@@ -73,7 +78,9 @@ __attribute__((target("amx-tile,amx-bf16"))) static void tiles_on(void) {
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
-    _tile_loadconfig(&cfg);
+    /* not _tile_loadconfig: GCC 12's names only 8 bytes of the configuration as read, so the
+     * stores of the rest may be dropped, and LDTILECFG then faults on a garbage configuration */
+    __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
 }
 
 /* FROM_L1: reload the operand tiles before every 4 products, as a GEMM kernel would. */
@@ -122,7 +129,7 @@ static const char *const case_names[NCASES] = {"clock", "fma_f32", "amx_regs", "
 
 static double run_case(bench_case c, double seconds) {
     switch (c) {
-    case CLOCK: return clock_adds(seconds);
+    case CLOCK: return clock_muls(seconds);
     case FMA_F32: return fma_f32(seconds);
     case AMX_REGS: return amx(seconds, 0);
     case AMX_L1: return amx(seconds, 1);

@@ -1,0 +1,289 @@
+/* bf16 matrix products on AMX tiles, diffscope's own: y[n, out] (f32) = x[n, in] (rounded to
+ * bf16) · W[out, in]ᵀ (bf16), accumulated in f32 by TDPBF16PS.
+ *
+ * Why not oneDNN's: on the 16-core Xeon we benchmark on, oneDNN 2.6's AMX matmul (and PyTorch's,
+ * on oneDNN 3.10) ran these shapes at 3-4 TFLOP/s, while the tiles themselves, fed from L1,
+ * do 15 TFLOP/s there (tools/bench/bench_amx.c; docs/performance.md has both).
+ *
+ * Layouts. W is packed once (ds_amx_bf16_pack) into 1 KB tiles: for each block of 16 output
+ * features and each block of 32 inputs, 16 rows of input pairs × 16 features × 2, the "VNNI"
+ * layout TDPBF16PS reads B in; features and inputs are padded with zeros to multiples of 32.
+ * x is rounded to bf16 into rows of the padded input count plus 32 elements (so that a tile's
+ * 16 rows do not all fall into one L1 set), with zero rows up to a multiple of 32.
+ *
+ * Work. The kernel makes a 32 × 32 block of y in four accumulator tiles over all the inputs, in
+ * input order, so each y value is one fixed sum whatever the thread count or the core: results
+ * do not depend on either. Tasks are a chunk of rows (as many as keep it within L2 beside one
+ * block of W) times a panel of PANEL_COLS features, handed to the threads dynamically; within
+ * a task each 32-feature block of W stays in L2 while it meets every row block of the chunk.
+ *
+ * Packed matrices are found by their address (as dnnl_matmul.c's), so callers pass W the same
+ * way whichever kernel packed it. */
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "base/half.h"
+#include "diffscope/error.h"
+#include "model/linear_bf16.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_AMX_BUILD 1
+#endif
+
+#define TILE_ELEMS 512 /* 16 rows × 32 bf16 */
+#define PANEL_COLS 128
+#define CHUNK_BYTES ((size_t)1100 << 10)
+#define HUGE_PAGE ((size_t)2 << 20)
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+typedef struct {
+    const uint16_t *data;
+    int in, out;
+} amx_packed;
+
+static struct {
+    pthread_mutex_t lock;
+    amx_packed *list;
+    int n, cap;
+    pthread_once_t once;
+    int ready;
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+
+static int round_up(int v, int to) { return (v + to - 1) / to * to; }
+
+static void probe_amx(void) {
+#ifdef HAVE_AMX_BUILD
+    unsigned a, b, c, d;
+    const char *choice = getenv("DIFFSCOPE_BF16_KERNEL");
+    if (choice && !strcmp(choice, "onednn")) return;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    const int amx_bf16 = d >> 22 & 1, amx_tile = d >> 24 & 1;
+    /* Linux hands out the tile state only to a process that asks for it */
+    g.ready = amx_bf16 && amx_tile && !syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA);
+#endif
+}
+
+int ds_amx_ready(void) {
+    pthread_once(&g.once, probe_amx);
+    return g.ready;
+}
+
+/* The packed matrix at W, or NULL. */
+static const amx_packed *find(const uint16_t *w) {
+    const amx_packed *p = NULL;
+    pthread_mutex_lock(&g.lock);
+    for (int i = 0; i < g.n && !p; i++)
+        if (g.list[i].data == w) p = &g.list[i];
+    pthread_mutex_unlock(&g.lock);
+    return p;
+}
+
+int ds_amx_is_packed(const uint16_t *w) { return find(w) != NULL; }
+
+int ds_amx_bf16_pack(const uint16_t *w, int in, int out, uint16_t **packed) {
+    const int kp = round_up(in, 32), np = round_up(out, 32), kt = kp / 32;
+    const size_t bytes = (size_t)np * kp * sizeof(uint16_t);
+    const size_t align = bytes >= HUGE_PAGE ? HUGE_PAGE : 64, size = (bytes + align - 1) / align * align;
+    uint16_t *buf = aligned_alloc(align, size);
+    *packed = NULL;
+    if (!buf) return ds_failc(DS_ERR_NOMEM, "out of memory packing a bf16 matrix (%d x %d)", out, in);
+    if (align == HUGE_PAGE) madvise(buf, size, MADV_HUGEPAGE);
+#pragma omp parallel for schedule(static) if ((size_t)np * kp >= DS_PAR_MIN)
+    for (int fb = 0; fb < np / 16; fb++)
+        for (int kb = 0; kb < kt; kb++) {
+            uint16_t *tile = buf + ((size_t)fb * kt + kb) * TILE_ELEMS;
+            for (int r = 0; r < 16; r++)
+                for (int f = 0; f < 16; f++)
+                    for (int e = 0; e < 2; e++) {
+                        const int row = fb * 16 + f, col = kb * 32 + 2 * r + e;
+                        tile[r * 32 + f * 2 + e] = row < out && col < in ? w[(size_t)row * in + col] : 0;
+                    }
+        }
+    pthread_mutex_lock(&g.lock);
+    if (g.n == g.cap) {
+        const int cap = g.cap ? 2 * g.cap : 256;
+        amx_packed *list = realloc(g.list, (size_t)cap * sizeof *list);
+        if (list) g.list = list, g.cap = cap;
+    }
+    const int stored = g.n < g.cap;
+    if (stored) g.list[g.n++] = (amx_packed){buf, in, out};
+    pthread_mutex_unlock(&g.lock);
+    if (!stored) {
+        free(buf);
+        return ds_failc(DS_ERR_NOMEM, "out of memory packing a bf16 matrix (%d x %d)", out, in);
+    }
+    *packed = buf;
+    return 0;
+}
+
+int ds_amx_bf16_free(uint16_t *packed) {
+    int found = 0;
+    pthread_mutex_lock(&g.lock);
+    for (int i = 0; i < g.n && !found; i++)
+        if (g.list[i].data == packed) g.list[i] = g.list[--g.n], found = 1;
+    if (!g.n) free(g.list), g.list = NULL, g.cap = 0;
+    pthread_mutex_unlock(&g.lock);
+    if (found) free(packed);
+    return found;
+}
+
+/* One 32 × 32 block: C[32, 32] (row stride LDC floats) = A[32, 32·KT] (row stride LDA) ·
+ * the two 16-feature tile columns B0 and B1 of a packed matrix. */
+typedef void block_kernel(const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1, int kt, float *c,
+                          int ldc);
+
+/* The same sums without tiles, for the tests on CPUs without AMX: each pair of products is added
+ * to the accumulator in input order. */
+static void block_scalar(const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1, int kt, float *c,
+                         int ldc) {
+    for (int r = 0; r < 32; r++)
+        for (int f = 0; f < 32; f++) {
+            const uint16_t *b = f < 16 ? b0 : b1;
+            float acc = 0.0f;
+            for (int kb = 0; kb < kt; kb++)
+                for (int p = 0; p < 16; p++) {
+                    const uint16_t *ap = a + (size_t)r * lda + kb * 32 + 2 * p, *bp = b + (size_t)kb * TILE_ELEMS + p * 32 + (f % 16) * 2;
+                    acc += ds_bf16_to_f32(ap[0]) * ds_bf16_to_f32(bp[0]) + ds_bf16_to_f32(ap[1]) * ds_bf16_to_f32(bp[1]);
+                }
+            c[(size_t)r * ldc + f] = acc;
+        }
+}
+
+#ifdef HAVE_AMX_BUILD
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+/* Every tile 16 rows of 64 bytes: accumulators 0-3 (16 × 16 f32), A 4-5, B 6-7. */
+__attribute__((target("amx-tile"))) static void tiles_on(void) {
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
+    /* not _tile_loadconfig: GCC 12's names only 8 bytes of the configuration as read, so the
+     * stores of the rest may be dropped, and LDTILECFG then faults on a garbage configuration */
+    __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
+}
+
+__attribute__((target("amx-tile"))) static void tiles_off(void) { _tile_release(); }
+
+__attribute__((target("amx-tile,amx-bf16"))) static void block_amx(const uint16_t *a, int lda, const uint16_t *b0,
+                                                                    const uint16_t *b1, int kt, float *c, int ldc) {
+    const size_t sa = (size_t)lda * sizeof *a, sc = (size_t)ldc * sizeof *c;
+    const uint16_t *a1 = a + (size_t)16 * lda;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int kb = 0; kb < kt; kb++) {
+        _tile_loadd(4, a + kb * 32, sa);
+        _tile_loadd(5, a1 + kb * 32, sa);
+        _tile_loadd(6, b0 + (size_t)kb * TILE_ELEMS, 64);
+        _tile_loadd(7, b1 + (size_t)kb * TILE_ELEMS, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, c, sc);
+    _tile_stored(1, c + 16, sc);
+    _tile_stored(2, c + (size_t)16 * ldc, sc);
+    _tile_stored(3, c + (size_t)16 * ldc + 16, sc);
+}
+#endif
+
+/* The rows of x rounded to bf16 in the kernel's layout (see the top), or NULL. */
+static uint16_t *round_rows(const float *x, int n, int in, int mp, int lda) {
+    uint16_t *a = aligned_alloc(64, (size_t)mp * lda * sizeof *a);
+    if (!a) return NULL;
+#pragma omp parallel for schedule(static) if ((size_t)mp * lda >= DS_PAR_MIN)
+    for (int r = 0; r < mp; r++) {
+        uint16_t *row = a + (size_t)r * lda;
+        int k = 0;
+        if (r < n)
+            for (; k < in; k++) row[k] = ds_f32_to_bf16(x[(size_t)r * in + k]);
+        memset(row + k, 0, (size_t)(lda - k) * sizeof *row);
+    }
+    return a;
+}
+
+/* One task: rows [r0, r1) of the padded rows times features [f0, f1) of product O. */
+static void run_task(block_kernel *kernel, const uint16_t *a, int lda, int n, int kt, const ds_linear_out *o,
+                     const uint16_t *w, int r0, int r1, int f0, int f1) {
+    float spill[32 * 32];
+    for (int fb = f0; fb < f1; fb += 32) {
+        const uint16_t *b0 = w + (size_t)(fb / 16) * kt * TILE_ELEMS, *b1 = b0 + (size_t)kt * TILE_ELEMS;
+        for (int rb = r0; rb < r1; rb += 32) {
+            const uint16_t *ab = a + (size_t)rb * lda;
+            if (rb + 32 <= n && fb + 32 <= o->out) {
+                kernel(ab, lda, b0, b1, kt, o->y + (size_t)rb * o->out + fb, o->out);
+                continue;
+            }
+            kernel(ab, lda, b0, b1, kt, spill, 32);
+            for (int r = rb; r < rb + 32 && r < n; r++)
+                memcpy(o->y + (size_t)r * o->out + fb, spill + (size_t)(r - rb) * 32,
+                       (size_t)((o->out - fb < 32 ? o->out - fb : 32)) * sizeof(float));
+        }
+    }
+}
+
+/* The products of OUTS on x with KERNEL; TILES: the kernel needs the tile configuration. */
+static int products(block_kernel *kernel, int tiles, const float *x, int n, int in, const ds_linear_out *outs,
+                    int count) {
+    const int kp = round_up(in, 32), kt = kp / 32, lda = kp + 32, mp = round_up(n, 32);
+    const uint16_t *w[DS_LINEAR_MAX];
+    for (int i = 0; i < count; i++) {
+        const amx_packed *p = find(outs[i].w16);
+        if (!p || p->in != in || p->out != outs[i].out)
+            return ds_failc(DS_ERR_INTERNAL, "a bf16 product's weights are not packed for the AMX kernel");
+        w[i] = p->data;
+    }
+    int chunk = (int)(CHUNK_BYTES / ((size_t)lda * sizeof(uint16_t))) / 32 * 32;
+    chunk = chunk < 32 ? 32 : chunk > 256 ? 256 : chunk;
+    const int chunks = (mp + chunk - 1) / chunk;
+    int first[DS_LINEAR_MAX + 1] = {0};
+    for (int i = 0; i < count; i++) first[i + 1] = first[i] + chunks * ((outs[i].out + PANEL_COLS - 1) / PANEL_COLS);
+    uint16_t *a = round_rows(x, n, in, mp, lda);
+    if (!a) return ds_failc(DS_ERR_NOMEM, "out of memory for a bf16 product (%d x %d)", n, in);
+    const int par = (size_t)n * in * outs[0].out * count >= DS_PAR_MIN;
+#pragma omp parallel if (par)
+    {
+#ifdef HAVE_AMX_BUILD
+        if (tiles) tiles_on();
+#endif
+#pragma omp for schedule(dynamic)
+        for (int t = 0; t < first[count]; t++) {
+            int i = 0;
+            while (t >= first[i + 1]) i++;
+            const int c = (t - first[i]) % chunks, panel = (t - first[i]) / chunks;
+            const int r0 = c * chunk, r1 = r0 + chunk < mp ? r0 + chunk : mp;
+            const int f0 = panel * PANEL_COLS, f1 = f0 + PANEL_COLS < outs[i].out ? f0 + PANEL_COLS : outs[i].out;
+            run_task(kernel, a, lda, n, kt, &outs[i], w[i], r0, r1, f0, f1);
+        }
+#ifdef HAVE_AMX_BUILD
+        if (tiles) tiles_off();
+#endif
+    }
+    free(a);
+    return 0;
+}
+
+int ds_amx_bf16_products(const float *x, int n, int in, const ds_linear_out *outs, int count) {
+#ifdef HAVE_AMX_BUILD
+    if (ds_amx_ready()) return products(block_amx, 1, x, n, in, outs, count);
+#endif
+    return products(block_scalar, 0, x, n, in, outs, count);
+}
+
+int ds_amx_bf16_products_scalar(const float *x, int n, int in, const ds_linear_out *outs, int count) {
+    return products(block_scalar, 0, x, n, in, outs, count);
+}
