@@ -1,15 +1,17 @@
 /* bf16 matrix products on AMX tiles, diffscope's own: y[n, out] (f32) = x[n, in] (rounded to
  * bf16) · W[out, in]ᵀ (bf16), accumulated in f32 by TDPBF16PS.
  *
- * Why not oneDNN's: on the 16-core Xeon we benchmark on, oneDNN 2.6's AMX matmul (and PyTorch's,
- * on oneDNN 3.10) ran these shapes at 3-4 TFLOP/s, while the tiles themselves, fed from L1,
- * do 15 TFLOP/s there (tools/bench/bench_amx.c; docs/performance.md has both).
+ * Why not oneDNN's: on the Xeon we benchmark on, oneDNN 2.6's AMX matmul (and PyTorch's, on a
+ * newer oneDNN) run these shapes at a fraction of what the tiles themselves do there
+ * (tools/bench/bench_amx.c measures the tiles; docs/performance.md has the figures).
  *
  * Layouts. W is packed once (ds_amx_bf16_pack) into 1 KB tiles: for each block of 16 output
  * features and each block of 32 inputs, 16 rows of input pairs × 16 features × 2, the "VNNI"
  * layout TDPBF16PS reads B in; features and inputs are padded with zeros to multiples of 32.
- * x is rounded to bf16 into rows of the padded input count plus 32 elements (so that a tile's
- * 16 rows do not all fall into one L1 set), with zero rows up to a multiple of 32.
+ * x is rounded to bf16 into 1 KB tiles of 16 rows × 32 inputs, padded with zeros to multiples
+ * of 32 rows and inputs: each tile the kernel loads, of either operand, is then 1 KB in one
+ * piece, which the cache's prefetchers follow, where 16 rows of a long matrix would be 16
+ * separate lines.
  *
  * Work. The kernel makes a 32 × 32 block of y in four accumulator tiles over all the inputs, in
  * input order, so each y value is one fixed sum whatever the thread count or the core: results
@@ -134,22 +136,23 @@ int ds_amx_bf16_free(uint16_t *packed) {
     return found;
 }
 
-/* One 32 × 32 block: C[32, 32] (row stride LDC floats) = A[32, 32·KT] (row stride LDA) ·
- * the two 16-feature tile columns B0 and B1 of a packed matrix. */
-typedef void block_kernel(const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1, int kt, float *c,
-                          int ldc);
+/* One 32 × 32 block: C[32, 32] (row stride LDC floats) = the two 16-row tile rows A0, A1 of the
+ * rounded x · the two 16-feature tile columns B0, B1 of a packed matrix, KT tiles each. */
+typedef void block_kernel(const uint16_t *a0, const uint16_t *a1, const uint16_t *b0, const uint16_t *b1, int kt,
+                          float *c, int ldc);
 
 /* The same sums without tiles, for the tests on CPUs without AMX: each pair of products is added
  * to the accumulator in input order. */
-static void block_scalar(const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1, int kt, float *c,
-                         int ldc) {
+static void block_scalar(const uint16_t *a0, const uint16_t *a1, const uint16_t *b0, const uint16_t *b1, int kt,
+                         float *c, int ldc) {
     for (int r = 0; r < 32; r++)
         for (int f = 0; f < 32; f++) {
-            const uint16_t *b = f < 16 ? b0 : b1;
+            const uint16_t *a = r < 16 ? a0 : a1, *b = f < 16 ? b0 : b1;
             float acc = 0.0f;
             for (int kb = 0; kb < kt; kb++)
                 for (int p = 0; p < 16; p++) {
-                    const uint16_t *ap = a + (size_t)r * lda + kb * 32 + 2 * p, *bp = b + (size_t)kb * TILE_ELEMS + p * 32 + (f % 16) * 2;
+                    const size_t tile = (size_t)kb * TILE_ELEMS;
+                    const uint16_t *ap = a + tile + (r % 16) * 32 + 2 * p, *bp = b + tile + p * 32 + (f % 16) * 2;
                     acc += ds_bf16_to_f32(ap[0]) * ds_bf16_to_f32(bp[0]) + ds_bf16_to_f32(ap[1]) * ds_bf16_to_f32(bp[1]);
                 }
             c[(size_t)r * ldc + f] = acc;
@@ -176,19 +179,20 @@ __attribute__((target("amx-tile"))) static void tiles_on(void) {
 
 __attribute__((target("amx-tile"))) static void tiles_off(void) { _tile_release(); }
 
-__attribute__((target("amx-tile,amx-bf16"))) static void block_amx(const uint16_t *a, int lda, const uint16_t *b0,
-                                                                    const uint16_t *b1, int kt, float *c, int ldc) {
-    const size_t sa = (size_t)lda * sizeof *a, sc = (size_t)ldc * sizeof *c;
-    const uint16_t *a1 = a + (size_t)16 * lda;
+__attribute__((target("amx-tile,amx-bf16"))) static void block_amx(const uint16_t *a0, const uint16_t *a1,
+                                                                    const uint16_t *b0, const uint16_t *b1, int kt,
+                                                                    float *c, int ldc) {
+    const size_t sc = (size_t)ldc * sizeof *c;
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
     for (int kb = 0; kb < kt; kb++) {
-        _tile_loadd(4, a + kb * 32, sa);
-        _tile_loadd(5, a1 + kb * 32, sa);
-        _tile_loadd(6, b0 + (size_t)kb * TILE_ELEMS, 64);
-        _tile_loadd(7, b1 + (size_t)kb * TILE_ELEMS, 64);
+        const size_t tile = (size_t)kb * TILE_ELEMS;
+        _tile_loadd(4, a0 + tile, 64);
+        _tile_loadd(5, a1 + tile, 64);
+        _tile_loadd(6, b0 + tile, 64);
+        _tile_loadd(7, b1 + tile, 64);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
@@ -201,34 +205,38 @@ __attribute__((target("amx-tile,amx-bf16"))) static void block_amx(const uint16_
 }
 #endif
 
-/* The rows of x rounded to bf16 in the kernel's layout (see the top), or NULL. */
-static uint16_t *round_rows(const float *x, int n, int in, int mp, int lda) {
-    uint16_t *a = aligned_alloc(64, (size_t)mp * lda * sizeof *a);
+/* x rounded to bf16 in the kernel's tiles (see the top): MP/16 tile rows of KT tiles, or NULL. */
+static uint16_t *round_rows(const float *x, int n, int in, int mp, int kt) {
+    uint16_t *a = aligned_alloc(64, (size_t)mp * kt * 32 * sizeof *a);
     if (!a) return NULL;
-#pragma omp parallel for schedule(static) if ((size_t)mp * lda >= DS_PAR_MIN)
+#pragma omp parallel for schedule(static) if ((size_t)mp * kt * 32 >= DS_PAR_MIN)
     for (int r = 0; r < mp; r++) {
-        uint16_t *row = a + (size_t)r * lda;
-        int k = 0;
-        if (r < n)
-            for (; k < in; k++) row[k] = ds_f32_to_bf16(x[(size_t)r * in + k]);
-        memset(row + k, 0, (size_t)(lda - k) * sizeof *row);
+        uint16_t *row = a + (size_t)(r / 16) * kt * TILE_ELEMS + (r % 16) * 32;
+        for (int kb = 0; kb < kt; kb++) {
+            uint16_t *dst = row + (size_t)kb * TILE_ELEMS;
+            for (int c = 0; c < 32; c++) {
+                const int k = kb * 32 + c;
+                dst[c] = r < n && k < in ? ds_f32_to_bf16(x[(size_t)r * in + k]) : 0;
+            }
+        }
     }
     return a;
 }
 
 /* One task: rows [r0, r1) of the padded rows times features [f0, f1) of product O. */
-static void run_task(block_kernel *kernel, const uint16_t *a, int lda, int n, int kt, const ds_linear_out *o,
+static void run_task(block_kernel *kernel, const uint16_t *a, int n, int kt, const ds_linear_out *o,
                      const uint16_t *w, int r0, int r1, int f0, int f1) {
     float spill[32 * 32];
+    const size_t strip = (size_t)kt * TILE_ELEMS; /* one tile row of x, or tile column of W */
     for (int fb = f0; fb < f1; fb += 32) {
-        const uint16_t *b0 = w + (size_t)(fb / 16) * kt * TILE_ELEMS, *b1 = b0 + (size_t)kt * TILE_ELEMS;
+        const uint16_t *b0 = w + (size_t)(fb / 16) * strip, *b1 = b0 + strip;
         for (int rb = r0; rb < r1; rb += 32) {
-            const uint16_t *ab = a + (size_t)rb * lda;
+            const uint16_t *a0 = a + (size_t)(rb / 16) * strip, *a1 = a0 + strip;
             if (rb + 32 <= n && fb + 32 <= o->out) {
-                kernel(ab, lda, b0, b1, kt, o->y + (size_t)rb * o->out + fb, o->out);
+                kernel(a0, a1, b0, b1, kt, o->y + (size_t)rb * o->out + fb, o->out);
                 continue;
             }
-            kernel(ab, lda, b0, b1, kt, spill, 32);
+            kernel(a0, a1, b0, b1, kt, spill, 32);
             for (int r = rb; r < rb + 32 && r < n; r++)
                 memcpy(o->y + (size_t)r * o->out + fb, spill + (size_t)(r - rb) * 32,
                        (size_t)((o->out - fb < 32 ? o->out - fb : 32)) * sizeof(float));
@@ -239,7 +247,7 @@ static void run_task(block_kernel *kernel, const uint16_t *a, int lda, int n, in
 /* The products of OUTS on x with KERNEL; TILES: the kernel needs the tile configuration. */
 static int products(block_kernel *kernel, int tiles, const float *x, int n, int in, const ds_linear_out *outs,
                     int count) {
-    const int kp = round_up(in, 32), kt = kp / 32, lda = kp + 32, mp = round_up(n, 32);
+    const int kt = round_up(in, 32) / 32, mp = round_up(n, 32);
     const uint16_t *w[DS_LINEAR_MAX];
     for (int i = 0; i < count; i++) {
         const amx_packed *p = find(outs[i].w16);
@@ -247,12 +255,12 @@ static int products(block_kernel *kernel, int tiles, const float *x, int n, int 
             return ds_failc(DS_ERR_INTERNAL, "a bf16 product's weights are not packed for the AMX kernel");
         w[i] = p->data;
     }
-    int chunk = (int)(CHUNK_BYTES / ((size_t)lda * sizeof(uint16_t))) / 32 * 32;
+    int chunk = (int)(CHUNK_BYTES / ((size_t)kt * 32 * sizeof(uint16_t))) / 32 * 32;
     chunk = chunk < 32 ? 32 : chunk > 256 ? 256 : chunk;
     const int chunks = (mp + chunk - 1) / chunk;
     int first[DS_LINEAR_MAX + 1] = {0};
     for (int i = 0; i < count; i++) first[i + 1] = first[i] + chunks * ((outs[i].out + PANEL_COLS - 1) / PANEL_COLS);
-    uint16_t *a = round_rows(x, n, in, mp, lda);
+    uint16_t *a = round_rows(x, n, in, mp, kt);
     if (!a) return ds_failc(DS_ERR_NOMEM, "out of memory for a bf16 product (%d x %d)", n, in);
     const int par = (size_t)n * in * outs[0].out * count >= DS_PAR_MIN;
 #pragma omp parallel if (par)
@@ -267,7 +275,7 @@ static int products(block_kernel *kernel, int tiles, const float *x, int n, int 
             const int c = (t - first[i]) % chunks, panel = (t - first[i]) / chunks;
             const int r0 = c * chunk, r1 = r0 + chunk < mp ? r0 + chunk : mp;
             const int f0 = panel * PANEL_COLS, f1 = f0 + PANEL_COLS < outs[i].out ? f0 + PANEL_COLS : outs[i].out;
-            run_task(kernel, a, lda, n, kt, &outs[i], w[i], r0, r1, f0, f1);
+            run_task(kernel, a, n, kt, &outs[i], w[i], r0, r1, f0, f1);
         }
 #ifdef HAVE_AMX_BUILD
         if (tiles) tiles_off();

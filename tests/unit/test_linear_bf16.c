@@ -112,7 +112,7 @@ TEST(bf16_packed_products_match_double) {
 
 /* The AMX kernel's tile layout, padding, row chunks and feature panels on every CPU: shapes
  * that are not multiples of 32 in any direction, and ones that span several chunks and panels
- * (1100 KB of rounded rows make a chunk: 256 rows up to 2144 inputs). */
+ * (1100 KB of rounded rows make a chunk: 256 rows up to 2176 inputs). */
 static const int amx_shapes[][3] = {{1, 64, 40}, {3, 96, 130}, {33, 70, 45}, {130, 64, 300}, {300, 256, 290}};
 
 TEST(amx_products_match_double) {
