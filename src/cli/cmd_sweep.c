@@ -4,6 +4,7 @@
  * the flow and docs/sweep.md for the files. */
 #include <errno.h>
 #include <limits.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,8 +235,9 @@ static int run_prompt(const sweep_opts *o, const sweep_setup *su, const char *di
 
 /* Where a rank's time went, for the --shard report and --times: the clock at the end of each
  * step (T_WAIT: every rank has loaded; T_GATHER: every rank has run and this one holds its
- * range's records; T_END: every shard is written). */
-enum { T_START, T_SETUP, T_LOAD, T_WAIT, T_RUN, T_GATHER, T_SHARD, T_END, T_MARKS };
+ * range's records; T_END: every shard is written; T_MASTER: rank 0 or --merge has written the
+ * master). --merge has no steps between T_SETUP and T_END: they take no time. */
+enum { T_START, T_SETUP, T_LOAD, T_WAIT, T_RUN, T_GATHER, T_SHARD, T_END, T_MASTER, T_MARKS };
 typedef struct {
     double at[T_MARKS];
     double run_cpu; /* CPU seconds of the run step (user and system) */
@@ -250,12 +252,12 @@ static double cpu_now(void) {
 
 /* --times: one JSON line on stderr per rank (docs/sweep.md, Benchmarks), written at once so
  * that the lines of ranks sharing a terminal do not mix. */
-static void print_times(const sweep_times *t, int part, int parts, const int *first) {
-    static const char *const step[T_MARKS] = {NULL, "setup", "load", "wait", "run", "gather", "shard", "end_wait"};
+static void print_times(const sweep_times *t, int part, int parts, const int *first, int master) {
+    static const char *const step[T_MARKS] = {NULL, "setup", "load", "wait", "run", "gather", "shard", "end_wait", "master"};
     char line[1024];
     int n = snprintf(line, sizeof line, "diffscope: times {\"rank\": %d, \"ranks\": %d, \"first\": %d, \"last\": %d, "
                      "\"prompts_run\": %d", part, parts, first[part], first[part + 1] - 1, t->ran);
-    for (int k = T_SETUP; k < T_MARKS; k++)
+    for (int k = T_SETUP; k <= (master ? T_MASTER : T_END); k++)
         n += snprintf(line + n, sizeof line - (size_t)n, ", \"%s_s\": %.4f", step[k], t->at[k] - t->at[k - 1]);
     snprintf(line + n, sizeof line - (size_t)n, ", \"run_cpu_s\": %.4f, \"run_start\": %.4f, \"run_end\": %.4f}\n",
              t->run_cpu, t->at[T_WAIT], t->at[T_RUN]);
@@ -345,9 +347,11 @@ static int sweep(sweep_opts *o, int rank, int nranks) {
         others |= sweep_mpi_max(rc) && !rc;
         rc |= others;
         t.at[T_END] = cli_now();
-        if (!rc && o->times) print_times(&t, part, parts, first);
         if (!rc && shared && rank == 0) sweep_claims_remove(dir);
+    } else {
+        for (int k = T_LOAD; k <= T_END; k++) t.at[k] = t.at[T_SETUP];
     }
+    int master = !o->shard_n && rank == 0;
     if (!rc && o->shard_n)
         fprintf(stderr, "diffscope: shard %d/%d done (prompts %d..%d; %.2f s: prompts checked in %.2f s, models loaded "
                         "in %.2f s, %d prompts run in %.2f s, shard written in %.2f s); when all %d are: the same "
@@ -355,12 +359,16 @@ static int sweep(sweep_opts *o, int rank, int nranks) {
                 first[part + 1] - 1, t.at[T_END] - t.at[T_START], t.at[T_SETUP] - t.at[T_START],
                 t.at[T_LOAD] - t.at[T_SETUP], t.ran, t.at[T_RUN] - t.at[T_WAIT], t.at[T_SHARD] - t.at[T_GATHER],
                 o->shard_n);
-    else if (!rc && rank == 0) {
+    else if (!rc && master) {
         o->provenance = pv = cli_provenance(o->model, o->model[1] ? 2 : 1, &o->in);
+        /* The other ranks are done: the aggregates may use the cores they ran on. */
+        if (nranks > 1) ds_set_threads(omp_get_num_procs());
         rc = !pv || sweep_master_write(o, &su, &ps, parts, &ag);
+        t.at[T_MASTER] = cli_now();
         if (!rc && o->json) rc = sweep_print_json(o, &su, &ps, &ag);
         else if (!rc) sweep_print_table(o, &su, &ps, &ag);
     }
+    if (!rc && o->times) print_times(&t, part, parts, first, master);
     ds_provenance_free(pv);
     o->provenance = NULL;
     sweep_aggs_free(&ag);

@@ -9,7 +9,7 @@
  *      MPI ranks then take what is left of the others' ranges (sweep_queue)
  *   -> the range's shard file, written from the journals (atomically)
  *   -> rank 0: the master file, virtual datasets over the shards, and the aggregates computed
- *      from them in prompt order (so they do not depend on the number of ranks). */
+ *      from the shards in prompt order (so they do not depend on the number of ranks). */
 #ifndef DIFFSCOPE_CLI_SWEEP_H
 #define DIFFSCOPE_CLI_SWEEP_H
 #include <stddef.h>
@@ -166,7 +166,7 @@ void sweep_claims_release(const char *dir, int a, int b);
  * journals of the ranks that claimed them (every journal when a claim does not say). */
 int sweep_claims_gather(const char *dir, const sweep_setup *su, int nranks, int a, int b, void **recs);
 
-/* ---- the master file and aggregates (sweep_master.c, sweep_report.c) ---- */
+/* ---- the master file and aggregates (sweep_master.c, sweep_aggregates.c, sweep_report.c) ---- */
 
 typedef struct {
     double *mean, *std, *ci95, *median;
@@ -186,6 +186,14 @@ typedef struct {
  * (computed from the shards in prompt order into AG). */
 int sweep_master_write(const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, int nranks,
                        sweep_aggs *ag);
+/* PATH in FILE (its groups created): doubles or int32. 0, or -1 with a message. */
+int sweep_write_f64(hid_t file, const char *path, int nd, const hsize_t *dims, const double *v);
+int sweep_write_i32(hid_t file, const char *path, int nd, const hsize_t *dims, const int *v);
+/* The aggregates of every model into AG and under /aggregates of the master FILE, from the
+ * NRANKS shards of O->out (ranges FIRST) read in prompt order; spread over the OpenMP threads,
+ * with the same figures for any number of them. */
+int sweep_aggregates_write(hid_t file, const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps,
+                           const int *first, int nranks, sweep_aggs *ag);
 void sweep_aggs_free(sweep_aggs *ag);
 /* Mean, std (n-1), 95 % half-width 1.96 std / sqrt(n), median of the non-NaN X[0..n). */
 void sweep_stats(double *x, int n, double *mean, double *std, double *ci95, double *median, int *count);

@@ -1,41 +1,17 @@
 /* The master file of a sweep: every per-prompt dataset is an HDF5 virtual dataset over the
  * shards (one array of all prompts for h5py and h5dump), the prompts' metadata is stored in it
- * directly, and the aggregates are computed by reading those virtual datasets back in prompt
+ * directly, and the aggregates (sweep_aggregates.c) are computed from the shards in prompt
  * order, so that they do not depend on how the prompts were split between ranks. */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "base/select.h"
 #include "cli/cli.h"
 #include "cli/sweep.h"
 #include "diffscope/error.h"
 #include "io/h5out.h"
 #include "io/provenance.h"
-
-/* The medians by selection (base/select.h), not by sorting: the master computes one for every
- * layer, head and field over all prompts, on rank 0 while the other ranks wait. */
-void sweep_stats(double *x, int n, double *mean, double *std, double *ci95, double *median, int *count) {
-    int k = 0;
-    for (int i = 0; i < n; i++)
-        if (!isnan(x[i])) x[k++] = x[i];
-    *count = k;
-    double sum = 0, ss = 0;
-    for (int i = 0; i < k; i++) sum += x[i];
-    *mean = k ? sum / k : NAN;
-    for (int i = 0; i < k; i++) ss += (x[i] - *mean) * (x[i] - *mean);
-    *std = k > 1 ? sqrt(ss / (k - 1)) : NAN;
-    *ci95 = k > 1 ? 1.96 * *std / sqrt(k) : NAN;
-    if (!k) {
-        *median = NAN;
-        return;
-    }
-    double upper = ds_select_double(x, (size_t)k, (size_t)k / 2), lower = upper;
-    for (int i = 0; k % 2 == 0 && i < k / 2; i++) lower = i == 0 || x[i] > lower ? x[i] : lower;
-    *median = k % 2 ? upper : (lower + upper) / 2;
-}
 
 /* ---- writing ---- */
 
@@ -57,11 +33,11 @@ static int write_at(hid_t file, const char *path, int nd, const hsize_t *dims, c
     return rc ? -1 : 0;
 }
 
-static int write_f64(hid_t file, const char *path, int nd, const hsize_t *dims, const double *v) {
+int sweep_write_f64(hid_t file, const char *path, int nd, const hsize_t *dims, const double *v) {
     return write_at(file, path, nd, dims, v, NULL);
 }
 
-static int write_i32(hid_t file, const char *path, int nd, const hsize_t *dims, const int *v) {
+int sweep_write_i32(hid_t file, const char *path, int nd, const hsize_t *dims, const int *v) {
     return write_at(file, path, nd, dims, NULL, v);
 }
 
@@ -112,14 +88,14 @@ static int write_prompts(hid_t f, const sweep_prompts *ps) {
         {"/prompts/depth", offsetof(sweep_prompt, depth)},        {"/prompts/trial", offsetof(sweep_prompt, trial)}};
     for (size_t c = 0; !rc && c < sizeof cols / sizeof *cols; c++) {
         for (int i = 0; i < P; i++) memcpy(&v[i], (const char *)&ps->p[i] + cols[c].off, sizeof *v);
-        rc = write_i32(f, cols[c].name, 1, &d1, v);
+        rc = sweep_write_i32(f, cols[c].name, 1, &d1, v);
     }
     for (int i = 0; !rc && i < P; i++) {
         v[2 * i] = ps->p[i].span_end ? ps->p[i].span_begin : -1;
         v[2 * i + 1] = ps->p[i].span_end ? ps->p[i].span_end : -1;
         meta[i] = ps->p[i].meta;
     }
-    rc = rc || write_i32(f, "/prompts/span", 2, d2, v) || write_i32(f, "/prompts/token_ids", 1, &dt, ids);
+    rc = rc || sweep_write_i32(f, "/prompts/span", 2, d2, v) || sweep_write_i32(f, "/prompts/token_ids", 1, &dt, ids);
     hid_t g = rc ? -1 : H5Gopen2(f, "/prompts", H5P_DEFAULT);
     if (!rc) {
         hid_t sp = H5Screate_simple(1, &doff, NULL);
@@ -139,141 +115,6 @@ static int write_prompts(hid_t f, const sweep_prompts *ps) {
     if (g >= 0) H5Gclose(g);
     free(v), free(ids), free(off), free(meta);
     return rc ? -1 : 0;
-}
-
-/* ---- aggregates ---- */
-
-static int agg_alloc(sweep_agg *a, int n) {
-    a->mean = malloc((size_t)n * sizeof(double)), a->std = malloc((size_t)n * sizeof(double));
-    a->ci95 = malloc((size_t)n * sizeof(double)), a->median = malloc((size_t)n * sizeof(double));
-    a->count = malloc((size_t)n * sizeof(int));
-    return a->mean && a->std && a->ci95 && a->median && a->count ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory");
-}
-
-static void agg_free(sweep_agg *a) { free(a->mean), free(a->std), free(a->ci95), free(a->median), free(a->count); }
-
-/* Column j of X [P, n] (after a transform: none, or the mean over heads) for every j < n. */
-static int agg_columns(const double *x, int P, int n, sweep_agg *a) {
-    double *col = malloc(((size_t)P + 1) * sizeof *col);
-    if (!col || agg_alloc(a, n)) return free(col), ds_failc(DS_ERR_NOMEM, "out of memory");
-    for (int j = 0; j < n; j++) {
-        for (int i = 0; i < P; i++) col[i] = x[(size_t)i * n + j];
-        sweep_stats(col, P, &a->mean[j], &a->std[j], &a->ci95[j], &a->median[j], &a->count[j]);
-    }
-    free(col);
-    return 0;
-}
-
-static int agg_write(hid_t f, const char *group, const sweep_agg *a, int nd, const int *dims) {
-    hsize_t hd[2] = {(hsize_t)dims[0], nd > 1 ? (hsize_t)dims[1] : 1};
-    const double *cols[4] = {a->mean, a->std, a->ci95, a->median};
-    static const char *const names[4] = {"mean", "std", "ci95", "median"};
-    char path[200];
-    int rc = 0;
-    for (int k = 0; !rc && k < 4; k++) snprintf(path, sizeof path, "%s/%s", group, names[k]), rc = write_f64(f, path, nd, hd, cols[k]);
-    snprintf(path, sizeof path, "%s/count", group);
-    return rc || write_i32(f, path, nd, hd, a->count);
-}
-
-static int read_all(hid_t f, const char *path, hid_t memtype, void *buf) {
-    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    herr_t rc = d < 0 ? -1 : H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-    if (d >= 0) H5Dclose(d);
-    return rc < 0 ? ds_fail("cannot read '%s' back through the shards", path) : 0;
-}
-
-/* The per-prompt head means of an [P, L, H] array, as compare's per-layer figures are made. */
-static void head_means(const double *x, int P, int L, int H, double *out) {
-    for (size_t pl = 0; pl < (size_t)P * L; pl++) {
-        double s = 0;
-        for (int h = 0; h < H; h++) s += x[pl * H + h];
-        out[pl] = s / H;
-    }
-}
-
-/* The length × depth table: mean over trials of answer/noise mass (heads and the last half of
- * the layers averaged, as needle reports them) and of correct. */
-static int grid_tables(hid_t f, const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, int m,
-                       const double *const *field_vals, const int *correct, sweep_aggs *ag) {
-    const sweep_layout *lay = &su->lay[m];
-    int NL = o->nlengths, ND = o->ndepths, K = o->trials, b = ds_attn_last_half_begin(lay->L);
-    size_t cells = (size_t)NL * ND;
-    hsize_t hd[2] = {(hsize_t)NL, (hsize_t)ND};
-    char path[160];
-    if (!(ag->grid_acc[m] = calloc(cells, sizeof(double)))) return ds_failc(DS_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < ps->n; i++) ag->grid_acc[m][i / K] += correct[i] > 0 ? 1.0 / K : 0.0;
-    snprintf(path, sizeof path, "/aggregates/grid/%s/acc", lay->name);
-    int rc = write_f64(f, path, 2, hd, ag->grid_acc[m]);
-    for (int j = 0, fi = 0; !rc && j < DS_ATTN_NMAPS; j++) {
-        if ((ds_attn_maps[j] == DS_MAP_SOFTMAX) == lay->is_diff) continue;
-        for (int which = 0; !rc && which < 2; which++) { /* fields fi (answer_mass), fi + 1 (noise_mass) */
-            double *t = calloc(cells, sizeof *t);
-            if (!t) return ds_failc(DS_ERR_NOMEM, "out of memory");
-            const double *x = field_vals[fi + which];
-            for (int i = 0; i < ps->n; i++) {
-                double s = 0;
-                for (int l = b; l < lay->L; l++)
-                    for (int h = 0; h < lay->heads; h++) s += x[((size_t)i * lay->L + l) * lay->heads + h];
-                t[i / K] += s / ((double)(lay->L - b) * lay->heads) / K;
-            }
-            (which ? ag->grid_noise : ag->grid_answer)[m][j] = t;
-            snprintf(path, sizeof path, "/aggregates/grid/%s/%s/%s", lay->name, ds_map_name(ds_attn_maps[j]),
-                     which ? "noise_mass" : "answer_mass");
-            rc = write_f64(f, path, 2, hd, t);
-        }
-        fi += 5;
-    }
-    return rc;
-}
-
-static int model_aggregates(hid_t f, const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, int m,
-                            sweep_aggs *ag) {
-    const sweep_layout *lay = &su->lay[m];
-    int P = ps->n, rc = 0, *correct = malloc(((size_t)P + 1) * sizeof *correct);
-    double *vals[SWEEP_MAX_FIELDS] = {0};
-    char path[160];
-    snprintf(path, sizeof path, "/%s/correct", lay->name);
-    rc = !correct ? ds_failc(DS_ERR_NOMEM, "out of memory") : read_all(f, path, H5T_NATIVE_INT, correct);
-    for (int k = 0; !rc && k < lay->nfields; k++) {
-        const sweep_field *fd = &lay->f[k];
-        int dims[2], nd = sweep_field_dims(lay, fd, dims);
-        if (!(vals[k] = malloc(((size_t)P * fd->count + 1) * sizeof(double)))) {
-            rc = ds_failc(DS_ERR_NOMEM, "out of memory");
-            break;
-        }
-        snprintf(path, sizeof path, "/%s/%s", lay->name, fd->name);
-        rc = read_all(f, path, H5T_NATIVE_DOUBLE, vals[k]) || agg_columns(vals[k], P, fd->count, &ag->field[m][k]);
-        snprintf(path, sizeof path, "/aggregates/%s/%s", lay->name, fd->name);
-        rc = rc || agg_write(f, path, &ag->field[m][k], nd, dims);
-        if (rc || fd->shape != SWEEP_LH) continue;
-        double *hm = malloc(((size_t)P * lay->L + 1) * sizeof *hm);
-        if (!hm) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
-        else head_means(vals[k], P, lay->L, lay->heads, hm), rc = agg_columns(hm, P, lay->L, &ag->over_heads[m][k]);
-        free(hm);
-        snprintf(path, sizeof path, "/aggregates/%s/%s/over_heads", lay->name, fd->name);
-        rc = rc || agg_write(f, path, &ag->over_heads[m][k], 1, dims);
-    }
-    /* correct: 1/0 per prompt with an answer, NaN (left out) without. */
-    double *c = rc ? NULL : malloc(((size_t)P + 1) * sizeof *c);
-    if (!rc && !c) rc = ds_failc(DS_ERR_NOMEM, "out of memory");
-    for (int i = 0; c && i < P; i++) c[i] = correct[i] < 0 ? NAN : correct[i];
-    int one = 1;
-    snprintf(path, sizeof path, "/aggregates/%s/correct", lay->name);
-    rc = rc || agg_columns(c, P, 1, &ag->correct[m]) || agg_write(f, path, &ag->correct[m], 1, &one);
-    if (!rc && o->task) rc = grid_tables(f, o, su, ps, m, (const double *const *)vals, correct, ag);
-    for (int k = 0; k < lay->nfields; k++) free(vals[k]);
-    free(c), free(correct);
-    return rc;
-}
-
-void sweep_aggs_free(sweep_aggs *ag) {
-    for (int m = 0; m < 2; m++) {
-        for (int k = 0; k < SWEEP_MAX_FIELDS; k++) agg_free(&ag->field[m][k]), agg_free(&ag->over_heads[m][k]);
-        agg_free(&ag->correct[m]);
-        free(ag->grid_acc[m]);
-        for (int j = 0; j < DS_ATTN_NMAPS; j++) free(ag->grid_answer[m][j]), free(ag->grid_noise[m][j]);
-    }
-    memset(ag, 0, sizeof *ag);
 }
 
 /* ---- the file ---- */
@@ -340,8 +181,8 @@ static int check_no_maps(const sweep_opts *o) {
 
 static int write_grid_axes(hid_t f, const sweep_opts *o) {
     hsize_t nl = (hsize_t)o->nlengths, nd = (hsize_t)o->ndepths;
-    return write_i32(f, "/aggregates/grid/lengths", 1, &nl, o->lengths) ||
-           write_i32(f, "/aggregates/grid/depths", 1, &nd, o->depths);
+    return sweep_write_i32(f, "/aggregates/grid/lengths", 1, &nl, o->lengths) ||
+           sweep_write_i32(f, "/aggregates/grid/depths", 1, &nd, o->depths);
 }
 
 int sweep_master_write(const sweep_opts *o, const sweep_setup *su, const sweep_prompts *ps, int nranks,
@@ -358,9 +199,7 @@ int sweep_master_write(const sweep_opts *o, const sweep_setup *su, const sweep_p
              ds_h5_attr_int(f, "shards", nranks) || ds_h5_attr_int_array(f, "shard_first_prompt", first, nranks + 1) ||
              write_prompts(f, ps) || write_models(f, o->out, su, ps->n, first, nranks) || (!o->maps && check_no_maps(o));
     for (int m = 0; !rc && o->maps && m < su->nmodels; m++) rc = write_map_links(f, o, &su->lay[m], ps->n);
-    ag->nmodels = su->nmodels;
-    rc = rc || (o->task && write_grid_axes(f, o));
-    for (int m = 0; !rc && m < su->nmodels; m++) rc = model_aggregates(f, o, su, ps, m, ag);
+    rc = rc || (o->task && write_grid_axes(f, o)) || sweep_aggregates_write(f, o, su, ps, first, nranks, ag);
     free(first);
     if (rc) {
         ds_h5out_abort(&h);

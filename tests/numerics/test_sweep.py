@@ -4,7 +4,8 @@
   GroupNorm summaries equal NumPy's over `diffscope dump`'s GroupNorm datasets;
 * the aggregates equal NumPy's (nanmean, nanstd ddof=1, 1.96 std/sqrt(n), nanmedian) over the
   per-prompt datasets read through the master's virtual datasets;
-* 1, 2 and 3 MPI ranks (mpirun --oversubscribe) and --shard I/N + --merge give identical files;
+* 1, 2 and 3 MPI ranks (mpirun --oversubscribe) and --shard I/N + --merge give identical files,
+  and so do --merge on 1 and 2 threads;
   MPI ranks that take prompts from each other's ranges run every prompt once;
 * the maps kept with --dump-layers/--dump-heads, read through the master, have the bits of
   `diffscope dump` on the same ids; 1, 2 and 3 ranks keep the same maps; a selection outside
@@ -419,6 +420,7 @@ def main():
     r = sweep(*base, "-o", sh, "--merge")
     problems += [f"--merge: {r.stderr.strip()}"] if r.returncode else same_files(one, sh)
     report("sweep_shards_then_merge", problems)
+    check_merge_threads(base, one, sh)
     r = sweep(*base, "-o", os.path.join(TMP, "nomerge.h5"), "--merge")
     report("sweep_merge_without_shards", [] if r.returncode == 2 and "--shard" in r.stderr else [r.stderr.strip()])
 
@@ -428,6 +430,34 @@ def main():
     check_resume(base, one)
     check_grid()
     check_bad_inputs(rows)
+
+
+def check_merge_threads(base, one, sharded):
+    """--merge on 1 and 2 threads (the aggregates' columns are spread over the threads) gives
+    one process's file; a shard whose dataset has another shape is refused, naming both."""
+    problems = []
+    for t in (1, 2):
+        out = os.path.join(TMP, f"merge-threads{t}.h5")
+        shutil.copytree(sharded + ".shards", out + ".shards")
+        r = sweep(*base, "-o", out, "--merge", "--threads", str(t), "--times")
+        lines = [json.loads(x[len("diffscope: times "):]) for x in r.stderr.splitlines() if x.startswith("diffscope: times ")]
+        if r.returncode:
+            problems.append(f"--threads {t}: exit {r.returncode}: {r.stderr.strip()[-300:]}")
+            continue
+        problems += [f"--threads {t}: {p}" for p in same_files(one, out)]
+        if len(lines) != 1 or lines[0]["prompts_run"] != 0 or not lines[0]["master_s"] > 0:
+            problems.append(f"--threads {t}: --times lines {lines}")
+    report("sweep_merge_threads_identical", problems)
+    bad = os.path.join(TMP, "bad-shard.h5")
+    shutil.copytree(sharded + ".shards", bad + ".shards")
+    with h5py.File(os.path.join(bad + ".shards", "shard-00001-of-00002.h5"), "r+") as f:
+        x = f["A/diff/entropy"][:-1]
+        del f["A/diff/entropy"]
+        f["A/diff/entropy"] = x
+    r = sweep(*base, "-o", bad, "--merge")
+    ok = r.returncode == 2 and "shard-00001-of-00002.h5" in r.stderr and "/A/diff/entropy" in r.stderr
+    report("sweep_merge_refuses_a_bad_shard", [] if ok and not os.path.exists(bad) else
+           [f"exit {r.returncode}: {r.stderr.strip()!r}, master written: {os.path.exists(bad)}"])
 
 
 def check_times(base, n):
@@ -455,6 +485,8 @@ def check_times(base, n):
         steps = [t[k] for k in ("setup_s", "load_s", "wait_s", "run_s", "gather_s", "shard_s", "end_wait_s", "run_cpu_s")]
         if min(steps) < 0 or not np.isclose(t["run_end"] - t["run_start"], t["run_s"], atol=1e-3):
             problems.append(f"rank {t['rank']}: times {t}")
+        if ("master_s" in t) != (t["rank"] == 0) or t.get("master_s", 1) <= 0:
+            problems.append(f"rank {t['rank']}: master_s (rank 0 writes the master) in {t}")
     report("sweep_times_report", problems)
 
 
