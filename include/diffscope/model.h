@@ -54,10 +54,12 @@ ds_compute ds_get_compute(void);
 ds_compute ds_model_compute(const ds_model *m);
 const char *ds_compute_name(ds_compute mode);         /* "f32", "bf16" */
 int ds_compute_parse(const char *name, ds_compute *mode); /* -1 for another name */
-/* The kernel family bf16 products run on here: "AMX", "AVX512-BF16", "AVX512 (bf16 emulated)"
- * (oneDNN's), or "AVX2 (bf16 widened to f32, OpenBLAS)" where oneDNN has no bf16 matmul. */
+/* The kernel family bf16 products run on here: "AMX" (diffscope's own tiles, or oneDNN's with
+ * DIFFSCOPE_BF16_KERNEL=onednn), "AVX512-BF16", "AVX512 (bf16 emulated)" (oneDNN's), or "AVX2
+ * (bf16 widened to f32, OpenBLAS)" where oneDNN has no bf16 matmul. */
 const char *ds_bf16_kernel(void);
-/* oneDNN's implementation name for a bf16 product (e.g. "brg:avx512_core_amx"), or "none". */
+/* The implementation of a bf16 product: "diffscope:amx_tiles", oneDNN's name for its own (e.g.
+ * "brg:avx512_core_amx"), or "none". */
 const char *ds_bf16_impl(void);
 
 /* Thread count for OpenBLAS and our own loops (0: leave the default). */

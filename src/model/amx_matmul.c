@@ -179,6 +179,10 @@ __attribute__((target("amx-tile"))) static void tiles_on(void) {
 
 __attribute__((target("amx-tile"))) static void tiles_off(void) { _tile_release(); }
 
+/* Each operand tile of the next 32 inputs is loaded as soon as the products that read its
+ * register are issued: tile registers are not renamed, so a load waits for the last product that
+ * reads its register, and loading all four at the top of the loop makes every load wait for all
+ * four products before it. Each accumulator still adds its products in input order. */
 __attribute__((target("amx-tile,amx-bf16"))) static void block_amx(const uint16_t *a0, const uint16_t *a1,
                                                                     const uint16_t *b0, const uint16_t *b1, int kt,
                                                                     float *c, int ldc) {
@@ -187,16 +191,23 @@ __attribute__((target("amx-tile,amx-bf16"))) static void block_amx(const uint16_
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
+    _tile_loadd(4, a0, 64);
+    _tile_loadd(6, b0, 64);
+    _tile_loadd(7, b1, 64);
+    _tile_loadd(5, a1, 64);
     for (int kb = 0; kb < kt; kb++) {
-        const size_t tile = (size_t)kb * TILE_ELEMS;
-        _tile_loadd(4, a0 + tile, 64);
-        _tile_loadd(5, a1 + tile, 64);
-        _tile_loadd(6, b0 + tile, 64);
-        _tile_loadd(7, b1 + tile, 64);
+        const size_t next = (size_t)(kb + 1) * TILE_ELEMS;
+        const int more = kb + 1 < kt;
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
+        if (more) _tile_loadd(4, a0 + next, 64);
         _tile_dpbf16ps(2, 5, 6);
+        if (more) _tile_loadd(6, b0 + next, 64);
         _tile_dpbf16ps(3, 5, 7);
+        if (more) {
+            _tile_loadd(7, b1 + next, 64);
+            _tile_loadd(5, a1 + next, 64);
+        }
     }
     _tile_stored(0, c, sc);
     _tile_stored(1, c + 16, sc);
