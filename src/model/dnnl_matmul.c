@@ -268,7 +268,8 @@ void ds_dnnl_bf16_free(uint16_t *packed) {
 }
 
 const char *ds_bf16_impl(void) {
-    if (ds_amx_ready()) return "diffscope:amx_tiles";
+    const char *tiles = ds_tiles_kernel();
+    if (tiles) return !strcmp(tiles, "AMX") ? "diffscope:amx_tiles" : "diffscope:avx512bf16_dot";
     pthread_once(&g.once, init_engine);
     pthread_mutex_lock(&g.lock);
     if (!g.impl[0]) {
@@ -286,7 +287,7 @@ const char *ds_bf16_impl(void) {
 static int has_isa(dnnl_cpu_isa_t isa, dnnl_cpu_isa_t want) { return ((unsigned)isa & (unsigned)want) == (unsigned)want; }
 
 const char *ds_bf16_kernel(void) {
-    if (ds_amx_ready()) return "AMX";
+    if (ds_tiles_ready()) return ds_tiles_kernel();
     if (!strcmp(ds_bf16_impl(), "none")) return "AVX2 (bf16 widened to f32, OpenBLAS)";
     dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
     if (has_isa(isa, dnnl_cpu_isa_avx512_core_amx)) return "AMX";

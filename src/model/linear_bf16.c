@@ -2,8 +2,9 @@
  * to bf16 (nearest even), products accumulated in f32: what PyTorch's bf16 nn.Linear computes
  * on a CPU, before it rounds y to bf16 (y stays f32 here).
  *
- * diffscope's own AMX kernel runs them where the CPU has AMX (amx_matmul.c), oneDNN where it has a
- * bf16 matmul (AVX-512 CPUs, and AMX ones with DIFFSCOPE_BF16_KERNEL=onednn). Elsewhere each block of
+ * diffscope's own kernels run them where the CPU has AMX or AVX512-BF16 (bf16_tiles.c), oneDNN
+ * where it has a bf16 matmul otherwise (other AVX-512 CPUs, or any with
+ * DIFFSCOPE_BF16_KERNEL=onednn). Elsewhere each block of
  * DS_TILE_FEATS rows of W is widened to f32 in the thread's scratch and multiplied by OpenBLAS
  * sgemm against the rounded x: the same operands, so the same products up to the order of the
  * f32 additions (a bf16 × bf16 product is exact in f32), at f32 speed but with half the
@@ -80,12 +81,12 @@ static void add_bias(const ds_linear_out *o, int n) {
 }
 
 void ds_bf16_packed_free(uint16_t *packed) {
-    if (!ds_amx_bf16_free(packed)) ds_dnnl_bf16_free(packed);
+    if (!ds_tiles_free(packed)) ds_dnnl_bf16_free(packed);
 }
 
 int ds_linear_bf16(const float *x, int n, int in, const ds_linear_out *outs, int count) {
-    if (ds_amx_is_packed(outs[0].w16)) {
-        int rc = ds_amx_bf16_products(x, n, in, outs, count);
+    if (ds_tiles_is_packed(outs[0].w16)) {
+        int rc = ds_tiles_products(x, n, in, outs, count);
         for (int i = 0; i < count && !rc; i++)
             if (outs[i].b) add_bias(&outs[i], n);
         return rc;

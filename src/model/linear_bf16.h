@@ -21,20 +21,22 @@ int ds_dnnl_bf16_matmul(float *y, const uint16_t *x, const uint16_t *w, int n, i
 int ds_dnnl_bf16_pack(const uint16_t *w, int in, int out, uint16_t **packed);
 void ds_dnnl_bf16_free(uint16_t *packed);
 
-/* amx_matmul.c: diffscope's own AMX kernel. Ready when the CPU has AMX-BF16, Linux grants the
- * tile state, and DIFFSCOPE_BF16_KERNEL is not "onednn"; then the model packs its matrices with
- * ds_amx_bf16_pack instead of oneDNN's. */
-int ds_amx_ready(void);
+/* bf16_tiles.c: diffscope's own kernels on AMX's tile layout. Ready when the CPU has AMX-BF16
+ * (and Linux grants the tile state) or AVX512-BF16, and DIFFSCOPE_BF16_KERNEL is not "onednn";
+ * then the model packs its matrices with ds_tiles_pack instead of oneDNN's. */
+int ds_tiles_ready(void);
+/* "AMX" or "AVX512-BF16": the kernel the products run on; NULL when not ready. */
+const char *ds_tiles_kernel(void);
 /* W[out, in] in the kernel's tile layout, in a new buffer (*PACKED); 0, or -1 on failure. */
-int ds_amx_bf16_pack(const uint16_t *w, int in, int out, uint16_t **packed);
-/* 1 when W is a matrix ds_amx_bf16_pack made. */
-int ds_amx_is_packed(const uint16_t *w);
-/* Frees PACKED and returns 1 when ds_amx_bf16_pack made it; 0 (nothing done) otherwise. */
-int ds_amx_bf16_free(uint16_t *packed);
-/* ds_linear_shared's products (no biases) with every w16 packed by ds_amx_bf16_pack, x rounded
- * to bf16: on the tiles when ready, else (tests) the same sums in plain C. 0, or -1. */
-int ds_amx_bf16_products(const float *x, int n, int in, const ds_linear_out *outs, int count);
+int ds_tiles_pack(const uint16_t *w, int in, int out, uint16_t **packed);
+/* 1 when W is a matrix ds_tiles_pack made. */
+int ds_tiles_is_packed(const uint16_t *w);
+/* Frees PACKED and returns 1 when ds_tiles_pack made it; 0 (nothing done) otherwise. */
+int ds_tiles_free(uint16_t *packed);
+/* ds_linear_shared's products (no biases) with every w16 packed by ds_tiles_pack, x rounded
+ * to bf16: on the kernel when ready, else (tests) the same sums in plain C. 0, or -1. */
+int ds_tiles_products(const float *x, int n, int in, const ds_linear_out *outs, int count);
 /* The plain C sums, on any CPU (tests compare the tiles with them). */
-int ds_amx_bf16_products_scalar(const float *x, int n, int in, const ds_linear_out *outs, int count);
+int ds_tiles_products_scalar(const float *x, int n, int in, const ds_linear_out *outs, int count);
 
 #endif

@@ -84,7 +84,7 @@ static const uint16_t *load_tensor_bf16(ds_model *m, const char *name, int64_t d
     int owned;
     uint16_t *h = t ? ds_tensor_to_bf16(t, !ds_get_allow_nonfinite(), &owned) : NULL, *p = NULL;
     if (!h) return NULL;
-    const int rc = !pack ? 1 : ds_amx_ready() ? ds_amx_bf16_pack(h, (int)d1, (int)d0, &p)
+    const int rc = !pack ? 1 : ds_tiles_ready() ? ds_tiles_pack(h, (int)d1, (int)d0, &p)
                                               : ds_dnnl_bf16_pack(h, (int)d1, (int)d0, &p);
     if (rc == 1) return owned && keep_owned(m, h) ? NULL : h;
     if (!rc) {

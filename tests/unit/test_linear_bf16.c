@@ -1,8 +1,9 @@
-/* The bf16 compute mode's products (src/model/linear_bf16.c, dnnl_matmul.c, amx_matmul.c)
+/* The bf16 compute mode's products (src/model/linear_bf16.c, dnnl_matmul.c, bf16_tiles.c)
  * against a double-precision product of the same bf16-rounded operands, on whichever kernel this
  * CPU runs (oneDNN's, or the widening path where oneDNN has no bf16 matmul), with the weights as
- * mapped and, where oneDNN has a bf16 matmul, packed into its layout; the AMX kernel's packing
- * and blocks on every CPU (its plain C sums where the CPU has no AMX, the tiles where it has);
+ * mapped and, where oneDNN has a bf16 matmul, packed into its layout; the tile-layout kernels'
+ * packing and blocks on every CPU (their plain C sums where the CPU has neither AMX nor
+ * AVX512-BF16; DIFFSCOPE_BF16_KERNEL=avx512bf16 tests the dot products on an AMX CPU);
  * and the rounding of ds_f32_to_bf16 against hand-worked values. */
 #include <float.h>
 #include <omp.h>
@@ -36,8 +37,8 @@ TEST(bf16_round_nearest_even) {
 /* A product of N rows through ds_linear_bf16, checked against double sums of bf16(x)·w + b.
  * The f32 sums may be ordered any way: each is within in·2^-24·Σ|x·w| of the exact one. The
  * check also fails when x is not rounded to bf16: that changes results by far more. */
-enum { PLAIN, PACKED_DNNL, PACKED_AMX };
-static const char *const pack_names[] = {"", ", packed for oneDNN", ", packed for the AMX kernel"};
+enum { PLAIN, PACKED_DNNL, PACKED_TILES };
+static const char *const pack_names[] = {"", ", packed for oneDNN", ", packed for the tile-layout kernel"};
 
 static void check_product(int n, int in, int out, int threads, int packed) {
     float *x = malloc((size_t)n * in * sizeof *x), *b = malloc((size_t)out * sizeof *b);
@@ -55,7 +56,7 @@ static void check_product(int n, int in, int out, int threads, int packed) {
                           {.y = y2, .b = NULL, .out = out - half, .w16 = w + (size_t)half * in}};
     uint16_t *p[2] = {NULL, NULL};
     for (int k = 0; k < 2 && packed; k++) {
-        const int rc = packed == PACKED_AMX ? ds_amx_bf16_pack(o[k].w16, in, o[k].out, &p[k])
+        const int rc = packed == PACKED_TILES ? ds_tiles_pack(o[k].w16, in, o[k].out, &p[k])
                                             : ds_dnnl_bf16_pack(o[k].w16, in, o[k].out, &p[k]);
         REQUIRE(rc == 0, "%d x %d: packing failed", o[k].out, in);
         o[k].w16 = p[k];
@@ -110,22 +111,22 @@ TEST(bf16_packed_products_match_double) {
         check_product(shapes[i][0], shapes[i][1], shapes[i][2], 2, PACKED_DNNL);
 }
 
-/* The AMX kernel's tile layout, padding, row chunks and feature panels on every CPU: shapes
+/* The tile-layout kernel's packing, padding, row chunks and feature panels on every CPU: shapes
  * that are not multiples of 32 in any direction, and ones that span several chunks and panels
  * (1100 KB of rounded rows make a chunk: 256 rows up to 2176 inputs). */
 static const int amx_shapes[][3] = {{1, 64, 40}, {3, 96, 130}, {33, 70, 45}, {130, 64, 300}, {300, 256, 290}};
 
-TEST(amx_products_match_double) {
-    printf("# AMX kernel: %s\n", ds_amx_ready() ? "tiles" : "not on this CPU: its plain C sums");
+TEST(tiles_products_match_double) {
+    printf("# tile-layout kernel: %s\n", ds_tiles_ready() ? ds_tiles_kernel() : "none on this CPU: its plain C sums");
     for (size_t i = 0; i < sizeof amx_shapes / sizeof amx_shapes[0]; i++)
         for (int threads = 1; threads <= 2; threads++)
-            check_product(amx_shapes[i][0], amx_shapes[i][1], amx_shapes[i][2], threads, PACKED_AMX);
+            check_product(amx_shapes[i][0], amx_shapes[i][1], amx_shapes[i][2], threads, PACKED_TILES);
 }
 
-/* Each value of the AMX kernel is one sum in input order: the same bits on 1 and 2 threads, and
- * on the tiles within a few f32 roundings of the plain C sums (TDPBF16PS may add a pair of
- * products in another order). */
-TEST(amx_products_do_not_depend_on_threads) {
+/* Each value of the tile-layout kernel is one sum in input order: the same bits on 1 and 2
+ * threads, and within a few f32 roundings of the plain C sums (TDPBF16PS and VDPBF16PS may add
+ * a pair of products in another order). */
+TEST(tiles_products_do_not_depend_on_threads) {
     const int n = 300, in = 256, out = 290;
     float *x = malloc((size_t)n * in * sizeof *x), *y[3];
     uint16_t *w = malloc((size_t)out * in * sizeof *w), *p = NULL;
@@ -135,23 +136,23 @@ TEST(amx_products_do_not_depend_on_threads) {
     for (size_t i = 0; i < (size_t)n * in; i++) x[i] = (float)((seed = seed * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
     for (size_t i = 0; i < (size_t)out * in; i++)
         w[i] = ds_f32_to_bf16((float)((seed = seed * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f);
-    REQUIRE(ds_amx_bf16_pack(w, in, out, &p) == 0, "packing failed: %s", ds_errmsg());
+    REQUIRE(ds_tiles_pack(w, in, out, &p) == 0, "packing failed: %s", ds_errmsg());
     const int before = omp_get_max_threads();
     int rc = 0;
     for (int k = 0; k < 2; k++) {
         ds_linear_out o = {.y = y[k], .out = out, .w16 = p};
         omp_set_num_threads(k + 1);
-        rc |= ds_amx_bf16_products(x, n, in, &o, 1);
+        rc |= ds_tiles_products(x, n, in, &o, 1);
     }
     ds_linear_out o = {.y = y[2], .out = out, .w16 = p};
-    rc |= ds_amx_bf16_products_scalar(x, n, in, &o, 1);
+    rc |= ds_tiles_products_scalar(x, n, in, &o, 1);
     omp_set_num_threads(before);
     ds_bf16_packed_free(p);
     REQUIRE(rc == 0, "a product failed: %s", ds_errmsg());
     CHECK(!memcmp(y[0], y[1], (size_t)n * out * sizeof *y[0]), "1 and 2 threads differ");
     double worst = 0;
     for (size_t i = 0; i < (size_t)n * out; i++) worst = fmax(worst, fabs((double)y[0][i] - y[2][i]));
-    CHECK(worst <= 1e-5, "tiles and plain C sums differ by %.3g", worst);
+    CHECK(worst <= 1e-5, "the kernel and the plain C sums differ by %.3g", worst);
     free(x), free(w), free(y[0]), free(y[1]), free(y[2]);
 }
 
@@ -159,7 +160,7 @@ int main(void) {
     RUN(bf16_round_nearest_even);
     RUN(bf16_products_match_double);
     RUN(bf16_packed_products_match_double);
-    RUN(amx_products_match_double);
-    RUN(amx_products_do_not_depend_on_threads);
+    RUN(tiles_products_match_double);
+    RUN(tiles_products_do_not_depend_on_threads);
     return test_summary();
 }

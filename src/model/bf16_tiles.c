@@ -1,11 +1,13 @@
-/* bf16 matrix products on AMX tiles, diffscope's own: y[n, out] (f32) = x[n, in] (rounded to
- * bf16) · W[out, in]ᵀ (bf16), accumulated in f32 by TDPBF16PS.
+/* bf16 matrix products in AMX's tile layout, diffscope's own: y[n, out] (f32) = x[n, in]
+ * (rounded to bf16) · W[out, in]ᵀ (bf16), accumulated in f32, on AMX tiles (TDPBF16PS) or, on a
+ * CPU with AVX512-BF16 but no AMX, by VDPBF16PS dot products on the same layout.
  *
  * Why not oneDNN's: on the Xeon we benchmark on, oneDNN 2.6's AMX matmul (and PyTorch's, on a
  * newer oneDNN) run these shapes at a fraction of what the tiles themselves do there
- * (tools/bench/bench_amx.c measures the tiles; docs/performance.md has the figures).
+ * (tools/bench/bench_amx.c measures the tiles; docs/performance.md has the figures), and its
+ * AVX512-BF16 kernel ran them slower than float32 sgemm.
  *
- * Layouts. W is packed once (ds_amx_bf16_pack) into 1 KB tiles: for each block of 16 output
+ * Layouts. W is packed once (ds_tiles_pack) into 1 KB tiles: for each block of 16 output
  * features and each block of 32 inputs, 16 rows of input pairs × 16 features × 2, the "VNNI"
  * layout TDPBF16PS reads B in; features and inputs are padded with zeros to multiples of 32.
  * x is rounded to bf16 into 1 KB tiles of 16 rows × 32 inputs, padded with zeros to multiples
@@ -13,9 +15,10 @@
  * piece, which the cache's prefetchers follow, where 16 rows of a long matrix would be 16
  * separate lines.
  *
- * Work. The kernel makes a 32 × 32 block of y in four accumulator tiles over all the inputs, in
- * input order, so each y value is one fixed sum whatever the thread count or the core: results
- * do not depend on either. Tasks are a chunk of rows (as many as keep it within L2 beside one
+ * Work. The kernel makes a 32 × 32 block of y over all the inputs, in input order (four
+ * accumulator tiles; or, with dot products, four strips of 8 rows in 16 registers), so each y
+ * value is one fixed sum whatever the thread count or the core: results do not depend on
+ * either. Tasks are a chunk of rows (as many as keep it within L2 beside one
  * block of W) times a panel of PANEL_COLS features, handed to the threads dynamically; within
  * a task each 32-feature block of W stays in L2 while it meets every row block of the chunk.
  *
@@ -50,31 +53,54 @@ typedef struct {
     int in, out;
 } amx_packed;
 
+typedef enum { NO_KERNEL, AMX_KERNEL, DOT_KERNEL } kernel_kind;
+
 static struct {
     pthread_mutex_t lock;
     amx_packed *list;
     int n, cap;
     pthread_once_t once;
-    int ready;
+    kernel_kind kind;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
 
 static int round_up(int v, int to) { return (v + to - 1) / to * to; }
 
-static void probe_amx(void) {
 #ifdef HAVE_AMX_BUILD
+/* The OS saves the AVX-512 registers (XCR0: opmask, upper halves of zmm0-15, zmm16-31). */
+static int os_saves_avx512(void) {
     unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c >> 27 & 1)) return 0; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xe6) == 0xe6;
+}
+#endif
+
+/* DIFFSCOPE_BF16_KERNEL: unset or "auto" the fastest here; "onednn" neither of ours; "avx512bf16"
+ * the dot products even where AMX is (to measure them). */
+static void probe_kernel(void) {
+#ifdef HAVE_AMX_BUILD
+    unsigned a, b, c, d, a1 = 0, b1, c1, d1;
     const char *choice = getenv("DIFFSCOPE_BF16_KERNEL");
-    if (choice && !strcmp(choice, "onednn")) return;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
-    const int amx_bf16 = d >> 22 & 1, amx_tile = d >> 24 & 1;
+    if ((choice && !strcmp(choice, "onednn")) || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
+    const int avx512bf16 = (b >> 16 & 1) && (a1 >> 5 & 1) && os_saves_avx512();
+    const int want_dot = choice && !strcmp(choice, "avx512bf16");
     /* Linux hands out the tile state only to a process that asks for it */
-    g.ready = amx_bf16 && amx_tile && !syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA);
+    if (!want_dot && (d >> 22 & 1) && (d >> 24 & 1) && !syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA))
+        g.kind = AMX_KERNEL;
+    else if (avx512bf16)
+        g.kind = DOT_KERNEL;
 #endif
 }
 
-int ds_amx_ready(void) {
-    pthread_once(&g.once, probe_amx);
-    return g.ready;
+int ds_tiles_ready(void) {
+    pthread_once(&g.once, probe_kernel);
+    return g.kind != NO_KERNEL;
+}
+
+const char *ds_tiles_kernel(void) {
+    return !ds_tiles_ready() ? NULL : g.kind == AMX_KERNEL ? "AMX" : "AVX512-BF16";
 }
 
 /* The packed matrix at W, or NULL. */
@@ -87,9 +113,9 @@ static const amx_packed *find(const uint16_t *w) {
     return p;
 }
 
-int ds_amx_is_packed(const uint16_t *w) { return find(w) != NULL; }
+int ds_tiles_is_packed(const uint16_t *w) { return find(w) != NULL; }
 
-int ds_amx_bf16_pack(const uint16_t *w, int in, int out, uint16_t **packed) {
+int ds_tiles_pack(const uint16_t *w, int in, int out, uint16_t **packed) {
     const int kp = round_up(in, 32), np = round_up(out, 32), kt = kp / 32;
     const size_t bytes = (size_t)np * kp * sizeof(uint16_t);
     const size_t align = bytes >= HUGE_PAGE ? HUGE_PAGE : 64, size = (bytes + align - 1) / align * align;
@@ -125,7 +151,7 @@ int ds_amx_bf16_pack(const uint16_t *w, int in, int out, uint16_t **packed) {
     return 0;
 }
 
-int ds_amx_bf16_free(uint16_t *packed) {
+int ds_tiles_free(uint16_t *packed) {
     int found = 0;
     pthread_mutex_lock(&g.lock);
     for (int i = 0; i < g.n && !found; i++)
@@ -214,6 +240,60 @@ __attribute__((target("amx-tile,amx-bf16"))) static void block_amx(const uint16_
     _tile_stored(2, c + (size_t)16 * ldc, sc);
     _tile_stored(3, c + (size_t)16 * ldc + 16, sc);
 }
+
+/* One strip of 8 rows of A (from row R of its tiles) × 32 features, in 16 registers: for each pair
+ * of inputs, row i's pair broadcast times the pair's 16-feature row of B0 and of B1. In the tile
+ * layout a row of a B tile is one 64-byte vector, and a row's pair of inputs one 32-bit word. */
+#define DOT_ROW(i)                                                                                 \
+    do {                                                                                           \
+        int32_t pair;                                                                              \
+        memcpy(&pair, at + (i) * 32 + 2 * p, sizeof pair);                                         \
+        const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);                                     \
+        acc##i##0 = _mm512_dpbf16_ps(acc##i##0, ai, bv0);                                         \
+        acc##i##1 = _mm512_dpbf16_ps(acc##i##1, ai, bv1);                                         \
+    } while (0)
+#define DOT_STORE(i)                                                   \
+    do {                                                               \
+        _mm512_storeu_ps(c + (size_t)(r0 + (i)) * ldc, acc##i##0);      \
+        _mm512_storeu_ps(c + (size_t)(r0 + (i)) * ldc + 16, acc##i##1); \
+    } while (0)
+
+__attribute__((target("avx512f,avx512bf16"))) static void dot_strip(const uint16_t *a, int r, const uint16_t *b0,
+                                                                     const uint16_t *b1, int kt, float *c, int r0,
+                                                                     int ldc) {
+    __m512 acc00 = _mm512_setzero_ps(), acc01 = acc00, acc10 = acc00, acc11 = acc00, acc20 = acc00, acc21 = acc00;
+    __m512 acc30 = acc00, acc31 = acc00, acc40 = acc00, acc41 = acc00, acc50 = acc00, acc51 = acc00;
+    __m512 acc60 = acc00, acc61 = acc00, acc70 = acc00, acc71 = acc00;
+    for (int kb = 0; kb < kt; kb++) {
+        const size_t tile = (size_t)kb * TILE_ELEMS;
+        const uint16_t *at = a + tile + r * 32;
+        for (int p = 0; p < 16; p++) {
+            const __m512bh bv0 = (__m512bh)_mm512_loadu_si512(b0 + tile + p * 32);
+            const __m512bh bv1 = (__m512bh)_mm512_loadu_si512(b1 + tile + p * 32);
+            DOT_ROW(0);
+            DOT_ROW(1);
+            DOT_ROW(2);
+            DOT_ROW(3);
+            DOT_ROW(4);
+            DOT_ROW(5);
+            DOT_ROW(6);
+            DOT_ROW(7);
+        }
+    }
+    DOT_STORE(0);
+    DOT_STORE(1);
+    DOT_STORE(2);
+    DOT_STORE(3);
+    DOT_STORE(4);
+    DOT_STORE(5);
+    DOT_STORE(6);
+    DOT_STORE(7);
+}
+
+static void block_dot(const uint16_t *a0, const uint16_t *a1, const uint16_t *b0, const uint16_t *b1, int kt,
+                      float *c, int ldc) {
+    for (int s = 0; s < 4; s++) dot_strip(s < 2 ? a0 : a1, s % 2 * 8, b0, b1, kt, c, s * 8, ldc);
+}
 #endif
 
 /* x rounded to bf16 in the kernel's tiles (see the top): MP/16 tile rows of KT tiles, or NULL. */
@@ -296,13 +376,14 @@ static int products(block_kernel *kernel, int tiles, const float *x, int n, int 
     return 0;
 }
 
-int ds_amx_bf16_products(const float *x, int n, int in, const ds_linear_out *outs, int count) {
+int ds_tiles_products(const float *x, int n, int in, const ds_linear_out *outs, int count) {
 #ifdef HAVE_AMX_BUILD
-    if (ds_amx_ready()) return products(block_amx, 1, x, n, in, outs, count);
+    if (ds_tiles_ready()) return g.kind == AMX_KERNEL ? products(block_amx, 1, x, n, in, outs, count)
+                                                      : products(block_dot, 0, x, n, in, outs, count);
 #endif
     return products(block_scalar, 0, x, n, in, outs, count);
 }
 
-int ds_amx_bf16_products_scalar(const float *x, int n, int in, const ds_linear_out *outs, int count) {
+int ds_tiles_products_scalar(const float *x, int n, int in, const ds_linear_out *outs, int count) {
     return products(block_scalar, 0, x, n, in, outs, count);
 }
