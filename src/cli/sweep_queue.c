@@ -2,14 +2,13 @@
  * range from the front. As one of several MPI ranks it does the same, claiming each prompt
  * first, and then takes what is left of the other ranks' ranges from their backs: a rank that
  * finishes early (a faster core, shorter prompts) helps the slower ones instead of waiting.
- * A claim is a file OUT.h5.shards/claims/PPPPPPPP created with O_EXCL, so exactly one rank
- * runs each prompt on any file system where O_EXCL is atomic (local ones, NFS v3+, Lustre,
- * GPFS). Which rank ran a prompt changes nothing in the results: records are keyed by prompt,
- * and once all ranks have finished each writes its range's shard from its own records and
- * those of the ranks that its range's claims name. */
+ * A claim is a symbolic link OUT.h5.shards/claims/PPPPPPPP -> R (the rank's number) made with
+ * symlink(2), which fails when the name exists, so exactly one rank runs each prompt (atomic
+ * on local file systems, NFS, Lustre and GPFS). Which rank ran a prompt changes nothing in the
+ * results: records are keyed by prompt, and once all ranks have finished each writes its
+ * range's shard from its own records and those of the ranks that its range's claims name. */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,35 +62,33 @@ int sweep_claims_reset(const char *dir) {
     return rc;
 }
 
-/* 1: prompt I is this rank's (RANK) now, 0: another rank's, -1: error. The claim holds the
- * rank's number, so that the prompt's owner knows whose journal to read it from. */
-static int claim(const char *dir, int i, int rank) {
-    char *p = claim_file(dir, i);
-    if (!p) return -1;
-    /* A rank that has run its own range looks at every prompt of the others': most are taken.
-     * Looking a name up takes no lock; creating one locks the folder against all ranks. */
-    if (!access(p, F_OK)) return free(p), 0;
-    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    int rc = fd >= 0 ? 1 : errno == EEXIST ? 0 : ds_fail("%s: cannot create: %s", p, strerror(errno));
-    if (fd >= 0) {
-        char num[16];
-        int n = snprintf(num, sizeof num, "%d\n", rank);
-        ssize_t w = write(fd, num, (size_t)n); /* when it fails, the owner reads every journal */
-        (void)w;
-        close(fd);
-    }
-    free(p);
-    return rc;
-}
-
 /* The rank that claimed prompt I, or -1 when its claim does not say. */
 static int claimed_by(const char *dir, int i) {
     char *p = claim_file(dir, i), num[16] = {0};
-    int fd = p ? open(p, O_RDONLY | O_CLOEXEC) : -1, r = -1;
-    if (fd >= 0 && read(fd, num, sizeof num - 1) > 0 && sscanf(num, "%d", &r) != 1) r = -1;
-    if (fd >= 0) close(fd);
+    int r = -1;
+    if (p && readlink(p, num, sizeof num - 1) > 0 && sscanf(num, "%d", &r) != 1) r = -1;
     free(p);
     return r;
+}
+
+/* 1: prompt I is this rank's (RANK) now, 0: another rank's, -1: error. The claim is a symbolic
+ * link whose target is the rank's number, so that the prompt's owner knows whose journal to
+ * read it from; symlink(2) fails when the name exists, so one rank wins. A short target is
+ * kept in the link's inode: a claim has no data block to allocate when written back, and to
+ * free again when removed (a file holding the number made each removal about ten times
+ * slower). An existing link that names this rank is its own: a call retried over NFS. */
+static int claim(const char *dir, int i, int rank) {
+    char *p = claim_file(dir, i), num[16];
+    struct stat st;
+    if (!p) return -1;
+    /* A rank that has run its own range looks at every prompt of the others': most are taken.
+     * Looking a name up takes no lock; creating one locks the folder against all ranks. */
+    if (!lstat(p, &st)) return free(p), 0;
+    snprintf(num, sizeof num, "%d", rank);
+    int rc = !symlink(num, p) ? 1 : errno == EEXIST ? claimed_by(dir, i) == rank
+                                                     : ds_fail("%s: cannot create: %s", p, strerror(errno));
+    free(p);
+    return rc;
 }
 
 int sweep_claims_gather(const char *dir, const sweep_setup *su, int nranks, int a, int b, void **recs) {
