@@ -38,6 +38,7 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
+#include "base/amx_config.h"
 #define HAVE_AMX_BUILD 1
 #endif
 
@@ -186,26 +187,11 @@ static void block_scalar(const uint16_t *a0, const uint16_t *a1, const uint16_t 
 }
 
 #ifdef HAVE_AMX_BUILD
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-/* Every tile 16 rows of 64 bytes: accumulators 0-3 (16 × 16 f32), A 4-5, B 6-7. */
-__attribute__((target("amx-tile"))) static void tiles_on(void) {
-    tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
-    /* not _tile_loadconfig: GCC 12's names only 8 bytes of the configuration as read, so the
-     * stores of the rest may be dropped, and LDTILECFG then faults on a garbage configuration */
-    __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
-}
 
 __attribute__((target("amx-tile"))) static void tiles_off(void) { _tile_release(); }
 
-/* Each operand tile of the next 32 inputs is loaded as soon as the products that read its
+/* Tiles 0-3 accumulate the block's four 16 × 16 quarters, 4-5 hold A, 6-7 B (ds_tiles_configure).
+ * Each operand tile of the next 32 inputs is loaded as soon as the products that read its
  * register are issued: tile registers are not renamed, so a load waits for the last product that
  * reads its register, and loading all four at the top of the loop makes every load wait for all
  * four products before it. Each accumulator still adds its products in input order. */
@@ -357,7 +343,7 @@ static int products(block_kernel *kernel, int tiles, const float *x, int n, int 
 #pragma omp parallel if (par)
     {
 #ifdef HAVE_AMX_BUILD
-        if (tiles) tiles_on();
+        if (tiles) ds_tiles_configure();
 #endif
 #pragma omp for schedule(dynamic)
         for (int t = 0; t < first[count]; t++) {

@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "base/amx_config.h"
 
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
@@ -67,28 +68,13 @@ __attribute__((target("avx512f"))) static double fma_f32(double seconds) {
     return n * 16.0 * 2 / t;
 }
 
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-__attribute__((target("amx-tile,amx-bf16"))) static void tiles_on(void) {
-    tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
-    /* not _tile_loadconfig: GCC 12's names only 8 bytes of the configuration as read, so the
-     * stores of the rest may be dropped, and LDTILECFG then faults on a garbage configuration */
-    __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
-}
 
 /* FROM_L1: reload the operand tiles before every 4 products, as a GEMM kernel would. */
 __attribute__((target("amx-tile,amx-bf16"))) static double amx(double seconds, int from_l1) {
     static _Thread_local uint16_t a[2][16 * 32] __attribute__((aligned(64))), b[2][16 * 32] __attribute__((aligned(64)));
     static _Thread_local float c[16 * 16] __attribute__((aligned(64)));
     for (int i = 0; i < 16 * 32; i++) a[0][i] = a[1][i] = b[0][i] = b[1][i] = 0x3f80; /* 1.0 */
-    tiles_on();
+    ds_tiles_configure();
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
