@@ -31,7 +31,7 @@ weights = r['params'] * 2 / 2**30
 print('%-22s %7s %6d %9.3f %9.1f %9.2f %9.2f %10.2fx' % ('$shape-diffllama-bf16', r['compute'], r['tokens'], r['prefill_s'],
       r['prefill_gflops'], r['decode_tok_s'], r['peak_rss_gb'], r['peak_rss_gb'] / weights))
 if r['compute'] == 'bf16':
-    print('%-22s bf16 products on %s (oneDNN: %s)' % ('', r['bf16_kernel'], r['bf16_impl']))
+    print('%-22s bf16 products on %s (implementation: %s)' % ('', r['bf16_kernel'], r['bf16_impl']))
 " || exit 1
     done
 done

@@ -357,7 +357,7 @@ static void print_text(const char *model, const ds_config *c, const bench_figure
     printf("load             %.2f s (OpenBLAS kernel %s%s%s)\n", f->load_s, f->core,
            f->better_core ? ", NOT this CPU's best: " : "", f->better_core ? f->better_core : "");
     if (ds_get_compute() == DS_COMPUTE_BF16)
-        printf("compute          bf16 on %s (oneDNN: %s)\n", ds_bf16_kernel(), ds_bf16_impl());
+        printf("compute          bf16 on %s (implementation: %s)\n", ds_bf16_kernel(), ds_bf16_impl());
     printf("prefill %5d tok %.3f s  %.1f tok/s  %.1f GFLOP/s  (median of %d rounds; best %.3f s)\n", f->T, f->prefill,
            f->T / f->prefill, f->gflops, f->rounds, f->best_prefill);
     printf("sgemm %dx%dx%d %.1f GFLOP/s sustained (best call %.1f)  -> efficiency %.0f %%\n", f->T, c->hidden_size,

@@ -60,7 +60,7 @@ static void print_text(const ds_model *m) {
     printf("parameters     %lld (%.1f M)\n", ds_config_param_count(c), ds_config_param_count(c) / 1e6);
     printf("storage dtype  %s\n", ds_model_storage_dtype(m));
     printf("compute        %s\n", ds_compute_name(ds_model_compute(m)));
-    printf("bf16 kernel    %s (oneDNN: %s)\n", ds_bf16_kernel(), ds_bf16_impl());
+    printf("bf16 kernel    %s (implementation: %s)\n", ds_bf16_kernel(), ds_bf16_impl());
     printf("layers         %d\n", c->num_layers);
     printf("hidden         %d (intermediate %d)\n", c->hidden_size, c->intermediate_size);
     printf("heads          %d query, %d key/value, head_dim %d", c->num_heads, c->num_kv_heads, c->head_dim);

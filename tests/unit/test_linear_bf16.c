@@ -94,7 +94,7 @@ static void check_product(int n, int in, int out, int threads, int packed) {
 static const int shapes[][3] = {{1, 64, 40}, {1, 300, 260}, {3, 96, 130}, {130, 64, 300}, {257, 200, 96}};
 
 TEST(bf16_products_match_double) {
-    printf("# bf16 kernel: %s (oneDNN: %s)\n", ds_bf16_kernel(), ds_bf16_impl());
+    printf("# bf16 kernel: %s (implementation: %s)\n", ds_bf16_kernel(), ds_bf16_impl());
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int threads = 1; threads <= 2; threads++) check_product(shapes[i][0], shapes[i][1], shapes[i][2], threads, 0);
 }
