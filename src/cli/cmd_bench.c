@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include "base/huge_alloc.h"
 #include "base/path.h"
 #include "cli/bench_dump.h"
 #include "cli/bench_stages.h"
@@ -67,12 +67,7 @@ typedef struct {
 
 /* N floats in 2 MiB huge pages where the kernel grants them, as the model's weights are mapped
  * (src/io/safetensors.c): the reference gets the same help from the TLB as the forward pass. */
-static float *huge_floats(size_t n) {
-    const size_t huge = (size_t)2 << 20, bytes = (n * sizeof(float) + huge - 1) / huge * huge;
-    float *p = aligned_alloc(huge, bytes);
-    if (p) madvise(p, bytes, MADV_HUGEPAGE);
-    return p;
-}
+static float *huge_floats(size_t n) { return ds_alloc_huge(n * sizeof(float)); }
 
 static int sgemm_ref_init(sgemm_ref *r, int M, int N, int K) {
     *r = (sgemm_ref){M, N, K, huge_floats((size_t)M * K), huge_floats((size_t)N * K), huge_floats((size_t)M * N)};

@@ -1,12 +1,12 @@
 /* Outlier statistics: a k-element min-heap for the top values, and every |value| kept for an
  * exact median (histogram, then quickselect) and two-pass moments. */
 #include "dump/outliers.h"
+#include "base/huge_alloc.h"
 #include "base/select.h"
 #include "diffscope/error.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 int ds_outliers_init(ds_outliers *o, int k, int ncoords) {
     memset(o, 0, sizeof *o);
@@ -59,10 +59,8 @@ static void heap_insert(ds_outliers *o, float v, const int64_t *c) {
 static int grow(ds_outliers *o, size_t need) {
     size_t cap = o->cap ? o->cap : 4096;
     while (cap < need) cap *= 2;
-    const size_t huge = (size_t)2 << 20, bytes = (cap * sizeof(float) + huge - 1) / huge * huge;
-    float *na = cap * sizeof(float) >= huge ? aligned_alloc(huge, bytes) : aligned_alloc(64, cap * sizeof(float));
+    float *na = ds_alloc_huge(cap * sizeof(float));
     if (!na) return -1;
-    if (cap * sizeof(float) >= huge) madvise(na, bytes, MADV_HUGEPAGE);
     if (o->n) memcpy(na, o->all, o->n * sizeof *na);
     free(o->all);
     o->all = na, o->cap = cap;

@@ -3,13 +3,13 @@
  * the error; three condition variables wake whoever waits for a free buffer, for work, or for
  * the queue to empty. */
 #include "io/raw_writer.h"
+#include "base/huge_alloc.h"
 #include "diffscope/error.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 typedef struct {
@@ -95,9 +95,7 @@ ds_raw_writer *ds_raw_writer_open(const char *path, const char *shown_path, size
     int ok = w->shown_path && w->pool && w->free_bufs && w->queue;
     /* One block for all buffers, in 2 MiB pages where the kernel grants them: filling fresh
      * buffers then costs a few page faults instead of one per 4 KiB. */
-    const size_t huge = (size_t)2 << 20, bytes = ((size_t)nbufs * buf_bytes + huge - 1) / huge * huge;
-    char *block = ok ? aligned_alloc(huge, bytes) : NULL;
-    if (block) madvise(block, bytes, MADV_HUGEPAGE);
+    char *block = ok ? ds_alloc_huge((size_t)nbufs * buf_bytes) : NULL;
     ok = ok && block;
     w->block = block;
     for (int i = 0; ok && i < nbufs; i++) w->pool[i] = w->free_bufs[i] = block + (size_t)i * buf_bytes;

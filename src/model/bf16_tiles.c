@@ -28,10 +28,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "base/half.h"
+#include "base/huge_alloc.h"
 #include "diffscope/error.h"
 #include "model/linear_bf16.h"
 
@@ -45,20 +45,25 @@
 #define TILE_ELEMS 512 /* 16 rows × 32 bf16 */
 #define PANEL_COLS 128
 #define CHUNK_BYTES ((size_t)1100 << 10)
-#define HUGE_PAGE ((size_t)2 << 20)
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
 typedef struct {
     const uint16_t *data;
     int in, out;
-} amx_packed;
+} packed_matrix;
 
 typedef enum { NO_KERNEL, AMX_KERNEL, DOT_KERNEL } kernel_kind;
 
+/* What ds_bf16_kernel and ds_bf16_impl report for each kernel. */
+static const struct {
+    const char *family, *impl;
+} kernel_names[] = {[AMX_KERNEL] = {"AMX", "diffscope:amx_tiles"},
+                    [DOT_KERNEL] = {"AVX512-BF16", "diffscope:avx512bf16_dot"}};
+
 static struct {
     pthread_mutex_t lock;
-    amx_packed *list;
+    packed_matrix *list;
     int n, cap;
     pthread_once_t once;
     kernel_kind kind;
@@ -100,30 +105,31 @@ int ds_tiles_ready(void) {
     return g.kind != NO_KERNEL;
 }
 
-const char *ds_tiles_kernel(void) {
-    return !ds_tiles_ready() ? NULL : g.kind == AMX_KERNEL ? "AMX" : "AVX512-BF16";
-}
+const char *ds_tiles_kernel(void) { return ds_tiles_ready() ? kernel_names[g.kind].family : NULL; }
 
-/* The packed matrix at W, or NULL. */
-static const amx_packed *find(const uint16_t *w) {
-    const amx_packed *p = NULL;
+const char *ds_tiles_impl(void) { return ds_tiles_ready() ? kernel_names[g.kind].impl : NULL; }
+
+/* 1 with the shape of the packed matrix at W in *P (a copy: another thread may grow or shrink
+ * the list once the lock is released), 0 when W is not one. */
+static int find(const uint16_t *w, packed_matrix *p) {
+    int found = 0;
     pthread_mutex_lock(&g.lock);
-    for (int i = 0; i < g.n && !p; i++)
-        if (g.list[i].data == w) p = &g.list[i];
+    for (int i = 0; i < g.n && !found; i++)
+        if (g.list[i].data == w) *p = g.list[i], found = 1;
     pthread_mutex_unlock(&g.lock);
-    return p;
+    return found;
 }
 
-int ds_tiles_is_packed(const uint16_t *w) { return find(w) != NULL; }
+int ds_tiles_is_packed(const uint16_t *w) {
+    packed_matrix p;
+    return find(w, &p);
+}
 
 int ds_tiles_pack(const uint16_t *w, int in, int out, uint16_t **packed) {
     const int kp = round_up(in, 32), np = round_up(out, 32), kt = kp / 32;
-    const size_t bytes = (size_t)np * kp * sizeof(uint16_t);
-    const size_t align = bytes >= HUGE_PAGE ? HUGE_PAGE : 64, size = (bytes + align - 1) / align * align;
-    uint16_t *buf = aligned_alloc(align, size);
+    uint16_t *buf = ds_alloc_huge((size_t)np * kp * sizeof(uint16_t));
     *packed = NULL;
     if (!buf) return ds_failc(DS_ERR_NOMEM, "out of memory packing a bf16 matrix (%d x %d)", out, in);
-    if (align == HUGE_PAGE) madvise(buf, size, MADV_HUGEPAGE);
 #pragma omp parallel for schedule(static) if ((size_t)np * kp >= DS_PAR_MIN)
     for (int fb = 0; fb < np / 16; fb++)
         for (int kb = 0; kb < kt; kb++) {
@@ -138,11 +144,11 @@ int ds_tiles_pack(const uint16_t *w, int in, int out, uint16_t **packed) {
     pthread_mutex_lock(&g.lock);
     if (g.n == g.cap) {
         const int cap = g.cap ? 2 * g.cap : 256;
-        amx_packed *list = realloc(g.list, (size_t)cap * sizeof *list);
+        packed_matrix *list = realloc(g.list, (size_t)cap * sizeof *list);
         if (list) g.list = list, g.cap = cap;
     }
     const int stored = g.n < g.cap;
-    if (stored) g.list[g.n++] = (amx_packed){buf, in, out};
+    if (stored) g.list[g.n++] = (packed_matrix){buf, in, out};
     pthread_mutex_unlock(&g.lock);
     if (!stored) {
         free(buf);
@@ -301,12 +307,12 @@ static uint16_t *round_rows(const float *x, int n, int in, int mp, int kt) {
 }
 
 /* One task: rows [r0, r1) of the padded rows times features [f0, f1) of product O. */
-static void run_task(block_kernel *kernel, const uint16_t *a, int n, int kt, const ds_linear_out *o,
-                     const uint16_t *w, int r0, int r1, int f0, int f1) {
+static void run_task(block_kernel *kernel, const uint16_t *a, int n, int kt, const ds_linear_out *o, int r0, int r1,
+                     int f0, int f1) {
     float spill[32 * 32];
     const size_t strip = (size_t)kt * TILE_ELEMS; /* one tile row of x, or tile column of W */
     for (int fb = f0; fb < f1; fb += 32) {
-        const uint16_t *b0 = w + (size_t)(fb / 16) * strip, *b1 = b0 + strip;
+        const uint16_t *b0 = o->w16 + (size_t)(fb / 16) * strip, *b1 = b0 + strip;
         for (int rb = r0; rb < r1; rb += 32) {
             const uint16_t *a0 = a + (size_t)(rb / 16) * strip, *a1 = a0 + strip;
             if (rb + 32 <= n && fb + 32 <= o->out) {
@@ -325,12 +331,10 @@ static void run_task(block_kernel *kernel, const uint16_t *a, int n, int kt, con
 static int products(block_kernel *kernel, int tiles, const float *x, int n, int in, const ds_linear_out *outs,
                     int count) {
     const int kt = round_up(in, 32) / 32, mp = round_up(n, 32);
-    const uint16_t *w[DS_LINEAR_MAX];
     for (int i = 0; i < count; i++) {
-        const amx_packed *p = find(outs[i].w16);
-        if (!p || p->in != in || p->out != outs[i].out)
-            return ds_failc(DS_ERR_INTERNAL, "a bf16 product's weights are not packed for the AMX kernel");
-        w[i] = p->data;
+        packed_matrix p;
+        if (!find(outs[i].w16, &p) || p.in != in || p.out != outs[i].out)
+            return ds_failc(DS_ERR_INTERNAL, "a bf16 product's weights are not packed for the tile-layout kernels");
     }
     int chunk = (int)(CHUNK_BYTES / ((size_t)kt * 32 * sizeof(uint16_t))) / 32 * 32;
     chunk = chunk < 32 ? 32 : chunk > 256 ? 256 : chunk;
@@ -352,7 +356,7 @@ static int products(block_kernel *kernel, int tiles, const float *x, int n, int 
             const int c = (t - first[i]) % chunks, panel = (t - first[i]) / chunks;
             const int r0 = c * chunk, r1 = r0 + chunk < mp ? r0 + chunk : mp;
             const int f0 = panel * PANEL_COLS, f1 = f0 + PANEL_COLS < outs[i].out ? f0 + PANEL_COLS : outs[i].out;
-            run_task(kernel, a, n, kt, &outs[i], w[i], r0, r1, f0, f1);
+            run_task(kernel, a, n, kt, &outs[i], r0, r1, f0, f1);
         }
 #ifdef HAVE_AMX_BUILD
         if (tiles) tiles_off();

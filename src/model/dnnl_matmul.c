@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include "base/huge_alloc.h"
 #include "diffscope/error.h"
 #include "diffscope/model.h"
 #include "model/linear_bf16.h"
@@ -35,7 +35,6 @@
 #define CACHE_SLOTS 128
 /* The row count whose weights layout every product of a packed matrix uses: a prefill's. */
 #define PACK_ROWS 512
-#define HUGE_PAGE ((size_t)2 << 20)
 /* The row granule of oneDNN's AMX kernel (its tile of 32 rows). */
 #define PAD_ROWS 32
 
@@ -232,11 +231,8 @@ int ds_dnnl_bf16_pack(const uint16_t *w, int in, int out, uint16_t **packed) {
     if (dnnl_memory_desc_equal(&md, &plain)) return 1; /* the kernel reads the plain layout as it is */
     /* a large matrix in huge pages where the kernel gives them, as the file mapping was
      * (io/safetensors.c) */
-    const size_t size = dnnl_memory_desc_get_size(&md), align = size >= HUGE_PAGE ? HUGE_PAGE : 64;
-    const size_t bytes = (size + align - 1) / align * align;
-    uint16_t *buf = aligned_alloc(align, bytes);
+    uint16_t *buf = ds_alloc_huge(dnnl_memory_desc_get_size(&md));
     if (!buf) return ds_failc(DS_ERR_NOMEM, "out of memory packing a bf16 matrix (%d x %d)", out, in);
-    if (align == HUGE_PAGE) madvise(buf, bytes, MADV_HUGEPAGE);
     pthread_mutex_lock(&g.lock);
     int rc = reorder(w, &plain, buf, &md);
     if (!rc && g.npacked == g.packed_cap) {
@@ -268,8 +264,7 @@ void ds_dnnl_bf16_free(uint16_t *packed) {
 }
 
 const char *ds_bf16_impl(void) {
-    const char *tiles = ds_tiles_kernel();
-    if (tiles) return !strcmp(tiles, "AMX") ? "diffscope:amx_tiles" : "diffscope:avx512bf16_dot";
+    if (ds_tiles_ready()) return ds_tiles_impl();
     pthread_once(&g.once, init_engine);
     pthread_mutex_lock(&g.lock);
     if (!g.impl[0]) {

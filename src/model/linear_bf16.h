@@ -25,8 +25,10 @@ void ds_dnnl_bf16_free(uint16_t *packed);
  * (and Linux grants the tile state) or AVX512-BF16, and DIFFSCOPE_BF16_KERNEL is not "onednn";
  * then the model packs its matrices with ds_tiles_pack instead of oneDNN's. */
 int ds_tiles_ready(void);
-/* "AMX" or "AVX512-BF16": the kernel the products run on; NULL when not ready. */
+/* "AMX" or "AVX512-BF16": the kernel the products run on, and its implementation name for
+ * ds_bf16_impl ("diffscope:amx_tiles", "diffscope:avx512bf16_dot"); NULL when not ready. */
 const char *ds_tiles_kernel(void);
+const char *ds_tiles_impl(void);
 /* W[out, in] in the kernel's tile layout, in a new buffer (*PACKED); 0, or -1 on failure. */
 int ds_tiles_pack(const uint16_t *w, int in, int out, uint16_t **packed);
 /* 1 when W is a matrix ds_tiles_pack made. */
