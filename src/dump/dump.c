@@ -30,11 +30,11 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Each outlier statistic is collected in this many parts, filled and finished in parallel
- * (heads, or ranges of tokens, split evenly) and combined in order when the layer ends. The
- * split is fixed, so the statistics do not depend on the thread count; 16 keeps 16 cores busy
- * (kajuma: 2 heads or 32 tokens of 512 per part). */
-enum { OUTLIER_PARTS = 16 };
+/* Each outlier statistic is collected in this many parts, filled and finished in parallel and
+ * combined in order when the layer ends. The split is fixed, so the statistics do not depend
+ * on the thread count. 60 parts make whole rounds on 1-6, 10, 12, 15 (16 cores less the one a
+ * dump leaves to its writers) and 30 threads, and 15 of 16 on 16 threads. */
+enum { OUTLIER_PARTS = 60 };
 /* A map block is copied into the writers' buffer in at least this many pieces. */
 enum { COPY_PIECES = 64 };
 /* Fewer values than this in a block are pushed on one thread. */
@@ -274,12 +274,18 @@ static int write_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, in
     return 0;
 }
 
+/* The part that collects row Q of the scores of head H. Rows are dealt out in turn, so that
+ * every part gets as many long rows of the causal triangle as short ones. */
+static int scores_part(const ds_dump *d, int h, int q) { return (int)(((int64_t)h * d->T + q) % OUTLIER_PARTS); }
+
+/* Parts are handed out as threads come free (a part's values are the same whoever pushes them):
+ * a core that runs slower, as some do under full load on shared hosts, takes fewer. */
 static void push_scores(ds_dump *d, const ds_probe_event *ev) {
-    int r0 = (int)ev->offset[1], H = (int)ev->shape[0];
-#pragma omp parallel for schedule(static) if (ev->shape[0] * ev->shape[1] * ev->shape[2] >= OUTLIER_PAR_MIN)
+    int r0 = (int)ev->offset[1], H = (int)ev->shape[0], nr = (int)ev->shape[1];
+#pragma omp parallel for schedule(dynamic) if (ev->shape[0] * ev->shape[1] * ev->shape[2] >= OUTLIER_PAR_MIN)
     for (int p = 0; p < OUTLIER_PARTS; p++)
-        for (int h = p * H / OUTLIER_PARTS; h < (p + 1) * H / OUTLIER_PARTS; h++)
-            for (int r = 0; r < ev->shape[1]; r++) {
+        for (int h = 0; h < H; h++)
+            for (int r = (p - scores_part(d, h, r0) + OUTLIER_PARTS) % OUTLIER_PARTS; r < nr; r += OUTLIER_PARTS) {
                 const float *row = ev->data + h * ev->strides[0] + r * ev->strides[1];
                 int q = r0 + r;
                 ds_outliers_push_row(&d->scores[p], row, q + 1, h, q); /* causal entries only */
@@ -382,7 +388,7 @@ static int write_cancelled(ds_dump *d, const ds_probe_event *ev) {
 
 static void push_matrix(ds_outliers *parts, const ds_probe_event *ev) {
     int64_t T = ev->shape[0];
-#pragma omp parallel for schedule(static) if (ev->shape[0] * ev->shape[1] >= OUTLIER_PAR_MIN)
+#pragma omp parallel for schedule(dynamic) if (ev->shape[0] * ev->shape[1] >= OUTLIER_PAR_MIN)
     for (int p = 0; p < OUTLIER_PARTS; p++)
         for (int64_t t = p * T / OUTLIER_PARTS; t < (p + 1) * T / OUTLIER_PARTS; t++)
             ds_outliers_push_row(&parts[p], ev->data + t * ev->strides[0], ev->shape[1], t, 0);
@@ -409,7 +415,7 @@ static int write_outliers(ds_dump *d, int l, const char *name, const ds_outlier_
     return rc ? -1 : 0;
 }
 
-/* The three statistics of a layer, finished together by all threads over their 3 x 16 parts
+/* The three statistics of a layer, finished together by all threads over their 3 x 60 parts
  * (ds_outliers_finish_many), then written in order. */
 static int write_layer_outliers(ds_dump *d, int l) {
     ds_outliers *const acc[3] = {d->scores, d->resid, d->mlp};
@@ -710,14 +716,15 @@ static void leave_a_core_to_the_writers(ds_dump *d) {
     }
 }
 
-/* Each part's share of a layer's values (push_scores and push_matrix split the same way),
- * reserved at once: the buffers then fill without a copy and with few page faults. */
+/* Each part's share of a layer's values, reserved at once: the buffers then fill without a copy and with few page faults. */
 static void reserve_outliers(ds_dump *d, const ds_config *c) {
-    const size_t T = (size_t)d->T, causal = T * (T + 1) / 2;
+    const size_t T = (size_t)d->T;
+    size_t scores[OUTLIER_PARTS] = {0};
+    for (int h = 0; h < d->H; h++)
+        for (int q = 0; q < d->T; q++) scores[scores_part(d, h, q)] += (size_t)q + 1;
     for (int p = 0; p < OUTLIER_PARTS; p++) {
-        size_t heads = (size_t)((p + 1) * d->H / OUTLIER_PARTS - p * d->H / OUTLIER_PARTS);
         size_t tokens = (p + 1) * T / OUTLIER_PARTS - p * T / OUTLIER_PARTS;
-        ds_outliers_reserve(&d->scores[p], heads * causal);
+        ds_outliers_reserve(&d->scores[p], scores[p]);
         ds_outliers_reserve(&d->resid[p], tokens * (size_t)c->hidden_size);
         ds_outliers_reserve(&d->mlp[p], tokens * (size_t)c->intermediate_size);
     }

@@ -11,6 +11,7 @@
 int ds_outliers_init(ds_outliers *o, int k, int ncoords) {
     memset(o, 0, sizeof *o);
     o->k = k > 0 ? k : 1;
+    o->lo = UINT32_MAX;
     o->ncoords = ncoords;
     o->top = malloc((size_t)o->k * sizeof *o->top);
     o->top_coords = malloc((size_t)o->k * ncoords * sizeof *o->top_coords);
@@ -79,9 +80,18 @@ void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c
     }
     float *dst = o->all + o->n;
     double sum = 0;
-    /* simd: the sum may be reassociated into vector lanes (the same order on every run). */
-#pragma omp simd reduction(+ : sum)
-    for (int64_t k = 0; k < n; k++) sum += dst[k] = fabsf(row[k]);
+    uint32_t lo = o->lo, hi = o->hi;
+    /* simd: the sum may be reassociated into vector lanes (the same order on every run). The
+     * range is kept on bit patterns, which order like the values and take NaN in too. */
+#pragma omp simd reduction(+ : sum) reduction(min : lo) reduction(max : hi)
+    for (int64_t k = 0; k < n; k++) {
+        float a = fabsf(row[k]);
+        uint32_t u;
+        memcpy(&u, &a, sizeof u);
+        dst[k] = a, sum += a;
+        lo = u < lo ? u : lo, hi = u > hi ? u : hi;
+    }
+    o->lo = lo, o->hi = hi;
     o->sum += sum;
     o->n += (size_t)n;
     /* Only values above the heap's minimum can enter: most rows skip the heap entirely. */
@@ -98,21 +108,29 @@ void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c
  * are absolute values, so the sign bit is clear and the buckets are below 2^15. */
 enum { HIST_BUCKETS = 1 << 15 };
 
-/* One pass over a part's |values|: the sums of the central powers (the mean is known from
- * pushing) into *S2 and *S4, and the part's histogram of buckets. */
+/* One pass over a part's |values|, in blocks that stay in L1 between the two loops: the sums
+ * of the central powers (the mean is known from pushing) into *S2 and *S4, and the part's
+ * histogram, cleared and filled only over the buckets its values span. */
 static void moments_and_histogram(ds_outliers *o, double mean, double *s2_out, double *s4_out) {
+    enum { BLOCK = 4096 };
     double s2 = 0, s4 = 0;
     const float *a = o->all;
+    *s2_out = 0, *s4_out = 0;
+    if (!o->n) return;
+    const uint32_t b0 = o->lo >> 16;
+    memset(o->hist + b0, 0, ((o->hi >> 16) - b0 + 1) * sizeof *o->hist);
+    for (size_t i0 = 0; i0 < o->n; i0 += BLOCK) {
+        const size_t i1 = o->n - i0 < BLOCK ? o->n : i0 + BLOCK;
 #pragma omp simd reduction(+ : s2, s4)
-    for (size_t i = 0; i < o->n; i++) {
-        double d = a[i] - mean, d2 = d * d;
-        s2 += d2, s4 += d2 * d2;
-    }
-    memset(o->hist, 0, HIST_BUCKETS * sizeof *o->hist);
-    for (size_t i = 0; i < o->n; i++) {
-        uint32_t u;
-        memcpy(&u, &a[i], 4);
-        o->hist[u >> 16]++;
+        for (size_t i = i0; i < i1; i++) {
+            double d = a[i] - mean, d2 = d * d;
+            s2 += d2, s4 += d2 * d2;
+        }
+        for (size_t i = i0; i < i1; i++) {
+            uint32_t u;
+            memcpy(&u, &a[i], 4);
+            o->hist[u >> 16]++;
+        }
     }
     *s2_out = s2, *s4_out = s4;
 }
@@ -153,6 +171,7 @@ static size_t gather_candidates(const float *a, size_t n, uint32_t b_lo, uint32_
 typedef struct {
     ds_outliers *parts;
     size_t n, *hist; /* hist: the parts' histograms summed */
+    size_t first_bucket, last_bucket; /* the buckets that any part's values span */
     double sum, mean, *s24; /* s24: each part's sums of squared and fourth central powers */
     size_t k_lo, k_hi, below, b_lo, b_hi, m; /* the two middle ranks, their buckets, the values below */
     size_t *first;  /* [nparts + 1]: where each part's candidates start among all of them */
@@ -171,13 +190,18 @@ static int larger_first(const void *a, const void *b) {
     return x->s != y->s ? x->s - y->s : x->p - y->p;
 }
 
-static void reset(ds_outliers *o) { o->n = 0, o->sum = 0, o->ntop = 0, o->oom = 0; }
+static void reset(ds_outliers *o) { o->n = 0, o->sum = 0, o->ntop = 0, o->oom = 0, o->lo = UINT32_MAX, o->hi = 0; }
+
+/* Part O's count in bucket B: its histogram is cleared and filled only over its own range. */
+static size_t part_count(const ds_outliers *o, size_t b) {
+    return o->n && b >= o->lo >> 16 && b <= o->hi >> 16 ? o->hist[b] : 0;
+}
 
 /* The buckets of the two middle ranks from the summed histogram, and each part's share of the
  * values in them (from its own histogram). */
 static int place_candidates(finishing *f, int nparts) {
     const size_t *hist = f->hist;
-    size_t below = 0, b_lo = 0;
+    size_t below = 0, b_lo = f->first_bucket;
     while (below + hist[b_lo] <= f->k_lo) below += hist[b_lo++];
     size_t b_hi = b_lo, below_hi = below;
     while (below_hi + hist[b_hi] <= f->k_hi) below_hi += hist[b_hi++];
@@ -188,7 +212,7 @@ static int place_candidates(finishing *f, int nparts) {
     f->first[0] = 0;
     for (int p = 0; p < nparts; p++) {
         size_t c = 0;
-        for (size_t b = b_lo; b <= b_hi; b++) c += f->parts[p].hist[b];
+        for (size_t b = b_lo; b <= b_hi; b++) c += part_count(&f->parts[p], b);
         f->first[p + 1] = f->first[p] + c;
     }
     return 0;
@@ -232,8 +256,11 @@ static int top_values(ds_outliers *parts, int nparts, ds_outlier_result *r) {
 static int start_finishing(finishing *f, int nparts, ds_outlier_result *r) {
     ds_outliers *parts = f->parts;
     int oom = 0;
+    f->first_bucket = HIST_BUCKETS - 1, f->last_bucket = 0;
     for (int p = 0; p < nparts; p++) {
         f->n += parts[p].n, f->sum += parts[p].sum, oom |= parts[p].oom;
+        if (parts[p].n && parts[p].lo >> 16 < f->first_bucket) f->first_bucket = parts[p].lo >> 16;
+        if (parts[p].n && parts[p].hi >> 16 > f->last_bucket) f->last_bucket = parts[p].hi >> 16;
         if (!parts[p].hist && !(parts[p].hist = malloc(HIST_BUCKETS * sizeof *parts[p].hist))) oom = 1;
     }
     f->s24 = oom ? NULL : calloc(2 * (size_t)nparts, sizeof *f->s24);
@@ -284,8 +311,11 @@ int ds_outliers_finish_many(ds_outliers *const *stats, int nstats, int nparts, d
 #pragma omp parallel for schedule(static)
         for (int t = 0; t < nstats * spans; t++) {
             finishing *g = &f[t / spans];
-            for (size_t b = (size_t)(t % spans) * SPAN; g->n && b < (size_t)(t % spans + 1) * SPAN; b++)
-                for (int p = 0; p < nparts; p++) g->hist[b] += g->parts[p].hist[b];
+            size_t from = (size_t)(t % spans) * SPAN, to = from + SPAN - 1;
+            if (from < g->first_bucket) from = g->first_bucket;
+            if (to > g->last_bucket) to = g->last_bucket;
+            for (size_t b = from; g->n && b <= to; b++)
+                for (int p = 0; p < nparts; p++) g->hist[b] += part_count(&g->parts[p], b);
         }
     }
     for (int s = 0; !failed && s < nstats; s++) {

@@ -19,6 +19,7 @@ typedef struct {
     size_t n, cap;
     size_t *hist;        /* 32768 buckets, used while finishing; kept for the next layer */
     double sum;          /* of all |values|, kept while pushing: the mean needs no extra pass */
+    uint32_t lo, hi;     /* the smallest and largest bit pattern pushed: the histogram's range */
     int oom;
 } ds_outliers;
 
