@@ -26,6 +26,7 @@
  * way whichever kernel packed it. */
 #include <omp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -88,6 +89,8 @@ static void probe_kernel(void) {
 #ifdef HAVE_AMX_BUILD
     unsigned a, b, c, d, a1 = 0, b1, c1, d1;
     const char *choice = getenv("DIFFSCOPE_BF16_KERNEL");
+    if (choice && *choice && strcmp(choice, "auto") && strcmp(choice, "onednn") && strcmp(choice, "avx512bf16"))
+        fprintf(stderr, "diffscope: DIFFSCOPE_BF16_KERNEL=%s is not auto, onednn or avx512bf16; using auto\n", choice);
     if ((choice && !strcmp(choice, "onednn")) || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
     __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
     const int avx512bf16 = (b >> 16 & 1) && (a1 >> 5 & 1) && os_saves_avx512();
