@@ -4,6 +4,8 @@
 # without a tolerance; the files' bytes themselves differ, since HDF5 stores object times), with
 # --threads 1, 2 and 3, twice with 2, and with all the cores of `taskset -c 0` and of
 # `taskset -c 0,1`: the partition of the work follows the shapes alone (docs/performance.md).
+# Four threads on two cores make a dump leave a core to its writers, computing on three
+# (leave_a_core_to_the_writers in src/dump/dump.c).
 # Sampling with --seed repeats its ids. The library-level checks (prefill and KV-cache decode,
 # residual stream) are tests/unit/test_determinism.c.
 . tests/lib.sh
@@ -42,7 +44,7 @@ check_threads() {
     name=$1
     shift
     runs="t1 t2 t3 t2"
-    command -v taskset >/dev/null && taskset -c 0,1 true 2>/dev/null && runs="$runs cpu0 cpu01"
+    command -v taskset >/dev/null && taskset -c 0,1 true 2>/dev/null && runs="$runs cpu0 cpu01 cpu01t4"
     i=0
     for run in $runs; do
         i=$((i + 1))
@@ -51,6 +53,7 @@ check_threads() {
         t*) threads="--threads ${run#t}" ;;
         cpu0) pre="taskset -c 0" ;;
         cpu01) pre="taskset -c 0,1" ;;
+        cpu01t4) pre="taskset -c 0,1" threads="--threads 4" ;;
         esac
         if ! $pre "$DS" "$@" $threads -o "$work/$name-$i.h5" >/dev/null 2>"$work/err"; then
             echo "FAIL $name: $pre $DS $* $threads failed: $(cat "$work/err")"
