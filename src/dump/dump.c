@@ -716,7 +716,8 @@ static void leave_a_core_to_the_writers(ds_dump *d) {
     }
 }
 
-/* Each part's share of a layer's values, reserved at once: the buffers then fill without a copy and with few page faults. */
+/* Each part's share of a layer's values, reserved at once: the buffers then fill without a copy
+ * and with few page faults. */
 static void reserve_outliers(ds_dump *d, const ds_config *c) {
     const size_t T = (size_t)d->T;
     size_t scores[OUTLIER_PARTS] = {0};

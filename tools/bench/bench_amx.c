@@ -6,6 +6,8 @@
  *     3 x multiplies per second is the core clock, alone and with every thread running it;
  *   - fma_f32: 12 independent chains of 16-lane fused multiply-adds (AVX-512) in registers, the
  *     float32 peak (FLOP a cycle = 2 units x 16 lanes x 2 on a core with two FMA units);
+ *   - dot_bf16: the same with VDPBF16PS (AVX512-BF16), 16 lanes x 2 bf16 products each: twice
+ *     the float32 peak where it issues as often as an FMA, the float32 peak where half as often;
  *   - amx_regs: TDPBF16PS on tiles already loaded, 4 independent accumulators (AMX's peak:
  *     16 x 16 x 32 multiply-adds, 16384 FLOP, per instruction);
  *   - amx_l1: the same with 2 A and 2 B tiles loaded from 4 KB buffers before every 4 products,
@@ -15,7 +17,7 @@
  *   bench_amx [--seconds S] [--threads N]
  *
  * Needs a CPU and kernel with AMX (Linux >= 5.16 grants the tile state per process on request);
- * without it only clock and fma_f32 run. Built by `make build/bench_amx` (x86-64 only). */
+ * without it only clock, fma_f32 and dot_bf16 run. Built by `make build/bench_amx` (x86-64 only). */
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
@@ -68,6 +70,26 @@ __attribute__((target("avx512f"))) static double fma_f32(double seconds) {
     return n * 16.0 * 2 / t;
 }
 
+/* The same chains of VDPBF16PS: 16 lanes x 2 products x 2 FLOP an instruction. */
+__attribute__((target("avx512f,avx512bf16"))) static double dot_bf16(double seconds) {
+    const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80); /* two bf16 1.0 */
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0;
+    __m512 c9 = c0, c10 = c0, c11 = c0;
+    uint64_t n = 0;
+    double t0 = now(), t;
+    do {
+        for (int r = 0; r < 1000; r++) {
+            c0 = _mm512_dpbf16_ps(c0, a, a), c1 = _mm512_dpbf16_ps(c1, a, a), c2 = _mm512_dpbf16_ps(c2, a, a);
+            c3 = _mm512_dpbf16_ps(c3, a, a), c4 = _mm512_dpbf16_ps(c4, a, a), c5 = _mm512_dpbf16_ps(c5, a, a);
+            c6 = _mm512_dpbf16_ps(c6, a, a), c7 = _mm512_dpbf16_ps(c7, a, a), c8 = _mm512_dpbf16_ps(c8, a, a);
+            c9 = _mm512_dpbf16_ps(c9, a, a), c10 = _mm512_dpbf16_ps(c10, a, a), c11 = _mm512_dpbf16_ps(c11, a, a);
+            __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5));
+            __asm__ volatile("" : "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
+        }
+        n += 1000 * 12;
+    } while ((t = now() - t0) < seconds);
+    return n * 16.0 * 2 * 2 / t;
+}
 
 /* FROM_L1: reload the operand tiles before every 4 products, as a GEMM kernel would. */
 __attribute__((target("amx-tile,amx-bf16"))) static double amx(double seconds, int from_l1) {
@@ -110,13 +132,14 @@ static int amx_granted(void) {
     return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 && __builtin_cpu_supports("avx512f");
 }
 
-typedef enum { CLOCK, FMA_F32, AMX_REGS, AMX_L1, NCASES } bench_case;
-static const char *const case_names[NCASES] = {"clock", "fma_f32", "amx_regs", "amx_l1"};
+typedef enum { CLOCK, FMA_F32, DOT_BF16, AMX_REGS, AMX_L1, NCASES } bench_case;
+static const char *const case_names[NCASES] = {"clock", "fma_f32", "dot_bf16", "amx_regs", "amx_l1"};
 
 static double run_case(bench_case c, double seconds) {
     switch (c) {
     case CLOCK: return clock_muls(seconds);
     case FMA_F32: return fma_f32(seconds);
+    case DOT_BF16: return dot_bf16(seconds);
     case AMX_REGS: return amx(seconds, 0);
     case AMX_L1: return amx(seconds, 1);
     default: return 0;
@@ -133,9 +156,12 @@ int main(int argc, char **argv) {
     }
     if (argc % 2 == 0 || seconds <= 0 || threads < 1) return fprintf(stderr, "usage: bench_amx [--seconds S] [--threads N]\n"), 2;
     const int has_amx = amx_granted(), has_avx512 = __builtin_cpu_supports("avx512f");
-    fprintf(stderr, "bench_amx: AMX %s, AVX-512 %s\n", has_amx ? "granted" : "not available", has_avx512 ? "yes" : "no");
+    const int has_bf16 = has_avx512 && __builtin_cpu_supports("avx512bf16");
+    fprintf(stderr, "bench_amx: AMX %s, AVX-512 %s, AVX512-BF16 %s\n", has_amx ? "granted" : "not available",
+            has_avx512 ? "yes" : "no", has_bf16 ? "yes" : "no");
     for (int c = 0; c < NCASES; c++) {
-        if ((c == FMA_F32 && !has_avx512) || ((c == AMX_REGS || c == AMX_L1) && !has_amx)) continue;
+        if ((c == FMA_F32 && !has_avx512) || (c == DOT_BF16 && !has_bf16) || ((c == AMX_REGS || c == AMX_L1) && !has_amx))
+            continue;
         int counts[2] = {1, threads};
         for (int k = 0; k < (threads > 1 ? 2 : 1); k++) {
             double *per = calloc((size_t)counts[k], sizeof *per);
