@@ -98,6 +98,12 @@ int ds_probes_add_owned(ds_probes *p, const char *pattern, ds_hook_fn fn, void *
  * ln_final.hook_normalized and hook_logits); the _owned form frees USER as above. */
 int ds_probes_add_point(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user);
 int ds_probes_add_point_owned(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user);
+/* The same for a hook that reads only the causal entries (keys k <= q) of the rows of
+ * hook_scores. Where every hook at a layer's hook_scores was added so, the forward pass leaves
+ * the masked entries of the rows it hands out unset (they hold whatever the scratch held)
+ * instead of writing -inf into them: up to half of every block. At other points it is
+ * ds_probes_add_point. */
+int ds_probes_add_point_causal(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user);
 
 /* Probe name of POINT at LAYER (layer ignored for model-level points). */
 const char *ds_hook_name(ds_hook_point point, int layer, char *buf, int bufsize);
@@ -110,6 +116,8 @@ const char *ds_hook_name(ds_hook_point point, int layer, char *buf, int bufsize)
 int ds_probes_bind(ds_probes *p, int L);
 uint32_t ds_probes_wanted(ds_probes *p, int layer);
 int ds_probes_active(ds_probes *p, ds_hook_point point, int layer);
+/* 1 when a hook at POINT of LAYER may read masked entries: one not added as causal. */
+int ds_probes_masked_wanted(ds_probes *p, ds_hook_point point, int layer);
 int ds_probes_fire(ds_probes *p, ds_hook_point point, int layer, ds_probe_event *ev);
 
 #endif

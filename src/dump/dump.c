@@ -587,15 +587,19 @@ static int on_event(const ds_probe_event *ev, void *user) {
 
 /* ---- begin / finish ---- */
 
-/* One hook per probe point that a selected quantity needs, on every selected layer. */
+/* One hook per probe point that a selected quantity needs, on every selected layer. Only the
+ * scores map reads the masked entries of hook_scores; the outlier statistics read the causal
+ * ones. */
 static int register_hooks(ds_dump *d, ds_probes *p) {
+    int (*add)(ds_probes *, ds_hook_point, int, ds_hook_fn, void *) =
+        d->o.what & DS_DUMP_SCORES ? ds_probes_add_point : ds_probes_add_point_causal;
     char wanted[DS_HOOK_COUNT] = {0};
     for (int i = 0; i < N_QUANTITIES; i++)
         for (const quantity_hook *h = quantities[i].hooks; h < quantities[i].hooks + MAX_QUANTITY_HOOKS && h->fn; h++)
             if (hook_applies(d, &quantities[i], h)) wanted[h->point] = 1;
     for (int l = 0; l < d->L; l++)
         for (int point = 0; point < DS_HOOK_COUNT; point++)
-            if (d->layer_on[l] && wanted[point] && ds_probes_add_point(p, (ds_hook_point)point, l, on_event, d))
+            if (d->layer_on[l] && wanted[point] && add(p, (ds_hook_point)point, l, on_event, d))
                 return -1;
     return d->hidden.out ? ds_hidden_states_attach(p, &d->hidden) : 0;
 }

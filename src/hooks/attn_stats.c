@@ -161,7 +161,7 @@ ds_attn_stats *ds_attn_stats_begin(const ds_model *m, int T, const ds_attn_stats
     else points[np++] = DS_HOOK_PATTERN;
     if (opts->outliers) points[np++] = DS_HOOK_SCORES, points[np++] = DS_HOOK_RESID_POST;
     if (gn) points[np++] = DS_HOOK_GROUPNORM_IN;
-    for (int i = 0; ok && i < np; i++) ok = !ds_probes_add_point(p, points[i], -1, on_event, s);
+    for (int i = 0; ok && i < np; i++) ok = !ds_probes_add_point_causal(p, points[i], -1, on_event, s);
     if (!ok) {
         ds_attn_stats_free(s);
         return NULL;

@@ -199,6 +199,7 @@ enum { ROW_PIECE = 16 };
 static int attention_staged(ds_session *s, const att_shape *a, int layer, int n, int R, ds_probes *probes,
                             uint32_t want) {
     const int want_scores = wants(want, DS_HOOK_SCORES), want_pattern = wants(want, DS_HOOK_PATTERN);
+    const int mask_scores = want_scores && ds_probes_masked_wanted(probes, DS_HOOK_SCORES, layer);
     const int want_p1 = a->is_diff && wants(want, DS_HOOK_PATTERN1);
     const int want_p2 = a->is_diff && wants(want, DS_HOOK_PATTERN2);
     const int want_diff = a->is_diff && wants(want, DS_HOOK_DIFF);
@@ -215,9 +216,9 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
         for (int h = 0; h < H; h++) {
             float *S = att + (size_t)h * nr * tk;
             head_scores(a, S, q, h, nr, kmax);
-            /* the scores probe sees whole rows of Tk keys, the masked ones -inf (softmax_rows
-             * zeroes them for the other maps) */
-            if (want_scores)
+            /* the scores probe sees whole rows of Tk keys, the masked ones -inf unless every hook
+             * there reads only the causal ones (softmax_rows zeroes them for the other maps) */
+            if (mask_scores)
                 for (int i = 0; i < nr; i++)
                     for (int k = pos0 + r0 + i + 1; k < tk; k++) S[(size_t)i * tk + k] = -INFINITY;
         }

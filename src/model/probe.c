@@ -18,6 +18,7 @@ typedef struct {
     ds_hook_fn fn;
     void *user;
     int owns_user;
+    int causal_only; /* reads only the causal entries of hook_scores (ds_probes_add_point_causal) */
 } hook;
 
 struct ds_probes {
@@ -108,6 +109,12 @@ int ds_probes_add_point_owned(ds_probes *p, ds_hook_point point, int layer, ds_h
     return own(p, user ? ds_probes_add_point(p, point, layer, fn, user) : 0, user);
 }
 
+int ds_probes_add_point_causal(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user) {
+    if (ds_probes_add_point(p, point, layer, fn, user)) return -1;
+    p->hooks[p->n - 1].causal_only = 1;
+    return 0;
+}
+
 const char *ds_hook_name(ds_hook_point point, int layer, char *buf, int bufsize) {
     snprintf(buf, (size_t)bufsize, names[point], layer);
     return buf;
@@ -180,6 +187,15 @@ uint32_t ds_probes_wanted(ds_probes *p, int layer) {
     for (int point = 0; point < DS_HOOK_COUNT; point++)
         if (per_layer(point) == (layer >= 0) && ds_probes_active(p, point, layer)) want |= 1u << point;
     return want;
+}
+
+int ds_probes_masked_wanted(ds_probes *p, ds_hook_point point, int layer) {
+    if (!p) return 0;
+    char name[96];
+    ds_hook_name(point, layer, name, sizeof name);
+    for (int i = 0; i < p->n; i++)
+        if (!p->hooks[i].causal_only && hook_matches(p, &p->hooks[i], point, layer, name)) return 1;
+    return 0;
 }
 
 int ds_probes_fire(ds_probes *p, ds_hook_point point, int layer, ds_probe_event *ev) {

@@ -125,6 +125,22 @@ def check_outliers(model, ids):
             res = hs[l + 1]
             p += outlier_check(f"layer {l} resid", f[f"layers/{l}/outliers/resid"], np.abs(res).ravel(),
                                lambda c: abs(res[c[0], c[1]]), 2)
+    # Without the scores map no hook reads the masked scores, and the forward pass leaves them
+    # unset: the statistics, which read the causal ones, must not change by a bit.
+    alone = os.path.join(TMP, "outliers_alone.h5")
+    r = dump(model, ids, alone, "--what", "outliers", "--hidden", "--topk", "20")
+    if r.returncode:
+        p.append(r.stderr.strip())
+    else:
+        g = h5py.File(alone, "r")
+        for l in range(L):
+            for name in ("scores", "resid", "mlp"):
+                a, b = f[f"layers/{l}/outliers/{name}"], g[f"layers/{l}/outliers/{name}"]
+                same = all(np.array_equal(a[k][:], b[k][:]) for k in ("values", "index"))
+                same = same and all(np.array_equal(a.attrs[k], b.attrs[k]) for k in a.attrs)
+                if not same:
+                    p.append(f"layer {l} {name}: outliers without the scores map differ from those with it")
+        g.close()
     f.close()
     report("outliers_vs_numpy", p)
 

@@ -139,6 +139,49 @@ TEST(pattern_rows_sum_to_one_and_scores_are_masked) {
     ds_model_free(m);
 }
 
+/* The causal entries of every scores row, summed in order, and how many there were. */
+typedef struct { double sum; long count; } causal_sum;
+
+static int sum_causal(const ds_probe_event *ev, void *u) {
+    causal_sum *c = u;
+    for (int h = 0; h < ev->shape[0]; h++)
+        for (int r = 0; r < ev->shape[1]; r++) {
+            const float *row = ev->data + h * ev->strides[0] + r * ev->strides[1];
+            for (int k = 0; k <= (int)ev->offset[1] + r; k++) c->sum += row[k], c->count++;
+        }
+    return 0;
+}
+
+/* A hook added as causal reads the same causal scores as a plain one; the masked entries are
+ * written (with -inf) only while some hook at hook_scores was added plainly. */
+TEST(causal_scores_hooks_see_the_same_causal_entries) {
+    ds_model *m = ds_model_load(MODEL);
+    REQUIRE(m, "%s", ds_errmsg());
+    const int L = ds_model_config(m)->num_layers;
+    causal_sum plain = {0, 0}, causal = {0, 0};
+    ds_probes *p1 = ds_probes_new(), *p2 = ds_probes_new();
+    REQUIRE(p1 && p2, "out of memory");
+    ds_probes_add_point(p1, DS_HOOK_SCORES, -1, sum_causal, &plain);
+    ds_probes_add_point_causal(p2, DS_HOOK_SCORES, -1, sum_causal, &causal);
+    ds_probes_add(p2, "blocks.*.attn.hook_pattern", no_op, NULL);
+    CHECK(ds_probes_masked_wanted(p1, DS_HOOK_SCORES, 0) == 1, "a plain hook should want the masked entries");
+    CHECK(ds_probes_masked_wanted(p2, DS_HOOK_SCORES, L - 1) == 0, "only causal hooks listen to hook_scores");
+    ds_session *s = ds_session_new(m, T, 0);
+    REQUIRE(s, "%s", ds_errmsg());
+    REQUIRE(ds_forward(s, ids, T, NULL, 0, p1) == 0, "%s", ds_errmsg());
+    ds_session_reset(s);
+    REQUIRE(ds_forward(s, ids, T, NULL, 0, p2) == 0, "%s", ds_errmsg());
+    CHECK(plain.count > 0 && plain.count == causal.count, "%ld against %ld causal entries", plain.count, causal.count);
+    CHECK(plain.sum == causal.sum, "the causal scores differ: sums %.17g and %.17g", plain.sum, causal.sum);
+    ds_probes_add(p2, "blocks.1.attn.*", no_op, NULL);
+    CHECK(ds_probes_masked_wanted(p2, DS_HOOK_SCORES, 1) == 1 && ds_probes_masked_wanted(p2, DS_HOOK_SCORES, 0) == 0,
+          "a plain glob hook over layer 1's points should want the masked entries there only");
+    ds_session_free(s);
+    ds_probes_free(p1);
+    ds_probes_free(p2);
+    ds_model_free(m);
+}
+
 typedef struct { float *act[16]; int FF; } mlp_capture;
 
 static int grab_mlp(const ds_probe_event *ev, void *u) {
@@ -203,6 +246,7 @@ int main(void) {
     RUN(bound_probes_answer_as_names_do);
     RUN(hooks_by_point_see_what_hooks_by_name_see);
     RUN(pattern_rows_sum_to_one_and_scores_are_masked);
+    RUN(causal_scores_hooks_see_the_same_causal_entries);
     RUN(dump_mlp_outliers_match_plain_c);
     return test_summary();
 }
