@@ -170,14 +170,19 @@ int ds_probes_bind(ds_probes *p, int L) {
     return 0;
 }
 
+/* 1 when a hook listens to POINT at LAYER, leaving out those added as causal when PLAIN_ONLY. */
+static int any_hook(ds_probes *p, ds_hook_point point, int layer, int plain_only) {
+    char name[96];
+    ds_hook_name(point, layer, name, sizeof name);
+    for (int i = 0; i < p->n; i++)
+        if (!(plain_only && p->hooks[i].causal_only) && hook_matches(p, &p->hooks[i], point, layer, name)) return 1;
+    return 0;
+}
+
 int ds_probes_active(ds_probes *p, ds_hook_point point, int layer) {
     if (!p || p->n == 0) return 0;
     if (p->bound_n == p->n && layer < p->bound_L) return p->mask[layer + 1] >> point & 1;
-    char name[96]; /* not bound: by name */
-    ds_hook_name(point, layer, name, sizeof name);
-    for (int i = 0; i < p->n; i++)
-        if (hook_matches(p, &p->hooks[i], point, layer, name)) return 1;
-    return 0;
+    return any_hook(p, point, layer, 0); /* not bound: by name */
 }
 
 uint32_t ds_probes_wanted(ds_probes *p, int layer) {
@@ -190,12 +195,7 @@ uint32_t ds_probes_wanted(ds_probes *p, int layer) {
 }
 
 int ds_probes_masked_wanted(ds_probes *p, ds_hook_point point, int layer) {
-    if (!p) return 0;
-    char name[96];
-    ds_hook_name(point, layer, name, sizeof name);
-    for (int i = 0; i < p->n; i++)
-        if (!p->hooks[i].causal_only && hook_matches(p, &p->hooks[i], point, layer, name)) return 1;
-    return 0;
+    return p && any_hook(p, point, layer, 1);
 }
 
 int ds_probes_fire(ds_probes *p, ds_hook_point point, int layer, ds_probe_event *ev) {
