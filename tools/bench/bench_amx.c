@@ -50,24 +50,28 @@ static double clock_muls(double seconds) {
     return 3.0 * n / t;
 }
 
-/* 12 chains in named registers (an array of them may live in memory at -O2). */
+/* 12 independent chains C0..C11 in named registers (an array of them may live in memory at
+ * -O2), each advanced by STEP(c) 1000 times a pass, until SECONDS after T0; the steps taken
+ * into *N. */
+#define RUN_CHAINS(STEP, seconds, t0, n)                                                             \
+    do {                                                                                           \
+        for (int r = 0; r < 1000; r++) {                                                           \
+            STEP(c0), STEP(c1), STEP(c2), STEP(c3), STEP(c4), STEP(c5);                            \
+            STEP(c6), STEP(c7), STEP(c8), STEP(c9), STEP(c10), STEP(c11);                          \
+            __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5));     \
+            __asm__ volatile("" : "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));   \
+        }                                                                                          \
+        *(n) += 1000 * 12;                                                                         \
+    } while (now() - (t0) < (seconds))
+
 __attribute__((target("avx512f"))) static double fma_f32(double seconds) {
-    __m512 a = _mm512_set1_ps(1.0f + 1e-7f), b = _mm512_set1_ps(1e-7f);
+    const __m512 a = _mm512_set1_ps(1.0f + 1e-7f), b = _mm512_set1_ps(1e-7f);
     __m512 c0 = a, c1 = b, c2 = a, c3 = b, c4 = a, c5 = b, c6 = a, c7 = b, c8 = a, c9 = b, c10 = a, c11 = b;
     uint64_t n = 0;
-    double t0 = now(), t;
-    do {
-        for (int r = 0; r < 1000; r++) {
-            c0 = _mm512_fmadd_ps(c0, a, b), c1 = _mm512_fmadd_ps(c1, a, b), c2 = _mm512_fmadd_ps(c2, a, b);
-            c3 = _mm512_fmadd_ps(c3, a, b), c4 = _mm512_fmadd_ps(c4, a, b), c5 = _mm512_fmadd_ps(c5, a, b);
-            c6 = _mm512_fmadd_ps(c6, a, b), c7 = _mm512_fmadd_ps(c7, a, b), c8 = _mm512_fmadd_ps(c8, a, b);
-            c9 = _mm512_fmadd_ps(c9, a, b), c10 = _mm512_fmadd_ps(c10, a, b), c11 = _mm512_fmadd_ps(c11, a, b);
-            __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5));
-            __asm__ volatile("" : "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
-        }
-        n += 1000 * 12;
-    } while ((t = now() - t0) < seconds);
-    return n * 16.0 * 2 / t;
+    const double t0 = now();
+#define FMA_STEP(c) (c = _mm512_fmadd_ps(c, a, b))
+    RUN_CHAINS(FMA_STEP, seconds, t0, &n);
+    return n * 16.0 * 2 / (now() - t0);
 }
 
 /* The same chains of VDPBF16PS: 16 lanes x 2 products x 2 FLOP an instruction. */
@@ -76,19 +80,10 @@ __attribute__((target("avx512f,avx512bf16"))) static double dot_bf16(double seco
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0;
     __m512 c9 = c0, c10 = c0, c11 = c0;
     uint64_t n = 0;
-    double t0 = now(), t;
-    do {
-        for (int r = 0; r < 1000; r++) {
-            c0 = _mm512_dpbf16_ps(c0, a, a), c1 = _mm512_dpbf16_ps(c1, a, a), c2 = _mm512_dpbf16_ps(c2, a, a);
-            c3 = _mm512_dpbf16_ps(c3, a, a), c4 = _mm512_dpbf16_ps(c4, a, a), c5 = _mm512_dpbf16_ps(c5, a, a);
-            c6 = _mm512_dpbf16_ps(c6, a, a), c7 = _mm512_dpbf16_ps(c7, a, a), c8 = _mm512_dpbf16_ps(c8, a, a);
-            c9 = _mm512_dpbf16_ps(c9, a, a), c10 = _mm512_dpbf16_ps(c10, a, a), c11 = _mm512_dpbf16_ps(c11, a, a);
-            __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5));
-            __asm__ volatile("" : "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
-        }
-        n += 1000 * 12;
-    } while ((t = now() - t0) < seconds);
-    return n * 16.0 * 2 * 2 / t;
+    const double t0 = now();
+#define DOT_STEP(c) (c = _mm512_dpbf16_ps(c, a, a))
+    RUN_CHAINS(DOT_STEP, seconds, t0, &n);
+    return n * 16.0 * 2 * 2 / (now() - t0);
 }
 
 /* FROM_L1: reload the operand tiles before every 4 products, as a GEMM kernel would. */
