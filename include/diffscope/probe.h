@@ -98,11 +98,14 @@ int ds_probes_add_owned(ds_probes *p, const char *pattern, ds_hook_fn fn, void *
  * ln_final.hook_normalized and hook_logits); the _owned form frees USER as above. */
 int ds_probes_add_point(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user);
 int ds_probes_add_point_owned(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user);
-/* The same for a hook that reads only the causal entries (keys k <= q) of the rows of
- * hook_scores. Where every hook at a layer's hook_scores was added so, the forward pass leaves
- * the masked entries of the rows it hands out unset (they hold whatever the scratch held)
- * instead of writing -inf into them: up to half of every block. At other points it is
- * ds_probes_add_point. */
+/* The same for a hook that reads (and, at the writable maps, writes) only the causal entries
+ * (keys k <= q) of the rows of the attention maps: hook_scores, hook_pattern, hook_pattern1,
+ * hook_pattern2, hook_diff. Where every hook at a layer's hook_scores was added so, the forward
+ * pass leaves the masked entries of the rows it hands out unset (they hold whatever the
+ * scratch held) instead of writing -inf into them; where every hook at all the other map
+ * points of the layer was, it leaves unset the keys past the block's last query (zeros
+ * otherwise, and the difference map is not computed there): up to half of every block. At
+ * other points it is ds_probes_add_point. */
 int ds_probes_add_point_causal(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user);
 
 /* Probe name of POINT at LAYER (layer ignored for model-level points). */

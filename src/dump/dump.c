@@ -160,6 +160,28 @@ static size_t write_buffer_bytes(const ds_dump *d) {
     return (size_t)(layer > hi ? hi : layer < lo ? lo : layer);
 }
 
+/* The keys that row R of a block of maps sees: 0 .. its query position. */
+static size_t causal_keys(const ds_probe_event *ev, int64_t r) {
+    int64_t seen = ev->pos0 + ev->offset[1] + r + 1;
+    return (size_t)(seen < ev->shape[2] ? seen : ev->shape[2]);
+}
+
+/* Row R of a head's block into DST (T entries of ESIZE bytes): the causal keys, then zeros. The
+ * forward pass leaves the masked keys of the softmax and difference maps unset (the dump's hooks
+ * there are causal); the scores map's masked keys are -inf, written by the forward pass, and
+ * taken as they are. */
+static void copy_map_row(const ds_dump *d, ds_map kind, char *dst, const float *src, size_t seen) {
+    size_t n = kind == DS_MAP_SCORES ? (size_t)d->T : seen;
+    if (d->o.f16) {
+        uint16_t *h = (uint16_t *)dst;
+        for (size_t i = 0; i < n; i++) h[i] = ds_f32_to_f16(src[i]);
+        memset(h + n, 0, ((size_t)d->T - n) * sizeof *h);
+    } else {
+        memcpy(dst, src, n * sizeof *src);
+        memset(dst + n * sizeof *src, 0, ((size_t)d->T - n) * sizeof *src);
+    }
+}
+
 /* Queues the selected heads of a [heads, nr, T] block for the raw writer: one buffer, one file
  * range per head (a head's rows r0..r0+nr are contiguous in a contiguous [heads, T, T] map). */
 static int queue_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, int out_base, int head_base) {
@@ -181,13 +203,10 @@ static int queue_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, in
 #pragma omp parallel for schedule(dynamic) if (bytes > ((size_t)1 << 20))
     for (int task = 0; task < d->nheads * pieces; task++) {
         const int j = task / pieces, piece = task % pieces;
-        const size_t e0 = (size_t)(piece * nr / pieces) * d->T, e1 = (size_t)((piece + 1) * nr / pieces) * d->T;
         const float *src = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0];
         char *dst = buf + (size_t)j * row_elems * esize;
-        if (d->o.f16)
-            for (size_t i = e0; i < e1; i++) ((uint16_t *)dst)[i] = ds_f32_to_f16(src[i]);
-        else
-            memcpy(dst + e0 * esize, src + e0, (e1 - e0) * esize);
+        for (int r = piece * nr / pieces; r < (piece + 1) * nr / pieces; r++)
+            copy_map_row(d, kind, dst + (size_t)r * d->T * esize, src + r * ev->strides[1], causal_keys(ev, r));
         if (piece) continue;
         size_t first_elem = ((size_t)(out_base + j) * d->T + (size_t)ev->offset[1]) * d->T;
         ranges[j] = (ds_raw_range){(off_t)(d->map_addr[kind] + first_elem * esize), (size_t)j * row_elems * esize,
@@ -355,7 +374,7 @@ static int keep_softmax1(ds_dump *d, const ds_probe_event *ev) {
     for (int j = 0; j < d->nheads; j++)
         for (int64_t r = 0; r < ev->shape[1]; r++)
             memcpy(d->row1 + ((size_t)j * ev->shape[1] + r) * d->T,
-                   ev->data + d->heads[j] * ev->strides[0] + r * ev->strides[1], (size_t)d->T * sizeof *d->row1);
+                   ev->data + d->heads[j] * ev->strides[0] + r * ev->strides[1], causal_keys(ev, r) * sizeof *d->row1);
     return 0;
 }
 
@@ -587,19 +606,25 @@ static int on_event(const ds_probe_event *ev, void *user) {
 
 /* ---- begin / finish ---- */
 
-/* One hook per probe point that a selected quantity needs, on every selected layer. Only the
- * scores map reads the masked entries of hook_scores; the outlier statistics read the causal
- * ones. */
+/* 1 when the dump reads the masked entries of the maps at POINT. The scores map keeps its
+ * -inf; compressed maps go to HDF5 from the forward pass's block, whole rows. Uncompressed
+ * maps, the outlier statistics and the cancelled share read the causal entries. */
+static int reads_masked(const ds_dump *d, ds_hook_point point) {
+    if (point == DS_HOOK_SCORES) return (d->o.what & DS_DUMP_SCORES) != 0;
+    return d->o.compress > 0;
+}
+
+/* One hook per probe point that a selected quantity needs, on every selected layer. */
 static int register_hooks(ds_dump *d, ds_probes *p) {
-    int (*add)(ds_probes *, ds_hook_point, int, ds_hook_fn, void *) =
-        d->o.what & DS_DUMP_SCORES ? ds_probes_add_point : ds_probes_add_point_causal;
     char wanted[DS_HOOK_COUNT] = {0};
     for (int i = 0; i < N_QUANTITIES; i++)
         for (const quantity_hook *h = quantities[i].hooks; h < quantities[i].hooks + MAX_QUANTITY_HOOKS && h->fn; h++)
             if (hook_applies(d, &quantities[i], h)) wanted[h->point] = 1;
     for (int l = 0; l < d->L; l++)
         for (int point = 0; point < DS_HOOK_COUNT; point++)
-            if (d->layer_on[l] && wanted[point] && add(p, (ds_hook_point)point, l, on_event, d))
+            if (d->layer_on[l] && wanted[point] &&
+                (reads_masked(d, (ds_hook_point)point) ? ds_probes_add_point : ds_probes_add_point_causal)(
+                    p, (ds_hook_point)point, l, on_event, d))
                 return -1;
     return d->hidden.out ? ds_hidden_states_attach(p, &d->hidden) : 0;
 }

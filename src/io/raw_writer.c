@@ -38,9 +38,17 @@ struct ds_raw_writer {
     int nthreads;
 };
 
+/* The most bytes one pwrite() is given. The kernel's page cache takes folios as large as a
+ * write; on virtual machines that hand free memory back to the host (virtio-balloon's free
+ * page reporting), large free blocks are exactly the ones handed back, so every folio of a
+ * large write is memory the host must fault in again, and writing ran several times slower
+ * than in smaller pieces (docs/performance.md, "Writes in pieces"). Smaller pieces cost one
+ * system call each and nothing else. */
+#define WRITE_PIECE_BYTES ((size_t)128 << 10)
+
 static int write_all(int fd, const char *p, size_t n, off_t off) {
     while (n) {
-        ssize_t k = pwrite(fd, p, n, off);
+        ssize_t k = pwrite(fd, p, n < WRITE_PIECE_BYTES ? n : WRITE_PIECE_BYTES, off);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) return k < 0 ? errno : EIO;
         p += k, n -= (size_t)k, off += k;

@@ -104,6 +104,7 @@ int ds_attention_check(const ds_config *c) {
 /* Shapes of one layer's attention call, shared by the staged and the fused paths. */
 typedef struct {
     int H, Hd, hd, nrep, qw, kvw, pos0, tk, is_diff;
+    unsigned maps; /* the model's map points (ds_arch_desc.maps) */
     const float *K, *V;
     float scale, lam;
 } att_shape;
@@ -189,6 +190,17 @@ static void attention_fused(ds_session *s, const att_shape *a, int n, int R) {
 /* 1 when WANT (ds_probes_wanted) holds POINT. */
 static int wants(uint32_t want, ds_hook_point point) { return want >> point & 1; }
 
+/* 1 when a hook at one of the maps made by the softmax (every map point but hook_scores) may
+ * read keys past a row's own: then each row of the block is written out to Tk keys, zeros
+ * after the query's own key. Otherwise only the keys the products read (to the block's kmax)
+ * are. */
+static int masked_maps_wanted(const att_shape *a, ds_probes *probes, int layer) {
+    for (int point = 0; point < DS_HOOK_COUNT; point++)
+        if (point != DS_HOOK_SCORES && (a->maps >> point & 1) && ds_probes_masked_wanted(probes, point, layer))
+            return 1;
+    return 0;
+}
+
 /* Some probe wants the maps: each row block goes through every head stage by stage, and the
  * probes see [heads, nr, Tk] views between stages. The row-wise stages (softmax, the
  * difference) run in pieces of ROW_PIECE rows of a head, many more than the threads: with 32
@@ -203,11 +215,12 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
     const int want_p1 = a->is_diff && wants(want, DS_HOOK_PATTERN1);
     const int want_p2 = a->is_diff && wants(want, DS_HOOK_PATTERN2);
     const int want_diff = a->is_diff && wants(want, DS_HOOK_DIFF);
+    const int masked_maps = masked_maps_wanted(a, probes, layer);
     const int H = a->H, Hd = a->Hd, hd = a->hd, tk = a->tk, pos0 = a->pos0;
     ds_probe_event ev;
 
     for (int r0 = 0; r0 < n; r0 += R) {
-        const int nr = n - r0 < R ? n - r0 : R, kmax = block_kmax(a, r0, nr);
+        const int nr = n - r0 < R ? n - r0 : R, kmax = block_kmax(a, r0, nr), width = masked_maps ? tk : kmax;
         const int par = (size_t)H * nr * kmax * hd >= DS_PAR_MIN, pieces = (nr + ROW_PIECE - 1) / ROW_PIECE;
         const float *q = s->q + (size_t)r0 * a->qw;
         float *att = s->att, *z = s->z + (size_t)r0 * a->qw;
@@ -229,7 +242,7 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
 #pragma omp parallel for schedule(dynamic) if (par)
         for (int t = 0; t < H * pieces; t++) {
             const int h = t / pieces, i0 = t % pieces * ROW_PIECE, ni = nr - i0 < ROW_PIECE ? nr - i0 : ROW_PIECE;
-            softmax_rows(att + ((size_t)h * nr + i0) * tk, ni, tk, pos0 + r0 + i0, tk);
+            softmax_rows(att + ((size_t)h * nr + i0) * tk, ni, tk, pos0 + r0 + i0, width);
         }
 
         if (want_pattern) {
@@ -254,7 +267,7 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
         for (int t = 0; t < Hd * pieces; t++) {
             const int i = t / pieces, i0 = t % pieces * ROW_PIECE, ni = nr - i0 < ROW_PIECE ? nr - i0 : ROW_PIECE;
             const size_t at = ((size_t)i * nr + i0) * tk;
-            diff_rows(s->diff + at, att + at, att + ((size_t)partner(a, i) * nr + i0) * tk, a->lam, ni, tk, tk);
+            diff_rows(s->diff + at, att + at, att + ((size_t)partner(a, i) * nr + i0) * tk, a->lam, ni, tk, width);
         }
         /* each differential head's two value products: 2·H/2 tasks, not H/2 */
 #pragma omp parallel for schedule(dynamic) if (par)
@@ -274,7 +287,7 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
     const ds_config *c = &s->m->cfg;
     att_shape a = {.H = c->num_heads, .Hd = c->map_heads, .hd = c->head_dim, .nrep = c->num_heads / c->num_kv_heads,
                    .qw = c->num_heads * c->head_dim, .kvw = c->num_kv_heads * c->head_dim, .pos0 = s->pos,
-                   .tk = s->pos + n, .is_diff = c->desc->differential,
+                   .tk = s->pos + n, .is_diff = c->desc->differential, .maps = c->desc->maps,
                    .scale = (float)(1.0 / sqrt((double)c->head_dim)), .lam = (float)lambda};
     a.K = s->k_cache + (size_t)layer * s->max_tokens * a.kvw;
     a.V = s->v_cache + (size_t)layer * s->max_tokens * a.kvw;

@@ -202,6 +202,48 @@ def check_f16_contiguous(model, ids):
     report("dump_f16_contiguous", p)
 
 
+def check_long_prompt_maps(model, label, what):
+    """A prompt of several row blocks (300 tokens, blocks of 128 rows): uncompressed maps, whose
+    masked keys the forward pass leaves unset for the dump to fill with zeros, against
+    compressed ones, which HDF5 takes whole from the forward pass (zeros written there), bit
+    for bit; zeros above the diagonal, softmax rows summing to 1 and the difference map equal
+    to softmax1 - lambda * softmax2 recomputed in NumPy. The write buffers are made small, so
+    that each is reused for blocks of other rows."""
+    ids = [(7 * i + 3) % 500 for i in range(300)]
+    raw, packed = os.path.join(TMP, "long-raw.h5"), os.path.join(TMP, "long-gz.h5")
+    os.environ["DIFFSCOPE_DUMP_BUFFER_MB"] = "1"
+    r1 = dump(model, ids, raw, "--what", what, "--layers", "0,3")
+    del os.environ["DIFFSCOPE_DUMP_BUFFER_MB"]
+    r2 = dump(model, ids, packed, "--what", what, "--layers", "0,3", "--compress", "1")
+    if r1.returncode or r2.returncode:
+        report(f"dump_long_prompt_maps[{label}]", [r1.stderr + r2.stderr])
+        return
+    p = []
+    a, b = h5py.File(raw, "r"), h5py.File(packed, "r")
+    T = len(ids)
+    above = np.triu(np.ones((T, T), dtype=bool), 1)
+    for l in (0, 3):
+        g = a[f"layers/{l}/attn"]
+        for name in g:
+            m = g[name][:]
+            if m.tobytes() != b[f"layers/{l}/attn/{name}"][:].tobytes():
+                p.append(f"layer {l} {name}: uncompressed and compressed maps differ")
+            if np.any(m[:, above] != 0) or np.any(np.signbit(m[:, above])):
+                p.append(f"layer {l} {name}: a key after the query is not +0")
+            if name.startswith("softmax") and np.abs(m.astype(np.float64).sum(-1) - 1).max() > 1e-5:
+                p.append(f"layer {l} {name}: a row does not sum to 1")
+        if "diff" in g:
+            lam = np.float32(g.attrs["lambda_full"])
+            want = g["softmax1"][:] - lam * g["softmax2"][:]
+            if np.abs(g["diff"][:] - want).max() > 1e-6:
+                p.append(f"layer {l}: diff differs from softmax1 - lambda*softmax2")
+            cs = a[f"layers/{l}/cancelled_share"][:]
+            if cs.tobytes() != b[f"layers/{l}/cancelled_share"][:].tobytes():
+                p.append(f"layer {l}: cancelled share differs between the two dumps")
+    a.close(), b.close()
+    report(f"dump_long_prompt_maps[{label}]", p)
+
+
 def check_verify_and_h5dump(model, ids):
     a = os.path.join(TMP, "v1.h5")
     b = os.path.join(TMP, "v2.h5")
@@ -325,6 +367,8 @@ def main():
     check_what_model_lacks(f"{GOLDEN}/models/llama-mha-bias-f32", ids)
     check_verify_and_h5dump(model, ids)
     check_no_partial_files(model, ids)
+    check_long_prompt_maps("notebooks-data/models/diffllama", "diffllama", "softmax,diff,cancelled_share")
+    check_long_prompt_maps("notebooks-data/models/llama", "llama", "softmax")
     return exit_status()
 
 

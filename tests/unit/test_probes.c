@@ -182,6 +182,53 @@ TEST(causal_scores_hooks_see_the_same_causal_entries) {
     ds_model_free(m);
 }
 
+/* Hooks added as causal at the maps made by the softmax (hook_pattern1, hook_pattern2, hook_diff)
+ * read the same causal entries as plain ones, though the forward pass then leaves the keys
+ * past each block unset; the logits are the same bits with either, and with no hooks (the fused
+ * path). The prompt is longer than one row block, so that later blocks run on scratch that
+ * earlier blocks filled. */
+TEST(causal_map_hooks_see_the_same_causal_entries) {
+    static const ds_hook_point points[] = {DS_HOOK_PATTERN1, DS_HOOK_PATTERN2, DS_HOOK_DIFF};
+    enum { NP = sizeof points / sizeof *points, N = 300 };
+    ds_model *m = ds_model_load("notebooks-data/models/diffllama"); /* the demo model: 512 positions */
+    REQUIRE(m, "%s", ds_errmsg());
+    const int V = ds_model_config(m)->vocab_size;
+    int long_ids[N];
+    for (int i = 0; i < N; i++) long_ids[i] = ids[i % T] + i % 7;
+    causal_sum plain[NP] = {{0, 0}}, causal[NP] = {{0, 0}};
+    ds_probes *p1 = ds_probes_new(), *p2 = ds_probes_new();
+    float *logits[3] = {malloc((size_t)N * V * sizeof(float)), malloc((size_t)N * V * sizeof(float)),
+                        malloc((size_t)N * V * sizeof(float))};
+    REQUIRE(p1 && p2 && logits[0] && logits[1] && logits[2], "out of memory");
+    for (int i = 0; i < NP; i++) {
+        ds_probes_add_point(p1, points[i], -1, sum_causal, &plain[i]);
+        ds_probes_add_point_causal(p2, points[i], -1, sum_causal, &causal[i]);
+    }
+    CHECK(ds_probes_masked_wanted(p1, DS_HOOK_DIFF, 0) == 1, "a plain hook should want the masked entries");
+    CHECK(ds_probes_masked_wanted(p2, DS_HOOK_PATTERN1, 0) == 0, "only causal hooks listen to hook_pattern1");
+    ds_session *s = ds_session_new(m, N, 0);
+    REQUIRE(s, "%s", ds_errmsg());
+    ds_probes *runs[3] = {NULL, p1, p2};
+    for (int r = 0; r < 3; r++) {
+        ds_session_reset(s);
+        REQUIRE(ds_forward(s, long_ids, N, logits[r], 0, runs[r]) == 0, "%s", ds_errmsg());
+    }
+    for (int i = 0; i < NP; i++) {
+        CHECK(plain[i].count == (long)ds_model_config(m)->num_layers * (ds_model_config(m)->num_heads / 2) * N * (N + 1) / 2,
+              "%s: %ld causal entries", ds_hook_name(points[i], 0, (char[96]){0}, 96), plain[i].count);
+        CHECK(plain[i].count == causal[i].count && plain[i].sum == causal[i].sum,
+              "%s: causal entries differ: %ld and %ld, sums %.17g and %.17g", ds_hook_name(points[i], 0, (char[96]){0}, 96),
+              plain[i].count, causal[i].count, plain[i].sum, causal[i].sum);
+    }
+    CHECK(!memcmp(logits[0], logits[1], (size_t)N * V * sizeof(float)), "plain map hooks change the logits");
+    CHECK(!memcmp(logits[0], logits[2], (size_t)N * V * sizeof(float)), "causal map hooks change the logits");
+    ds_session_free(s);
+    ds_probes_free(p1);
+    ds_probes_free(p2);
+    for (int r = 0; r < 3; r++) free(logits[r]);
+    ds_model_free(m);
+}
+
 typedef struct { float *act[16]; int FF; } mlp_capture;
 
 static int grab_mlp(const ds_probe_event *ev, void *u) {
@@ -247,6 +294,7 @@ int main(void) {
     RUN(hooks_by_point_see_what_hooks_by_name_see);
     RUN(pattern_rows_sum_to_one_and_scores_are_masked);
     RUN(causal_scores_hooks_see_the_same_causal_entries);
+    RUN(causal_map_hooks_see_the_same_causal_entries);
     RUN(dump_mlp_outliers_match_plain_c);
     return test_summary();
 }
