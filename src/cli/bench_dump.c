@@ -1,8 +1,9 @@
 /* A timed dump, split by where its time goes: a probe registered before the dump's handlers
  * and one after them, on each point the dump listens to, time the handlers at that point;
- * what is left of the forward pass is the forward pass itself. The timing probes ask for no
- * point that the default dump does not already ask for, except hook_pattern on a DiffLlama
- * model, which costs one call per row block. */
+ * what is left of the forward pass is the forward pass itself, which the same probes on the
+ * points between the stages (bench_stages.h) split stage by stage, the handlers' time taken
+ * out. The timing probes ask for no map that the default dump does not already ask for,
+ * except hook_pattern on a DiffLlama model, which costs one call per row block. */
 #include "cli/bench_dump.h"
 #include "base/path.h"
 #include "cli/cli.h"
@@ -27,24 +28,41 @@ enum { N_TIMED = sizeof timed_points / sizeof *timed_points };
 
 typedef struct {
     bench_dump_split *split;
-    double since;
+    double since;    /* when the handlers at the current point began */
+    double stage_t0; /* when the current stage began */
+    double handled;  /* the handlers' time since then, at points that close no stage */
 } handler_clock;
 
+/* A point between stages closes the stage that ran up to it, the handlers before it taken out;
+ * its own handlers belong to no stage. */
 static int before_handlers(const ds_probe_event *ev, void *user) {
-    ((handler_clock *)user)->since = cli_now();
+    handler_clock *c = user;
+    c->since = cli_now();
+    int stage = bench_stage_closed_by(ev->point);
+    if (stage >= 0) {
+        c->split->forward.seconds[stage] += c->since - c->stage_t0 - c->handled;
+        c->handled = 0;
+    }
     return 0;
 }
 
 static int after_handlers(const ds_probe_event *ev, void *user) {
     handler_clock *c = user;
+    double t = cli_now();
     for (int i = 0; i < N_TIMED; i++)
-        if (timed_points[i].point == ev->point) c->split->seconds[timed_points[i].part] += cli_now() - c->since;
+        if (timed_points[i].point == ev->point) c->split->seconds[timed_points[i].part] += t - c->since;
+    if (bench_stage_closed_by(ev->point) >= 0) c->stage_t0 = t;
+    else c->handled += t - c->since;
     return 0;
 }
 
+/* FN on every point the dump's handlers or the stages' boundaries are at. */
 static int add_timing_probes(ds_probes *p, ds_hook_fn fn, handler_clock *c) {
-    for (int i = 0; i < N_TIMED; i++)
-        if (ds_probes_add_point_causal(p, timed_points[i].point, -1, fn, c)) return -1; /* they read no data */
+    for (int point = 0; point < DS_HOOK_COUNT; point++) {
+        int timed = bench_stage_closed_by((ds_hook_point)point) >= 0;
+        for (int i = 0; i < N_TIMED; i++) timed |= (int)timed_points[i].point == point;
+        if (timed && ds_probes_add_point_causal(p, (ds_hook_point)point, -1, fn, c)) return -1; /* they read no data */
+    }
     return 0;
 }
 
@@ -62,14 +80,17 @@ double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T,
     }
     ds_dump_opts d = {.what = what, .topk = 100, .force = 1};
     bench_dump_split here = {{0}};
-    handler_clock clock = {&here, 0};
+    bench_stages_init(&here.forward, m, T);
+    handler_clock clock = {&here, 0, 0, 0};
     ds_probes *p = ds_probes_new();
     ds_session_reset(s);
     int rc = !p || add_timing_probes(p, before_handlers, &clock);
     double t0 = cli_now();
     ds_dump *dd = rc ? NULL : ds_dump_begin(path, &d, m, ids, T, p);
     here.seconds[DUMP_OPEN] = cli_now() - t0;
-    rc = !dd || add_timing_probes(p, after_handlers, &clock) || ds_forward(s, ids, T, logits, 1, p);
+    rc = !dd || add_timing_probes(p, after_handlers, &clock);
+    clock.stage_t0 = cli_now();
+    rc = rc || ds_forward(s, ids, T, logits, 1, p);
     double t_close = cli_now();
     if (dd) rc = rc ? (ds_dump_abort(dd), -1) : ds_dump_finish(dd, NULL);
     double secs = cli_now() - t0;
@@ -77,7 +98,16 @@ double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T,
     double handlers = 0;
     for (int i = DUMP_MAPS; i < N_DUMP_PARTS; i++) handlers += here.seconds[i];
     here.seconds[DUMP_FORWARD] = secs - handlers;
+    /* What no boundary closes (the embedding, the final norm, lm_head) is the rest's, as in a
+     * prefill's stages. */
+    double staged = 0;
+    for (int i = 0; i < N_STAGES; i++) staged += here.forward.seconds[i];
+    here.forward.seconds[STAGE_REST] += here.seconds[DUMP_FORWARD] - staged;
     for (int i = 0; i < N_DUMP_PARTS; i++) split->seconds[i] += here.seconds[i];
+    for (int i = 0; i < N_STAGES; i++) {
+        split->forward.seconds[i] += here.forward.seconds[i];
+        split->forward.flops[i] = here.forward.flops[i];
+    }
     struct stat st;
     *mb = !rc && !stat(path, &st) ? st.st_size / 1e6 : 0;
     free(path);

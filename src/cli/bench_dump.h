@@ -1,6 +1,7 @@
 /* One timed dump for `bench --dump`, with where its time goes (bench_dump.c). */
 #ifndef DIFFSCOPE_BENCH_DUMP_H
 #define DIFFSCOPE_BENCH_DUMP_H
+#include "cli/bench_stages.h"
 #include "diffscope/model.h"
 
 /* FORWARD: the forward pass with the maps' probes, outside the dump's handlers (the staged
@@ -16,6 +17,7 @@ extern const char *const bench_dump_part_names[N_DUMP_PARTS];
 
 typedef struct {
     double seconds[N_DUMP_PARTS]; /* they add up to the dump's time */
+    bench_stages forward;         /* DUMP_FORWARD stage by stage, as bench_stages splits a prefill */
 } bench_dump_split;
 
 /* A new private folder in $TMPDIR (else /tmp) for a benchmark's files: nobody else can plant

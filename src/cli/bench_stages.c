@@ -25,22 +25,32 @@ static const struct {
              {"blocks.*.hook_mlp_out", DS_HOOK_MLP_OUT, STAGE_DOWN},
              {"blocks.*.hook_resid_post", DS_HOOK_RESID_POST, STAGE_REST}};
 
+int bench_stage_closed_by(ds_hook_point point) {
+    for (size_t i = 0; i < sizeof marks / sizeof *marks; i++)
+        if (point == marks[i].point) return marks[i].stage;
+    return -1;
+}
+
 static int on_mark(const ds_probe_event *ev, void *user) {
     clock_state *c = user;
     double t = cli_now();
-    for (size_t i = 0; i < sizeof marks / sizeof *marks; i++)
-        if (ev->point == marks[i].point) c->out->seconds[marks[i].stage] += t - c->last;
+    int stage = bench_stage_closed_by(ev->point);
+    if (stage >= 0) c->out->seconds[stage] += t - c->last;
     c->last = t;
     return 0;
 }
 
-int bench_stages_measure(const ds_model *m, ds_session *s, const int *ids, int T, float *logits, bench_stages *out) {
+void bench_stages_init(bench_stages *out, const ds_model *m, int T) {
     const ds_config *c = ds_model_config(m);
     const double D = c->hidden_size, FF = c->intermediate_size, L = c->num_layers;
     const double q = (double)c->num_heads * c->head_dim, kv = (double)c->num_kv_heads * c->head_dim;
     *out = (bench_stages){.flops = {L * 2 * T * D * (q + 2 * kv), L * 4 * ((double)T * (T + 1) / 2) * q,
                                     L * 2 * T * q * D, L * 4 * T * D * FF, L * 2 * T * FF * D,
                                     2 * D * c->vocab_size}};
+}
+
+int bench_stages_measure(const ds_model *m, ds_session *s, const int *ids, int T, float *logits, bench_stages *out) {
+    bench_stages_init(out, m, T);
     clock_state st = {out, 0};
     ds_probes *p = ds_probes_new();
     int rc = !p;

@@ -11,6 +11,13 @@ typedef struct {
     double flops[N_STAGES];   /* the matrix products' FLOPs of each stage (REST: lm_head's) */
 } bench_stages;
 
+/* OUT with no time yet and the FLOPs of each stage of a prefill of T tokens of M. */
+void bench_stages_init(bench_stages *out, const ds_model *m, int T);
+
+/* The stage that the probe point POINT closes (the stage's time runs from the previous such
+ * point to this one), or -1 when it closes none. */
+int bench_stage_closed_by(ds_hook_point point);
+
 /* One prefill of IDS[0..T) from an empty cache, timed between the probe points that separate
  * the stages. Returns 0, or -1 with the library's message set. */
 int bench_stages_measure(const ds_model *m, ds_session *s, const int *ids, int T, float *logits, bench_stages *out);

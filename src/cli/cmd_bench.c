@@ -271,6 +271,7 @@ static int measure_prefill(bench_run *b, bench_figures *f) {
     f->dump_x = median(dump_ratio, f->rounds);
     f->disk_gbs = median(disk_gbs, f->rounds);
     for (int i = 0; i < N_DUMP_PARTS; i++) f->dump_split.seconds[i] /= f->rounds;
+    for (int i = 0; i < N_STAGES; i++) f->dump_split.forward.seconds[i] /= f->rounds;
     f->ref_peak = 2.0 * b->ref.M * b->ref.N * b->ref.K / best_call_s / 1e9;
     f->gflops = f->flops / f->prefill / 1e9;
     /* Where the prefill's time goes, from one more prefill with the stage probes. */
@@ -294,6 +295,17 @@ static int measure_decode(bench_run *b, bench_figures *f) {
     f->weight_gbs = f->dec_tps * weight_bytes / 1e9;
     f->bw = read_bandwidth_gbs();
     return 0;
+}
+
+/* Each stage's seconds, FLOPs and GFLOP/s, as object NAME of O. */
+static void add_stages_json(cJSON *o, const char *name, const bench_stages *st) {
+    cJSON *all = cJSON_AddObjectToObject(o, name);
+    for (int i = 0; all && i < N_STAGES; i++) {
+        cJSON *one = cJSON_AddObjectToObject(all, bench_stage_names[i]);
+        cJSON_AddNumberToObject(one, "s", st->seconds[i]);
+        cJSON_AddNumberToObject(one, "flops", st->flops[i]);
+        cJSON_AddNumberToObject(one, "gflops", st->flops[i] / st->seconds[i] / 1e9);
+    }
 }
 
 static int print_json(const char *model, const ds_config *c, const bench_figures *f) {
@@ -333,17 +345,19 @@ static int print_json(const char *model, const ds_config *c, const bench_figures
     cJSON *split = f->do_dump ? cJSON_AddObjectToObject(o, "dump_split_s") : NULL;
     for (int i = 0; split && i < N_DUMP_PARTS; i++)
         cJSON_AddNumberToObject(split, bench_dump_part_names[i], f->dump_split.seconds[i]);
-    cJSON *st = cJSON_AddObjectToObject(o, "stages");
-    for (int i = 0; st && i < N_STAGES; i++) {
-        cJSON *one = cJSON_AddObjectToObject(st, bench_stage_names[i]);
-        cJSON_AddNumberToObject(one, "s", f->stages.seconds[i]);
-        cJSON_AddNumberToObject(one, "flops", f->stages.flops[i]);
-        cJSON_AddNumberToObject(one, "gflops", f->stages.flops[i] / f->stages.seconds[i] / 1e9);
-    }
+    add_stages_json(o, "stages", &f->stages);
+    if (f->do_dump) add_stages_json(o, "dump_forward_stages", &f->dump_split.forward);
     cJSON_AddStringToObject(o, "blas_core", f->core);
     cJSON_AddBoolToObject(o, "blas_core_best", !f->better_core);
     cJSON_AddStringToObject(o, "blas_core_wanted", f->better_core ? f->better_core : f->core);
     return cli_print_json(o);
+}
+
+static void print_stages(const char *label, const bench_stages *st) {
+    printf("%s", label);
+    for (int i = 0; i < N_STAGES; i++)
+        printf("%s %.3f s (%.0f GFLOP/s)%s", bench_stage_names[i], st->seconds[i], st->flops[i] / st->seconds[i] / 1e9,
+               i + 1 < N_STAGES ? ", " : "\n");
 }
 
 static void print_text(const char *model, const ds_config *c, const bench_figures *f) {
@@ -359,10 +373,7 @@ static void print_text(const char *model, const ds_config *c, const bench_figure
            c->intermediate_size, f->ref_med, f->ref_peak, 100 * f->efficiency);
     printf("peak RSS         %.2f GiB (mapped files %.2f, %.2f of them in 2 MiB pages; anonymous %.2f)\n",
            f->rss_forward, f->rss_file, f->rss_file_huge, f->rss_anon);
-    printf("stages           ");
-    for (int i = 0; i < N_STAGES; i++)
-        printf("%s %.3f s (%.0f GFLOP/s)%s", bench_stage_names[i], f->stages.seconds[i],
-               f->stages.flops[i] / f->stages.seconds[i] / 1e9, i + 1 < N_STAGES ? ", " : "\n");
+    print_stages("stages           ", &f->stages);
     if (f->n_dec)
         printf("decode %6d tok %.2f tok/s  %.1f GB/s of weights (machine read bandwidth %.1f GB/s)\n", f->n_dec,
                f->dec_tps, f->weight_gbs, f->bw);
@@ -374,6 +385,7 @@ static void print_text(const char *model, const ds_config *c, const bench_figure
         printf("dump's time      ");
         for (int i = 0; i < N_DUMP_PARTS; i++)
             printf("%s %.3f s%s", bench_dump_part_names[i], f->dump_split.seconds[i], i + 1 < N_DUMP_PARTS ? ", " : "\n");
+        print_stages("dump's forward   ", &f->dump_split.forward);
     }
 }
 

@@ -22,6 +22,7 @@
 #include "base/fileio.h"
 #include "base/finite.h"
 #include "base/half.h"
+#include "base/stream_store.h"
 #include <math.h>
 #include <omp.h>
 #include <sched.h>
@@ -177,8 +178,7 @@ static void copy_map_row(const ds_dump *d, ds_map kind, char *dst, const float *
         for (size_t i = 0; i < n; i++) h[i] = ds_f32_to_f16(src[i]);
         memset(h + n, 0, ((size_t)d->T - n) * sizeof *h);
     } else {
-        memcpy(dst, src, n * sizeof *src);
-        memset(dst + n * sizeof *src, 0, ((size_t)d->T - n) * sizeof *src);
+        ds_stream_row((float *)dst, src, n, (size_t)d->T); /* read again only by the writers, much later */
     }
 }
 
@@ -207,6 +207,7 @@ static int queue_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, in
         char *dst = buf + (size_t)j * row_elems * esize;
         for (int r = piece * nr / pieces; r < (piece + 1) * nr / pieces; r++)
             copy_map_row(d, kind, dst + (size_t)r * d->T * esize, src + r * ev->strides[1], causal_keys(ev, r));
+        ds_stream_fence();
         if (piece) continue;
         size_t first_elem = ((size_t)(out_base + j) * d->T + (size_t)ev->offset[1]) * d->T;
         ranges[j] = (ds_raw_range){(off_t)(d->map_addr[kind] + first_elem * esize), (size_t)j * row_elems * esize,

@@ -139,6 +139,10 @@ split = r['dump_split_s']
 assert sorted(split) == sorted(['forward', 'maps', 'score_stats', 'mlp_stats', 'layer_end', 'groupnorm', 'other',
                                 'open', 'finish']), split
 assert all(v >= 0 for v in split.values()) and abs(sum(split.values()) - r['dump_s']) < 1e-9, split
+# the dump's forward pass stage by stage: the prefill's stages and FLOPs, adding up to it
+fs = r['dump_forward_stages']
+assert sorted(fs) == sorted(r['stages']) and all(fs[k]['flops'] == r['stages'][k]['flops'] for k in fs), fs
+assert all(s['s'] >= 0 for s in fs.values()) and abs(sum(s['s'] for s in fs.values()) - split['forward']) < 1e-9, fs
 "
 check bench_json_figures $? "$(cat "$T/bench" "$T/err")"
 $DS bench $M --rounds 0 2>"$T/err"; rc=$?
