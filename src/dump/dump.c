@@ -167,10 +167,10 @@ static size_t causal_keys(const ds_probe_event *ev, int64_t r) {
     return (size_t)(seen < ev->shape[2] ? seen : ev->shape[2]);
 }
 
-/* Row R of a head's block into DST (T entries of ESIZE bytes): the causal keys, then zeros. The
- * forward pass leaves the masked keys of the softmax and difference maps unset (the dump's hooks
- * there are causal); the scores map's masked keys are -inf, written by the forward pass, and
- * taken as they are. */
+/* One row of a head's block into DST (T entries of ESIZE bytes): its SEEN causal keys, then
+ * zeros. The forward pass leaves the masked keys of the softmax and difference maps unset (the
+ * dump's hooks there are causal); the scores map's masked keys are -inf, written by the forward
+ * pass, and taken as they are. */
 static void copy_map_row(const ds_dump *d, ds_map kind, char *dst, const float *src, size_t seen) {
     size_t n = kind == DS_MAP_SCORES ? (size_t)d->T : seen;
     if (d->o.f16) {
