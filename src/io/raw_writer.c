@@ -42,7 +42,7 @@ struct ds_raw_writer {
  * write; on virtual machines that hand free memory back to the host (virtio-balloon's free
  * page reporting) large free blocks are exactly the ones handed back, so a large write lands
  * on memory the host must fault in again, where small folios come from memory the guest still
- * holds (docs/performance.md, run 10). The pieces cost one system call each. */
+ * holds (docs/performance-runs.md, run 10). The pieces cost one system call each. */
 #define WRITE_PIECE_BYTES ((size_t)128 << 10)
 
 static int write_all(int fd, const char *p, size_t n, off_t off) {
