@@ -123,7 +123,33 @@ TEST(outliers_finished_together_against_direct) {
     }
 }
 
+/* The median's two middle values in one bucket of the top 16 bits, with the same or other low
+ * bits, and in two buckets (the candidates then span both), against the values pushed. */
+TEST(outliers_median_within_and_across_buckets) {
+    static const struct { float lo, hi; } cases[] = {{1.0f, 1.0000001f}, {1.0f, 2.0f}, {0.0f, 3e-39f}, {5.0f, 5.0f}};
+    for (unsigned c = 0; c < sizeof cases / sizeof *cases; c++) {
+        enum { PARTS2 = 4, HALF = 1001 };
+        ds_outliers acc[PARTS2];
+        for (int p = 0; p < PARTS2; p++) REQUIRE(!ds_outliers_init(&acc[p], 3, 2), "%s", ds_errmsg());
+        /* HALF values at or below lo, HALF at or above hi, spread over the parts */
+        float row[2 * HALF];
+        for (int i = 0; i < HALF; i++) row[i] = i % 3 ? cases[c].lo : cases[c].lo / 2, row[HALF + i] = i % 5 ? cases[c].hi : 2 * cases[c].hi;
+        for (int i = 0; i < 2 * HALF; i += 2 * HALF / PARTS2 + 1) {
+            int n = 2 * HALF - i < 2 * HALF / PARTS2 + 1 ? 2 * HALF - i : 2 * HALF / PARTS2 + 1;
+            ds_outliers_push_row(&acc[(i / 7) % PARTS2], row + i, n, i, 0);
+        }
+        ds_outlier_result r;
+        REQUIRE(!ds_outliers_finish_parts(acc, PARTS2, &r), "%s", ds_errmsg());
+        double want = 0.5 * ((double)cases[c].lo + cases[c].hi);
+        CHECK(r.count == 2 * HALF && r.median == want, "case %u: median %.9g of %lld values, want %.9g", c, r.median,
+              (long long)r.count, want);
+        ds_outlier_result_free(&r);
+        for (int p = 0; p < PARTS2; p++) ds_outliers_free(&acc[p]);
+    }
+}
+
 int main(void) {
     RUN(outliers_finished_together_against_direct);
+    RUN(outliers_median_within_and_across_buckets);
     return test_summary();
 }
