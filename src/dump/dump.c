@@ -147,6 +147,12 @@ static double layer_map_bytes(const ds_dump *d) {
     return (double)maps * d->nheads * d->T * d->T * (d->o.f16 ? 2 : 4);
 }
 
+/* The keys that row R of a block of maps sees: 0 .. its query position. */
+static size_t causal_keys(const ds_probe_event *ev, int64_t r) {
+    int64_t seen = ev->pos0 + ev->offset[1] + r + 1;
+    return (size_t)(seen < ev->shape[2] ? seen : ev->shape[2]);
+}
+
 /* The raw writer's buffers in bytes: room for one layer's maps, at least 64 MB, at most 1 GiB
  * or a 16th of the memory. The attention makes a layer's maps in a burst and the MLP after it
  * makes none: with room for a layer the writers go on writing through the MLP, where with less
@@ -159,12 +165,6 @@ static size_t write_buffer_bytes(const ds_dump *d) {
     double hi = (double)(1 << 30), lo = (double)(64 << 20), layer = layer_map_bytes(d);
     if (pages > 0 && page > 0 && (double)pages * page / 16 < hi) hi = (double)pages * page / 16;
     return (size_t)(layer > hi ? hi : layer < lo ? lo : layer);
-}
-
-/* The keys that row R of a block of maps sees: 0 .. its query position. */
-static size_t causal_keys(const ds_probe_event *ev, int64_t r) {
-    int64_t seen = ev->pos0 + ev->offset[1] + r + 1;
-    return (size_t)(seen < ev->shape[2] ? seen : ev->shape[2]);
 }
 
 /* One row of a head's block into DST (T entries of ESIZE bytes): its SEEN causal keys, then
@@ -233,8 +233,7 @@ static int head_nonfinite(const ds_dump *d, const ds_probe_event *ev, int j, int
                           int64_t *row, int64_t *key) {
     for (int64_t r = r0; r < r1; r++) {
         const float *data = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0] + r * ev->strides[1];
-        int64_t seen = ev->pos0 + ev->offset[1] + r + 1;
-        int64_t bad = ds_first_nonfinite(data, (size_t)(seen < ev->shape[2] ? seen : ev->shape[2]));
+        int64_t bad = ds_first_nonfinite(data, causal_keys(ev, r));
         if (bad >= 0) return *row = r, *key = bad, 1;
     }
     return 0;

@@ -18,7 +18,7 @@ typedef struct {
     ds_hook_fn fn;
     void *user;
     int owns_user;
-    int causal_only; /* reads only the causal entries of hook_scores (ds_probes_add_point_causal) */
+    int causal_only; /* reads only the causal entries of the attention maps (ds_probes_add_point_causal) */
 } hook;
 
 struct ds_probes {
