@@ -156,11 +156,47 @@ TEST(tiles_products_do_not_depend_on_threads) {
     free(x), free(w), free(y[0]), free(y[1]), free(y[2]);
 }
 
+/* The plain C kernel's sums, one f32 accumulator a value adding each pair of products in input
+ * order (the padding's zeros included), are what the tile-layout driver must give bit for bit:
+ * 600 inputs make three runs of input tiles (8, 8 and 3), 70 rows and 100 features leave
+ * partial blocks at both edges. */
+TEST(tiles_runs_of_inputs_keep_one_sum) {
+    const int n = 70, in = 600, out = 100, padded = (in + 31) / 32 * 32;
+    float *x = malloc((size_t)n * in * sizeof *x), *y = malloc((size_t)n * out * sizeof *y);
+    uint16_t *w = malloc((size_t)out * in * sizeof *w), *p = NULL;
+    REQUIRE(x && y && w, "out of memory");
+    unsigned seed = 7u;
+    for (size_t i = 0; i < (size_t)n * in; i++) x[i] = (float)((seed = seed * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
+    for (size_t i = 0; i < (size_t)out * in; i++)
+        w[i] = ds_f32_to_bf16((float)((seed = seed * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f);
+    REQUIRE(ds_tiles_pack(w, in, out, &p) == 0, "packing failed: %s", ds_errmsg());
+    ds_linear_out o = {.y = y, .out = out, .w16 = p};
+    const int rc = ds_tiles_products_scalar(x, n, in, &o, 1);
+    ds_bf16_packed_free(p);
+    REQUIRE(rc == 0, "the product failed: %s", ds_errmsg());
+    int differ = 0;
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < out; j++) {
+            float acc = 0.0f;
+            for (int i = 0; i < padded; i += 2) {
+                const float x0 = i < in ? ds_bf16_to_f32(ds_f32_to_bf16(x[(size_t)t * in + i])) : 0.0f;
+                const float x1 = i + 1 < in ? ds_bf16_to_f32(ds_f32_to_bf16(x[(size_t)t * in + i + 1])) : 0.0f;
+                const float w0 = i < in ? ds_bf16_to_f32(w[(size_t)j * in + i]) : 0.0f;
+                const float w1 = i + 1 < in ? ds_bf16_to_f32(w[(size_t)j * in + i + 1]) : 0.0f;
+                acc += x0 * w0 + x1 * w1;
+            }
+            differ += memcmp(&acc, &y[(size_t)t * out + j], sizeof acc) != 0;
+        }
+    CHECK(differ == 0, "%d of %d values differ from one sum in input order", differ, n * out);
+    free(x), free(y), free(w);
+}
+
 int main(void) {
     RUN(bf16_round_nearest_even);
     RUN(bf16_products_match_double);
     RUN(bf16_packed_products_match_double);
     RUN(tiles_products_match_double);
     RUN(tiles_products_do_not_depend_on_threads);
+    RUN(tiles_runs_of_inputs_keep_one_sum);
     return test_summary();
 }
