@@ -173,21 +173,18 @@ int ds_tiles_free(uint16_t *packed) {
 }
 
 /* One 32 × 32 block: C[32, 32] (row stride LDC floats) = the two 16-row tile rows A0, A1 of the
- * rounded x · the two 16-feature tile columns B0, B1 of a packed matrix, KT tiles each; with ADD,
- * the sums go on from the values in C (the block's earlier inputs): an f32 accumulator stored
- * and loaded again is the same number, so a block made in several runs of inputs has the bits
- * of one made in a single run. */
+ * rounded x · the two 16-feature tile columns B0, B1 of a packed matrix, KT tiles each. */
 typedef void block_kernel(const uint16_t *a0, const uint16_t *a1, const uint16_t *b0, const uint16_t *b1, int kt,
-                          float *c, int ldc, int add);
+                          float *c, int ldc);
 
 /* The same sums without tiles, for the tests on CPUs without AMX: each pair of products is added
  * to the accumulator in input order. */
 static void block_scalar(const uint16_t *a0, const uint16_t *a1, const uint16_t *b0, const uint16_t *b1, int kt,
-                         float *c, int ldc, int add) {
+                         float *c, int ldc) {
     for (int r = 0; r < 32; r++)
         for (int f = 0; f < 32; f++) {
             const uint16_t *a = r < 16 ? a0 : a1, *b = f < 16 ? b0 : b1;
-            float acc = add ? c[(size_t)r * ldc + f] : 0.0f;
+            float acc = 0.0f;
             for (int kb = 0; kb < kt; kb++)
                 for (int p = 0; p < 16; p++) {
                     const size_t tile = (size_t)kb * TILE_ELEMS;
@@ -209,19 +206,12 @@ __attribute__((target("amx-tile"))) static void tiles_off(void) { _tile_release(
  * four products before it. Each accumulator still adds its products in input order. */
 __attribute__((target("amx-tile,amx-bf16"))) static void block_amx(const uint16_t *a0, const uint16_t *a1,
                                                                     const uint16_t *b0, const uint16_t *b1, int kt,
-                                                                    float *c, int ldc, int add) {
+                                                                    float *c, int ldc) {
     const size_t sc = (size_t)ldc * sizeof *c;
-    if (add) {
-        _tile_loadd(0, c, sc);
-        _tile_loadd(1, c + 16, sc);
-        _tile_loadd(2, c + (size_t)16 * ldc, sc);
-        _tile_loadd(3, c + (size_t)16 * ldc + 16, sc);
-    } else {
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-    }
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
     _tile_loadd(4, a0, 64);
     _tile_loadd(6, b0, 64);
     _tile_loadd(7, b1, 64);
@@ -263,24 +253,12 @@ __attribute__((target("amx-tile,amx-bf16"))) static void block_amx(const uint16_
         _mm512_storeu_ps(c + (size_t)(r0 + (i)) * ldc + 16, acc##i##1); \
     } while (0)
 
-#define DOT_LOAD(i)                                                                       \
-    do {                                                                                  \
-        acc##i##0 = add ? _mm512_loadu_ps(c + (size_t)(r0 + (i)) * ldc) : _mm512_setzero_ps();      \
-        acc##i##1 = add ? _mm512_loadu_ps(c + (size_t)(r0 + (i)) * ldc + 16) : _mm512_setzero_ps(); \
-    } while (0)
-
 __attribute__((target("avx512f,avx512bf16"))) static void dot_strip(const uint16_t *a, int r, const uint16_t *b0,
                                                                      const uint16_t *b1, int kt, float *c, int r0,
-                                                                     int ldc, int add) {
-    __m512 acc00, acc01, acc10, acc11, acc20, acc21, acc30, acc31, acc40, acc41, acc50, acc51, acc60, acc61, acc70, acc71;
-    DOT_LOAD(0);
-    DOT_LOAD(1);
-    DOT_LOAD(2);
-    DOT_LOAD(3);
-    DOT_LOAD(4);
-    DOT_LOAD(5);
-    DOT_LOAD(6);
-    DOT_LOAD(7);
+                                                                     int ldc) {
+    __m512 acc00 = _mm512_setzero_ps(), acc01 = acc00, acc10 = acc00, acc11 = acc00, acc20 = acc00, acc21 = acc00;
+    __m512 acc30 = acc00, acc31 = acc00, acc40 = acc00, acc41 = acc00, acc50 = acc00, acc51 = acc00;
+    __m512 acc60 = acc00, acc61 = acc00, acc70 = acc00, acc71 = acc00;
     for (int kb = 0; kb < kt; kb++) {
         const size_t tile = (size_t)kb * TILE_ELEMS;
         const uint16_t *at = a + tile + r * 32;
@@ -308,8 +286,8 @@ __attribute__((target("avx512f,avx512bf16"))) static void dot_strip(const uint16
 }
 
 static void block_dot(const uint16_t *a0, const uint16_t *a1, const uint16_t *b0, const uint16_t *b1, int kt,
-                      float *c, int ldc, int add) {
-    for (int s = 0; s < 4; s++) dot_strip(s < 2 ? a0 : a1, s % 2 * 8, b0, b1, kt, c, s * 8, ldc, add);
+                      float *c, int ldc) {
+    for (int s = 0; s < 4; s++) dot_strip(s < 2 ? a0 : a1, s % 2 * 8, b0, b1, kt, c, s * 8, ldc);
 }
 #endif
 
@@ -331,33 +309,23 @@ static uint16_t *round_rows(const float *x, int n, int in, int mp, int kt) {
     return a;
 }
 
-/* One task: rows [r0, r1) of the padded rows times features [f0, f1) of product O, in runs of
- * K_TILES input tiles: a run's slice of a 32-feature block of W (16 KB) stays in L1 while it
- * meets every row block of the task, so of the four tiles a product step loads only the two of
- * x come from L2. Blocks at the edge of y (past its last row or feature) are made whole in a
- * scratch block in the first run and copied out. */
-enum { K_TILES = 8 };
+/* One task: rows [r0, r1) of the padded rows times features [f0, f1) of product O. */
 static void run_task(block_kernel *kernel, const uint16_t *a, int n, int kt, const ds_linear_out *o, int r0, int r1,
                      int f0, int f1) {
     float spill[32 * 32];
     const size_t strip = (size_t)kt * TILE_ELEMS; /* one tile row of x, or tile column of W */
-    for (int k0 = 0; k0 < kt; k0 += K_TILES) {
-        const int kn = kt - k0 < K_TILES ? kt - k0 : K_TILES;
-        const size_t at = (size_t)k0 * TILE_ELEMS;
-        for (int fb = f0; fb < f1; fb += 32) {
-            const uint16_t *b0 = o->w16 + (size_t)(fb / 16) * strip, *b1 = b0 + strip;
-            for (int rb = r0; rb < r1; rb += 32) {
-                const uint16_t *a0 = a + (size_t)(rb / 16) * strip, *a1 = a0 + strip;
-                if (rb + 32 <= n && fb + 32 <= o->out) {
-                    kernel(a0 + at, a1 + at, b0 + at, b1 + at, kn, o->y + (size_t)rb * o->out + fb, o->out, k0 > 0);
-                    continue;
-                }
-                if (k0 > 0) continue;
-                kernel(a0, a1, b0, b1, kt, spill, 32, 0);
-                for (int r = rb; r < rb + 32 && r < n; r++)
-                    memcpy(o->y + (size_t)r * o->out + fb, spill + (size_t)(r - rb) * 32,
-                           (size_t)((o->out - fb < 32 ? o->out - fb : 32)) * sizeof(float));
+    for (int fb = f0; fb < f1; fb += 32) {
+        const uint16_t *b0 = o->w16 + (size_t)(fb / 16) * strip, *b1 = b0 + strip;
+        for (int rb = r0; rb < r1; rb += 32) {
+            const uint16_t *a0 = a + (size_t)(rb / 16) * strip, *a1 = a0 + strip;
+            if (rb + 32 <= n && fb + 32 <= o->out) {
+                kernel(a0, a1, b0, b1, kt, o->y + (size_t)rb * o->out + fb, o->out);
+                continue;
             }
+            kernel(a0, a1, b0, b1, kt, spill, 32);
+            for (int r = rb; r < rb + 32 && r < n; r++)
+                memcpy(o->y + (size_t)r * o->out + fb, spill + (size_t)(r - rb) * 32,
+                       (size_t)((o->out - fb < 32 ? o->out - fb : 32)) * sizeof(float));
         }
     }
 }

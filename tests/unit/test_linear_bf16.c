@@ -158,9 +158,8 @@ TEST(tiles_products_do_not_depend_on_threads) {
 
 /* The plain C kernel's sums, one f32 accumulator a value adding each pair of products in input
  * order (the padding's zeros included), are what the tile-layout driver must give bit for bit:
- * 600 inputs make three runs of input tiles (8, 8 and 3), 70 rows and 100 features leave
- * partial blocks at both edges. */
-TEST(tiles_runs_of_inputs_keep_one_sum) {
+ * 70 rows and 100 features leave partial blocks at both edges, 600 inputs a partial tile. */
+TEST(tiles_plain_sums_are_one_sum_in_input_order) {
     const int n = 70, in = 600, out = 100, padded = (in + 31) / 32 * 32;
     float *x = malloc((size_t)n * in * sizeof *x), *y = malloc((size_t)n * out * sizeof *y);
     uint16_t *w = malloc((size_t)out * in * sizeof *w), *p = NULL;
@@ -197,6 +196,6 @@ int main(void) {
     RUN(bf16_packed_products_match_double);
     RUN(tiles_products_match_double);
     RUN(tiles_products_do_not_depend_on_threads);
-    RUN(tiles_runs_of_inputs_keep_one_sum);
+    RUN(tiles_plain_sums_are_one_sum_in_input_order);
     return test_summary();
 }
