@@ -2,9 +2,11 @@
  * range from the front. As one of several MPI ranks it does the same, claiming each prompt
  * first, and then takes what is left of the other ranks' ranges from their backs: a rank that
  * finishes early (a faster core, shorter prompts) helps the slower ones instead of waiting.
- * A claim is a symbolic link OUT.h5.shards/claims/PPPPPPPP -> R (the rank's number) made with
- * symlink(2), which fails when the name exists, so exactly one rank runs each prompt (atomic
- * on local file systems, NFS, Lustre and GPFS). Which rank ran a prompt changes nothing in the
+ * A claim is a symbolic link OUT.h5.shards/claims/BBBBB/PPPPPPPP -> R (the rank's number) made
+ * with symlink(2), which fails when the name exists, so exactly one rank runs each prompt
+ * (atomic on local file systems, NFS, Lustre and GPFS). BBBBB is P / CLAIM_BUCKET: creating or
+ * removing a name locks its folder, so ranks working in their own ranges, and removing their
+ * ranges' claims at the end, each lock folders of their own rather than all one. Which rank ran a prompt changes nothing in the
  * results: records are keyed by prompt, and once all ranks have finished each writes its
  * range's shard from its own records and those of the ranks that its range's claims name. */
 #include <dirent.h>
@@ -17,6 +19,8 @@
 #include "cli/sweep.h"
 #include "diffscope/error.h"
 
+enum { CLAIM_BUCKET = 1024 };
+
 /* DIR/claims, or DIR/claims/NAME (malloc'd). */
 static char *claim_path(const char *dir, const char *name) {
     size_t n = strlen(dir) + (name ? strlen(name) : 0) + 16;
@@ -26,29 +30,39 @@ static char *claim_path(const char *dir, const char *name) {
     return p;
 }
 
-void sweep_claims_remove(const char *dir) {
-    char *claims = claim_path(dir, NULL);
-    DIR *d = claims ? opendir(claims) : NULL;
+/* Removes the folder PATH's entries, one level of folders below it included, then PATH. */
+static void remove_folder(const char *path, int depth) {
+    DIR *d = opendir(path);
     struct dirent *e;
     while (d && (e = readdir(d))) {
-        char *p = e->d_name[0] == '.' ? NULL : claim_path(dir, e->d_name);
-        if (p) unlink(p);
+        if (e->d_name[0] == '.') continue;
+        size_t n = strlen(path) + strlen(e->d_name) + 2;
+        char *p = malloc(n);
+        if (!p) continue;
+        snprintf(p, n, "%s/%s", path, e->d_name);
+        if (unlink(p) && (errno == EISDIR || errno == EPERM) && depth > 0) remove_folder(p, depth - 1);
         free(p);
     }
-    if (d) closedir(d), rmdir(claims);
+    if (d) closedir(d), rmdir(path);
+}
+
+void sweep_claims_remove(const char *dir) {
+    char *claims = claim_path(dir, NULL);
+    if (claims) remove_folder(claims, 1);
     free(claims);
 }
 
-/* DIR/claims/PPPPPPPP, prompt I's claim (malloc'd). */
-static char *claim_file(const char *dir, int i) {
-    char name[16];
-    snprintf(name, sizeof name, "%08d", i);
-    return claim_path(dir, name);
+/* DIR/claims/BBBBB/PPPPPPPP, prompt I's claim, or with NAME 0 its bucket's folder (malloc'd). */
+static char *claim_file(const char *dir, int i, int name) {
+    char rel[32];
+    if (name) snprintf(rel, sizeof rel, "%05d/%08d", i / CLAIM_BUCKET, i);
+    else snprintf(rel, sizeof rel, "%05d", i / CLAIM_BUCKET);
+    return claim_path(dir, rel);
 }
 
 void sweep_claims_release(const char *dir, int a, int b) {
     for (int i = a; i < b; i++) {
-        char *p = claim_file(dir, i);
+        char *p = claim_file(dir, i, 1);
         if (p) unlink(p);
         free(p);
     }
@@ -64,7 +78,7 @@ int sweep_claims_reset(const char *dir) {
 
 /* The rank that claimed prompt I, or -1 when its claim does not say. */
 static int claimed_by(const char *dir, int i) {
-    char *p = claim_file(dir, i), num[16] = {0};
+    char *p = claim_file(dir, i, 1), num[16] = {0};
     int r = -1;
     if (p && readlink(p, num, sizeof num - 1) > 0 && sscanf(num, "%d", &r) != 1) r = -1;
     free(p);
@@ -78,15 +92,21 @@ static int claimed_by(const char *dir, int i) {
  * free again when removed (a file holding the number made each removal about ten times
  * slower). An existing link that names this rank is its own: a call retried over NFS. */
 static int claim(const char *dir, int i, int rank) {
-    char *p = claim_file(dir, i), num[16];
+    char *p = claim_file(dir, i, 1), num[16];
     struct stat st;
     if (!p) return -1;
     /* A rank that has run its own range looks at every prompt of the others': most are taken.
-     * Looking a name up takes no lock; creating one locks the folder against all ranks. */
+     * Looking a name up takes no lock; creating one locks its folder. */
     if (!lstat(p, &st)) return free(p), 0;
     snprintf(num, sizeof num, "%d", rank);
-    int rc = !symlink(num, p) ? 1 : errno == EEXIST ? claimed_by(dir, i) == rank
-                                                     : ds_fail("%s: cannot create: %s", p, strerror(errno));
+    int made = !symlink(num, p);
+    if (!made && errno == ENOENT) { /* the bucket's first claim: its folder, made by whoever comes first */
+        char *bucket = claim_file(dir, i, 0);
+        if (bucket && (!mkdir(bucket, 0755) || errno == EEXIST)) made = !symlink(num, p);
+        else errno = ENOENT;
+        free(bucket);
+    }
+    int rc = made ? 1 : errno == EEXIST ? claimed_by(dir, i) == rank : ds_fail("%s: cannot create: %s", p, strerror(errno));
     free(p);
     return rc;
 }

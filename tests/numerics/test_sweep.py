@@ -429,6 +429,7 @@ def main():
     check_maps(base, rows)
     check_resume(base, one)
     check_grid()
+    check_claim_buckets()
     check_bad_inputs(rows)
 
 
@@ -587,6 +588,37 @@ def check_grid():
                                                         rtol=1e-12, atol=1e-14):
                             problems.append(f"{name} length {n} depth {dep['depth']}: {mp} answer_mass")
     report("sweep_kv_grid_equals_needle", problems)
+
+
+def check_claim_buckets():
+    """Two ranks over 1,100 short kv prompts, whose claims fill two of the claims' folders (1,024
+    prompts each): every prompt runs once, the file equals one process's, and no claim is left.
+    A killed run's stale claims, in the folders and loose in claims/ as an earlier version made
+    them, are removed before the ranks start: one left would keep its prompt from running."""
+    if not MPIRUN or not os.path.isdir(f"{DEMO}/diffllama"):
+        print("skip sweep_queue_spans_claim_folders: no mpirun or no demo models")
+        return
+    args = ["--model", f"{DEMO}/diffllama", "--task", "kv", "--lengths", "40", "--depths", "0:100:10",
+            "--trials", "100", "--threads", "1"]
+    one, two = os.path.join(TMP, "buckets1.h5"), os.path.join(TMP, "buckets2.h5")
+    r = sweep(*args, "-o", one)
+    problems = [f"one process: exit {r.returncode}: {r.stderr.strip()[-300:]}"] if r.returncode else []
+    claims = os.path.join(two + ".shards", "claims")
+    os.makedirs(os.path.join(claims, "00001"))
+    os.symlink("0", os.path.join(claims, "00001", "00001050"))
+    os.symlink("1", os.path.join(claims, "00000123"))
+    problems = problems or sweep_ranks(args, two, 2)
+    if not problems:
+        problems += same_files(one, two)
+        with h5py.File(two, "r") as f:
+            n = int(f.attrs["prompts"])
+        rec = sum(journal_records(one + ".shards", 1).values()) / n
+        per = journal_records(two + ".shards", rec)
+        if n != 1100 or sum(per.values()) != n:
+            problems.append(f"journals hold {per} records for {n} prompts")
+        if os.path.exists(claims):
+            problems.append("the claims folder is left")
+    report("sweep_queue_spans_claim_folders", problems)
 
 
 def check_bad_inputs(rows):
