@@ -102,9 +102,13 @@ static int claim(const char *dir, int i, int rank) {
     int made = !symlink(num, p);
     if (!made && errno == ENOENT) { /* the bucket's first claim: its folder, made by whoever comes first */
         char *bucket = claim_file(dir, i, 0);
-        if (bucket && (!mkdir(bucket, 0755) || errno == EEXIST)) made = !symlink(num, p);
-        else errno = ENOENT;
+        if (!bucket || (mkdir(bucket, 0755) && errno != EEXIST)) {
+            if (bucket) ds_fail("%s: cannot create: %s", bucket, strerror(errno));
+            free(bucket), free(p);
+            return -1;
+        }
         free(bucket);
+        made = !symlink(num, p);
     }
     int rc = made ? 1 : errno == EEXIST ? claimed_by(dir, i) == rank : ds_fail("%s: cannot create: %s", p, strerror(errno));
     free(p);
