@@ -6,9 +6,10 @@
  * with symlink(2), which fails when the name exists, so exactly one rank runs each prompt
  * (atomic on local file systems, NFS, Lustre and GPFS). BBBBB is P / CLAIM_BUCKET: creating or
  * removing a name locks its folder, so ranks working in their own ranges, and removing their
- * ranges' claims at the end, each lock folders of their own rather than all one. Which rank ran a prompt changes nothing in the
- * results: records are keyed by prompt, and once all ranks have finished each writes its
- * range's shard from its own records and those of the ranks that its range's claims name. */
+ * ranges' claims at the end, each lock folders of their own rather than all one. Which rank
+ * ran a prompt changes nothing in the results: records are keyed by prompt, and once all ranks
+ * have finished each writes its range's shard from its own records and those of the ranks
+ * that its range's claims name. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "base/path.h"
 #include "cli/sweep.h"
 #include "diffscope/error.h"
 
@@ -23,11 +25,9 @@ enum { CLAIM_BUCKET = 1024 };
 
 /* DIR/claims, or DIR/claims/NAME (malloc'd). */
 static char *claim_path(const char *dir, const char *name) {
-    size_t n = strlen(dir) + (name ? strlen(name) : 0) + 16;
-    char *p = malloc(n);
-    if (!p) return ds_failc(DS_ERR_NOMEM, "out of memory"), NULL;
-    snprintf(p, n, "%s/claims%s%s", dir, name ? "/" : "", name ? name : "");
-    return p;
+    char rel[64];
+    snprintf(rel, sizeof rel, "claims%s%s", name ? "/" : "", name ? name : "");
+    return ds_path_join(dir, rel);
 }
 
 /* Removes the folder PATH's entries, one level of folders below it included, then PATH. */
@@ -35,11 +35,8 @@ static void remove_folder(const char *path, int depth) {
     DIR *d = opendir(path);
     struct dirent *e;
     while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        size_t n = strlen(path) + strlen(e->d_name) + 2;
-        char *p = malloc(n);
+        char *p = e->d_name[0] == '.' ? NULL : ds_path_join(path, e->d_name);
         if (!p) continue;
-        snprintf(p, n, "%s/%s", path, e->d_name);
         if (unlink(p) && (errno == EISDIR || errno == EPERM) && depth > 0) remove_folder(p, depth - 1);
         free(p);
     }
