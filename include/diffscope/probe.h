@@ -35,8 +35,9 @@
  * T is the number of tokens of this forward call, Tk = pos0 + T the keys visible to it
  * (pos0 is the KV-cache length before the call). Attention maps (scores, pattern*, diff)
  * arrive in blocks of query rows: ev->offset[1] is the first row of the block and
- * ev->shape[1] its height; all other points arrive whole. Within one forward call events come
- * in layer order, from the calling thread, never concurrently.
+ * ev->shape[1] its height (ds_probes_block_rows, the last block shorter); all other points
+ * arrive whole. Within one forward call events come in layer order, from the calling thread,
+ * never concurrently, except for the hooks added by ds_probes_add_point_heads below.
  *
  * Each ds_forward binds the registry first (ds_probes_bind): every pattern is resolved into
  * a point × layer bitmask, so a probe point costs one bit test and names are matched again only
@@ -80,6 +81,10 @@ typedef struct {
     int64_t offset[4];     /* where the block starts inside the full tensor */
     int64_t full[4];       /* the full tensor's shape */
     float *data;
+    /* At hook_pattern2 for a hook added by ds_probes_add_point_heads: the same rows of the same
+     * differential head's first map (what hook_pattern1 handed out, as its hooks left it), for
+     * statistics of both maps; NULL everywhere else. Same strides as data. */
+    const float *first_map;
 } ds_probe_event;
 
 /* Return 0 to go on; non-zero aborts the forward pass (ds_forward then fails with the
@@ -108,6 +113,28 @@ int ds_probes_add_point_owned(ds_probes *p, ds_hook_point point, int layer, ds_h
  * other points it is ds_probes_add_point. */
 int ds_probes_add_point_causal(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user);
 
+/* A hook on one of the attention maps (hook_scores, hook_pattern, hook_pattern1, hook_pattern2,
+ * hook_diff) that takes one head's rows of a row block at a time and may be called by several
+ * threads at once, so that the forward pass hands each head's block out while it is still in
+ * the cache of the core that made it, without stopping between stages for all heads. The
+ * event is [1, nr, Tk]: ev->offset[0] is the head (the sub-head at hook_scores and
+ * hook_pattern, the differential head at hook_pattern1/2 and hook_diff), ev->offset[1] the
+ * block's first row. The hook reads and writes only the causal entries (keys k <= q, as
+ * ds_probes_add_point_causal). Guarantees: every (head, row block) comes exactly once at each
+ * point; for one head and block the points come one after the other in forward order (a
+ * sub-head's scores, then its map; pattern1 before pattern2, then diff); calls for different
+ * heads or blocks may run at once and in any order. The hook must be safe
+ * to run so (its own data per head and block, or a lock). When it fails, the forward pass
+ * stops calling hooks and fails with the message it recorded, after the running calls return.
+ * Other points: ds_probes_add_point. */
+int ds_probes_add_point_heads(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user);
+
+/* The height of the row blocks in which the maps of a forward call of N tokens arrive, Tk keys
+ * visible to it, in a model of H attention heads (sub-heads): a function of the shapes alone.
+ * Never more than DS_MAP_MAX_ROWS. */
+#define DS_MAP_MAX_ROWS 128
+int ds_probes_block_rows(int H, int tk, int n);
+
 /* Probe name of POINT at LAYER (layer ignored for model-level points). */
 const char *ds_hook_name(ds_hook_point point, int layer, char *buf, int bufsize);
 
@@ -122,5 +149,11 @@ int ds_probes_active(ds_probes *p, ds_hook_point point, int layer);
 /* 1 when a hook at POINT of LAYER may read masked entries: one not added as causal. */
 int ds_probes_masked_wanted(ds_probes *p, ds_hook_point point, int layer);
 int ds_probes_fire(ds_probes *p, ds_hook_point point, int layer, ds_probe_event *ev);
+/* Of the points in MAPS (a mask) at LAYER: into *BLOCKS those that hooks taking whole blocks
+ * listen to, into *HEADS those that hooks added by ds_probes_add_point_heads listen to. */
+void ds_probes_map_wants(ds_probes *p, int layer, uint32_t maps, uint32_t *blocks, uint32_t *heads);
+/* ds_probes_fire for the hooks added by ds_probes_add_point_heads only; ds_probes_fire leaves
+ * them out. Safe to call from several threads at once. */
+int ds_probes_fire_heads(ds_probes *p, ds_hook_point point, int layer, ds_probe_event *ev);
 
 #endif

@@ -17,7 +17,8 @@ class ProbeEvent(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("point", ctypes.c_int), ("layer", ctypes.c_int),
                 ("pos0", ctypes.c_int), ("ndim", ctypes.c_int), ("shape", ctypes.c_int64 * 4),
                 ("strides", ctypes.c_int64 * 4), ("offset", ctypes.c_int64 * 4),
-                ("full", ctypes.c_int64 * 4), ("data", ctypes.POINTER(ctypes.c_float))]
+                ("full", ctypes.c_int64 * 4), ("data", ctypes.POINTER(ctypes.c_float)),
+                ("first_map", ctypes.POINTER(ctypes.c_float))]
 
 
 class GenOpts(ctypes.Structure):

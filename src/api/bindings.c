@@ -76,6 +76,7 @@ static const struct {
     FIELD(ds_probe_event, offset),
     FIELD(ds_probe_event, full),
     FIELD(ds_probe_event, data),
+    FIELD(ds_probe_event, first_map),
     SIZE(ds_gen_opts),
     FIELD(ds_gen_opts, max_new),
     FIELD(ds_gen_opts, temperature),

@@ -9,27 +9,24 @@
  *
  * (transformers computes A_i V_i − λ A_{i+H/2} V_i; the difference is float rounding.)
  *
- * Query rows are processed in blocks of R rows so that a long prompt never holds a full
- * T × T map for every head: the scratch holds H × R × Tk floats. When a probe wants the maps,
- * each block goes through all heads stage by stage (scores, softmax, difference, values), and
- * the maps are handed to the probes (in head-major [heads, R, Tk] views) between stages.
- * Otherwise each (head, block) is one task from scores to values in its thread's share of the
- * scratch, with no barrier between stages. Both ways make the same calls on the same blocks,
- * so a dump's forward pass gives the same bits as a plain one. */
+ * Query rows are processed in blocks of R rows (ds_probes_block_rows) so that a long prompt
+ * never holds a full T × T map for every head: the scratch holds H × R × Tk floats. When a
+ * probe wants a block's maps whole, the block goes through all heads stage by stage (scores,
+ * softmax, difference, values), and the maps are handed to the probes (in head-major
+ * [heads, R, Tk] views) between stages. Otherwise each (head, block) is one task from scores to
+ * values in its thread's share of the scratch, with no barrier between stages, and the hooks
+ * that take one head at a time get its maps inside the task, while they are in that core's
+ * cache. Both ways make the same calls on the same blocks, so a dump's forward pass gives the
+ * same bits as a plain one. */
 #include "model/internal.h"
 #include "diffscope/error.h"
 #include "base/vec_exp.h"
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Scratch budget for one row block of maps, in floats (32 MB), and the tallest block: a
- * block's QKᵀ covers keys up to its last row, so shorter blocks waste less of the causal
- * triangle (1/8 of it at 512 tokens with 128 rows instead of 1/2 with one block). */
-#define ATT_BLOCK_FLOATS (8u << 20)
-#define ATT_MAX_ROWS 128
 
 static int ensure_scratch(ds_session *s, size_t need) {
     if (need <= s->att_cap) return 0;
@@ -51,6 +48,43 @@ static void block_view(ds_probe_event *ev, float *data, int heads, int nr, int r
     ev->full[0] = heads, ev->full[1] = n, ev->full[2] = tk;
     ev->data = data;
 }
+
+/* The hooks that take one head at a time (ds_probes_add_point_heads), called from the tasks;
+ * the first failure is kept to be raised on the calling thread, whose error state is its own. */
+typedef struct {
+    ds_probes *probes;
+    int layer, n;
+    uint32_t want; /* the map points such hooks listen to */
+    int failed;
+    ds_status code;
+    char msg[1024];
+} head_hooks;
+
+/* Hands ROWS, head HEAD's nr rows from r0 (row stride tk), to the per-head hooks at POINT;
+ * FIRST: at hook_pattern2, the same rows of the head's first map. */
+static void fire_head(head_hooks *hh, ds_hook_point point, int heads, int head, float *rows, const float *first,
+                      int r0, int nr, int tk, int pos0) {
+    int failed;
+#pragma omp atomic read
+    failed = hh->failed;
+    if (!(hh->want >> point & 1) || failed) return;
+    ds_probe_event ev;
+    block_view(&ev, rows, 1, nr, r0, hh->n, tk, pos0);
+    ev.full[0] = heads;
+    ev.offset[0] = head;
+    ev.first_map = first;
+    if (!ds_probes_fire_heads(hh->probes, point, hh->layer, &ev)) return;
+#pragma omp critical(ds_head_hook_failure)
+    if (!hh->failed) {
+        hh->code = ds_errcode();
+        snprintf(hh->msg, sizeof hh->msg, "%s", ds_errmsg());
+#pragma omp atomic write
+        hh->failed = 1;
+    }
+}
+
+/* After the tasks: the first failure of a per-head hook, raised here. */
+static int head_hooks_result(const head_hooks *hh) { return hh->failed ? ds_failc(hh->code, "%s", hh->msg) : 0; }
 
 /* Σ row[0..n) in double, in 8 interleaved partial sums added in a fixed order. A vectorised
  * reduction (omp simd) would let the compiler peel iterations to align the row, and so sum in
@@ -156,10 +190,11 @@ static int partner(const att_shape *a, int i) { return i + a->Hd; }
 /* Rows r0 .. r0+nr of the block see keys 0 .. kmax-1. */
 static int block_kmax(const att_shape *a, int r0, int nr) { return a->pos0 + r0 + nr; }
 
-/* No probe wants the maps: task (head or head pair, row block) runs from scores to values in
- * its thread's slice of the scratch (one map, or two for a DiffLlama pair). The tallest row
- * blocks, the most work, are handed out first. */
-static void attention_fused(ds_session *s, const att_shape *a, int n, int R) {
+/* No probe wants whole blocks of maps: task (head or head pair, row block) runs from scores to
+ * values in its thread's slice of the scratch (one map, or two for a DiffLlama pair), handing
+ * its maps to the per-head hooks HH on the way. The tallest row blocks, the most work, are
+ * handed out first. */
+static int attention_fused(ds_session *s, const att_shape *a, int n, int R, head_hooks *hh) {
     const int units = a->is_diff ? a->Hd : a->H, nblocks = (n + R - 1) / R, ntasks = units * nblocks;
     const size_t slice = (size_t)R * a->tk * (a->is_diff ? 2 : 1);
     const int par = (size_t)a->H * n * a->tk * a->hd >= DS_PAR_MIN;
@@ -171,20 +206,28 @@ static void attention_fused(ds_session *s, const att_shape *a, int n, int R) {
         const float *q = s->q + (size_t)r0 * a->qw;
         float *z = s->z + (size_t)r0 * a->qw;
         head_scores(a, S, q, u, nr, kmax);
+        fire_head(hh, DS_HOOK_SCORES, a->H, u, S, NULL, r0, nr, a->tk, a->pos0);
         softmax_rows(S, nr, a->tk, a->pos0 + r0, kmax);
+        fire_head(hh, DS_HOOK_PATTERN, a->H, u, S, NULL, r0, nr, a->tk, a->pos0);
         if (!a->is_diff) {
             head_values(a, z + (size_t)u * a->hd, S, u, nr, kmax);
             continue;
         }
+        fire_head(hh, DS_HOOK_PATTERN1, a->Hd, u, S, NULL, r0, nr, a->tk, a->pos0);
         float *S2 = S + (size_t)R * a->tk;
         const int h2 = partner(a, u);
         head_scores(a, S2, q, h2, nr, kmax);
+        fire_head(hh, DS_HOOK_SCORES, a->H, h2, S2, NULL, r0, nr, a->tk, a->pos0);
         softmax_rows(S2, nr, a->tk, a->pos0 + r0, kmax);
+        fire_head(hh, DS_HOOK_PATTERN, a->H, h2, S2, NULL, r0, nr, a->tk, a->pos0);
+        fire_head(hh, DS_HOOK_PATTERN2, a->Hd, u, S2, S, r0, nr, a->tk, a->pos0);
         diff_rows(S, S, S2, a->lam, nr, a->tk, kmax);
+        fire_head(hh, DS_HOOK_DIFF, a->Hd, u, S, NULL, r0, nr, a->tk, a->pos0);
         float *O = z + (size_t)u * 2 * a->hd;
         head_values(a, O, S, u, nr, kmax);
         head_values(a, O + a->hd, S, h2, nr, kmax);
     }
+    return head_hooks_result(hh);
 }
 
 /* 1 when WANT (ds_probes_wanted) holds POINT. */
@@ -201,6 +244,18 @@ static int masked_maps_wanted(const att_shape *a, ds_probes *probes, int layer) 
     return 0;
 }
 
+/* The per-head hooks at POINT, over the HEADS maps of a block at DATA ([heads, nr, tk]); at
+ * hook_pattern2 FIRST is the block of the first maps. */
+static void fire_heads_of_block(head_hooks *hh, ds_hook_point point, int heads, float *data, const float *first, int r0,
+                                int nr, int tk, int pos0) {
+    if (!(hh->want >> point & 1)) return;
+#pragma omp parallel for schedule(dynamic)
+    for (int h = 0; h < heads; h++) {
+        const size_t at = (size_t)h * nr * tk;
+        fire_head(hh, point, heads, h, data + at, first ? first + at : NULL, r0, nr, tk, pos0);
+    }
+}
+
 /* Some probe wants the maps: each row block goes through every head stage by stage, and the
  * probes see [heads, nr, Tk] views between stages. The row-wise stages (softmax, the
  * difference) run in pieces of ROW_PIECE rows of a head, many more than the threads: with 32
@@ -209,7 +264,7 @@ static int masked_maps_wanted(const att_shape *a, ds_probes *probes, int layer) 
  * calls the fused path makes. */
 enum { ROW_PIECE = 16 };
 static int attention_staged(ds_session *s, const att_shape *a, int layer, int n, int R, ds_probes *probes,
-                            uint32_t want) {
+                            uint32_t want, head_hooks *hh) {
     const int want_scores = wants(want, DS_HOOK_SCORES), want_pattern = wants(want, DS_HOOK_PATTERN);
     const int mask_scores = want_scores && ds_probes_masked_wanted(probes, DS_HOOK_SCORES, layer);
     const int want_p1 = a->is_diff && wants(want, DS_HOOK_PATTERN1);
@@ -239,6 +294,7 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
             block_view(&ev, att, H, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_SCORES, layer, &ev)) return -1;
         }
+        fire_heads_of_block(hh, DS_HOOK_SCORES, H, att, NULL, r0, nr, tk, pos0);
 #pragma omp parallel for schedule(dynamic) if (par)
         for (int t = 0; t < H * pieces; t++) {
             const int h = t / pieces, i0 = t % pieces * ROW_PIECE, ni = nr - i0 < ROW_PIECE ? nr - i0 : ROW_PIECE;
@@ -249,20 +305,25 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
             block_view(&ev, att, H, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_PATTERN, layer, &ev)) return -1;
         }
+        fire_heads_of_block(hh, DS_HOOK_PATTERN, H, att, NULL, r0, nr, tk, pos0);
         if (!a->is_diff) {
 #pragma omp parallel for schedule(dynamic) if (par)
             for (int h = 0; h < H; h++)
                 head_values(a, z + (size_t)h * hd, att + (size_t)h * nr * tk, h, nr, kmax);
+            if (hh->failed) return head_hooks_result(hh);
             continue;
         }
+        float *second = att + (size_t)partner(a, 0) * nr * tk;
         if (want_p1) {
             block_view(&ev, att, Hd, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_PATTERN1, layer, &ev)) return -1;
         }
+        fire_heads_of_block(hh, DS_HOOK_PATTERN1, Hd, att, NULL, r0, nr, tk, pos0);
         if (want_p2) {
-            block_view(&ev, att + (size_t)partner(a, 0) * nr * tk, Hd, nr, r0, n, tk, pos0);
+            block_view(&ev, second, Hd, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_PATTERN2, layer, &ev)) return -1;
         }
+        fire_heads_of_block(hh, DS_HOOK_PATTERN2, Hd, second, att, r0, nr, tk, pos0);
 #pragma omp parallel for schedule(dynamic) if (par)
         for (int t = 0; t < Hd * pieces; t++) {
             const int i = t / pieces, i0 = t % pieces * ROW_PIECE, ni = nr - i0 < ROW_PIECE ? nr - i0 : ROW_PIECE;
@@ -279,6 +340,8 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
             block_view(&ev, s->diff, Hd, nr, r0, n, tk, pos0);
             if (ds_probes_fire(probes, DS_HOOK_DIFF, layer, &ev)) return -1;
         }
+        fire_heads_of_block(hh, DS_HOOK_DIFF, Hd, s->diff, NULL, r0, nr, tk, pos0);
+        if (hh->failed) return head_hooks_result(hh);
     }
     return 0;
 }
@@ -292,18 +355,19 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
     a.K = s->k_cache + (size_t)layer * s->max_tokens * a.kvw;
     a.V = s->v_cache + (size_t)layer * s->max_tokens * a.kvw;
     const uint32_t want = ds_probes_wanted(probes, layer);
-    const int want_maps = (want & c->desc->maps) != 0; /* a probe on one of the maps this attention makes */
+    head_hooks hh = {.probes = probes, .layer = layer, .n = n};
+    uint32_t block_maps = 0; /* map points where a probe wants whole blocks */
+    if (want & c->desc->maps) ds_probes_map_wants(probes, layer, c->desc->maps, &block_maps, &hh.want);
 
-    size_t per_row = (size_t)a.H * a.tk;
-    int R = (int)(ATT_BLOCK_FLOATS / per_row);
-    if (R < 1) R = 1;
-    if (R > ATT_MAX_ROWS) R = ATT_MAX_ROWS;
-    if (R > n) R = n;
+    const int R = ds_probes_block_rows(a.H, a.tk, n);
     /* The fused path gives each thread a slice of 2 maps; the staged one needs all H. */
     size_t maps = (size_t)2 * omp_get_max_threads() > (size_t)a.H ? (size_t)2 * omp_get_max_threads() : (size_t)a.H;
     if (ensure_scratch(s, maps * R * a.tk)) return -1;
-    if (!want_maps) attention_fused(s, &a, n, R);
-    else if (attention_staged(s, &a, layer, n, R, probes, want)) return -1;
+    if (!block_maps) {
+        if (attention_fused(s, &a, n, R, &hh)) return -1;
+    } else if (attention_staged(s, &a, layer, n, R, probes, want, &hh)) {
+        return -1;
+    }
 
     if (!a.is_diff) return 0;
     ds_probe_event ev;

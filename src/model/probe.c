@@ -19,6 +19,7 @@ typedef struct {
     void *user;
     int owns_user;
     int causal_only; /* reads only the causal entries of the attention maps (ds_probes_add_point_causal) */
+    int per_head;    /* takes the maps one head at a time, concurrently (ds_probes_add_point_heads) */
 } hook;
 
 struct ds_probes {
@@ -115,6 +116,29 @@ int ds_probes_add_point_causal(ds_probes *p, ds_hook_point point, int layer, ds_
     return 0;
 }
 
+/* The points that carry attention maps: only there can a hook take one head at a time. */
+static const uint32_t map_points = 1u << DS_HOOK_SCORES | 1u << DS_HOOK_PATTERN | 1u << DS_HOOK_PATTERN1 |
+                                   1u << DS_HOOK_PATTERN2 | 1u << DS_HOOK_DIFF;
+
+int ds_probes_add_point_heads(ds_probes *p, ds_hook_point point, int layer, ds_hook_fn fn, void *user) {
+    if ((unsigned)point < DS_HOOK_COUNT && !(map_points >> point & 1))
+        return ds_fail("probe point %s: only the attention maps are handed out one head at a time",
+                       ds_hook_name(point, layer < 0 ? 0 : layer, (char[96]){0}, 96));
+    if (ds_probes_add_point_causal(p, point, layer, fn, user)) return -1;
+    p->hooks[p->n - 1].per_head = 1;
+    return 0;
+}
+
+int ds_probes_block_rows(int H, int tk, int n) {
+    /* A block's maps, H × rows × Tk floats, fit 32 MB; shorter blocks also waste less of the
+     * causal triangle (a block's QKᵀ covers keys up to its last row). */
+    const size_t budget = (size_t)8 << 20, per_row = (size_t)(H > 0 ? H : 1) * (size_t)(tk > 0 ? tk : 1);
+    size_t R = budget / per_row;
+    if (R > DS_MAP_MAX_ROWS) R = DS_MAP_MAX_ROWS;
+    if (R > (size_t)n) R = (size_t)n;
+    return R < 1 ? 1 : (int)R;
+}
+
 const char *ds_hook_name(ds_hook_point point, int layer, char *buf, int bufsize) {
     snprintf(buf, (size_t)bufsize, names[point], layer);
     return buf;
@@ -170,19 +194,28 @@ int ds_probes_bind(ds_probes *p, int L) {
     return 0;
 }
 
-/* 1 when a hook listens to POINT at LAYER, leaving out those added as causal when PLAIN_ONLY. */
-static int any_hook(ds_probes *p, ds_hook_point point, int layer, int plain_only) {
+/* Which hooks any_hook counts. */
+enum { ANY_KIND, PLAIN_ONLY, WHOLE_BLOCKS_ONLY, PER_HEAD_ONLY };
+
+/* 1 when a hook of kind KIND listens to POINT at LAYER: any, those not added as causal, those
+ * not added per head, or those added per head. */
+static int any_hook(ds_probes *p, ds_hook_point point, int layer, int kind) {
     char name[96];
     ds_hook_name(point, layer, name, sizeof name);
-    for (int i = 0; i < p->n; i++)
-        if (!(plain_only && p->hooks[i].causal_only) && hook_matches(p, &p->hooks[i], point, layer, name)) return 1;
+    for (int i = 0; i < p->n; i++) {
+        const hook *h = &p->hooks[i];
+        if (kind == PLAIN_ONLY && h->causal_only) continue;
+        if (kind == WHOLE_BLOCKS_ONLY && h->per_head) continue;
+        if (kind == PER_HEAD_ONLY && !h->per_head) continue;
+        if (hook_matches(p, h, point, layer, name)) return 1;
+    }
     return 0;
 }
 
 int ds_probes_active(ds_probes *p, ds_hook_point point, int layer) {
     if (!p || p->n == 0) return 0;
     if (p->bound_n == p->n && layer < p->bound_L) return p->mask[layer + 1] >> point & 1;
-    return any_hook(p, point, layer, 0); /* not bound: by name */
+    return any_hook(p, point, layer, ANY_KIND); /* not bound: by name */
 }
 
 uint32_t ds_probes_wanted(ds_probes *p, int layer) {
@@ -195,10 +228,22 @@ uint32_t ds_probes_wanted(ds_probes *p, int layer) {
 }
 
 int ds_probes_masked_wanted(ds_probes *p, ds_hook_point point, int layer) {
-    return p && any_hook(p, point, layer, 1);
+    return p && any_hook(p, point, layer, PLAIN_ONLY);
 }
 
-int ds_probes_fire(ds_probes *p, ds_hook_point point, int layer, ds_probe_event *ev) {
+void ds_probes_map_wants(ds_probes *p, int layer, uint32_t maps, uint32_t *blocks, uint32_t *heads) {
+    const uint32_t want = ds_probes_wanted(p, layer) & maps;
+    *blocks = *heads = 0;
+    for (int point = 0; point < DS_HOOK_COUNT; point++) {
+        if (!(want >> point & 1)) continue;
+        if (any_hook(p, (ds_hook_point)point, layer, WHOLE_BLOCKS_ONLY)) *blocks |= 1u << point;
+        if (any_hook(p, (ds_hook_point)point, layer, PER_HEAD_ONLY)) *heads |= 1u << point;
+    }
+}
+
+/* Calls the hooks at POINT of LAYER that take one head at a time when PER_HEAD, the others
+ * otherwise. */
+static int fire(ds_probes *p, ds_hook_point point, int layer, ds_probe_event *ev, int per_head) {
     if (!p || p->n == 0) return 0;
     char name[96];
     ds_hook_name(point, layer, name, sizeof name);
@@ -206,6 +251,16 @@ int ds_probes_fire(ds_probes *p, ds_hook_point point, int layer, ds_probe_event 
     ev->point = point;
     ev->layer = layer;
     for (int i = 0; i < p->n; i++)
-        if (hook_matches(p, &p->hooks[i], point, layer, name) && p->hooks[i].fn(ev, p->hooks[i].user)) return -1;
+        if (p->hooks[i].per_head == per_head && hook_matches(p, &p->hooks[i], point, layer, name) &&
+            p->hooks[i].fn(ev, p->hooks[i].user))
+            return -1;
     return 0;
+}
+
+int ds_probes_fire(ds_probes *p, ds_hook_point point, int layer, ds_probe_event *ev) {
+    return fire(p, point, layer, ev, 0);
+}
+
+int ds_probes_fire_heads(ds_probes *p, ds_hook_point point, int layer, ds_probe_event *ev) {
+    return fire(p, point, layer, ev, 1);
 }
