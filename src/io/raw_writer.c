@@ -33,9 +33,11 @@ struct ds_raw_writer {
     int stop;
     int err;       /* errno of the first failed write, 0 if none */
     pthread_mutex_t mu;
-    pthread_cond_t cv_free, cv_work, cv_idle;
+    pthread_cond_t cv_free, cv_work, cv_help, cv_idle; /* cv_work wakes writer 0, cv_help the others */
     pthread_t threads[DS_RAW_WRITERS_MAX];
     int nthreads;
+    int started;   /* threads that have taken their number: the first is 0 */
+    int waiting;   /* callers waiting for a free buffer or for the queue to empty */
 };
 
 /* The most bytes one pwrite() is given. The kernel's page cache takes folios as large as a
@@ -55,11 +57,16 @@ static int write_all(int fd, const char *p, size_t n, off_t off) {
     return 0;
 }
 
+/* Writer 0 writes whenever there is work; the others only while a caller waits for them (for a
+ * free buffer, or for the queue to empty), on the cores the waiting callers leave: otherwise
+ * they would take cores from the caller's computation, to which a dump leaves one. */
 static void *writer_main(void *arg) {
     ds_raw_writer *w = arg;
     pthread_mutex_lock(&w->mu);
+    const int me = w->started++;
+    pthread_cond_t *wake = me == 0 ? &w->cv_work : &w->cv_help;
     for (;;) {
-        while (!w->qlen && !w->stop) pthread_cond_wait(&w->cv_work, &w->mu);
+        while (!(w->qlen && (me == 0 || w->waiting)) && !w->stop) pthread_cond_wait(wake, &w->mu);
         if (!w->qlen) break; /* stopping, and nothing left */
         job j = w->queue[w->qhead];
         w->qhead = (w->qhead + 1) % w->nbufs, w->qlen--;
@@ -98,6 +105,7 @@ ds_raw_writer *ds_raw_writer_open(const char *path, const char *shown_path, size
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv_free, NULL);
     pthread_cond_init(&w->cv_work, NULL);
+    pthread_cond_init(&w->cv_help, NULL);
     pthread_cond_init(&w->cv_idle, NULL);
     int ok = w->shown_path && w->pool && w->free_bufs && w->queue;
     /* One block for all buffers, in 2 MiB pages where the kernel grants them: filling fresh
@@ -135,9 +143,15 @@ static int add_thread(ds_raw_writer *w) {
 
 void *ds_raw_writer_take(ds_raw_writer *w) {
     pthread_mutex_lock(&w->mu);
-    /* Every buffer is queued: the writing falls behind, so one more thread writes. */
-    if (!w->nfree && !w->err) add_thread(w);
-    while (!w->nfree && !w->err) pthread_cond_wait(&w->cv_free, &w->mu);
+    /* Every buffer is queued: the writing falls behind, so one more thread writes, and the
+     * helpers write while the caller waits. */
+    if (!w->nfree && !w->err) {
+        add_thread(w);
+        w->waiting++;
+        pthread_cond_broadcast(&w->cv_help);
+        while (!w->nfree && !w->err) pthread_cond_wait(&w->cv_free, &w->mu);
+        w->waiting--;
+    }
     int err = w->err;
     void *buf = err ? NULL : w->free_bufs[--w->nfree];
     pthread_mutex_unlock(&w->mu);
@@ -158,6 +172,7 @@ int ds_raw_writer_submit(ds_raw_writer *w, void *buf, const ds_raw_range *ranges
     }
     w->queue[(w->qhead + w->qlen++) % w->nbufs] = (job){buf, copy, nranges};
     pthread_cond_signal(&w->cv_work);
+    if (w->waiting) pthread_cond_signal(&w->cv_help);
     pthread_mutex_unlock(&w->mu);
     return 0;
 }
@@ -167,7 +182,10 @@ int ds_raw_writer_drain(ds_raw_writer *w) {
     /* The caller has stopped producing and waits: the queued jobs get a thread each, on the
      * cores that the caller's computation no longer uses. */
     while (!w->err && w->nthreads - w->busy < w->qlen && add_thread(w)) continue;
+    w->waiting++;
+    pthread_cond_broadcast(&w->cv_help);
     while (w->qlen || w->busy) pthread_cond_wait(&w->cv_idle, &w->mu);
+    w->waiting--;
     int err = w->err;
     pthread_mutex_unlock(&w->mu);
     return err ? fail_with(w, err) : 0;
@@ -181,6 +199,7 @@ int ds_raw_writer_close(ds_raw_writer *w) {
         pthread_mutex_lock(&w->mu);
         w->stop = 1;
         pthread_cond_broadcast(&w->cv_work);
+        pthread_cond_broadcast(&w->cv_help);
         pthread_mutex_unlock(&w->mu);
         for (int i = 0; i < w->nthreads; i++) pthread_join(w->threads[i], NULL);
     }
@@ -189,6 +208,7 @@ int ds_raw_writer_close(ds_raw_writer *w) {
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv_free);
     pthread_cond_destroy(&w->cv_work);
+    pthread_cond_destroy(&w->cv_help);
     pthread_cond_destroy(&w->cv_idle);
     free(w->pool), free(w->free_bufs), free(w->queue), free(w->shown_path), free(w);
     return rc;

@@ -1,15 +1,18 @@
 /* A background writer of raw byte ranges into a file, so that a dump's disk writes overlap
  * the forward pass instead of stopping it.
  *
- * The writer owns a fixed pool of equal buffers. The caller takes a free buffer (waiting while
+ * The writer owns a fixed pool of equal buffers. A caller takes a free buffer (waiting while
  * all are queued), fills it, and submits it with the file ranges its bytes go to; writer
- * threads pwrite() the queue and return each buffer to the pool. There is one writer thread at
- * first, and one more (up to DS_RAW_WRITERS_MAX) each time the caller finds no free buffer: as
- * many as the storage takes before the writing keeps up; when the caller drains the queue, each
- * queued buffer gets a thread (up to the same limit), since the caller then computes nothing. The ranges of different buffers never
- * overlap, so the order in which the threads write them does not matter. It never calls HDF5: the
- * dump allocates contiguous datasets through HDF5 and hands their file offsets here, so HDF5
- * (not thread-safe) is only ever used by the caller's thread.
+ * threads pwrite() the queue and return each buffer to the pool. Several threads may take and
+ * submit at once. One writer thread writes whenever there is work; one more (up to
+ * DS_RAW_WRITERS_MAX) starts each time a caller finds no free buffer, and these helpers write
+ * only while some caller waits (for a buffer, or in ds_raw_writer_drain): on the cores that
+ * the waiting callers leave idle, never on those of a computation that goes on, which a dump
+ * leaves one core. When a caller drains the queue, each queued buffer gets a thread (up to the
+ * same limit). The ranges of different buffers never overlap, so the order in which the
+ * threads write them does not matter. It never calls HDF5: the dump allocates contiguous
+ * datasets through HDF5 and hands their file offsets here, so HDF5 (not thread-safe) is only
+ * ever used by the forward pass's calling thread.
  *
  * Invariants: every submitted range is written exactly once before ds_raw_writer_drain()
  * returns; the first write error (disk full, file size limit) is kept and returned by every
@@ -39,7 +42,7 @@ void *ds_raw_writer_take(ds_raw_writer *w);
 int ds_raw_writer_submit(ds_raw_writer *w, void *buf, const ds_raw_range *ranges, int nranges);
 /* Waits until everything submitted is on its way to the file (written, not fsync'ed). */
 int ds_raw_writer_drain(ds_raw_writer *w);
-/* Writer threads started so far (call it from the thread that takes buffers). */
+/* Writer threads started so far (call it while no other thread takes buffers). */
 int ds_raw_writer_threads(const ds_raw_writer *w);
 /* Drains, stops the threads, closes the file; returns the drain's result. NULL is allowed. */
 int ds_raw_writer_close(ds_raw_writer *w);

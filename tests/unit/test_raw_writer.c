@@ -1,5 +1,6 @@
 /* The background raw writer (src/io/raw_writer.c): every submitted range lands at its offset,
- * buffers recycle through a small pool without losing or reordering data, and a failing
+ * buffers recycle through a small pool without losing or reordering data, from one caller or
+ * from several threads at once (the dump's attention tasks), and a failing
  * device (/dev/full: ENOSPC) gives an error naming the file instead of a silent short file. */
 #include "diffscope/error.h"
 #include "io/raw_writer.h"
@@ -45,6 +46,44 @@ TEST(raw_writer_ranges_land_at_their_offsets) {
     unlink(path);
 }
 
+/* 512 one-range jobs taken and submitted by 4 threads at once through a pool of 3 buffers:
+ * the callers wait for buffers in turn, waking the helper writers and letting them sleep
+ * again, and every range still lands once, at its offset. */
+TEST(raw_writer_takes_from_many_threads) {
+    char path[] = "/tmp/ds_raw_writer_XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0, "mkstemp failed");
+    enum { JOBS = 512, N = 2048 };
+    ds_raw_writer *w = ds_raw_writer_open(path, path, N * sizeof(uint32_t), 3);
+    REQUIRE(w, "%s", ds_errmsg());
+    int failed = 0;
+#pragma omp parallel for num_threads(4) schedule(dynamic) reduction(+ : failed)
+    for (int j = 0; j < JOBS; j++) {
+        uint32_t *buf = ds_raw_writer_take(w);
+        if (!buf) {
+            failed++;
+            continue;
+        }
+        size_t slot = (size_t)(j * 37) % JOBS; /* the jobs scattered over the file */
+        for (int i = 0; i < N; i++) buf[i] = (uint32_t)(slot * N + i);
+        ds_raw_range r = {(off_t)(slot * N * sizeof *buf), 0, N * sizeof *buf};
+        failed += ds_raw_writer_submit(w, buf, &r, 1) != 0;
+    }
+    CHECK(failed == 0, "%d takes or submissions failed", failed);
+    CHECK(ds_raw_writer_close(w) == 0, "%s", ds_errmsg());
+    size_t total = (size_t)JOBS * N;
+    uint32_t *back = malloc(total * sizeof *back);
+    REQUIRE(back, "out of memory");
+    ssize_t got = pread(fd, back, total * sizeof *back, 0);
+    CHECK(got == (ssize_t)(total * sizeof *back), "file has %zd bytes, want %zu", got, total * sizeof *back);
+    size_t bad = 0;
+    for (size_t i = 0; got > 0 && i < (size_t)got / sizeof *back; i++) bad += back[i] != (uint32_t)i;
+    CHECK(bad == 0, "%zu values out of place", bad);
+    free(back);
+    close(fd);
+    unlink(path);
+}
+
 TEST(raw_writer_reports_a_full_disk) {
     if (access("/dev/full", W_OK)) SKIP("no /dev/full");
     ds_raw_writer *w = ds_raw_writer_open("/dev/full", "out.h5", 4096, 2);
@@ -72,6 +111,7 @@ TEST(raw_writer_missing_file) {
 
 int main(void) {
     RUN(raw_writer_ranges_land_at_their_offsets);
+    RUN(raw_writer_takes_from_many_threads);
     RUN(raw_writer_reports_a_full_disk);
     RUN(raw_writer_missing_file);
     return test_summary();
