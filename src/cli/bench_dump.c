@@ -1,9 +1,9 @@
 /* A timed dump, split by where its time goes: a probe registered before the dump's handlers
- * and one after them, on each point the dump listens to, time the handlers at that point;
- * what is left of the forward pass is the forward pass itself, which the same probes on the
- * points between the stages (bench_stages.h) split stage by stage, the handlers' time taken
- * out. The timing probes ask for no map that the default dump does not already ask for,
- * except hook_pattern on a DiffLlama model, which costs one call per row block. */
+ * and one after them, on each point outside the attention maps that the dump listens to, time
+ * the handlers at that point; what is left is the forward pass, with the handlers that take the
+ * maps a head at a time inside its tasks, which the same probes on the points between the
+ * stages (bench_stages.h) split stage by stage, the handlers' time taken out. No probe goes on
+ * a map: one that takes whole blocks would turn the attention to its staged path. */
 #include "cli/bench_dump.h"
 #include "base/path.h"
 #include "cli/cli.h"
@@ -12,16 +12,14 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-const char *const bench_dump_part_names[N_DUMP_PARTS] = {"forward", "maps", "score_stats", "mlp_stats",
-                                                        "layer_end", "groupnorm", "other", "open", "finish"};
+const char *const bench_dump_part_names[N_DUMP_PARTS] = {"forward", "mlp_stats", "layer_end", "groupnorm",
+                                                        "other", "open", "finish"};
 
 /* The part that the handlers at each point belong to. */
 static const struct {
     ds_hook_point point;
     int part;
-} timed_points[] = {{DS_HOOK_SCORES, DUMP_SCORE_STATS}, {DS_HOOK_PATTERN, DUMP_MAPS},
-                    {DS_HOOK_PATTERN1, DUMP_MAPS},      {DS_HOOK_PATTERN2, DUMP_MAPS},
-                    {DS_HOOK_DIFF, DUMP_MAPS},          {DS_HOOK_LAMBDA, DUMP_OTHER},
+} timed_points[] = {{DS_HOOK_LAMBDA, DUMP_OTHER},          {DS_HOOK_RESID_PRE, DUMP_OTHER},
                     {DS_HOOK_GROUPNORM_IN, DUMP_GROUPNORM}, {DS_HOOK_MLP_POST, DUMP_MLP_STATS},
                     {DS_HOOK_RESID_POST, DUMP_LAYER_END}};
 enum { N_TIMED = sizeof timed_points / sizeof *timed_points };
@@ -96,7 +94,7 @@ double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T,
     double secs = cli_now() - t0;
     here.seconds[DUMP_FINISH] = cli_now() - t_close;
     double handlers = 0;
-    for (int i = DUMP_MAPS; i < N_DUMP_PARTS; i++) handlers += here.seconds[i];
+    for (int i = DUMP_FORWARD + 1; i < N_DUMP_PARTS; i++) handlers += here.seconds[i];
     here.seconds[DUMP_FORWARD] = secs - handlers;
     /* What no boundary closes (the embedding, the final norm, lm_head) is the rest's, as in a
      * prefill's stages. */

@@ -4,15 +4,15 @@
 #include "cli/bench_stages.h"
 #include "diffscope/model.h"
 
-/* FORWARD: the forward pass with the maps' probes, outside the dump's handlers (the staged
- * attention, and the writer threads competing for cores); MAPS: handlers of the map points
- * (check, copy into the writers' buffers, waiting for a free one); SCORE_STATS, MLP_STATS:
- * pushing |scores| and |MLP activations| into the outlier statistics; LAYER_END: the residual
- * statistics, finishing and writing a layer's three statistics, closing its maps; GROUPNORM:
- * GroupNorm statistics; OTHER: λ attributes; OPEN: creating the file; FINISH: waiting for the
- * writers to write what is queued, closing the file and renaming it into place. */
-enum { DUMP_FORWARD, DUMP_MAPS, DUMP_SCORE_STATS, DUMP_MLP_STATS, DUMP_LAYER_END, DUMP_GROUPNORM, DUMP_OTHER,
-       DUMP_OPEN, DUMP_FINISH, N_DUMP_PARTS };
+/* FORWARD: the forward pass outside the dump's handlers at whole events, with the handlers
+ * that take the maps a head at a time inside its attention tasks (check, copy into the
+ * writers' buffers, |scores| into the outlier statistics, the cancelled share), and the writer
+ * threads competing for cores; MLP_STATS: pushing |MLP activations| into the outlier
+ * statistics; LAYER_END: the residual statistics, finishing and writing a layer's three
+ * statistics, closing its maps; GROUPNORM: GroupNorm statistics; OTHER: λ attributes, making a
+ * layer's map datasets; OPEN: creating the file; FINISH: waiting for the writers to write what
+ * is queued, closing the file and renaming it into place. */
+enum { DUMP_FORWARD, DUMP_MLP_STATS, DUMP_LAYER_END, DUMP_GROUPNORM, DUMP_OTHER, DUMP_OPEN, DUMP_FINISH, N_DUMP_PARTS };
 extern const char *const bench_dump_part_names[N_DUMP_PARTS];
 
 typedef struct {

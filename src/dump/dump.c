@@ -3,12 +3,16 @@
  * Everything is written from probe callbacks as the forward pass produces it, and a layer's
  * datasets are closed and its outlier statistics written at its hook_resid_post.
  *
- * Maps take one of two paths. Uncompressed (the default), a map is a contiguous dataset that
- * HDF5 allocates at creation; the callback copies a block into a buffer of the raw writer
- * (include/diffscope/raw_writer.h), whose thread writes it at the dataset's file offset while
- * the forward pass goes on. HDF5 itself is only called from the callback's thread. Compressed,
- * a map is chunked ([1, R, T], R = the forward pass's row-block height, so each block covers
- * whole chunks) and each block goes through H5Dwrite and its filters on the callback's thread. */
+ * A layer's map datasets are made at its hook_resid_pre. Maps then take one of two paths.
+ * Uncompressed (the default), a map is a contiguous dataset that HDF5 allocates at creation;
+ * the forward pass hands each head's rows of a row block to the dump from the task that made
+ * them (ds_probes_add_point_heads), which copies them into a buffer of the raw writer
+ * (io/raw_writer.h), whose threads write it at the dataset's file offset while the forward pass
+ * goes on. HDF5 itself is only called from the forward pass's calling thread. Compressed, a map
+ * is chunked ([1, R, T], R = the forward pass's row-block height, so each block covers whole
+ * chunks) and each block goes through H5Dwrite and its filters on that thread. The outlier
+ * statistics of the scores and the cancelled share are also taken a head at a time, into places
+ * fixed by (head, block), so that they do not depend on which thread took what when. */
 #include "io/provenance.h"
 #include "diffscope/dump.h"
 #include "diffscope/dump_format.h"
@@ -36,19 +40,31 @@
  * on the thread count. 60 parts make whole rounds on 1-6, 10, 12, 15 (16 cores less the one a
  * dump leaves to its writers) and 30 threads, and 15 of 16 on 16 threads. */
 enum { OUTLIER_PARTS = 60 };
-/* A map block is copied into the writers' buffer in at least this many pieces. */
+/* A map block is checked for non-finite values in at least this many pieces. */
 enum { COPY_PIECES = 64 };
 /* Fewer values than this in a block are pushed on one thread. */
 #define OUTLIER_PAR_MIN ((int64_t)1 << 16)
+
+/* A non-finite entry of a map, found by a task; the smallest by (query, map in forward order,
+ * head, key) is reported, whichever task found it first. */
+typedef struct {
+    int found;
+    int64_t query, key;
+    int order, head;
+    ds_map map;
+    float value;
+} nonfinite_entry;
 
 struct ds_dump {
     ds_h5out out;
     ds_dump_opts o;
     const ds_model *m;
     int T, L, H, Hd, is_diff; /* Hd: heads per map (ds_config.map_heads) */
+    int R, nblocks;        /* the forward pass's row blocks of maps (ds_probes_block_rows) */
     char *layer_on;        /* [L] */
     int *heads;            /* selected heads (differential heads for DiffLlama) */
     int nheads;
+    int *head_slot;        /* [Hd]: where head i is in heads, or -1 */
     hid_t f16;             /* IEEE half type */
     uint16_t *half_buf;    /* conversion scratch, one head-row block (compressed maps) */
     size_t half_cap;
@@ -58,9 +74,10 @@ struct ds_dump {
     hid_t maps[DS_MAP_COUNT];
     haddr_t map_addr[DS_MAP_COUNT]; /* file offset of each contiguous map dataset */
     ds_outliers scores[OUTLIER_PARTS], resid[OUTLIER_PARTS], mlp[OUTLIER_PARTS];
+    size_t *score_at;         /* [H * nblocks]: where the scores of (sub-head, block) go in their part */
+    ds_outliers *score_tally; /* [H * nblocks]: what each (sub-head, block) put there */
+    nonfinite_entry bad;      /* the layer's first non-finite map entry, when one was seen */
     double lambda;           /* the layer's λ as the forward pass uses it */
-    float *row1;             /* [nheads, rows of the block, T]: softmax1 until softmax2 comes */
-    size_t row1_cap;
     float *cancelled;        /* [nheads, T] of the layer */
     ds_hidden_states hidden; /* .out [L+1, T, D] when --hidden, else NULL */
     int caller_threads;      /* the OpenMP thread count to restore, 0 if unchanged */
@@ -168,54 +185,77 @@ static size_t write_buffer_bytes(const ds_dump *d) {
 }
 
 /* One row of a head's block into DST (T entries of ESIZE bytes): its SEEN causal keys, then
- * zeros. The forward pass leaves the masked keys of the softmax and difference maps unset (the
- * dump's hooks there are causal); the scores map's masked keys are -inf, written by the forward
- * pass, and taken as they are. */
+ * the masked ones: zeros in the softmax and difference maps, -inf in the scores. The forward
+ * pass leaves them unset (the dump's hooks read the causal entries only). */
 static void copy_map_row(const ds_dump *d, ds_map kind, char *dst, const float *src, size_t seen) {
-    size_t n = kind == DS_MAP_SCORES ? (size_t)d->T : seen;
+    const float fill = kind == DS_MAP_SCORES ? -INFINITY : 0.0f;
     if (d->o.f16) {
-        uint16_t *h = (uint16_t *)dst;
-        for (size_t i = 0; i < n; i++) h[i] = ds_f32_to_f16(src[i]);
-        memset(h + n, 0, ((size_t)d->T - n) * sizeof *h);
+        uint16_t *h = (uint16_t *)dst, hfill = ds_f32_to_f16(fill);
+        for (size_t i = 0; i < seen; i++) h[i] = ds_f32_to_f16(src[i]);
+        for (size_t i = seen; i < (size_t)d->T; i++) h[i] = hfill;
     } else {
-        ds_stream_row((float *)dst, src, n, (size_t)d->T); /* read again only by the writers, much later */
+        ds_stream_row((float *)dst, src, seen, (size_t)d->T, fill); /* read again only by the writers, much later */
     }
 }
 
-/* Queues the selected heads of a [heads, nr, T] block for the raw writer: one buffer, one file
- * range per head (a head's rows r0..r0+nr are contiguous in a contiguous [heads, T, T] map). */
-static int queue_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, int out_base, int head_base) {
-    size_t esize = d->o.f16 ? 2 : 4, row_elems = (size_t)ev->shape[1] * d->T;
-    size_t bytes = (size_t)d->nheads * row_elems * esize;
-    if (!d->raw) {
-        /* The first block is the tallest (the forward pass's row-block height). */
-        const size_t nbufs = write_buffer_bytes(d) / bytes;
-        d->raw = ds_raw_writer_open(d->out.tmp, d->out.path, bytes, nbufs < 2 ? 2 : nbufs > 256 ? 256 : (int)nbufs);
-        if (!d->raw) return -1;
+/* Where head EV->offset[0] of map KIND goes in its dataset, or -1 when it is not selected.
+ * DiffLlama's scores hold all H sub-heads: the selected heads i, then their partners i + H/2. */
+static int output_head(const ds_dump *d, ds_map kind, const ds_probe_event *ev) {
+    int h = (int)ev->offset[0], second = kind == DS_MAP_SCORES && d->is_diff && h >= d->Hd;
+    int j = d->head_slot[second ? h - d->Hd : h];
+    return j < 0 ? -1 : second ? d->nheads + j : j;
+}
+
+/* The order of the maps in the forward pass, for reporting the first non-finite entry. */
+static int forward_order(ds_map kind) {
+    return kind == DS_MAP_SCORES ? 0 : kind == DS_MAP_SOFTMAX2 ? 2 : kind == DS_MAP_DIFF ? 3 : 1;
+}
+
+/* Keeps the first non-finite entry among the causal keys of one head's rows, in the order of
+ * nonfinite_entry; reported at the layer's end (report_nonfinite). */
+static void note_nonfinite(ds_dump *d, ds_map kind, const ds_probe_event *ev) {
+    for (int64_t r = 0; r < ev->shape[1]; r++) {
+        const float *row = ev->data + r * ev->strides[1];
+        int64_t k = ds_first_nonfinite(row, causal_keys(ev, r));
+        if (k < 0) continue;
+        nonfinite_entry e = {1, ev->pos0 + ev->offset[1] + r, k, forward_order(kind), (int)ev->offset[0], kind, row[k]};
+#pragma omp critical(ds_dump_nonfinite)
+        {
+            const nonfinite_entry *b = &d->bad;
+            int first = !b->found || e.query != b->query ? !b->found || e.query < b->query
+                        : e.order != b->order ? e.order < b->order
+                        : e.head != b->head ? e.head < b->head : e.key < b->key;
+            if (first) d->bad = e;
+        }
+        return;
     }
+}
+
+static int report_nonfinite(ds_dump *d, int layer) {
+    const nonfinite_entry *b = &d->bad;
+    if (!b->found) return 0;
+    return ds_failc(DS_ERR_NONFINITE, "layer %d: attention map '%s' holds %s (head %d, query %lld, key %lld)", layer,
+                    ds_map_name(b->map), ds_nonfinite_name(b->value), b->head, (long long)b->query, (long long)b->key);
+}
+
+/* One head's rows of a block ([1, nr, T], from a task of the forward pass) into a buffer of the
+ * raw writer, queued for the file range they fill: a head's rows r0..r0+nr are contiguous in a
+ * contiguous [heads, T, T] map. */
+static int queue_head_rows(ds_dump *d, const ds_probe_event *ev, ds_map kind) {
+    const int j = output_head(d, kind, ev);
+    if (j < 0) return 0;
+    if (!ds_get_allow_nonfinite()) note_nonfinite(d, kind, ev);
+    const size_t esize = d->o.f16 ? 2 : 4, nr = (size_t)ev->shape[1], bytes = nr * d->T * esize;
     if (bytes > ds_raw_writer_buffer_bytes(d->raw))
-        return ds_fail("%s: internal error: a row block of layer %d is taller than the first", d->out.path, d->layer);
+        return ds_fail("%s: internal error: a row block of layer %d is taller than %d rows", d->out.path, ev->layer, d->R);
     char *buf = ds_raw_writer_take(d->raw);
     if (!buf) return -1;
-    ds_raw_range *ranges = malloc((size_t)d->nheads * sizeof *ranges);
-    if (!ranges) return ds_raw_writer_submit(d->raw, buf, NULL, 0), ds_failc(DS_ERR_NOMEM, "out of memory");
-    const int nr = (int)ev->shape[1], pieces = copy_pieces(d, nr);
-#pragma omp parallel for schedule(dynamic) if (bytes > ((size_t)1 << 20))
-    for (int task = 0; task < d->nheads * pieces; task++) {
-        const int j = task / pieces, piece = task % pieces;
-        const float *src = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0];
-        char *dst = buf + (size_t)j * row_elems * esize;
-        for (int r = piece * nr / pieces; r < (piece + 1) * nr / pieces; r++)
-            copy_map_row(d, kind, dst + (size_t)r * d->T * esize, src + r * ev->strides[1], causal_keys(ev, r));
-        ds_stream_fence();
-        if (piece) continue;
-        size_t first_elem = ((size_t)(out_base + j) * d->T + (size_t)ev->offset[1]) * d->T;
-        ranges[j] = (ds_raw_range){(off_t)(d->map_addr[kind] + first_elem * esize), (size_t)j * row_elems * esize,
-                                   row_elems * esize};
-    }
-    int rc = ds_raw_writer_submit(d->raw, buf, ranges, d->nheads);
-    free(ranges);
-    return rc;
+    for (size_t r = 0; r < nr; r++)
+        copy_map_row(d, kind, buf + r * d->T * esize, ev->data + r * ev->strides[1], causal_keys(ev, (int64_t)r));
+    ds_stream_fence();
+    const size_t first_elem = ((size_t)j * d->T + (size_t)ev->offset[1]) * d->T;
+    ds_raw_range range = {(off_t)(d->map_addr[kind] + first_elem * esize), 0, bytes};
+    return ds_raw_writer_submit(d->raw, buf, &range, 1);
 }
 
 static hid_t layer_group(ds_dump *d, int l, const char *sub) {
@@ -265,50 +305,67 @@ static int check_map_block(const ds_dump *d, ds_map kind, const ds_probe_event *
                     (long long)(ev->pos0 + ev->offset[1] + r), (long long)k);
 }
 
-/* A block of maps [heads, nr, T] from the forward pass -> the selected heads of dataset KIND.
- * HEAD_BASE shifts the selection (second maps of a diff head live at i + H/2 in scores). */
-static int write_map_block(ds_dump *d, ds_map kind, const ds_probe_event *ev, int out_base, int head_base) {
-    if (check_map_block(d, kind, ev, head_base)) return -1;
-    if (d->maps[kind] < 0) {
-        int heads = kind == DS_MAP_SCORES && d->is_diff ? 2 * d->nheads : d->nheads;
-        hid_t g = layer_group(d, ev->layer, DS_DUMP_ATTN);
-        if (g < 0) return -1;
-        d->maps[kind] = create_map_dataset(d, g, ds_map_name(kind), heads, (int)ev->shape[1]);
-        int *sel = malloc((size_t)heads * sizeof *sel), n = 0;
-        for (int j = 0; sel && j < d->nheads; j++) sel[n++] = d->heads[j];
-        for (int j = 0; sel && heads > d->nheads && j < d->nheads; j++) sel[n++] = d->heads[j] + d->Hd;
-        int rc = d->maps[kind] < 0 || !sel ? -1 : ds_h5_attr_int_array(d->maps[kind], DS_DUMP_ATTR_HEADS, sel, n);
-        free(sel);
-        H5Gclose(g);
-        if (rc) return -1;
-        d->map_addr[kind] = d->o.compress > 0 ? HADDR_UNDEF : H5Dget_offset(d->maps[kind]);
-        if (d->o.compress <= 0 && d->map_addr[kind] == HADDR_UNDEF)
-            return ds_fail("%s: no file offset for dataset '%s' of layer %d", d->out.path, ds_map_name(kind), d->layer);
-    }
-    if (d->o.compress <= 0) return queue_map_block(d, kind, ev, out_base, head_base);
-    for (int j = 0; j < d->nheads; j++) {
-        const float *src = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0];
-        if (write_rows(d, d->maps[kind], out_base + j, (int)ev->offset[1], (int)ev->shape[1], src)) return -1;
+/* Dataset KIND of the layer, with the heads it holds; its file offset when contiguous. */
+static int create_layer_map(ds_dump *d, ds_map kind, int layer) {
+    int heads = kind == DS_MAP_SCORES && d->is_diff ? 2 * d->nheads : d->nheads;
+    hid_t g = layer_group(d, layer, DS_DUMP_ATTN);
+    if (g < 0) return -1;
+    d->maps[kind] = create_map_dataset(d, g, ds_map_name(kind), heads, d->R);
+    int *sel = malloc((size_t)heads * sizeof *sel), n = 0;
+    for (int j = 0; sel && j < d->nheads; j++) sel[n++] = d->heads[j];
+    for (int j = 0; sel && heads > d->nheads && j < d->nheads; j++) sel[n++] = d->heads[j] + d->Hd;
+    int rc = d->maps[kind] < 0 || !sel ? -1 : ds_h5_attr_int_array(d->maps[kind], DS_DUMP_ATTR_HEADS, sel, n);
+    free(sel);
+    H5Gclose(g);
+    if (rc) return -1;
+    d->map_addr[kind] = d->o.compress > 0 ? HADDR_UNDEF : H5Dget_offset(d->maps[kind]);
+    if (d->o.compress <= 0 && d->map_addr[kind] == HADDR_UNDEF)
+        return ds_fail("%s: no file offset for dataset '%s' of layer %d", d->out.path, ds_map_name(kind), layer);
+    return 0;
+}
+
+/* A block of compressed maps [heads, nr, T] from the forward pass -> the selected heads of
+ * dataset KIND; DiffLlama's scores hold all H sub-heads, the partners i + H/2 after the heads. */
+static int write_map_block(ds_dump *d, const ds_probe_event *ev, ds_map kind) {
+    const int halves = kind == DS_MAP_SCORES && d->is_diff ? 2 : 1;
+    for (int half = 0; half < halves; half++) {
+        const int head_base = half * d->Hd, out_base = half * d->nheads;
+        if (check_map_block(d, kind, ev, head_base)) return -1;
+        for (int j = 0; j < d->nheads; j++) {
+            const float *src = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0];
+            if (write_rows(d, d->maps[kind], out_base + j, (int)ev->offset[1], (int)ev->shape[1], src)) return -1;
+        }
     }
     return 0;
 }
 
-/* The part that collects row Q of the scores of head H. Rows are dealt out in turn, so that
- * every part gets as many long rows of the causal triangle as short ones. */
-static int scores_part(const ds_dump *d, int h, int q) { return (int)(((int64_t)h * d->T + q) % OUTLIER_PARTS); }
+/* The part that collects the scores of (sub-head H, row block B): fixed by the shapes, dealt
+ * out in turn so that every part gets long rows of the causal triangle and short ones. */
+static int scores_part(const ds_dump *d, int h, int b) { return (h * d->nblocks + b) % OUTLIER_PARTS; }
 
-/* Parts are handed out as threads come free (a part's values are the same whoever pushes them):
- * a core that runs slower, as some do under full load on shared hosts, takes fewer. */
-static void push_scores(ds_dump *d, const ds_probe_event *ev) {
-    int r0 = (int)ev->offset[1], H = (int)ev->shape[0], nr = (int)ev->shape[1];
-#pragma omp parallel for schedule(dynamic) if (ev->shape[0] * ev->shape[1] * ev->shape[2] >= OUTLIER_PAR_MIN)
-    for (int p = 0; p < OUTLIER_PARTS; p++)
-        for (int h = 0; h < H; h++)
-            for (int r = (p - scores_part(d, h, r0) + OUTLIER_PARTS) % OUTLIER_PARTS; r < nr; r += OUTLIER_PARTS) {
-                const float *row = ev->data + h * ev->strides[0] + r * ev->strides[1];
-                int q = r0 + r;
-                ds_outliers_push_row(&d->scores[p], row, q + 1, h, q); /* causal entries only */
-            }
+/* One sub-head's scores of a row block (from a task of the forward pass): its causal entries
+ * into the place of (head, block) in their part, counted in the tally of (head, block). */
+static int put_score_rows(ds_dump *d, const ds_probe_event *ev, ds_map unused) {
+    (void)unused;
+    const int h = (int)ev->offset[0], r0 = (int)ev->offset[1], b = r0 / d->R;
+    if (ev->pos0 || r0 % d->R || h >= d->H)
+        return ds_fail("%s: internal error: scores of head %d, rows from %d, not a row block of %d", d->out.path, h, r0,
+                       d->R);
+    size_t at = d->score_at[(size_t)h * d->nblocks + b];
+    ds_outliers *part = &d->scores[scores_part(d, h, b)], *tally = &d->score_tally[(size_t)h * d->nblocks + b];
+    for (int64_t r = 0; r < ev->shape[1]; r++) {
+        const int64_t q = r0 + r;
+        ds_outliers_put_row(part, at, tally, ev->data + r * ev->strides[1], q + 1, h, q); /* causal entries only */
+        at += (size_t)q + 1;
+    }
+    return 0;
+}
+
+/* The tallies of the layer's scores into their parts, in (head, block) order. */
+static void add_score_tallies(ds_dump *d) {
+    for (int h = 0; h < d->H; h++)
+        for (int b = 0; b < d->nblocks; b++)
+            ds_outliers_add_tally(&d->scores[scores_part(d, h, b)], &d->score_tally[(size_t)h * d->nblocks + b]);
 }
 
 static int write_groupnorm(ds_dump *d, const ds_probe_event *ev) {
@@ -358,36 +415,18 @@ static int write_lambda(ds_dump *d, const ds_probe_event *ev) {
     return rc ? -1 : 0;
 }
 
-/* The cancelled share needs softmax1 and softmax2 of a row at once: the forward pass fires
- * them one after the other for each row block, so softmax1's block of the selected heads is
- * kept until softmax2's comes. */
-static int keep_softmax1(ds_dump *d, const ds_probe_event *ev) {
-    size_t n = (size_t)d->nheads * ev->shape[1] * d->T;
-    if (n > d->row1_cap) {
-        free(d->row1);
-        d->row1 = malloc(n * sizeof *d->row1);
-        d->row1_cap = d->row1 ? n : 0;
+/* The cancelled share of one differential head's rows: its softmax2 rows come with the same
+ * rows of its softmax1 (ds_probe_event.first_map). */
+static int cancelled_rows(ds_dump *d, const ds_probe_event *ev, ds_map unused) {
+    (void)unused;
+    const int j = d->head_slot[ev->offset[0]];
+    if (j < 0) return 0;
+    if (!ev->first_map) return ds_fail("%s: internal error: softmax2 without its softmax1", d->out.path);
+    for (int64_t r = 0; r < ev->shape[1]; r++) {
+        const int q = (int)(ev->pos0 + ev->offset[1] + r);
+        const size_t at = (size_t)r * ev->strides[1];
+        d->cancelled[(size_t)j * d->T + q] = (float)ds_cancelled_share(ev->first_map + at, ev->data + at, d->lambda, q + 1);
     }
-    if (!d->cancelled) d->cancelled = malloc((size_t)d->nheads * d->T * sizeof *d->cancelled);
-    if (!d->row1 || !d->cancelled) return ds_failc(DS_ERR_NOMEM, "out of memory");
-#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)n >= OUTLIER_PAR_MIN)
-    for (int j = 0; j < d->nheads; j++)
-        for (int64_t r = 0; r < ev->shape[1]; r++)
-            memcpy(d->row1 + ((size_t)j * ev->shape[1] + r) * d->T,
-                   ev->data + d->heads[j] * ev->strides[0] + r * ev->strides[1], causal_keys(ev, r) * sizeof *d->row1);
-    return 0;
-}
-
-static int compute_cancelled(ds_dump *d, const ds_probe_event *ev) {
-    int64_t nr = ev->shape[1];
-#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)d->nheads * nr * d->T >= OUTLIER_PAR_MIN)
-    for (int j = 0; j < d->nheads; j++)
-        for (int64_t r = 0; r < nr; r++) {
-            int q = (int)(ev->pos0 + ev->offset[1] + r);
-            d->cancelled[(size_t)j * d->T + q] =
-                (float)ds_cancelled_share(d->row1 + ((size_t)j * nr + r) * d->T,
-                                          ev->data + d->heads[j] * ev->strides[0] + r * ev->strides[1], d->lambda, q + 1);
-        }
     return 0;
 }
 
@@ -454,75 +493,118 @@ static int write_layer_outliers(ds_dump *d, int l) {
 
 /* ---- event handlers: one per (quantity, probe point) ---- */
 
-/* The layer is complete at its hook_resid_post: its maps are closed (before the outlier
- * statistics, whose handler comes later in the table, are written). */
-static int close_layer_maps(ds_dump *d, const ds_probe_event *ev) {
-    int rc = 0;
-    for (int k = 0; k < DS_MAP_COUNT; k++)
-        if (d->maps[k] >= 0) {
-            if (H5Dclose(d->maps[k]) < 0) rc = ds_failc(DS_ERR_IO, "%s: writing layer %d failed (disk full?)", d->out.path, ev->layer);
-            d->maps[k] = H5I_INVALID_HID;
-        }
-    return rc;
-}
-
-static int on_softmax1(ds_dump *d, const ds_probe_event *ev) { return write_map_block(d, DS_MAP_SOFTMAX1, ev, 0, 0); }
-static int on_softmax2(ds_dump *d, const ds_probe_event *ev) { return write_map_block(d, DS_MAP_SOFTMAX2, ev, 0, 0); }
-static int on_softmax(ds_dump *d, const ds_probe_event *ev) { return write_map_block(d, DS_MAP_SOFTMAX, ev, 0, 0); }
-static int on_diff(ds_dump *d, const ds_probe_event *ev) { return write_map_block(d, DS_MAP_DIFF, ev, 0, 0); }
-
-/* DiffLlama's scores hold all H sub-heads: the selected heads i, then their partners i + H/2. */
-static int on_scores(ds_dump *d, const ds_probe_event *ev) {
-    return write_map_block(d, DS_MAP_SCORES, ev, 0, 0) ||
-           (d->is_diff && write_map_block(d, DS_MAP_SCORES, ev, d->nheads, d->Hd));
-}
-
-static int on_outlier_scores(ds_dump *d, const ds_probe_event *ev) { return push_scores(d, ev), 0; }
-static int on_outlier_mlp(ds_dump *d, const ds_probe_event *ev) { return push_matrix(d->mlp, ev), 0; }
-static int on_outlier_resid(ds_dump *d, const ds_probe_event *ev) {
-    push_matrix(d->resid, ev);
-    return write_layer_outliers(d, ev->layer);
+/* The uncompressed maps go through the raw writer, a head's rows of a row block per buffer;
+ * room for a layer's maps (write_buffer_bytes), and for a few buffers per thread at least. */
+static int open_raw_writer(ds_dump *d) {
+    const size_t bytes = (size_t)d->R * d->T * (d->o.f16 ? 2 : 4), least = 4 * (size_t)omp_get_max_threads() + 4;
+    size_t nbufs = write_buffer_bytes(d) / bytes;
+    nbufs = nbufs < least ? least : nbufs > 4096 ? 4096 : nbufs;
+    d->raw = ds_raw_writer_open(d->out.tmp, d->out.path, bytes, (int)nbufs);
+    return d->raw ? 0 : -1;
 }
 
 /* ---- the quantities: what --what names, what each needs from the forward pass ---- */
 
 enum { ANY_MODEL, DIFF_ONLY, STANDARD_ONLY }; /* which models a hook applies to */
 enum { MAX_QUANTITY_HOOKS = 3 };
+#define NO_MAP DS_MAP_COUNT /* a handler that writes no map */
 
+/* A handler at a probe point: FN takes whole events on the forward pass's calling thread;
+ * EACH_HEAD takes one head's rows of a row block at a time, from the forward pass's tasks,
+ * concurrently (ds_probes_add_point_heads). MAP: the dataset a map writer writes; it writes
+ * whole blocks through HDF5 when the maps are compressed, one head at a time otherwise. */
 typedef struct {
     ds_hook_point point;
     int models;
     int (*fn)(ds_dump *d, const ds_probe_event *ev);
+    ds_map map;
+    int (*each_head)(ds_dump *d, const ds_probe_event *ev, ds_map map);
 } quantity_hook;
 
 typedef struct {
     const char *name; /* the --what word and the word in the root attribute `what`; NULL: always */
     unsigned bit;     /* DS_DUMP_* */
     const char *help; /* one line for --help */
-    quantity_hook hooks[MAX_QUANTITY_HOOKS]; /* ended by fn == NULL */
+    quantity_hook hooks[MAX_QUANTITY_HOOKS]; /* ended by one with neither fn nor each_head */
 } quantity;
+
+static int open_layer_maps(ds_dump *d, const ds_probe_event *ev);
+static int close_layer_maps(ds_dump *d, const ds_probe_event *ev);
+static int on_outlier_mlp(ds_dump *d, const ds_probe_event *ev) { return push_matrix(d->mlp, ev), 0; }
+static int on_outlier_resid(ds_dump *d, const ds_probe_event *ev) {
+    push_matrix(d->resid, ev);
+    add_score_tallies(d);
+    return write_layer_outliers(d, ev->layer);
+}
 
 /* In the order of the DS_DUMP_* bits. At a point several rows share, the handlers run in table
  * order: the layer's maps are closed before its outlier statistics are written. */
 static const quantity quantities[] = {
-    {NULL, 0, NULL, {{DS_HOOK_LAMBDA, DIFF_ONLY, write_lambda}, {DS_HOOK_RESID_POST, ANY_MODEL, close_layer_maps}}},
+    {NULL, 0, NULL,
+     {{DS_HOOK_LAMBDA, DIFF_ONLY, write_lambda, NO_MAP, NULL}, {DS_HOOK_RESID_PRE, ANY_MODEL, open_layer_maps, NO_MAP, NULL},
+      {DS_HOOK_RESID_POST, ANY_MODEL, close_layer_maps, NO_MAP, NULL}}},
     {"softmax", DS_DUMP_SOFTMAX, "attention maps: softmax1 and softmax2 (DiffLlama) or softmax (Llama)",
-     {{DS_HOOK_PATTERN1, DIFF_ONLY, on_softmax1}, {DS_HOOK_PATTERN2, DIFF_ONLY, on_softmax2},
-      {DS_HOOK_PATTERN, STANDARD_ONLY, on_softmax}}},
+     {{DS_HOOK_PATTERN1, DIFF_ONLY, NULL, DS_MAP_SOFTMAX1, queue_head_rows},
+      {DS_HOOK_PATTERN2, DIFF_ONLY, NULL, DS_MAP_SOFTMAX2, queue_head_rows},
+      {DS_HOOK_PATTERN, STANDARD_ONLY, NULL, DS_MAP_SOFTMAX, queue_head_rows}}},
     {"diff", DS_DUMP_DIFF, "differential maps softmax1 - lambda*softmax2 (DiffLlama)",
-     {{DS_HOOK_DIFF, DIFF_ONLY, on_diff}}},
+     {{DS_HOOK_DIFF, DIFF_ONLY, NULL, DS_MAP_DIFF, queue_head_rows}}},
     {"scores", DS_DUMP_SCORES, "pre-softmax scores of every head (DiffLlama: every sub-head)",
-     {{DS_HOOK_SCORES, ANY_MODEL, on_scores}}},
+     {{DS_HOOK_SCORES, ANY_MODEL, NULL, DS_MAP_SCORES, queue_head_rows}}},
     {"groupnorm", DS_DUMP_GROUPNORM, "GroupNorm rms and scale of each head and token (DiffLlama)",
-     {{DS_HOOK_GROUPNORM_IN, DIFF_ONLY, write_groupnorm}}},
+     {{DS_HOOK_GROUPNORM_IN, DIFF_ONLY, write_groupnorm, NO_MAP, NULL}}},
     {"outliers", DS_DUMP_OUTLIERS, "top-k values and moments of |scores|, |residual|, |MLP activation|",
-     {{DS_HOOK_SCORES, ANY_MODEL, on_outlier_scores}, {DS_HOOK_MLP_POST, ANY_MODEL, on_outlier_mlp},
-      {DS_HOOK_RESID_POST, ANY_MODEL, on_outlier_resid}}},
+     {{DS_HOOK_SCORES, ANY_MODEL, NULL, NO_MAP, put_score_rows}, {DS_HOOK_MLP_POST, ANY_MODEL, on_outlier_mlp, NO_MAP, NULL},
+      {DS_HOOK_RESID_POST, ANY_MODEL, on_outlier_resid, NO_MAP, NULL}}},
     {"cancelled_share", DS_DUMP_CANCELLED, "share of softmax1 that lambda*softmax2 cancels (DiffLlama)",
-     {{DS_HOOK_PATTERN1, DIFF_ONLY, keep_softmax1}, {DS_HOOK_PATTERN2, DIFF_ONLY, compute_cancelled},
-      {DS_HOOK_RESID_POST, DIFF_ONLY, write_cancelled}}},
+     {{DS_HOOK_PATTERN2, DIFF_ONLY, NULL, NO_MAP, cancelled_rows},
+      {DS_HOOK_RESID_POST, DIFF_ONLY, write_cancelled, NO_MAP, NULL}}},
 };
 enum { N_QUANTITIES = sizeof quantities / sizeof quantities[0] };
+
+/* Every handler of quantity Q, H running over them. */
+#define FOR_HANDLERS(q, h) \
+    for (const quantity_hook *h = (q)->hooks; h < (q)->hooks + MAX_QUANTITY_HOOKS && (h->fn || h->each_head); h++)
+
+/* 1 when handler H takes one head at a time. */
+static int takes_heads(const ds_dump *d, const quantity_hook *h) {
+    return h->each_head && (h->map == NO_MAP || d->o.compress <= 0);
+}
+
+static int hook_fits_model(const ds_dump *d, const quantity_hook *h) {
+    return h->models == ANY_MODEL || (h->models == DIFF_ONLY) == d->is_diff;
+}
+
+/* 1 when quantity Q is selected and hook H of it applies to this model. */
+static int hook_applies(const ds_dump *d, const quantity *q, const quantity_hook *h) {
+    return (!q->bit || (d->o.what & q->bit)) && hook_fits_model(d, h);
+}
+
+/* The layer's map datasets, made before the forward pass hands out its maps from its tasks
+ * (HDF5 is called from the calling thread only); the raw writer with the first. */
+static int open_layer_maps(ds_dump *d, const ds_probe_event *ev) {
+    int made = 0;
+    for (int i = 0; i < N_QUANTITIES; i++)
+        FOR_HANDLERS(&quantities[i], h) {
+            if (h->map == NO_MAP || !hook_applies(d, &quantities[i], h) || d->maps[h->map] >= 0) continue;
+            if (create_layer_map(d, h->map, ev->layer)) return -1;
+            made = 1;
+        }
+    return made && d->o.compress <= 0 && !d->raw ? open_raw_writer(d) : 0;
+}
+
+/* The layer is complete at its hook_resid_post: its maps are closed (before the outlier
+ * statistics, whose handler comes later in the table, are written). */
+static int close_layer_maps(ds_dump *d, const ds_probe_event *ev) {
+    int rc = report_nonfinite(d, ev->layer);
+    for (int k = 0; k < DS_MAP_COUNT; k++)
+        if (d->maps[k] >= 0) {
+            if (H5Dclose(d->maps[k]) < 0 && !rc)
+                rc = ds_failc(DS_ERR_IO, "%s: writing layer %d failed (disk full?)", d->out.path, ev->layer);
+            d->maps[k] = H5I_INVALID_HID;
+        }
+    return rc;
+}
 
 const char *ds_dump_quantity(int i, const char **help) {
     for (int k = 0; k < N_QUANTITIES; k++)
@@ -560,20 +642,11 @@ int ds_dump_parse_what(const char *s, unsigned *what) {
     return *what ? 0 : ds_fail("nothing selected");
 }
 
-static int hook_fits_model(const ds_dump *d, const quantity_hook *h) {
-    return h->models == ANY_MODEL || (h->models == DIFF_ONLY) == d->is_diff;
-}
-
-/* 1 when quantity Q is selected and hook H of it applies to this model. */
-static int hook_applies(const ds_dump *d, const quantity *q, const quantity_hook *h) {
-    return (!q->bit || (d->o.what & q->bit)) && hook_fits_model(d, h);
-}
-
 /* The DS_DUMP_* bits of the quantities this model has: those with a hook that applies to it. */
 static unsigned model_quantities(const ds_dump *d) {
     unsigned bits = 0;
     for (int i = 0; i < N_QUANTITIES; i++)
-        for (const quantity_hook *h = quantities[i].hooks; h < quantities[i].hooks + MAX_QUANTITY_HOOKS && h->fn; h++)
+        FOR_HANDLERS(&quantities[i], h)
             if (hook_fits_model(d, h)) bits |= quantities[i].bit;
     return bits;
 }
@@ -594,38 +667,49 @@ static int resolve_what(ds_dump *d) {
     return d->o.what ? 0 : ds_fail("--what: nothing selected that model %s has", ds_model_dir(d->m));
 }
 
+/* Whole events, on the forward pass's calling thread. */
 static int on_event(const ds_probe_event *ev, void *user) {
     ds_dump *d = user;
     if (ev->layer < 0 || !d->layer_on[ev->layer]) return 0;
     d->layer = ev->layer;
     for (int i = 0; i < N_QUANTITIES; i++)
-        for (const quantity_hook *h = quantities[i].hooks; h < quantities[i].hooks + MAX_QUANTITY_HOOKS && h->fn; h++)
-            if (h->point == ev->point && hook_applies(d, &quantities[i], h) && h->fn(d, ev)) return -1;
+        FOR_HANDLERS(&quantities[i], h) {
+            if (h->point != ev->point || !hook_applies(d, &quantities[i], h) || takes_heads(d, h)) continue;
+            if (h->map != NO_MAP ? write_map_block(d, ev, h->map) : h->fn(d, ev)) return -1;
+        }
+    return 0;
+}
+
+/* One head's rows of a row block, from a task of the forward pass: touches nothing that
+ * another head's or block's call touches. */
+static int on_head(const ds_probe_event *ev, void *user) {
+    ds_dump *d = user;
+    for (int i = 0; i < N_QUANTITIES; i++)
+        FOR_HANDLERS(&quantities[i], h)
+            if (h->point == ev->point && hook_applies(d, &quantities[i], h) && takes_heads(d, h) &&
+                h->each_head(d, ev, h->map))
+                return -1;
     return 0;
 }
 
 /* ---- begin / finish ---- */
 
-/* 1 when the dump reads the masked entries of the maps at POINT. The scores map keeps its
- * -inf; compressed maps go to HDF5 from the forward pass's block, whole rows. Uncompressed
- * maps, the outlier statistics and the cancelled share read the causal entries. */
-static int reads_masked(const ds_dump *d, ds_hook_point point) {
-    if (point == DS_HOOK_SCORES) return (d->o.what & DS_DUMP_SCORES) != 0;
-    return d->o.compress > 0;
-}
-
-/* One hook per probe point that a selected quantity needs, on every selected layer. */
+/* At each probe point that a selected quantity needs, on every selected layer, a hook for the
+ * handlers of whole events and one for those of a head at a time. Compressed maps go to HDF5
+ * from the forward pass's blocks, whole rows (the scores' masked keys -inf); every other
+ * handler reads the causal entries only. */
 static int register_hooks(ds_dump *d, ds_probes *p) {
-    char wanted[DS_HOOK_COUNT] = {0};
+    char whole[DS_HOOK_COUNT] = {0}, per_head[DS_HOOK_COUNT] = {0};
     for (int i = 0; i < N_QUANTITIES; i++)
-        for (const quantity_hook *h = quantities[i].hooks; h < quantities[i].hooks + MAX_QUANTITY_HOOKS && h->fn; h++)
-            if (hook_applies(d, &quantities[i], h)) wanted[h->point] = 1;
+        FOR_HANDLERS(&quantities[i], h)
+            if (hook_applies(d, &quantities[i], h)) (takes_heads(d, h) ? per_head : whole)[h->point] = 1;
     for (int l = 0; l < d->L; l++)
-        for (int point = 0; point < DS_HOOK_COUNT; point++)
-            if (d->layer_on[l] && wanted[point] &&
-                (reads_masked(d, (ds_hook_point)point) ? ds_probes_add_point : ds_probes_add_point_causal)(
-                    p, (ds_hook_point)point, l, on_event, d))
+        for (int point = 0; point < DS_HOOK_COUNT && d->layer_on[l]; point++) {
+            ds_hook_point pt = (ds_hook_point)point;
+            if (whole[point] && (d->o.compress > 0 ? ds_probes_add_point : ds_probes_add_point_causal)(p, pt, l, on_event, d))
                 return -1;
+            if (per_head[point] && ds_probes_add_point_heads(p, pt, l, on_head, d)) return -1;
+        }
     return d->hidden.out ? ds_hidden_states_attach(p, &d->hidden) : 0;
 }
 
@@ -710,10 +794,13 @@ int ds_dump_check_layers(const ds_config *c, const int *layers, int n) {
 }
 
 int ds_dump_check_heads(const ds_config *c, const int *heads, int n) {
-    for (int j = 0; heads && j < n; j++)
+    for (int j = 0; heads && j < n; j++) {
         if (heads[j] < 0 || heads[j] >= c->map_heads)
             return ds_fail("head %d out of range (0..%d%s)", heads[j], c->map_heads - 1,
                            c->desc->differential ? ", differential heads" : "");
+        for (int i = 0; i < j; i++)
+            if (heads[i] == heads[j]) return ds_fail("head %d is selected twice", heads[j]);
+    }
     return 0;
 }
 
@@ -725,15 +812,17 @@ static int select_layers_heads(ds_dump *d) {
     int all_heads = d->Hd;
     d->nheads = d->o.heads ? d->o.nheads : all_heads;
     d->heads = malloc((size_t)(d->nheads > 0 ? d->nheads : 1) * sizeof *d->heads);
-    if (!d->layer_on || !d->heads) return ds_failc(DS_ERR_NOMEM, "out of memory");
+    d->head_slot = malloc((size_t)d->Hd * sizeof *d->head_slot);
+    if (!d->layer_on || !d->heads || !d->head_slot) return ds_failc(DS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < (d->o.layers ? d->o.nlayers : d->L); i++) d->layer_on[d->o.layers ? d->o.layers[i] : i] = 1;
-    for (int j = 0; j < d->nheads; j++) d->heads[j] = d->o.heads ? d->o.heads[j] : j;
+    for (int i = 0; i < d->Hd; i++) d->head_slot[i] = -1;
+    for (int j = 0; j < d->nheads; j++) d->heads[j] = d->o.heads ? d->o.heads[j] : j, d->head_slot[d->heads[j]] = j;
     return 0;
 }
 
 /* Uncompressed maps go to disk through writer threads (io/raw_writer.h). With every core
- * computing, the OpenMP threads that wait at the staged attention's barriers keep the writers
- * off the cores, so the forward pass leaves them one. */
+ * computing, the OpenMP threads that spin at the products' barriers keep the writers off the
+ * cores, so the forward pass leaves them one. */
 static void leave_a_core_to_the_writers(ds_dump *d) {
     unsigned maps = DS_DUMP_SOFTMAX | DS_DUMP_DIFF | DS_DUMP_SCORES;
     cpu_set_t set;
@@ -746,12 +835,17 @@ static void leave_a_core_to_the_writers(ds_dump *d) {
 }
 
 /* Each part's share of a layer's values, reserved at once: the buffers then fill without a copy
- * and with few page faults. */
+ * and with few page faults. The scores of (sub-head, block) go to a place fixed in advance in
+ * their part, (head, block) in order. */
 static void reserve_outliers(ds_dump *d, const ds_config *c) {
     const size_t T = (size_t)d->T;
     size_t scores[OUTLIER_PARTS] = {0};
     for (int h = 0; h < d->H; h++)
-        for (int q = 0; q < d->T; q++) scores[scores_part(d, h, q)] += (size_t)q + 1;
+        for (int b = 0; b < d->nblocks; b++) {
+            const size_t q0 = (size_t)b * d->R, q1 = q0 + (size_t)d->R < T ? q0 + (size_t)d->R : T;
+            d->score_at[(size_t)h * d->nblocks + b] = scores[scores_part(d, h, b)];
+            scores[scores_part(d, h, b)] += (q1 * (q1 + 1) - q0 * (q0 + 1)) / 2; /* rows q0..q1-1 hold q + 1 each */
+        }
     for (int p = 0; p < OUTLIER_PARTS; p++) {
         size_t tokens = (p + 1) * T / OUTLIER_PARTS - p * T / OUTLIER_PARTS;
         ds_outliers_reserve(&d->scores[p], scores[p]);
@@ -793,11 +887,29 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
     d->out.file = H5I_INVALID_HID;
     for (int k = 0; k < DS_MAP_COUNT; k++) d->maps[k] = H5I_INVALID_HID;
     if (resolve_what(d) || select_layers_heads(d)) goto fail;
+    d->R = ds_probes_block_rows(d->H, T, T);
+    d->nblocks = (T + d->R - 1) / d->R;
     /* One set of accumulators, emptied after each layer, so their buffers are reused. */
     for (int p = 0; p < OUTLIER_PARTS && (d->o.what & DS_DUMP_OUTLIERS); p++)
         if (ds_outliers_init(&d->scores[p], d->o.topk, 3) || ds_outliers_init(&d->resid[p], d->o.topk, 2) ||
             ds_outliers_init(&d->mlp[p], d->o.topk, 2))
             goto fail;
+    if (d->o.what & DS_DUMP_OUTLIERS) {
+        const size_t calls = (size_t)d->H * d->nblocks;
+        d->score_at = malloc(calls * sizeof *d->score_at);
+        d->score_tally = calloc(calls, sizeof *d->score_tally);
+        if (!d->score_at || !d->score_tally) {
+            ds_failc(DS_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < calls; i++)
+            if (ds_outliers_init(&d->score_tally[i], d->o.topk, 3)) goto fail;
+    }
+    if (d->o.what & DS_DUMP_CANCELLED && d->is_diff &&
+        !(d->cancelled = malloc((size_t)d->nheads * T * sizeof *d->cancelled))) {
+        ds_failc(DS_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     if (!o->force && ds_check_free_space(path, estimate_bytes(d, c))) goto fail; /* before any big buffer */
     if (d->o.what & DS_DUMP_OUTLIERS) reserve_outliers(d, c);
     d->hidden = (ds_hidden_states){NULL, T, c->hidden_size, d->L};
@@ -832,8 +944,10 @@ static void release(ds_dump *d) {
         ds_outliers_free(&d->resid[p]);
         ds_outliers_free(&d->mlp[p]);
     }
+    for (size_t i = 0; d->score_tally && i < (size_t)d->H * d->nblocks; i++) ds_outliers_free(&d->score_tally[i]);
+    free(d->score_tally), free(d->score_at), free(d->head_slot);
     if (d->f16 >= 0) H5Tclose(d->f16);
-    free(d->layer_on), free(d->heads), free(d->half_buf), free(d->hidden.out), free(d->row1), free(d->cancelled);
+    free(d->layer_on), free(d->heads), free(d->half_buf), free(d->hidden.out), free(d->cancelled);
     free(d);
 }
 

@@ -72,13 +72,8 @@ void ds_outliers_reserve(ds_outliers *o, size_t n) {
     if (n > o->cap) grow(o, n); /* best effort: pushing grows it again, or reports running out */
 }
 
-void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c0, int64_t c1) {
-    if (o->oom || n <= 0) return;
-    if (o->n + (size_t)n > o->cap && grow(o, o->n + (size_t)n)) {
-        o->oom = 1;
-        return;
-    }
-    float *dst = o->all + o->n;
+/* |ROW[k]| into DST[k], k < N, counted in O (its sum, range, count and top values). */
+static void put_values(ds_outliers *o, float *dst, const float *row, int64_t n, int64_t c0, int64_t c1) {
     double sum = 0;
     uint32_t lo = o->lo, hi = o->hi;
     /* simd: the sum may be reassociated into vector lanes (the same order on every run). The
@@ -102,6 +97,33 @@ void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c
         heap_insert(o, dst[k], c);
         threshold = o->ntop < o->k ? -1.0f : o->top[0];
     }
+}
+
+void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c0, int64_t c1) {
+    if (o->oom || n <= 0) return;
+    if (o->n + (size_t)n > o->cap && grow(o, o->n + (size_t)n)) {
+        o->oom = 1;
+        return;
+    }
+    put_values(o, o->all + o->n, row, n, c0, c1);
+}
+
+void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, const float *row, int64_t n, int64_t c0,
+                         int64_t c1) {
+    if (tally->oom || n <= 0) return;
+    if (at + (size_t)n > o->cap) {
+        tally->oom = 1;
+        return;
+    }
+    put_values(tally, o->all + at, row, n, c0, c1);
+}
+
+void ds_outliers_add_tally(ds_outliers *o, ds_outliers *t) {
+    o->n += t->n, o->sum += t->sum, o->oom |= t->oom;
+    if (t->n) o->lo = t->lo < o->lo ? t->lo : o->lo, o->hi = t->hi > o->hi ? t->hi : o->hi;
+    for (int i = 0; i < t->ntop; i++)
+        if (o->ntop < o->k || t->top[i] > o->top[0]) heap_insert(o, t->top[i], &t->top_coords[(size_t)i * o->ncoords]);
+    t->n = 0, t->sum = 0, t->ntop = 0, t->oom = 0, t->lo = UINT32_MAX, t->hi = 0;
 }
 
 /* Buckets of the top 16 bits of a value's bit pattern, which order like the values: the values

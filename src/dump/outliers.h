@@ -37,6 +37,19 @@ void ds_outliers_reserve(ds_outliers *o, size_t n);
 /* Pushes |ROW[k]| for k < N. The coordinates of element k are (C0, C1, k) when ncoords is 3
  * and (C0, k) when it is 2. */
 void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c0, int64_t c1);
+/* Filling from several threads at once: each writer puts its rows into ranges of O's values
+ * fixed in advance (so where a value lies does not depend on who put it when), and keeps a
+ * TALLY of what it put: an accumulator of its own (ds_outliers_init) holding no values, only
+ * their count, sum, range and top k. The tallies are then added to O one at a time with
+ * ds_outliers_add_tally, in an order the caller fixes; each tally may go to any accumulator of
+ * the statistic, as long as every accumulator ends with as many values counted as it holds.
+ *
+ * ds_outliers_put_row writes |ROW[k]|, k < N, at index AT of O's values, which must be reserved
+ * (ds_outliers_reserve; otherwise TALLY is marked out of memory), and counts them in TALLY with
+ * the coordinates of ds_outliers_push_row. ds_outliers_add_tally adds TALLY to O and empties it. */
+void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, const float *row, int64_t n, int64_t c0,
+                         int64_t c1);
+void ds_outliers_add_tally(ds_outliers *o, ds_outliers *tally);
 /* Computes the result (its own allocations) and empties the accumulator for reuse, keeping
  * its buffers; -1 when memory ran out while pushing. Accumulators are independent: several
  * may be finished at once on different threads. */

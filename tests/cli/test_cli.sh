@@ -136,8 +136,7 @@ assert sum(s['flops'] for s in r['stages'].values()) == want, r['stages']
 assert all(s['s'] >= 0 for s in r['stages'].values()), r['stages']
 # the dump's time split: every part, each one's mean over the 2 rounds adding up to their mean
 split = r['dump_split_s']
-assert sorted(split) == sorted(['forward', 'maps', 'score_stats', 'mlp_stats', 'layer_end', 'groupnorm', 'other',
-                                'open', 'finish']), split
+assert sorted(split) == sorted(['forward', 'mlp_stats', 'layer_end', 'groupnorm', 'other', 'open', 'finish']), split
 assert all(v >= 0 for v in split.values()) and abs(sum(split.values()) - r['dump_s']) < 1e-9, split
 # the dump's forward pass stage by stage: the prefill's stages and FLOPs, adding up to it
 fs = r['dump_forward_stages']
