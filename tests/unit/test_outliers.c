@@ -1,7 +1,9 @@
 /* Outlier statistics (src/dump/outliers.h) finished over parts, several at once: checked
  * against a direct computation (every value sorted: the median as numpy takes it, the top
  * values; the moments summed in long double), and bit for bit between finishing the
- * statistics together or one by one, on 1, 2, 3 and 7 threads. The dump's statistics against
+ * statistics together or one by one, on 1, 2, 3 and 7 threads, and between rows pushed in
+ * order and the same rows put at fixed places by several threads in any order, their tallies
+ * added in order. The dump's statistics against
  * NumPy on real models are in tests/numerics/test_dump.py. */
 #include "test.h"
 #include <math.h>
@@ -123,6 +125,49 @@ TEST(outliers_finished_together_against_direct) {
     }
 }
 
+/* The dump's scores: rows put by 3 threads, last row first, at places fixed in advance, each
+ * with a tally of its own, the tallies then added in row order, give the result of pushing the
+ * rows in order, bit for bit. */
+TEST(outliers_put_by_threads_equal_pushed_in_order) {
+    enum { ROWS = 45, LEN = 301 };
+    static ds_outliers pushed_acc[PARTS], put_acc[PARTS], tally[PARTS][ROWS];
+    static float rows[PARTS][ROWS][LEN];
+    rng_state = 0x2545f4914f6cdd1du;
+    for (int p = 0; p < PARTS; p++) {
+        REQUIRE(!ds_outliers_init(&pushed_acc[p], TOPK, 3) && !ds_outliers_init(&put_acc[p], TOPK, 3), "%s",
+                ds_errmsg());
+        ds_outliers_reserve(&put_acc[p], (size_t)ROWS * LEN);
+        for (int r = 0; r < ROWS; r++) {
+            REQUIRE(!ds_outliers_init(&tally[p][r], TOPK, 3), "%s", ds_errmsg());
+            for (int k = 0; k < LEN; k++) rows[p][r][k] = value(0, (size_t)r * LEN + k);
+            ds_outliers_push_row(&pushed_acc[p], rows[p][r], LEN, p, r);
+        }
+    }
+#pragma omp parallel for num_threads(3) schedule(dynamic)
+    for (int i = PARTS * ROWS - 1; i >= 0; i--) {
+        const int p = i / ROWS, r = i % ROWS;
+        ds_outliers_put_row(&put_acc[p], (size_t)r * LEN, &tally[p][r], rows[p][r], LEN, p, r);
+    }
+    for (int p = 0; p < PARTS; p++)
+        for (int r = 0; r < ROWS; r++) ds_outliers_add_tally(&put_acc[p], &tally[p][r]);
+    ds_outlier_result a, b;
+    REQUIRE(!ds_outliers_finish_parts(pushed_acc, PARTS, &a) && !ds_outliers_finish_parts(put_acc, PARTS, &b), "%s",
+            ds_errmsg());
+    CHECK(a.count == (int64_t)PARTS * ROWS * LEN && same_result(&a, &b, 3),
+          "put: count %lld, median %.9g, mean %.17g, top %.9g; pushed: %lld, %.9g, %.17g, %.9g", (long long)b.count,
+          b.median, b.mean, b.k ? b.values[0] : 0, (long long)a.count, a.median, a.mean, a.k ? a.values[0] : 0);
+    /* a place past the reserved room marks the tally, not the memory after the buffer */
+    ds_outliers_put_row(&put_acc[0], put_acc[0].cap - LEN + 1, &tally[0][0], rows[0][0], LEN, 0, 0);
+    ds_outliers_add_tally(&put_acc[0], &tally[0][0]);
+    ds_outlier_result c;
+    CHECK(ds_outliers_finish_parts(put_acc, PARTS, &c) != 0, "a put past the reserved room went unreported");
+    ds_outlier_result_free(&a), ds_outlier_result_free(&b), ds_outlier_result_free(&c);
+    for (int p = 0; p < PARTS; p++) {
+        ds_outliers_free(&pushed_acc[p]), ds_outliers_free(&put_acc[p]);
+        for (int r = 0; r < ROWS; r++) ds_outliers_free(&tally[p][r]);
+    }
+}
+
 /* The median's two middle values in one bucket of the top 16 bits, with the same or other low
  * bits, and in two buckets (the candidates then span both), against the values pushed. */
 TEST(outliers_median_within_and_across_buckets) {
@@ -150,6 +195,7 @@ TEST(outliers_median_within_and_across_buckets) {
 
 int main(void) {
     RUN(outliers_finished_together_against_direct);
+    RUN(outliers_put_by_threads_equal_pushed_in_order);
     RUN(outliers_median_within_and_across_buckets);
     return test_summary();
 }
