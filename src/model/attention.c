@@ -49,42 +49,44 @@ static void block_view(ds_probe_event *ev, float *data, int heads, int nr, int r
     ev->data = data;
 }
 
-/* The hooks that take one head at a time (ds_probes_add_point_heads), called from the tasks;
- * the first failure is kept to be raised on the calling thread, whose error state is its own. */
+/* The probes at one layer's maps, and where a call's maps sit: the hooks that take whole
+ * blocks (WHOLE) are called from the calling thread, those that take one head at a time
+ * (PER_HEAD, ds_probes_add_point_heads) from the tasks, whose first failure is kept to be
+ * raised on the calling thread, since the error state is each thread's own. */
 typedef struct {
     ds_probes *probes;
-    int layer, n;
-    uint32_t want; /* the map points such hooks listen to */
+    int layer, n, tk, pos0;
+    uint32_t whole, per_head; /* the map points that each kind of hook listens to */
     int failed;
     ds_status code;
     char msg[1024];
-} head_hooks;
+} map_hooks;
 
 /* Hands ROWS, head HEAD's nr rows from r0 (row stride tk), to the per-head hooks at POINT;
  * FIRST: at hook_pattern2, the same rows of the head's first map. */
-static void fire_head(head_hooks *hh, ds_hook_point point, int heads, int head, float *rows, const float *first,
-                      int r0, int nr, int tk, int pos0) {
+static void fire_head(map_hooks *mh, ds_hook_point point, int heads, int head, float *rows, const float *first, int r0,
+                      int nr) {
     int failed;
 #pragma omp atomic read
-    failed = hh->failed;
-    if (!(hh->want >> point & 1) || failed) return;
+    failed = mh->failed;
+    if (!(mh->per_head >> point & 1) || failed) return;
     ds_probe_event ev;
-    block_view(&ev, rows, 1, nr, r0, hh->n, tk, pos0);
+    block_view(&ev, rows, 1, nr, r0, mh->n, mh->tk, mh->pos0);
     ev.full[0] = heads;
     ev.offset[0] = head;
     ev.first_map = first;
-    if (!ds_probes_fire_heads(hh->probes, point, hh->layer, &ev)) return;
+    if (!ds_probes_fire_heads(mh->probes, point, mh->layer, &ev)) return;
 #pragma omp critical(ds_head_hook_failure)
-    if (!hh->failed) {
-        hh->code = ds_errcode();
-        snprintf(hh->msg, sizeof hh->msg, "%s", ds_errmsg());
+    if (!mh->failed) {
+        mh->code = ds_errcode();
+        snprintf(mh->msg, sizeof mh->msg, "%s", ds_errmsg());
 #pragma omp atomic write
-        hh->failed = 1;
+        mh->failed = 1;
     }
 }
 
 /* After the tasks: the first failure of a per-head hook, raised here. */
-static int head_hooks_result(const head_hooks *hh) { return hh->failed ? ds_failc(hh->code, "%s", hh->msg) : 0; }
+static int head_failure(const map_hooks *mh) { return mh->failed ? ds_failc(mh->code, "%s", mh->msg) : 0; }
 
 /* Σ row[0..n) in double, in 8 interleaved partial sums added in a fixed order. A vectorised
  * reduction (omp simd) would let the compiler peel iterations to align the row, and so sum in
@@ -192,9 +194,9 @@ static int block_kmax(const att_shape *a, int r0, int nr) { return a->pos0 + r0 
 
 /* No probe wants whole blocks of maps: task (head or head pair, row block) runs from scores to
  * values in its thread's slice of the scratch (one map, or two for a DiffLlama pair), handing
- * its maps to the per-head hooks HH on the way. The tallest row blocks, the most work, are
+ * its maps to the per-head hooks of MH on the way. The tallest row blocks, the most work, are
  * handed out first. */
-static int attention_fused(ds_session *s, const att_shape *a, int n, int R, head_hooks *hh) {
+static int attention_fused(ds_session *s, const att_shape *a, int n, int R, map_hooks *mh) {
     const int units = a->is_diff ? a->Hd : a->H, nblocks = (n + R - 1) / R, ntasks = units * nblocks;
     const size_t slice = (size_t)R * a->tk * (a->is_diff ? 2 : 1);
     const int par = (size_t)a->H * n * a->tk * a->hd >= DS_PAR_MIN;
@@ -206,28 +208,28 @@ static int attention_fused(ds_session *s, const att_shape *a, int n, int R, head
         const float *q = s->q + (size_t)r0 * a->qw;
         float *z = s->z + (size_t)r0 * a->qw;
         head_scores(a, S, q, u, nr, kmax);
-        fire_head(hh, DS_HOOK_SCORES, a->H, u, S, NULL, r0, nr, a->tk, a->pos0);
+        fire_head(mh, DS_HOOK_SCORES, a->H, u, S, NULL, r0, nr);
         softmax_rows(S, nr, a->tk, a->pos0 + r0, kmax);
-        fire_head(hh, DS_HOOK_PATTERN, a->H, u, S, NULL, r0, nr, a->tk, a->pos0);
+        fire_head(mh, DS_HOOK_PATTERN, a->H, u, S, NULL, r0, nr);
         if (!a->is_diff) {
             head_values(a, z + (size_t)u * a->hd, S, u, nr, kmax);
             continue;
         }
-        fire_head(hh, DS_HOOK_PATTERN1, a->Hd, u, S, NULL, r0, nr, a->tk, a->pos0);
+        fire_head(mh, DS_HOOK_PATTERN1, a->Hd, u, S, NULL, r0, nr);
         float *S2 = S + (size_t)R * a->tk;
         const int h2 = partner(a, u);
         head_scores(a, S2, q, h2, nr, kmax);
-        fire_head(hh, DS_HOOK_SCORES, a->H, h2, S2, NULL, r0, nr, a->tk, a->pos0);
+        fire_head(mh, DS_HOOK_SCORES, a->H, h2, S2, NULL, r0, nr);
         softmax_rows(S2, nr, a->tk, a->pos0 + r0, kmax);
-        fire_head(hh, DS_HOOK_PATTERN, a->H, h2, S2, NULL, r0, nr, a->tk, a->pos0);
-        fire_head(hh, DS_HOOK_PATTERN2, a->Hd, u, S2, S, r0, nr, a->tk, a->pos0);
+        fire_head(mh, DS_HOOK_PATTERN, a->H, h2, S2, NULL, r0, nr);
+        fire_head(mh, DS_HOOK_PATTERN2, a->Hd, u, S2, S, r0, nr);
         diff_rows(S, S, S2, a->lam, nr, a->tk, kmax);
-        fire_head(hh, DS_HOOK_DIFF, a->Hd, u, S, NULL, r0, nr, a->tk, a->pos0);
+        fire_head(mh, DS_HOOK_DIFF, a->Hd, u, S, NULL, r0, nr);
         float *O = z + (size_t)u * 2 * a->hd;
         head_values(a, O, S, u, nr, kmax);
         head_values(a, O + a->hd, S, h2, nr, kmax);
     }
-    return head_hooks_result(hh);
+    return head_failure(mh);
 }
 
 /* 1 when WANT (ds_probes_wanted) holds POINT. */
@@ -244,16 +246,23 @@ static int masked_maps_wanted(const att_shape *a, ds_probes *probes, int layer) 
     return 0;
 }
 
-/* The per-head hooks at POINT, over the HEADS maps of a block at DATA ([heads, nr, tk]); at
- * hook_pattern2 FIRST is the block of the first maps. */
-static void fire_heads_of_block(head_hooks *hh, ds_hook_point point, int heads, float *data, const float *first, int r0,
-                                int nr, int tk, int pos0) {
-    if (!(hh->want >> point & 1)) return;
+/* A block's HEADS maps at POINT, DATA [heads, nr, tk], to every hook there: whole to the
+ * hooks that take blocks, then a head at a time, in parallel, to those that take heads (at
+ * hook_pattern2 FIRST is the block of the first maps). -1 when a hook failed. */
+static int hand_out_block(map_hooks *mh, ds_hook_point point, int heads, float *data, const float *first, int r0,
+                          int nr) {
+    if (mh->whole >> point & 1) {
+        ds_probe_event ev;
+        block_view(&ev, data, heads, nr, r0, mh->n, mh->tk, mh->pos0);
+        if (ds_probes_fire(mh->probes, point, mh->layer, &ev)) return -1;
+    }
+    if (!(mh->per_head >> point & 1)) return 0;
 #pragma omp parallel for schedule(dynamic)
     for (int h = 0; h < heads; h++) {
-        const size_t at = (size_t)h * nr * tk;
-        fire_head(hh, point, heads, h, data + at, first ? first + at : NULL, r0, nr, tk, pos0);
+        const size_t at = (size_t)h * nr * mh->tk;
+        fire_head(mh, point, heads, h, data + at, first ? first + at : NULL, r0, nr);
     }
+    return head_failure(mh);
 }
 
 /* Some probe wants the maps: each row block goes through every head stage by stage, and the
@@ -263,16 +272,10 @@ static void fire_heads_of_block(head_hooks *hh, ds_hook_point point, int heads, 
  * are independent there, so the pieces change no bits; the products stay whole heads, the
  * calls the fused path makes. */
 enum { ROW_PIECE = 16 };
-static int attention_staged(ds_session *s, const att_shape *a, int layer, int n, int R, ds_probes *probes,
-                            uint32_t want, head_hooks *hh) {
-    const int want_scores = wants(want, DS_HOOK_SCORES), want_pattern = wants(want, DS_HOOK_PATTERN);
-    const int mask_scores = want_scores && ds_probes_masked_wanted(probes, DS_HOOK_SCORES, layer);
-    const int want_p1 = a->is_diff && wants(want, DS_HOOK_PATTERN1);
-    const int want_p2 = a->is_diff && wants(want, DS_HOOK_PATTERN2);
-    const int want_diff = a->is_diff && wants(want, DS_HOOK_DIFF);
-    const int masked_maps = masked_maps_wanted(a, probes, layer);
+static int attention_staged(ds_session *s, const att_shape *a, int n, int R, map_hooks *mh) {
+    const int mask_scores = ds_probes_masked_wanted(mh->probes, DS_HOOK_SCORES, mh->layer);
+    const int masked_maps = masked_maps_wanted(a, mh->probes, mh->layer);
     const int H = a->H, Hd = a->Hd, hd = a->hd, tk = a->tk, pos0 = a->pos0;
-    ds_probe_event ev;
 
     for (int r0 = 0; r0 < n; r0 += R) {
         const int nr = n - r0 < R ? n - r0 : R, kmax = block_kmax(a, r0, nr), width = masked_maps ? tk : kmax;
@@ -290,40 +293,24 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
                 for (int i = 0; i < nr; i++)
                     for (int k = pos0 + r0 + i + 1; k < tk; k++) S[(size_t)i * tk + k] = -INFINITY;
         }
-        if (want_scores) {
-            block_view(&ev, att, H, nr, r0, n, tk, pos0);
-            if (ds_probes_fire(probes, DS_HOOK_SCORES, layer, &ev)) return -1;
-        }
-        fire_heads_of_block(hh, DS_HOOK_SCORES, H, att, NULL, r0, nr, tk, pos0);
+        if (hand_out_block(mh, DS_HOOK_SCORES, H, att, NULL, r0, nr)) return -1;
 #pragma omp parallel for schedule(dynamic) if (par)
         for (int t = 0; t < H * pieces; t++) {
             const int h = t / pieces, i0 = t % pieces * ROW_PIECE, ni = nr - i0 < ROW_PIECE ? nr - i0 : ROW_PIECE;
             softmax_rows(att + ((size_t)h * nr + i0) * tk, ni, tk, pos0 + r0 + i0, width);
         }
 
-        if (want_pattern) {
-            block_view(&ev, att, H, nr, r0, n, tk, pos0);
-            if (ds_probes_fire(probes, DS_HOOK_PATTERN, layer, &ev)) return -1;
-        }
-        fire_heads_of_block(hh, DS_HOOK_PATTERN, H, att, NULL, r0, nr, tk, pos0);
+        if (hand_out_block(mh, DS_HOOK_PATTERN, H, att, NULL, r0, nr)) return -1;
         if (!a->is_diff) {
 #pragma omp parallel for schedule(dynamic) if (par)
             for (int h = 0; h < H; h++)
                 head_values(a, z + (size_t)h * hd, att + (size_t)h * nr * tk, h, nr, kmax);
-            if (hh->failed) return head_hooks_result(hh);
             continue;
         }
         float *second = att + (size_t)partner(a, 0) * nr * tk;
-        if (want_p1) {
-            block_view(&ev, att, Hd, nr, r0, n, tk, pos0);
-            if (ds_probes_fire(probes, DS_HOOK_PATTERN1, layer, &ev)) return -1;
-        }
-        fire_heads_of_block(hh, DS_HOOK_PATTERN1, Hd, att, NULL, r0, nr, tk, pos0);
-        if (want_p2) {
-            block_view(&ev, second, Hd, nr, r0, n, tk, pos0);
-            if (ds_probes_fire(probes, DS_HOOK_PATTERN2, layer, &ev)) return -1;
-        }
-        fire_heads_of_block(hh, DS_HOOK_PATTERN2, Hd, second, att, r0, nr, tk, pos0);
+        if (hand_out_block(mh, DS_HOOK_PATTERN1, Hd, att, NULL, r0, nr) ||
+            hand_out_block(mh, DS_HOOK_PATTERN2, Hd, second, att, r0, nr))
+            return -1;
 #pragma omp parallel for schedule(dynamic) if (par)
         for (int t = 0; t < Hd * pieces; t++) {
             const int i = t / pieces, i0 = t % pieces * ROW_PIECE, ni = nr - i0 < ROW_PIECE ? nr - i0 : ROW_PIECE;
@@ -336,12 +323,7 @@ static int attention_staged(ds_session *s, const att_shape *a, int layer, int n,
             const int i = t / 2, h = t % 2 ? partner(a, i) : i;
             head_values(a, z + (size_t)i * 2 * hd + (size_t)(t % 2) * hd, s->diff + (size_t)i * nr * tk, h, nr, kmax);
         }
-        if (want_diff) {
-            block_view(&ev, s->diff, Hd, nr, r0, n, tk, pos0);
-            if (ds_probes_fire(probes, DS_HOOK_DIFF, layer, &ev)) return -1;
-        }
-        fire_heads_of_block(hh, DS_HOOK_DIFF, Hd, s->diff, NULL, r0, nr, tk, pos0);
-        if (hh->failed) return head_hooks_result(hh);
+        if (hand_out_block(mh, DS_HOOK_DIFF, Hd, s->diff, NULL, r0, nr)) return -1;
     }
     return 0;
 }
@@ -355,19 +337,14 @@ int ds_attention(ds_session *s, int layer, int n, double lambda, ds_probes *prob
     a.K = s->k_cache + (size_t)layer * s->max_tokens * a.kvw;
     a.V = s->v_cache + (size_t)layer * s->max_tokens * a.kvw;
     const uint32_t want = ds_probes_wanted(probes, layer);
-    head_hooks hh = {.probes = probes, .layer = layer, .n = n};
-    uint32_t block_maps = 0; /* map points where a probe wants whole blocks */
-    if (want & c->desc->maps) ds_probes_map_wants(probes, layer, c->desc->maps, &block_maps, &hh.want);
+    map_hooks mh = {.probes = probes, .layer = layer, .n = n, .tk = a.tk, .pos0 = a.pos0};
+    if (want & c->desc->maps) ds_probes_map_wants(probes, layer, c->desc->maps, &mh.whole, &mh.per_head);
 
     const int R = ds_probes_block_rows(a.H, a.tk, n);
     /* The fused path gives each thread a slice of 2 maps; the staged one needs all H. */
     size_t maps = (size_t)2 * omp_get_max_threads() > (size_t)a.H ? (size_t)2 * omp_get_max_threads() : (size_t)a.H;
     if (ensure_scratch(s, maps * R * a.tk)) return -1;
-    if (!block_maps) {
-        if (attention_fused(s, &a, n, R, &hh)) return -1;
-    } else if (attention_staged(s, &a, layer, n, R, probes, want, &hh)) {
-        return -1;
-    }
+    if (mh.whole ? attention_staged(s, &a, n, R, &mh) : attention_fused(s, &a, n, R, &mh)) return -1;
 
     if (!a.is_diff) return 0;
     ds_probe_event ev;
