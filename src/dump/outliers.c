@@ -99,6 +99,16 @@ static void put_values(ds_outliers *o, float *dst, const float *row, int64_t n, 
     }
 }
 
+/* Empty, buffers kept. */
+static void reset(ds_outliers *o) { o->n = 0, o->sum = 0, o->ntop = 0, o->oom = 0, o->lo = UINT32_MAX, o->hi = 0; }
+
+/* O's heap takes FROM's top values that beat its least, in FROM's heap order. */
+static void merge_top(ds_outliers *o, const ds_outliers *from) {
+    for (int i = 0; i < from->ntop; i++)
+        if (o->ntop < o->k || from->top[i] > o->top[0])
+            heap_insert(o, from->top[i], &from->top_coords[(size_t)i * o->ncoords]);
+}
+
 void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c0, int64_t c1) {
     if (o->oom || n <= 0) return;
     if (o->n + (size_t)n > o->cap && grow(o, o->n + (size_t)n)) {
@@ -121,9 +131,8 @@ void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, const fl
 void ds_outliers_add_tally(ds_outliers *o, ds_outliers *t) {
     o->n += t->n, o->sum += t->sum, o->oom |= t->oom;
     if (t->n) o->lo = t->lo < o->lo ? t->lo : o->lo, o->hi = t->hi > o->hi ? t->hi : o->hi;
-    for (int i = 0; i < t->ntop; i++)
-        if (o->ntop < o->k || t->top[i] > o->top[0]) heap_insert(o, t->top[i], &t->top_coords[(size_t)i * o->ncoords]);
-    t->n = 0, t->sum = 0, t->ntop = 0, t->oom = 0, t->lo = UINT32_MAX, t->hi = 0;
+    merge_top(o, t);
+    reset(t);
 }
 
 /* Buckets of the top 16 bits of a value's bit pattern, which order like the values: the values
@@ -212,8 +221,6 @@ static int larger_first(const void *a, const void *b) {
     return x->s != y->s ? x->s - y->s : x->p - y->p;
 }
 
-static void reset(ds_outliers *o) { o->n = 0, o->sum = 0, o->ntop = 0, o->oom = 0, o->lo = UINT32_MAX, o->hi = 0; }
-
 /* Part O's count in bucket B: its histogram is cleared and filled only over its own range. */
 static size_t part_count(const ds_outliers *o, size_t b) {
     return o->n && b >= o->lo >> 16 && b <= o->hi >> 16 ? o->hist[b] : 0;
@@ -253,10 +260,7 @@ static double median_of_candidates(finishing *f, int nparts) {
  * order. */
 static int top_values(ds_outliers *parts, int nparts, ds_outlier_result *r) {
     ds_outliers *o = &parts[0];
-    for (int p = 1; p < nparts; p++)
-        for (int i = 0; i < parts[p].ntop; i++)
-            if (o->ntop < o->k || parts[p].top[i] > o->top[0])
-                heap_insert(o, parts[p].top[i], &parts[p].top_coords[(size_t)i * o->ncoords]);
+    for (int p = 1; p < nparts; p++) merge_top(o, &parts[p]);
     /* Heap -> descending order by repeatedly taking the minimum to the end. */
     int k = o->ntop;
     while (o->ntop > 1) {
