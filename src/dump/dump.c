@@ -211,32 +211,41 @@ static int forward_order(ds_map kind) {
     return kind == DS_MAP_SCORES ? 0 : kind == DS_MAP_SOFTMAX2 ? 2 : kind == DS_MAP_DIFF ? 3 : 1;
 }
 
+/* The first NaN or ±inf in rows R0..R1 of one head's block, ROWS its row 0 (row stride
+ * ev->strides[1]), among the keys its queries see (the masked rest is 0, or -inf for scores):
+ * 1 with its row and key in *ROW and *KEY, else 0. */
+static int rows_nonfinite(const ds_probe_event *ev, const float *rows, int64_t r0, int64_t r1, int64_t *row,
+                          int64_t *key) {
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t bad = ds_first_nonfinite(rows + r * ev->strides[1], causal_keys(ev, r));
+        if (bad >= 0) return *row = r, *key = bad, 1;
+    }
+    return 0;
+}
+
+static int fail_nonfinite(const nonfinite_entry *e, int layer) {
+    return ds_failc(DS_ERR_NONFINITE, "layer %d: attention map '%s' holds %s (head %d, query %lld, key %lld)", layer,
+                    ds_map_name(e->map), ds_nonfinite_name(e->value), e->head, (long long)e->query, (long long)e->key);
+}
+
 /* Keeps the first non-finite entry among the causal keys of one head's rows, in the order of
  * nonfinite_entry; reported at the layer's end (report_nonfinite). */
 static void note_nonfinite(ds_dump *d, ds_map kind, const ds_probe_event *ev) {
-    for (int64_t r = 0; r < ev->shape[1]; r++) {
-        const float *row = ev->data + r * ev->strides[1];
-        int64_t k = ds_first_nonfinite(row, causal_keys(ev, r));
-        if (k < 0) continue;
-        nonfinite_entry e = {1, ev->pos0 + ev->offset[1] + r, k, forward_order(kind), (int)ev->offset[0], kind, row[k]};
+    int64_t r, k;
+    if (!rows_nonfinite(ev, ev->data, 0, ev->shape[1], &r, &k)) return;
+    nonfinite_entry e = {1, ev->pos0 + ev->offset[1] + r, k, forward_order(kind), (int)ev->offset[0], kind,
+                         ev->data[r * ev->strides[1] + k]};
 #pragma omp critical(ds_dump_nonfinite)
-        {
-            const nonfinite_entry *b = &d->bad;
-            int first = !b->found || e.query != b->query ? !b->found || e.query < b->query
-                        : e.order != b->order ? e.order < b->order
-                        : e.head != b->head ? e.head < b->head : e.key < b->key;
-            if (first) d->bad = e;
-        }
-        return;
+    {
+        const nonfinite_entry *b = &d->bad;
+        int first = !b->found || e.query != b->query ? !b->found || e.query < b->query
+                    : e.order != b->order ? e.order < b->order
+                    : e.head != b->head ? e.head < b->head : e.key < b->key;
+        if (first) d->bad = e;
     }
 }
 
-static int report_nonfinite(ds_dump *d, int layer) {
-    const nonfinite_entry *b = &d->bad;
-    if (!b->found) return 0;
-    return ds_failc(DS_ERR_NONFINITE, "layer %d: attention map '%s' holds %s (head %d, query %lld, key %lld)", layer,
-                    ds_map_name(b->map), ds_nonfinite_name(b->value), b->head, (long long)b->query, (long long)b->key);
-}
+static int report_nonfinite(ds_dump *d, int layer) { return d->bad.found ? fail_nonfinite(&d->bad, layer) : 0; }
 
 /* One head's rows of a block ([1, nr, T], from a task of the forward pass) into a buffer of the
  * raw writer, queued for the file range they fill: a head's rows r0..r0+nr are contiguous in a
@@ -266,17 +275,10 @@ static hid_t layer_group(ds_dump *d, int l, const char *sub) {
 
 /* ---- per-event writers ---- */
 
-/* The first NaN or ±inf in rows R0..R1 of selected head J's block among the keys its queries
- * see (the masked rest is 0, or -inf for scores): 1 with its row and key in *ROW and *KEY,
- * else 0. */
+/* rows_nonfinite over selected head J's rows of a whole block (HEAD_BASE shifts the head). */
 static int head_nonfinite(const ds_dump *d, const ds_probe_event *ev, int j, int head_base, int64_t r0, int64_t r1,
                           int64_t *row, int64_t *key) {
-    for (int64_t r = r0; r < r1; r++) {
-        const float *data = ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0] + r * ev->strides[1];
-        int64_t bad = ds_first_nonfinite(data, causal_keys(ev, r));
-        if (bad >= 0) return *row = r, *key = bad, 1;
-    }
-    return 0;
+    return rows_nonfinite(ev, ev->data + (size_t)(d->heads[j] + head_base) * ev->strides[0], r0, r1, row, key);
 }
 
 /* Fails when a selected head's block holds NaN or ±inf, unless non-finite values are allowed.
@@ -299,10 +301,9 @@ static int check_map_block(const ds_dump *d, ds_map kind, const ds_probe_event *
     const int j = first_bad / pieces;
     if (first_bad == ntasks || !head_nonfinite(d, ev, j, head_base, 0, nr, &r, &k)) return 0;
     const int head = d->heads[j] + head_base;
-    const float v = ev->data[(size_t)head * ev->strides[0] + r * ev->strides[1] + k];
-    return ds_failc(DS_ERR_NONFINITE, "layer %d: attention map '%s' holds %s (head %d, query %lld, key %lld)",
-                    ev->layer, ds_map_name(kind), ds_nonfinite_name(v), head,
-                    (long long)(ev->pos0 + ev->offset[1] + r), (long long)k);
+    const nonfinite_entry e = {1, ev->pos0 + ev->offset[1] + r, k, forward_order(kind), head, kind,
+                               ev->data[(size_t)head * ev->strides[0] + r * ev->strides[1] + k]};
+    return fail_nonfinite(&e, ev->layer);
 }
 
 /* Dataset KIND of the layer, with the heads it holds; its file offset when contiguous. */
