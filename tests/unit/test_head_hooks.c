@@ -117,11 +117,11 @@ TEST(head_hooks_see_what_block_hooks_see) {
         REQUIRE(!ds_probes_add_point_heads(ph, points[i], -1, one_head, &heads), "%s", ds_errmsg());
         ds_probes_add_point_heads(pm, points[i], -1, one_head, &mixed);
     }
-    seen_maps unused;
-    memset(&unused, 0, sizeof unused);
-    ds_probes_add_point_causal(pm, DS_HOOK_PATTERN1, 1, whole_block, &unused); /* layer 1 takes the staged path */
-    unused.maps[point_index(DS_HOOK_PATTERN1)] = malloc((size_t)L * (H / 2) * N * N * sizeof(float));
-    REQUIRE(unused.maps[point_index(DS_HOOK_PATTERN1)], "out of memory");
+    seen_maps layer1_whole;
+    memset(&layer1_whole, 0, sizeof layer1_whole);
+    ds_probes_add_point_causal(pm, DS_HOOK_PATTERN1, 1, whole_block, &layer1_whole); /* layer 1 takes the staged path */
+    layer1_whole.maps[point_index(DS_HOOK_PATTERN1)] = malloc((size_t)L * (H / 2) * N * N * sizeof(float));
+    REQUIRE(layer1_whole.maps[point_index(DS_HOOK_PATTERN1)], "out of memory");
 
     float *logits[4];
     for (int r = 0; r < 4; r++) REQUIRE(logits[r] = malloc((size_t)N * V * sizeof(float)), "out of memory");
@@ -159,7 +159,7 @@ TEST(head_hooks_see_what_block_hooks_see) {
     CHECK(differing(&blocks, &as_first, point_index(DS_HOOK_PATTERN1), L, H / 2) == 0,
           "hook_pattern2's first_map is not the head's pattern1");
     for (int r = 0; r < 4; r++) free(logits[r]);
-    free(unused.maps[point_index(DS_HOOK_PATTERN1)]);
+    free(layer1_whole.maps[point_index(DS_HOOK_PATTERN1)]);
     free_seen(&blocks), free_seen(&heads), free_seen(&mixed);
     ds_probes_free(pb), ds_probes_free(ph), ds_probes_free(pm);
     ds_session_free(s);

@@ -9,6 +9,21 @@
 #include <stdint.h>
 #include <unistd.h>
 
+/* The file at PATH (open as FD) holds the uint32 values 0 .. TOTAL-1 in order, and nothing
+ * more; the file is closed and removed. */
+static void check_counts_back(int fd, const char *path, size_t total) {
+    uint32_t *back = malloc(total * sizeof *back);
+    REQUIRE(back, "out of memory");
+    ssize_t got = pread(fd, back, total * sizeof *back, 0);
+    CHECK(got == (ssize_t)(total * sizeof *back), "file has %zd bytes, want %zu", got, total * sizeof *back);
+    size_t bad = 0;
+    for (size_t i = 0; got > 0 && i < (size_t)got / sizeof *back; i++) bad += back[i] != (uint32_t)i;
+    CHECK(bad == 0, "%zu values out of place", bad);
+    free(back);
+    close(fd);
+    unlink(path);
+}
+
 /* 64 jobs through a pool of 2 buffers (so that the caller often finds none free, and more
  * writer threads start), each job scattering 4 ranges of 1000 uint32 values into a file,
  * interleaved so that no job's ranges are adjacent; then the file is read back. */
@@ -33,17 +48,7 @@ TEST(raw_writer_ranges_land_at_their_offsets) {
     int threads = ds_raw_writer_threads(w);
     CHECK(threads >= 1 && threads <= DS_RAW_WRITERS_MAX, "%d writer threads", threads);
     CHECK(ds_raw_writer_close(w) == 0, "%s", ds_errmsg());
-    size_t total = (size_t)JOBS * RANGES * N;
-    uint32_t *back = malloc(total * sizeof *back);
-    REQUIRE(back, "out of memory");
-    ssize_t got = pread(fd, back, total * sizeof *back, 0);
-    CHECK(got == (ssize_t)(total * sizeof *back), "file has %zd bytes, want %zu", got, total * sizeof *back);
-    size_t bad = 0;
-    for (size_t i = 0; got > 0 && i < (size_t)got / sizeof *back; i++) bad += back[i] != (uint32_t)i;
-    CHECK(bad == 0, "%zu values out of place", bad);
-    free(back);
-    close(fd);
-    unlink(path);
+    check_counts_back(fd, path, (size_t)JOBS * RANGES * N);
 }
 
 /* 512 one-range jobs taken and submitted by 4 threads at once through a pool of 3 buffers:
@@ -71,17 +76,7 @@ TEST(raw_writer_takes_from_many_threads) {
     }
     CHECK(failed == 0, "%d takes or submissions failed", failed);
     CHECK(ds_raw_writer_close(w) == 0, "%s", ds_errmsg());
-    size_t total = (size_t)JOBS * N;
-    uint32_t *back = malloc(total * sizeof *back);
-    REQUIRE(back, "out of memory");
-    ssize_t got = pread(fd, back, total * sizeof *back, 0);
-    CHECK(got == (ssize_t)(total * sizeof *back), "file has %zd bytes, want %zu", got, total * sizeof *back);
-    size_t bad = 0;
-    for (size_t i = 0; got > 0 && i < (size_t)got / sizeof *back; i++) bad += back[i] != (uint32_t)i;
-    CHECK(bad == 0, "%zu values out of place", bad);
-    free(back);
-    close(fd);
-    unlink(path);
+    check_counts_back(fd, path, (size_t)JOBS * N);
 }
 
 TEST(raw_writer_reports_a_full_disk) {
