@@ -76,6 +76,8 @@ struct ds_dump {
     ds_outliers scores[OUTLIER_PARTS], resid[OUTLIER_PARTS], mlp[OUTLIER_PARTS];
     size_t *score_at;         /* [H * nblocks]: where the scores of (sub-head, block) go in their part */
     ds_outliers *score_tally; /* [H * nblocks]: what each (sub-head, block) put there */
+    ds_outlier_hist *score_hist; /* [nscore_hist]: the scores' counts, one histogram per thread */
+    int nscore_hist;
     nonfinite_entry bad;      /* the layer's first non-finite map entry, when one was seen */
     double lambda;           /* the layer's λ as the forward pass uses it */
     float *cancelled;        /* [nheads, T] of the layer */
@@ -354,19 +356,27 @@ static int put_score_rows(ds_dump *d, const ds_probe_event *ev, ds_map unused) {
                        d->R);
     size_t at = d->score_at[(size_t)h * d->nblocks + b];
     ds_outliers *part = &d->scores[scores_part(d, h, b)], *tally = &d->score_tally[(size_t)h * d->nblocks + b];
+    /* This thread's histogram, where its number names it alone: in the forward pass's parallel
+     * loop, not nested in another (elsewhere the finishing counts the values instead). */
+    const int t = omp_get_thread_num();
+    ds_outlier_hist *hist = omp_get_level() <= 1 && t < d->nscore_hist ? &d->score_hist[t] : NULL;
     for (int64_t r = 0; r < ev->shape[1]; r++) {
         const int64_t q = r0 + r;
-        ds_outliers_put_row(part, at, tally, ev->data + r * ev->strides[1], q + 1, h, q); /* causal entries only */
+        ds_outliers_put_row(part, at, tally, hist, ev->data + r * ev->strides[1], q + 1, h, q); /* causal entries only */
         at += (size_t)q + 1;
     }
     return 0;
 }
 
-/* The tallies of the layer's scores into their parts, in (head, block) order. */
-static void add_score_tallies(ds_dump *d) {
+/* The tallies of the layer's scores into their parts, in (head, block) order, and the threads'
+ * counts (integers: in any order). */
+static int add_score_tallies(ds_dump *d) {
     for (int h = 0; h < d->H; h++)
         for (int b = 0; b < d->nblocks; b++)
             ds_outliers_add_tally(&d->scores[scores_part(d, h, b)], &d->score_tally[(size_t)h * d->nblocks + b]);
+    for (int t = 0; t < d->nscore_hist; t++)
+        if (ds_outliers_add_hist(&d->scores[0], &d->score_hist[t])) return -1;
+    return 0;
 }
 
 static int write_groupnorm(ds_dump *d, const ds_probe_event *ev) {
@@ -534,7 +544,7 @@ static int close_layer_maps(ds_dump *d, const ds_probe_event *ev);
 static int on_outlier_mlp(ds_dump *d, const ds_probe_event *ev) { return push_matrix(d->mlp, ev), 0; }
 static int on_outlier_resid(ds_dump *d, const ds_probe_event *ev) {
     push_matrix(d->resid, ev);
-    add_score_tallies(d);
+    if (add_score_tallies(d)) return -1;
     return write_layer_outliers(d, ev->layer);
 }
 
@@ -835,6 +845,16 @@ static void leave_a_core_to_the_writers(ds_dump *d) {
     }
 }
 
+/* A histogram of the scores for each thread that may run the forward pass's tasks. */
+static int open_score_hists(ds_dump *d) {
+    const int threads = d->caller_threads > omp_get_max_threads() ? d->caller_threads : omp_get_max_threads();
+    if (!(d->score_hist = calloc((size_t)threads, sizeof *d->score_hist)))
+        return ds_failc(DS_ERR_NOMEM, "out of memory");
+    for (d->nscore_hist = 0; d->nscore_hist < threads; d->nscore_hist++)
+        if (ds_outlier_hist_init(&d->score_hist[d->nscore_hist])) return -1;
+    return 0;
+}
+
 /* Each part's share of a layer's values, reserved at once: the buffers then fill without a copy
  * and with few page faults. The scores of (sub-head, block) go to a place fixed in advance in
  * their part, (head, block) in order. */
@@ -921,6 +941,7 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
     /* The provenance before a core is left to the writers: it records the caller's threads. */
     if (ds_h5out_open(&d->out, path, o->force) || write_root(d) || begin_provenance(d)) goto fail;
     leave_a_core_to_the_writers(d);
+    if (d->o.what & DS_DUMP_OUTLIERS && open_score_hists(d)) goto fail;
     if (write_tokens(d, ids) || register_hooks(d, p)) goto fail;
     return d;
 fail:
@@ -946,6 +967,8 @@ static void release(ds_dump *d) {
         ds_outliers_free(&d->mlp[p]);
     }
     for (size_t i = 0; d->score_tally && i < (size_t)d->H * d->nblocks; i++) ds_outliers_free(&d->score_tally[i]);
+    for (int t = 0; t < d->nscore_hist; t++) ds_outlier_hist_free(&d->score_hist[t]);
+    free(d->score_hist);
     free(d->score_tally), free(d->score_at), free(d->head_slot);
     if (d->f16 >= 0) H5Tclose(d->f16);
     free(d->layer_on), free(d->heads), free(d->half_buf), free(d->hidden.out), free(d->cancelled);

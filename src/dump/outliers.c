@@ -1,5 +1,6 @@
-/* Outlier statistics: a k-element min-heap for the top values, and every |value| kept for an
- * exact median (histogram, then quickselect) and two-pass moments. */
+/* Outlier statistics: a k-element min-heap for the top values; every |value| kept for an exact
+ * median (a histogram, then quickselect among the values of the median's buckets); the moments
+ * and histogram counts taken a row at a time as rows are pushed, while the row is in cache. */
 #include "dump/outliers.h"
 #include "base/huge_alloc.h"
 #include "base/select.h"
@@ -8,16 +9,81 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { HIST_BUCKETS = DS_OUTLIER_BUCKETS };
+
+int ds_outlier_hist_init(ds_outlier_hist *h) {
+    h->bucket = calloc(HIST_BUCKETS, sizeof *h->bucket);
+    h->n = 0, h->lo = HIST_BUCKETS, h->hi = 0;
+    return h->bucket ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory for an outlier histogram");
+}
+
+void ds_outlier_hist_free(ds_outlier_hist *h) {
+    free(h->bucket);
+    memset(h, 0, sizeof *h);
+}
+
+/* Empty, clearing only the buckets it has seen. */
+static void hist_clear(ds_outlier_hist *h) {
+    if (h->bucket && h->lo <= h->hi) memset(h->bucket + h->lo, 0, (h->hi - h->lo + 1) * sizeof *h->bucket);
+    h->n = 0, h->lo = HIST_BUCKETS, h->hi = 0;
+}
+
+static void hist_widen(ds_outlier_hist *h, uint32_t lo_bits, uint32_t hi_bits) {
+    if (lo_bits >> 16 < h->lo) h->lo = lo_bits >> 16;
+    if (hi_bits >> 16 > h->hi) h->hi = hi_bits >> 16;
+}
+
+/* Counts A[0..N) (absolute values whose bit patterns lie in [LO_BITS, HI_BITS]) in H. */
+static void hist_count(ds_outlier_hist *h, const float *a, size_t n, uint32_t lo_bits, uint32_t hi_bits) {
+    size_t *bucket = h->bucket;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &a[i], 4);
+        bucket[u >> 16]++;
+    }
+    h->n += n;
+    if (n) hist_widen(h, lo_bits, hi_bits);
+}
+
+int ds_outliers_add_hist(ds_outliers *o, ds_outlier_hist *h) {
+    if (!h->n) return 0;
+    if (!o->hist.bucket && ds_outlier_hist_init(&o->hist)) return -1;
+    for (uint32_t b = h->lo; b <= h->hi; b++) o->hist.bucket[b] += h->bucket[b];
+    o->hist.n += h->n;
+    if (h->lo < o->hist.lo) o->hist.lo = h->lo;
+    if (h->hi > o->hist.hi) o->hist.hi = h->hi;
+    hist_clear(h);
+    return 0;
+}
+
+/* A takes B's values (Pébay, "Formulas for robust, one-pass parallel computation of
+ * covariances and arbitrary-order statistical moments", 2008): exact up to rounding, and stable
+ * when the two means are far apart. */
+static void moments_merge(ds_moments *a, const ds_moments *b) {
+    if (b->n == 0) return;
+    if (a->n == 0) {
+        *a = *b;
+        return;
+    }
+    const double na = a->n, nb = b->n, n = na + nb, d = b->mean - a->mean, dn = d / n, dn2 = dn * dn;
+    a->m4 += b->m4 + d * dn2 * dn * na * nb * (na * na - na * nb + nb * nb) + 6 * dn2 * (na * na * b->m2 + nb * nb * a->m2) +
+             4 * dn * (na * b->m3 - nb * a->m3);
+    a->m3 += b->m3 + d * dn2 * na * nb * (na - nb) + 3 * dn * (na * b->m2 - nb * a->m2);
+    a->m2 += b->m2 + d * dn * na * nb;
+    a->mean += dn * nb;
+    a->n = n;
+}
+
 int ds_outliers_init(ds_outliers *o, int k, int ncoords) {
     memset(o, 0, sizeof *o);
     o->k = k > 0 ? k : 1;
     o->lo = UINT32_MAX;
+    o->hist.lo = HIST_BUCKETS;
     o->ncoords = ncoords;
     o->top = malloc((size_t)o->k * sizeof *o->top);
     o->top_coords = malloc((size_t)o->k * ncoords * sizeof *o->top_coords);
     return o->top && o->top_coords ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory for outlier statistics");
 }
-
 static void heap_swap(ds_outliers *o, int a, int b) {
     float t = o->top[a];
     o->top[a] = o->top[b], o->top[b] = t;
@@ -72,10 +138,21 @@ void ds_outliers_reserve(ds_outliers *o, size_t n) {
     if (n > o->cap) grow(o, n); /* best effort: pushing grows it again, or reports running out */
 }
 
-/* |ROW[k]| into DST[k], k < N, counted in O (its sum, range, count and top values). */
-static void put_values(ds_outliers *o, float *dst, const float *row, int64_t n, int64_t c0, int64_t c1) {
+/* The values of A[K0..K1) that beat the least of O's top values, into O's heap. */
+static void insert_above(ds_outliers *o, const float *a, int64_t k0, int64_t k1, int64_t c0, int64_t c1) {
+    for (int64_t k = k0; k < k1; k++) {
+        if (o->ntop == o->k && a[k] <= o->top[0]) continue;
+        int64_t c[3] = {c0, o->ncoords == 3 ? c1 : k, k};
+        heap_insert(o, a[k], c);
+    }
+}
+
+/* |ROW[k]| into DST[k], k < N, counted in O (its sum, moments, range and top values) and in
+ * HIST when there is one. */
+static void put_values(ds_outliers *o, ds_outlier_hist *hist, float *dst, const float *row, int64_t n, int64_t c0,
+                       int64_t c1) {
     double sum = 0;
-    uint32_t lo = o->lo, hi = o->hi;
+    uint32_t lo = UINT32_MAX, hi = 0;
     /* simd: the sum may be reassociated into vector lanes (the same order on every run). The
      * range is kept on bit patterns, which order like the values and take NaN in too. */
 #pragma omp simd reduction(+ : sum) reduction(min : lo) reduction(max : hi)
@@ -86,21 +163,47 @@ static void put_values(ds_outliers *o, float *dst, const float *row, int64_t n, 
         dst[k] = a, sum += a;
         lo = u < lo ? u : lo, hi = u > hi ? u : hi;
     }
-    o->lo = lo, o->hi = hi;
+    if (hist) hist_count(hist, dst, (size_t)n, lo, hi);
+    /* The row's central moments about its own mean, merged into O's. */
+    ds_moments m = {(double)n, sum / n, 0, 0, 0};
+    double s2 = 0, s3 = 0, s4 = 0;
+#pragma omp simd reduction(+ : s2, s3, s4)
+    for (int64_t k = 0; k < n; k++) {
+        double d = dst[k] - m.mean, d2 = d * d;
+        s2 += d2, s3 += d2 * d, s4 += d2 * d2;
+    }
+    m.m2 = s2, m.m3 = s3, m.m4 = s4;
+    moments_merge(&o->mom, &m);
+    o->lo = lo < o->lo ? lo : o->lo, o->hi = hi > o->hi ? hi : o->hi;
     o->sum += sum;
     o->n += (size_t)n;
-    /* Only values above the heap's minimum can enter: most rows skip the heap entirely. */
-    float threshold = o->ntop < o->k ? -1.0f : o->top[0];
-    for (int64_t k = 0; k < n; k++) {
-        if (dst[k] <= threshold) continue;
-        int64_t c[3] = {c0, o->ncoords == 3 ? c1 : k, k};
-        heap_insert(o, dst[k], c);
-        threshold = o->ntop < o->k ? -1.0f : o->top[0];
+    /* Only values above the heap's minimum can enter: most blocks of 16 hold none, which their
+     * largest bit pattern shows (a NaN's lies above every threshold, as it passes the test of
+     * insert_above, and a NaN at the top of the heap lets everything through, as that test does). */
+    enum { BLOCK = 16 };
+    int64_t k0 = 0;
+    for (; k0 + BLOCK <= n; k0 += BLOCK) {
+        if (o->ntop == o->k) {
+            uint32_t top_bits, most = 0;
+            memcpy(&top_bits, &o->top[0], sizeof top_bits);
+            for (int k = 0; k < BLOCK; k++) {
+                uint32_t u;
+                memcpy(&u, &dst[k0 + k], sizeof u);
+                most = u > most ? u : most;
+            }
+            if (most <= top_bits && top_bits <= 0x7f800000u) continue;
+        }
+        insert_above(o, dst, k0, k0 + BLOCK, c0, c1);
     }
+    insert_above(o, dst, k0, n, c0, c1);
 }
 
 /* Empty, buffers kept. */
-static void reset(ds_outliers *o) { o->n = 0, o->sum = 0, o->ntop = 0, o->oom = 0, o->lo = UINT32_MAX, o->hi = 0; }
+static void reset(ds_outliers *o) {
+    o->n = 0, o->sum = 0, o->ntop = 0, o->oom = 0, o->lo = UINT32_MAX, o->hi = 0;
+    memset(&o->mom, 0, sizeof o->mom);
+    hist_clear(&o->hist);
+}
 
 /* O's heap takes FROM's top values that beat its least, in FROM's heap order. */
 static void merge_top(ds_outliers *o, const ds_outliers *from) {
@@ -111,68 +214,50 @@ static void merge_top(ds_outliers *o, const ds_outliers *from) {
 
 void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c0, int64_t c1) {
     if (o->oom || n <= 0) return;
-    if (o->n + (size_t)n > o->cap && grow(o, o->n + (size_t)n)) {
+    if ((o->n + (size_t)n > o->cap && grow(o, o->n + (size_t)n)) || (!o->hist.bucket && ds_outlier_hist_init(&o->hist))) {
         o->oom = 1;
         return;
     }
-    put_values(o, o->all + o->n, row, n, c0, c1);
+    put_values(o, &o->hist, o->all + o->n, row, n, c0, c1);
 }
 
-void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, const float *row, int64_t n, int64_t c0,
-                         int64_t c1) {
+void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, ds_outlier_hist *hist, const float *row,
+                         int64_t n, int64_t c0, int64_t c1) {
     if (tally->oom || n <= 0) return;
     if (at + (size_t)n > o->cap) {
         tally->oom = 1;
         return;
     }
-    put_values(tally, o->all + at, row, n, c0, c1);
+    put_values(tally, hist, o->all + at, row, n, c0, c1);
 }
 
 void ds_outliers_add_tally(ds_outliers *o, ds_outliers *t) {
     o->n += t->n, o->sum += t->sum, o->oom |= t->oom;
+    moments_merge(&o->mom, &t->mom);
     if (t->n) o->lo = t->lo < o->lo ? t->lo : o->lo, o->hi = t->hi > o->hi ? t->hi : o->hi;
     merge_top(o, t);
     reset(t);
 }
 
-/* Buckets of the top 16 bits of a value's bit pattern, which order like the values: the values
- * are absolute values, so the sign bit is clear and the buckets are below 2^15. */
-enum { HIST_BUCKETS = 1 << 15 };
-
-/* One pass over a part's |values|, in blocks that stay in L1 between the two loops: the sums
- * of the central powers (the mean is known from pushing) into *S2 and *S4, and the part's
- * histogram, cleared and filled only over the buckets its values span. */
-static void moments_and_histogram(ds_outliers *o, double mean, double *s2_out, double *s4_out) {
-    enum { BLOCK = 4096 };
-    double s2 = 0, s4 = 0;
-    const float *a = o->all;
-    *s2_out = 0, *s4_out = 0;
-    if (!o->n) return;
-    const uint32_t b0 = o->lo >> 16;
-    memset(o->hist + b0, 0, ((o->hi >> 16) - b0 + 1) * sizeof *o->hist);
-    for (size_t i0 = 0; i0 < o->n; i0 += BLOCK) {
-        const size_t i1 = o->n - i0 < BLOCK ? o->n : i0 + BLOCK;
-#pragma omp simd reduction(+ : s2, s4)
-        for (size_t i = i0; i < i1; i++) {
-            double d = a[i] - mean, d2 = d * d;
-            s2 += d2, s4 += d2 * d2;
-        }
-        for (size_t i = i0; i < i1; i++) {
-            uint32_t u;
-            memcpy(&u, &a[i], 4);
-            o->hist[u >> 16]++;
-        }
-    }
-    *s2_out = s2, *s4_out = s4;
+/* Room for NEED candidates in O's buffer (kept for the next layer). */
+static int grow_candidates(ds_outliers *o, size_t need) {
+    size_t cap = o->cand_cap ? o->cand_cap : 4096;
+    while (cap < need) cap *= 2;
+    float *c = realloc(o->cand, cap * sizeof *c);
+    if (!c) return -1;
+    o->cand = c, o->cand_cap = cap;
+    return 0;
 }
 
-/* The values of A[0..N) in buckets B_LO..B_LO+WIDTH, in order, to OUT; their count. OUT has
- * one slot more than that: the loop stores every value it looks at and advances past the
- * candidates only. Branch-free, since about half the values lie below the median's bucket (a
- * branch on each would be mispredicted half the time), except for one test per block of 16,
- * most of which hold no candidate. */
-static size_t gather_candidates(const float *a, size_t n, uint32_t b_lo, uint32_t width, float *out) {
+/* O's values in buckets B_LO..B_LO+WIDTH, in order, into O's candidate buffer; their count,
+ * or -1 when memory ran out. The buffer has one slot more than that: the loop stores every
+ * value of a block it looks at and advances past the candidates only. Branch-free, since about
+ * half the values lie below the median's bucket (a branch on each would be mispredicted half
+ * the time), except for one test per block of 16, most of which hold no candidate. */
+static int64_t gather_candidates(ds_outliers *o, uint32_t b_lo, uint32_t width) {
     enum { BLOCK = 16 };
+    const float *a = o->all;
+    const size_t n = o->n;
     size_t j = 0, i = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
         int any = 0;
@@ -182,31 +267,33 @@ static size_t gather_candidates(const float *a, size_t n, uint32_t b_lo, uint32_
             any |= (u >> 16) - b_lo <= width;
         }
         if (!any) continue;
+        if (j + BLOCK + 1 > o->cand_cap && grow_candidates(o, j + BLOCK + 1)) return -1;
         for (int k = 0; k < BLOCK; k++) {
             uint32_t u;
             memcpy(&u, &a[i + k], 4);
-            out[j] = a[i + k];
+            o->cand[j] = a[i + k];
             j += (u >> 16) - b_lo <= width;
         }
     }
+    if (j + BLOCK + 1 > o->cand_cap && grow_candidates(o, j + BLOCK + 1)) return -1;
     for (; i < n; i++) {
         uint32_t u;
         memcpy(&u, &a[i], 4);
-        out[j] = a[i];
+        o->cand[j] = a[i];
         j += (u >> 16) - b_lo <= width;
     }
-    return j;
+    return (int64_t)j;
 }
 
 /* What finishing one statistic (the union of its parts) needs between the parallel phases. */
 typedef struct {
     ds_outliers *parts;
     size_t n, *hist; /* hist: the parts' histograms summed */
-    size_t first_bucket, last_bucket; /* the buckets that any part's values span */
-    double sum, mean, *s24; /* s24: each part's sums of squared and fourth central powers */
-    size_t k_lo, k_hi, below, b_lo, b_hi, m; /* the two middle ranks, their buckets, the values below */
-    size_t *first;  /* [nparts + 1]: where each part's candidates start among all of them */
-    float *cand;    /* the candidates, part p's at first[p] + p (one spare slot each), then closed up */
+    int recount;     /* some values went uncounted (a put without a histogram): count them all */
+    size_t first_bucket, last_bucket;           /* the buckets that the parts' histograms span */
+    size_t k_lo, k_hi, below, b_lo, b_hi, m;    /* the two middle ranks, their buckets, the values below */
+    int64_t *found;  /* [nparts]: each part's candidates, -1 when memory ran out */
+    float *cand;     /* all candidates, in part order */
 } finishing;
 
 /* One task of a parallel phase: part P of statistic S. */
@@ -221,37 +308,39 @@ static int larger_first(const void *a, const void *b) {
     return x->s != y->s ? x->s - y->s : x->p - y->p;
 }
 
-/* Part O's count in bucket B: its histogram is cleared and filled only over its own range. */
+/* Part O's count in bucket B. */
 static size_t part_count(const ds_outliers *o, size_t b) {
-    return o->n && b >= o->lo >> 16 && b <= o->hi >> 16 ? o->hist[b] : 0;
+    return b >= o->hist.lo && b <= o->hist.hi ? o->hist.bucket[b] : 0;
 }
 
-/* The buckets of the two middle ranks from the summed histogram, and each part's share of the
- * values in them (from its own histogram). */
-static int place_candidates(finishing *f, int nparts) {
+/* The buckets of the two middle ranks, from the summed histogram. */
+static void place_candidates(finishing *f) {
     const size_t *hist = f->hist;
     size_t below = 0, b_lo = f->first_bucket;
     while (below + hist[b_lo] <= f->k_lo) below += hist[b_lo++];
     size_t b_hi = b_lo, below_hi = below;
     while (below_hi + hist[b_hi] <= f->k_hi) below_hi += hist[b_hi++];
     f->below = below, f->b_lo = b_lo, f->b_hi = b_hi, f->m = below_hi + hist[b_hi] - below;
-    f->cand = malloc((f->m + (size_t)nparts) * sizeof *f->cand);
-    f->first = malloc(((size_t)nparts + 1) * sizeof *f->first);
-    if (!f->cand || !f->first) return -1;
-    f->first[0] = 0;
+}
+
+/* The parts' candidates, one after another in part order; -1 when memory ran out, -2 (with the
+ * message) when they disagree with the histogram. */
+static int join_candidates(finishing *f, int nparts) {
+    size_t m = 0;
     for (int p = 0; p < nparts; p++) {
-        size_t c = 0;
-        for (size_t b = b_lo; b <= b_hi; b++) c += part_count(&f->parts[p], b);
-        f->first[p + 1] = f->first[p] + c;
+        if (f->found[p] < 0) return -1;
+        m += (size_t)f->found[p];
     }
+    if (m != f->m) return ds_fail("internal error: %zu median candidates, the histogram counts %zu", m, f->m), -2;
+    if (!(f->cand = malloc((m ? m : 1) * sizeof *f->cand))) return -1;
+    for (size_t p = 0, at = 0; p < (size_t)nparts; at += (size_t)f->found[p], p++)
+        if (f->found[p]) memcpy(f->cand + at, f->parts[p].cand, (size_t)f->found[p] * sizeof *f->cand);
     return 0;
 }
 
-/* The median (numpy's: the mean of the two middle values when n is even) from the gathered
- * candidates: the parts' ranges closed up, a quickselect for each middle rank. */
-static double median_of_candidates(finishing *f, int nparts) {
-    for (int p = 1; p < nparts; p++)
-        memmove(f->cand + f->first[p], f->cand + f->first[p] + p, (f->first[p + 1] - f->first[p]) * sizeof *f->cand);
+/* The median (numpy's: the mean of the two middle values when n is even): a quickselect for each
+ * middle rank among the candidates. */
+static double median_of_candidates(finishing *f) {
     double lo = ds_select_float(f->cand, f->m, f->k_lo - f->below), hi = ds_select_float(f->cand, f->m, f->k_hi - f->below);
     return f->n % 2 ? hi : 0.5 * (lo + hi);
 }
@@ -277,31 +366,46 @@ static int top_values(ds_outliers *parts, int nparts, ds_outlier_result *r) {
     return 0;
 }
 
-/* Allocations and sums before the parallel phases; -1 when memory ran out (then or while
- * pushing). */
+/* The count, mean and moments (the parts' merged in part order), and the allocations before
+ * the parallel phases; -1 when memory ran out (then or while pushing). */
 static int start_finishing(finishing *f, int nparts, ds_outlier_result *r) {
     ds_outliers *parts = f->parts;
+    ds_moments mom = {0};
+    double sum = 0;
+    size_t counted = 0;
     int oom = 0;
-    f->first_bucket = HIST_BUCKETS - 1, f->last_bucket = 0;
     for (int p = 0; p < nparts; p++) {
-        f->n += parts[p].n, f->sum += parts[p].sum, oom |= parts[p].oom;
-        if (parts[p].n && parts[p].lo >> 16 < f->first_bucket) f->first_bucket = parts[p].lo >> 16;
-        if (parts[p].n && parts[p].hi >> 16 > f->last_bucket) f->last_bucket = parts[p].hi >> 16;
-        if (!parts[p].hist && !(parts[p].hist = malloc(HIST_BUCKETS * sizeof *parts[p].hist))) oom = 1;
+        f->n += parts[p].n, sum += parts[p].sum, counted += parts[p].hist.n, oom |= parts[p].oom;
+        moments_merge(&mom, &parts[p].mom);
     }
-    f->s24 = oom ? NULL : calloc(2 * (size_t)nparts, sizeof *f->s24);
-    f->hist = f->s24 ? calloc(HIST_BUCKETS, sizeof *f->hist) : NULL;
+    f->recount = counted != f->n;
+    for (int p = 0; f->recount && p < nparts; p++)
+        if (!parts[p].hist.bucket && ds_outlier_hist_init(&parts[p].hist)) oom = 1;
     r->count = (int64_t)f->n;
-    r->mean = f->n ? f->sum / f->n : 0;
-    f->mean = r->mean;
+    r->mean = f->n ? sum / f->n : 0;
+    double m2 = f->n ? mom.m2 / f->n : 0, m4 = f->n ? mom.m4 / f->n : 0;
+    r->std = sqrt(m2);
+    r->kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0;
     /* the two middle ranks, 0-based */
     f->k_hi = f->n / 2, f->k_lo = f->n % 2 ? f->k_hi : f->k_hi - 1;
-    return f->hist ? 0 : -1;
+    f->hist = oom ? NULL : calloc(HIST_BUCKETS, sizeof *f->hist);
+    f->found = f->hist ? calloc((size_t)nparts, sizeof *f->found) : NULL;
+    return f->found ? 0 : -1;
+}
+
+/* The buckets that the parts' histograms span, once every value is counted. */
+static void bucket_range(finishing *f, int nparts) {
+    f->first_bucket = HIST_BUCKETS - 1, f->last_bucket = 0;
+    for (int p = 0; p < nparts; p++) {
+        const ds_outlier_hist *h = &f->parts[p].hist;
+        if (h->lo <= h->hi && h->lo < f->first_bucket) f->first_bucket = h->lo;
+        if (h->lo <= h->hi && h->hi > f->last_bucket) f->last_bucket = h->hi;
+    }
 }
 
 static void end_finishing(finishing *f, int nparts) {
     for (int p = 0; p < nparts; p++) reset(&f->parts[p]); /* ready for the next layer; buffers kept */
-    free(f->s24), free(f->hist), free(f->first), free(f->cand);
+    free(f->hist), free(f->found), free(f->cand);
 }
 
 /* Every statistic's state, emptied, for start_finishing; NULL when out of memory. */
@@ -326,12 +430,15 @@ int ds_outliers_finish_many(ds_outliers *const *stats, int nstats, int nparts, d
             if (f[s].n) tasks[ntasks++] = (part_task){s, p, stats[s][p].n};
     if (!failed) qsort(tasks, (size_t)ntasks, sizeof *tasks, larger_first);
     if (!failed) {
+        /* Counts that pushing could not take (a put without a histogram): every part again. */
 #pragma omp parallel for schedule(dynamic)
         for (int t = 0; t < ntasks; t++) {
-            finishing *g = &f[tasks[t].s];
-            const int p = tasks[t].p;
-            moments_and_histogram(&g->parts[p], g->mean, &g->s24[2 * p], &g->s24[2 * p + 1]);
+            ds_outliers *o = &f[tasks[t].s].parts[tasks[t].p];
+            if (!f[tasks[t].s].recount) continue;
+            hist_clear(&o->hist);
+            hist_count(&o->hist, o->all, o->n, o->lo, o->hi);
         }
+        for (int s = 0; s < nstats; s++) bucket_range(&f[s], nparts);
         enum { SPAN = 2048 }; /* buckets per task of the summing */
         const int spans = HIST_BUCKETS / SPAN;
 #pragma omp parallel for schedule(static)
@@ -343,29 +450,19 @@ int ds_outliers_finish_many(ds_outliers *const *stats, int nstats, int nparts, d
             for (size_t b = from; g->n && b <= to; b++)
                 for (int p = 0; p < nparts; p++) g->hist[b] += part_count(&g->parts[p], b);
         }
-    }
-    for (int s = 0; !failed && s < nstats; s++) {
-        finishing *g = &f[s];
-        ds_outlier_result *r = &results[s];
-        if (!g->n) continue;
-        double s2 = 0, s4 = 0;
-        for (int p = 0; p < nparts; p++) s2 += g->s24[2 * p], s4 += g->s24[2 * p + 1]; /* in part order */
-        double m2 = s2 / g->n, m4 = s4 / g->n;
-        r->std = sqrt(m2);
-        r->kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0;
-        failed = place_candidates(g, nparts);
-    }
-    if (!failed) {
+        for (int s = 0; s < nstats; s++)
+            if (f[s].n) place_candidates(&f[s]);
 #pragma omp parallel for schedule(dynamic)
         for (int t = 0; t < ntasks; t++) {
             finishing *g = &f[tasks[t].s];
-            const int p = tasks[t].p;
-            gather_candidates(g->parts[p].all, g->parts[p].n, (uint32_t)g->b_lo, (uint32_t)(g->b_hi - g->b_lo),
-                              g->cand + g->first[p] + p);
+            g->found[tasks[t].p] = gather_candidates(&g->parts[tasks[t].p], (uint32_t)g->b_lo, (uint32_t)(g->b_hi - g->b_lo));
         }
+    }
+    for (int s = 0; !failed && s < nstats; s++) failed = f[s].n ? join_candidates(&f[s], nparts) : 0;
+    if (!failed) {
 #pragma omp parallel for schedule(dynamic)
         for (int s = 0; s < nstats; s++)
-            if (f[s].n) results[s].median = median_of_candidates(&f[s], nparts);
+            if (f[s].n) results[s].median = median_of_candidates(&f[s]);
     }
     for (int s = 0; !failed && s < nstats; s++) failed = top_values(stats[s], nparts, &results[s]);
     for (int s = 0; f && s < nstats; s++) {
@@ -373,6 +470,7 @@ int ds_outliers_finish_many(ds_outliers *const *stats, int nstats, int nparts, d
         end_finishing(&f[s], nparts);
     }
     free(f), free(tasks);
+    if (failed == -2) return -1;
     return failed ? ds_failc(DS_ERR_NOMEM, "out of memory collecting outlier statistics") : 0;
 }
 
@@ -383,7 +481,8 @@ int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *
 int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) { return ds_outliers_finish_parts(o, 1, r); }
 
 void ds_outliers_free(ds_outliers *o) {
-    free(o->all), free(o->top), free(o->top_coords), free(o->hist);
+    ds_outlier_hist_free(&o->hist);
+    free(o->all), free(o->top), free(o->top_coords), free(o->cand);
     memset(o, 0, sizeof *o);
 }
 

@@ -1,14 +1,32 @@
 /* Activation-outlier statistics (the paper's Table 5): the top-k absolute values with their
  * coordinates, and the median, mean, standard deviation and kurtosis of all absolute values.
  *
- * Values are pushed a row at a time (streamed from probe blocks); every absolute value is
- * kept so that the median is exact (4 bytes per value), found by a radix select. */
+ * Values are pushed a row at a time (streamed from probe blocks), by the thread that made the
+ * row, while it is in that core's cache: each row's moments and histogram counts are taken
+ * then. Every absolute value is kept (4 bytes each) so that the median is exact: finishing
+ * finds the median's histogram buckets and selects among the values in them. */
 #ifndef DIFFSCOPE_OUTLIERS_H
 #define DIFFSCOPE_OUTLIERS_H
 #include <stddef.h>
 #include <stdint.h>
 
 #define DS_OUTLIER_MAX_COORDS 3
+/* Histogram buckets: the top 16 bits of an absolute value's bit pattern (sign clear), which
+ * order like the values (NaN above infinity). */
+#define DS_OUTLIER_BUCKETS 32768
+
+/* How many values fell in each bucket, over the buckets [lo, hi] it has seen (lo > hi: none). */
+typedef struct {
+    size_t *bucket; /* [DS_OUTLIER_BUCKETS] */
+    size_t n;
+    uint32_t lo, hi;
+} ds_outlier_hist;
+
+/* Central moments of n values: the mean and the sums of the 2nd, 3rd and 4th powers of the
+ * deviations from it (merged by Pébay's formulas, so no pass over the values is needed). */
+typedef struct {
+    double n, mean, m2, m3, m4;
+} ds_moments;
 
 typedef struct {
     int k, ncoords;
@@ -17,9 +35,12 @@ typedef struct {
     int ntop;
     float *all;          /* 64-byte aligned, so that vectorised sums never depend on where it lies */
     size_t n, cap;
-    size_t *hist;        /* 32768 buckets, used while finishing; kept for the next layer */
+    ds_outlier_hist hist; /* the values pushed here and the counts added (ds_outliers_add_hist) */
+    float *cand;          /* this accumulator's candidates for the median, while finishing */
+    size_t cand_cap;
     double sum;          /* of all |values|, kept while pushing: the mean needs no extra pass */
-    uint32_t lo, hi;     /* the smallest and largest bit pattern pushed: the histogram's range */
+    ds_moments mom;
+    uint32_t lo, hi;     /* the smallest and largest bit pattern pushed */
     int oom;
 } ds_outliers;
 
@@ -40,16 +61,26 @@ void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c
 /* Filling from several threads at once: each writer puts its rows into ranges of O's values
  * fixed in advance (so where a value lies does not depend on who put it when), and keeps a
  * TALLY of what it put: an accumulator of its own (ds_outliers_init) holding no values, only
- * their count, sum, range and top k. The tallies are then added to O one at a time with
+ * their count, sum, moments, range and top k. The tallies are then added to O one at a time with
  * ds_outliers_add_tally, in an order the caller fixes; each tally may go to any accumulator of
  * the statistic, as long as every accumulator ends with as many values counted as it holds.
  *
  * ds_outliers_put_row writes |ROW[k]|, k < N, at index AT of O's values, which must be reserved
  * (ds_outliers_reserve; otherwise TALLY is marked out of memory), and counts them in TALLY with
- * the coordinates of ds_outliers_push_row. ds_outliers_add_tally adds TALLY to O and empties it. */
-void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, const float *row, int64_t n, int64_t c0,
-                         int64_t c1);
+ * the coordinates of ds_outliers_push_row. ds_outliers_add_tally adds TALLY to O and empties it.
+ *
+ * HIST is the putting thread's histogram of the statistic (ds_outlier_hist_init), which only
+ * that thread touches while putting; before finishing, every such histogram is added to any
+ * one accumulator of the statistic with ds_outliers_add_hist (which empties it). Counts are
+ * integers, so how the values were spread over the histograms changes nothing. HIST NULL
+ * leaves the values uncounted: finishing then counts the statistic's values itself, one more
+ * pass over them, with the same result. */
+void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, ds_outlier_hist *hist, const float *row,
+                         int64_t n, int64_t c0, int64_t c1);
 void ds_outliers_add_tally(ds_outliers *o, ds_outliers *tally);
+int ds_outlier_hist_init(ds_outlier_hist *h);
+void ds_outlier_hist_free(ds_outlier_hist *h);
+int ds_outliers_add_hist(ds_outliers *o, ds_outlier_hist *h);
 /* Computes the result (its own allocations) and empties the accumulator for reuse, keeping
  * its buffers; -1 when memory ran out while pushing. Accumulators are independent: several
  * may be finished at once on different threads. */
