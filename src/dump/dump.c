@@ -368,12 +368,15 @@ static int put_score_rows(ds_dump *d, const ds_probe_event *ev, ds_map unused) {
     return 0;
 }
 
-/* The tallies of the layer's scores into their parts, in (head, block) order, and the threads'
- * counts (integers: in any order). */
+/* The tallies of the layer's scores into their parts, each part's in (head, block) order (the
+ * parts in parallel), and the threads' counts (integers: in any order). */
 static int add_score_tallies(ds_dump *d) {
-    for (int h = 0; h < d->H; h++)
-        for (int b = 0; b < d->nblocks; b++)
-            ds_outliers_add_tally(&d->scores[scores_part(d, h, b)], &d->score_tally[(size_t)h * d->nblocks + b]);
+#pragma omp parallel for schedule(dynamic)
+    for (int p = 0; p < OUTLIER_PARTS; p++)
+        for (int h = 0; h < d->H; h++)
+            for (int b = 0; b < d->nblocks; b++)
+                if (scores_part(d, h, b) == p)
+                    ds_outliers_add_tally(&d->scores[p], &d->score_tally[(size_t)h * d->nblocks + b]);
     for (int t = 0; t < d->nscore_hist; t++)
         if (ds_outliers_add_hist(&d->scores[0], &d->score_hist[t])) return -1;
     return 0;

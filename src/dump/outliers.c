@@ -1,9 +1,9 @@
 /* Outlier statistics: a k-element min-heap for the top values; every |value| kept for an exact
- * median (a histogram, then quickselect among the values of the median's buckets); the moments
+ * median (a histogram of the top 16 bits of the values' bit patterns, then one of the low 16
+ * bits of the values in the median's buckets); the moments
  * and histogram counts taken a row at a time as rows are pushed, while the row is in cache. */
 #include "dump/outliers.h"
 #include "base/huge_alloc.h"
-#include "base/select.h"
 #include "diffscope/error.h"
 #include <math.h>
 #include <stdlib.h>
@@ -291,7 +291,8 @@ typedef struct {
     size_t n, *hist; /* hist: the parts' histograms summed */
     int recount;     /* some values went uncounted (a put without a histogram): count them all */
     size_t first_bucket, last_bucket;           /* the buckets that the parts' histograms span */
-    size_t k_lo, k_hi, below, b_lo, b_hi, m;    /* the two middle ranks, their buckets, the values below */
+    size_t k_lo, k_hi, b_lo, b_hi, m;  /* the two middle ranks, their buckets, the values in these */
+    size_t below_lo, below_hi;         /* the values below b_lo and below b_hi */
     int64_t *found;  /* [nparts]: each part's candidates, -1 when memory ran out */
     float *cand;     /* all candidates, in part order */
 } finishing;
@@ -320,7 +321,7 @@ static void place_candidates(finishing *f) {
     while (below + hist[b_lo] <= f->k_lo) below += hist[b_lo++];
     size_t b_hi = b_lo, below_hi = below;
     while (below_hi + hist[b_hi] <= f->k_hi) below_hi += hist[b_hi++];
-    f->below = below, f->b_lo = b_lo, f->b_hi = b_hi, f->m = below_hi + hist[b_hi] - below;
+    f->below_lo = below, f->below_hi = below_hi, f->b_lo = b_lo, f->b_hi = b_hi, f->m = below_hi + hist[b_hi] - below;
 }
 
 /* The parts' candidates, one after another in part order; -1 when memory ran out, -2 (with the
@@ -338,11 +339,35 @@ static int join_candidates(finishing *f, int nparts) {
     return 0;
 }
 
-/* The median (numpy's: the mean of the two middle values when n is even): a quickselect for each
- * middle rank among the candidates. */
-static double median_of_candidates(finishing *f) {
-    double lo = ds_select_float(f->cand, f->m, f->k_lo - f->below), hi = ds_select_float(f->cand, f->m, f->k_hi - f->below);
-    return f->n % 2 ? hi : 0.5 * (lo + hi);
+/* The value of rank RANK (0-based, ascending) among the candidates in bucket BUCKET. The low 16
+ * bits of a bit pattern complete its top 16 bits, so counting the candidates by them finds the
+ * value exactly, in one pass and without reordering anything. */
+static float rank_in_bucket(const float *cand, size_t m, uint32_t bucket, size_t rank, size_t *low) {
+    memset(low, 0, 65536 * sizeof *low);
+    for (size_t i = 0; i < m; i++) {
+        uint32_t u;
+        memcpy(&u, &cand[i], 4);
+        if (u >> 16 == bucket) low[u & 0xffff]++;
+    }
+    size_t below = 0;
+    uint32_t b = 0;
+    while (below + low[b] <= rank) below += low[b++];
+    const uint32_t u = bucket << 16 | b;
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+/* The median (numpy's: the mean of the two middle values when n is even); -1 when memory ran
+ * out. */
+static int median_of_candidates(finishing *f, double *median) {
+    size_t *low = malloc(65536 * sizeof *low);
+    if (!low) return -1;
+    double hi = rank_in_bucket(f->cand, f->m, (uint32_t)f->b_hi, f->k_hi - f->below_hi, low);
+    double lo = f->n % 2 ? hi : rank_in_bucket(f->cand, f->m, (uint32_t)f->b_lo, f->k_lo - f->below_lo, low);
+    free(low);
+    *median = f->n % 2 ? hi : 0.5 * (lo + hi);
+    return 0;
 }
 
 /* Part 0's heap takes the other parts' top values in part order; the result in descending
@@ -460,9 +485,11 @@ int ds_outliers_finish_many(ds_outliers *const *stats, int nstats, int nparts, d
     }
     for (int s = 0; !failed && s < nstats; s++) failed = f[s].n ? join_candidates(&f[s], nparts) : 0;
     if (!failed) {
-#pragma omp parallel for schedule(dynamic)
+        int short_of_memory = 0;
+#pragma omp parallel for schedule(dynamic) reduction(| : short_of_memory)
         for (int s = 0; s < nstats; s++)
-            if (f[s].n) results[s].median = median_of_candidates(&f[s]);
+            if (f[s].n) short_of_memory |= median_of_candidates(&f[s], &results[s].median) != 0;
+        failed = short_of_memory;
     }
     for (int s = 0; !failed && s < nstats; s++) failed = top_values(stats[s], nparts, &results[s]);
     for (int s = 0; f && s < nstats; s++) {
