@@ -76,8 +76,6 @@ struct ds_dump {
     ds_outliers scores[OUTLIER_PARTS], resid[OUTLIER_PARTS], mlp[OUTLIER_PARTS];
     size_t *score_at;         /* [H * nblocks]: where the scores of (sub-head, block) go in their part */
     ds_outliers *score_tally; /* [H * nblocks]: what each (sub-head, block) put there */
-    ds_outlier_hist *score_hist; /* [nscore_hist]: the scores' counts, one histogram per thread */
-    int nscore_hist;
     nonfinite_entry bad;      /* the layer's first non-finite map entry, when one was seen */
     double lambda;           /* the layer's λ as the forward pass uses it */
     float *cancelled;        /* [nheads, T] of the layer */
@@ -86,6 +84,14 @@ struct ds_dump {
     ds_provenance *own_provenance;      /* the record made here when the caller gives none */
     ds_provenance_model_job *hashing;   /* its model's files, hashed while the forward pass runs */
 };
+
+/* BYTES of zeros, aligned to a cache line (the accumulators ask for it: see outliers.h); NULL
+ * when out of memory. */
+static void *alloc_lines(size_t bytes) {
+    bytes = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    return p ? memset(p, 0, bytes) : NULL;
+}
 
 /* ---- small HDF5 helpers ---- */
 
@@ -356,30 +362,23 @@ static int put_score_rows(ds_dump *d, const ds_probe_event *ev, ds_map unused) {
                        d->R);
     size_t at = d->score_at[(size_t)h * d->nblocks + b];
     ds_outliers *part = &d->scores[scores_part(d, h, b)], *tally = &d->score_tally[(size_t)h * d->nblocks + b];
-    /* This thread's histogram, where its number names it alone: in the forward pass's parallel
-     * loop, not nested in another (elsewhere the finishing counts the values instead). */
-    const int t = omp_get_thread_num();
-    ds_outlier_hist *hist = omp_get_level() <= 1 && t < d->nscore_hist ? &d->score_hist[t] : NULL;
     for (int64_t r = 0; r < ev->shape[1]; r++) {
         const int64_t q = r0 + r;
-        ds_outliers_put_row(part, at, tally, hist, ev->data + r * ev->strides[1], q + 1, h, q); /* causal entries only */
+        ds_outliers_put_row(part, at, tally, ev->data + r * ev->strides[1], q + 1, h, q); /* causal entries only */
         at += (size_t)q + 1;
     }
     return 0;
 }
 
 /* The tallies of the layer's scores into their parts, each part's in (head, block) order (the
- * parts in parallel), and the threads' counts (integers: in any order). */
-static int add_score_tallies(ds_dump *d) {
+ * parts in parallel). */
+static void add_score_tallies(ds_dump *d) {
 #pragma omp parallel for schedule(dynamic)
     for (int p = 0; p < OUTLIER_PARTS; p++)
         for (int h = 0; h < d->H; h++)
             for (int b = 0; b < d->nblocks; b++)
                 if (scores_part(d, h, b) == p)
                     ds_outliers_add_tally(&d->scores[p], &d->score_tally[(size_t)h * d->nblocks + b]);
-    for (int t = 0; t < d->nscore_hist; t++)
-        if (ds_outliers_add_hist(&d->scores[0], &d->score_hist[t])) return -1;
-    return 0;
 }
 
 static int write_groupnorm(ds_dump *d, const ds_probe_event *ev) {
@@ -547,7 +546,7 @@ static int close_layer_maps(ds_dump *d, const ds_probe_event *ev);
 static int on_outlier_mlp(ds_dump *d, const ds_probe_event *ev) { return push_matrix(d->mlp, ev), 0; }
 static int on_outlier_resid(ds_dump *d, const ds_probe_event *ev) {
     push_matrix(d->resid, ev);
-    if (add_score_tallies(d)) return -1;
+    add_score_tallies(d);
     return write_layer_outliers(d, ev->layer);
 }
 
@@ -848,16 +847,6 @@ static void leave_a_core_to_the_writers(ds_dump *d) {
     }
 }
 
-/* A histogram of the scores for each thread that may run the forward pass's tasks. */
-static int open_score_hists(ds_dump *d) {
-    const int threads = d->caller_threads > omp_get_max_threads() ? d->caller_threads : omp_get_max_threads();
-    if (!(d->score_hist = calloc((size_t)threads, sizeof *d->score_hist)))
-        return ds_failc(DS_ERR_NOMEM, "out of memory");
-    for (d->nscore_hist = 0; d->nscore_hist < threads; d->nscore_hist++)
-        if (ds_outlier_hist_init(&d->score_hist[d->nscore_hist])) return -1;
-    return 0;
-}
-
 /* Each part's share of a layer's values, reserved at once: the buffers then fill without a copy
  * and with few page faults. The scores of (sub-head, block) go to a place fixed in advance in
  * their part, (head, block) in order. */
@@ -897,7 +886,7 @@ static double estimate_bytes(const ds_dump *d, const ds_config *c) {
 ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *m, const int *ids, int T,
                        ds_probes *p) {
     const ds_config *c = ds_model_config(m);
-    ds_dump *d = calloc(1, sizeof *d);
+    ds_dump *d = alloc_lines(sizeof *d);
     if (!d) {
         ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
@@ -921,7 +910,7 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
     if (d->o.what & DS_DUMP_OUTLIERS) {
         const size_t calls = (size_t)d->H * d->nblocks;
         d->score_at = malloc(calls * sizeof *d->score_at);
-        d->score_tally = calloc(calls, sizeof *d->score_tally);
+        d->score_tally = alloc_lines(calls * sizeof *d->score_tally);
         if (!d->score_at || !d->score_tally) {
             ds_failc(DS_ERR_NOMEM, "out of memory");
             goto fail;
@@ -944,7 +933,6 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
     /* The provenance before a core is left to the writers: it records the caller's threads. */
     if (ds_h5out_open(&d->out, path, o->force) || write_root(d) || begin_provenance(d)) goto fail;
     leave_a_core_to_the_writers(d);
-    if (d->o.what & DS_DUMP_OUTLIERS && open_score_hists(d)) goto fail;
     if (write_tokens(d, ids) || register_hooks(d, p)) goto fail;
     return d;
 fail:
@@ -970,8 +958,6 @@ static void release(ds_dump *d) {
         ds_outliers_free(&d->mlp[p]);
     }
     for (size_t i = 0; d->score_tally && i < (size_t)d->H * d->nblocks; i++) ds_outliers_free(&d->score_tally[i]);
-    for (int t = 0; t < d->nscore_hist; t++) ds_outlier_hist_free(&d->score_hist[t]);
-    free(d->score_hist);
     free(d->score_tally), free(d->score_at), free(d->head_slot);
     if (d->f16 >= 0) H5Tclose(d->f16);
     free(d->layer_on), free(d->heads), free(d->half_buf), free(d->hidden.out), free(d->cancelled);

@@ -11,13 +11,13 @@
 
 enum { HIST_BUCKETS = DS_OUTLIER_BUCKETS };
 
-int ds_outlier_hist_init(ds_outlier_hist *h) {
+static int hist_init(ds_outlier_hist *h) {
     h->bucket = calloc(HIST_BUCKETS, sizeof *h->bucket);
     h->n = 0, h->lo = HIST_BUCKETS, h->hi = 0;
     return h->bucket ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory for an outlier histogram");
 }
 
-void ds_outlier_hist_free(ds_outlier_hist *h) {
+static void hist_free(ds_outlier_hist *h) {
     free(h->bucket);
     memset(h, 0, sizeof *h);
 }
@@ -43,17 +43,6 @@ static void hist_count(ds_outlier_hist *h, const float *a, size_t n, uint32_t lo
     }
     h->n += n;
     if (n) hist_widen(h, lo_bits, hi_bits);
-}
-
-int ds_outliers_add_hist(ds_outliers *o, ds_outlier_hist *h) {
-    if (!h->n) return 0;
-    if (!o->hist.bucket && ds_outlier_hist_init(&o->hist)) return -1;
-    for (uint32_t b = h->lo; b <= h->hi; b++) o->hist.bucket[b] += h->bucket[b];
-    o->hist.n += h->n;
-    if (h->lo < o->hist.lo) o->hist.lo = h->lo;
-    if (h->hi > o->hist.hi) o->hist.hi = h->hi;
-    hist_clear(h);
-    return 0;
 }
 
 /* A takes B's values (Pébay, "Formulas for robust, one-pass parallel computation of
@@ -214,21 +203,21 @@ static void merge_top(ds_outliers *o, const ds_outliers *from) {
 
 void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c0, int64_t c1) {
     if (o->oom || n <= 0) return;
-    if ((o->n + (size_t)n > o->cap && grow(o, o->n + (size_t)n)) || (!o->hist.bucket && ds_outlier_hist_init(&o->hist))) {
+    if ((o->n + (size_t)n > o->cap && grow(o, o->n + (size_t)n)) || (!o->hist.bucket && hist_init(&o->hist))) {
         o->oom = 1;
         return;
     }
     put_values(o, &o->hist, o->all + o->n, row, n, c0, c1);
 }
 
-void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, ds_outlier_hist *hist, const float *row,
-                         int64_t n, int64_t c0, int64_t c1) {
+void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, const float *row, int64_t n, int64_t c0,
+                         int64_t c1) {
     if (tally->oom || n <= 0) return;
     if (at + (size_t)n > o->cap) {
         tally->oom = 1;
         return;
     }
-    put_values(tally, hist, o->all + at, row, n, c0, c1);
+    put_values(tally, NULL, o->all + at, row, n, c0, c1);
 }
 
 void ds_outliers_add_tally(ds_outliers *o, ds_outliers *t) {
@@ -289,7 +278,7 @@ static int64_t gather_candidates(ds_outliers *o, uint32_t b_lo, uint32_t width) 
 typedef struct {
     ds_outliers *parts;
     size_t n, *hist; /* hist: the parts' histograms summed */
-    int recount;     /* some values went uncounted (a put without a histogram): count them all */
+    int count;       /* some values went uncounted (put, not pushed): count them all */
     size_t first_bucket, last_bucket;           /* the buckets that the parts' histograms span */
     size_t k_lo, k_hi, b_lo, b_hi, m;  /* the two middle ranks, their buckets, the values in these */
     size_t below_lo, below_hi;         /* the values below b_lo and below b_hi */
@@ -403,9 +392,9 @@ static int start_finishing(finishing *f, int nparts, ds_outlier_result *r) {
         f->n += parts[p].n, sum += parts[p].sum, counted += parts[p].hist.n, oom |= parts[p].oom;
         moments_merge(&mom, &parts[p].mom);
     }
-    f->recount = counted != f->n;
-    for (int p = 0; f->recount && p < nparts; p++)
-        if (!parts[p].hist.bucket && ds_outlier_hist_init(&parts[p].hist)) oom = 1;
+    f->count = counted != f->n;
+    for (int p = 0; f->count && p < nparts; p++)
+        if (!parts[p].hist.bucket && hist_init(&parts[p].hist)) oom = 1;
     r->count = (int64_t)f->n;
     r->mean = f->n ? sum / f->n : 0;
     double m2 = f->n ? mom.m2 / f->n : 0, m4 = f->n ? mom.m4 / f->n : 0;
@@ -455,11 +444,12 @@ int ds_outliers_finish_many(ds_outliers *const *stats, int nstats, int nparts, d
             if (f[s].n) tasks[ntasks++] = (part_task){s, p, stats[s][p].n};
     if (!failed) qsort(tasks, (size_t)ntasks, sizeof *tasks, larger_first);
     if (!failed) {
-        /* Counts that pushing could not take (a put without a histogram): every part again. */
+        /* The counts of values put (a histogram per writing thread costs the attention's tasks
+         * more than this pass: those run in cache, and counting is not cheaper there). */
 #pragma omp parallel for schedule(dynamic)
         for (int t = 0; t < ntasks; t++) {
             ds_outliers *o = &f[tasks[t].s].parts[tasks[t].p];
-            if (!f[tasks[t].s].recount) continue;
+            if (!f[tasks[t].s].count) continue;
             hist_clear(&o->hist);
             hist_count(&o->hist, o->all, o->n, o->lo, o->hi);
         }
@@ -508,7 +498,7 @@ int ds_outliers_finish_parts(ds_outliers *parts, int nparts, ds_outlier_result *
 int ds_outliers_finish(ds_outliers *o, ds_outlier_result *r) { return ds_outliers_finish_parts(o, 1, r); }
 
 void ds_outliers_free(ds_outliers *o) {
-    ds_outlier_hist_free(&o->hist);
+    hist_free(&o->hist);
     free(o->all), free(o->top), free(o->top_coords), free(o->cand);
     memset(o, 0, sizeof *o);
 }

@@ -2,9 +2,9 @@
  * coordinates, and the median, mean, standard deviation and kurtosis of all absolute values.
  *
  * Values are pushed a row at a time (streamed from probe blocks), by the thread that made the
- * row, while it is in that core's cache: each row's moments and histogram counts are taken
- * then. Every absolute value is kept (4 bytes each) so that the median is exact: finishing
- * finds the median's histogram buckets and selects among the values in them. */
+ * row, while it is in that core's cache: each row's moments are taken then. Every absolute
+ * value is kept (4 bytes each) so that the median is exact: finishing finds the median's
+ * buckets in a histogram of the values and counts the values in them bit by bit. */
 #ifndef DIFFSCOPE_OUTLIERS_H
 #define DIFFSCOPE_OUTLIERS_H
 #include <stddef.h>
@@ -15,9 +15,12 @@
  * order like the values (NaN above infinity). */
 #define DS_OUTLIER_BUCKETS 32768
 
-/* How many values fell in each bucket, over the buckets [lo, hi] it has seen (lo > hi: none). */
+/* How many values fell in each bucket, over the buckets [lo, hi] it has seen (lo > hi: none).
+ * Aligned to a cache line, and so is an accumulator holding one (allocate them with
+ * aligned_alloc): threads filling neighbouring accumulators of an array (the tallies) update
+ * them row after row. */
 typedef struct {
-    size_t *bucket; /* [DS_OUTLIER_BUCKETS] */
+    _Alignas(64) size_t *bucket; /* [DS_OUTLIER_BUCKETS] */
     size_t n;
     uint32_t lo, hi;
 } ds_outlier_hist;
@@ -35,7 +38,7 @@ typedef struct {
     int ntop;
     float *all;          /* 64-byte aligned, so that vectorised sums never depend on where it lies */
     size_t n, cap;
-    ds_outlier_hist hist; /* the values pushed here and the counts added (ds_outliers_add_hist) */
+    ds_outlier_hist hist; /* counts of the values held (of those pushed, until finishing) */
     float *cand;          /* this accumulator's candidates for the median, while finishing */
     size_t cand_cap;
     double sum;          /* of all |values|, kept while pushing: the mean needs no extra pass */
@@ -69,18 +72,11 @@ void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c
  * (ds_outliers_reserve; otherwise TALLY is marked out of memory), and counts them in TALLY with
  * the coordinates of ds_outliers_push_row. ds_outliers_add_tally adds TALLY to O and empties it.
  *
- * HIST is the putting thread's histogram of the statistic (ds_outlier_hist_init), which only
- * that thread touches while putting; before finishing, every such histogram is added to any
- * one accumulator of the statistic with ds_outliers_add_hist (which empties it). Counts are
- * integers, so how the values were spread over the histograms changes nothing. HIST NULL
- * leaves the values uncounted: finishing then counts the statistic's values itself, one more
- * pass over them, with the same result. */
-void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, ds_outlier_hist *hist, const float *row,
-                         int64_t n, int64_t c0, int64_t c1);
+ * Rows put this way are counted into the histogram that the median needs when the statistic is
+ * finished (one pass over its values, in parallel); rows pushed are counted as they come. */
+void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, const float *row, int64_t n, int64_t c0,
+                         int64_t c1);
 void ds_outliers_add_tally(ds_outliers *o, ds_outliers *tally);
-int ds_outlier_hist_init(ds_outlier_hist *h);
-void ds_outlier_hist_free(ds_outlier_hist *h);
-int ds_outliers_add_hist(ds_outliers *o, ds_outlier_hist *h);
 /* Computes the result (its own allocations) and empties the accumulator for reuse, keeping
  * its buffers; -1 when memory ran out while pushing. Accumulators are independent: several
  * may be finished at once on different threads. */

@@ -125,32 +125,12 @@ TEST(outliers_finished_together_against_direct) {
     }
 }
 
-/* Puts ROWS into PUT the dump's way: by 3 threads, last row first, at places fixed in advance,
- * each with a tally of its own, the tallies then added in row order; counted in each thread's
- * histogram when WITH_HIST, else left to the finishing. */
-enum { ROWS = 45, LEN = 301 };
-static void put_rows(ds_outliers put[PARTS], ds_outliers tally[PARTS][ROWS], float rows[PARTS][ROWS][LEN],
-                     int with_hist) {
-    ds_outlier_hist hist[3];
-    for (int t = 0; t < 3; t++) REQUIRE(!ds_outlier_hist_init(&hist[t]), "%s", ds_errmsg());
-#pragma omp parallel for num_threads(3) schedule(dynamic)
-    for (int i = PARTS * ROWS - 1; i >= 0; i--) {
-        const int p = i / ROWS, r = i % ROWS;
-        ds_outlier_hist *h = with_hist ? &hist[omp_get_thread_num()] : NULL;
-        ds_outliers_put_row(&put[p], (size_t)r * LEN, &tally[p][r], h, rows[p][r], LEN, p, r);
-    }
-    for (int p = 0; p < PARTS; p++)
-        for (int r = 0; r < ROWS; r++) ds_outliers_add_tally(&put[p], &tally[p][r]);
-    for (int t = 0; t < 3; t++) {
-        REQUIRE(!ds_outliers_add_hist(&put[t % 2], &hist[t]), "%s", ds_errmsg());
-        CHECK(hist[t].n == 0, "a histogram added is not emptied");
-        ds_outlier_hist_free(&hist[t]);
-    }
-}
-
-/* The dump's scores: rows put by threads give the result of pushing the rows in order, bit for
- * bit, whether the threads counted them in their histograms or the finishing counted them. */
+/* The dump's scores: rows put by 3 threads, last row first, at places fixed in advance, each
+ * with a tally of its own, the tallies then added in row order, give the result of pushing the
+ * rows in order, bit for bit (pushed rows are counted for the median as they come, put ones
+ * when finishing). */
 TEST(outliers_put_by_threads_equal_pushed_in_order) {
+    enum { ROWS = 45, LEN = 301 };
     static ds_outliers pushed_acc[PARTS], put_acc[PARTS], tally[PARTS][ROWS];
     static float rows[PARTS][ROWS][LEN];
     rng_state = 0x2545f4914f6cdd1du;
@@ -164,24 +144,26 @@ TEST(outliers_put_by_threads_equal_pushed_in_order) {
             ds_outliers_push_row(&pushed_acc[p], rows[p][r], LEN, p, r);
         }
     }
-    ds_outlier_result a, b[2];
-    REQUIRE(!ds_outliers_finish_parts(pushed_acc, PARTS, &a), "%s", ds_errmsg());
-    for (int with_hist = 0; with_hist < 2; with_hist++) {
-        put_rows(put_acc, tally, rows, with_hist);
-        REQUIRE(!ds_outliers_finish_parts(put_acc, PARTS, &b[with_hist]), "%s", ds_errmsg());
-        CHECK(a.count == (int64_t)PARTS * ROWS * LEN && same_result(&a, &b[with_hist], 3),
-              "put (%s): count %lld, median %.9g, mean %.17g, kurtosis %.17g, top %.9g; pushed: %lld, %.9g, %.17g, "
-              "%.17g, %.9g",
-              with_hist ? "counted by the threads" : "counted by the finishing", (long long)b[with_hist].count,
-              b[with_hist].median, b[with_hist].mean, b[with_hist].kurtosis, b[with_hist].k ? b[with_hist].values[0] : 0,
-              (long long)a.count, a.median, a.mean, a.kurtosis, a.k ? a.values[0] : 0);
+#pragma omp parallel for num_threads(3) schedule(dynamic)
+    for (int i = PARTS * ROWS - 1; i >= 0; i--) {
+        const int p = i / ROWS, r = i % ROWS;
+        ds_outliers_put_row(&put_acc[p], (size_t)r * LEN, &tally[p][r], rows[p][r], LEN, p, r);
     }
+    for (int p = 0; p < PARTS; p++)
+        for (int r = 0; r < ROWS; r++) ds_outliers_add_tally(&put_acc[p], &tally[p][r]);
+    ds_outlier_result a, b;
+    REQUIRE(!ds_outliers_finish_parts(pushed_acc, PARTS, &a) && !ds_outliers_finish_parts(put_acc, PARTS, &b), "%s",
+            ds_errmsg());
+    CHECK(a.count == (int64_t)PARTS * ROWS * LEN && same_result(&a, &b, 3),
+          "put: count %lld, median %.9g, mean %.17g, kurtosis %.17g, top %.9g; pushed: %lld, %.9g, %.17g, %.17g, %.9g",
+          (long long)b.count, b.median, b.mean, b.kurtosis, b.k ? b.values[0] : 0, (long long)a.count, a.median, a.mean,
+          a.kurtosis, a.k ? a.values[0] : 0);
     /* a place past the reserved room marks the tally, not the memory after the buffer */
-    ds_outliers_put_row(&put_acc[0], put_acc[0].cap - LEN + 1, &tally[0][0], NULL, rows[0][0], LEN, 0, 0);
+    ds_outliers_put_row(&put_acc[0], put_acc[0].cap - LEN + 1, &tally[0][0], rows[0][0], LEN, 0, 0);
     ds_outliers_add_tally(&put_acc[0], &tally[0][0]);
     ds_outlier_result c;
     CHECK(ds_outliers_finish_parts(put_acc, PARTS, &c) != 0, "a put past the reserved room went unreported");
-    ds_outlier_result_free(&a), ds_outlier_result_free(&b[0]), ds_outlier_result_free(&b[1]), ds_outlier_result_free(&c);
+    ds_outlier_result_free(&a), ds_outlier_result_free(&b), ds_outlier_result_free(&c);
     for (int p = 0; p < PARTS; p++) {
         ds_outliers_free(&pushed_acc[p]), ds_outliers_free(&put_acc[p]);
         for (int r = 0; r < ROWS; r++) ds_outliers_free(&tally[p][r]);
