@@ -1,7 +1,7 @@
 /* Outlier statistics: a k-element min-heap for the top values; every |value| kept for an exact
  * median (a histogram of the top 16 bits of the values' bit patterns, then one of the low 16
- * bits of the values in the median's buckets); the moments
- * and histogram counts taken a row at a time as rows are pushed, while the row is in cache. */
+ * bits of the values in the median's buckets); the moments taken a row at a time as rows come,
+ * while the row is in cache. */
 #include "dump/outliers.h"
 #include "base/huge_alloc.h"
 #include "diffscope/error.h"
@@ -73,6 +73,7 @@ int ds_outliers_init(ds_outliers *o, int k, int ncoords) {
     o->top_coords = malloc((size_t)o->k * ncoords * sizeof *o->top_coords);
     return o->top && o->top_coords ? 0 : ds_failc(DS_ERR_NOMEM, "out of memory for outlier statistics");
 }
+
 static void heap_swap(ds_outliers *o, int a, int b) {
     float t = o->top[a];
     o->top[a] = o->top[b], o->top[b] = t;
@@ -282,8 +283,7 @@ typedef struct {
     size_t first_bucket, last_bucket;           /* the buckets that the parts' histograms span */
     size_t k_lo, k_hi, b_lo, b_hi, m;  /* the two middle ranks, their buckets, the values in these */
     size_t below_lo, below_hi;         /* the values below b_lo and below b_hi */
-    int64_t *found;  /* [nparts]: each part's candidates, -1 when memory ran out */
-    float *cand;     /* all candidates, in part order */
+    int64_t *found;  /* [nparts]: each part's candidates (in its buffer), -1 when memory ran out */
 } finishing;
 
 /* One task of a parallel phase: part P of statistic S. */
@@ -313,31 +313,28 @@ static void place_candidates(finishing *f) {
     f->below_lo = below, f->below_hi = below_hi, f->b_lo = b_lo, f->b_hi = b_hi, f->m = below_hi + hist[b_hi] - below;
 }
 
-/* The parts' candidates, one after another in part order; -1 when memory ran out, -2 (with the
- * message) when they disagree with the histogram. */
-static int join_candidates(finishing *f, int nparts) {
+/* 0 when the parts' candidates are the ones the histogram counts; -1 when memory ran out while
+ * gathering them, -2 (with the message) when they disagree. */
+static int check_candidates(const finishing *f, int nparts) {
     size_t m = 0;
     for (int p = 0; p < nparts; p++) {
         if (f->found[p] < 0) return -1;
         m += (size_t)f->found[p];
     }
-    if (m != f->m) return ds_fail("internal error: %zu median candidates, the histogram counts %zu", m, f->m), -2;
-    if (!(f->cand = malloc((m ? m : 1) * sizeof *f->cand))) return -1;
-    for (size_t p = 0, at = 0; p < (size_t)nparts; at += (size_t)f->found[p], p++)
-        if (f->found[p]) memcpy(f->cand + at, f->parts[p].cand, (size_t)f->found[p] * sizeof *f->cand);
-    return 0;
+    return m == f->m ? 0 : (ds_fail("internal error: %zu median candidates, the histogram counts %zu", m, f->m), -2);
 }
 
-/* The value of rank RANK (0-based, ascending) among the candidates in bucket BUCKET. The low 16
- * bits of a bit pattern complete its top 16 bits, so counting the candidates by them finds the
- * value exactly, in one pass and without reordering anything. */
-static float rank_in_bucket(const float *cand, size_t m, uint32_t bucket, size_t rank, size_t *low) {
+/* The value of rank RANK (0-based, ascending) among the parts' candidates in bucket BUCKET. The
+ * low 16 bits of a bit pattern complete its top 16 bits, so counting the candidates by them
+ * finds the value exactly, in one pass and without reordering anything. */
+static float rank_in_bucket(const finishing *f, int nparts, uint32_t bucket, size_t rank, size_t *low) {
     memset(low, 0, 65536 * sizeof *low);
-    for (size_t i = 0; i < m; i++) {
-        uint32_t u;
-        memcpy(&u, &cand[i], 4);
-        if (u >> 16 == bucket) low[u & 0xffff]++;
-    }
+    for (int p = 0; p < nparts; p++)
+        for (int64_t i = 0; i < f->found[p]; i++) {
+            uint32_t u;
+            memcpy(&u, &f->parts[p].cand[i], 4);
+            if (u >> 16 == bucket) low[u & 0xffff]++;
+        }
     size_t below = 0;
     uint32_t b = 0;
     while (below + low[b] <= rank) below += low[b++];
@@ -349,11 +346,11 @@ static float rank_in_bucket(const float *cand, size_t m, uint32_t bucket, size_t
 
 /* The median (numpy's: the mean of the two middle values when n is even); -1 when memory ran
  * out. */
-static int median_of_candidates(finishing *f, double *median) {
+static int median_of_candidates(const finishing *f, int nparts, double *median) {
     size_t *low = malloc(65536 * sizeof *low);
     if (!low) return -1;
-    double hi = rank_in_bucket(f->cand, f->m, (uint32_t)f->b_hi, f->k_hi - f->below_hi, low);
-    double lo = f->n % 2 ? hi : rank_in_bucket(f->cand, f->m, (uint32_t)f->b_lo, f->k_lo - f->below_lo, low);
+    double hi = rank_in_bucket(f, nparts, (uint32_t)f->b_hi, f->k_hi - f->below_hi, low);
+    double lo = f->n % 2 ? hi : rank_in_bucket(f, nparts, (uint32_t)f->b_lo, f->k_lo - f->below_lo, low);
     free(low);
     *median = f->n % 2 ? hi : 0.5 * (lo + hi);
     return 0;
@@ -419,7 +416,7 @@ static void bucket_range(finishing *f, int nparts) {
 
 static void end_finishing(finishing *f, int nparts) {
     for (int p = 0; p < nparts; p++) reset(&f->parts[p]); /* ready for the next layer; buffers kept */
-    free(f->hist), free(f->found), free(f->cand);
+    free(f->hist), free(f->found);
 }
 
 /* Every statistic's state, emptied, for start_finishing; NULL when out of memory. */
@@ -473,12 +470,12 @@ int ds_outliers_finish_many(ds_outliers *const *stats, int nstats, int nparts, d
             g->found[tasks[t].p] = gather_candidates(&g->parts[tasks[t].p], (uint32_t)g->b_lo, (uint32_t)(g->b_hi - g->b_lo));
         }
     }
-    for (int s = 0; !failed && s < nstats; s++) failed = f[s].n ? join_candidates(&f[s], nparts) : 0;
+    for (int s = 0; !failed && s < nstats; s++) failed = f[s].n ? check_candidates(&f[s], nparts) : 0;
     if (!failed) {
         int short_of_memory = 0;
 #pragma omp parallel for schedule(dynamic) reduction(| : short_of_memory)
         for (int s = 0; s < nstats; s++)
-            if (f[s].n) short_of_memory |= median_of_candidates(&f[s], &results[s].median) != 0;
+            if (f[s].n) short_of_memory |= median_of_candidates(&f[s], nparts, &results[s].median) != 0;
         failed = short_of_memory;
     }
     for (int s = 0; !failed && s < nstats; s++) failed = top_values(stats[s], nparts, &results[s]);
