@@ -85,14 +85,6 @@ struct ds_dump {
     ds_provenance_model_job *hashing;   /* its model's files, hashed while the forward pass runs */
 };
 
-/* BYTES of zeros, aligned to a cache line (the accumulators ask for it: see outliers.h); NULL
- * when out of memory. */
-static void *alloc_lines(size_t bytes) {
-    bytes = (bytes + 63) / 64 * 64;
-    void *p = aligned_alloc(64, bytes ? bytes : 64);
-    return p ? memset(p, 0, bytes) : NULL;
-}
-
 /* ---- small HDF5 helpers ---- */
 
 static hid_t make_f16_type(void) {
@@ -886,7 +878,7 @@ static double estimate_bytes(const ds_dump *d, const ds_config *c) {
 ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *m, const int *ids, int T,
                        ds_probes *p) {
     const ds_config *c = ds_model_config(m);
-    ds_dump *d = alloc_lines(sizeof *d);
+    ds_dump *d = calloc(1, sizeof *d);
     if (!d) {
         ds_failc(DS_ERR_NOMEM, "out of memory");
         return NULL;
@@ -910,7 +902,7 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
     if (d->o.what & DS_DUMP_OUTLIERS) {
         const size_t calls = (size_t)d->H * d->nblocks;
         d->score_at = malloc(calls * sizeof *d->score_at);
-        d->score_tally = alloc_lines(calls * sizeof *d->score_tally);
+        d->score_tally = calloc(calls, sizeof *d->score_tally);
         if (!d->score_at || !d->score_tally) {
             ds_failc(DS_ERR_NOMEM, "out of memory");
             goto fail;

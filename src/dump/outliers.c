@@ -137,10 +137,9 @@ static void insert_above(ds_outliers *o, const float *a, int64_t k0, int64_t k1,
     }
 }
 
-/* |ROW[k]| into DST[k], k < N, counted in O (its sum, moments, range and top values) and in
- * HIST when there is one. */
-static void put_values(ds_outliers *o, ds_outlier_hist *hist, float *dst, const float *row, int64_t n, int64_t c0,
-                       int64_t c1) {
+/* |ROW[k]| into DST[k], k < N, counted in O (its sum, moments, range and top values, and its
+ * histogram when it has one). */
+static void put_values(ds_outliers *o, float *dst, const float *row, int64_t n, int64_t c0, int64_t c1) {
     double sum = 0;
     uint32_t lo = UINT32_MAX, hi = 0;
     /* simd: the sum may be reassociated into vector lanes (the same order on every run). The
@@ -153,7 +152,7 @@ static void put_values(ds_outliers *o, ds_outlier_hist *hist, float *dst, const 
         dst[k] = a, sum += a;
         lo = u < lo ? u : lo, hi = u > hi ? u : hi;
     }
-    if (hist) hist_count(hist, dst, (size_t)n, lo, hi);
+    if (o->hist.bucket) hist_count(&o->hist, dst, (size_t)n, lo, hi);
     /* The row's central moments about its own mean, merged into O's. */
     ds_moments m = {(double)n, sum / n, 0, 0, 0};
     double s2 = 0, s3 = 0, s4 = 0;
@@ -208,7 +207,7 @@ void ds_outliers_push_row(ds_outliers *o, const float *row, int64_t n, int64_t c
         o->oom = 1;
         return;
     }
-    put_values(o, &o->hist, o->all + o->n, row, n, c0, c1);
+    put_values(o, o->all + o->n, row, n, c0, c1);
 }
 
 void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, const float *row, int64_t n, int64_t c0,
@@ -218,7 +217,7 @@ void ds_outliers_put_row(ds_outliers *o, size_t at, ds_outliers *tally, const fl
         tally->oom = 1;
         return;
     }
-    put_values(tally, NULL, o->all + at, row, n, c0, c1);
+    put_values(tally, o->all + at, row, n, c0, c1);
 }
 
 void ds_outliers_add_tally(ds_outliers *o, ds_outliers *t) {
@@ -279,7 +278,6 @@ static int64_t gather_candidates(ds_outliers *o, uint32_t b_lo, uint32_t width) 
 typedef struct {
     ds_outliers *parts;
     size_t n, *hist; /* hist: the parts' histograms summed */
-    int count;       /* some values went uncounted (put, not pushed): count them all */
     size_t first_bucket, last_bucket;           /* the buckets that the parts' histograms span */
     size_t k_lo, k_hi, b_lo, b_hi, m;  /* the two middle ranks, their buckets, the values in these */
     size_t below_lo, below_hi;         /* the values below b_lo and below b_hi */
@@ -377,21 +375,21 @@ static int top_values(ds_outliers *parts, int nparts, ds_outlier_result *r) {
     return 0;
 }
 
+/* 1 when some of O's values were put, not pushed, and so are not in its histogram yet. */
+static int uncounted(const ds_outliers *o) { return o->hist.n != o->n; }
+
 /* The count, mean and moments (the parts' merged in part order), and the allocations before
  * the parallel phases; -1 when memory ran out (then or while pushing). */
 static int start_finishing(finishing *f, int nparts, ds_outlier_result *r) {
     ds_outliers *parts = f->parts;
     ds_moments mom = {0};
     double sum = 0;
-    size_t counted = 0;
     int oom = 0;
     for (int p = 0; p < nparts; p++) {
-        f->n += parts[p].n, sum += parts[p].sum, counted += parts[p].hist.n, oom |= parts[p].oom;
+        f->n += parts[p].n, sum += parts[p].sum, oom |= parts[p].oom;
         moments_merge(&mom, &parts[p].mom);
+        if (uncounted(&parts[p]) && !parts[p].hist.bucket && hist_init(&parts[p].hist)) oom = 1;
     }
-    f->count = counted != f->n;
-    for (int p = 0; f->count && p < nparts; p++)
-        if (!parts[p].hist.bucket && hist_init(&parts[p].hist)) oom = 1;
     r->count = (int64_t)f->n;
     r->mean = f->n ? sum / f->n : 0;
     double m2 = f->n ? mom.m2 / f->n : 0, m4 = f->n ? mom.m4 / f->n : 0;
@@ -441,12 +439,12 @@ int ds_outliers_finish_many(ds_outliers *const *stats, int nstats, int nparts, d
             if (f[s].n) tasks[ntasks++] = (part_task){s, p, stats[s][p].n};
     if (!failed) qsort(tasks, (size_t)ntasks, sizeof *tasks, larger_first);
     if (!failed) {
-        /* The counts of values put (a histogram per writing thread costs the attention's tasks
-         * more than this pass: those run in cache, and counting is not cheaper there). */
+        /* The counts of the values put, in one pass here rather than by the tasks that put
+         * them (why: docs/performance.md, "Run 13"). */
 #pragma omp parallel for schedule(dynamic)
         for (int t = 0; t < ntasks; t++) {
             ds_outliers *o = &f[tasks[t].s].parts[tasks[t].p];
-            if (!f[tasks[t].s].count) continue;
+            if (!uncounted(o)) continue;
             hist_clear(&o->hist);
             hist_count(&o->hist, o->all, o->n, o->lo, o->hi);
         }

@@ -15,12 +15,9 @@
  * order like the values (NaN above infinity). */
 #define DS_OUTLIER_BUCKETS 32768
 
-/* How many values fell in each bucket, over the buckets [lo, hi] it has seen (lo > hi: none).
- * Aligned to a cache line, and so is an accumulator holding one (allocate them with
- * aligned_alloc): threads filling neighbouring accumulators of an array (the tallies) update
- * them row after row. */
+/* How many values fell in each bucket, over the buckets [lo, hi] it has seen (lo > hi: none). */
 typedef struct {
-    _Alignas(64) size_t *bucket; /* [DS_OUTLIER_BUCKETS] */
+    size_t *bucket; /* [DS_OUTLIER_BUCKETS] */
     size_t n;
     uint32_t lo, hi;
 } ds_outlier_hist;
@@ -38,7 +35,8 @@ typedef struct {
     int ntop;
     float *all;          /* 64-byte aligned, so that vectorised sums never depend on where it lies */
     size_t n, cap;
-    ds_outlier_hist hist; /* counts of the values held (of those pushed, until finishing) */
+    ds_outlier_hist hist; /* counts of the values pushed (a tally has none); put ones are
+                           * counted when finishing */
     float *cand;          /* this accumulator's candidates for the median, while finishing */
     size_t cand_cap;
     double sum;          /* of all |values|, kept while pushing: the mean needs no extra pass */
