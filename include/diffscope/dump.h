@@ -34,6 +34,19 @@ enum {
     DS_DUMP_ALL = DS_DUMP_DEFAULT | DS_DUMP_SCORES, /* --what all: everything the model has */
 };
 
+/* How the uncompressed maps' writes went (ds_dump_opts.io): what a benchmark needs to tell a
+ * dump held up by its writes from one held up by its computation. Times are summed over the
+ * threads concerned. */
+typedef struct {
+    int writer_threads; /* writer threads started */
+    double bytes;       /* bytes handed to pwrite() */
+    long writes;        /* pwrite() calls */
+    double writing_s;   /* the writer threads' time in pwrite() */
+    long waits;         /* times a thread of the forward pass found every buffer queued */
+    double waiting_s;   /* its threads' time waiting for a free buffer */
+    double draining_s;  /* the time waiting for the last queued writes at the dump's end */
+} ds_dump_io;
+
 typedef struct {
     unsigned what;          /* DS_DUMP_* bits */
     const int *layers;      /* NULL: every layer */
@@ -51,6 +64,8 @@ typedef struct {
     const ds_provenance *provenance; /* /provenance; NULL: a record of this process and the
                                       * model's folder, without command line or interventions */
     char *const *token_text; /* [T] labels (NULL entries: the id is used) */
+    ds_dump_io *io;          /* filled by ds_dump_finish when not NULL (zeros when no map was
+                              * written uncompressed) */
 } ds_dump_opts;
 
 typedef struct ds_dump ds_dump;

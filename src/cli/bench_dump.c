@@ -76,8 +76,8 @@ double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T,
         if (dir) ds_tmpdir_remove(dir);
         return -1;
     }
-    ds_dump_opts d = {.what = what, .topk = 100, .force = 1};
     bench_dump_split here = {{0}};
+    ds_dump_opts d = {.what = what, .topk = 100, .force = 1, .io = &here.io};
     bench_stages_init(&here.forward, m, T);
     handler_clock clock = {&here, 0, 0, 0};
     ds_probes *p = ds_probes_new();
@@ -106,10 +106,22 @@ double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T,
         split->forward.seconds[i] += here.forward.seconds[i];
         split->forward.flops[i] = here.forward.flops[i];
     }
+    ds_dump_io *io = &split->io;
+    if (here.io.writer_threads > io->writer_threads) io->writer_threads = here.io.writer_threads;
+    io->bytes += here.io.bytes, io->writes += here.io.writes, io->writing_s += here.io.writing_s;
+    io->waits += here.io.waits, io->waiting_s += here.io.waiting_s, io->draining_s += here.io.draining_s;
     struct stat st;
     *mb = !rc && !stat(path, &st) ? st.st_size / 1e6 : 0;
     free(path);
     ds_tmpdir_remove(dir);
     ds_probes_free(p);
     return rc ? -1 : secs;
+}
+
+void bench_dump_split_mean(bench_dump_split *split, int rounds) {
+    for (int i = 0; i < N_DUMP_PARTS; i++) split->seconds[i] /= rounds;
+    for (int i = 0; i < N_STAGES; i++) split->forward.seconds[i] /= rounds;
+    ds_dump_io *io = &split->io;
+    io->bytes /= rounds, io->writes /= rounds, io->writing_s /= rounds;
+    io->waits /= rounds, io->waiting_s /= rounds, io->draining_s /= rounds;
 }

@@ -2,6 +2,7 @@
 #ifndef DIFFSCOPE_BENCH_DUMP_H
 #define DIFFSCOPE_BENCH_DUMP_H
 #include "cli/bench_stages.h"
+#include "diffscope/dump.h"
 #include "diffscope/model.h"
 
 /* FORWARD: the forward pass outside the dump's handlers at whole events, with the handlers
@@ -18,6 +19,7 @@ extern const char *const bench_dump_part_names[N_DUMP_PARTS];
 typedef struct {
     double seconds[N_DUMP_PARTS]; /* they add up to the dump's time */
     bench_stages forward;         /* DUMP_FORWARD stage by stage, as bench_stages splits a prefill */
+    ds_dump_io io;                /* its writes (writer_threads: the most of any dump) */
 } bench_dump_split;
 
 /* A new private folder in $TMPDIR (else /tmp) for a benchmark's files: nobody else can plant
@@ -30,4 +32,6 @@ char *bench_tmpdir(void);
  * to) where the time went. */
 double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T, unsigned what, float *logits, double *mb,
                         bench_dump_split *split);
+/* SPLIT, the sums of ROUNDS dumps, made their means. */
+void bench_dump_split_mean(bench_dump_split *split, int rounds);
 #endif

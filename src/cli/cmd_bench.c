@@ -270,8 +270,7 @@ static int measure_prefill(bench_run *b, bench_figures *f) {
     f->dump = median(dump_s, f->rounds);
     f->dump_x = median(dump_ratio, f->rounds);
     f->disk_gbs = median(disk_gbs, f->rounds);
-    for (int i = 0; i < N_DUMP_PARTS; i++) f->dump_split.seconds[i] /= f->rounds;
-    for (int i = 0; i < N_STAGES; i++) f->dump_split.forward.seconds[i] /= f->rounds;
+    bench_dump_split_mean(&f->dump_split, f->rounds);
     f->ref_peak = 2.0 * b->ref.M * b->ref.N * b->ref.K / best_call_s / 1e9;
     f->gflops = f->flops / f->prefill / 1e9;
     /* Where the prefill's time goes, from one more prefill with the stage probes. */
@@ -306,6 +305,19 @@ static void add_stages_json(cJSON *o, const char *name, const bench_stages *st) 
         cJSON_AddNumberToObject(one, "flops", st->flops[i]);
         cJSON_AddNumberToObject(one, "gflops", st->flops[i] / st->seconds[i] / 1e9);
     }
+}
+
+/* The mean dump's writes; the rate is one writer thread's while it writes. */
+static void add_dump_io_json(cJSON *o, const ds_dump_io *io) {
+    cJSON *w = cJSON_AddObjectToObject(o, "dump_io");
+    cJSON_AddNumberToObject(w, "writer_threads", io->writer_threads);
+    cJSON_AddNumberToObject(w, "gb", io->bytes / 1e9);
+    cJSON_AddNumberToObject(w, "writes", (double)io->writes);
+    cJSON_AddNumberToObject(w, "writing_s", io->writing_s);
+    cJSON_AddNumberToObject(w, "writer_gbs", io->writing_s > 0 ? io->bytes / 1e9 / io->writing_s : 0);
+    cJSON_AddNumberToObject(w, "waits", (double)io->waits);
+    cJSON_AddNumberToObject(w, "waiting_s", io->waiting_s);
+    cJSON_AddNumberToObject(w, "draining_s", io->draining_s);
 }
 
 static int print_json(const char *model, const ds_config *c, const bench_figures *f) {
@@ -347,6 +359,7 @@ static int print_json(const char *model, const ds_config *c, const bench_figures
         cJSON_AddNumberToObject(split, bench_dump_part_names[i], f->dump_split.seconds[i]);
     add_stages_json(o, "stages", &f->stages);
     if (f->do_dump) add_stages_json(o, "dump_forward_stages", &f->dump_split.forward);
+    if (f->do_dump) add_dump_io_json(o, &f->dump_split.io);
     cJSON_AddStringToObject(o, "blas_core", f->core);
     cJSON_AddBoolToObject(o, "blas_core_best", !f->better_core);
     cJSON_AddStringToObject(o, "blas_core_wanted", f->better_core ? f->better_core : f->core);
@@ -386,6 +399,13 @@ static void print_text(const char *model, const ds_config *c, const bench_figure
         for (int i = 0; i < N_DUMP_PARTS; i++)
             printf("%s %.3f s%s", bench_dump_part_names[i], f->dump_split.seconds[i], i + 1 < N_DUMP_PARTS ? ", " : "\n");
         print_stages("dump's forward   ", &f->dump_split.forward);
+        const ds_dump_io *io = &f->dump_split.io;
+        if (io->writes)
+            printf("dump's writes    %.2f GB in %ld pwrite calls by %d writer thread%s: %.3f s of writing (%.2f "
+                   "GB/s a thread); the forward pass waited %.3f s for buffers (%ld times, summed over its "
+                   "threads), the end %.3f s for the last writes\n", io->bytes / 1e9, io->writes, io->writer_threads,
+                   io->writer_threads == 1 ? "" : "s", io->writing_s, io->bytes / 1e9 / io->writing_s, io->waiting_s,
+                   io->waits, io->draining_s);
     }
 }
 

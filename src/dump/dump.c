@@ -971,6 +971,11 @@ int ds_dump_finish(ds_dump *d, const float *logits) {
     for (int k = 0; k < DS_MAP_COUNT; k++)
         if (d->maps[k] >= 0) H5Dclose(d->maps[k]), d->maps[k] = H5I_INVALID_HID;
     /* Every queued map block is in the file before it is committed under its name. */
+    if (d->raw && ds_raw_writer_drain(d->raw) && !rc) rc = -1;
+    if (d->o.io) {
+        memset(d->o.io, 0, sizeof *d->o.io);
+        if (d->raw) ds_raw_writer_stats(d->raw, d->o.io);
+    }
     if (ds_raw_writer_close(d->raw) && !rc) rc = -1;
     d->raw = NULL;
     if (rc) ds_h5out_abort(&d->out);

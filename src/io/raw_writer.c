@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -38,7 +39,14 @@ struct ds_raw_writer {
     int nthreads;
     int started;   /* threads that have taken their number: the first is 0 */
     int waiting;   /* callers waiting for a free buffer or for the queue to empty */
+    ds_dump_io io; /* writer_threads is filled in by ds_raw_writer_stats */
 };
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 /* The most bytes one pwrite() is given. The kernel's page cache takes folios as large as a
  * write; on virtual machines that hand free memory back to the host (virtio-balloon's free
@@ -47,9 +55,11 @@ struct ds_raw_writer {
  * holds (docs/performance-runs.md, run 10). The pieces cost one system call each. */
 #define WRITE_PIECE_BYTES ((size_t)128 << 10)
 
-static int write_all(int fd, const char *p, size_t n, off_t off) {
+/* Writes N bytes at OFF in pieces, counting the pwrite() calls into *CALLS: 0 or an errno. */
+static int write_all(int fd, const char *p, size_t n, off_t off, long *calls) {
     while (n) {
         ssize_t k = pwrite(fd, p, n < WRITE_PIECE_BYTES ? n : WRITE_PIECE_BYTES, off);
+        ++*calls;
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) return k < 0 ? errno : EIO;
         p += k, n -= (size_t)k, off += k;
@@ -74,11 +84,17 @@ static void *writer_main(void *arg) {
         int failed = w->err;
         pthread_mutex_unlock(&w->mu);
         int e = 0;
-        for (int i = 0; i < j.n && !failed && !e; i++)
+        long calls = 0;
+        double bytes = 0, t0 = now_s();
+        for (int i = 0; i < j.n && !failed && !e; i++) {
             e = write_all(w->fd, (const char *)j.buf + j.ranges[i].buf_offset, j.ranges[i].len,
-                          j.ranges[i].file_offset);
+                          j.ranges[i].file_offset, &calls);
+            bytes += (double)j.ranges[i].len;
+        }
+        const double took = now_s() - t0;
         free(j.ranges);
         pthread_mutex_lock(&w->mu);
+        w->io.writing_s += took, w->io.writes += calls, w->io.bytes += bytes;
         if (e && !w->err) w->err = e;
         w->free_bufs[w->nfree++] = j.buf;
         w->busy--;
@@ -146,11 +162,13 @@ void *ds_raw_writer_take(ds_raw_writer *w) {
     /* Every buffer is queued: the writing falls behind, so one more thread writes, and the
      * helpers write while the caller waits. */
     if (!w->nfree && !w->err) {
+        const double t0 = now_s();
         add_thread(w);
         w->waiting++;
         pthread_cond_broadcast(&w->cv_help);
         while (!w->nfree && !w->err) pthread_cond_wait(&w->cv_free, &w->mu);
         w->waiting--;
+        w->io.waits++, w->io.waiting_s += now_s() - t0;
     }
     int err = w->err;
     void *buf = err ? NULL : w->free_bufs[--w->nfree];
@@ -184,11 +202,20 @@ int ds_raw_writer_drain(ds_raw_writer *w) {
     while (!w->err && w->nthreads - w->busy < w->qlen && add_thread(w)) continue;
     w->waiting++;
     pthread_cond_broadcast(&w->cv_help);
+    const double t0 = now_s();
     while (w->qlen || w->busy) pthread_cond_wait(&w->cv_idle, &w->mu);
+    w->io.draining_s += now_s() - t0;
     w->waiting--;
     int err = w->err;
     pthread_mutex_unlock(&w->mu);
     return err ? fail_with(w, err) : 0;
+}
+
+void ds_raw_writer_stats(ds_raw_writer *w, ds_dump_io *io) {
+    pthread_mutex_lock(&w->mu);
+    *io = w->io;
+    io->writer_threads = w->nthreads;
+    pthread_mutex_unlock(&w->mu);
 }
 
 int ds_raw_writer_close(ds_raw_writer *w) {

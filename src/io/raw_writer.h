@@ -19,6 +19,7 @@
  * later call, naming the file; buffers are never written to by the writer threads. */
 #ifndef DIFFSCOPE_RAW_WRITER_H
 #define DIFFSCOPE_RAW_WRITER_H
+#include "diffscope/dump.h"
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -44,6 +45,8 @@ int ds_raw_writer_submit(ds_raw_writer *w, void *buf, const ds_raw_range *ranges
 int ds_raw_writer_drain(ds_raw_writer *w);
 /* Writer threads started so far (call it while no other thread takes buffers). */
 int ds_raw_writer_threads(const ds_raw_writer *w);
+/* How the writing has gone so far (call it while no other thread takes buffers). */
+void ds_raw_writer_stats(ds_raw_writer *w, ds_dump_io *io);
 /* Drains, stops the threads, closes the file; returns the drain's result. NULL is allowed. */
 int ds_raw_writer_close(ds_raw_writer *w);
 

@@ -142,6 +142,13 @@ assert all(v >= 0 for v in split.values()) and abs(sum(split.values()) - r['dump
 fs = r['dump_forward_stages']
 assert sorted(fs) == sorted(r['stages']) and all(fs[k]['flops'] == r['stages'][k]['flops'] for k in fs), fs
 assert all(s['s'] >= 0 for s in fs.values()) and abs(sum(s['s'] for s in fs.values()) - split['forward']) < 1e-9, fs
+# the dump's writes: every byte of the maps (softmax1, softmax2 and diff of H/2 differential
+# heads, [T, T] float32 each), one pwrite per head's row block, by at least one writer
+io = r['dump_io']
+maps = c['num_hidden_layers'] * 3 * (H // 2)
+assert round(io['gb'] * 1e9) == maps * T * T * 4 and io['writes'] == maps, (io, maps)
+assert io['writer_threads'] >= 1 and io['writing_s'] > 0 and io['writer_gbs'] > 0, io
+assert io['waits'] >= 0 and io['waiting_s'] >= 0 and io['draining_s'] >= 0, io
 "
 check bench_json_figures $? "$(cat "$T/bench" "$T/err")"
 $DS bench $M --rounds 0 2>"$T/err"; rc=$?

@@ -47,8 +47,46 @@ TEST(raw_writer_ranges_land_at_their_offsets) {
     }
     int threads = ds_raw_writer_threads(w);
     CHECK(threads >= 1 && threads <= DS_RAW_WRITERS_MAX, "%d writer threads", threads);
+    /* the statistics count every range's bytes and one pwrite per range (each under a piece) */
+    CHECK(ds_raw_writer_drain(w) == 0, "%s", ds_errmsg());
+    ds_dump_io io;
+    ds_raw_writer_stats(w, &io);
+    CHECK(io.bytes == (double)JOBS * RANGES * N * sizeof(uint32_t), "%.0f bytes counted", io.bytes);
+    CHECK(io.writes == JOBS * RANGES, "%ld writes counted, want %d", io.writes, JOBS * RANGES);
+    CHECK(io.writer_threads == threads && io.writing_s > 0, "%d threads, %g s", io.writer_threads, io.writing_s);
+    CHECK(io.waits >= 0 && io.waiting_s >= 0 && (io.waits > 0) == (io.waiting_s > 0), "%ld waits, %g s", io.waits,
+          io.waiting_s);
     CHECK(ds_raw_writer_close(w) == 0, "%s", ds_errmsg());
     check_counts_back(fd, path, (size_t)JOBS * RANGES * N);
+}
+
+/* One range of 3 MiB + 5 bytes goes to pwrite in pieces of at most 128 KiB: 25 calls. */
+TEST(raw_writer_writes_large_ranges_in_pieces) {
+    char path[] = "/tmp/ds_raw_writer_XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0, "mkstemp failed");
+    const size_t n = ((size_t)3 << 20) + 5;
+    ds_raw_writer *w = ds_raw_writer_open(path, path, n, 1);
+    REQUIRE(w, "%s", ds_errmsg());
+    unsigned char *buf = ds_raw_writer_take(w);
+    REQUIRE(buf, "%s", ds_errmsg());
+    for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(i * 7);
+    ds_raw_range r = {0, 0, n};
+    REQUIRE(ds_raw_writer_submit(w, buf, &r, 1) == 0, "%s", ds_errmsg());
+    CHECK(ds_raw_writer_drain(w) == 0, "%s", ds_errmsg());
+    ds_dump_io io;
+    ds_raw_writer_stats(w, &io);
+    CHECK(io.writes == 25 && io.bytes == (double)n, "%ld writes of %.0f bytes", io.writes, io.bytes);
+    CHECK(ds_raw_writer_close(w) == 0, "%s", ds_errmsg());
+    unsigned char *back = malloc(n);
+    REQUIRE(back, "out of memory");
+    CHECK(pread(fd, back, n, 0) == (ssize_t)n, "short file");
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += back[i] != (unsigned char)(i * 7);
+    CHECK(bad == 0, "%zu bytes out of place", bad);
+    free(back);
+    close(fd);
+    unlink(path);
 }
 
 /* 512 one-range jobs taken and submitted by 4 threads at once through a pool of 3 buffers:
@@ -106,6 +144,7 @@ TEST(raw_writer_missing_file) {
 
 int main(void) {
     RUN(raw_writer_ranges_land_at_their_offsets);
+    RUN(raw_writer_writes_large_ranges_in_pieces);
     RUN(raw_writer_takes_from_many_threads);
     RUN(raw_writer_reports_a_full_disk);
     RUN(raw_writer_missing_file);
