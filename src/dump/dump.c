@@ -322,7 +322,9 @@ static int create_layer_map(ds_dump *d, ds_map kind, int layer) {
     d->map_addr[kind] = d->o.compress > 0 ? HADDR_UNDEF : H5Dget_offset(d->maps[kind]);
     if (d->o.compress <= 0 && d->map_addr[kind] == HADDR_UNDEF)
         return ds_fail("%s: no file offset for dataset '%s' of layer %d", d->out.path, ds_map_name(kind), layer);
-    return 0;
+    /* the raw writer will fill every byte of it */
+    if (d->o.compress > 0) return 0;
+    return ds_outfile_reserve(&d->out.f, (long long)d->map_addr[kind], (long long)H5Dget_storage_size(d->maps[kind]));
 }
 
 /* A block of compressed maps [heads, nr, T] from the forward pass -> the selected heads of

@@ -193,6 +193,16 @@ int ds_rename_noreplace(const char *tmp, const char *path) {
     return rename(tmp, path);
 }
 
+int ds_outfile_reserve(const ds_outfile *o, long long off, long long len) {
+    if (o->fd < 0 || len <= 0) return 0;
+    /* fallocate, not posix_fallocate: where the file system cannot allocate ahead, glibc's
+     * posix_fallocate writes zeros into every block instead, a second write of the data. */
+    if (!fallocate(o->fd, 0, (off_t)off, (off_t)len)) return 0;
+    const int e = errno;
+    if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) return 0;
+    return ds_failc(DS_ERR_IO, "%s: cannot reserve %.1f MB for the output: %s", o->path, (double)len / 1e6, strerror(e));
+}
+
 int ds_outfile_commit(ds_outfile *o) {
     int rc = 0;
     if (o->fd >= 0 && close(o->fd)) rc = ds_failc(DS_ERR_IO, "%s: writing failed: %s", o->path, strerror(errno));

@@ -26,6 +26,12 @@ typedef struct {
  * process has open or mapped (one of its inputs: -o naming the model's weights). */
 int ds_outfile_check_target(const char *path, int force);
 int ds_outfile_create(ds_outfile *o, const char *path, int force);
+/* Allocates the blocks of bytes [OFF, OFF+LEN) of the temporary file, which the caller will
+ * fill: a full disk shows now, before the data is made, and filling allocated blocks through
+ * the page cache costs less than filling holes (ext4 reserves each new block of a hole as it
+ * is written). 0, also where the file system cannot allocate ahead (its writes allocate as
+ * they go); -1 with a message naming the output when there is no room (DS_ERR_IO). */
+int ds_outfile_reserve(const ds_outfile *o, long long off, long long len);
 /* Closes fd (when still open) and commits; on failure the temporary file is removed. */
 int ds_outfile_commit(ds_outfile *o);
 /* Removes the temporary file; harmless on a zeroed or finished ds_outfile. */

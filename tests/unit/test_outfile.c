@@ -7,6 +7,9 @@
 #include "io/ckpt_folder.h"
 #include "io/outfile.h"
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 TEST(tmp_names_parse_exactly) {
@@ -63,9 +66,44 @@ TEST(commit_never_replaces_without_force) {
     rmdir(dir);
 }
 
+/* A reserved range is allocated on disk at once (where the file system can) and reads as
+ * zeros; what is written into it afterwards reads back; an empty range does nothing. */
+TEST(reserve_allocates_the_range) {
+    char dir[] = "/tmp/ds-outfile-XXXXXX", path[64];
+    REQUIRE(mkdtemp(dir), "mkdtemp");
+    snprintf(path, sizeof path, "%s/out", dir);
+    ds_outfile o;
+    REQUIRE(!ds_outfile_create(&o, path, 0), "create: %s", ds_errmsg());
+    const long long off = 8192, len = 1 << 20;
+    CHECK(ds_outfile_reserve(&o, off, 0) == 0, "an empty range: %s", ds_errmsg());
+    CHECK(ds_outfile_reserve(&o, off, len) == 0, "%s", ds_errmsg());
+    struct stat st;
+    REQUIRE(!fstat(o.fd, &st), "fstat");
+    if (fallocate(o.fd, 0, 0, 4096) && errno == EOPNOTSUPP) {
+        ds_outfile_abort(&o);
+        rmdir(dir);
+        SKIP("%s cannot allocate ahead", dir);
+    }
+    CHECK(st.st_size == off + len, "size %lld, want %lld", (long long)st.st_size, off + len);
+    CHECK((long long)st.st_blocks * 512 >= len, "%lld bytes allocated, want %lld", (long long)st.st_blocks * 512, len);
+    char *back = malloc((size_t)len);
+    REQUIRE(back, "out of memory");
+    CHECK(pread(o.fd, back, (size_t)len, off) == len, "read");
+    long long nonzero = 0;
+    for (long long i = 0; i < len; i++) nonzero += back[i] != 0;
+    CHECK(nonzero == 0, "%lld reserved bytes not zero", nonzero);
+    CHECK(pwrite(o.fd, "data", 4, off + 100) == 4 && pread(o.fd, back, 4, off + 100) == 4 && !memcmp(back, "data", 4),
+          "written into the range, read back '%.4s'", back);
+    free(back);
+    ds_outfile_abort(&o);
+    CHECK(entries(dir) == 0, "abort left %d files", entries(dir));
+    rmdir(dir);
+}
+
 int main(void) {
     RUN(tmp_names_parse_exactly);
     RUN(layout_file_names);
     RUN(commit_never_replaces_without_force);
+    RUN(reserve_allocates_the_range);
     return test_summary();
 }
