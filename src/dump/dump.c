@@ -319,11 +319,12 @@ static int create_layer_map(ds_dump *d, ds_map kind, int layer) {
     free(sel);
     H5Gclose(g);
     if (rc) return -1;
-    d->map_addr[kind] = d->o.compress > 0 ? HADDR_UNDEF : H5Dget_offset(d->maps[kind]);
-    if (d->o.compress <= 0 && d->map_addr[kind] == HADDR_UNDEF)
+    d->map_addr[kind] = HADDR_UNDEF;
+    if (d->o.compress > 0) return 0;
+    d->map_addr[kind] = H5Dget_offset(d->maps[kind]);
+    if (d->map_addr[kind] == HADDR_UNDEF)
         return ds_fail("%s: no file offset for dataset '%s' of layer %d", d->out.path, ds_map_name(kind), layer);
     /* the raw writer will fill every byte of it */
-    if (d->o.compress > 0) return 0;
     return ds_outfile_reserve(&d->out.f, (long long)d->map_addr[kind], (long long)H5Dget_storage_size(d->maps[kind]));
 }
 

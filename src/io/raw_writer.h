@@ -43,8 +43,6 @@ void *ds_raw_writer_take(ds_raw_writer *w);
 int ds_raw_writer_submit(ds_raw_writer *w, void *buf, const ds_raw_range *ranges, int nranges);
 /* Waits until everything submitted is on its way to the file (written, not fsync'ed). */
 int ds_raw_writer_drain(ds_raw_writer *w);
-/* Writer threads started so far (call it while no other thread takes buffers). */
-int ds_raw_writer_threads(const ds_raw_writer *w);
 /* How the writing has gone so far (call it while no other thread takes buffers). */
 void ds_raw_writer_stats(ds_raw_writer *w, ds_dump_io *io);
 /* Drains, stops the threads, closes the file; returns the drain's result. NULL is allowed. */

@@ -45,15 +45,14 @@ TEST(raw_writer_ranges_land_at_their_offsets) {
         }
         REQUIRE(ds_raw_writer_submit(w, buf, r, RANGES) == 0, "%s", ds_errmsg());
     }
-    int threads = ds_raw_writer_threads(w);
-    CHECK(threads >= 1 && threads <= DS_RAW_WRITERS_MAX, "%d writer threads", threads);
     /* the statistics count every range's bytes and one pwrite per range (each under a piece) */
     CHECK(ds_raw_writer_drain(w) == 0, "%s", ds_errmsg());
     ds_dump_io io;
     ds_raw_writer_stats(w, &io);
+    CHECK(io.writer_threads >= 1 && io.writer_threads <= DS_RAW_WRITERS_MAX, "%d writer threads", io.writer_threads);
     CHECK(io.bytes == (double)JOBS * RANGES * N * sizeof(uint32_t), "%.0f bytes counted", io.bytes);
     CHECK(io.writes == JOBS * RANGES, "%ld writes counted, want %d", io.writes, JOBS * RANGES);
-    CHECK(io.writer_threads == threads && io.writing_s > 0, "%d threads, %g s", io.writer_threads, io.writing_s);
+    CHECK(io.writing_s > 0, "%g s of writing", io.writing_s);
     CHECK(io.waits >= 0 && io.waiting_s >= 0 && (io.waits > 0) == (io.waiting_s > 0), "%ld waits, %g s", io.waits,
           io.waiting_s);
     CHECK(ds_raw_writer_close(w) == 0, "%s", ds_errmsg());
