@@ -4,11 +4,15 @@
  * datasets are closed and its outlier statistics written at its hook_resid_post.
  *
  * A layer's map datasets are made at its hook_resid_pre. Maps then take one of two paths.
- * Uncompressed (the default), a map is a contiguous dataset that HDF5 allocates at creation;
- * the forward pass hands each head's rows of a row block to the dump from the task that made
- * them (ds_probes_add_point_heads), which copies them into a buffer of the raw writer
- * (io/raw_writer.h), whose threads write it at the dataset's file offset while the forward pass
- * goes on. HDF5 itself is only called from the forward pass's calling thread. Compressed, a map
+ * Uncompressed (the default), a map is a dataset that HDF5 allocates at creation, and the
+ * forward pass hands each head's rows of a row block to the dump from the task that made them
+ * (ds_probes_add_point_heads), which copies them into a buffer of the raw writer
+ * (io/raw_writer.h), whose threads write it at its file offset while the forward pass goes on.
+ * Softmax and difference maps of long prompts are chunked in [1, R, C] (R the forward pass's
+ * row block, C = DS_MAP_MAX_ROWS keys), allocated in order, one after the other: the chunks
+ * right of the causal diagonal hold zeros only, are never written, and read back as zeros (a
+ * hole, or an allocated range never written). Other uncompressed maps are contiguous. HDF5
+ * itself is only called from the forward pass's calling thread. Compressed, a map
  * is chunked ([1, R, T], R = the forward pass's row-block height, so each block covers whole
  * chunks) and each block goes through H5Dwrite and its filters on that thread. The outlier
  * statistics of the scores and the cancelled share are also taken a head at a time, into places
@@ -61,6 +65,8 @@ struct ds_dump {
     const ds_model *m;
     int T, L, H, Hd, is_diff; /* Hd: heads per map (ds_config.map_heads) */
     int R, nblocks;        /* the forward pass's row blocks of maps (ds_probes_block_rows) */
+    int C, ncols;          /* chunked maps' chunks: C keys wide, ncols of them per row */
+    int sparse;            /* uncompressed softmax and difference maps are chunked (sparse_pays) */
     char *layer_on;        /* [L] */
     int *heads;            /* selected heads (differential heads for DiffLlama) */
     int nheads;
@@ -72,7 +78,7 @@ struct ds_dump {
     /* State of the layer being written. */
     int layer;
     hid_t maps[DS_MAP_COUNT];
-    haddr_t map_addr[DS_MAP_COUNT]; /* file offset of each contiguous map dataset */
+    haddr_t map_addr[DS_MAP_COUNT]; /* file offset of each uncompressed map (its first chunk) */
     ds_outliers scores[OUTLIER_PARTS], resid[OUTLIER_PARTS], mlp[OUTLIER_PARTS];
     size_t *score_at;         /* [H * nblocks]: where the scores of (sub-head, block) go in their part */
     ds_outliers *score_tally; /* [H * nblocks]: what each (sub-head, block) put there */
@@ -95,20 +101,28 @@ static hid_t make_f16_type(void) {
     return t;
 }
 
-static hid_t create_map_dataset(ds_dump *d, hid_t group, const char *name, int heads, int chunk_rows) {
+/* 1 when uncompressed map KIND is stored in chunks of [1, R, C], some never written. */
+static int in_chunks(const ds_dump *d, ds_map kind) {
+    return d->o.compress <= 0 && d->sparse && kind != DS_MAP_SCORES;
+}
+
+static hid_t create_map_dataset(ds_dump *d, hid_t group, ds_map kind, int heads) {
     hsize_t dims[3] = {(hsize_t)heads, (hsize_t)d->T, (hsize_t)d->T};
-    hsize_t chunk[3] = {1, (hsize_t)chunk_rows, (hsize_t)d->T};
+    hsize_t chunk[3] = {1, (hsize_t)d->R, (hsize_t)(in_chunks(d, kind) ? d->C : d->T)};
     hid_t sp = H5Screate_simple(3, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     if (d->o.compress > 0) {
         H5Pset_chunk(dcpl, 3, chunk);
         H5Pset_shuffle(dcpl);
         H5Pset_deflate(dcpl, (unsigned)d->o.compress);
     } else {
-        /* Allocated now, never filled: every row of every head is written by the raw writer. */
-        H5Pset_layout(dcpl, H5D_CONTIGUOUS);
+        /* Allocated now, never filled by HDF5: the raw writer writes every row of every head,
+         * or of a chunked map the chunks that hold a causal key; the others read as zeros. */
+        if (in_chunks(d, kind)) H5Pset_chunk(dcpl, 3, chunk);
+        else H5Pset_layout(dcpl, H5D_CONTIGUOUS);
         H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
         H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
     }
+    const char *name = ds_map_name(kind);
     hid_t ds = H5Dcreate2(group, name, d->o.f16 ? d->f16 : H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
     H5Sclose(sp);
@@ -156,12 +170,38 @@ static int copy_pieces(const ds_dump *d, int nr) {
     return nr < COPY_PIECES / d->nheads + 1 ? nr : COPY_PIECES / d->nheads + 1;
 }
 
-/* The bytes of one layer's maps, uncompressed. */
+/* The bytes of one chunk of an uncompressed map. */
+static size_t chunk_bytes(const ds_dump *d) { return (size_t)d->R * d->C * (d->o.f16 ? 2 : 4); }
+
+/* The chunks of a row block, from the left, that the raw writer writes: those holding a key
+ * that one of its rows sees (LAST_QUERY the block's last row). The others hold zeros only. */
+static int written_chunks(const ds_dump *d, int64_t last_query) { return (int)(last_query / d->C) + 1; }
+
+static int64_t block_last_query(const ds_dump *d, int b) {
+    return (int64_t)(b + 1) * d->R < d->T ? (int64_t)(b + 1) * d->R - 1 : d->T - 1;
+}
+
+/* The chunks of one head's causal map that hold a causal key. */
+static size_t causal_chunks(const ds_dump *d) {
+    size_t chunks = 0;
+    for (int b = 0; b < d->nblocks; b++) chunks += (size_t)written_chunks(d, block_last_query(d, b));
+    return chunks;
+}
+
+/* 1 when those chunks take fewer bytes than the map itself: chunks pad the last row block to R
+ * rows and the last keys to C, which for a few hundred tokens outweighs the zeros they leave
+ * out (at 2048 tokens 136 chunks of 256 are written). */
+static int sparse_pays(const ds_dump *d) { return causal_chunks(d) * d->R * d->C < (size_t)d->T * d->T; }
+
+/* The bytes of one layer's maps as written uncompressed: the chunks of the causal maps that
+ * hold a causal key when they are chunked, else every entry. */
 static double layer_map_bytes(const ds_dump *d) {
     unsigned w = d->o.what;
-    int maps = (w & DS_DUMP_SOFTMAX ? (d->is_diff ? 2 : 1) : 0) + (w & DS_DUMP_DIFF && d->is_diff ? 1 : 0) +
-               (w & DS_DUMP_SCORES ? (d->is_diff ? 2 : 1) : 0);
-    return (double)maps * d->nheads * d->T * d->T * (d->o.f16 ? 2 : 4);
+    const int causal = (w & DS_DUMP_SOFTMAX ? (d->is_diff ? 2 : 1) : 0) + (w & DS_DUMP_DIFF && d->is_diff ? 1 : 0),
+              scores = w & DS_DUMP_SCORES ? (d->is_diff ? 2 : 1) : 0;
+    const double whole = (double)d->T * d->T * (d->o.f16 ? 2 : 4),
+                 causal_map = in_chunks(d, DS_MAP_DIFF) ? (double)causal_chunks(d) * (double)chunk_bytes(d) : whole;
+    return (double)d->nheads * (causal * causal_map + scores * whole);
 }
 
 /* The keys that row R of a block of maps sees: 0 .. its query position. */
@@ -184,18 +224,29 @@ static size_t write_buffer_bytes(const ds_dump *d) {
     return (size_t)(layer > hi ? hi : layer < lo ? lo : layer);
 }
 
-/* One row of a head's block into DST (T entries of ESIZE bytes): its SEEN causal keys, then
- * the masked ones: zeros in the softmax and difference maps, -inf in the scores. The forward
- * pass leaves them unset (the dump's hooks read the causal entries only). */
-static void copy_map_row(const ds_dump *d, ds_map kind, char *dst, const float *src, size_t seen) {
+/* One row of a map, or of one of its chunks, into DST (WIDTH entries of ESIZE bytes): SEEN
+ * causal keys from SRC, then up to VALID the masked ones (zeros in the softmax and difference
+ * maps, -inf in the scores; the forward pass leaves them unset, since the dump's hooks read the
+ * causal entries only), then zeros where a chunk reaches past the map's last key or row, which
+ * HDF5 stores but never reads. */
+static void copy_row(const ds_dump *d, ds_map kind, char *dst, const float *src, size_t seen, size_t valid,
+                     size_t width) {
     const float fill = kind == DS_MAP_SCORES ? -INFINITY : 0.0f;
     if (d->o.f16) {
         uint16_t *h = (uint16_t *)dst, hfill = ds_f32_to_f16(fill);
         for (size_t i = 0; i < seen; i++) h[i] = ds_f32_to_f16(src[i]);
-        for (size_t i = seen; i < (size_t)d->T; i++) h[i] = hfill;
-    } else {
-        ds_stream_row((float *)dst, src, seen, (size_t)d->T, fill); /* read again only by the writers, much later */
+        for (size_t i = seen; i < valid; i++) h[i] = hfill;
+        for (size_t i = valid; i < width; i++) h[i] = 0;
+    } else { /* read again only by the writers, much later */
+        ds_stream_row((float *)dst, src, seen, valid, fill);
+        if (valid < width) ds_stream_row((float *)dst + valid, NULL, 0, width - valid, 0.0f);
     }
+}
+
+/* The file offset of the first chunk of map KIND's head J, row block B. HDF5 allocates the
+ * chunks in order (head, row block, key chunk), one after the other (locate_chunks). */
+static off_t chunk_offset(const ds_dump *d, ds_map kind, int j, int b) {
+    return (off_t)(d->map_addr[kind] + ((size_t)j * d->nblocks + (size_t)b) * (size_t)d->ncols * chunk_bytes(d));
 }
 
 /* Where head EV->offset[0] of map KIND goes in its dataset, or -1 when it is not selected.
@@ -248,22 +299,37 @@ static void note_nonfinite(ds_dump *d, ds_map kind, const ds_probe_event *ev) {
 static int report_nonfinite(ds_dump *d, int layer) { return d->bad.found ? fail_nonfinite(&d->bad, layer) : 0; }
 
 /* One head's rows of a block ([1, nr, T], from a task of the forward pass) into a buffer of the
- * raw writer, queued for the file range they fill: a head's rows r0..r0+nr are contiguous in a
- * contiguous [heads, T, T] map. */
+ * raw writer, queued for the file range they fill: in a contiguous map a head's rows r0..r0+nr,
+ * in a chunked one the block's chunks that hold a causal key, which come first of its run. */
 static int queue_head_rows(ds_dump *d, const ds_probe_event *ev, ds_map kind) {
     const int j = output_head(d, kind, ev);
     if (j < 0) return 0;
     if (!ds_get_allow_nonfinite()) note_nonfinite(d, kind, ev);
-    const size_t esize = d->o.f16 ? 2 : 4, nr = (size_t)ev->shape[1], bytes = nr * d->T * esize;
-    if (bytes > ds_raw_writer_buffer_bytes(d->raw))
-        return ds_fail("%s: internal error: a row block of layer %d is taller than %d rows", d->out.path, ev->layer, d->R);
+    const int64_t nr = ev->shape[1], r0 = ev->offset[1];
+    if (ev->pos0 || r0 % d->R || nr > d->R || nr < 1)
+        return ds_fail("%s: internal error: maps of layer %d, rows %lld..%lld, not a row block of %d", d->out.path,
+                       ev->layer, (long long)r0, (long long)(r0 + nr - 1), d->R);
+    const size_t esize = d->o.f16 ? 2 : 4, T = (size_t)d->T;
     char *buf = ds_raw_writer_take(d->raw);
     if (!buf) return -1;
-    for (size_t r = 0; r < nr; r++)
-        copy_map_row(d, kind, buf + r * d->T * esize, ev->data + r * ev->strides[1], causal_keys(ev, (int64_t)r));
+    ds_raw_range range = {(off_t)(d->map_addr[kind] + ((size_t)j * T + (size_t)r0) * T * esize), 0, (size_t)nr * T * esize};
+    if (in_chunks(d, kind)) {
+        const size_t cb = chunk_bytes(d), C = (size_t)d->C;
+        const int nc = written_chunks(d, r0 + nr - 1);
+        for (int c = 0; c < nc; c++) {
+            const size_t k0 = (size_t)c * C, valid = T - k0 < C ? T - k0 : C;
+            for (int64_t r = 0; r < d->R; r++) {
+                const size_t seen = r < nr ? causal_keys(ev, r) : 0, here = seen <= k0 ? 0 : seen - k0;
+                copy_row(d, kind, buf + (size_t)c * cb + (size_t)r * C * esize, ev->data + r * ev->strides[1] + k0,
+                         here < valid ? here : valid, r < nr ? valid : 0, C);
+            }
+        }
+        range = (ds_raw_range){chunk_offset(d, kind, j, (int)(r0 / d->R)), 0, (size_t)nc * cb};
+    } else {
+        for (int64_t r = 0; r < nr; r++)
+            copy_row(d, kind, buf + (size_t)r * T * esize, ev->data + r * ev->strides[1], causal_keys(ev, r), T, T);
+    }
     ds_stream_fence();
-    const size_t first_elem = ((size_t)j * d->T + (size_t)ev->offset[1]) * d->T;
-    ds_raw_range range = {(off_t)(d->map_addr[kind] + first_elem * esize), 0, bytes};
     return ds_raw_writer_submit(d->raw, buf, &range, 1);
 }
 
@@ -306,12 +372,50 @@ static int check_map_block(const ds_dump *d, ds_map kind, const ds_probe_event *
     return fail_nonfinite(&e, ev->layer);
 }
 
-/* Dataset KIND of the layer, with the heads it holds; its file offset when contiguous. */
+/* The file offset of uncompressed map KIND's first chunk, after checking that HDF5 allocated
+ * its HEADS x nblocks x ncols chunks one after the other: the first and the last are where that
+ * order puts them, and together they take exactly the room of that many chunks. */
+static int locate_chunks(ds_dump *d, ds_map kind, int heads, int layer) {
+    const hsize_t n = (hsize_t)heads * d->nblocks * d->ncols, cb = chunk_bytes(d);
+    hsize_t first[3] = {0, 0, 0}, last[3] = {(hsize_t)heads - 1, (hsize_t)(d->nblocks - 1) * d->R,
+                                             (hsize_t)(d->ncols - 1) * d->C};
+    unsigned mask;
+    haddr_t a0 = HADDR_UNDEF, a1 = HADDR_UNDEF;
+    hsize_t s0 = 0, s1 = 0;
+    if (H5Dget_chunk_info_by_coord(d->maps[kind], first, &mask, &a0, &s0) < 0 ||
+        H5Dget_chunk_info_by_coord(d->maps[kind], last, &mask, &a1, &s1) < 0 || a0 == HADDR_UNDEF || s0 != cb ||
+        s1 != cb || a1 != a0 + (n - 1) * cb || H5Dget_storage_size(d->maps[kind]) != n * cb)
+        return ds_fail("%s: internal error: HDF5 did not lay out the chunks of dataset '%s' of layer %d in order",
+                       d->out.path, ds_map_name(kind), layer);
+    d->map_addr[kind] = a0;
+    return 0;
+}
+
+/* Allocates on disk the chunks the raw writer will write (ds_outfile_reserve), in runs of
+ * adjacent ones; the chunks of zeros stay unallocated. */
+static int reserve_written_chunks(ds_dump *d, ds_map kind, int heads) {
+    long long at = 0, len = 0;
+    for (int j = 0; j < heads; j++)
+        for (int b = 0; b < d->nblocks; b++) {
+            const long long off = (long long)chunk_offset(d, kind, j, b),
+                            n = (long long)written_chunks(d, block_last_query(d, b)) * (long long)chunk_bytes(d);
+            if (len && off == at + len) {
+                len += n;
+                continue;
+            }
+            if (ds_outfile_reserve(&d->out.f, at, len)) return -1;
+            at = off, len = n;
+        }
+    return ds_outfile_reserve(&d->out.f, at, len);
+}
+
+/* Dataset KIND of the layer, with the heads it holds; its file offset when uncompressed, and
+ * its blocks allocated on disk. */
 static int create_layer_map(ds_dump *d, ds_map kind, int layer) {
     int heads = kind == DS_MAP_SCORES && d->is_diff ? 2 * d->nheads : d->nheads;
     hid_t g = layer_group(d, layer, DS_DUMP_ATTN);
     if (g < 0) return -1;
-    d->maps[kind] = create_map_dataset(d, g, ds_map_name(kind), heads, d->R);
+    d->maps[kind] = create_map_dataset(d, g, kind, heads);
     int *sel = malloc((size_t)heads * sizeof *sel), n = 0;
     for (int j = 0; sel && j < d->nheads; j++) sel[n++] = d->heads[j];
     for (int j = 0; sel && heads > d->nheads && j < d->nheads; j++) sel[n++] = d->heads[j] + d->Hd;
@@ -321,10 +425,10 @@ static int create_layer_map(ds_dump *d, ds_map kind, int layer) {
     if (rc) return -1;
     d->map_addr[kind] = HADDR_UNDEF;
     if (d->o.compress > 0) return 0;
+    if (in_chunks(d, kind)) return locate_chunks(d, kind, heads, layer) || reserve_written_chunks(d, kind, heads);
     d->map_addr[kind] = H5Dget_offset(d->maps[kind]);
     if (d->map_addr[kind] == HADDR_UNDEF)
         return ds_fail("%s: no file offset for dataset '%s' of layer %d", d->out.path, ds_map_name(kind), layer);
-    /* the raw writer will fill every byte of it */
     return ds_outfile_reserve(&d->out.f, (long long)d->map_addr[kind], (long long)H5Dget_storage_size(d->maps[kind]));
 }
 
@@ -504,7 +608,7 @@ static int write_layer_outliers(ds_dump *d, int l) {
 /* The uncompressed maps go through the raw writer, a head's rows of a row block per buffer;
  * room for a layer's maps (write_buffer_bytes), and for a few buffers per thread at least. */
 static int open_raw_writer(ds_dump *d) {
-    const size_t bytes = (size_t)d->R * d->T * (d->o.f16 ? 2 : 4), least = 4 * (size_t)omp_get_max_threads() + 4;
+    const size_t bytes = (size_t)d->ncols * chunk_bytes(d), least = 4 * (size_t)omp_get_max_threads() + 4;
     size_t nbufs = write_buffer_bytes(d) / bytes;
     nbufs = nbufs < least ? least : nbufs > 4096 ? 4096 : nbufs;
     d->raw = ds_raw_writer_open(d->out.tmp, d->out.path, bytes, (int)nbufs);
@@ -862,7 +966,7 @@ static void reserve_outliers(ds_dump *d, const ds_config *c) {
     }
 }
 
-/* The file's size, roughly: the maps (allocated whole when uncompressed; the causal zeros, half
+/* The file's disk space, roughly: the maps (as written when uncompressed; the causal zeros, half
  * of each, vanish under gzip), GroupNorm statistics, logits and hidden states. For refusing
  * a dump the disk cannot hold before the forward pass (--allow-long can ask for tens of GB). */
 static double estimate_bytes(const ds_dump *d, const ds_config *c) {
@@ -897,6 +1001,9 @@ ds_dump *ds_dump_begin(const char *path, const ds_dump_opts *o, const ds_model *
     if (resolve_what(d) || select_layers_heads(d)) goto fail;
     d->R = ds_probes_block_rows(d->H, T, T);
     d->nblocks = (T + d->R - 1) / d->R;
+    d->C = T < DS_MAP_MAX_ROWS ? T : DS_MAP_MAX_ROWS;
+    d->ncols = (T + d->C - 1) / d->C;
+    d->sparse = sparse_pays(d);
     /* One set of accumulators, emptied after each layer, so their buffers are reused. */
     for (int p = 0; p < OUTLIER_PARTS && (d->o.what & DS_DUMP_OUTLIERS); p++)
         if (ds_outliers_init(&d->scores[p], d->o.topk, 3) || ds_outliers_init(&d->resid[p], d->o.topk, 2) ||

@@ -592,10 +592,11 @@ static void half_to_float(float *out, size_t n) {
     }
 }
 
-/* Unfiltered chunked storage: every chunk that a read of rows [row0, row0+nrows) of head HI
- * touches must store exactly a chunk's bytes; HDF5 1.10 copies a whole chunk's worth out of
- * whatever a damaged file stores. (Filtered chunks are sized by the filter and not checked.) */
-static int chunks_fit(hid_t ds, hid_t ft, int rank, int hi, int row0, int nrows) {
+/* Unfiltered chunked storage: every chunk that a read of rows [row0, row0+nrows) x NCOLS of
+ * head HI touches must store exactly a chunk's bytes; HDF5 1.10 copies a whole chunk's worth
+ * out of whatever a damaged file stores. (Filtered chunks are sized by the filter and not
+ * checked.) */
+static int chunks_fit(hid_t ds, hid_t ft, int rank, int hi, int row0, int nrows, int ncols) {
     hid_t dcpl = H5Dget_create_plist(ds);
     if (dcpl < 0) return 0;
     int fits = 1;
@@ -604,17 +605,18 @@ static int chunks_fit(hid_t ds, hid_t ft, int rank, int hi, int row0, int nrows)
         fits = H5Pget_chunk(dcpl, rank, c) == rank;
         hsize_t bytes = H5Tget_size(ft);
         for (int i = 0; fits && i < rank; i++) fits = c[i] >= 1, bytes *= c[i];
-        hsize_t rows = rank == 3 ? c[1] : c[0];
-        for (hsize_t r = fits ? (hsize_t)row0 / rows * rows : 0; fits && r < (hsize_t)(row0 + nrows); r += rows) {
-            hsize_t at[3] = {0, 0, 0};
-            if (rank == 3) at[0] = (hsize_t)hi / c[0] * c[0], at[1] = r;
-            else at[0] = r;
-            unsigned mask;
-            haddr_t addr;
-            hsize_t size;
-            if (H5Dget_chunk_info_by_coord(ds, at, &mask, &addr, &size) < 0) fits = 0;
-            else if (addr != HADDR_UNDEF && size != bytes) fits = 0;
-        }
+        const hsize_t rows = rank == 3 ? c[1] : c[0], cols = rank == 3 ? c[2] : c[1];
+        for (hsize_t r = fits ? (hsize_t)row0 / rows * rows : 0; fits && r < (hsize_t)(row0 + nrows); r += rows)
+            for (hsize_t k = 0; fits && k < (hsize_t)ncols; k += cols) {
+                hsize_t at[3] = {0, 0, 0};
+                if (rank == 3) at[0] = (hsize_t)hi / c[0] * c[0], at[1] = r, at[2] = k;
+                else at[0] = r, at[1] = k;
+                unsigned mask;
+                haddr_t addr;
+                hsize_t size;
+                if (H5Dget_chunk_info_by_coord(ds, at, &mask, &addr, &size) < 0) fits = 0;
+                else if (addr != HADDR_UNDEF && size != bytes) fits = 0;
+            }
     }
     H5Pclose(dcpl);
     return fits;
@@ -634,7 +636,7 @@ static int read_block(ds_dump_reader *d, const char *path, int rank, int hi, int
     hid_t ms = H5Screate_simple(rank, rank == 3 ? count3 : count2, NULL);
     int half = ft >= 0 && is_half_le(ft);
     void *dst = half ? (void *)((uint16_t *)(out + n / 2) + (n & 1)) : (void *)out;
-    if (ft >= 0 && !chunks_fit(ds, ft, rank, hi, row0, nrows)) {
+    if (ft >= 0 && !chunks_fit(ds, ft, rank, hi, row0, nrows, ncols)) {
         if (ms >= 0) H5Sclose(ms);
         if (fs >= 0) H5Sclose(fs);
         H5Tclose(ft);

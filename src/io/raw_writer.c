@@ -145,8 +145,6 @@ ds_raw_writer *ds_raw_writer_open(const char *path, const char *shown_path, size
     return NULL;
 }
 
-size_t ds_raw_writer_buffer_bytes(const ds_raw_writer *w) { return w->buf_bytes; }
-
 /* One more writer thread, if the limit allows: 1, or 0 when none was started (a failed start
  * leaves the threads there are). Called with the mutex held. */
 static int add_thread(ds_raw_writer *w) {

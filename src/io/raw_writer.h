@@ -35,8 +35,7 @@ typedef struct ds_raw_writer ds_raw_writer;
 /* Opens PATH for writing (it must exist) with NBUFS buffers of BUF_BYTES each; error messages
  * name SHOWN_PATH (the file the user asked for, when PATH is its temporary name). */
 ds_raw_writer *ds_raw_writer_open(const char *path, const char *shown_path, size_t buf_bytes, int nbufs);
-size_t ds_raw_writer_buffer_bytes(const ds_raw_writer *w);
-/* A free buffer of ds_raw_writer_buffer_bytes() bytes, or NULL after a write error. */
+/* A free buffer of the BUF_BYTES given to ds_raw_writer_open, or NULL after a write error. */
 void *ds_raw_writer_take(ds_raw_writer *w);
 /* Queues BUF (from take) to be written to the NRANGES ranges; 0, or -1 after a write error
  * (the buffer is returned to the pool either way). */

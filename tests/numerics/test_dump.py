@@ -172,16 +172,16 @@ def check_selection_f16_compress(model, ids):
     report("dump_selection_f16_compress", p)
 
 
-def check_f16_contiguous(model, ids):
-    """Uncompressed maps are contiguous datasets written by the background writer
-    (src/io/raw_writer.c), in float32 or converted to float16 on the way; a head selection lands
-    in the right rows."""
+def check_f16_heads(model, ids):
+    """Uncompressed maps of a short prompt are contiguous datasets written by the background
+    writer (src/io/raw_writer.c), in float32 or converted to float16 on the way; a head
+    selection lands in the right rows."""
     full = os.path.join(TMP, "full.h5")
     half = os.path.join(TMP, "half.h5")
     r1 = dump(model, ids, full)
     r2 = dump(model, ids, half, "--heads", "1,0", "--dtype", "f16")
     if r1.returncode or r2.returncode:
-        report("dump_f16_contiguous", [r1.stderr + r2.stderr])
+        report("dump_f16_heads", [r1.stderr + r2.stderr])
         return
     p = []
     a, b = h5py.File(full, "r"), h5py.File(half, "r")
@@ -199,28 +199,98 @@ def check_f16_contiguous(model, ids):
                 if np.abs(got[j] - want[src]).max() > tol:
                     p.append(f"layer {l} {name}: output head {j} (head {h}) differs from float32 by more than f16 allows")
     a.close(), b.close()
-    report("dump_f16_contiguous", p)
+    report("dump_f16_heads", p)
 
 
-def check_long_prompt_maps(model, label, what):
-    """A prompt of several row blocks (300 tokens, blocks of 128 rows): uncompressed maps, whose
-    masked keys the forward pass leaves unset for the dump to fill with zeros, against
-    compressed ones, which HDF5 takes whole from the forward pass (zeros written there), bit
-    for bit; zeros above the diagonal, softmax rows summing to 1 and the difference map equal
-    to softmax1 - lambda * softmax2 recomputed in NumPy. The write buffers are made small, so
-    that each is reused for blocks of other rows."""
-    ids = [(7 * i + 3) % 500 for i in range(300)]
-    raw, packed = os.path.join(TMP, "long-raw.h5"), os.path.join(TMP, "long-gz.h5")
+def file_system_has_holes():
+    """1 when the file system under TMP keeps a never-written range of a file as a hole."""
+    path = os.path.join(TMP, "holes")
+    with open(path, "wb") as f:
+        f.write(b"x")
+        f.seek(1 << 20)
+        f.write(b"x")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.lseek(fd, 0, os.SEEK_HOLE) < 1 << 20
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def expected_chunks(name, T, R=128, C=128):
+    """An uncompressed map's chunks by docs/dump-format.md, "Storage": softmax and difference
+    maps in [1, R, C] when the chunks holding a causal key take fewer bytes than the map, else
+    (and scores always) contiguous (None)."""
+    R, C = min(R, T), min(C, T)
+    written = sum((min((b + 1) * R, T) - 1) // C + 1 for b in range(-(-T // R)))
+    return (1, R, C) if not name.endswith("scores") and written * R * C < T * T else None
+
+
+def chunk_layout_problems(path, name, d, T, check_holes):
+    """An uncompressed map's storage (docs/dump-format.md, "Storage"): contiguous, or chunks of
+    [1, R, C] laid out one after the other in (head, row block, key chunk) order, the chunks
+    right of the causal diagonal never written, so that where the file system keeps holes no
+    block inside them is on disk."""
+    want = expected_chunks(name, T)
+    if d.chunks != want:
+        return [f"{name}: chunks {d.chunks}, expected {want}"]
+    if want is None:
+        return []
+    R, C = want[1], want[2]
+    nb, nc = -(-T // R), -(-T // C)
+    first = d.id.get_chunk_info_by_coord((0, 0, 0))
+    p, zero = [], []
+    for i in range(d.id.get_num_chunks()):
+        s = d.id.get_chunk_info(i)
+        h, r, k = s.chunk_offset
+        at = first.byte_offset + ((h * nb + r // R) * nc + k // C) * first.size
+        if s.byte_offset != at or s.size != first.size:
+            p.append(f"{name}: chunk {s.chunk_offset} at {s.byte_offset} ({s.size} bytes), expected {at}")
+            break
+        if k > min(r + R, T) - 1:
+            zero.append(s.byte_offset)
+    if check_holes:
+        fd = os.open(path, os.O_RDONLY)
+        block = os.statvfs(path).f_bsize
+        for off in zero:
+            lo, hi = -(-off // block) * block, (off + first.size) // block * block
+            if lo < hi:
+                try:
+                    data = os.lseek(fd, lo, os.SEEK_DATA)
+                except OSError:
+                    data = hi  # no data after LO
+                if data < hi:
+                    p.append(f"{name}: the chunk of zeros at {off} was written")
+                    break
+        os.close(fd)
+    return p
+
+
+def check_long_prompt_maps(model, label, what, T):
+    """A prompt of several row blocks (T tokens, blocks of 128 rows): uncompressed maps, whose
+    masked keys the forward pass leaves unset for the dump to fill with zeros (-inf in the
+    scores), against compressed ones, which HDF5 takes whole from the forward pass (zeros
+    written there), bit for bit, and against float16 ones within half precision; zeros above
+    the diagonal, softmax rows summing to 1 and the difference map equal to softmax1 - lambda *
+    softmax2 recomputed in NumPy; the uncompressed maps contiguous or chunked as the format
+    says (300 tokens: contiguous; 600: softmax and diff chunked, the last row block and key
+    chunk partial), the chunks where they should be, those of zeros never written. The write
+    buffers are made small, so that each is reused for blocks of other rows."""
+    ids = [(7 * i + 3) % 500 for i in range(T)]
+    raw, packed, half = (os.path.join(TMP, f"long-{k}.h5") for k in ("raw", "gz", "f16"))
     os.environ["DIFFSCOPE_DUMP_BUFFER_MB"] = "1"
     r1 = dump(model, ids, raw, "--what", what, "--layers", "0,3")
+    r3 = dump(model, ids, half, "--what", what, "--layers", "0,3", "--dtype", "f16")
     del os.environ["DIFFSCOPE_DUMP_BUFFER_MB"]
     r2 = dump(model, ids, packed, "--what", what, "--layers", "0,3", "--compress", "1")
-    if r1.returncode or r2.returncode:
-        report(f"dump_long_prompt_maps[{label}]", [r1.stderr + r2.stderr])
+    if r1.returncode or r2.returncode or r3.returncode:
+        report(f"dump_long_prompt_maps[{label}/T{T}]", [r1.stderr + r2.stderr + r3.stderr])
         return
     p = []
-    a, b = h5py.File(raw, "r"), h5py.File(packed, "r")
-    T = len(ids)
+    a, b, c = h5py.File(raw, "r"), h5py.File(packed, "r"), h5py.File(half, "r")
+    holes = file_system_has_holes()
     above = np.triu(np.ones((T, T), dtype=bool), 1)
     for l in (0, 3):
         g = a[f"layers/{l}/attn"]
@@ -228,8 +298,15 @@ def check_long_prompt_maps(model, label, what):
             m = g[name][:]
             if m.tobytes() != b[f"layers/{l}/attn/{name}"][:].tobytes():
                 p.append(f"layer {l} {name}: uncompressed and compressed maps differ")
-            if np.any(m[:, above] != 0) or np.any(np.signbit(m[:, above])):
-                p.append(f"layer {l} {name}: a key after the query is not +0")
+            m16 = c[f"layers/{l}/attn/{name}"][:].astype(np.float32)
+            finite = np.isfinite(m)
+            if np.any(np.isfinite(m16) != finite) or np.abs(m16[finite] - m[finite]).max() > 1e-3 * max(1.0, np.abs(m[finite]).max()):
+                p.append(f"layer {l} {name}: float16 map differs from float32 by more than half precision allows")
+            masked = -np.inf if name == "scores" else 0.0
+            if np.any(m[:, above] != masked) or (masked == 0 and np.any(np.signbit(m[:, above]))):
+                p.append(f"layer {l} {name}: a key after the query is not {masked}")
+            for f, path in ((a, raw), (c, half)):
+                p += chunk_layout_problems(path, f"layer {l} {name}", f[f"layers/{l}/attn/{name}"], T, holes)
             if name.startswith("softmax") and np.abs(m.astype(np.float64).sum(-1) - 1).max() > 1e-5:
                 p.append(f"layer {l} {name}: a row does not sum to 1")
         if "diff" in g:
@@ -240,8 +317,10 @@ def check_long_prompt_maps(model, label, what):
             cs = a[f"layers/{l}/cancelled_share"][:]
             if cs.tobytes() != b[f"layers/{l}/cancelled_share"][:].tobytes():
                 p.append(f"layer {l}: cancelled share differs between the two dumps")
-    a.close(), b.close()
-    report(f"dump_long_prompt_maps[{label}]", p)
+    a.close(), b.close(), c.close()
+    if not holes:
+        print(f"skip dump_long_prompt_holes[{label}/T{T}]: the file system under {TMP} keeps no holes")
+    report(f"dump_long_prompt_maps[{label}/T{T}]", p)
 
 
 def check_verify_and_h5dump(model, ids):
@@ -362,13 +441,14 @@ def main():
     check_outliers(model, ids)
     check_outliers(f"{GOLDEN}/models/llama-mha-bias-f32", ids)
     check_selection_f16_compress(model, ids)
-    check_f16_contiguous(model, ids)
+    check_f16_heads(model, ids)
     check_what_items(model, ids)
     check_what_model_lacks(f"{GOLDEN}/models/llama-mha-bias-f32", ids)
     check_verify_and_h5dump(model, ids)
     check_no_partial_files(model, ids)
-    check_long_prompt_maps("notebooks-data/models/diffllama", "diffllama", "softmax,diff,cancelled_share")
-    check_long_prompt_maps("notebooks-data/models/llama", "llama", "softmax")
+    for T in (300, 600):
+        check_long_prompt_maps("notebooks-data/models/diffllama", "diffllama", "softmax,diff,scores,cancelled_share", T)
+        check_long_prompt_maps("notebooks-data/models/llama", "llama", "softmax", T)
     return exit_status()
 
 
