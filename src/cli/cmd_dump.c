@@ -68,11 +68,16 @@ static int write_dump(cli_run *run, const ds_dump_opts *d, const char *out_path)
     return rc;
 }
 
+/* The file's size, and the disk space it takes, which is less where chunks of zeros were never
+ * written (docs/dump-format.md, "Storage"). */
 static int report(const char *out_path, int tokens, double secs, int json, const ds_provenance *pv) {
     struct stat st;
-    long long size = stat(out_path, &st) ? -1 : (long long)st.st_size;
+    const int known = !stat(out_path, &st);
+    const long long size = known ? (long long)st.st_size : -1, disk = known ? (long long)st.st_blocks * 512 : -1;
     if (!json) {
-        fprintf(stderr, "diffscope: wrote %s: %d tokens, %.1f MB, %.2f s\n", out_path, tokens, size / 1e6, secs);
+        char on_disk[48] = "";
+        if (disk >= 0 && disk < size - size / 100) snprintf(on_disk, sizeof on_disk, " (%.1f MB on disk)", disk / 1e6);
+        fprintf(stderr, "diffscope: wrote %s: %d tokens, %.1f MB%s, %.2f s\n", out_path, tokens, size / 1e6, on_disk, secs);
         return 0;
     }
     cJSON *o = cJSON_CreateObject();
@@ -80,6 +85,7 @@ static int report(const char *out_path, int tokens, double secs, int json, const
     cJSON_AddNumberToObject(o, "tokens", tokens);
     cJSON_AddNumberToObject(o, "seconds", secs);
     cJSON_AddNumberToObject(o, "bytes", (double)size);
+    cJSON_AddNumberToObject(o, "disk_bytes", (double)disk);
     if (ds_provenance_add_to_json(pv, o)) {
         cJSON_Delete(o);
         return -1;

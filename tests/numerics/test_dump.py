@@ -10,6 +10,7 @@
 Run by tests/cli/test_dump.sh with Debian's python3 (h5py, numpy). Prints ok/FAIL/skip lines.
 """
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -281,7 +282,7 @@ def check_long_prompt_maps(model, label, what, T):
     ids = [(7 * i + 3) % 500 for i in range(T)]
     raw, packed, half = (os.path.join(TMP, f"long-{k}.h5") for k in ("raw", "gz", "f16"))
     os.environ["DIFFSCOPE_DUMP_BUFFER_MB"] = "1"
-    r1 = dump(model, ids, raw, "--what", what, "--layers", "0,3")
+    r1 = dump(model, ids, raw, "--what", what, "--layers", "0,3", "--json")
     r3 = dump(model, ids, half, "--what", what, "--layers", "0,3", "--dtype", "f16")
     del os.environ["DIFFSCOPE_DUMP_BUFFER_MB"]
     r2 = dump(model, ids, packed, "--what", what, "--layers", "0,3", "--compress", "1")
@@ -290,6 +291,9 @@ def check_long_prompt_maps(model, label, what, T):
         return
     p = []
     a, b, c = h5py.File(raw, "r"), h5py.File(packed, "r"), h5py.File(half, "r")
+    j, st = json.loads(r1.stdout), os.stat(raw)
+    if j["bytes"] != st.st_size or j["disk_bytes"] != st.st_blocks * 512:
+        p.append(f"--json: bytes {j['bytes']}, disk_bytes {j['disk_bytes']}; the file: {st.st_size}, {st.st_blocks * 512}")
     holes = file_system_has_holes()
     above = np.triu(np.ones((T, T), dtype=bool), 1)
     for l in (0, 3):
