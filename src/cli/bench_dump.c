@@ -111,7 +111,7 @@ double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T,
     io->bytes += here.io.bytes, io->writes += here.io.writes, io->writing_s += here.io.writing_s;
     io->waits += here.io.waits, io->waiting_s += here.io.waiting_s, io->draining_s += here.io.draining_s;
     struct stat st;
-    *mb = !rc && !stat(path, &st) ? st.st_size / 1e6 : 0;
+    *mb = !rc && !stat(path, &st) ? (double)st.st_blocks * 512 / 1e6 : 0; /* the chunks of zeros are holes */
     free(path);
     ds_tmpdir_remove(dir);
     ds_probes_free(p);

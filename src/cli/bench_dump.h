@@ -28,8 +28,8 @@ typedef struct {
 char *bench_tmpdir(void);
 
 /* A dump of the quantities WHAT (DS_DUMP_*) of IDS[0..T) into a temporary file in $TMPDIR: its time in
- * seconds, or -1 with the library's message set. *MB receives the file's size, SPLIT (added
- * to) where the time went. */
+ * seconds, or -1 with the library's message set. *MB receives the disk space the file takes
+ * (the bytes written), SPLIT (added to) where the time went. */
 double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T, unsigned what, float *logits, double *mb,
                         bench_dump_split *split);
 /* SPLIT, the sums of ROUNDS dumps, made their means. */
