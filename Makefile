@@ -187,7 +187,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Itests/unit $(PKG_CFLAGS) \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_LIB_SRC  = src/base/error.c src/base/fileio.c src/base/half.c src/base/path.c src/io/safetensors.c src/model/config.c \
+FUZZ_LIB_SRC  = src/base/error.c src/base/fileio.c src/base/half.c src/base/path.c src/io/safetensors.c src/model/arch.c src/model/config.c \
                 $(wildcard src/tokenizer/*.c) src/dump/read.c src/dump/format.c src/io/h5_guard.c src/io/h5in.c
 FUZZ_BIN      = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_file.h $(FUZZ_LIB_SRC) $(DEPS_STAMP)
