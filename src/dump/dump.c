@@ -173,18 +173,17 @@ static int copy_pieces(const ds_dump *d, int nr) {
 /* The bytes of one chunk of an uncompressed map. */
 static size_t chunk_bytes(const ds_dump *d) { return (size_t)d->R * d->C * (d->o.f16 ? 2 : 4); }
 
-/* The chunks of a row block, from the left, that the raw writer writes: those holding a key
- * that one of its rows sees (LAST_QUERY the block's last row). The others hold zeros only. */
-static int written_chunks(const ds_dump *d, int64_t last_query) { return (int)(last_query / d->C) + 1; }
-
-static int64_t block_last_query(const ds_dump *d, int b) {
-    return (int64_t)(b + 1) * d->R < d->T ? (int64_t)(b + 1) * d->R - 1 : d->T - 1;
+/* The chunks of row block B, from the left, that the raw writer writes: those holding a key
+ * that one of its rows sees, up to its last row's own. The others hold zeros only. */
+static int written_chunks(const ds_dump *d, int b) {
+    const int64_t last_query = (int64_t)(b + 1) * d->R < d->T ? (int64_t)(b + 1) * d->R - 1 : d->T - 1;
+    return (int)(last_query / d->C) + 1;
 }
 
 /* The chunks of one head's causal map that hold a causal key. */
 static size_t causal_chunks(const ds_dump *d) {
     size_t chunks = 0;
-    for (int b = 0; b < d->nblocks; b++) chunks += (size_t)written_chunks(d, block_last_query(d, b));
+    for (int b = 0; b < d->nblocks; b++) chunks += (size_t)written_chunks(d, b);
     return chunks;
 }
 
@@ -312,10 +311,10 @@ static int queue_head_rows(ds_dump *d, const ds_probe_event *ev, ds_map kind) {
     const size_t esize = d->o.f16 ? 2 : 4, T = (size_t)d->T;
     char *buf = ds_raw_writer_take(d->raw);
     if (!buf) return -1;
-    ds_raw_range range = {(off_t)(d->map_addr[kind] + ((size_t)j * T + (size_t)r0) * T * esize), 0, (size_t)nr * T * esize};
+    ds_raw_range range;
     if (in_chunks(d, kind)) {
         const size_t cb = chunk_bytes(d), C = (size_t)d->C;
-        const int nc = written_chunks(d, r0 + nr - 1);
+        const int b = (int)(r0 / d->R), nc = written_chunks(d, b);
         for (int c = 0; c < nc; c++) {
             const size_t k0 = (size_t)c * C, valid = T - k0 < C ? T - k0 : C;
             for (int64_t r = 0; r < d->R; r++) {
@@ -324,10 +323,12 @@ static int queue_head_rows(ds_dump *d, const ds_probe_event *ev, ds_map kind) {
                          here < valid ? here : valid, r < nr ? valid : 0, C);
             }
         }
-        range = (ds_raw_range){chunk_offset(d, kind, j, (int)(r0 / d->R)), 0, (size_t)nc * cb};
+        range = (ds_raw_range){chunk_offset(d, kind, j, b), 0, (size_t)nc * cb};
     } else {
         for (int64_t r = 0; r < nr; r++)
             copy_row(d, kind, buf + (size_t)r * T * esize, ev->data + r * ev->strides[1], causal_keys(ev, r), T, T);
+        range = (ds_raw_range){(off_t)(d->map_addr[kind] + ((size_t)j * T + (size_t)r0) * T * esize), 0,
+                               (size_t)nr * T * esize};
     }
     ds_stream_fence();
     return ds_raw_writer_submit(d->raw, buf, &range, 1);
@@ -398,7 +399,7 @@ static int reserve_written_chunks(ds_dump *d, ds_map kind, int heads) {
     for (int j = 0; j < heads; j++)
         for (int b = 0; b < d->nblocks; b++) {
             const long long off = (long long)chunk_offset(d, kind, j, b),
-                            n = (long long)written_chunks(d, block_last_query(d, b)) * (long long)chunk_bytes(d);
+                            n = (long long)written_chunks(d, b) * (long long)chunk_bytes(d);
             if (len && off == at + len) {
                 len += n;
                 continue;

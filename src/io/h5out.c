@@ -42,9 +42,9 @@ int ds_h5out_open(ds_h5out *o, const char *path, int force) {
     o->path = o->f.path, o->tmp = o->f.tmp;
     errno = 0;
     /* HDF5 1.10's formats: chunked datasets of a fixed shape get a fixed array as their chunk
-     * index, which allocates the chunks of a dataset one after the other, in order, at once
-     * (the dump's uncompressed maps rely on it; HDF5 1.8's B-tree does neither). Files need
-     * HDF5 1.10 or later to read. */
+     * index, which allocates the chunks of a dataset one after the other, in order (the dump's
+     * uncompressed maps rely on it; HDF5 1.8's B-tree index, much slower to allocate, does not
+     * keep that order). Files need HDF5 1.10 or later to read. */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl >= 0) H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
     o->file = fapl < 0 ? H5I_INVALID_HID : H5Fcreate(o->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
