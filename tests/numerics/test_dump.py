@@ -173,6 +173,15 @@ def check_selection_f16_compress(model, ids):
     report("dump_selection_f16_compress", p)
 
 
+def f16_differs(half, full):
+    """1 when float16 map HALF is off float32 map FULL by more than half precision allows (1e-3
+    of the larger of 1 and FULL's largest magnitude), or holds an infinity where FULL does not."""
+    half, finite = half.astype(np.float32), np.isfinite(full)
+    if np.any(np.isfinite(half) != finite):
+        return True
+    return np.abs(half[finite] - full[finite]).max() > 1e-3 * max(1.0, float(np.abs(full[finite]).max()))
+
+
 def check_f16_heads(model, ids):
     """Uncompressed maps of a short prompt are contiguous datasets written by the background
     writer (src/io/raw_writer.c), in float32 or converted to float16 on the way; a head
@@ -193,11 +202,10 @@ def check_f16_heads(model, ids):
                 p.append(f"layer {l} {name}: chunked ({fa.chunks}, {fb.chunks}), expected contiguous")
             if fb.dtype != np.float16:
                 p.append(f"layer {l} {name}: --dtype f16 stored {fb.dtype}")
-            want, got = fa[:], fb[:].astype(np.float32)
+            want, got = fa[:], fb[:]
             for j, h in enumerate(fb.attrs["heads"]):
                 src = list(fa.attrs["heads"]).index(h)
-                tol = 1e-3 * max(1.0, float(np.abs(want[src]).max()))
-                if np.abs(got[j] - want[src]).max() > tol:
+                if f16_differs(got[j], want[src]):
                     p.append(f"layer {l} {name}: output head {j} (head {h}) differs from float32 by more than f16 allows")
     a.close(), b.close()
     report("dump_f16_heads", p)
@@ -302,9 +310,7 @@ def check_long_prompt_maps(model, label, what, T):
             m = g[name][:]
             if m.tobytes() != b[f"layers/{l}/attn/{name}"][:].tobytes():
                 p.append(f"layer {l} {name}: uncompressed and compressed maps differ")
-            m16 = c[f"layers/{l}/attn/{name}"][:].astype(np.float32)
-            finite = np.isfinite(m)
-            if np.any(np.isfinite(m16) != finite) or np.abs(m16[finite] - m[finite]).max() > 1e-3 * max(1.0, np.abs(m[finite]).max()):
+            if f16_differs(c[f"layers/{l}/attn/{name}"][:], m):
                 p.append(f"layer {l} {name}: float16 map differs from float32 by more than half precision allows")
             masked = -np.inf if name == "scores" else 0.0
             if np.any(m[:, above] != masked) or (masked == 0 and np.any(np.signbit(m[:, above]))):

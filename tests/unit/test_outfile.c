@@ -42,12 +42,17 @@ static int entries(const char *dir) {
     return n;
 }
 
+/* A new folder DIR (a mkdtemp template) and an output O to PATH = DIR/out in it: 0, or -1. */
+static int create_in_new_folder(ds_outfile *o, char *dir, char *path, size_t size) {
+    if (!mkdtemp(dir)) return -1;
+    snprintf(path, size, "%s/out", dir);
+    return ds_outfile_create(o, path, 0);
+}
+
 TEST(commit_never_replaces_without_force) {
     char dir[] = "/tmp/ds-outfile-XXXXXX", path[64];
-    REQUIRE(mkdtemp(dir), "mkdtemp");
-    snprintf(path, sizeof path, "%s/out", dir);
     ds_outfile o;
-    REQUIRE(!ds_outfile_create(&o, path, 0), "create: %s", ds_errmsg());
+    REQUIRE(!create_in_new_folder(&o, dir, path, sizeof path), "mkdtemp or create: %s", ds_errmsg());
     CHECK(write(o.fd, "new", 3) == 3, "write");
     FILE *f = fopen(path, "w"); /* someone else's file appears at the target */
     fputs("theirs", f);
@@ -70,10 +75,8 @@ TEST(commit_never_replaces_without_force) {
  * zeros; what is written into it afterwards reads back; an empty range does nothing. */
 TEST(reserve_allocates_the_range) {
     char dir[] = "/tmp/ds-outfile-XXXXXX", path[64];
-    REQUIRE(mkdtemp(dir), "mkdtemp");
-    snprintf(path, sizeof path, "%s/out", dir);
     ds_outfile o;
-    REQUIRE(!ds_outfile_create(&o, path, 0), "create: %s", ds_errmsg());
+    REQUIRE(!create_in_new_folder(&o, dir, path, sizeof path), "mkdtemp or create: %s", ds_errmsg());
     const long long off = 8192, len = 1 << 20;
     CHECK(ds_outfile_reserve(&o, off, 0) == 0, "an empty range: %s", ds_errmsg());
     CHECK(ds_outfile_reserve(&o, off, len) == 0, "%s", ds_errmsg());
