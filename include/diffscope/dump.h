@@ -39,6 +39,8 @@ enum {
  * threads concerned. */
 typedef struct {
     int writer_threads; /* writer threads started */
+    int buffers;        /* the writer's buffers, each with room for one row block of one head */
+    double buffer_bytes; /* the room of each */
     double bytes;       /* bytes handed to pwrite() */
     long writes;        /* pwrite() calls */
     double writing_s;   /* the writer threads' time in pwrite() */

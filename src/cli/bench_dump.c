@@ -108,6 +108,7 @@ double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T,
     }
     ds_dump_io *io = &split->io;
     if (here.io.writer_threads > io->writer_threads) io->writer_threads = here.io.writer_threads;
+    io->buffers = here.io.buffers, io->buffer_bytes = here.io.buffer_bytes;
     io->bytes += here.io.bytes, io->writes += here.io.writes, io->writing_s += here.io.writing_s;
     io->waits += here.io.waits, io->waiting_s += here.io.waiting_s, io->draining_s += here.io.draining_s;
     struct stat st;

@@ -19,7 +19,7 @@ extern const char *const bench_dump_part_names[N_DUMP_PARTS];
 typedef struct {
     double seconds[N_DUMP_PARTS]; /* they add up to the dump's time */
     bench_stages forward;         /* DUMP_FORWARD stage by stage, as bench_stages splits a prefill */
-    ds_dump_io io;                /* its writes (writer_threads: the most of any dump) */
+    ds_dump_io io;                /* its writes (writer_threads: the most of any dump; the buffers: the last) */
 } bench_dump_split;
 
 /* A new private folder in $TMPDIR (else /tmp) for a benchmark's files: nobody else can plant

@@ -311,6 +311,8 @@ static void add_stages_json(cJSON *o, const char *name, const bench_stages *st) 
 static void add_dump_io_json(cJSON *o, const ds_dump_io *io) {
     cJSON *w = cJSON_AddObjectToObject(o, "dump_io");
     cJSON_AddNumberToObject(w, "writer_threads", io->writer_threads);
+    cJSON_AddNumberToObject(w, "buffers", io->buffers);
+    cJSON_AddNumberToObject(w, "buffer_mb", io->buffer_bytes / 1e6);
     cJSON_AddNumberToObject(w, "gb", io->bytes / 1e9);
     cJSON_AddNumberToObject(w, "writes", (double)io->writes);
     cJSON_AddNumberToObject(w, "writing_s", io->writing_s);

@@ -194,10 +194,17 @@ static int sparse_pays(const ds_dump *d) { return causal_chunks(d) * d->R * d->C
 
 /* The bytes of one layer's maps as written uncompressed: the chunks of the causal maps that
  * hold a causal key when they are chunked, else every entry. */
-static double layer_map_bytes(const ds_dump *d) {
+/* The softmax and difference maps (CAUSAL) and the score maps (SCORES) of a layer, each with
+ * d->nheads heads. */
+static void layer_maps(const ds_dump *d, int *causal, int *scores) {
     unsigned w = d->o.what;
-    const int causal = (w & DS_DUMP_SOFTMAX ? (d->is_diff ? 2 : 1) : 0) + (w & DS_DUMP_DIFF && d->is_diff ? 1 : 0),
-              scores = w & DS_DUMP_SCORES ? (d->is_diff ? 2 : 1) : 0;
+    *causal = (w & DS_DUMP_SOFTMAX ? (d->is_diff ? 2 : 1) : 0) + (w & DS_DUMP_DIFF && d->is_diff ? 1 : 0);
+    *scores = w & DS_DUMP_SCORES ? (d->is_diff ? 2 : 1) : 0;
+}
+
+static double layer_map_bytes(const ds_dump *d) {
+    int causal, scores;
+    layer_maps(d, &causal, &scores);
     const double whole = (double)d->T * d->T * (d->o.f16 ? 2 : 4),
                  causal_map = in_chunks(d, DS_MAP_DIFF) ? (double)causal_chunks(d) * (double)chunk_bytes(d) : whole;
     return (double)d->nheads * (causal * causal_map + scores * whole);
@@ -209,17 +216,22 @@ static size_t causal_keys(const ds_probe_event *ev, int64_t r) {
     return (size_t)(seen < ev->shape[2] ? seen : ev->shape[2]);
 }
 
-/* The raw writer's buffers in bytes: room for one layer's maps, at least 64 MB, at most 1 GiB
- * or a 16th of the memory. The attention makes a layer's maps in a burst and the MLP after it
+/* The most memory the raw writer's buffers take by default: 1 GiB, or a 16th of the memory. */
+static double buffer_memory_cap(void) {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    const double hi = (double)(1 << 30);
+    return pages > 0 && page > 0 && (double)pages * page / 16 < hi ? (double)pages * page / 16 : hi;
+}
+
+/* The bytes of maps the raw writer's buffers hold: one layer's as written, at least 64 MB, at
+ * most buffer_memory_cap(). The attention makes a layer's maps in a burst and the MLP after it
  * makes none: with room for a layer the writers go on writing through the MLP, where with less
  * the next burst waits for them (at long context a layer's maps are hundreds of MB; see
  * docs/performance.md). DIFFSCOPE_DUMP_BUFFER_MB sets the size instead. */
 static size_t write_buffer_bytes(const ds_dump *d) {
     const char *env = getenv("DIFFSCOPE_DUMP_BUFFER_MB");
     if (env && atol(env) > 0) return (size_t)atol(env) << 20;
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    double hi = (double)(1 << 30), lo = (double)(64 << 20), layer = layer_map_bytes(d);
-    if (pages > 0 && page > 0 && (double)pages * page / 16 < hi) hi = (double)pages * page / 16;
+    const double hi = buffer_memory_cap(), lo = (double)(64 << 20), layer = layer_map_bytes(d);
     return (size_t)(layer > hi ? hi : layer < lo ? lo : layer);
 }
 
@@ -607,10 +619,19 @@ static int write_layer_outliers(ds_dump *d, int l) {
 /* ---- event handlers: one per (quantity, probe point) ---- */
 
 /* The uncompressed maps go through the raw writer, a head's rows of a row block per buffer;
- * room for a layer's maps (write_buffer_bytes), and for a few buffers per thread at least. */
+ * room for a layer's maps (write_buffer_bytes), and for a few buffers per thread at least.
+ * Every buffer has room for a whole row block, but a chunked map's block fills only its causal
+ * chunks, about half of that on average: the buffers are counted by the bytes a block writes on
+ * average, so that each block of a layer finds one, not half of them, as long as their memory
+ * stays within buffer_memory_cap() (or the room asked for, when that is more). */
 static int open_raw_writer(ds_dump *d) {
+    int causal, scores;
+    layer_maps(d, &causal, &scores);
+    const double blocks = (double)(causal + scores) * d->nheads * d->nblocks, room = (double)write_buffer_bytes(d),
+                 most = room > buffer_memory_cap() ? room : buffer_memory_cap();
     const size_t bytes = (size_t)d->ncols * chunk_bytes(d), least = 4 * (size_t)omp_get_max_threads() + 4;
-    size_t nbufs = write_buffer_bytes(d) / bytes;
+    size_t nbufs = blocks > 0 ? (size_t)(room / (layer_map_bytes(d) / blocks)) : least;
+    if ((double)nbufs * (double)bytes > most) nbufs = (size_t)(most / (double)bytes);
     nbufs = nbufs < least ? least : nbufs > 4096 ? 4096 : nbufs;
     d->raw = ds_raw_writer_open(d->out.tmp, d->out.path, bytes, (int)nbufs);
     return d->raw ? 0 : -1;

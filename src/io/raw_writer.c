@@ -39,7 +39,7 @@ struct ds_raw_writer {
     int nthreads;
     int started;   /* threads that have taken their number: the first is 0 */
     int waiting;   /* callers waiting for a free buffer or for the queue to empty */
-    ds_dump_io io; /* writer_threads is filled in by ds_raw_writer_stats */
+    ds_dump_io io; /* writer_threads and the buffers are filled in by ds_raw_writer_stats */
 };
 
 static double now_s(void) {
@@ -211,6 +211,7 @@ void ds_raw_writer_stats(ds_raw_writer *w, ds_dump_io *io) {
     pthread_mutex_lock(&w->mu);
     *io = w->io;
     io->writer_threads = w->nthreads;
+    io->buffers = w->nbufs, io->buffer_bytes = (double)w->buf_bytes;
     pthread_mutex_unlock(&w->mu);
 }
 

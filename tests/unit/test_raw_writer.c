@@ -50,6 +50,8 @@ TEST(raw_writer_ranges_land_at_their_offsets) {
     ds_dump_io io;
     ds_raw_writer_stats(w, &io);
     CHECK(io.writer_threads >= 1 && io.writer_threads <= DS_RAW_WRITERS_MAX, "%d writer threads", io.writer_threads);
+    CHECK(io.buffers == 2 && io.buffer_bytes == (double)RANGES * N * sizeof(uint32_t), "%d buffers of %.0f bytes",
+          io.buffers, io.buffer_bytes);
     CHECK(io.bytes == (double)JOBS * RANGES * N * sizeof(uint32_t), "%.0f bytes counted", io.bytes);
     CHECK(io.writes == JOBS * RANGES, "%ld writes counted, want %d", io.writes, JOBS * RANGES);
     CHECK(io.writing_s > 0, "%g s of writing", io.writing_s);
