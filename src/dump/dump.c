@@ -192,8 +192,6 @@ static size_t causal_chunks(const ds_dump *d) {
  * out (at 2048 tokens 136 chunks of 256 are written). */
 static int sparse_pays(const ds_dump *d) { return causal_chunks(d) * d->R * d->C < (size_t)d->T * d->T; }
 
-/* The bytes of one layer's maps as written uncompressed: the chunks of the causal maps that
- * hold a causal key when they are chunked, else every entry. */
 /* The softmax and difference maps (CAUSAL) and the score maps (SCORES) of a layer, each with
  * d->nheads heads. */
 static void layer_maps(const ds_dump *d, int *causal, int *scores) {
@@ -202,6 +200,8 @@ static void layer_maps(const ds_dump *d, int *causal, int *scores) {
     *scores = w & DS_DUMP_SCORES ? (d->is_diff ? 2 : 1) : 0;
 }
 
+/* The bytes of one layer's maps as written uncompressed: the chunks of the causal maps that
+ * hold a causal key when they are chunked, else every entry. */
 static double layer_map_bytes(const ds_dump *d) {
     int causal, scores;
     layer_maps(d, &causal, &scores);
