@@ -103,8 +103,13 @@ void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, 
  * "Tiles and determinism". DS_TILE_FEATS: the feature blocks of the bf16 widening path. */
 #define DS_TILE_FEATS 128
 #define DS_TILE_MIN_COUNT 64
-/* ds_linear_shared with other tiles (tools/bench/bench_tiles.c measures them). */
+/* ds_linear_shared with other tiles (tools/bench/bench_tiles.c measures them). MERGE: let a
+ * thread run neighbouring tiles as one call where that rounds as the tiles do (linear.c);
+ * 0: every tile is a call of its own. */
 void ds_linear_tiled(const float *x, int n, int in, const ds_linear_out *outs, int count, int tile_rows,
-                     int tile_feats);
+                     int tile_feats, int merge);
+/* 1 when OpenBLAS's kernel in use rounds each output of a product the same however the
+ * product is cut into calls (outside its small-matrix path), so ds_linear_tiled may merge. */
+int ds_linear_kernel_is_cut_free(void);
 
 #endif

@@ -34,13 +34,16 @@ typedef struct {
     float *x, *h, *wq, *wk, *wv, *wo, *wg, *wu, *wd, *q, *k, *v, *o, *g, *u, *y;
 } layer;
 
-/* One layer's products with the given tiles (0: OpenBLAS's own threaded sgemm, whole; -1: the
- * library's own choice, ds_linear_shared). */
+/* One layer's products with the given tiles, each tile a call of its own (0: OpenBLAS's own
+ * threaded sgemm, whole; -1: the library's own choice, ds_linear_shared, which on OpenBLAS's
+ * AVX-512 kernels runs neighbouring tiles as one call). */
 static void run_layer(layer *L, int rows, int feats) {
-    const ds_linear_out qkv[3] = {{L->q, L->wq, NULL, L->D}, {L->k, L->wk, NULL, L->KV}, {L->v, L->wv, NULL, L->KV}};
-    const ds_linear_out o[1] = {{L->o, L->wo, NULL, L->D}};
-    const ds_linear_out gu[2] = {{L->g, L->wg, NULL, L->FF}, {L->u, L->wu, NULL, L->FF}};
-    const ds_linear_out down[1] = {{L->y, L->wd, NULL, L->D}};
+    const ds_linear_out qkv[3] = {{.y = L->q, .w = L->wq, .out = L->D},
+                                  {.y = L->k, .w = L->wk, .out = L->KV},
+                                  {.y = L->v, .w = L->wv, .out = L->KV}};
+    const ds_linear_out o[1] = {{.y = L->o, .w = L->wo, .out = L->D}};
+    const ds_linear_out gu[2] = {{.y = L->g, .w = L->wg, .out = L->FF}, {.y = L->u, .w = L->wu, .out = L->FF}};
+    const ds_linear_out down[1] = {{.y = L->y, .w = L->wd, .out = L->D}};
     struct { const float *x; int in; const ds_linear_out *o; int n; } steps[4] = {
         {L->x, L->D, qkv, 3}, {L->x, L->D, o, 1}, {L->x, L->D, gu, 2}, {L->h, L->FF, down, 1}};
     for (int s = 0; s < 4; s++) {
@@ -49,7 +52,7 @@ static void run_layer(layer *L, int rows, int feats) {
             continue;
         }
         if (rows) {
-            ds_linear_tiled(steps[s].x, L->T, steps[s].in, steps[s].o, steps[s].n, rows, feats);
+            ds_linear_tiled(steps[s].x, L->T, steps[s].in, steps[s].o, steps[s].n, rows, feats, 0);
             continue;
         }
         for (int i = 0; i < steps[s].n; i++)
