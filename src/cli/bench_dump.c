@@ -24,6 +24,9 @@ static const struct {
                     {DS_HOOK_RESID_POST, DUMP_LAYER_END}};
 enum { N_TIMED = sizeof timed_points / sizeof *timed_points };
 
+/* The fields of ds_dump_io that add up over rounds and are reported as a round's mean. */
+#define SUMMED_IO_FIELDS(X) X(bytes) X(writes) X(writing_s) X(waits) X(waiting_s) X(draining_s)
+
 typedef struct {
     bench_dump_split *split;
     double since;    /* when the handlers at the current point began */
@@ -109,8 +112,9 @@ double bench_dump_timed(const ds_model *m, ds_session *s, const int *ids, int T,
     ds_dump_io *io = &split->io;
     if (here.io.writer_threads > io->writer_threads) io->writer_threads = here.io.writer_threads;
     io->buffers = here.io.buffers, io->buffer_bytes = here.io.buffer_bytes;
-    io->bytes += here.io.bytes, io->writes += here.io.writes, io->writing_s += here.io.writing_s;
-    io->waits += here.io.waits, io->waiting_s += here.io.waiting_s, io->draining_s += here.io.draining_s;
+#define ADD_ROUND(field) io->field += here.io.field;
+    SUMMED_IO_FIELDS(ADD_ROUND)
+#undef ADD_ROUND
     struct stat st;
     *mb = !rc && !stat(path, &st) ? (double)st.st_blocks * 512 / 1e6 : 0; /* the chunks of zeros are holes */
     free(path);
@@ -123,6 +127,7 @@ void bench_dump_split_mean(bench_dump_split *split, int rounds) {
     for (int i = 0; i < N_DUMP_PARTS; i++) split->seconds[i] /= rounds;
     for (int i = 0; i < N_STAGES; i++) split->forward.seconds[i] /= rounds;
     ds_dump_io *io = &split->io;
-    io->bytes /= rounds, io->writes /= rounds, io->writing_s /= rounds;
-    io->waits /= rounds, io->waiting_s /= rounds, io->draining_s /= rounds;
+#define MEAN_OF_ROUNDS(field) io->field /= rounds;
+    SUMMED_IO_FIELDS(MEAN_OF_ROUNDS)
+#undef MEAN_OF_ROUNDS
 }
