@@ -37,9 +37,11 @@ static const char *const cut_free_kernels[] = {"SkylakeX", "Cooperlake", "Sapphi
 /* Products of fewer multiply-adds than this may take a kernel's small-matrix path, which sums
  * in another order: their tiles always run one call each. */
 #define SMALL_CALL_MACS ((size_t)4 << 20)
-/* Groups of tiles per thread and product: more groups balance uneven cores, fewer and larger
- * calls pack x and W fewer times. */
-#define GROUPS_PER_THREAD 2
+/* Groups of tiles per thread and product: fewer and larger calls pack x and W fewer times, more
+ * groups let the other threads take over from a core that falls behind. On a few threads the
+ * packing weighs more; on many, one slow core holds up the rest (docs/performance.md, "Tiles
+ * and determinism"). The groups change no bits, only the speed. */
+static int groups_per_thread(int threads) { return threads <= 4 ? 2 : 4; }
 
 char *openblas_get_corename(void);
 
@@ -65,7 +67,7 @@ static tile_grid grid_of(int n, int in, int out, int tile_rows, int tile_feats, 
     tile_grid g = {(n + tile_rows - 1) / tile_rows, (out + tile_feats - 1) / tile_feats, 1, 1};
     /* the smallest tile is the last one in both directions */
     const size_t last_macs = (size_t)(n - (g.rt - 1) * tile_rows) * (out - (g.ft - 1) * tile_feats) * in;
-    const int last_rows = n - (g.rt - 1) * tile_rows, per_group = g.rt * g.ft / (threads * GROUPS_PER_THREAD);
+    const int last_rows = n - (g.rt - 1) * tile_rows, per_group = g.rt * g.ft / (threads * groups_per_thread(threads));
     /* a single row is a matrix-vector product (product_tile), which sums in its own order */
     if (!merge || last_rows == 1 || last_macs < SMALL_CALL_MACS || per_group < 2) return g;
     /* all rows of a block of features first: x's rows are packed once per call */
