@@ -9,38 +9,7 @@
 . tests/lib.sh
 if ! has_python_modules h5py numpy; then
     echo "skip dump_buffers: $PY lacks h5py or numpy"
-    
-# layer_blocks FILE: "BLOCKS BYTES" of layer 0's maps in FILE: the (map, head, row block) buffers
-# they fill and the bytes written, the chunks right of the causal diagonal left out
-# (docs/dump-format.md, "Storage").
-layer_blocks() {
-    $PY - "$1" <<'PY'
-import sys, h5py
-blocks = written = 0
-for name, ds in h5py.File(sys.argv[1], "r")["layers/0/attn"].items():
-    heads, T, _ = ds.shape
-    R, C = ds.chunks[1:] if ds.chunks else (128, T)
-    nblocks = -(-T // R)
-    chunks = sum((min((b + 1) * R, T) - 1) // C + 1 for b in range(nblocks))
-    blocks += heads * nblocks
-    written += heads * chunks * R * C * ds.dtype.itemsize
-print(blocks, written)
-PY
-}
-for case in "diff-mha-f32 softmax,diff" "llama-mha-bias-f32 softmax"; do
-    set -- $case
-    model=$1 what=$2 name=dump_buffers_room_${1%%-*}
-    "$DS" dump "$GOLDEN/$model" --ids "$(ids 1024)" --allow-long --what $what --layers 0 \
-        -o "$work/layout.h5" >/dev/null 2>"$work/err" || fail "$name" "dump failed: $(head -c 300 "$work/err")"
-    set -- $(layer_blocks "$work/layout.h5")
-    mb=$(( ($2 + 1048575) / 1048576 ))
-    buffers=$(TMPDIR=$work DIFFSCOPE_DUMP_BUFFER_MB=$mb "$DS" bench "$GOLDEN/$model" --tokens 1024 --rounds 1 \
-        --dump-what $what --threads 1 --json 2>"$work/err" | $PY -c "import json, sys; print(json.load(sys.stdin)['dump_io']['buffers'])")
-    check "$name" "$([ "${buffers:-0}" -ge "$1" ] && echo 0 || echo 1)" \
-        "$buffers buffers in $mb MiB for a layer of $1 blocks, $2 bytes $(head -c 300 "$work/err")"
-    rm -f "$work/layout.h5"
-done
-exit 0
+    exit 0
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
