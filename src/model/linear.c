@@ -39,7 +39,7 @@ static const char *const cut_free_kernels[] = {"SkylakeX", "Cooperlake", "Sapphi
 #define SMALL_CALL_MACS ((size_t)4 << 20)
 /* Groups of tiles per thread and product: fewer and larger calls pack x and W fewer times, more
  * groups let the other threads take over from a core that falls behind. On a few threads the
- * packing weighs more; on many, one slow core holds up the rest (docs/performance.md, "Tiles
+ * packing weighs more; on many, a slow core can hold up the rest (docs/performance.md, "Tiles
  * and determinism"). The groups change no bits, only the speed. */
 static int groups_per_thread(int threads) { return threads <= 4 ? 2 : 4; }
 
