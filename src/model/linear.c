@@ -63,11 +63,20 @@ typedef struct {
     int rt, ft, gr, gf;
 } tile_grid;
 
-static tile_grid grid_of(int n, int in, int out, int tile_rows, int tile_feats, int threads, int merge) {
+static int tiles_of(int n, int out, int tile_rows, int tile_feats) {
+    return ((n + tile_rows - 1) / tile_rows) * ((out + tile_feats - 1) / tile_feats);
+}
+
+/* LOOP_TILES: the tiles of the loop's largest product. Its groups set the group size for all
+ * of the loop's products, so that a small one (k and v beside q) is not cut into as many calls
+ * as the large one, each re-packing all of x: the large product's groups already leave the
+ * threads enough pieces to share. */
+static tile_grid grid_of(int n, int in, int out, int tile_rows, int tile_feats, int threads, int merge,
+                         int loop_tiles) {
     tile_grid g = {(n + tile_rows - 1) / tile_rows, (out + tile_feats - 1) / tile_feats, 1, 1};
     /* the smallest tile is the last one in both directions */
     const size_t last_macs = (size_t)(n - (g.rt - 1) * tile_rows) * (out - (g.ft - 1) * tile_feats) * in;
-    const int last_rows = n - (g.rt - 1) * tile_rows, per_group = g.rt * g.ft / (threads * groups_per_thread(threads));
+    const int last_rows = n - (g.rt - 1) * tile_rows, per_group = loop_tiles / (threads * groups_per_thread(threads));
     /* a single row is a matrix-vector product (product_tile), which sums in its own order */
     if (!merge || last_rows == 1 || last_macs < SMALL_CALL_MACS || per_group < 2) return g;
     /* all rows of a block of features first: x's rows are packed once per call */
@@ -90,8 +99,13 @@ void ds_linear_tiled(const float *x, int n, int in, const ds_linear_out *outs, i
     tile_grid grid[DS_LINEAR_MAX];
     int rgroups[DS_LINEAR_MAX], first[DS_LINEAR_MAX + 1] = {0};
     merge = merge && ds_linear_kernel_is_cut_free();
+    int loop_tiles = 0;
     for (int i = 0; i < count; i++) {
-        grid[i] = grid_of(n, in, outs[i].out, tile_rows, tile_feats, par ? threads : 1, merge);
+        const int t = tiles_of(n, outs[i].out, tile_rows, tile_feats);
+        loop_tiles = t > loop_tiles ? t : loop_tiles;
+    }
+    for (int i = 0; i < count; i++) {
+        grid[i] = grid_of(n, in, outs[i].out, tile_rows, tile_feats, par ? threads : 1, merge, loop_tiles);
         rgroups[i] = (grid[i].rt + grid[i].gr - 1) / grid[i].gr;
         first[i + 1] = first[i] + rgroups[i] * ((grid[i].ft + grid[i].gf - 1) / grid[i].gf);
     }
@@ -127,7 +141,7 @@ void ds_linear_shared(const float *x, int n, int in, const ds_linear_out *outs, 
     for (; s + 1 < nshapes; s++) {
         const int rows = tile_shapes[s][0], feats = tile_shapes[s][1];
         size_t tiles = 0;
-        for (int i = 0; i < count; i++) tiles += (size_t)((outs[i].out + feats - 1) / feats) * ((n + rows - 1) / rows);
+        for (int i = 0; i < count; i++) tiles += (size_t)tiles_of(n, outs[i].out, rows, feats);
         if (tiles >= DS_TILE_MIN_COUNT) break;
     }
     const int rows = tile_shapes[s][0];
