@@ -52,8 +52,11 @@ static double now_s(void) {
  * write; on virtual machines that hand free memory back to the host (virtio-balloon's free
  * page reporting) large free blocks are exactly the ones handed back, so a large write lands
  * on memory the host must fault in again, where small folios come from memory the guest still
- * holds (docs/performance-runs.md, run 10). The pieces cost one system call each. */
-#define WRITE_PIECE_BYTES ((size_t)128 << 10)
+ * holds (docs/performance-runs.md, run 10). Each piece costs a system call, which the writers
+ * make in turn under the file's lock, so pieces too small hold up a dump whose writes outrun
+ * one writer (run 19): 256 KiB is as fast as 128 KiB where large folios are slow, and faster
+ * where the pieces' calls are what limits. */
+#define WRITE_PIECE_BYTES ((size_t)256 << 10)
 
 /* Writes N bytes at OFF in pieces, counting the pwrite() calls into *CALLS: 0 or an errno. */
 static int write_all(int fd, const char *p, size_t n, off_t off, long *calls) {
