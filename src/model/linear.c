@@ -37,10 +37,10 @@ static const char *const cut_free_kernels[] = {"SkylakeX", "Cooperlake", "Sapphi
 /* Products of fewer multiply-adds than this may take a kernel's small-matrix path, which sums
  * in another order: their tiles always run one call each. */
 #define SMALL_CALL_MACS ((size_t)4 << 20)
-/* Groups of tiles per thread in a loop's largest product: fewer and larger calls pack x and W fewer times, more
- * groups let the other threads take over from a core that falls behind. On a few threads the
- * packing weighs more; on many, a slow core can hold up the rest (docs/performance.md, "Tiles
- * and determinism"). The groups change no bits, only the speed. */
+/* Groups of tiles per thread in a loop's largest product: fewer and larger calls pack x and W
+ * fewer times, more groups let the other threads take over from a core that falls behind. On a
+ * few threads the packing weighs more; on many, a slow core can hold up the rest
+ * (docs/performance.md, "Tiles and determinism"). The groups change no bits, only the speed. */
 static int groups_per_thread(int threads) { return threads <= 4 ? 2 : 4; }
 
 char *openblas_get_corename(void);
